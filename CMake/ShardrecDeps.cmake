@@ -1,0 +1,32 @@
+# Dependencies, all from Debian packages (see .ci/install-deps).
+find_package(Threads REQUIRED)
+find_package(MPI REQUIRED COMPONENTS CXX)
+find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
+
+# Parallel HDF5 (C API). Debian installs the MPI build beside the serial one; point the finder at it.
+set(HDF5_PREFER_PARALLEL TRUE)
+if(EXISTS /usr/lib/x86_64-linux-gnu/hdf5/openmpi AND NOT HDF5_ROOT)
+  set(HDF5_ROOT /usr/lib/x86_64-linux-gnu/hdf5/openmpi)
+endif()
+find_package(HDF5 REQUIRED COMPONENTS C)
+if(NOT HDF5_IS_PARALLEL)
+  message(FATAL_ERROR "shardrec needs parallel HDF5 (Debian: libhdf5-openmpi-dev); found a serial build at ${HDF5_INCLUDE_DIRS}")
+endif()
+add_library(shardrec::hdf5 INTERFACE IMPORTED)
+target_include_directories(shardrec::hdf5 INTERFACE ${HDF5_INCLUDE_DIRS})
+target_link_libraries(shardrec::hdf5 INTERFACE ${HDF5_C_LIBRARIES})
+target_compile_definitions(shardrec::hdf5 INTERFACE ${HDF5_DEFINITIONS})
+
+set(SHARDREC_HAVE_CUDA 0)
+if(SHARDREC_CUDA STREQUAL "AUTO")
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    set(SHARDREC_CUDA ON)
+  endif()
+endif()
+if(SHARDREC_CUDA STREQUAL "ON")
+  # Placeholder for the GPU backend issue: the toolkit is located here so that the flag is real.
+  find_package(CUDAToolkit REQUIRED)
+  set(SHARDREC_HAVE_CUDA 1)
+endif()

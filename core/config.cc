@@ -1,0 +1,76 @@
+#include "core/config.h"
+
+#include <sstream>
+
+#include "core/error.h"
+
+namespace shardrec {
+
+namespace {
+const char* init_name(dist::InitSpec::Kind k) {
+  switch (k) {
+    case dist::InitSpec::Kind::kNormal: return "normal";
+    case dist::InitSpec::Kind::kXavierNormal: return "xavier_normal";
+    case dist::InitSpec::Kind::kUniform: return "uniform";
+  }
+  return "?";
+}
+}  // namespace
+
+std::string TrainConfig::to_ini() const {
+  std::ostringstream o;
+  o.precision(9);
+  std::string ks;
+  for (size_t i = 0; i < eval.ks.size(); ++i) ks += (i ? "," : "") + std::to_string(eval.ks[i]);
+  o << "data = " << data << "\n"
+    << "model = " << model << "\n"
+    << "dim = " << dim << "\n"
+    << "loss = " << loss << "\n"
+    << "negatives = " << negatives << "\n"
+    << "batch = " << batch << "\n"
+    << "epochs = " << epochs << "\n"
+    << "seed = " << seed << "\n"
+    << "optimizer = " << OptimizerConfig::kind_name(opt.kind) << "\n"
+    << "lr = " << opt.lr << "\n"
+    << "beta1 = " << opt.beta1 << "\n"
+    << "beta2 = " << opt.beta2 << "\n"
+    << "eps = " << opt.eps << "\n"
+    << "weight-decay = " << opt.weight_decay << "\n"
+    << "l2 = " << l2 << "\n"
+    << "init = " << init_name(init.kind) << "\n"
+    << "init-scale = " << init.scale << "\n"
+    << "item-sharding = " << item_sharding << "\n"
+    << "eval-every = " << eval_every << "\n"
+    << "valid-metric = " << valid_metric << "\n"
+    << "patience = " << patience << "\n"
+    << "keep-best = " << (keep_best ? "true" : "false") << "\n"
+    << "ks = " << ks << "\n"
+    << "mask-valid = " << (eval.mask_valid_in_test ? "true" : "false") << "\n"
+    << "pointwise = " << (eval.pointwise ? "true" : "false") << "\n"
+    << "eval-seed = " << eval.seed << "\n";
+  return o.str();
+}
+
+void TrainConfig::validate() const {
+  auto need = [](bool ok, const std::string& field, const std::string& what) {
+    if (!ok) fail("option --" + field + ": " + what);
+  };
+  need(!data.empty(), "data", "a dataset file is required");
+  need(model == "mf", "model", "'" + model + "' is not available (this build has: mf)");
+  need(dim > 0 && dim <= 4096, "dim", "must be in 1..4096");
+  need(loss == "bpr" || loss == "bce", "loss", "'" + loss + "': expected bpr or bce");
+  need(negatives >= 1 && negatives <= 1000, "negatives", "must be in 1..1000");
+  need(batch >= 1, "batch", "must be positive");
+  need(epochs >= 0, "epochs", "must not be negative");
+  need(opt.lr > 0, "lr", "must be positive");
+  need(opt.beta1 >= 0 && opt.beta1 < 1, "beta1", "must be in [0, 1)");
+  need(opt.beta2 >= 0 && opt.beta2 < 1, "beta2", "must be in [0, 1)");
+  need(opt.eps > 0, "eps", "must be positive");
+  need(l2 >= 0, "l2", "must not be negative");
+  need(eval_every >= 0, "eval-every", "must not be negative");
+  need(patience >= 0, "patience", "must not be negative");
+  need(!eval.ks.empty(), "ks", "at least one cutoff");
+  for (int k : eval.ks) need(k >= 1, "ks", "cutoffs must be >= 1");
+}
+
+}  // namespace shardrec

@@ -1,0 +1,47 @@
+// Configuration of training and evaluation. The command line (launch/commands.cc) fills these
+// from flags or a config file; to_ini() writes the resolved values back into the run directory.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/optimizer.h"
+#include "dist/sharded_embedding.h"
+
+namespace shardrec {
+
+struct EvalConfig {
+  std::vector<int> ks = {10, 20};
+  bool mask_valid_in_test = true;  // RecBole's protocol: rank test items among non-train, non-valid
+  bool pointwise = true;           // AUC, GAUC, log loss on positives + one sampled negative each
+  int64_t score_budget = 1 << 24;  // floats of scores held at once per rank (users x local items)
+  uint64_t seed = 2024;            // seed of the pointwise negatives
+};
+
+struct TrainConfig {
+  std::string data;     // dataset file (shardrec prep / synth)
+  std::string run_dir;  // outputs; empty = write nothing
+  std::string model = "mf";
+  int dim = 64;
+  std::string loss = "bpr";  // bpr or bce
+  int negatives = 1;
+  int64_t batch = 2048;      // global batch, the same for any number of ranks
+  int epochs = 100;
+  uint64_t seed = 42;
+  OptimizerConfig opt;
+  float l2 = 0.0f;           // (l2/2)*||e||^2 per embedding occurrence, averaged like the loss
+  dist::InitSpec init;
+  std::string item_sharding = "mod";  // mod, range or table:R (users follow the data partition)
+  // Validation and early stopping.
+  int eval_every = 1;        // epochs between validations; 0 = never
+  std::string valid_metric = "ndcg@10";
+  int patience = 10;         // validations without improvement before stopping; 0 = off
+  bool keep_best = true;     // restore the best validated parameters at the end
+  EvalConfig eval;
+  int log_every_steps = 0;   // extra progress lines within an epoch (0 = only per epoch)
+
+  std::string to_ini() const;
+  void validate() const;     // throws Error naming the bad field
+};
+
+}  // namespace shardrec

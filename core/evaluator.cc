@@ -1,0 +1,244 @@
+#include "core/evaluator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "core/metrics.h"
+#include "core/rng.h"
+#include "dist/exact_sum.h"
+
+namespace shardrec {
+
+double EvalResult::get(const std::string& name) const {
+  auto it = values.find(name);
+  if (it == values.end()) {
+    std::string known;
+    for (auto& [k, v] : values) known += (known.empty() ? "" : ", ") + k;
+    fail("metric '" + name + "' is not computed (available: " + known + ")");
+  }
+  return it->second;
+}
+
+namespace {
+
+struct Cand {
+  float score;
+  int64_t item;
+};
+// Better first: higher score, then smaller id.
+inline bool better(const Cand& a, const Cand& b) {
+  return a.score > b.score || (a.score == b.score && a.item < b.item);
+}
+
+void ranking(const MFModel& model, const io::DataShard& data, int split, const EvalConfig& cfg,
+             dist::Comm& comm, EvalResult& res) {
+  const int n = comm.size(), me = comm.rank();
+  const int d = model.dim();
+  const int K = *std::max_element(cfg.ks.begin(), cfg.ks.end());
+  const auto& items = model.item;
+  const int64_t num_items = items.rows();
+  const io::UserSlice& target = data.split[split];
+  const bool mask_valid = split == 2 && cfg.mask_valid_in_test;
+
+  std::vector<int64_t> users;  // local users with held-out items in this split
+  for (int64_t u = target.user_lo; u < target.user_hi; ++u)
+    if (!target.items_of(u).empty()) users.push_back(u);
+
+  // Users per rank per round so that all gathered users x local items fit the score budget.
+  const int64_t per_round =
+      std::max<int64_t>(1, cfg.score_budget / std::max<int64_t>(1, num_items) / 1);
+  const int64_t chunk = std::max<int64_t>(1, per_round / n);
+  double rounds_d = static_cast<double>((users.size() + chunk - 1) / chunk);
+  comm.allreduce_max(&rounds_d, 1);
+  const int64_t rounds = static_cast<int64_t>(rounds_d);
+
+  const size_t nks = cfg.ks.size();
+  dist::ExactSums sums(metrics::kNumRankMetrics * nks + 1);
+  std::vector<double> per_user(metrics::kNumRankMetrics * nks);
+  std::vector<float> scores;
+
+  for (int64_t round = 0; round < rounds; ++round) {
+    const size_t b = std::min<size_t>(users.size(), round * chunk);
+    const size_t e = std::min<size_t>(users.size(), b + chunk);
+    std::vector<int64_t> mine(users.begin() + b, users.begin() + e);
+    // User vectors of this round's users (looked up through the table's own routing).
+    auto ur = model.user.route(comm, mine);
+    std::vector<float> uvec(mine.size() * d);
+    model.user.gather(comm, ur, uvec.data());
+    auto all_users = dist::allgather(comm, mine);
+    auto all_vecs = dist::allgather(comm, uvec);
+    std::vector<size_t> first(n + 1, 0);
+    for (int k = 0; k < n; ++k) first[k + 1] = first[k] + all_users[k].size();
+    const size_t g = first[n];
+    std::vector<const float*> gvec(g);
+    for (int k = 0; k < n; ++k)
+      for (size_t i = 0; i < all_users[k].size(); ++i) gvec[first[k] + i] = &all_vecs[k][i * d];
+
+    // Mask pairs (round-local user index, item) go to the item's owner.
+    std::vector<std::vector<int64_t>> mask_send(n);
+    for (size_t i = 0; i < mine.size(); ++i) {
+      const int64_t gu = static_cast<int64_t>(first[me] + i);
+      auto add = [&](std::span<const int32_t> its) {
+        for (int32_t it : its) {
+          auto& v = mask_send[items.sharding().owner(it)];
+          v.push_back(gu);
+          v.push_back(it);
+        }
+      };
+      add(data.split[0].items_of(mine[i]));
+      if (mask_valid) add(data.split[1].items_of(mine[i]));
+    }
+    auto mask_recv = dist::all_to_all(comm, mask_send);
+
+    // Score the local item shard for every gathered user.
+    const int64_t L = items.local_rows();
+    scores.assign(g * L, 0.0f);
+    for (size_t gu = 0; gu < g; ++gu)
+      for (int64_t l = 0; l < L; ++l)
+        scores[gu * L + l] = MFModel::score(gvec[gu], items.local_row(l), d);
+    const float masked = -std::numeric_limits<float>::infinity();
+    for (auto& v : mask_recv)
+      for (size_t i = 0; i + 1 < v.size(); i += 2)
+        scores[v[i] * L + items.sharding().local_index(v[i + 1])] = masked;
+
+    // Local top-K per gathered user, sent to that user's rank (padded with item -1).
+    std::vector<std::vector<Cand>> top_send(n);
+    std::vector<Cand> c;
+    for (int k = 0; k < n; ++k) {
+      for (size_t gu = first[k]; gu < first[k + 1]; ++gu) {
+        c.clear();
+        for (int64_t l = 0; l < L; ++l) {
+          const float s = scores[gu * L + l];
+          if (s != masked) c.push_back({s, items.sharding().global_id(me, l)});
+        }
+        const size_t keep = std::min<size_t>(K, c.size());
+        std::partial_sort(c.begin(), c.begin() + keep, c.end(), better);
+        c.resize(keep);
+        c.resize(K, Cand{masked, -1});
+        top_send[k].insert(top_send[k].end(), c.begin(), c.end());
+      }
+    }
+    auto top_recv = dist::all_to_all(comm, top_send);
+    std::vector<Cand> merged;
+    std::vector<int64_t> topk, relevant;
+    for (size_t i = 0; i < mine.size(); ++i) {
+      merged.clear();
+      for (int k = 0; k < n; ++k)
+        for (int j = 0; j < K; ++j) {
+          const Cand& x = top_recv[k][i * K + j];
+          if (x.item >= 0) merged.push_back(x);
+        }
+      const size_t keep = std::min<size_t>(K, merged.size());
+      std::partial_sort(merged.begin(), merged.begin() + keep, merged.end(), better);
+      topk.clear();
+      for (size_t j = 0; j < keep; ++j) topk.push_back(merged[j].item);
+      auto rel = target.items_of(mine[i]);
+      relevant.assign(rel.begin(), rel.end());
+      std::sort(relevant.begin(), relevant.end());
+      relevant.erase(std::unique(relevant.begin(), relevant.end()), relevant.end());
+      std::fill(per_user.begin(), per_user.end(), 0.0);
+      metrics::add_user_ranking(topk, relevant, cfg.ks, per_user.data());
+      for (size_t m = 0; m < per_user.size(); ++m) sums.add(m, per_user[m]);
+      sums.add(per_user.size(), 1.0);
+    }
+  }
+  sums.allreduce(comm);
+  const double nu = sums.value(per_user.size());
+  res.users = static_cast<int64_t>(std::llround(nu));
+  for (int m = 0; m < metrics::kNumRankMetrics; ++m)
+    for (size_t j = 0; j < nks; ++j)
+      res.values[std::string(metrics::rank_metric_name(static_cast<metrics::RankMetric>(m))) + "@" +
+                 std::to_string(cfg.ks[j])] =
+          nu > 0 ? sums.value(metrics::rank_slot(static_cast<metrics::RankMetric>(m), j, nks)) / nu
+                 : 0.0;
+}
+
+void pointwise(const MFModel& model, const io::DataShard& data, int split, const EvalConfig& cfg,
+               dist::Comm& comm, EvalResult& res) {
+  const int d = model.dim();
+  const io::UserSlice& target = data.split[split];
+  const int64_t num_items = model.item.rows();
+  // Rows: every positive of the split, then one negative for it; grouped by user.
+  std::vector<int64_t> row_user, row_item;
+  std::vector<uint8_t> label;
+  std::vector<int64_t> seen;
+  for (int64_t u = target.user_lo; u < target.user_hi; ++u) {
+    auto pos = target.items_of(u);
+    if (pos.empty()) continue;
+    seen.clear();
+    for (int s = 0; s < 3; ++s)
+      for (int32_t it : data.split[s].items_of(u)) seen.push_back(it);
+    std::sort(seen.begin(), seen.end());
+    seen.erase(std::unique(seen.begin(), seen.end()), seen.end());
+    if (static_cast<int64_t>(seen.size()) >= num_items) continue;  // no negative exists
+    for (size_t k = 0; k < pos.size(); ++k) {
+      row_user.push_back(u);
+      row_item.push_back(pos[k]);
+      label.push_back(1);
+      // The negative depends on (seed, split, dataset row index) only.
+      CounterRng rng(cfg.seed, 0xe7a1, split, static_cast<uint64_t>(target.row_lo + target.ptr[u - target.user_lo] + k));
+      int64_t j;
+      do j = static_cast<int64_t>(rng.below(num_items));
+      while (std::binary_search(seen.begin(), seen.end(), j));
+      row_user.push_back(u);
+      row_item.push_back(j);
+      label.push_back(0);
+    }
+  }
+  auto ur = model.user.route(comm, row_user);
+  auto ir = model.item.route(comm, row_item);
+  std::vector<float> uv(row_user.size() * d), iv(row_item.size() * d);
+  model.user.gather(comm, ur, uv.data());
+  model.item.gather(comm, ir, iv.data());
+  std::vector<float> logit(row_user.size());
+  for (size_t r = 0; r < logit.size(); ++r) logit[r] = MFModel::score(&uv[r * d], &iv[r * d], d);
+
+  dist::ExactSums sums(3);  // gauc weighted sum, gauc weight, log loss
+  for (size_t a = 0; a < logit.size();) {
+    size_t b = a;
+    while (b < logit.size() && row_user[b] == row_user[a]) ++b;
+    metrics::GaucAccum one;
+    one.add_user(std::span(logit).subspan(a, b - a), std::span(label).subspan(a, b - a),
+                 metrics::GaucWeight::kUnweighted);
+    sums.add(0, one.weighted_sum);
+    sums.add(1, one.weight);
+    a = b;
+  }
+  sums.add(2, metrics::log_loss_sum(logit, label));
+  sums.allreduce(comm);
+  // Pooled AUC needs every score in one place: rank 0 receives all (score, label) pairs.
+  std::vector<std::vector<float>> ls(comm.size());
+  std::vector<std::vector<uint8_t>> lb(comm.size());
+  ls[0] = logit;
+  lb[0] = label;
+  auto got_logit = dist::all_to_all(comm, ls);
+  auto got_label = dist::all_to_all(comm, lb);
+  std::vector<float> pooled;
+  std::vector<uint8_t> pooled_label;
+  for (int k = 0; k < comm.size(); ++k) {
+    pooled.insert(pooled.end(), got_logit[k].begin(), got_logit[k].end());
+    pooled_label.insert(pooled_label.end(), got_label[k].begin(), got_label[k].end());
+  }
+  double auc = comm.rank() == 0 ? metrics::auc(pooled, pooled_label) : 0.0;
+  comm.broadcast(&auc, sizeof auc, 0);
+  int64_t rows = static_cast<int64_t>(logit.size());
+  comm.allreduce_sum(&rows, 1);
+  res.values["auc"] = auc;
+  res.values["gauc"] = sums.value(1) > 0 ? sums.value(0) / sums.value(1) : std::nan("");
+  res.values["logloss"] = rows > 0 ? sums.value(2) / static_cast<double>(rows) : std::nan("");
+}
+
+}  // namespace
+
+EvalResult evaluate(const MFModel& model, const io::DataShard& data, int split,
+                    const EvalConfig& cfg, dist::Comm& comm) {
+  SHARDREC_CHECK(split == 1 || split == 2, "evaluate: split must be valid (1) or test (2)");
+  EvalResult res;
+  ranking(model, data, split, cfg, comm, res);
+  if (cfg.pointwise) pointwise(model, data, split, cfg, comm, res);
+  return res;
+}
+
+}  // namespace shardrec

@@ -1,0 +1,83 @@
+#include "core/optimizer.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace shardrec {
+
+OptimizerConfig::Kind OptimizerConfig::parse_kind(const std::string& name) {
+  if (name == "sgd") return Kind::kSgd;
+  if (name == "adagrad") return Kind::kAdagrad;
+  if (name == "adam") return Kind::kAdam;
+  if (name == "adam_dense") return Kind::kAdamDense;
+  fail("optimizer '" + name + "': expected sgd, adagrad, adam (lazy) or adam_dense");
+}
+
+std::string OptimizerConfig::kind_name(Kind k) {
+  switch (k) {
+    case Kind::kSgd: return "sgd";
+    case Kind::kAdagrad: return "adagrad";
+    case Kind::kAdam: return "adam";
+    case Kind::kAdamDense: return "adam_dense";
+  }
+  return "?";
+}
+
+RowOptimizer::RowOptimizer(const OptimizerConfig& cfg, int64_t rows, int dim)
+    : cfg_(cfg), dim_(dim) {
+  switch (cfg.kind) {
+    case OptimizerConfig::Kind::kSgd: break;
+    case OptimizerConfig::Kind::kAdagrad: v_.assign(rows, cfg.adagrad_init); break;
+    case OptimizerConfig::Kind::kAdam:
+    case OptimizerConfig::Kind::kAdamDense:
+      m_.assign(rows * dim, 0.0f);
+      v_.assign(rows * dim, 0.0f);
+      break;
+  }
+}
+
+size_t RowOptimizer::state_bytes() const { return (m_.size() + v_.size()) * sizeof(float); }
+
+void RowOptimizer::update(int64_t r, float* w, const float* grad) {
+  const int d = dim_;
+  const float wd = cfg_.weight_decay;
+  switch (cfg_.kind) {
+    case OptimizerConfig::Kind::kSgd:
+      if (!grad) return;
+      for (int k = 0; k < d; ++k) w[k] -= cfg_.lr * (grad[k] + wd * w[k]);
+      return;
+    case OptimizerConfig::Kind::kAdagrad: {
+      if (!grad) return;
+      float g2 = 0.0f;
+      for (int k = 0; k < d; ++k) {
+        const float g = grad[k] + wd * w[k];
+        g2 += g * g;
+      }
+      float& a = v_[r];
+      a += g2 / static_cast<float>(d);
+      const float scale = cfg_.lr / (std::sqrt(a) + cfg_.eps);
+      for (int k = 0; k < d; ++k) w[k] -= scale * (grad[k] + wd * w[k]);
+      return;
+    }
+    case OptimizerConfig::Kind::kAdam:
+    case OptimizerConfig::Kind::kAdamDense: {
+      if (!grad && !cfg_.dense()) return;
+      const double t = static_cast<double>(t_);
+      const float bc1 = static_cast<float>(1.0 - std::pow(static_cast<double>(cfg_.beta1), t));
+      const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(static_cast<double>(cfg_.beta2), t)));
+      const float step = cfg_.lr / bc1;
+      float* m = &m_[r * d];
+      float* v = &v_[r * d];
+      for (int k = 0; k < d; ++k) {
+        const float g = (grad ? grad[k] : 0.0f) + wd * w[k];
+        m[k] = cfg_.beta1 * m[k] + (1.0f - cfg_.beta1) * g;
+        v[k] = cfg_.beta2 * v[k] + (1.0f - cfg_.beta2) * g * g;
+        w[k] -= step * m[k] / (std::sqrt(v[k]) / bc2_sqrt + cfg_.eps);
+      }
+      return;
+    }
+  }
+}
+
+}  // namespace shardrec

@@ -1,0 +1,50 @@
+// Sparse (row-wise) optimizers applied by the rank that owns a row, after the gradient
+// contributions of that row have been reduced there in global sample order.
+//   sgd:        w -= lr * g
+//   adagrad:    row-wise (one accumulator per row, as FBGEMM's EXACT_ROWWISE_ADAGRAD):
+//               a += mean(g^2);  w -= lr * g / (sqrt(a) + eps)
+//   adam (lazy): PyTorch's Adam formula on the rows a step touches only; the step counter t is
+//               global (counts every step), as in PyTorch's SparseAdam
+//   adam_dense: PyTorch's Adam on a dense gradient: every row of the shard moves every step,
+//               untouched rows with g = 0 (their moments decay and momentum keeps moving them).
+//               This is what RecBole and the papers' code run; see ../docs/architecture.md.
+// Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+// weight_decay adds wd * w to g before the update (PyTorch's coupled L2), on the rows updated.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace shardrec {
+
+struct OptimizerConfig {
+  enum class Kind { kSgd, kAdagrad, kAdam, kAdamDense };
+  Kind kind = Kind::kAdamDense;
+  float lr = 0.001f;
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  float weight_decay = 0.0f;
+  float adagrad_init = 0.0f;
+  static Kind parse_kind(const std::string& name);  // sgd, adagrad, adam, adam_dense
+  static std::string kind_name(Kind k);
+  bool dense() const { return kind == Kind::kAdamDense; }
+};
+
+// Optimizer state for one shard of one table: `rows` local rows of width `dim`.
+class RowOptimizer {
+ public:
+  RowOptimizer(const OptimizerConfig& cfg, int64_t rows, int dim);
+  void begin_step() { ++t_; }  // once per training step, on every rank
+  // Updates one row; grad == nullptr means a zero gradient (dense Adam's untouched rows).
+  void update(int64_t local_row, float* w, const float* grad);
+  const OptimizerConfig& config() const { return cfg_; }
+  int64_t step() const { return t_; }
+  size_t state_bytes() const;
+
+ private:
+  OptimizerConfig cfg_;
+  int dim_;
+  int64_t t_ = 0;
+  std::vector<float> m_, v_;  // Adam moments, or v_ = Adagrad row accumulators
+};
+
+}  // namespace shardrec

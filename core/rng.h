@@ -1,0 +1,68 @@
+// Counter-based randomness: every random number is a pure function of (seed, stream keys, counter),
+// so a value never depends on how many ranks drew numbers before it. This is what makes negatives,
+// initial rows and the epoch shuffle identical for any world size.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace shardrec {
+
+// splitmix64's finaliser: a bijective 64-bit mixer with good avalanche.
+inline uint64_t mix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+inline uint64_t hash64(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0, uint64_t d = 0) {
+  uint64_t h = mix64(seed ^ 0x5851f42d4c957f2dULL);
+  h = mix64(h ^ a);
+  h = mix64(h ^ b);
+  h = mix64(h ^ c);
+  return mix64(h ^ d);
+}
+
+// Uniform in [0, 1) with 53 random bits.
+inline double to_unit(uint64_t x) { return static_cast<double>(x >> 11) * 0x1.0p-53; }
+
+// Uniform integer in [0, n) (Lemire's multiply-shift; bias below 2^-40 for n < 2^24).
+inline uint64_t to_range(uint64_t x, uint64_t n) {
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(x) * n) >> 64);
+}
+
+// A sequence of draws under fixed keys: draw i is hash64(seed, a, b, c, i).
+class CounterRng {
+ public:
+  CounterRng(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0)
+      : seed_(seed), a_(a), b_(b), c_(c) {}
+  uint64_t next() { return hash64(seed_, a_, b_, c_, i_++); }
+  double uniform() { return to_unit(next()); }
+  uint64_t below(uint64_t n) { return to_range(next(), n); }
+  // Standard normal (Box-Muller; one draw per call, the second value is dropped for simplicity).
+  double normal() {
+    double u1 = uniform(), u2 = uniform();
+    if (u1 < 1e-300) u1 = 1e-300;
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+  }
+
+ private:
+  uint64_t seed_, a_, b_, c_, i_ = 0;
+};
+
+// A seeded random permutation of [0, n) evaluated pointwise: a 4-round Feistel network on the
+// smallest even power of two >= n, with cycle walking to stay inside [0, n).
+class Permutation {
+ public:
+  Permutation(uint64_t n, uint64_t seed);
+  uint64_t operator()(uint64_t x) const;  // position of x
+  uint64_t size() const { return n_; }
+
+ private:
+  uint64_t encrypt(uint64_t x) const;
+  uint64_t n_, seed_;
+  int half_bits_;
+  uint64_t mask_;
+};
+
+}  // namespace shardrec

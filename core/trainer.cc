@@ -1,0 +1,225 @@
+#include "core/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "dist/exact_sum.h"
+
+namespace shardrec {
+
+namespace {
+inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
+// log(1 + e^x) without overflow.
+inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+// Parses "ndcg@10" into a metric name the evaluator reports; validated against its output.
+bool higher_is_better(const std::string& metric) { return metric != "logloss"; }
+}  // namespace
+
+Trainer::Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm)
+    : cfg_(cfg), data_(data), comm_(comm), model_(cfg, data.users, data.info.num_items, comm.rank()) {
+  cfg_.validate();
+  num_train_ = data.info.rows[0];
+  const io::UserSlice& tr = data.train();
+  if (tr.rows() >= (int64_t{1} << 32)) fail("a rank holds more than 2^32 training rows; use more ranks");
+  row_user_.resize(tr.rows());
+  for (int64_t u = 0; u < tr.user_hi - tr.user_lo; ++u)
+    for (int64_t r = tr.ptr[u]; r < tr.ptr[u + 1]; ++r) row_user_[r] = static_cast<uint32_t>(u);
+}
+
+int64_t Trainer::steps_per_epoch() const { return (num_train_ + cfg_.batch - 1) / cfg_.batch; }
+
+int64_t Trainer::sample_negative(int epoch, int64_t global_row, int k,
+                                 std::span<const int32_t> seen) const {
+  const int64_t n_items = data_.info.num_items;
+  CounterRng rng(cfg_.seed, 0x4e67, static_cast<uint64_t>(epoch),
+                 static_cast<uint64_t>(global_row) * 1024 + static_cast<uint64_t>(k));
+  // Rejection sampling against the user's sorted training items, as the papers' code does.
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const int64_t j = static_cast<int64_t>(rng.below(n_items));
+    if (!std::binary_search(seen.begin(), seen.end(), static_cast<int32_t>(j))) return j;
+  }
+  // Very dense user: pick uniformly among the items the user has not seen, directly.
+  std::vector<int32_t> uniq(seen.begin(), seen.end());
+  uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
+  const int64_t free_items = n_items - static_cast<int64_t>(uniq.size());
+  if (free_items <= 0)
+    fail("user " + std::to_string(data_.train().user_lo) + "+: a user interacted with every item; no negative exists");
+  int64_t x = static_cast<int64_t>(rng.below(free_items));
+  // The x-th missing id: x plus the number of seen ids at or below the answer.
+  size_t lo = 0, hi = uniq.size();
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (uniq[mid] - static_cast<int64_t>(mid) <= x) lo = mid + 1; else hi = mid;
+  }
+  return x + static_cast<int64_t>(lo);
+}
+
+double Trainer::train_step(int epoch, int64_t /*step*/, const LocalSample* s, size_t n,
+                           int64_t global_n) {
+  const int d = cfg_.dim, negs = cfg_.negatives, per = 1 + negs;
+  const io::UserSlice& tr = data_.train();
+  std::vector<int64_t> uid(n), iid(n * per);
+  std::vector<uint64_t> ukey(n), ikey(n * per);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t user = tr.user_lo + s[i].user;
+    uid[i] = user;
+    ukey[i] = s[i].pos;
+    iid[i * per] = tr.item[s[i].row];
+    auto seen = tr.items_of(user);
+    for (int k = 0; k < negs; ++k)
+      iid[i * per + 1 + k] = sample_negative(epoch, tr.row_lo + s[i].row, k, seen);
+    for (int k = 0; k < per; ++k) ikey[i * per + k] = s[i].pos * per + k;
+  }
+  auto ur = model_.user.route(comm_, uid);
+  auto ir = model_.item.route(comm_, iid);
+  std::vector<float> U(n * d), I(n * per * d);
+  model_.user.gather(comm_, ur, U.data());
+  model_.item.gather(comm_, ir, I.data());
+  std::vector<float> gU(n * d, 0.0f), gI(n * per * d, 0.0f);
+
+  const bool bpr = cfg_.loss == "bpr";
+  const float inv = 1.0f / static_cast<float>(global_n * (bpr ? negs : per));
+  const float reg = cfg_.l2 / static_cast<float>(global_n);
+  double loss = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float* u = &U[i * d];
+    const float* ip = &I[i * per * d];
+    float* gu = &gU[i * d];
+    float* gip = &gI[i * per * d];
+    const float sp = MFModel::score(u, ip, d);
+    if (bpr) {
+      for (int k = 0; k < negs; ++k) {
+        const float* jn = ip + (1 + k) * d;
+        float* gjn = gip + (1 + k) * d;
+        const float x = sp - MFModel::score(u, jn, d);
+        loss += softplus(-static_cast<double>(x));
+        const float c = -sigmoid(-x) * inv;  // d loss / d x, averaged over the batch
+        for (int q = 0; q < d; ++q) {
+          gu[q] += c * (ip[q] - jn[q]);
+          gip[q] += c * u[q];
+          gjn[q] -= c * u[q];
+        }
+      }
+    } else {
+      for (int k = 0; k < per; ++k) {
+        const float* it = ip + k * d;
+        float* git = gip + k * d;
+        const float y = k == 0 ? sp : MFModel::score(u, it, d);
+        const float t = k == 0 ? 1.0f : 0.0f;
+        loss += softplus(static_cast<double>(y)) - t * y;
+        const float c = (sigmoid(y) - t) * inv;
+        kernels::axpy(c, it, gu, d);
+        kernels::axpy(c, u, git, d);
+      }
+    }
+    if (reg > 0) {
+      double r = kernels::sum_squares(u, d);
+      for (int k = 0; k < per; ++k) r += kernels::sum_squares(ip + k * d, d);
+      loss += 0.5 * cfg_.l2 * r * (bpr ? negs : per);  // per loss term, like the data loss
+      kernels::axpy(reg, u, gu, d);
+      for (int k = 0; k < per; ++k) kernels::axpy(reg, ip + k * d, gip + k * d, d);
+    }
+  }
+  model_.user.apply(comm_, ur, ukey, gU.data());
+  model_.item.apply(comm_, ir, ikey, gI.data());
+  return loss;
+}
+
+double Trainer::train_epoch(int epoch) {
+  const io::UserSlice& tr = data_.train();
+  const int64_t B = cfg_.batch, S = steps_per_epoch();
+  const Permutation perm(static_cast<uint64_t>(num_train_), hash64(cfg_.seed, 0xe90c, epoch));
+  // This rank's samples, grouped by step (counting sort) and ordered by position within a step.
+  const size_t n = static_cast<size_t>(tr.rows());
+  std::vector<LocalSample> tmp(n), order(n);
+  std::vector<int64_t> start(S + 1, 0);
+  for (size_t r = 0; r < n; ++r) {
+    const uint64_t pos = perm(static_cast<uint64_t>(tr.row_lo + r));
+    tmp[r] = {pos, static_cast<uint32_t>(r), row_user_[r]};
+    ++start[pos / B + 1];
+  }
+  for (int64_t s = 0; s < S; ++s) start[s + 1] += start[s];
+  {
+    std::vector<int64_t> fill(start.begin(), start.end() - 1);
+    for (auto& x : tmp) order[fill[x.pos / B]++] = x;
+  }
+  tmp = {};
+  dist::ExactSums loss(1, 24);
+  for (int64_t s = 0; s < S; ++s) {
+    auto b = order.begin() + start[s], e = order.begin() + start[s + 1];
+    std::sort(b, e, [](const LocalSample& x, const LocalSample& y) { return x.pos < y.pos; });
+    const int64_t global_n = std::min<int64_t>(B, num_train_ - s * B);
+    const double l = train_step(epoch, s, &*b, static_cast<size_t>(e - b), global_n);
+    if (!std::isfinite(l))
+      fail("training diverged: the loss is " + std::to_string(l) + " at epoch " +
+           std::to_string(epoch) + " step " + std::to_string(s) + " on rank " +
+           std::to_string(comm_.rank()) + " (lower the learning rate?)");
+    loss.add(0, l);
+  }
+  loss.allreduce(comm_);
+  const double terms = static_cast<double>(num_train_) *
+                       (cfg_.loss == "bpr" ? cfg_.negatives : 1 + cfg_.negatives);
+  return loss.value(0) / terms;
+}
+
+FitResult Trainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
+  FitResult res;
+  const bool maximize = higher_is_better(cfg_.valid_metric);
+  double best = maximize ? -INFINITY : INFINITY;
+  int since_best = 0;
+  std::vector<float> best_user, best_item;
+  double elapsed = 0;
+  for (int epoch = 1; epoch <= cfg_.epochs; ++epoch) {
+    EpochLog log;
+    log.epoch = epoch;
+    const double t0 = now();
+    log.loss = train_epoch(epoch);
+    double secs = now() - t0;
+    comm_.allreduce_max(&secs, 1);
+    log.seconds = secs;
+    log.samples_per_s = static_cast<double>(num_train_) / std::max(secs, 1e-9);
+    if (cfg_.eval_every > 0 && epoch % cfg_.eval_every == 0) {
+      log.validated = true;
+      log.valid = evaluate(model_, data_, 1, cfg_.eval, comm_);
+      const double v = log.valid.get(cfg_.valid_metric);
+      if (maximize ? v > best : v < best) {
+        best = v;
+        since_best = 0;
+        log.improved = true;
+        res.best_epoch = epoch;
+        res.best_valid = v;
+        if (cfg_.keep_best) {
+          best_user = model_.user.local_data();
+          best_item = model_.item.local_data();
+        }
+      } else {
+        ++since_best;
+      }
+    }
+    double total = now() - t0;
+    comm_.allreduce_max(&total, 1);
+    elapsed += total;
+    log.eta_seconds = elapsed / epoch * (cfg_.epochs - epoch);
+    res.epochs.push_back(log);
+    if (on_epoch) on_epoch(log);
+    if (log.validated && cfg_.patience > 0 && since_best >= cfg_.patience) {
+      res.stopped_early = true;
+      break;
+    }
+  }
+  if (res.best_epoch == 0 || !cfg_.keep_best || cfg_.eval_every == 0) {
+    res.best_epoch = static_cast<int>(res.epochs.size());
+  } else if (res.best_epoch != static_cast<int>(res.epochs.size())) {
+    model_.user.local_data() = best_user;
+    model_.item.local_data() = best_item;
+  }
+  return res;
+}
+
+}  // namespace shardrec

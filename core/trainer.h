@@ -1,0 +1,66 @@
+// The training loop. Every step is a global batch of `batch` samples drawn from a per-epoch
+// permutation of all training rows (a seeded Feistel permutation, evaluated pointwise, so no rank
+// needs the whole data). A sample is processed by the rank that owns its user, which holds the
+// user's rows; negatives come from a counter RNG keyed by (seed, epoch, dataset row, k); gradient
+// contributions are reduced at the owners in global sample order. Result: for a given config and
+// seed, the final parameters are bitwise identical for any number of ranks.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/evaluator.h"
+#include "core/model.h"
+#include "dist/comm.h"
+#include "io/dataset.h"
+
+namespace shardrec {
+
+struct EpochLog {
+  int epoch = 0;
+  double loss = 0;           // mean training loss per (positive, negative) term
+  double seconds = 0;        // wall time of the epoch's training steps
+  double samples_per_s = 0;  // positives per second, all ranks together
+  double eta_seconds = 0;    // estimated time left at the current pace (max epochs)
+  bool validated = false;
+  EvalResult valid;
+  bool improved = false;
+};
+
+struct FitResult {
+  std::vector<EpochLog> epochs;
+  int best_epoch = 0;  // epoch whose parameters the model holds at the end (0 = initial)
+  double best_valid = 0;
+  bool stopped_early = false;
+};
+
+class Trainer {
+ public:
+  Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm);
+  // Runs the epochs; on_epoch is called on every rank after each epoch.
+  FitResult fit(const std::function<void(const EpochLog&)>& on_epoch = {});
+  // One epoch of training steps; returns the mean loss.
+  double train_epoch(int epoch);
+  MFModel& model() { return model_; }
+  const MFModel& model() const { return model_; }
+  int64_t steps_per_epoch() const;
+
+ private:
+  struct LocalSample {
+    uint64_t pos;     // position in the epoch's global order
+    uint32_t row;     // index in this rank's training slice
+    uint32_t user;    // user index within this rank's users
+  };
+  double train_step(int epoch, int64_t step, const LocalSample* s, size_t n, int64_t global_n);
+  int64_t sample_negative(int epoch, int64_t global_row, int k, std::span<const int32_t> seen) const;
+
+  TrainConfig cfg_;
+  const io::DataShard& data_;
+  dist::Comm& comm_;
+  MFModel model_;
+  int64_t num_train_ = 0;
+  std::vector<uint32_t> row_user_;  // training slice row -> local user index
+};
+
+}  // namespace shardrec

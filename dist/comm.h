@@ -1,0 +1,98 @@
+// Communicator: who we are (rank, size) and the collectives a training step needs.
+// Backends: MPI (dist/mpi_comm.h), in-process threads (dist/inproc_comm.h, for tests), and NCCL later.
+// No backend handle appears here, so models and strategies never see MPI_Comm or ncclComm_t.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace shardrec::dist {
+
+// Traffic counters, per rank; the planner (issue 5) and tests read them.
+struct CommStats {
+  uint64_t alltoallv_calls = 0;
+  uint64_t alltoallv_bytes_sent = 0;
+  uint64_t allreduce_calls = 0;
+  uint64_t allreduce_bytes = 0;
+  uint64_t allgather_calls = 0;
+  uint64_t bcast_calls = 0;
+};
+
+class Comm {
+ public:
+  virtual ~Comm() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+
+  // Personalised exchange: send_bytes[k] bytes starting at send_displs[k] go to rank k; the caller
+  // knows recv_bytes[k] (exchange counts first with alltoall_counts) and receives at recv_displs[k].
+  virtual void alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs,
+                         void* recv, const size_t* recv_bytes, const size_t* recv_displs) = 0;
+  // Every rank sends one uint64 to every rank: send[k] -> rank k, recv[k] <- rank k.
+  virtual void alltoall_u64(const uint64_t* send, uint64_t* recv) = 0;
+  // Sum of int64 is exact and so independent of the reduction order (see dist/exact_sum.h).
+  virtual void allreduce_sum(int64_t* data, size_t n) = 0;
+  virtual void allreduce_max(double* data, size_t n) = 0;
+  // Gather bytes from every rank to every rank, concatenated in rank order. recv_bytes[k] is what
+  // rank k contributes (exchange it first with allgather_u64 when unknown).
+  virtual void allgatherv(const void* send, size_t send_bytes, void* recv,
+                          const size_t* recv_bytes) = 0;
+  virtual void allgather_u64(uint64_t value, uint64_t* recv) = 0;
+  virtual void broadcast(void* data, size_t bytes, int root) = 0;
+  virtual void barrier() = 0;
+
+  const CommStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = CommStats{}; }
+
+ protected:
+  CommStats stats_;
+};
+
+// Typed all-to-all-v: send[k] goes to rank k; returns what each rank sent us, by source rank.
+// The counts travel first, then the payload, in one call each.
+template <class T>
+std::vector<std::vector<T>> all_to_all(Comm& comm, const std::vector<std::vector<T>>& send) {
+  const int n = comm.size();
+  std::vector<uint64_t> scount(n), rcount(n);
+  for (int k = 0; k < n; ++k) scount[k] = send[k].size();
+  comm.alltoall_u64(scount.data(), rcount.data());
+  std::vector<size_t> sb(n), sd(n), rb(n), rd(n);
+  size_t stotal = 0, rtotal = 0;
+  for (int k = 0; k < n; ++k) {
+    sb[k] = scount[k] * sizeof(T); sd[k] = stotal; stotal += sb[k];
+    rb[k] = rcount[k] * sizeof(T); rd[k] = rtotal; rtotal += rb[k];
+  }
+  std::vector<T> sbuf(stotal / sizeof(T)), rbuf(rtotal / sizeof(T));
+  for (int k = 0; k < n; ++k)
+    if (sb[k]) std::memcpy(reinterpret_cast<char*>(sbuf.data()) + sd[k], send[k].data(), sb[k]);
+  comm.alltoallv(sbuf.data(), sb.data(), sd.data(), rbuf.data(), rb.data(), rd.data());
+  std::vector<std::vector<T>> out(n);
+  for (int k = 0; k < n; ++k) {
+    out[k].resize(rcount[k]);
+    if (rb[k]) std::memcpy(out[k].data(), reinterpret_cast<char*>(rbuf.data()) + rd[k], rb[k]);
+  }
+  return out;
+}
+
+// Typed all-gather-v: every rank's vector, in rank order.
+template <class T>
+std::vector<std::vector<T>> allgather(Comm& comm, const std::vector<T>& mine) {
+  const int n = comm.size();
+  std::vector<uint64_t> counts(n);
+  comm.allgather_u64(mine.size(), counts.data());
+  std::vector<size_t> bytes(n);
+  size_t total = 0;
+  for (int k = 0; k < n; ++k) { bytes[k] = counts[k] * sizeof(T); total += bytes[k]; }
+  std::vector<T> buf(total / sizeof(T));
+  comm.allgatherv(mine.data(), mine.size() * sizeof(T), buf.data(), bytes.data());
+  std::vector<std::vector<T>> out(n);
+  size_t off = 0;
+  for (int k = 0; k < n; ++k) {
+    out[k].assign(buf.begin() + off, buf.begin() + off + counts[k]);
+    off += counts[k];
+  }
+  return out;
+}
+
+}  // namespace shardrec::dist

@@ -1,0 +1,49 @@
+// MPI communicator. MpiEnv owns MPI_Init/MPI_Finalize for a process; MpiComm owns a duplicate of
+// the world communicator. The MPI handle stays in the .cc file.
+#pragma once
+#include <memory>
+
+#include "dist/comm.h"
+
+namespace shardrec::dist {
+
+class MpiEnv {
+ public:
+  MpiEnv(int* argc, char*** argv);
+  ~MpiEnv();
+  MpiEnv(const MpiEnv&) = delete;
+  MpiEnv& operator=(const MpiEnv&) = delete;
+  // Ends every rank of the job with this exit code (after an error on one rank).
+  static void abort(int code);
+};
+
+class MpiComm final : public Comm {
+ public:
+  MpiComm();  // a duplicate of MPI_COMM_WORLD
+  ~MpiComm() override;
+  MpiComm(const MpiComm&) = delete;
+  MpiComm& operator=(const MpiComm&) = delete;
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  void alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs, void* recv,
+                 const size_t* recv_bytes, const size_t* recv_displs) override;
+  void alltoall_u64(const uint64_t* send, uint64_t* recv) override;
+  void allreduce_sum(int64_t* data, size_t n) override;
+  void allreduce_max(double* data, size_t n) override;
+  void allgatherv(const void* send, size_t send_bytes, void* recv,
+                  const size_t* recv_bytes) override;
+  void allgather_u64(uint64_t value, uint64_t* recv) override;
+  void broadcast(void* data, size_t bytes, int root) override;
+  void barrier() override;
+
+  // The MPI communicator as an opaque pointer, for parallel HDF5 (io/ casts it back).
+  const void* native_handle() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace shardrec::dist

@@ -1,0 +1,73 @@
+// An embedding table whose rows are spread over ranks by a Sharding. One training step:
+//   route()  - ids bucketed by owner, de-duplicated, one all-to-all of ids (counts + ids);
+//   gather() - owners return the requested rows (one all-to-all of rows);
+//   apply()  - every gradient contribution travels to the row's owner with its order key; the
+//              owner sums each row's contributions in key order (the global sample order) and
+//              applies the optimizer there. Keys fix the summation order, so the result does not
+//              depend on how samples were spread over ranks: bitwise world-size invariance.
+// A Routing can be reused for a second gather/apply on the same ids (the MG meta-step).
+#pragma once
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/optimizer.h"
+#include "dist/comm.h"
+#include "dist/sharding.h"
+
+namespace shardrec::dist {
+
+struct InitSpec {
+  enum class Kind { kNormal, kXavierNormal, kUniform };
+  Kind kind = Kind::kXavierNormal;
+  double scale = 0.01;  // std for kNormal, half-width for kUniform
+  static Kind parse(const std::string& name);  // normal, xavier_normal, uniform
+};
+
+struct Routing {
+  std::vector<std::vector<int64_t>> request;  // per owner: sorted unique global ids we asked for
+  std::vector<std::vector<int64_t>> serve;    // per requester: local row indices we serve
+  std::vector<uint32_t> slot;                 // ids[k] -> index in the concatenated request lists
+  std::vector<size_t> request_offset;         // start of each owner's list in that concatenation
+  size_t num_ids = 0;
+};
+
+class ShardedEmbedding {
+ public:
+  // table_key separates the random streams of different tables under one seed.
+  ShardedEmbedding(std::string name, uint64_t table_key, int64_t rows, int dim, Sharding sharding,
+                   int rank, uint64_t seed, const InitSpec& init, const OptimizerConfig& opt);
+
+  Routing route(Comm& comm, std::span<const int64_t> ids) const;
+  // out: ids.size() x dim, rows in the order of the routed ids.
+  void gather(Comm& comm, const Routing& r, float* out) const;
+  // grads: ids.size() x dim, keys: ids.size() order keys (unique per row within a step).
+  // Advances the optimizer's step on every rank, touched or not.
+  void apply(Comm& comm, const Routing& r, std::span<const uint64_t> keys, const float* grads);
+
+  const std::string& name() const { return name_; }
+  int dim() const { return dim_; }
+  int64_t rows() const { return rows_; }
+  const Sharding& sharding() const { return sharding_; }
+  int64_t local_rows() const { return local_rows_; }
+  int rank() const { return rank_; }
+  float* local_row(int64_t local) { return &data_[local * dim_]; }
+  const float* local_row(int64_t local) const { return &data_[local * dim_]; }
+  std::vector<float>& local_data() { return data_; }
+  const std::vector<float>& local_data() const { return data_; }
+  const RowOptimizer& optimizer() const { return opt_; }
+  size_t memory_bytes() const { return data_.size() * sizeof(float) + opt_.state_bytes(); }
+
+ private:
+  std::string name_;
+  int64_t rows_;
+  int dim_;
+  Sharding sharding_;
+  int rank_;
+  int64_t local_rows_;
+  std::vector<float> data_;
+  RowOptimizer opt_;
+};
+
+}  // namespace shardrec::dist

@@ -1,0 +1,107 @@
+// Thin RAII layer over the HDF5 C API, and typed helpers for 1-D and 2-D datasets.
+// The HDF5 library keeps process-wide state and the Debian parallel build is not thread-safe, so
+// every call from shardrec holds hdf5_mutex(): in-process tests run several ranks as threads.
+#pragma once
+#include <hdf5.h>
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace shardrec::io {
+
+std::recursive_mutex& hdf5_mutex();
+
+// Owns one hid_t and closes it with the matching H5*close.
+class H5Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  H5Handle() = default;
+  H5Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  ~H5Handle() { reset(); }
+  H5Handle(H5Handle&& o) noexcept : id_(o.id_), closer_(o.closer_) { o.id_ = -1; }
+  H5Handle& operator=(H5Handle&& o) noexcept {
+    if (this != &o) { reset(); id_ = o.id_; closer_ = o.closer_; o.id_ = -1; }
+    return *this;
+  }
+  H5Handle(const H5Handle&) = delete;
+  H5Handle& operator=(const H5Handle&) = delete;
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset() {
+    if (id_ >= 0 && closer_) closer_(id_);
+    id_ = -1;
+  }
+
+ private:
+  hid_t id_ = -1;
+  Closer closer_ = nullptr;
+};
+
+template <class T> hid_t h5_type();
+template <> inline hid_t h5_type<int32_t>() { return H5T_NATIVE_INT32; }
+template <> inline hid_t h5_type<int64_t>() { return H5T_NATIVE_INT64; }
+template <> inline hid_t h5_type<uint8_t>() { return H5T_NATIVE_UINT8; }
+template <> inline hid_t h5_type<float>() { return H5T_NATIVE_FLOAT; }
+template <> inline hid_t h5_type<double>() { return H5T_NATIVE_DOUBLE; }
+
+// An open HDF5 file. `mpi_comm` (a pointer to an MPI_Comm, see MpiComm::native_handle) selects the
+// MPI-IO driver; opening is then collective over that communicator.
+class H5File {
+ public:
+  static H5File open_read(const std::string& path, const void* mpi_comm = nullptr);
+  static H5File create(const std::string& path);  // truncates; serial (sec2) driver
+  static H5File open_rw(const std::string& path);
+  hid_t id() const { return file_.get(); }
+  const std::string& path() const { return path_; }
+  void close() { file_.reset(); }
+
+  bool exists(const std::string& name) const;
+  void create_group(const std::string& name);
+  std::vector<int64_t> shape(const std::string& dataset) const;
+
+  template <class T> void write_attr(const std::string& obj, const std::string& name, T value);
+  void write_attr_str(const std::string& obj, const std::string& name, const std::string& value);
+  template <class T> T read_attr(const std::string& obj, const std::string& name) const;
+  std::string read_attr_str(const std::string& obj, const std::string& name) const;
+
+  // Creates a dataset of shape {rows} or {rows, cols}; chunked (so it can grow) when extendible.
+  template <class T>
+  void create_dataset(const std::string& name, int64_t rows, int64_t cols = 0,
+                      bool extendible = false);
+  // Writes a block of rows starting at row `start` (growing an extendible dataset as needed).
+  template <class T>
+  void write_rows(const std::string& name, int64_t start, const T* data, int64_t rows);
+  template <class T>
+  void read_rows(const std::string& name, int64_t start, int64_t rows, T* out) const;
+  // Rows start, start + stride, ... (count of them) of a 1-D or 2-D dataset.
+  template <class T>
+  void read_rows_strided(const std::string& name, int64_t start, int64_t stride, int64_t count,
+                         T* out) const;
+  template <class T> std::vector<T> read_all(const std::string& name) const;
+
+  void write_strings(const std::string& name, const std::vector<std::string>& values);
+  std::vector<std::string> read_strings(const std::string& name, int64_t start, int64_t count) const;
+
+ private:
+  H5Handle file_;
+  std::string path_;
+  H5Handle open_dataset(const std::string& name) const;
+};
+
+// Writes go to "<path>.tmp-<pid>" and land under `path` only on commit(); an unfinished output
+// is removed by the destructor, so a failed run leaves nothing half written.
+class AtomicOutput {
+ public:
+  explicit AtomicOutput(std::string path);
+  ~AtomicOutput();
+  const std::string& tmp_path() const { return tmp_; }
+  void commit();
+
+ private:
+  std::string path_, tmp_;
+  bool done_ = false;
+};
+
+}  // namespace shardrec::io

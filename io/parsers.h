@@ -1,0 +1,71 @@
+// Parsers for raw interaction logs. Each turns one file into rows of (raw user id, raw item id,
+// optional rating, optional timestamp) in input order; raw ids stay strings so that nothing about
+// their form is assumed before `prepare` picks the dense-id order.
+//
+// Every error is a shardrec::Error whose message starts with "<file>:<line>: " (1-based line) or,
+// for problems with the whole file, "<file>: ".
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shardrec::io {
+
+enum class Format {
+  MlDat,      // "ml-dat": MovieLens ratings.dat, `user::item::rating::timestamp`
+  MlUdata,    // "ml-udata": MovieLens u.data, `user<TAB>item<TAB>rating<TAB>timestamp`
+  RecBole,    // "recbole": RecBole atomic .inter, typed header `user_id:token<TAB>item_id:token...`
+  Csv,        // "csv": generic delimited text, see ParseOptions
+  Adjacency,  // "adjacency": `user item item ...`, one user per line, whitespace separated
+  Json,       // "json": `{"user": [item, item, ...], ...}`
+};
+
+// Format from its command-line name (listed above); unknown names throw, listing the known ones.
+Format parse_format(const std::string& name);
+std::string format_name(Format format);
+
+// Separator from a command-line spelling: any single character, or "tab"/"\t" (backslash t),
+// "space", "comma", "semicolon", "pipe".
+char parse_separator(const std::string& text);
+
+// How to read one file. The column fields apply to csv and recbole only; leave them empty for the
+// format's default. Setting one with another format is an error (those formats have fixed columns).
+struct ParseOptions {
+  Format format = Format::Csv;
+
+  // csv: field separator. ' ' means "runs of spaces and tabs". Fields are trimmed of surrounding
+  // spaces and one pair of surrounding double quotes; a separator inside quotes is not supported.
+  char separator = ',';
+  // csv: the first line names the columns (columns may then be chosen by name).
+  bool header = false;
+
+  // csv: a 0-based column index, or a header name (needs header = true). Defaults: user "0",
+  //      item "1", no rating, no timestamp.
+  // recbole: a field name from the header (the part before ':'). Defaults: "user_id", "item_id",
+  //      and "rating" / "timestamp" when the header has them. A name given explicitly must exist.
+  std::string user_column, item_column, rating_column, timestamp_column;
+};
+
+// The rows of one file. Raw ids are interned: `user[r]` indexes `user_ids`, in first-seen order.
+struct RawInteractions {
+  std::string source;                          // file name, for messages
+  std::vector<std::string> user_ids, item_ids;  // distinct raw ids, first-seen order
+  std::vector<int64_t> user, item;              // per row
+  std::vector<float> rating;                    // per row when has_rating, else empty
+  std::vector<double> timestamp;                // per row when has_timestamp, else empty
+  bool has_rating = false, has_timestamp = false;
+
+  size_t size() const { return user.size(); }
+  const std::string& raw_user(size_t row) const { return user_ids[user[row]]; }
+  const std::string& raw_item(size_t row) const { return item_ids[item[row]]; }
+};
+
+// Reads and parses a whole file. A file without any interaction is an error ("empty file").
+RawInteractions parse_file(const std::string& path, const ParseOptions& options);
+
+// Parses text already in memory; `source` names it in messages. Same rules as parse_file.
+RawInteractions parse_text(std::string_view text, const std::string& source,
+                           const ParseOptions& options);
+
+}  // namespace shardrec::io

@@ -1,0 +1,462 @@
+#include "launch/commands.h"
+
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/evaluator.h"
+#include "core/trainer.h"
+#include "dist/mpi_comm.h"
+#include "io/dataset.h"
+#include "io/export.h"
+#include "io/prep.h"
+#include "io/synth.h"
+
+namespace po = boost::program_options;
+namespace fs = std::filesystem;
+
+namespace shardrec::cli {
+
+namespace {
+
+// Flags first, then an optional --config file (key = value, same names without "--"): a value
+// given on the command line wins. Unknown keys in either place are errors. Returns false after
+// printing --help.
+bool parse(int argc, char** argv, const char* usage, po::options_description& desc,
+           po::variables_map& vm) {
+  desc.add_options()("help,h", "show this help")(
+      "config", po::value<std::string>(), "read options from this file (key = value per line)");
+  po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+  if (vm.count("help")) {
+    std::cout << usage << "\n" << desc << "\n";
+    return false;
+  }
+  if (vm.count("config")) {
+    const std::string path = vm["config"].as<std::string>();
+    std::ifstream in(path);
+    if (!in) fail("config file " + path + ": cannot be read");
+    try {
+      po::store(po::parse_config_file(in, desc, false), vm);
+    } catch (const po::error& e) {
+      fail("config file " + path + ": " + e.what());
+    }
+  }
+  po::notify(vm);
+  return true;
+}
+
+std::vector<int> parse_int_list(const std::string& s, const std::string& field) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) {
+    try {
+      size_t used = 0;
+      out.push_back(std::stoi(tok, &used));
+      if (used != tok.size()) throw std::invalid_argument(tok);
+    } catch (const std::logic_error&) {
+      fail("option --" + field + ": '" + tok + "' is not an integer (expected e.g. 10,20)");
+    }
+  }
+  if (out.empty()) fail("option --" + field + ": empty list");
+  return out;
+}
+
+std::vector<double> parse_double_list(const std::string& s, const std::string& field) {
+  std::vector<double> out;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) {
+    try {
+      size_t used = 0;
+      out.push_back(std::stod(tok, &used));
+      if (used != tok.size()) throw std::invalid_argument(tok);
+    } catch (const std::logic_error&) {
+      fail("option --" + field + ": '" + tok + "' is not a number (expected e.g. 0.8,0.1,0.1)");
+    }
+  }
+  return out;
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.10g", v);
+  return buf;
+}
+
+std::string json_metrics(const EvalResult& r) {
+  std::string s = "{";
+  for (auto& [k, v] : r.values) s += (s.size() > 1 ? ", \"" : "\"") + k + "\": " + json_number(v);
+  return s + "}";
+}
+
+std::string human_time(double s) {
+  char buf[32];
+  if (s < 60) std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else if (s < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
+  else std::snprintf(buf, sizeof buf, "%dh%02dm", int(s) / 3600, int(s) % 3600 / 60);
+  return buf;
+}
+
+std::string human_rate(double r) {
+  char buf[32];
+  if (r >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", r / 1e6);
+  else if (r >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", r / 1e3);
+  else std::snprintf(buf, sizeof buf, "%.0f", r);
+  return buf;
+}
+
+// Writes text to path through a temporary name.
+void write_text(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) fail(path + ": cannot be written");
+    out << text;
+    if (!out.flush()) fail(path + ": write failed (disk full?)");
+  }
+  fs::rename(tmp, path);
+}
+
+// Runs an MPI command body. An error on one rank ends the whole job (MPI_Abort) so that no rank
+// waits forever in a collective; a single rank just reports it.
+int run_mpi(const std::function<int(dist::Comm&)>& body, int argc, char** argv) {
+  dist::MpiEnv env(&argc, &argv);
+  dist::MpiComm comm;
+  try {
+    return body(comm);
+  } catch (const std::exception& e) {
+    if (comm.size() == 1) throw;
+    std::fprintf(stderr, "error (rank %d of %d): %s\n", comm.rank(), comm.size(), e.what());
+    std::fflush(stderr);
+    dist::MpiEnv::abort(1);
+    return 1;
+  }
+}
+
+void add_eval_options(po::options_description& d) {
+  d.add_options()("ks", po::value<std::string>()->default_value("10,20"), "cutoffs K of the ranking metrics")(
+      "mask-valid", po::value<bool>()->default_value(true),
+      "when ranking test items, also exclude the user's validation items (RecBole's protocol)")(
+      "pointwise", po::value<bool>()->default_value(true),
+      "also compute AUC, GAUC and log loss on positives + one sampled negative each")(
+      "eval-seed", po::value<uint64_t>()->default_value(2024), "seed of the pointwise negatives")(
+      "score-budget", po::value<int64_t>()->default_value(1 << 24),
+      "scores held at once per rank during full ranking (memory = 4 bytes each)");
+}
+
+EvalConfig eval_config(const po::variables_map& vm) {
+  EvalConfig e;
+  e.ks = parse_int_list(vm["ks"].as<std::string>(), "ks");
+  for (int k : e.ks)
+    if (k < 1) fail("option --ks: cutoffs must be >= 1");
+  e.mask_valid_in_test = vm["mask-valid"].as<bool>();
+  e.pointwise = vm["pointwise"].as<bool>();
+  e.seed = vm["eval-seed"].as<uint64_t>();
+  e.score_budget = vm["score-budget"].as<int64_t>();
+  if (e.score_budget < 1) fail("option --score-budget: must be positive");
+  return e;
+}
+
+}  // namespace
+
+int cmd_prep(int argc, char** argv) {
+  po::options_description d("shardrec prep options");
+  d.add_options()("input,i", po::value<std::vector<std::string>>()->multitoken(),
+                  "input file(s); with --split presplit: train [valid [test]]")(
+      "out,o", po::value<std::string>()->required(), "output dataset (.h5)")(
+      "format", po::value<std::string>()->default_value("csv"),
+      "ml-dat (ratings.dat, '::'), ml-udata (u.data, tab), recbole (.inter), csv, adjacency, json")(
+      "sep", po::value<std::string>()->default_value(","), "csv: separator (a character, 'tab' or 'space')")(
+      "header", po::value<bool>()->default_value(false), "csv: the first line names the columns")(
+      "user-col", po::value<std::string>()->default_value(""), "user column (index or header name)")(
+      "item-col", po::value<std::string>()->default_value(""), "item column")(
+      "rating-col", po::value<std::string>()->default_value(""), "rating column")(
+      "time-col", po::value<std::string>()->default_value(""), "timestamp column")(
+      "split", po::value<std::string>()->default_value("ratio"), "ratio, loo (leave-one-out by time) or presplit")(
+      "ratios", po::value<std::string>()->default_value("0.8,0.1,0.1"), "ratio split: train,valid,test")(
+      "seed", po::value<uint64_t>()->default_value(2020), "seed of the ratio split")(
+      "threshold", po::value<double>(), "keep rows with rating >= this (implicit feedback)")(
+      "dedup", po::value<bool>()->default_value(true), "drop repeated (user, item) pairs")(
+      "user-core", po::value<int64_t>()->default_value(0), "k-core: minimum rows per user")(
+      "item-core", po::value<int64_t>()->default_value(0), "k-core: minimum rows per item");
+  po::variables_map vm;
+  if (!parse(argc, argv, "usage: shardrec prep --input FILE... --out DATA.h5 [options]", d, vm)) return 0;
+  io::PrepOptions o;
+  if (!vm.count("input")) fail("option --input: at least one input file is required");
+  o.inputs = vm["input"].as<std::vector<std::string>>();
+  o.format = io::parse_format(vm["format"].as<std::string>());
+  o.separator = io::parse_separator(vm["sep"].as<std::string>());
+  o.header = vm["header"].as<bool>();
+  o.user_column = vm["user-col"].as<std::string>();
+  o.item_column = vm["item-col"].as<std::string>();
+  o.rating_column = vm["rating-col"].as<std::string>();
+  o.timestamp_column = vm["time-col"].as<std::string>();
+  o.split = io::parse_split_mode(vm["split"].as<std::string>());
+  o.ratios = parse_double_list(vm["ratios"].as<std::string>(), "ratios");
+  o.seed = vm["seed"].as<uint64_t>();
+  if (vm.count("threshold")) o.rating_threshold = vm["threshold"].as<double>();
+  o.dedup = vm["dedup"].as<bool>();
+  o.user_core = vm["user-core"].as<int64_t>();
+  o.item_core = vm["item-core"].as<int64_t>();
+  io::PrepReport rep;
+  const auto data = io::prepare(o, &rep);
+  const std::string out = vm["out"].as<std::string>();
+  std::string source = "shardrec prep --format " + vm["format"].as<std::string>();
+  for (auto& f : o.inputs) source += " " + f;
+  io::write_dataset(data, out, source);
+  std::printf("read %lld rows; after threshold %lld, dedup %lld, k-core %lld\n",
+              (long long)rep.rows_read, (long long)rep.after_threshold, (long long)rep.after_dedup,
+              (long long)rep.after_kcore);
+  std::printf("wrote %s: %lld users, %lld items, train %zu, valid %zu, test %zu\n", out.c_str(),
+              (long long)data.num_users(), (long long)data.num_items(), data.train.size(),
+              data.valid.size(), data.test.size());
+  return 0;
+}
+
+int cmd_synth(int argc, char** argv) {
+  po::options_description d("shardrec synth options");
+  io::SynthConfig c;
+  d.add_options()("out,o", po::value<std::string>()->required(), "output dataset (.h5)")(
+      "users", po::value<int64_t>(&c.users)->default_value(c.users), "number of users")(
+      "items", po::value<int64_t>(&c.items)->default_value(c.items), "number of items")(
+      "interactions", po::value<int64_t>(&c.interactions)->default_value(c.interactions),
+      "expected number of interactions")(
+      "zipf", po::value<double>(&c.zipf)->default_value(c.zipf), "popularity exponent")(
+      "activity-sigma", po::value<double>(&c.activity_sigma)->default_value(c.activity_sigma),
+      "log-normal spread of user activity")(
+      "min-per-user", po::value<int64_t>(&c.min_per_user)->default_value(c.min_per_user), "fewest rows per user")(
+      "clusters", po::value<int>(&c.clusters)->default_value(c.clusters), "planted user/item groups")(
+      "affinity", po::value<double>(&c.affinity)->default_value(c.affinity),
+      "probability that a draw comes from the user's group")(
+      "valid", po::value<double>(&c.valid)->default_value(c.valid), "valid fraction per user")(
+      "test", po::value<double>(&c.test)->default_value(c.test), "test fraction per user")(
+      "seed", po::value<uint64_t>(&c.seed)->default_value(c.seed), "seed");
+  po::variables_map vm;
+  if (!parse(argc, argv, "usage: shardrec synth --out DATA.h5 [options]", d, vm)) return 0;
+  const std::string out = vm["out"].as<std::string>();
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto st = io::synthesize(c, out);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("wrote %s: %lld users, %lld items, train %lld, valid %lld, test %lld (%.1fs)\n",
+              out.c_str(), (long long)c.users, (long long)c.items, (long long)st.rows[0],
+              (long long)st.rows[1], (long long)st.rows[2], secs);
+  return 0;
+}
+
+int cmd_train(int argc, char** argv) {
+  po::options_description d("shardrec train options");
+  TrainConfig c;
+  std::string optimizer, init;
+  d.add_options()("data", po::value<std::string>(&c.data)->required(), "dataset (.h5)")(
+      "run-dir", po::value<std::string>(&c.run_dir)->default_value(""),
+      "directory for config.ini, metrics.jsonl, result.json and params.h5")(
+      "model", po::value<std::string>(&c.model)->default_value(c.model), "mf")(
+      "dim", po::value<int>(&c.dim)->default_value(c.dim), "embedding size")(
+      "loss", po::value<std::string>(&c.loss)->default_value(c.loss), "bpr or bce")(
+      "negatives", po::value<int>(&c.negatives)->default_value(c.negatives), "negatives per positive")(
+      "batch", po::value<int64_t>(&c.batch)->default_value(c.batch), "global batch size (any number of ranks)")(
+      "epochs", po::value<int>(&c.epochs)->default_value(c.epochs), "maximum epochs")(
+      "seed", po::value<uint64_t>(&c.seed)->default_value(c.seed), "seed of init, shuffle and negatives")(
+      "optimizer", po::value<std::string>(&optimizer)->default_value("adam_dense"),
+      "sgd, adagrad (row-wise), adam (lazy) or adam_dense (every row, every step)")(
+      "lr", po::value<float>(&c.opt.lr)->default_value(c.opt.lr), "learning rate")(
+      "beta1", po::value<float>(&c.opt.beta1)->default_value(c.opt.beta1), "Adam beta1")(
+      "beta2", po::value<float>(&c.opt.beta2)->default_value(c.opt.beta2), "Adam beta2")(
+      "eps", po::value<float>(&c.opt.eps)->default_value(c.opt.eps), "Adam/Adagrad epsilon")(
+      "weight-decay", po::value<float>(&c.opt.weight_decay)->default_value(0.0f),
+      "L2 added to the gradient of updated rows (PyTorch's weight_decay)")(
+      "l2", po::value<float>(&c.l2)->default_value(0.0f), "L2 regularisation of the batch's embeddings")(
+      "init", po::value<std::string>(&init)->default_value("xavier_normal"), "normal, xavier_normal or uniform")(
+      "init-scale", po::value<double>(&c.init.scale)->default_value(0.01), "std (normal) or half-width (uniform)")(
+      "item-sharding", po::value<std::string>(&c.item_sharding)->default_value(c.item_sharding),
+      "item table placement: mod, range or table:RANK")(
+      "eval-every", po::value<int>(&c.eval_every)->default_value(c.eval_every), "epochs between validations (0 = none)")(
+      "valid-metric", po::value<std::string>(&c.valid_metric)->default_value(c.valid_metric),
+      "early-stopping metric, e.g. ndcg@10, recall@20, auc")(
+      "patience", po::value<int>(&c.patience)->default_value(c.patience),
+      "validations without improvement before stopping (0 = never stop early)")(
+      "keep-best", po::value<bool>(&c.keep_best)->default_value(true),
+      "end with the best validated parameters")(
+      "quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress lines");
+  add_eval_options(d);
+  po::variables_map vm;
+  if (!parse(argc, argv, "usage: [mpirun -np N] shardrec train --data DATA.h5 [options]", d, vm)) return 0;
+  c.opt.kind = OptimizerConfig::parse_kind(optimizer);
+  c.init.kind = dist::InitSpec::parse(init);
+  c.eval = eval_config(vm);
+  c.validate();
+  const bool quiet = vm["quiet"].as<bool>();
+  return run_mpi(
+      [&](dist::Comm& comm) {
+        const bool root = comm.rank() == 0;
+        if (!c.run_dir.empty() && root) {
+          // Fail before any training when the run directory cannot be written.
+          std::error_code ec;
+          fs::create_directories(c.run_dir, ec);
+          if (ec) fail("run directory " + c.run_dir + ": " + ec.message());
+          write_text(c.run_dir + "/config.ini", c.to_ini());
+          write_text(c.run_dir + "/metrics.jsonl", "");
+        }
+        const auto data = io::load_shard(c.data, comm);
+        if (root && !quiet)
+          std::printf("data %s: %lld users, %lld items, %lld train rows on %d rank(s); %s %s dim %d\n",
+                      c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
+                      (long long)data.info.rows[0], comm.size(), c.model.c_str(), c.loss.c_str(), c.dim);
+        Trainer trainer(c, data, comm);
+        std::string log_lines;
+        auto res = trainer.fit([&](const EpochLog& e) {
+          if (!root) return;
+          std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
+                             ", \"seconds\": " + json_number(e.seconds) +
+                             ", \"samples_per_s\": " + json_number(e.samples_per_s);
+          if (e.validated) line += ", \"valid\": " + json_metrics(e.valid);
+          line += "}\n";
+          log_lines += line;
+          if (!c.run_dir.empty()) {
+            std::ofstream out(c.run_dir + "/metrics.jsonl", std::ios::app);
+            out << line;
+          }
+          if (quiet) return;
+          std::printf("epoch %d/%d  loss %.5f  %s samples/s  %.1fs", e.epoch, c.epochs, e.loss,
+                      human_rate(e.samples_per_s).c_str(), e.seconds);
+          if (e.validated)
+            std::printf("  valid %s %.4f%s", c.valid_metric.c_str(), e.valid.get(c.valid_metric),
+                        e.improved ? " *" : "");
+          std::printf("  eta %s\n", human_time(e.eta_seconds).c_str());
+          std::fflush(stdout);
+        });
+        const auto valid = evaluate(trainer.model(), data, 1, c.eval, comm);
+        const auto test = evaluate(trainer.model(), data, 2, c.eval, comm);
+        if (root) {
+          std::printf("best epoch %d%s\n", res.best_epoch, res.stopped_early ? " (stopped early)" : "");
+          std::printf("valid: %s\n", json_metrics(valid).c_str());
+          std::printf("test:  %s\n", json_metrics(test).c_str());
+        }
+        if (!c.run_dir.empty()) {
+          io::export_tables(c.run_dir + "/params.h5", {&trainer.model().user, &trainer.model().item},
+                            {"user", "item"}, c.data, comm);
+          if (root)
+            write_text(c.run_dir + "/result.json",
+                       "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
+                           std::to_string(res.epochs.size()) + ", \"ranks\": " + std::to_string(comm.size()) +
+                           ", \"valid\": " + json_metrics(valid) + ", \"test\": " + json_metrics(test) + "}\n");
+        }
+        return 0;
+      },
+      argc, argv);
+}
+
+namespace {
+// A model shaped like the parameters file, sharded over this job's ranks.
+struct LoadedModel {
+  TrainConfig cfg;
+  io::DataShard data;
+  std::unique_ptr<MFModel> model;
+};
+LoadedModel load_model(const std::string& data_path, const std::string& params,
+                       const std::string& item_sharding, dist::Comm& comm) {
+  LoadedModel m;
+  m.data = io::load_shard(data_path, comm);
+  int dim = 0;
+  {
+    auto f = io::H5File::open_read(params);
+    if (!f.exists("/user/embedding")) fail(params + ": no /user/embedding (not a shardrec parameters file?)");
+    dim = static_cast<int>(f.shape("/user/embedding").at(1));
+  }
+  m.cfg.data = data_path;
+  m.cfg.dim = dim;
+  m.cfg.item_sharding = item_sharding;
+  m.model = std::make_unique<MFModel>(m.cfg, m.data.users, m.data.info.num_items, comm.rank());
+  io::load_tables(params, {&m.model->user, &m.model->item});
+  return m;
+}
+}  // namespace
+
+int cmd_eval(int argc, char** argv) {
+  po::options_description d("shardrec eval options");
+  d.add_options()("data", po::value<std::string>()->required(), "dataset (.h5)")(
+      "params", po::value<std::string>()->required(), "parameters (params.h5 of a run, or an export)")(
+      "split", po::value<std::string>()->default_value("test"), "valid or test")(
+      "out", po::value<std::string>()->default_value(""), "also write the metrics as JSON here");
+  add_eval_options(d);
+  po::variables_map vm;
+  if (!parse(argc, argv, "usage: [mpirun -np N] shardrec eval --data DATA.h5 --params PARAMS.h5 [options]", d, vm))
+    return 0;
+  const std::string split = vm["split"].as<std::string>();
+  if (split != "valid" && split != "test") fail("option --split: '" + split + "': expected valid or test");
+  const EvalConfig ec = eval_config(vm);
+  return run_mpi(
+      [&](dist::Comm& comm) {
+        auto m = load_model(vm["data"].as<std::string>(), vm["params"].as<std::string>(), "mod", comm);
+        const auto r = evaluate(*m.model, m.data, split == "valid" ? 1 : 2, ec, comm);
+        if (comm.rank() == 0) {
+          std::printf("%s users %lld: %s\n", split.c_str(), (long long)r.users, json_metrics(r).c_str());
+          if (!vm["out"].as<std::string>().empty()) write_text(vm["out"].as<std::string>(), json_metrics(r) + "\n");
+        }
+        return 0;
+      },
+      argc, argv);
+}
+
+int cmd_export(int argc, char** argv) {
+  po::options_description d("shardrec export options");
+  d.add_options()("data", po::value<std::string>()->required(), "dataset (.h5) whose raw ids to use")(
+      "params", po::value<std::string>()->required(), "parameters (params.h5 of a run)")(
+      "out,o", po::value<std::string>()->required(), "output file")(
+      "format", po::value<std::string>()->default_value("h5"),
+      "h5 (/user|item/{embedding,raw_id}) or tsv (prefix: OUT.user.tsv, OUT.item.tsv)");
+  po::variables_map vm;
+  if (!parse(argc, argv, "usage: [mpirun -np N] shardrec export --data DATA.h5 --params PARAMS.h5 --out FILE", d, vm))
+    return 0;
+  const std::string fmt = vm["format"].as<std::string>();
+  if (fmt != "h5" && fmt != "tsv") fail("option --format: '" + fmt + "': expected h5 or tsv");
+  return run_mpi(
+      [&](dist::Comm& comm) {
+        const std::string data = vm["data"].as<std::string>(), out = vm["out"].as<std::string>();
+        auto m = load_model(data, vm["params"].as<std::string>(), "mod", comm);
+        if (fmt == "h5") {
+          io::export_tables(out, {&m.model->user, &m.model->item}, {"user", "item"}, data, comm);
+        } else {
+          // TSV goes through a temporary HDF5 export, rewritten by rank 0 one row at a time.
+          const std::string tmp = out + ".export-tmp.h5";
+          io::export_tables(tmp, {&m.model->user, &m.model->item}, {"user", "item"}, data, comm);
+          if (comm.rank() == 0) {
+            auto f = io::H5File::open_read(tmp);
+            for (const char* kind : {"user", "item"}) {
+              const std::string base = std::string("/") + kind;
+              const auto shape = f.shape(base + "/embedding");
+              const auto ids = f.read_strings(base + "/raw_id", 0, shape[0]);
+              std::vector<float> row(shape[1]);
+              std::string text;
+              for (int64_t r = 0; r < shape[0]; ++r) {
+                f.read_rows<float>(base + "/embedding", r, 1, row.data());
+                text += ids[r];
+                for (float v : row) {
+                  char buf[32];
+                  std::snprintf(buf, sizeof buf, "\t%.9g", v);
+                  text += buf;
+                }
+                text += "\n";
+              }
+              write_text(out + "." + kind + ".tsv", text);
+            }
+            f.close();
+            fs::remove(tmp);
+          }
+        }
+        if (comm.rank() == 0) std::printf("wrote %s\n", out.c_str());
+        return 0;
+      },
+      argc, argv);
+}
+
+}  // namespace shardrec::cli

@@ -1,0 +1,54 @@
+// shardrec: prep | synth | train | eval | export. Run train/eval/export under mpirun for N ranks.
+#include <boost/program_options/errors.hpp>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "core/error.h"
+#include "launch/commands.h"
+#include "shardrec_config.h"
+
+namespace {
+const char* kUsage =
+    "shardrec " SHARDREC_VERSION " - sharded embedding training for recommendation\n"
+    "\n"
+    "usage: shardrec <command> [options]     (shardrec <command> --help for its options)\n"
+    "\n"
+    "  prep    turn raw interactions into a shardrec HDF5 dataset\n"
+    "  synth   generate a synthetic dataset (popularity skew, planted structure)\n"
+    "  train   train a model; run under mpirun -np N to shard it over N ranks\n"
+    "  eval    evaluate trained parameters on the valid or test split\n"
+    "  export  write trained tables with raw ids (HDF5 or TSV)\n";
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::printf("shardrec %s\n", SHARDREC_VERSION);
+    return 0;
+  }
+  const std::string cmd = argv[1];
+  using Fn = int (*)(int, char**);
+  Fn fn = cmd == "prep"     ? shardrec::cli::cmd_prep
+          : cmd == "synth"  ? shardrec::cli::cmd_synth
+          : cmd == "train"  ? shardrec::cli::cmd_train
+          : cmd == "eval"   ? shardrec::cli::cmd_eval
+          : cmd == "export" ? shardrec::cli::cmd_export
+                            : nullptr;
+  if (!fn) {
+    std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+    return 2;
+  }
+  try {
+    return fn(argc - 1, argv + 1);
+  } catch (const boost::program_options::error& e) {
+    std::fprintf(stderr, "error: %s (see shardrec %s --help)\n", e.what(), cmd.c_str());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}
