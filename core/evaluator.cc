@@ -206,7 +206,8 @@ void pointwise(const MFModel& model, const io::DataShard& data, int split, const
     sums.add(1, one.weight);
     a = b;
   }
-  sums.add(2, metrics::log_loss_sum(logit, label));
+  for (size_t r = 0; r < logit.size(); ++r)  // per row: the exact sum must not see rank groupings
+    sums.add(2, metrics::log_loss_sum(std::span(logit).subspan(r, 1), std::span(label).subspan(r, 1)));
   sums.allreduce(comm);
   // Pooled AUC needs every score in one place: rank 0 receives all (score, label) pairs.
   std::vector<std::vector<float>> ls(comm.size());

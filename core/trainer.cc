@@ -49,7 +49,8 @@ int64_t Trainer::sample_negative(int epoch, int64_t global_row, int k,
   uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
   const int64_t free_items = n_items - static_cast<int64_t>(uniq.size());
   if (free_items <= 0)
-    fail("user " + std::to_string(data_.train().user_lo) + "+: a user interacted with every item; no negative exists");
+    fail("dataset " + data_.info.path + ": a user of training row " + std::to_string(global_row) +
+         " interacted with every item, so no negative item exists");
   int64_t x = static_cast<int64_t>(rng.below(free_items));
   // The x-th missing id: x plus the number of seen ids at or below the answer.
   size_t lo = 0, hi = uniq.size();
@@ -60,8 +61,8 @@ int64_t Trainer::sample_negative(int epoch, int64_t global_row, int k,
   return x + static_cast<int64_t>(lo);
 }
 
-double Trainer::train_step(int epoch, int64_t /*step*/, const LocalSample* s, size_t n,
-                           int64_t global_n) {
+void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n,
+                         int64_t global_n, dist::ExactSums& loss_sum) {
   const int d = cfg_.dim, negs = cfg_.negatives, per = 1 + negs;
   const io::UserSlice& tr = data_.train();
   std::vector<int64_t> uid(n), iid(n * per);
@@ -86,8 +87,8 @@ double Trainer::train_step(int epoch, int64_t /*step*/, const LocalSample* s, si
   const bool bpr = cfg_.loss == "bpr";
   const float inv = 1.0f / static_cast<float>(global_n * (bpr ? negs : per));
   const float reg = cfg_.l2 / static_cast<float>(global_n);
-  double loss = 0;
   for (size_t i = 0; i < n; ++i) {
+    double loss = 0;  // this sample's terms; samples are summed exactly (any grouping)
     const float* u = &U[i * d];
     const float* ip = &I[i * per * d];
     float* gu = &gU[i * d];
@@ -125,10 +126,15 @@ double Trainer::train_step(int epoch, int64_t /*step*/, const LocalSample* s, si
       kernels::axpy(reg, u, gu, d);
       for (int k = 0; k < per; ++k) kernels::axpy(reg, ip + k * d, gip + k * d, d);
     }
+    if (!std::isfinite(loss))
+      fail("training diverged: the loss of dataset row " + std::to_string(tr.row_lo + s[i].row) +
+           " is " + std::to_string(loss) + " at epoch " + std::to_string(epoch) + " step " +
+           std::to_string(step) + " on rank " + std::to_string(comm_.rank()) +
+           " (lower the learning rate?)");
+    loss_sum.add(0, loss);
   }
   model_.user.apply(comm_, ur, ukey, gU.data());
   model_.item.apply(comm_, ir, ikey, gI.data());
-  return loss;
 }
 
 double Trainer::train_epoch(int epoch) {
@@ -155,12 +161,7 @@ double Trainer::train_epoch(int epoch) {
     auto b = order.begin() + start[s], e = order.begin() + start[s + 1];
     std::sort(b, e, [](const LocalSample& x, const LocalSample& y) { return x.pos < y.pos; });
     const int64_t global_n = std::min<int64_t>(B, num_train_ - s * B);
-    const double l = train_step(epoch, s, &*b, static_cast<size_t>(e - b), global_n);
-    if (!std::isfinite(l))
-      fail("training diverged: the loss is " + std::to_string(l) + " at epoch " +
-           std::to_string(epoch) + " step " + std::to_string(s) + " on rank " +
-           std::to_string(comm_.rank()) + " (lower the learning rate?)");
-    loss.add(0, l);
+    train_step(epoch, s, &*b, static_cast<size_t>(e - b), global_n, loss);
   }
   loss.allreduce(comm_);
   const double terms = static_cast<double>(num_train_) *

@@ -13,6 +13,7 @@
 #include "core/evaluator.h"
 #include "core/model.h"
 #include "dist/comm.h"
+#include "dist/exact_sum.h"
 #include "io/dataset.h"
 
 namespace shardrec {
@@ -45,6 +46,9 @@ class Trainer {
   MFModel& model() { return model_; }
   const MFModel& model() const { return model_; }
   int64_t steps_per_epoch() const;
+  // The k-th negative of dataset row `global_row` in `epoch`: uniform over the items not in
+  // `seen` (the user's sorted training items); a pure function of its arguments and the seed.
+  int64_t sample_negative(int epoch, int64_t global_row, int k, std::span<const int32_t> seen) const;
 
  private:
   struct LocalSample {
@@ -52,8 +56,8 @@ class Trainer {
     uint32_t row;     // index in this rank's training slice
     uint32_t user;    // user index within this rank's users
   };
-  double train_step(int epoch, int64_t step, const LocalSample* s, size_t n, int64_t global_n);
-  int64_t sample_negative(int epoch, int64_t global_row, int k, std::span<const int32_t> seen) const;
+  void train_step(int epoch, int64_t step, const LocalSample* s, size_t n, int64_t global_n,
+                  dist::ExactSums& loss_sum);
 
   TrainConfig cfg_;
   const io::DataShard& data_;

@@ -340,6 +340,7 @@ std::vector<std::string> H5File::read_strings(const std::string& name, int64_t s
   H5Handle ms(H5Screate_simple(1, &m, nullptr), H5Sclose);
   H5Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(t.get(), H5T_VARIABLE);
+  H5Tset_cset(t.get(), H5T_CSET_UTF8);
   std::vector<char*> ptrs(count, nullptr);
   checked_rc(H5Dread(ds.get(), t.get(), ms.get(), sp.get(), H5P_DEFAULT, ptrs.data()),
              path_ + ": cannot read strings of " + name);

@@ -30,6 +30,7 @@ class H5Handle {
   hid_t get() const { return id_; }
   bool valid() const { return id_ >= 0; }
   void reset() {
+    std::lock_guard<std::recursive_mutex> lk(hdf5_mutex());
     if (id_ >= 0 && closer_) closer_(id_);
     id_ = -1;
   }
