@@ -1,5 +1,6 @@
 #include "core/config.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "core/error.h"
@@ -71,6 +72,16 @@ void TrainConfig::validate() const {
   need(patience >= 0, "patience", "must not be negative");
   need(!eval.ks.empty(), "ks", "at least one cutoff");
   for (int k : eval.ks) need(k >= 1, "ks", "cutoffs must be >= 1");
+  // The early-stopping metric must be one that validation computes.
+  std::vector<std::string> known;
+  for (const char* m : {"recall", "ndcg", "precision", "hit", "mrr", "map"})
+    for (int k : eval.ks) known.push_back(std::string(m) + "@" + std::to_string(k));
+  if (eval.pointwise) known.insert(known.end(), {"auc", "gauc", "logloss"});
+  if (eval_every > 0 && std::find(known.begin(), known.end(), valid_metric) == known.end()) {
+    std::string list;
+    for (auto& k : known) list += (list.empty() ? "" : ", ") + k;
+    fail("option --valid-metric: '" + valid_metric + "' is not computed with these --ks (" + list + ")");
+  }
 }
 
 }  // namespace shardrec

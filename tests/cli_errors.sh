@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Bad input through the command line: a clear message naming the file/line/field, a non-zero
+# exit, and no output left behind.
+# usage: cli_errors.sh SHARDREC WORKDIR MPIEXEC
+set -uo pipefail
+bin=$1; dir=$2; mpiexec=${3:-mpiexec}
+rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+fails=0
+# expect_error "what" "expected message part" command...
+expect_error() {
+  local what=$1 want=$2; shift 2
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ $rc -eq 0 ]; then echo "FAIL $what: exit 0"; fails=$((fails+1)); return; fi
+  if ! grep -qF -- "$want" <<<"$out"; then
+    echo "FAIL $what: message lacks '$want':"; echo "$out" | head -5; fails=$((fails+1)); return
+  fi
+  echo "ok   $what (exit $rc): $(grep -m1 error <<<"$out")"
+}
+no_file() { if [ -e "$1" ] || ls "$1".tmp* >/dev/null 2>&1; then echo "FAIL output left: $1"; fails=$((fails+1)); fi; }
+
+printf '1\t10\t5\t100\n2\t11\t4\t101\n3\t12\n' > short.tsv
+expect_error "malformed line" "short.tsv:3" "$bin" prep --format ml-udata --input short.tsv --out o1.h5
+no_file o1.h5
+printf '1\t10\t5\t100\nx\t11\tfive\t101\n' > nonnum.tsv
+expect_error "non-numeric rating" "nonnum.tsv:2" "$bin" prep --format ml-udata --input nonnum.tsv --out o2.h5
+no_file o2.h5
+: > empty.tsv
+expect_error "empty file" "empty.tsv" "$bin" prep --format ml-udata --input empty.tsv --out o3.h5
+no_file o3.h5
+printf 'user_id:token\trating:float\n1\t3\n' > nocol.inter
+expect_error "missing column" "item_id" "$bin" prep --format recbole --input nocol.inter --out o4.h5
+no_file o4.h5
+printf 'u,i\n1,2\n' > noratings.csv
+expect_error "threshold without ratings" "rating" "$bin" prep --format csv --header true --input noratings.csv --out o5.h5 --threshold 3
+no_file o5.h5
+expect_error "unknown format" "format" "$bin" prep --format parquet --input short.tsv --out o6.h5
+expect_error "bad option value" "dim" "$bin" train --data x.h5 --dim abc
+expect_error "unknown option" "unrecognised" "$bin" train --data x.h5 --dimension 3
+printf 'dim = 8\nlearning_rate = 3\n' > bad.ini
+expect_error "unknown config key" "learning_rate" "$bin" train --data x.h5 --config bad.ini
+expect_error "bad value in range" "--negatives" "$bin" train --data x.h5 --negatives 0
+expect_error "missing dataset" "nope.h5: no such file" "$bin" train --data nope.h5 --quiet
+printf 'not hdf5\n' > fake.h5
+expect_error "not an HDF5 file" "fake.h5: not an HDF5 file" "$bin" train --data fake.h5 --quiet
+
+# A valid dataset for the errors that need one.
+"$bin" synth --out good.h5 --users 50 --items 30 --interactions 600 >/dev/null
+expect_error "unwritable run dir" "run directory /proc/forbidden" "$bin" train --data good.h5 --run-dir /proc/forbidden/run --quiet
+"$bin" train --data good.h5 --epochs 1 --dim 4 --run-dir run --quiet >/dev/null || { echo "FAIL training"; fails=$((fails+1)); }
+expect_error "params given as dataset" "expected 'shardrec-dataset'" "$bin" eval --data run/params.h5 --params run/params.h5
+expect_error "dataset given as params" "not a shardrec parameters file" "$bin" eval --data good.h5 --params good.h5
+expect_error "error on all ranks under mpirun" "nope.h5" "$mpiexec" --oversubscribe -np 2 "$bin" train --data nope.h5 --quiet
+expect_error "unknown command" "unknown command" "$bin" frobnicate
+if [ $fails -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
+echo "all error cases ok"
