@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what shardrec needs to build and test, from Debian packages (and h5py/numpy from
+# PyPI for the interop test). Installs only what is missing; safe to run again.
+set -euo pipefail
+pkgs=(build-essential cmake openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
+      libboost-program-options-dev libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pip)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Python is only used around the product (interop test, benchmarks, plots).
+if ! python3 -c 'import h5py, numpy' 2>/dev/null; then
+  python3 -m pip install -q h5py numpy 2>/dev/null || python3 -m pip install -q --break-system-packages h5py numpy
+fi
