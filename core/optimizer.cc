@@ -37,6 +37,13 @@ RowOptimizer::RowOptimizer(const OptimizerConfig& cfg, int64_t rows, int dim)
   }
 }
 
+void RowOptimizer::begin_step() {
+  ++t_;
+  const double t = static_cast<double>(t_);
+  adam_step_ = static_cast<float>(cfg_.lr / (1.0 - std::pow(static_cast<double>(cfg_.beta1), t)));
+  adam_bc2_sqrt_ = static_cast<float>(std::sqrt(1.0 - std::pow(static_cast<double>(cfg_.beta2), t)));
+}
+
 size_t RowOptimizer::state_bytes() const { return (m_.size() + v_.size()) * sizeof(float); }
 
 void RowOptimizer::update(int64_t r, float* w, const float* grad) {
@@ -63,10 +70,7 @@ void RowOptimizer::update(int64_t r, float* w, const float* grad) {
     case OptimizerConfig::Kind::kAdam:
     case OptimizerConfig::Kind::kAdamDense: {
       if (!grad && !cfg_.dense()) return;
-      const double t = static_cast<double>(t_);
-      const float bc1 = static_cast<float>(1.0 - std::pow(static_cast<double>(cfg_.beta1), t));
-      const float bc2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(static_cast<double>(cfg_.beta2), t)));
-      const float step = cfg_.lr / bc1;
+      const float step = adam_step_, bc2_sqrt = adam_bc2_sqrt_;
       float* m = &m_[r * d];
       float* v = &v_[r * d];
       for (int k = 0; k < d; ++k) {

@@ -33,7 +33,7 @@ struct OptimizerConfig {
 class RowOptimizer {
  public:
   RowOptimizer(const OptimizerConfig& cfg, int64_t rows, int dim);
-  void begin_step() { ++t_; }  // once per training step, on every rank
+  void begin_step();  // once per training step, on every rank
   // Updates one row; grad == nullptr means a zero gradient (dense Adam's untouched rows).
   void update(int64_t local_row, float* w, const float* grad);
   const OptimizerConfig& config() const { return cfg_; }
@@ -44,6 +44,7 @@ class RowOptimizer {
   OptimizerConfig cfg_;
   int dim_;
   int64_t t_ = 0;
+  float adam_step_ = 0, adam_bc2_sqrt_ = 1;  // this step's bias corrections
   std::vector<float> m_, v_;  // Adam moments, or v_ = Adagrad row accumulators
 };
 

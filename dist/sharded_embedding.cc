@@ -50,11 +50,17 @@ Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids) const 
   Routing r;
   r.num_ids = ids.size();
   r.request.assign(n, {});
-  for (int64_t id : ids) {
+  r.owner.resize(ids.size());
+  r.local.resize(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const int64_t id = ids[i];
     if (id < 0 || id >= rows_)
       fail("table " + name_ + ": id " + std::to_string(id) + " outside its " +
            std::to_string(rows_) + " rows");
-    r.request[sharding_.owner(id)].push_back(id);
+    const int o = sharding_.owner(id);
+    r.owner[i] = o;
+    r.local[i] = sharding_.local_index(id);
+    r.request[o].push_back(id);
   }
   r.request_offset.assign(n + 1, 0);
   for (int k = 0; k < n; ++k) {
@@ -65,12 +71,14 @@ Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids) const 
   }
   r.slot.resize(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
-    const int o = sharding_.owner(ids[i]);
-    const auto& v = r.request[o];
-    r.slot[i] = static_cast<uint32_t>(r.request_offset[o] +
+    const auto& v = r.request[r.owner[i]];
+    r.slot[i] = static_cast<uint32_t>(r.request_offset[r.owner[i]] +
                                       (std::lower_bound(v.begin(), v.end(), ids[i]) - v.begin()));
   }
-  auto got = all_to_all(comm, r.request);
+  // Only remote ids travel; an owner serves its own ids straight from its table.
+  std::vector<std::vector<int64_t>> remote(r.request);
+  remote[comm.rank()].clear();
+  auto got = all_to_all(comm, remote);
   r.serve.assign(n, {});
   for (int k = 0; k < n; ++k) {
     r.serve[k].resize(got[k].size());
@@ -80,21 +88,29 @@ Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids) const 
 }
 
 void ShardedEmbedding::gather(Comm& comm, const Routing& r, float* out) const {
-  const int n = comm.size();
+  const int n = comm.size(), me = comm.rank();
   const size_t rb = dim_ * sizeof(float);
   std::vector<size_t> sb(n), sd(n), recvb(n), rd(n);
   size_t stotal = 0, rtotal = 0;
   for (int k = 0; k < n; ++k) {
-    sb[k] = r.serve[k].size() * rb; sd[k] = stotal; stotal += sb[k];
-    recvb[k] = r.request[k].size() * rb; rd[k] = rtotal; rtotal += recvb[k];
+    sb[k] = k == me ? 0 : r.serve[k].size() * rb; sd[k] = stotal; stotal += sb[k];
+    recvb[k] = k == me ? 0 : r.request[k].size() * rb; rd[k] = rtotal; rtotal += recvb[k];
   }
-  std::vector<float> send(stotal / sizeof(float)), recv(rtotal / sizeof(float));
-  float* p = send.data();
-  for (int k = 0; k < n; ++k)
+  float* send = reinterpret_cast<float*>(send_.get(stotal));
+  float* recv = reinterpret_cast<float*>(recv_.get(rtotal));
+  float* p = send;
+  for (int k = 0; k < n; ++k) {
+    if (k == me) continue;
     for (int64_t l : r.serve[k]) { std::memcpy(p, local_row(l), rb); p += dim_; }
-  comm.alltoallv(send.data(), sb.data(), sd.data(), recv.data(), recvb.data(), rd.data());
-  for (size_t i = 0; i < r.num_ids; ++i)
-    std::memcpy(out + i * dim_, recv.data() + static_cast<size_t>(r.slot[i]) * dim_, rb);
+  }
+  comm.alltoallv(send, sb.data(), sd.data(), recv, recvb.data(), rd.data());
+  for (size_t i = 0; i < r.num_ids; ++i) {
+    const int o = r.owner[i];
+    const float* src = o == me ? local_row(r.local[i])
+                               : recv + (rd[o] / sizeof(float)) +
+                                     (r.slot[i] - r.request_offset[o]) * static_cast<size_t>(dim_);
+    std::memcpy(out + i * dim_, src, rb);
+  }
 }
 
 namespace {
@@ -102,33 +118,39 @@ struct GradHeader {
   int64_t local_row;  // at the owner
   uint64_t key;
 };
+struct GradRef {
+  int64_t row;
+  uint64_t key;
+  const float* g;
+};
 }  // namespace
 
 void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
                              const float* grads) {
-  const int n = comm.size();
+  const int n = comm.size(), me = comm.rank();
   const size_t rec = sizeof(GradHeader) + dim_ * sizeof(float);
-  // Contributions per owner, packed as (header, dim floats) records.
+  // Remote contributions travel as (header, dim floats) records; our own rows are read in place.
   std::vector<size_t> count(n, 0);
-  std::vector<int> owner_of(r.num_ids);
-  for (size_t i = 0; i < r.num_ids; ++i) {
-    // The slot says which owner's list the id is in.
-    const int o = static_cast<int>(std::upper_bound(r.request_offset.begin() + 1,
-                                                    r.request_offset.end(), r.slot[i]) -
-                                   (r.request_offset.begin() + 1));
-    owner_of[i] = o;
-    ++count[o];
-  }
+  for (size_t i = 0; i < r.num_ids; ++i) ++count[r.owner[i]];
   std::vector<size_t> sb(n), sd(n);
   size_t total = 0;
-  for (int k = 0; k < n; ++k) { sb[k] = count[k] * rec; sd[k] = total; total += sb[k]; }
-  std::vector<char> send(total);
+  for (int k = 0; k < n; ++k) {
+    sb[k] = k == me ? 0 : count[k] * rec;
+    sd[k] = total;
+    total += sb[k];
+  }
+  char* send = send_.get(total);
   std::vector<size_t> fill(sd);
+  std::vector<GradRef> refs;
+  refs.reserve(r.num_ids);
   for (size_t i = 0; i < r.num_ids; ++i) {
-    const int o = owner_of[i];
-    const int64_t id = r.request[o][r.slot[i] - r.request_offset[o]];
-    GradHeader h{sharding_.local_index(id), keys[i]};
-    char* dst = send.data() + fill[o];
+    const int o = r.owner[i];
+    if (o == me) {
+      refs.push_back({r.local[i], keys[i], grads + i * dim_});
+      continue;
+    }
+    GradHeader h{r.local[i], keys[i]};
+    char* dst = send + fill[o];
     std::memcpy(dst, &h, sizeof h);
     std::memcpy(dst + sizeof h, grads + i * dim_, dim_ * sizeof(float));
     fill[o] += rec;
@@ -139,40 +161,40 @@ void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint6
   std::vector<size_t> recvb(n), rd(n);
   size_t rtotal = 0;
   for (int k = 0; k < n; ++k) { recvb[k] = rc[k]; rd[k] = rtotal; rtotal += rc[k]; }
-  std::vector<char> recv(rtotal);
-  comm.alltoallv(send.data(), sb.data(), sd.data(), recv.data(), recvb.data(), rd.data());
+  char* recv = recv_.get(rtotal);
+  comm.alltoallv(send, sb.data(), sd.data(), recv, recvb.data(), rd.data());
+  for (size_t off = 0; off < rtotal; off += rec) {
+    GradHeader h;
+    std::memcpy(&h, recv + off, sizeof h);
+    if (h.local_row < 0 || h.local_row >= local_rows_)
+      fail("table " + name_ + ": gradient for local row " + std::to_string(h.local_row) +
+           " outside the shard");
+    refs.push_back({h.local_row, h.key, reinterpret_cast<const float*>(recv + off + sizeof h)});
+  }
 
-  // Reduce each row's contributions in key order.
-  const size_t nrec = rtotal / rec;
-  std::vector<GradHeader> hdr(nrec);
-  for (size_t i = 0; i < nrec; ++i) std::memcpy(&hdr[i], recv.data() + i * rec, sizeof(GradHeader));
-  std::vector<uint32_t> order(nrec);
-  std::iota(order.begin(), order.end(), 0u);
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-    if (hdr[a].local_row != hdr[b].local_row) return hdr[a].local_row < hdr[b].local_row;
-    if (hdr[a].key != hdr[b].key) return hdr[a].key < hdr[b].key;
-    return a < b;
+  // Reduce each row's contributions in key order, then update the row.
+  std::sort(refs.begin(), refs.end(), [](const GradRef& a, const GradRef& b) {
+    return a.row != b.row ? a.row < b.row : a.key < b.key;
   });
   opt_.begin_step();
   std::vector<double> acc(dim_);
   std::vector<float> g(dim_);
+  const bool dense = opt_.config().dense();
   int64_t next_dense = 0;  // dense optimizers also move the rows nobody touched
-  for (size_t i = 0; i < nrec;) {
-    const int64_t row = hdr[order[i]].local_row;
-    if (row < 0 || row >= local_rows_)
-      fail("table " + name_ + ": gradient for local row " + std::to_string(row) + " outside the shard");
+  for (size_t i = 0; i < refs.size();) {
+    const int64_t row = refs[i].row;
     std::fill(acc.begin(), acc.end(), 0.0);
-    for (; i < nrec && hdr[order[i]].local_row == row; ++i) {
-      const float* src = reinterpret_cast<const float*>(recv.data() + order[i] * rec + sizeof(GradHeader));
+    for (; i < refs.size() && refs[i].row == row; ++i) {
+      const float* src = refs[i].g;
       for (int k = 0; k < dim_; ++k) acc[k] += src[k];
     }
     for (int k = 0; k < dim_; ++k) g[k] = static_cast<float>(acc[k]);
-    if (opt_.config().dense())
+    if (dense)
       for (; next_dense < row; ++next_dense) opt_.update(next_dense, local_row(next_dense), nullptr);
     opt_.update(row, local_row(row), g.data());
     next_dense = row + 1;
   }
-  if (opt_.config().dense())
+  if (dense)
     for (; next_dense < local_rows_; ++next_dense) opt_.update(next_dense, local_row(next_dense), nullptr);
 }
 

@@ -8,6 +8,7 @@
 // A Routing can be reused for a second gather/apply on the same ids (the MG meta-step).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -29,8 +30,26 @@ struct Routing {
   std::vector<std::vector<int64_t>> request;  // per owner: sorted unique global ids we asked for
   std::vector<std::vector<int64_t>> serve;    // per requester: local row indices we serve
   std::vector<uint32_t> slot;                 // ids[k] -> index in the concatenated request lists
+  std::vector<int32_t> owner;                 // ids[k] -> owner rank
+  std::vector<int64_t> local;                 // ids[k] -> row index at its owner
   std::vector<size_t> request_offset;         // start of each owner's list in that concatenation
   size_t num_ids = 0;
+};
+
+// A grow-only byte buffer that is never zero-filled: per-step scratch of the exchanges.
+class Scratch {
+ public:
+  char* get(size_t bytes) {
+    if (bytes > cap_) {
+      buf_.reset(new char[bytes]);
+      cap_ = bytes;
+    }
+    return buf_.get();
+  }
+
+ private:
+  std::unique_ptr<char[]> buf_;
+  size_t cap_ = 0;
 };
 
 class ShardedEmbedding {
@@ -68,6 +87,7 @@ class ShardedEmbedding {
   int64_t local_rows_;
   std::vector<float> data_;
   RowOptimizer opt_;
+  mutable Scratch send_, recv_;
 };
 
 }  // namespace shardrec::dist

@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
+#include <sys/resource.h>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -112,6 +114,47 @@ std::string human_rate(double r) {
   else if (r >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", r / 1e3);
   else std::snprintf(buf, sizeof buf, "%.0f", r);
   return buf;
+}
+
+// A readable table of metrics: one row per metric family, one column per cutoff.
+void print_metrics(const char* split, const EvalResult& r) {
+  std::map<std::string, std::vector<std::pair<std::string, double>>> rows;
+  for (auto& [k, v] : r.values) {
+    const auto at = k.find('@');
+    rows[at == std::string::npos ? k : k.substr(0, at)].push_back({k, v});
+  }
+  std::printf("%s (%lld users):\n", split, (long long)r.users);
+  for (auto& [fam, cols] : rows) {
+    std::printf("  ");
+    for (auto& [k, v] : cols) std::printf("%-14s %.4f   ", k.c_str(), v);
+    std::printf("\n");
+  }
+}
+
+// Per-rank memory as JSON: peak resident set, and the shares of tables, optimizer state and
+// data slices, so the overhead beyond them can be read off (docs/benchmarks.md).
+std::string memory_report(const MFModel& m, const io::DataShard& data, dist::Comm& comm) {
+  struct rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  double tables = 0, opt = 0, slices = 0;
+  for (const auto* t : {&m.user, &m.item}) {
+    tables += t->local_data().size() * sizeof(float);
+    opt += t->optimizer().state_bytes();
+  }
+  for (const auto& s : data.split)
+    slices += s.item.size() * sizeof(int32_t) + s.ptr.size() * sizeof(int64_t) + s.rating.size() * sizeof(float);
+  const double mib = 1024.0 * 1024.0;
+  std::vector<double> mine = {ru.ru_maxrss / 1024.0, tables / mib, opt / mib, slices / mib};
+  auto all = dist::allgather(comm, mine);
+  std::string s = "[";
+  for (int k = 0; k < comm.size(); ++k) {
+    char buf[200];
+    std::snprintf(buf, sizeof buf,
+                  "%s{\"rank\": %d, \"peak_rss_mib\": %.1f, \"tables_mib\": %.1f, \"optimizer_mib\": %.1f, \"data_mib\": %.1f}",
+                  k ? ", " : "", k, all[k][0], all[k][1], all[k][2], all[k][3]);
+    s += buf;
+  }
+  return s + "]";
 }
 
 // Writes text to path through a temporary name.
@@ -286,6 +329,8 @@ int cmd_train(int argc, char** argv) {
       "validations without improvement before stopping (0 = never stop early)")(
       "keep-best", po::value<bool>(&c.keep_best)->default_value(true),
       "end with the best validated parameters")(
+      "final-eval", po::value<bool>()->default_value(true),
+      "evaluate valid and test at the end (full ranking over all items)")(
       "quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress lines");
   add_eval_options(d);
   po::variables_map vm;
@@ -334,12 +379,19 @@ int cmd_train(int argc, char** argv) {
           std::printf("  eta %s\n", human_time(e.eta_seconds).c_str());
           std::fflush(stdout);
         });
-        const auto valid = evaluate(trainer.model(), data, 1, c.eval, comm);
-        const auto test = evaluate(trainer.model(), data, 2, c.eval, comm);
+        EvalResult valid, test;
+        const bool final_eval = vm["final-eval"].as<bool>();
+        if (final_eval) {
+          valid = evaluate(trainer.model(), data, 1, c.eval, comm);
+          test = evaluate(trainer.model(), data, 2, c.eval, comm);
+        }
+        const std::string memory = memory_report(trainer.model(), data, comm);
         if (root) {
           std::printf("best epoch %d%s\n", res.best_epoch, res.stopped_early ? " (stopped early)" : "");
-          std::printf("valid: %s\n", json_metrics(valid).c_str());
-          std::printf("test:  %s\n", json_metrics(test).c_str());
+          if (final_eval) {
+            print_metrics("valid", valid);
+            print_metrics("test", test);
+          }
         }
         if (!c.run_dir.empty()) {
           io::export_tables(c.run_dir + "/params.h5", {&trainer.model().user, &trainer.model().item},
@@ -348,7 +400,8 @@ int cmd_train(int argc, char** argv) {
             write_text(c.run_dir + "/result.json",
                        "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
                            std::to_string(res.epochs.size()) + ", \"ranks\": " + std::to_string(comm.size()) +
-                           ", \"valid\": " + json_metrics(valid) + ", \"test\": " + json_metrics(test) + "}\n");
+                           ", \"valid\": " + json_metrics(valid) + ", \"test\": " + json_metrics(test) +
+                           ", \"memory\": " + memory + "}\n");
         }
         return 0;
       },
@@ -399,7 +452,7 @@ int cmd_eval(int argc, char** argv) {
         auto m = load_model(vm["data"].as<std::string>(), vm["params"].as<std::string>(), "mod", comm);
         const auto r = evaluate(*m.model, m.data, split == "valid" ? 1 : 2, ec, comm);
         if (comm.rank() == 0) {
-          std::printf("%s users %lld: %s\n", split.c_str(), (long long)r.users, json_metrics(r).c_str());
+          print_metrics(split.c_str(), r);
           if (!vm["out"].as<std::string>().empty()) write_text(vm["out"].as<std::string>(), json_metrics(r) + "\n");
         }
         return 0;
