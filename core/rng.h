@@ -60,7 +60,8 @@ class Permutation {
 
  private:
   uint64_t encrypt(uint64_t x) const;
-  uint64_t n_, seed_;
+  uint64_t n_;
+  uint64_t keys_[4];  // round keys derived from the seed
   int half_bits_;
   uint64_t mask_;
 };

@@ -37,11 +37,18 @@ int64_t Trainer::steps_per_epoch() const { return (num_train_ + cfg_.batch - 1) 
 int64_t Trainer::sample_negative(int epoch, int64_t global_row, int k,
                                  std::span<const int32_t> seen) const {
   const int64_t n_items = data_.info.num_items;
-  CounterRng rng(cfg_.seed, 0x4e67, static_cast<uint64_t>(epoch),
-                 static_cast<uint64_t>(global_row) * 1024 + static_cast<uint64_t>(k));
+  // SplitMix64 over a counter keyed by (seed, epoch, row, k): one mixer per draw.
+  // Each (row, k) owns 128 consecutive counters; at most 65 are drawn.
+  if (epoch != neg_epoch_) {
+    neg_epoch_ = epoch;
+    neg_base_ = hash64(cfg_.seed, 0x4e67, static_cast<uint64_t>(epoch));
+  }
+  uint64_t state = neg_base_ + (static_cast<uint64_t>(global_row) * 1024 + static_cast<uint64_t>(k)) *
+                                   0x9e3779b97f4a7c15ULL * 128;
+  auto next = [&] { return mix64(state += 0x9e3779b97f4a7c15ULL); };
   // Rejection sampling against the user's sorted training items, as the papers' code does.
   for (int attempt = 0; attempt < 64; ++attempt) {
-    const int64_t j = static_cast<int64_t>(rng.below(n_items));
+    const int64_t j = static_cast<int64_t>(to_range(next(), static_cast<uint64_t>(n_items)));
     if (!std::binary_search(seen.begin(), seen.end(), static_cast<int32_t>(j))) return j;
   }
   // Very dense user: pick uniformly among the items the user has not seen, directly.
@@ -51,7 +58,7 @@ int64_t Trainer::sample_negative(int epoch, int64_t global_row, int k,
   if (free_items <= 0)
     fail("dataset " + data_.info.path + ": a user of training row " + std::to_string(global_row) +
          " interacted with every item, so no negative item exists");
-  int64_t x = static_cast<int64_t>(rng.below(free_items));
+  int64_t x = static_cast<int64_t>(to_range(next(), static_cast<uint64_t>(free_items)));
   // The x-th missing id: x plus the number of seen ids at or below the answer.
   size_t lo = 0, hi = uniq.size();
   while (lo < hi) {
@@ -65,8 +72,15 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
                          int64_t global_n, dist::ExactSums& loss_sum) {
   const int d = cfg_.dim, negs = cfg_.negatives, per = 1 + negs;
   const io::UserSlice& tr = data_.train();
-  std::vector<int64_t> uid(n), iid(n * per);
-  std::vector<uint64_t> ukey(n), ikey(n * per);
+  // Per-step buffers are reused across steps (no allocation, no zero-fill).
+  std::vector<int64_t>& uid = uid_;
+  std::vector<int64_t>& iid = iid_;
+  std::vector<uint64_t>& ukey = ukey_;
+  std::vector<uint64_t>& ikey = ikey_;
+  uid.resize(n);
+  iid.resize(n * per);
+  ukey.resize(n);
+  ikey.resize(n * per);
   for (size_t i = 0; i < n; ++i) {
     const int64_t user = tr.user_lo + s[i].user;
     uid[i] = user;
@@ -79,10 +93,12 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
   }
   auto ur = model_.user.route(comm_, uid);
   auto ir = model_.item.route(comm_, iid);
-  std::vector<float> U(n * d), I(n * per * d);
-  model_.user.gather(comm_, ur, U.data());
-  model_.item.gather(comm_, ir, I.data());
-  std::vector<float> gU(n * d, 0.0f), gI(n * per * d, 0.0f);
+  float* U = U_.get(n * d);
+  float* I = I_.get(n * per * d);
+  float* gU = gU_.get(n * d);
+  float* gI = gI_.get(n * per * d);
+  model_.user.gather(comm_, ur, U);
+  model_.item.gather(comm_, ir, I);
 
   const bool bpr = cfg_.loss == "bpr";
   const float inv = 1.0f / static_cast<float>(global_n * (bpr ? negs : per));
@@ -93,6 +109,8 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
     const float* ip = &I[i * per * d];
     float* gu = &gU[i * d];
     float* gip = &gI[i * per * d];
+    std::fill(gu, gu + d, 0.0f);
+    std::fill(gip, gip + per * d, 0.0f);
     const float sp = MFModel::score(u, ip, d);
     if (bpr) {
       for (int k = 0; k < negs; ++k) {
@@ -133,8 +151,8 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
            " (lower the learning rate?)");
     loss_sum.add(0, loss);
   }
-  model_.user.apply(comm_, ur, ukey, gU.data());
-  model_.item.apply(comm_, ir, ikey, gI.data());
+  model_.user.apply(comm_, ur, ukey, gU);
+  model_.item.apply(comm_, ir, ikey, gI);
 }
 
 double Trainer::train_epoch(int epoch) {

@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/evaluator.h"
 #include "core/model.h"
+#include "core/scratch.h"
 #include "dist/comm.h"
 #include "dist/exact_sum.h"
 #include "io/dataset.h"
@@ -65,6 +66,12 @@ class Trainer {
   MFModel model_;
   int64_t num_train_ = 0;
   std::vector<uint32_t> row_user_;  // training slice row -> local user index
+  // Per-step buffers, reused.
+  std::vector<int64_t> uid_, iid_;
+  std::vector<uint64_t> ukey_, ikey_;
+  Scratch<float> U_, I_, gU_, gI_;
+  mutable int neg_epoch_ = -1;  // cached key of the negative sampler's epoch
+  mutable uint64_t neg_base_ = 0;
 };
 
 }  // namespace shardrec

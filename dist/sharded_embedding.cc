@@ -52,6 +52,18 @@ Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids) const 
   r.request.assign(n, {});
   r.owner.resize(ids.size());
   r.local.resize(ids.size());
+  r.slot.resize(ids.size());
+  // De-duplicate with a hash map (O(ids)); a slot is an index into the owner's request list
+  // until the offsets below turn it into an index into the concatenation.
+  size_t cap = 16;
+  while (cap < 2 * ids.size()) cap <<= 1;
+  if (dedup_.size() < cap) dedup_.assign(cap, IdSlot{0, 0, 0});
+  cap = dedup_.size();
+  if (++dedup_gen_ == 0) {  // wrapped: clear the stamps once
+    for (auto& e : dedup_) e.gen = 0;
+    dedup_gen_ = 1;
+  }
+  const uint32_t gen = dedup_gen_;
   for (size_t i = 0; i < ids.size(); ++i) {
     const int64_t id = ids[i];
     if (id < 0 || id >= rows_)
@@ -60,21 +72,17 @@ Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids) const 
     const int o = sharding_.owner(id);
     r.owner[i] = o;
     r.local[i] = sharding_.local_index(id);
-    r.request[o].push_back(id);
+    size_t h = mix64(static_cast<uint64_t>(id)) & (cap - 1);
+    while (dedup_[h].gen == gen && dedup_[h].id != id) h = (h + 1) & (cap - 1);
+    if (dedup_[h].gen != gen) {
+      dedup_[h] = IdSlot{id, static_cast<uint32_t>(r.request[o].size()), gen};
+      r.request[o].push_back(id);
+    }
+    r.slot[i] = dedup_[h].slot;
   }
   r.request_offset.assign(n + 1, 0);
-  for (int k = 0; k < n; ++k) {
-    auto& v = r.request[k];
-    std::sort(v.begin(), v.end());
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-    r.request_offset[k + 1] = r.request_offset[k] + v.size();
-  }
-  r.slot.resize(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const auto& v = r.request[r.owner[i]];
-    r.slot[i] = static_cast<uint32_t>(r.request_offset[r.owner[i]] +
-                                      (std::lower_bound(v.begin(), v.end(), ids[i]) - v.begin()));
-  }
+  for (int k = 0; k < n; ++k) r.request_offset[k + 1] = r.request_offset[k] + r.request[k].size();
+  for (size_t i = 0; i < ids.size(); ++i) r.slot[i] += static_cast<uint32_t>(r.request_offset[r.owner[i]]);
   // Only remote ids travel; an owner serves its own ids straight from its table.
   std::vector<std::vector<int64_t>> remote(r.request);
   remote[comm.rank()].clear();
@@ -118,11 +126,6 @@ struct GradHeader {
   int64_t local_row;  // at the owner
   uint64_t key;
 };
-struct GradRef {
-  int64_t row;
-  uint64_t key;
-  const float* g;
-};
 }  // namespace
 
 void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
@@ -141,8 +144,8 @@ void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint6
   }
   char* send = send_.get(total);
   std::vector<size_t> fill(sd);
-  std::vector<GradRef> refs;
-  refs.reserve(r.num_ids);
+  std::vector<GradRef>& refs = refs_;
+  refs.clear();
   for (size_t i = 0; i < r.num_ids; ++i) {
     const int o = r.owner[i];
     if (o == me) {
@@ -172,30 +175,69 @@ void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint6
     refs.push_back({h.local_row, h.key, reinterpret_cast<const float*>(recv + off + sizeof h)});
   }
 
-  // Reduce each row's contributions in key order, then update the row.
-  std::sort(refs.begin(), refs.end(), [](const GradRef& a, const GradRef& b) {
-    return a.row != b.row ? a.row < b.row : a.key < b.key;
-  });
-  opt_.begin_step();
-  std::vector<double> acc(dim_);
-  std::vector<float> g(dim_);
-  const bool dense = opt_.config().dense();
-  int64_t next_dense = 0;  // dense optimizers also move the rows nobody touched
-  for (size_t i = 0; i < refs.size();) {
-    const int64_t row = refs[i].row;
-    std::fill(acc.begin(), acc.end(), 0.0);
-    for (; i < refs.size() && refs[i].row == row; ++i) {
-      const float* src = refs[i].g;
-      for (int k = 0; k < dim_; ++k) acc[k] += src[k];
-    }
-    for (int k = 0; k < dim_; ++k) g[k] = static_cast<float>(acc[k]);
-    if (dense)
-      for (; next_dense < row; ++next_dense) opt_.update(next_dense, local_row(next_dense), nullptr);
-    opt_.update(row, local_row(row), g.data());
-    next_dense = row + 1;
+  // Group the contributions by row, stably (arrival order: by source rank, and within a source
+  // in key order, since every rank walks its samples in global order) ...
+  if (row_gen_.size() != static_cast<size_t>(local_rows_)) {
+    row_gen_.assign(local_rows_, 0);
+    row_group_.assign(local_rows_, 0);
   }
+  if (++row_gen_now_ == 0) {
+    std::fill(row_gen_.begin(), row_gen_.end(), 0u);
+    row_gen_now_ = 1;
+  }
+  const uint32_t gen = row_gen_now_;
+  std::vector<int64_t>& group_row = group_row_;
+  std::vector<uint32_t>& group_start = group_start_;
+  std::vector<uint32_t>& ref_group = ref_group_;
+  group_row.clear();
+  group_start.clear();
+  ref_group.resize(refs.size());
+  for (size_t i = 0; i < refs.size(); ++i) {
+    const int64_t row = refs[i].row;
+    if (row_gen_[row] != gen) {
+      row_gen_[row] = gen;
+      row_group_[row] = static_cast<uint32_t>(group_row.size());
+      group_row.push_back(row);
+      group_start.push_back(0);
+    }
+    ref_group[i] = row_group_[row];
+    ++group_start[ref_group[i]];
+  }
+  const size_t ng = group_row.size();
+  group_start.push_back(0);
+  for (size_t g = 0, acc = 0; g <= ng; ++g) {  // counts -> starts (exclusive prefix sum)
+    const size_t c = group_start[g];
+    group_start[g] = static_cast<uint32_t>(acc);
+    acc += c;
+  }
+  std::vector<GradRef>& grouped = grouped_;
+  grouped.resize(refs.size());
+  fill_.assign(group_start.begin(), group_start.end() - 1);
+  for (size_t i = 0; i < refs.size(); ++i) grouped[fill_[ref_group[i]]++] = refs[i];
+  // ... then sum each row's contributions in key order (a group that mixes sources is sorted by
+  // key first) and update the row. The result does not depend on how samples met ranks.
+  opt_.begin_step();
+  const bool dense = opt_.config().dense();
+  // One gradient row per group (dense optimizers need them all at the end).
+  float* group_grad = group_grad_.get((dense ? ng : 1) * static_cast<size_t>(dim_));
+  for (size_t g = 0; g < ng; ++g) {
+    GradRef* b = grouped.data() + group_start[g];
+    GradRef* e = grouped.data() + group_start[g + 1];
+    bool sorted = true;
+    for (GradRef* p = b + 1; p < e; ++p) sorted &= p[-1].key < p->key;
+    if (!sorted)
+      std::sort(b, e, [](const GradRef& x, const GradRef& y) { return x.key < y.key; });
+    float* out = dense ? group_grad + g * dim_ : group_grad;
+    std::memcpy(out, b->g, dim_ * sizeof(float));
+    for (GradRef* p = b + 1; p < e; ++p)
+      for (int k = 0; k < dim_; ++k) out[k] += p->g[k];
+    if (!dense) opt_.update(group_row[g], local_row(group_row[g]), out);
+  }
+  // Dense optimizers move every row of the shard, the untouched ones with a zero gradient.
   if (dense)
-    for (; next_dense < local_rows_; ++next_dense) opt_.update(next_dense, local_row(next_dense), nullptr);
+    for (int64_t row = 0; row < local_rows_; ++row)
+      opt_.update(row, local_row(row),
+                  row_gen_[row] == gen ? group_grad + row_group_[row] * static_cast<size_t>(dim_) : nullptr);
 }
 
 }  // namespace shardrec::dist

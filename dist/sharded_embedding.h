@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/optimizer.h"
+#include "core/scratch.h"
 #include "dist/comm.h"
 #include "dist/sharding.h"
 
@@ -27,29 +28,13 @@ struct InitSpec {
 };
 
 struct Routing {
-  std::vector<std::vector<int64_t>> request;  // per owner: sorted unique global ids we asked for
+  std::vector<std::vector<int64_t>> request;  // per owner: unique global ids we asked for (first-seen order)
   std::vector<std::vector<int64_t>> serve;    // per requester: local row indices we serve
   std::vector<uint32_t> slot;                 // ids[k] -> index in the concatenated request lists
   std::vector<int32_t> owner;                 // ids[k] -> owner rank
   std::vector<int64_t> local;                 // ids[k] -> row index at its owner
   std::vector<size_t> request_offset;         // start of each owner's list in that concatenation
   size_t num_ids = 0;
-};
-
-// A grow-only byte buffer that is never zero-filled: per-step scratch of the exchanges.
-class Scratch {
- public:
-  char* get(size_t bytes) {
-    if (bytes > cap_) {
-      buf_.reset(new char[bytes]);
-      cap_ = bytes;
-    }
-    return buf_.get();
-  }
-
- private:
-  std::unique_ptr<char[]> buf_;
-  size_t cap_ = 0;
 };
 
 class ShardedEmbedding {
@@ -87,7 +72,26 @@ class ShardedEmbedding {
   int64_t local_rows_;
   std::vector<float> data_;
   RowOptimizer opt_;
-  mutable Scratch send_, recv_;
+  mutable Scratch<char> send_, recv_;
+  struct GradRef {
+    int64_t row;
+    uint64_t key;
+    const float* g;
+  };
+  std::vector<GradRef> refs_, grouped_;
+  std::vector<uint32_t> ref_group_, group_start_, fill_;
+  std::vector<int64_t> group_row_;
+  Scratch<float> group_grad_;
+  // Requester-side de-duplication: an open-addressing map id -> slot, cleared by generation.
+  struct IdSlot {
+    int64_t id;
+    uint32_t slot, gen;
+  };
+  mutable std::vector<IdSlot> dedup_;
+  mutable uint32_t dedup_gen_ = 0;
+  // Owner-side grouping of gradient contributions by local row (generation-stamped).
+  std::vector<uint32_t> row_gen_, row_group_;
+  uint32_t row_gen_now_ = 0;
 };
 
 }  // namespace shardrec::dist
