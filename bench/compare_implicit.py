@@ -24,7 +24,7 @@ def main():
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch", type=int, default=8192)
-    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--lr", type=float, default=0.05, help="implicit's per-sample rate; shardrec's batch-mean loss gets lr x batch")
     ap.add_argument("--ranks", default="1,2")
     args = ap.parse_args()
     os.makedirs(args.work, exist_ok=True)
@@ -37,7 +37,7 @@ def main():
     for r in [int(x) for x in args.ranks.split(",")]:
         run = os.path.join(args.work, f"shardrec_np{r}")
         sh(["mpirun", "--oversubscribe", "--bind-to", "core", "-np", str(r), args.shardrec, "train",
-            "--data", data, "--run-dir", run, "--optimizer", "sgd", "--lr", str(args.lr), "--dim", str(args.dim),
+            "--data", data, "--run-dir", run, "--optimizer", "sgd", "--lr", str(args.lr * args.batch), "--dim", str(args.dim),
             "--batch", str(args.batch), "--epochs", str(args.epochs), "--eval-every", "0",
             "--final-eval", "false", "--quiet"], env=env)
         epochs = [json.loads(l) for l in open(os.path.join(run, "metrics.jsonl"))]

@@ -27,9 +27,7 @@ Trainer::Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& 
   num_train_ = data.info.rows[0];
   const io::UserSlice& tr = data.train();
   if (tr.rows() >= (int64_t{1} << 32)) fail("a rank holds more than 2^32 training rows; use more ranks");
-  row_user_.resize(tr.rows());
-  for (int64_t u = 0; u < tr.user_hi - tr.user_lo; ++u)
-    for (int64_t r = tr.ptr[u]; r < tr.ptr[u + 1]; ++r) row_user_[r] = static_cast<uint32_t>(u);
+  if (cfg_.batch >= (int64_t{1} << 32)) fail("option --batch: must be below 2^32");
 }
 
 int64_t Trainer::steps_per_epoch() const { return (num_train_ + cfg_.batch - 1) / cfg_.batch; }
@@ -72,6 +70,7 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
                          int64_t global_n, dist::ExactSums& loss_sum) {
   const int d = cfg_.dim, negs = cfg_.negatives, per = 1 + negs;
   const io::UserSlice& tr = data_.train();
+  const uint64_t pos0 = static_cast<uint64_t>(step) * static_cast<uint64_t>(cfg_.batch);
   // Per-step buffers are reused across steps (no allocation, no zero-fill).
   std::vector<int64_t>& uid = uid_;
   std::vector<int64_t>& iid = iid_;
@@ -84,14 +83,15 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
   for (size_t i = 0; i < n; ++i) {
     const int64_t user = tr.user_lo + s[i].user;
     uid[i] = user;
-    ukey[i] = s[i].pos;
+    ukey[i] = pos0 + s[i].off;
     iid[i * per] = tr.item[s[i].row];
     auto seen = tr.items_of(user);
     for (int k = 0; k < negs; ++k)
       iid[i * per + 1 + k] = sample_negative(epoch, tr.row_lo + s[i].row, k, seen);
-    for (int k = 0; k < per; ++k) ikey[i * per + k] = s[i].pos * per + k;
+    for (int k = 0; k < per; ++k) ikey[i * per + k] = (pos0 + s[i].off) * per + k;
   }
-  auto ur = model_.user.route(comm_, uid);
+  // A sample runs on its user's owner, so user rows never travel: no collective for them.
+  auto ur = model_.user.route(comm_, uid, /*local_only=*/true);
   auto ir = model_.item.route(comm_, iid);
   float* U = U_.get(n * d);
   float* I = I_.get(n * per * d);
@@ -159,25 +159,26 @@ double Trainer::train_epoch(int epoch) {
   const io::UserSlice& tr = data_.train();
   const int64_t B = cfg_.batch, S = steps_per_epoch();
   const Permutation perm(static_cast<uint64_t>(num_train_), hash64(cfg_.seed, 0xe90c, epoch));
-  // This rank's samples, grouped by step (counting sort) and ordered by position within a step.
+  // This rank's samples, grouped by step (a counting sort in two passes over the permutation,
+  // which is cheaper than holding each sample's position) and ordered by position within a step.
   const size_t n = static_cast<size_t>(tr.rows());
-  std::vector<LocalSample> tmp(n), order(n);
   std::vector<int64_t> start(S + 1, 0);
-  for (size_t r = 0; r < n; ++r) {
-    const uint64_t pos = perm(static_cast<uint64_t>(tr.row_lo + r));
-    tmp[r] = {pos, static_cast<uint32_t>(r), row_user_[r]};
-    ++start[pos / B + 1];
-  }
+  for (size_t r = 0; r < n; ++r) ++start[perm(static_cast<uint64_t>(tr.row_lo + r)) / B + 1];
   for (int64_t s = 0; s < S; ++s) start[s + 1] += start[s];
+  std::vector<LocalSample> order(n);
   {
     std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (auto& x : tmp) order[fill[x.pos / B]++] = x;
+    uint32_t user = 0;  // rows are grouped by user, so the user only moves forward
+    for (size_t r = 0; r < n; ++r) {
+      while (static_cast<int64_t>(r) >= tr.ptr[user + 1]) ++user;
+      const uint64_t pos = perm(static_cast<uint64_t>(tr.row_lo + r));
+      order[fill[pos / B]++] = {static_cast<uint32_t>(pos % B), static_cast<uint32_t>(r), user};
+    }
   }
-  tmp = {};
   dist::ExactSums loss(1, 24);
   for (int64_t s = 0; s < S; ++s) {
     auto b = order.begin() + start[s], e = order.begin() + start[s + 1];
-    std::sort(b, e, [](const LocalSample& x, const LocalSample& y) { return x.pos < y.pos; });
+    std::sort(b, e, [](const LocalSample& x, const LocalSample& y) { return x.off < y.off; });
     const int64_t global_n = std::min<int64_t>(B, num_train_ - s * B);
     train_step(epoch, s, &*b, static_cast<size_t>(e - b), global_n, loss);
   }

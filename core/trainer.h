@@ -53,9 +53,9 @@ class Trainer {
 
  private:
   struct LocalSample {
-    uint64_t pos;     // position in the epoch's global order
-    uint32_t row;     // index in this rank's training slice
-    uint32_t user;    // user index within this rank's users
+    uint32_t off;   // position in the epoch's global order, minus the step's first position
+    uint32_t row;   // index in this rank's training slice
+    uint32_t user;  // user index within this rank's users
   };
   void train_step(int epoch, int64_t step, const LocalSample* s, size_t n, int64_t global_n,
                   dist::ExactSums& loss_sum);
@@ -65,7 +65,6 @@ class Trainer {
   dist::Comm& comm_;
   MFModel model_;
   int64_t num_train_ = 0;
-  std::vector<uint32_t> row_user_;  // training slice row -> local user index
   // Per-step buffers, reused.
   std::vector<int64_t> uid_, iid_;
   std::vector<uint64_t> ukey_, ikey_;

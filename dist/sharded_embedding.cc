@@ -45,9 +45,10 @@ ShardedEmbedding::ShardedEmbedding(std::string name, uint64_t table_key, int64_t
   }
 }
 
-Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids) const {
+Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids, bool local_only) const {
   const int n = comm.size();
   Routing r;
+  r.local_only = local_only;
   r.num_ids = ids.size();
   r.request.assign(n, {});
   r.owner.resize(ids.size());
@@ -83,12 +84,26 @@ Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids) const 
   r.request_offset.assign(n + 1, 0);
   for (int k = 0; k < n; ++k) r.request_offset[k + 1] = r.request_offset[k] + r.request[k].size();
   for (size_t i = 0; i < ids.size(); ++i) r.slot[i] += static_cast<uint32_t>(r.request_offset[r.owner[i]]);
-  // Only remote ids travel; an owner serves its own ids straight from its table.
+  r.serve.assign(n, {});
+  r.incoming.assign(n, 0);
+  if (local_only) {
+    for (int k = 0; k < n; ++k)
+      if (k != comm.rank() && !r.request[k].empty())
+        fail("table " + name_ + ": id " + std::to_string(r.request[k][0]) + " routed as local but owned by rank " + std::to_string(k));
+    return r;
+  }
+  // Only remote ids travel; an owner serves its own ids straight from its table. Each list ends
+  // with the number of gradient records that will follow in apply(), so apply() needs no
+  // exchange of counts.
   std::vector<std::vector<int64_t>> remote(r.request);
   remote[comm.rank()].clear();
+  for (auto& v : remote) v.push_back(0);
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (r.owner[i] != comm.rank()) ++remote[r.owner[i]].back();
   auto got = all_to_all(comm, remote);
-  r.serve.assign(n, {});
   for (int k = 0; k < n; ++k) {
+    r.incoming[k] = static_cast<uint64_t>(got[k].back());
+    got[k].pop_back();
     r.serve[k].resize(got[k].size());
     for (size_t i = 0; i < got[k].size(); ++i) r.serve[k][i] = sharding_.local_index(got[k][i]);
   }
@@ -111,7 +126,7 @@ void ShardedEmbedding::gather(Comm& comm, const Routing& r, float* out) const {
     if (k == me) continue;
     for (int64_t l : r.serve[k]) { std::memcpy(p, local_row(l), rb); p += dim_; }
   }
-  comm.alltoallv(send, sb.data(), sd.data(), recv, recvb.data(), rd.data());
+  if (!r.local_only) comm.alltoallv(send, sb.data(), sd.data(), recv, recvb.data(), rd.data());
   for (size_t i = 0; i < r.num_ids; ++i) {
     const int o = r.owner[i];
     const float* src = o == me ? local_row(r.local[i])
@@ -158,14 +173,11 @@ void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint6
     std::memcpy(dst + sizeof h, grads + i * dim_, dim_ * sizeof(float));
     fill[o] += rec;
   }
-  std::vector<uint64_t> sc(n), rc(n);
-  for (int k = 0; k < n; ++k) sc[k] = sb[k];
-  comm.alltoall_u64(sc.data(), rc.data());
   std::vector<size_t> recvb(n), rd(n);
   size_t rtotal = 0;
-  for (int k = 0; k < n; ++k) { recvb[k] = rc[k]; rd[k] = rtotal; rtotal += rc[k]; }
+  for (int k = 0; k < n; ++k) { recvb[k] = r.incoming[k] * rec; rd[k] = rtotal; rtotal += recvb[k]; }
   char* recv = recv_.get(rtotal);
-  comm.alltoallv(send, sb.data(), sd.data(), recv, recvb.data(), rd.data());
+  if (!r.local_only) comm.alltoallv(send, sb.data(), sd.data(), recv, recvb.data(), rd.data());
   for (size_t off = 0; off < rtotal; off += rec) {
     GradHeader h;
     std::memcpy(&h, recv + off, sizeof h);

@@ -34,7 +34,9 @@ struct Routing {
   std::vector<int32_t> owner;                 // ids[k] -> owner rank
   std::vector<int64_t> local;                 // ids[k] -> row index at its owner
   std::vector<size_t> request_offset;         // start of each owner's list in that concatenation
+  std::vector<uint64_t> incoming;             // per requester: gradient records it will send us
   size_t num_ids = 0;
+  bool local_only = false;                    // every id is ours: no collective at all
 };
 
 class ShardedEmbedding {
@@ -43,7 +45,10 @@ class ShardedEmbedding {
   ShardedEmbedding(std::string name, uint64_t table_key, int64_t rows, int dim, Sharding sharding,
                    int rank, uint64_t seed, const InitSpec& init, const OptimizerConfig& opt);
 
-  Routing route(Comm& comm, std::span<const int64_t> ids) const;
+  // local_only: the caller guarantees that this rank owns every id (the user table, whose
+  // partition is the data's); route, gather and apply then skip their collectives. All ranks
+  // must pass the same value.
+  Routing route(Comm& comm, std::span<const int64_t> ids, bool local_only = false) const;
   // out: ids.size() x dim, rows in the order of the routed ids.
   void gather(Comm& comm, const Routing& r, float* out) const;
   // grads: ids.size() x dim, keys: ids.size() order keys (unique per row within a step).
