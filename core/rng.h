@@ -39,11 +39,19 @@ class CounterRng {
   uint64_t next() { return hash64(seed_, a_, b_, c_, i_++); }
   double uniform() { return to_unit(next()); }
   uint64_t below(uint64_t n) { return to_range(next(), n); }
-  // Standard normal (Box-Muller; one draw per call, the second value is dropped for simplicity).
+  // Standard normal (Box-Muller; the second value of the pair is dropped).
   double normal() {
+    double a, b;
+    normal_pair(a, b);
+    return a;
+  }
+  // Two independent standard normals from two uniforms (Box-Muller).
+  void normal_pair(double& a, double& b) {
     double u1 = uniform(), u2 = uniform();
     if (u1 < 1e-300) u1 = 1e-300;
-    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+    const double r = std::sqrt(-2.0 * std::log(u1)), t = 6.283185307179586 * u2;
+    a = r * std::cos(t);
+    b = r * std::sin(t);
   }
 
  private:

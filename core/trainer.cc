@@ -119,11 +119,7 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
         const float x = sp - MFModel::score(u, jn, d);
         loss += softplus(-static_cast<double>(x));
         const float c = -sigmoid(-x) * inv;  // d loss / d x, averaged over the batch
-        for (int q = 0; q < d; ++q) {
-          gu[q] += c * (ip[q] - jn[q]);
-          gip[q] += c * u[q];
-          gjn[q] -= c * u[q];
-        }
+        kernels::bpr_backward(c, u, ip, jn, gu, gip, gjn, d);
       }
     } else {
       for (int k = 0; k < per; ++k) {

@@ -37,10 +37,15 @@ ShardedEmbedding::ShardedEmbedding(std::string name, uint64_t table_key, int64_t
     const int64_t id = sharding_.global_id(rank, l);
     CounterRng rng(seed, 0x1a17 + table_key, static_cast<uint64_t>(id));
     float* w = &data_[l * dim];
-    for (int k = 0; k < dim; ++k) {
-      w[k] = init.kind == InitSpec::Kind::kUniform
-                 ? static_cast<float>((2.0 * rng.uniform() - 1.0) * init.scale)
-                 : static_cast<float>(rng.normal() * std);
+    if (init.kind == InitSpec::Kind::kUniform) {
+      for (int k = 0; k < dim; ++k) w[k] = static_cast<float>((2.0 * rng.uniform() - 1.0) * init.scale);
+      continue;
+    }
+    for (int k = 0; k < dim; k += 2) {  // both values of each Box-Muller pair
+      double a, b;
+      rng.normal_pair(a, b);
+      w[k] = static_cast<float>(a * std);
+      if (k + 1 < dim) w[k + 1] = static_cast<float>(b * std);
     }
   }
 }

@@ -14,6 +14,12 @@ float dot(const float* a, const float* b, int n);
 // y += alpha * x
 void axpy(float alpha, const float* x, float* y, int n);
 
+// One BPR term's gradients, accumulated: gu += c (i - j), gi += c u, gj -= c u.
+// The gradient rows never alias the embedding rows (restrict lets the loop vectorise).
+void bpr_backward(float c, const float* __restrict u, const float* __restrict i,
+                  const float* __restrict j, float* __restrict gu, float* __restrict gi,
+                  float* __restrict gj, int n);
+
 // Sum of squares (for L2 regularisation and row-wise Adagrad).
 float sum_squares(const float* a, int n);
 
