@@ -52,7 +52,11 @@ void RowOptimizer::update(int64_t r, float* w, const float* grad) {
   switch (cfg_.kind) {
     case OptimizerConfig::Kind::kSgd:
       if (!grad) return;
-      for (int k = 0; k < d; ++k) w[k] -= cfg_.lr * (grad[k] + wd * w[k]);
+      if (wd == 0.0f) {
+        for (int k = 0; k < d; ++k) w[k] -= cfg_.lr * grad[k];
+      } else {
+        for (int k = 0; k < d; ++k) w[k] -= cfg_.lr * (grad[k] + wd * w[k]);
+      }
       return;
     case OptimizerConfig::Kind::kAdagrad: {
       if (!grad) return;

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "kernels/embedding_ops.h"
 
 namespace shardrec::dist {
 
@@ -246,8 +247,7 @@ void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint6
       std::sort(b, e, [](const GradRef& x, const GradRef& y) { return x.key < y.key; });
     float* out = dense ? group_grad + g * dim_ : group_grad;
     std::memcpy(out, b->g, dim_ * sizeof(float));
-    for (GradRef* p = b + 1; p < e; ++p)
-      for (int k = 0; k < dim_; ++k) out[k] += p->g[k];
+    for (GradRef* p = b + 1; p < e; ++p) kernels::add(p->g, out, dim_);
     if (!dense) opt_.update(group_row[g], local_row(group_row[g]), out);
   }
   // Dense optimizers move every row of the shard, the untouched ones with a zero gradient.

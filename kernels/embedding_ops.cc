@@ -2,7 +2,12 @@
 
 namespace shardrec::kernels {
 
-float dot(const float* a, const float* b, int n) {
+// Each kernel is compiled for AVX2 and for the baseline, picked at load time. Both versions give
+// the same bits: every lane does the same operations in the same order (no reassociation, no FMA
+// contraction), only more lanes run at once.
+#define SHARDREC_CLONES __attribute__((target_clones("avx2", "default")))
+
+SHARDREC_CLONES float dot(const float* a, const float* b, int n) {
   float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int i = 0;
   for (; i + 8 <= n; i += 8)
@@ -11,11 +16,15 @@ float dot(const float* a, const float* b, int n) {
   return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
 }
 
-void axpy(float alpha, const float* __restrict x, float* __restrict y, int n) {
+SHARDREC_CLONES void axpy(float alpha, const float* __restrict x, float* __restrict y, int n) {
   for (int i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
 
-void bpr_backward(float c, const float* __restrict u, const float* __restrict i,
+SHARDREC_CLONES void add(const float* __restrict x, float* __restrict y, int n) {
+  for (int i = 0; i < n; ++i) y[i] += x[i];
+}
+
+SHARDREC_CLONES void bpr_backward(float c, const float* __restrict u, const float* __restrict i,
                   const float* __restrict j, float* __restrict gu, float* __restrict gi,
                   float* __restrict gj, int n) {
   for (int q = 0; q < n; ++q) {
@@ -25,6 +34,6 @@ void bpr_backward(float c, const float* __restrict u, const float* __restrict i,
   }
 }
 
-float sum_squares(const float* a, int n) { return dot(a, a, n); }
+SHARDREC_CLONES float sum_squares(const float* a, int n) { return dot(a, a, n); }
 
 }  // namespace shardrec::kernels

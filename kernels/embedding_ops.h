@@ -14,6 +14,9 @@ float dot(const float* a, const float* b, int n);
 // y += alpha * x
 void axpy(float alpha, const float* x, float* y, int n);
 
+// y += x
+void add(const float* __restrict x, float* __restrict y, int n);
+
 // One BPR term's gradients, accumulated: gu += c (i - j), gi += c u, gj -= c u.
 // The gradient rows never alias the embedding rows (restrict lets the loop vectorise).
 void bpr_backward(float c, const float* __restrict u, const float* __restrict i,

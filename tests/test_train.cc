@@ -211,7 +211,7 @@ TEST(ShardedEmbedding, GatherAndReduceAcrossRanksMatchASingleTable) {
   opt.kind = OptimizerConfig::Kind::kSgd;
   opt.lr = 1.0f;
   std::vector<float> ref_init;
-  dist::run_ranks(1, [&](dist::Comm& comm) {
+  dist::run_ranks(1, [&](dist::Comm&) {
     dist::ShardedEmbedding t("t", 0, rows, d, dist::Sharding::modulo(rows, 1), 0, 7, {}, opt);
     ref_init = t.local_data();
   });
