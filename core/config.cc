@@ -48,7 +48,11 @@ std::string TrainConfig::to_ini() const {
     << "ks = " << ks << "\n"
     << "mask-valid = " << (eval.mask_valid_in_test ? "true" : "false") << "\n"
     << "pointwise = " << (eval.pointwise ? "true" : "false") << "\n"
-    << "eval-seed = " << eval.seed << "\n";
+    << "eval-seed = " << eval.seed << "\n"
+    << "strategy = " << strategy << "\n"
+    << "mg-alpha1 = " << mg_alpha1 << "\n"
+    << "mg-alpha2 = " << mg_alpha2 << "\n"
+    << "mg-beta = " << mg_beta << "\n";
   return o.str();
 }
 
@@ -71,6 +75,8 @@ void TrainConfig::validate() const {
   need(eval_every >= 0, "eval-every", "must not be negative");
   need(patience >= 0, "patience", "must not be negative");
   need(!eval.ks.empty(), "ks", "at least one cutoff");
+  need(strategy == "plain" || strategy == "mirror", "strategy", "'" + strategy + "': expected plain or mirror");
+  need(mg_beta >= 1, "mg-beta", "must be a positive integer");
   for (int k : eval.ks) need(k >= 1, "ks", "cutoffs must be >= 1");
   // The early-stopping metric must be one that validation computes.
   std::vector<std::string> known;

@@ -38,6 +38,10 @@ struct TrainConfig {
   int patience = 10;         // validations without improvement before stopping; 0 = off
   bool keep_best = true;     // restore the best validated parameters at the end
   EvalConfig eval;
+  // Training strategy (core/strategy.h): plain, or mirror (Mirror Gradient).
+  std::string strategy = "plain";
+  float mg_alpha1 = 1.0f, mg_alpha2 = 0.2f;
+  int mg_beta = 3;
   int log_every_steps = 0;   // extra progress lines within an epoch (0 = only per epoch)
 
   std::string to_ini() const;

@@ -22,7 +22,11 @@ bool higher_is_better(const std::string& metric) { return metric != "logloss"; }
 }  // namespace
 
 Trainer::Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm)
-    : cfg_(cfg), data_(data), comm_(comm), model_(cfg, data.users, data.info.num_items, comm.rank()) {
+    : cfg_(cfg),
+      data_(data),
+      comm_(comm),
+      model_(cfg, data.users, data.info.num_items, comm.rank()),
+      strategy_(make_strategy(cfg)) {
   cfg_.validate();
   num_train_ = data.info.rows[0];
   const io::UserSlice& tr = data.train();
@@ -97,58 +101,72 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
   float* I = I_.get(n * per * d);
   float* gU = gU_.get(n * d);
   float* gI = gI_.get(n * per * d);
-  model_.user.gather(comm_, ur, U);
-  model_.item.gather(comm_, ir, I);
-
   const bool bpr = cfg_.loss == "bpr";
-  const float inv = 1.0f / static_cast<float>(global_n * (bpr ? negs : per));
-  const float reg = cfg_.l2 / static_cast<float>(global_n);
-  for (size_t i = 0; i < n; ++i) {
-    double loss = 0;  // this sample's terms; samples are summed exactly (any grouping)
-    const float* u = &U[i * d];
-    const float* ip = &I[i * per * d];
-    float* gu = &gU[i * d];
-    float* gip = &gI[i * per * d];
-    std::fill(gu, gu + d, 0.0f);
-    std::fill(gip, gip + per * d, 0.0f);
-    const float sp = MFModel::score(u, ip, d);
-    if (bpr) {
-      for (int k = 0; k < negs; ++k) {
-        const float* jn = ip + (1 + k) * d;
-        float* gjn = gip + (1 + k) * d;
-        const float x = sp - MFModel::score(u, jn, d);
-        loss += softplus(-static_cast<double>(x));
-        const float c = -sigmoid(-x) * inv;  // d loss / d x, averaged over the batch
-        kernels::bpr_backward(c, u, ip, jn, gu, gip, gjn, d);
+
+  // The strategy drives one or more passes over this batch through these two operations.
+  struct Ops final : StepOps {
+    std::function<void(float, bool)> fb;
+    std::function<void()> ap;
+    void forward_backward(float scale, bool record) override { fb(scale, record); }
+    void apply() override { ap(); }
+  } ops;
+  ops.fb = [&](float scale, bool record) {
+    model_.user.gather(comm_, ur, U);
+    model_.item.gather(comm_, ir, I);
+    // scale multiplies the gradients only; with scale 1 every value is bit-identical to an
+    // unscaled pass.
+    const float inv = scale / static_cast<float>(global_n * (bpr ? negs : per));
+    const float reg = scale * cfg_.l2 / static_cast<float>(global_n);
+    for (size_t i = 0; i < n; ++i) {
+      double loss = 0;  // this sample's terms; samples are summed exactly (any grouping)
+      const float* u = &U[i * d];
+      const float* ip = &I[i * per * d];
+      float* gu = &gU[i * d];
+      float* gip = &gI[i * per * d];
+      std::fill(gu, gu + d, 0.0f);
+      std::fill(gip, gip + per * d, 0.0f);
+      const float sp = MFModel::score(u, ip, d);
+      if (bpr) {
+        for (int k = 0; k < negs; ++k) {
+          const float* jn = ip + (1 + k) * d;
+          float* gjn = gip + (1 + k) * d;
+          const float x = sp - MFModel::score(u, jn, d);
+          loss += softplus(-static_cast<double>(x));
+          const float c = -sigmoid(-x) * inv;  // d loss / d x, averaged over the batch
+          kernels::bpr_backward(c, u, ip, jn, gu, gip, gjn, d);
+        }
+      } else {
+        for (int k = 0; k < per; ++k) {
+          const float* it = ip + k * d;
+          float* git = gip + k * d;
+          const float y = k == 0 ? sp : MFModel::score(u, it, d);
+          const float t = k == 0 ? 1.0f : 0.0f;
+          loss += softplus(static_cast<double>(y)) - t * y;
+          const float c = (sigmoid(y) - t) * inv;
+          kernels::axpy(c, it, gu, d);
+          kernels::axpy(c, u, git, d);
+        }
       }
-    } else {
-      for (int k = 0; k < per; ++k) {
-        const float* it = ip + k * d;
-        float* git = gip + k * d;
-        const float y = k == 0 ? sp : MFModel::score(u, it, d);
-        const float t = k == 0 ? 1.0f : 0.0f;
-        loss += softplus(static_cast<double>(y)) - t * y;
-        const float c = (sigmoid(y) - t) * inv;
-        kernels::axpy(c, it, gu, d);
-        kernels::axpy(c, u, git, d);
+      if (cfg_.l2 > 0) {
+        double r = kernels::sum_squares(u, d);
+        for (int k = 0; k < per; ++k) r += kernels::sum_squares(ip + k * d, d);
+        loss += 0.5 * cfg_.l2 * r * (bpr ? negs : per);  // per loss term, like the data loss
+        kernels::axpy(reg, u, gu, d);
+        for (int k = 0; k < per; ++k) kernels::axpy(reg, ip + k * d, gip + k * d, d);
       }
+      if (!std::isfinite(loss))
+        fail("training diverged: the loss of dataset row " + std::to_string(tr.row_lo + s[i].row) +
+             " is " + std::to_string(loss) + " at epoch " + std::to_string(epoch) + " step " +
+             std::to_string(step) + " on rank " + std::to_string(comm_.rank()) +
+             " (lower the learning rate?)");
+      if (record) loss_sum.add(0, loss);
     }
-    if (reg > 0) {
-      double r = kernels::sum_squares(u, d);
-      for (int k = 0; k < per; ++k) r += kernels::sum_squares(ip + k * d, d);
-      loss += 0.5 * cfg_.l2 * r * (bpr ? negs : per);  // per loss term, like the data loss
-      kernels::axpy(reg, u, gu, d);
-      for (int k = 0; k < per; ++k) kernels::axpy(reg, ip + k * d, gip + k * d, d);
-    }
-    if (!std::isfinite(loss))
-      fail("training diverged: the loss of dataset row " + std::to_string(tr.row_lo + s[i].row) +
-           " is " + std::to_string(loss) + " at epoch " + std::to_string(epoch) + " step " +
-           std::to_string(step) + " on rank " + std::to_string(comm_.rank()) +
-           " (lower the learning rate?)");
-    loss_sum.add(0, loss);
-  }
-  model_.user.apply(comm_, ur, ukey, gU);
-  model_.item.apply(comm_, ir, ikey, gI);
+  };
+  ops.ap = [&] {
+    model_.user.apply(comm_, ur, ukey, gU);
+    model_.item.apply(comm_, ir, ikey, gI);
+  };
+  strategy_->step(step, ops);
 }
 
 double Trainer::train_epoch(int epoch) {

@@ -6,6 +6,7 @@
 // seed, the final parameters are bitwise identical for any number of ranks.
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "core/evaluator.h"
 #include "core/model.h"
 #include "core/scratch.h"
+#include "core/strategy.h"
 #include "dist/comm.h"
 #include "dist/exact_sum.h"
 #include "io/dataset.h"
@@ -44,6 +46,8 @@ class Trainer {
   FitResult fit(const std::function<void(const EpochLog&)>& on_epoch = {});
   // One epoch of training steps; returns the mean loss.
   double train_epoch(int epoch);
+  // Replaces the strategy built from the config (tests use this to compare step algebra).
+  void set_strategy(std::unique_ptr<Strategy> s) { strategy_ = std::move(s); }
   MFModel& model() { return model_; }
   const MFModel& model() const { return model_; }
   int64_t steps_per_epoch() const;
@@ -64,6 +68,7 @@ class Trainer {
   const io::DataShard& data_;
   dist::Comm& comm_;
   MFModel model_;
+  std::unique_ptr<Strategy> strategy_;
   int64_t num_train_ = 0;
   // Per-step buffers, reused.
   std::vector<int64_t> uid_, iid_;

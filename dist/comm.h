@@ -11,6 +11,7 @@ namespace shardrec::dist {
 
 // Traffic counters, per rank; the planner (issue 5) and tests read them.
 struct CommStats {
+  uint64_t alltoall_calls = 0;  // fixed-size exchanges (counts ahead of an all-to-all-v)
   uint64_t alltoallv_calls = 0;
   uint64_t alltoallv_bytes_sent = 0;
   uint64_t allreduce_calls = 0;

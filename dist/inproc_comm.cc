@@ -72,6 +72,7 @@ void InProcComm::alltoallv(const void* send, const size_t* send_bytes, const siz
 }
 
 void InProcComm::alltoall_u64(const uint64_t* send, uint64_t* recv) {
+  ++stats_.alltoall_calls;
   group_->slots_[rank_] = send;
   group_->sync();
   for (int k = 0; k < size(); ++k) recv[k] = static_cast<const uint64_t*>(group_->slots_[k])[rank_];

@@ -72,6 +72,7 @@ void MpiComm::alltoallv(const void* send, const size_t* send_bytes, const size_t
 }
 
 void MpiComm::alltoall_u64(const uint64_t* send, uint64_t* recv) {
+  ++stats_.alltoall_calls;
   check(MPI_Alltoall(send, 1, MPI_UINT64_T, recv, 1, MPI_UINT64_T, impl_->comm), "Alltoall");
 }
 

@@ -329,6 +329,11 @@ int cmd_train(int argc, char** argv) {
       "validations without improvement before stopping (0 = never stop early)")(
       "keep-best", po::value<bool>(&c.keep_best)->default_value(true),
       "end with the best validated parameters")(
+      "strategy", po::value<std::string>(&c.strategy)->default_value(c.strategy),
+      "plain, or mirror (Mirror Gradient: on every mg-beta-th batch a step on mg-alpha1 * L, then on -mg-alpha2 * L at the updated parameters)")(
+      "mg-alpha1", po::value<float>(&c.mg_alpha1)->default_value(c.mg_alpha1), "Mirror Gradient: descent scale")(
+      "mg-alpha2", po::value<float>(&c.mg_alpha2)->default_value(c.mg_alpha2), "Mirror Gradient: mirror (ascent) scale")(
+      "mg-beta", po::value<int>(&c.mg_beta)->default_value(c.mg_beta), "Mirror Gradient: interval in batches")(
       "final-eval", po::value<bool>()->default_value(true),
       "evaluate valid and test at the end (full ranking over all items)")(
       "quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress lines");

@@ -71,6 +71,7 @@ struct Variant {
   int negatives;
   float l2;
   const char* item_sharding;
+  const char* strategy = "plain";
 };
 
 class WorldInvariance : public ::testing::TestWithParam<Variant> {};
@@ -84,6 +85,8 @@ TEST_P(WorldInvariance, ParametersAreBitwiseIdenticalFor1To4Ranks) {
   c.negatives = v.negatives;
   c.l2 = v.l2;
   c.item_sharding = v.item_sharding;
+  c.strategy = v.strategy;
+  c.mg_beta = 2;
   c.batch = 50;  // does not divide the number of rows: the last step is partial
   const RunOut ref = train_on(1, c, d);
   // Training moved the parameters (so the comparison is not between two initial states).
@@ -109,8 +112,109 @@ INSTANTIATE_TEST_SUITE_P(
                       Variant{"adam_lazy_l2", OptimizerConfig::Kind::kAdam, "bpr", 1, 0.01f, "mod"},
                       Variant{"adam_dense_3neg", OptimizerConfig::Kind::kAdamDense, "bpr", 3, 0.0f, "mod"},
                       Variant{"items_range", OptimizerConfig::Kind::kAdamDense, "bce", 1, 0.0f, "range"},
-                      Variant{"items_on_rank0", OptimizerConfig::Kind::kSgd, "bpr", 1, 0.0f, "table:0"}),
+                      Variant{"items_on_rank0", OptimizerConfig::Kind::kSgd, "bpr", 1, 0.0f, "table:0"},
+                      Variant{"mirror_adam_dense", OptimizerConfig::Kind::kAdamDense, "bpr", 1, 0.0f, "mod", "mirror"},
+                      Variant{"mirror_adagrad_bce", OptimizerConfig::Kind::kAdagrad, "bce", 2, 0.01f, "mod", "mirror"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// Mirror Gradient's algebra, checked against the plain step it is built from.
+class TwiceOnMirrorBatches final : public Strategy {
+ public:
+  explicit TwiceOnMirrorBatches(int beta) : beta_(beta) {}
+  void step(int64_t batch, StepOps& ops) override {
+    ops.forward_backward(1.0f, true);
+    ops.apply();
+    if (batch % beta_ == 0) {
+      ops.forward_backward(1.0f, false);
+      ops.apply();
+    }
+  }
+  std::string describe() const override { return "twice"; }
+
+ private:
+  int beta_;
+};
+
+struct StrategyRun {
+  std::vector<float> item;
+  double loss;
+  dist::CommStats stats;
+  int64_t adam_steps;
+};
+
+StrategyRun run_strategy(int world, TrainConfig c, const io::PreparedDataset& d,
+                         std::function<std::unique_ptr<Strategy>()> make = {}) {
+  StrategyRun out;
+  dist::run_ranks(world, [&](dist::Comm& comm) {
+    auto shard = io::shard_from_memory(d, comm);
+    Trainer t(c, shard, comm);
+    if (make) t.set_strategy(make());
+    comm.reset_stats();
+    const double loss = t.train_epoch(1);
+    const auto stats = comm.stats();
+    auto item = full_table(t.model().item, comm);
+    if (comm.rank() == 0) {
+      out = {item, loss, stats, t.model().item.optimizer().step()};
+    }
+  });
+  return out;
+}
+
+TEST(MirrorGradient, WithoutTheMirrorTermItIsPlainSgd) {
+  auto d = testing::planted_dataset(40, 30, 3, 2);
+  TrainConfig c = small_config();
+  c.opt.kind = OptimizerConfig::Kind::kSgd;
+  c.batch = 32;
+  const auto plain = run_strategy(2, c, d);
+  c.strategy = "mirror";
+  c.mg_alpha1 = 1.0f;
+  c.mg_alpha2 = 0.0f;  // the second pass computes zero gradients: SGD leaves the rows alone
+  const auto mg = run_strategy(2, c, d);
+  EXPECT_EQ(mg.item, plain.item);
+  EXPECT_EQ(mg.loss, plain.loss);
+}
+
+TEST(MirrorGradient, NegativeAlpha2IsASecondPlainStepOnTheSameBatch) {
+  // theta' = theta - a1*lr*g(theta); theta'' = theta' + a2*lr*g(theta'): with a1 = 1, a2 = -1
+  // this is two plain steps on the same batch (same negatives), for any optimizer.
+  auto d = testing::planted_dataset(40, 30, 3, 2);
+  for (auto kind : {OptimizerConfig::Kind::kSgd, OptimizerConfig::Kind::kAdam}) {
+    TrainConfig c = small_config();
+    c.opt.kind = kind;
+    c.batch = 32;
+    c.strategy = "mirror";
+    c.mg_alpha1 = 1.0f;
+    c.mg_alpha2 = -1.0f;
+    c.mg_beta = 3;
+    const auto mg = run_strategy(3, c, d);
+    const auto twice = run_strategy(3, c, d, [] { return std::make_unique<TwiceOnMirrorBatches>(3); });
+    EXPECT_EQ(mg.item, twice.item) << OptimizerConfig::kind_name(kind);
+    EXPECT_EQ(mg.loss, twice.loss);
+  }
+}
+
+TEST(MirrorGradient, SecondPassReusesTheRoutingAndAdvancesAdamTwice) {
+  auto d = testing::planted_dataset(60, 40, 3, 6);
+  TrainConfig c = small_config();
+  c.batch = 40;
+  const int64_t rows = static_cast<int64_t>(d.train.size());
+  const int64_t steps = (rows + c.batch - 1) / c.batch;
+  const int64_t mirror_steps = (steps + 2) / 3;  // batches 0, 3, 6, ...
+  for (int world : {2, 3}) {
+    c.strategy = "plain";
+    const auto plain = run_strategy(world, c, d);
+    c.strategy = "mirror";
+    const auto mg = run_strategy(world, c, d);
+    EXPECT_NE(mg.item, plain.item);
+    // Per plain step: item ids (1 all-to-all-v after 1 count exchange), rows, gradients.
+    EXPECT_EQ(plain.stats.alltoallv_calls, static_cast<uint64_t>(3 * steps));
+    // A mirror batch adds rows and gradients again, but no id exchange and no count exchange.
+    EXPECT_EQ(mg.stats.alltoallv_calls, plain.stats.alltoallv_calls + 2 * mirror_steps);
+    EXPECT_EQ(mg.stats.alltoall_calls, plain.stats.alltoall_calls);
+    EXPECT_EQ(plain.adam_steps, steps);
+    EXPECT_EQ(mg.adam_steps, steps + mirror_steps);
+  }
+}
 
 TEST(Training, LearnsPlantedStructure) {
   auto d = testing::planted_dataset(200, 120, 6, 9);
