@@ -203,6 +203,42 @@ double Trainer::train_epoch(int epoch) {
   return loss.value(0) / terms;
 }
 
+namespace {
+// Forward passes only: records the loss, never applies a step.
+class LossOnly final : public Strategy {
+ public:
+  void step(int64_t, StepOps& ops) override { ops.forward_backward(1.0f, true); }
+  std::string describe() const override { return "loss-only"; }
+};
+}  // namespace
+
+double Trainer::training_loss() {
+  const io::UserSlice& tr = data_.train();
+  const int64_t B = cfg_.batch, S = steps_per_epoch();
+  // Dataset order: step s holds rows [s*B, (s+1)*B); this rank's rows are one contiguous range.
+  std::vector<LocalSample> order(tr.rows());
+  uint32_t user = 0;
+  for (int64_t r = 0; r < tr.rows(); ++r) {
+    while (r >= tr.ptr[user + 1]) ++user;
+    const int64_t g = tr.row_lo + r;
+    order[r] = {static_cast<uint32_t>(g % B), static_cast<uint32_t>(r), user};
+  }
+  auto saved = std::move(strategy_);
+  strategy_ = std::make_unique<LossOnly>();
+  dist::ExactSums loss(1, 24);
+  size_t at = 0;
+  for (int64_t s = 0; s < S; ++s) {
+    const size_t begin = at;
+    while (at < order.size() && (tr.row_lo + static_cast<int64_t>(at)) / B == s) ++at;
+    const int64_t global_n = std::min<int64_t>(B, num_train_ - s * B);
+    train_step(/*epoch=*/0, s, order.data() + begin, at - begin, global_n, loss);
+  }
+  strategy_ = std::move(saved);
+  loss.allreduce(comm_);
+  return loss.value(0) / (static_cast<double>(num_train_) *
+                          (cfg_.loss == "bpr" ? cfg_.negatives : 1 + cfg_.negatives));
+}
+
 FitResult Trainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
   FitResult res;
   const bool maximize = higher_is_better(cfg_.valid_metric);

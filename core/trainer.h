@@ -46,6 +46,10 @@ class Trainer {
   FitResult fit(const std::function<void(const EpochLog&)>& on_epoch = {});
   // One epoch of training steps; returns the mean loss.
   double train_epoch(int epoch);
+  // The mean training loss at the current parameters, without changing them: every training row
+  // once, in dataset order, with a fixed set of negatives (those of "epoch 0"). For loss
+  // landscapes and sharpness (core/landscape.h).
+  double training_loss();
   // Replaces the strategy built from the config (tests use this to compare step algebra).
   void set_strategy(std::unique_ptr<Strategy> s) { strategy_ = std::move(s); }
   MFModel& model() { return model_; }

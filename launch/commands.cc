@@ -14,6 +14,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/evaluator.h"
+#include "core/landscape.h"
 #include "core/trainer.h"
 #include "dist/mpi_comm.h"
 #include "io/dataset.h"
@@ -459,6 +460,64 @@ int cmd_eval(int argc, char** argv) {
         if (comm.rank() == 0) {
           print_metrics(split.c_str(), r);
           if (!vm["out"].as<std::string>().empty()) write_text(vm["out"].as<std::string>(), json_metrics(r) + "\n");
+        }
+        return 0;
+      },
+      argc, argv);
+}
+
+int cmd_landscape(int argc, char** argv) {
+  po::options_description d("shardrec landscape options");
+  TrainConfig c;
+  int dims = 1, steps = 21, sharp_dirs = 8;
+  double radius = 1.0, sharp_radius = 0.1;
+  uint64_t dir_seed = 7;
+  d.add_options()("data", po::value<std::string>(&c.data)->required(), "dataset (.h5)")(
+      "params", po::value<std::string>()->required(), "trained parameters (params.h5 of a run)")(
+      "out,o", po::value<std::string>()->required(), "CSV of the surface (a, b, loss)")(
+      "dims", po::value<int>(&dims)->default_value(dims), "1 (a line) or 2 (a grid)")(
+      "steps", po::value<int>(&steps)->default_value(steps), "points per axis")(
+      "radius", po::value<double>(&radius)->default_value(radius),
+      "the axes run over [-radius, radius] in filter-normalised units")(
+      "dir-seed", po::value<uint64_t>(&dir_seed)->default_value(dir_seed), "seed of the random directions")(
+      "sharpness-dirs", po::value<int>(&sharp_dirs)->default_value(sharp_dirs), "directions for the sharpness number")(
+      "sharpness-radius", po::value<double>(&sharp_radius)->default_value(sharp_radius),
+      "radius of the sharpness number")(
+      "loss", po::value<std::string>(&c.loss)->default_value(c.loss), "bpr or bce (as trained)")(
+      "negatives", po::value<int>(&c.negatives)->default_value(c.negatives), "negatives per positive")(
+      "batch", po::value<int64_t>(&c.batch)->default_value(8192), "rows per step of the loss evaluation")(
+      "seed", po::value<uint64_t>(&c.seed)->default_value(c.seed), "seed of the fixed negatives");
+  po::variables_map vm;
+  if (!parse(argc, argv, "usage: [mpirun -np N] shardrec landscape --data DATA.h5 --params PARAMS.h5 --out SURFACE.csv [options]", d, vm))
+    return 0;
+  c.eval_every = 0;
+  c.epochs = 0;
+  {
+    auto f = io::H5File::open_read(vm["params"].as<std::string>());
+    if (!f.exists("/user/embedding")) fail(vm["params"].as<std::string>() + ": no /user/embedding (not a shardrec parameters file?)");
+    c.dim = static_cast<int>(f.shape("/user/embedding").at(1));
+  }
+  c.validate();
+  return run_mpi(
+      [&](dist::Comm& comm) {
+        const auto data = io::load_shard(c.data, comm);
+        Trainer t(c, data, comm);
+        io::load_tables(vm["params"].as<std::string>(), {&t.model().user, &t.model().item});
+        const auto surface = loss_surface(t, dims, steps, radius, dir_seed);
+        const auto sharp = sharpness(t, sharp_dirs, sharp_radius, dir_seed);
+        if (comm.rank() == 0) {
+          std::string csv = "a,b,loss\n";
+          for (const auto& p : surface) csv += json_number(p.a) + "," + json_number(p.b) + "," + json_number(p.loss) + "\n";
+          const std::string out = vm["out"].as<std::string>();
+          write_text(out, csv);
+          const std::string summary = "{\"base_loss\": " + json_number(sharp.base_loss) + ", \"sharpness_radius\": " +
+                                      json_number(sharp_radius) + ", \"sharpness_mean\": " + json_number(sharp.mean_increase) +
+                                      ", \"sharpness_max\": " + json_number(sharp.max_increase) + ", \"directions\": " +
+                                      std::to_string(sharp_dirs) + "}\n";
+          write_text(out + ".json", summary);
+          std::printf("wrote %s (%zu points) and %s.json\nloss %.6f; increase at radius %g over %d directions: mean %.6f, max %.6f\n",
+                      out.c_str(), surface.size(), out.c_str(), sharp.base_loss, sharp_radius, sharp_dirs,
+                      sharp.mean_increase, sharp.max_increase);
         }
         return 0;
       },

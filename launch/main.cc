@@ -18,7 +18,8 @@ const char* kUsage =
     "  synth   generate a synthetic dataset (popularity skew, planted structure)\n"
     "  train   train a model; run under mpirun -np N to shard it over N ranks\n"
     "  eval    evaluate trained parameters on the valid or test split\n"
-    "  export  write trained tables with raw ids (HDF5 or TSV)\n";
+    "  export  write trained tables with raw ids (HDF5 or TSV)\n"
+    "  landscape  training loss around trained parameters (1-D/2-D, CSV) and a sharpness number\n";
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
           : cmd == "train"  ? shardrec::cli::cmd_train
           : cmd == "eval"   ? shardrec::cli::cmd_eval
           : cmd == "export" ? shardrec::cli::cmd_export
+          : cmd == "landscape" ? shardrec::cli::cmd_landscape
                             : nullptr;
   if (!fn) {
     std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);

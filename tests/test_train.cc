@@ -7,6 +7,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/landscape.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
@@ -213,6 +214,41 @@ TEST(MirrorGradient, SecondPassReusesTheRoutingAndAdvancesAdamTwice) {
     EXPECT_EQ(mg.stats.alltoall_calls, plain.stats.alltoall_calls);
     EXPECT_EQ(plain.adam_steps, steps);
     EXPECT_EQ(mg.adam_steps, steps + mirror_steps);
+  }
+}
+
+TEST(Landscape, SurfaceAndSharpnessDoNotDependOnRanksOrMoveParameters) {
+  auto d = testing::planted_dataset(50, 30, 3, 12);
+  TrainConfig c = small_config();
+  c.epochs = 5;
+  std::vector<LandscapePoint> ref;
+  Sharpness ref_sharp;
+  for (int world : {1, 3}) {
+    dist::run_ranks(world, [&](dist::Comm& comm) {
+      auto shard = io::shard_from_memory(d, comm);
+      Trainer t(c, shard, comm);
+      t.fit();
+      const auto before = full_table(t.model().item, comm);
+      const double base = t.training_loss();
+      const auto surface = loss_surface(t, 2, 5, 1.0, 3);
+      const auto sharp = sharpness(t, 3, 0.5, 3);
+      EXPECT_EQ(full_table(t.model().item, comm), before);  // restored
+      ASSERT_EQ(surface.size(), 25u);
+      EXPECT_EQ(surface[12].a, 0.0);
+      EXPECT_EQ(surface[12].b, 0.0);
+      EXPECT_DOUBLE_EQ(surface[12].loss, base);  // the centre is the trained point
+      EXPECT_EQ(sharp.base_loss, base);
+      EXPECT_GT(sharp.mean_increase, 0.0);  // a trained point is near a minimum
+      EXPECT_GT(surface[0].loss, base);
+      if (comm.rank() != 0) return;
+      if (world == 1) {
+        ref = surface;
+        ref_sharp = sharp;
+      } else {
+        for (size_t k = 0; k < ref.size(); ++k) EXPECT_EQ(surface[k].loss, ref[k].loss);
+        EXPECT_EQ(sharp.mean_increase, ref_sharp.mean_increase);
+      }
+    });
   }
 }
 
