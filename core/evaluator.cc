@@ -95,7 +95,17 @@ void ranking(const MFModel& model, const io::DataShard& data, int split, const E
     // Score the local item shard for every gathered user.
     const int64_t L = items.local_rows();
     scores.assign(g * L, 0.0f);
-    for (size_t gu = 0; gu < g; ++gu)
+    // Four users at a time share each item row's loads (same bits as MFModel::score).
+    size_t gu = 0;
+    for (; gu + 4 <= g; gu += 4) {
+      const float* four[4] = {gvec[gu], gvec[gu + 1], gvec[gu + 2], gvec[gu + 3]};
+      float out[4];
+      for (int64_t l = 0; l < L; ++l) {
+        kernels::dot4(four, items.local_row(l), d, out);
+        for (int k = 0; k < 4; ++k) scores[(gu + k) * L + l] = out[k];
+      }
+    }
+    for (; gu < g; ++gu)
       for (int64_t l = 0; l < L; ++l)
         scores[gu * L + l] = MFModel::score(gvec[gu], items.local_row(l), d);
     const float masked = -std::numeric_limits<float>::infinity();

@@ -16,6 +16,24 @@ SHARDREC_CLONES float dot(const float* a, const float* b, int n) {
   return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
 }
 
+SHARDREC_CLONES void dot4(const float* const a[4], const float* b, int n, float* out) {
+  float p[4][8] = {};
+  const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) {
+      const float bl = b[i + l];
+      p[0][l] += a0[i + l] * bl;
+      p[1][l] += a1[i + l] * bl;
+      p[2][l] += a2[i + l] * bl;
+      p[3][l] += a3[i + l] * bl;
+    }
+  for (int l = 0; i < n; ++i, ++l)
+    for (int k = 0; k < 4; ++k) p[k][l] += a[k][i] * b[i];
+  for (int k = 0; k < 4; ++k)
+    out[k] = ((p[k][0] + p[k][4]) + (p[k][1] + p[k][5])) + ((p[k][2] + p[k][6]) + (p[k][3] + p[k][7]));
+}
+
 SHARDREC_CLONES void axpy(float alpha, const float* __restrict x, float* __restrict y, int n) {
   for (int i = 0; i < n; ++i) y[i] += alpha * x[i];
 }

@@ -11,6 +11,10 @@ namespace shardrec::kernels {
 // -ffast-math, and the same bits on every call.
 float dot(const float* a, const float* b, int n);
 
+// Four dot products against one row b: out[k] = dot(a[k], b), bit-identical to dot() (each
+// product keeps dot's own partial sums and combining tree); b is loaded once for all four.
+void dot4(const float* const a[4], const float* b, int n, float* out);
+
 // y += alpha * x
 void axpy(float alpha, const float* x, float* y, int n);
 

@@ -380,6 +380,19 @@ TEST(ShardedEmbedding, GatherAndReduceAcrossRanksMatchASingleTable) {
   }
 }
 
+TEST(Kernels, Dot4IsBitIdenticalToDot) {
+  for (int n : {1, 7, 8, 13, 64, 100}) {
+    std::vector<float> a(4 * n), b(n);
+    CounterRng r(5, n);
+    for (auto& x : a) x = static_cast<float>(r.normal());
+    for (auto& x : b) x = static_cast<float>(r.normal());
+    const float* four[4] = {&a[0], &a[n], &a[2 * n], &a[3 * n]};
+    float out[4];
+    kernels::dot4(four, b.data(), n, out);
+    for (int k = 0; k < 4; ++k) EXPECT_EQ(out[k], kernels::dot(four[k], b.data(), n)) << n;
+  }
+}
+
 TEST(ShardedEmbedding, IdOutsideTheTableIsAClearError) {
   OptimizerConfig opt;
   dist::run_ranks(1, [&](dist::Comm& comm) {
