@@ -25,5 +25,5 @@ p, m = secs("plain"), secs("mg")
 print(f"| strategy | s/epoch (mean ± std over {len(p)} epochs) | relative |")
 print("|---|---|---|")
 print(f"| plain | {st.mean(p):.3f} ± {st.stdev(p):.3f} | 1.00 |")
-print(f"| mirror (beta {beta}) | {st.mean(m):.3f} ± {st.stdev(m):.3f} | {st.mean(m) / st.mean(p):.2f} (floor 1 + 1/beta = {1 + 1 / beta:.2f}) |")
+print(f"| mirror (beta {beta}) | {st.mean(m):.3f} ± {st.stdev(m):.3f} | {st.mean(m) / st.mean(p):.2f} (a full second step on every beta-th batch would be {1 + 1 / beta:.2f}) |")
 PY
