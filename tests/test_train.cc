@@ -16,17 +16,7 @@ namespace shardrec {
 namespace {
 
 // The whole table in id order, on every rank.
-std::vector<float> full_table(const dist::ShardedEmbedding& t, dist::Comm& comm) {
-  std::vector<int64_t> ids;
-  for (int64_t l = 0; l < t.local_rows(); ++l) ids.push_back(t.sharding().global_id(comm.rank(), l));
-  auto all_ids = dist::allgather(comm, ids);
-  auto all_rows = dist::allgather(comm, t.local_data());
-  std::vector<float> out(t.rows() * t.dim());
-  for (int k = 0; k < comm.size(); ++k)
-    for (size_t i = 0; i < all_ids[k].size(); ++i)
-      std::memcpy(&out[all_ids[k][i] * t.dim()], &all_rows[k][i * t.dim()], t.dim() * sizeof(float));
-  return out;
-}
+using testing::full_table;
 
 struct RunOut {
   std::vector<float> user, item;
