@@ -15,7 +15,6 @@
 namespace shardrec {
 namespace {
 
-// The whole table in id order, on every rank.
 using testing::full_table;
 
 struct RunOut {
