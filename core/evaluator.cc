@@ -47,8 +47,7 @@ void ranking(const MFModel& model, const io::DataShard& data, int split, const E
     if (!target.items_of(u).empty()) users.push_back(u);
 
   // Users per rank per round so that all gathered users x local items fit the score budget.
-  const int64_t per_round =
-      std::max<int64_t>(1, cfg.score_budget / std::max<int64_t>(1, num_items) / 1);
+  const int64_t per_round = std::max<int64_t>(1, cfg.score_budget / std::max<int64_t>(1, num_items));
   const int64_t chunk = std::max<int64_t>(1, per_round / n);
   double rounds_d = static_cast<double>((users.size() + chunk - 1) / chunk);
   comm.allreduce_max(&rounds_d, 1);

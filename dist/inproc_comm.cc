@@ -67,7 +67,6 @@ void InProcComm::alltoallv(const void* send, const size_t* send_bytes, const siz
     const char* src = static_cast<const char*>(group_->slots_[k]) + group_->aux_[k][rank_];
     std::copy_n(src, recv_bytes[k], static_cast<char*>(recv) + recv_displs[k]);
   }
-  (void)send_bytes;
   group_->sync();
 }
 

@@ -64,6 +64,20 @@ users=$(h5dump -A data.h5 | awk '/"num_users"/{f=1} f && /\(0\)/{print $2; exit}
 test "$(wc -l < emb.user.tsv)" -eq "$users"
 head -c 200 emb.item.tsv | grep -qP '^\d+\t-?[0-9.e-]+\t'
 
+# The loss landscape and sharpness do not depend on the number of ranks either.
+run 1 "$bin" landscape --data data.h5 --params run1/params.h5 --out land1.csv --dims 2 --steps 5 --sharpness-dirs 2 --negatives 2
+run 2 "$bin" landscape --data data.h5 --params run1/params.h5 --out land2.csv --dims 2 --steps 5 --sharpness-dirs 2 --negatives 2
+cmp land1.csv land2.csv
+cmp land1.csv.json land2.csv.json
+test "$(wc -l < land1.csv)" -eq 26
+
+# Mirror Gradient through the command line: same bits on 1 and 2 ranks.
+run 1 "$bin" train --data data.h5 --config train.ini --strategy mirror --mg-beta 2 --run-dir mg1 --quiet --final-eval false
+run 2 "$bin" train --data data.h5 --config train.ini --strategy mirror --mg-beta 2 --run-dir mg2 --quiet --final-eval false
+cmp mg1/params.h5 mg2/params.h5
+! cmp -s mg1/params.h5 run1/params.h5   # and it is not plain training
+grep -q '^strategy = mirror$' mg1/config.ini
+
 # h5py reads the dataset and the export (interop with Python users).
 if python3 -c 'import h5py' 2>/dev/null; then
   python3 - data.h5 export1.h5 <<'PY'
