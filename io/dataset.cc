@@ -62,7 +62,8 @@ DatasetInfo read_info(const H5File& f) {
   return info;
 }
 
-void write_dataset(const PreparedDataset& d, const std::string& path, const std::string& source) {
+void write_dataset(const PreparedDataset& d, const std::string& path, const std::string& source,
+                   const std::function<void(H5File&)>& extra) {
   DatasetWriter w(path, d.num_users(), d.num_items(), !d.train.rating.empty(), source);
   const Interactions* parts[3] = {&d.train, &d.valid, &d.test};
   for (int s = 0; s < 3; ++s) {
@@ -89,6 +90,7 @@ void write_dataset(const PreparedDataset& d, const std::string& path, const std:
     }
   }
   w.write_mapping(d.user_raw, d.item_raw);
+  if (extra) extra(w.file());
   w.finish();
 }
 

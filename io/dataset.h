@@ -3,6 +3,7 @@
 // so that the rank owning users [lo, hi) reads exactly one contiguous slab of every split.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -29,8 +30,11 @@ struct DatasetInfo {
 // Reads and validates the schema; errors name the file and the offending dataset or attribute.
 DatasetInfo read_info(const H5File& f);
 
-// Writes a prepared dataset atomically (temporary name, then rename).
-void write_dataset(const PreparedDataset& d, const std::string& path, const std::string& source);
+// Writes a prepared dataset atomically (temporary name, then rename). `extra`, when given, adds
+// objects (e.g. /features) to the temporary file before it is finished; if it throws, no file
+// is left behind.
+void write_dataset(const PreparedDataset& d, const std::string& path, const std::string& source,
+                   const std::function<void(H5File&)>& extra = {});
 
 // Streaming writer for data too large for memory (shardrec synth): users must arrive in
 // increasing order, each with all its rows of one split.
@@ -45,6 +49,8 @@ class DatasetWriter {
   void write_mapping(const std::vector<std::string>& user_raw,
                      const std::vector<std::string>& item_raw);
   void finish();  // writes the remaining buffers and indptr tails, then renames into place
+  // The temporary file, for objects beyond the splits and mappings (before finish()).
+  H5File& file() { return file_; }
 
  private:
   void flush(int split);

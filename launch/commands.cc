@@ -19,6 +19,7 @@
 #include "dist/mpi_comm.h"
 #include "io/dataset.h"
 #include "io/export.h"
+#include "io/features.h"
 #include "io/prep.h"
 #include "io/synth.h"
 
@@ -231,7 +232,10 @@ int cmd_prep(int argc, char** argv) {
       "threshold", po::value<double>(), "keep rows with rating >= this (implicit feedback)")(
       "dedup", po::value<bool>()->default_value(true), "drop repeated (user, item) pairs")(
       "user-core", po::value<int64_t>()->default_value(0), "k-core: minimum rows per user")(
-      "item-core", po::value<int64_t>()->default_value(0), "k-core: minimum rows per item");
+      "item-core", po::value<int64_t>()->default_value(0), "k-core: minimum rows per item")(
+      "features", po::value<std::vector<std::string>>()->multitoken(),
+      "item features, repeatable: NAME=PATH (.npy, .csv, .tsv, .h5), NAME=PATH:FORMAT or "
+      "NAME=PATH:recbole:COLUMN (multi-hot from a RecBole .item file)");
   po::variables_map vm;
   if (!parse(argc, argv, "usage: shardrec prep --input FILE... --out DATA.h5 [options]", d, vm)) return 0;
   io::PrepOptions o;
@@ -251,12 +255,38 @@ int cmd_prep(int argc, char** argv) {
   o.dedup = vm["dedup"].as<bool>();
   o.user_core = vm["user-core"].as<int64_t>();
   o.item_core = vm["item-core"].as<int64_t>();
+  // Specs are checked before the (slow) preparation, so a typo fails at once.
+  std::vector<io::FeatureSpec> features;
+  if (vm.count("features"))
+    for (const auto& text : vm["features"].as<std::vector<std::string>>()) {
+      try {
+        features.push_back(io::parse_feature_spec(text));
+      } catch (const Error& e) {
+        fail(std::string("option --features: ") + e.what());
+      }
+      for (size_t k = 0; k + 1 < features.size(); ++k)
+        if (features[k].name == features.back().name)
+          fail("option --features: modality '" + features.back().name + "' is given twice");
+    }
   io::PrepReport rep;
   const auto data = io::prepare(o, &rep);
   const std::string out = vm["out"].as<std::string>();
   std::string source = "shardrec prep --format " + vm["format"].as<std::string>();
   for (auto& f : o.inputs) source += " " + f;
-  io::write_dataset(data, out, source);
+  // Modalities are built one at a time (one matrix in memory) inside the atomic write, so a bad
+  // feature file leaves no dataset behind.
+  io::write_dataset(data, out, source, [&](io::H5File& f) {
+    for (const auto& spec : features) {
+      int64_t fill = 0, dim = 0;
+      const auto values = io::build_modality(spec, data.item_raw, &fill, &dim);
+      if (fill > 0)
+        std::fprintf(stderr, "warning: modality %s: %lld of %lld items had no row and got the mean\n",
+                     spec.name.c_str(), (long long)fill, (long long)data.num_items());
+      io::write_modality(f, spec.name, values, data.num_items(), dim, fill, spec.describe());
+      std::printf("modality %s: %lld x %lld from %s\n", spec.name.c_str(),
+                  (long long)data.num_items(), (long long)dim, spec.describe().c_str());
+    }
+  });
   std::printf("read %lld rows; after threshold %lld, dedup %lld, k-core %lld\n",
               (long long)rep.rows_read, (long long)rep.after_threshold, (long long)rep.after_dedup,
               (long long)rep.after_kcore);
