@@ -9,7 +9,9 @@
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -158,6 +160,30 @@ std::string memory_report(const MFModel& m, const io::DataShard& data, dist::Com
   }
   return s + "]";
 }
+
+// One training at a time per run directory: a second one would interleave metrics.jsonl lines
+// and race on params.h5. The lock is a file created exclusively and removed on exit.
+class RunDirLock {
+ public:
+  explicit RunDirLock(const std::string& dir) : path_(dir + "/.lock") {
+    const int fd = ::open(path_.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (fd < 0) {
+      std::string owner;
+      std::ifstream(path_) >> owner;
+      fail("run directory " + dir + " is in use by another training (pid " + (owner.empty() ? "?" : owner) +
+           "); if that process is gone, remove " + path_);
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::write(fd, pid.data(), pid.size()) < 0) { /* the pid is informative only */ }
+    ::close(fd);
+  }
+  ~RunDirLock() { std::remove(path_.c_str()); }
+  RunDirLock(const RunDirLock&) = delete;
+  RunDirLock& operator=(const RunDirLock&) = delete;
+
+ private:
+  std::string path_;
+};
 
 // Writes text to path through a temporary name.
 void write_text(const std::string& path, const std::string& text) {
@@ -379,11 +405,13 @@ int cmd_train(int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
         const bool root = comm.rank() == 0;
+        std::unique_ptr<RunDirLock> lock;
         if (!c.run_dir.empty() && root) {
           // Fail before any training when the run directory cannot be written.
           std::error_code ec;
           fs::create_directories(c.run_dir, ec);
           if (ec) fail("run directory " + c.run_dir + ": " + ec.message());
+          lock = std::make_unique<RunDirLock>(c.run_dir);
           write_text(c.run_dir + "/config.ini", c.to_ini());
           write_text(c.run_dir + "/metrics.jsonl", "");
         }

@@ -48,6 +48,9 @@ expect_error "not an HDF5 file" "fake.h5: not an HDF5 file" "$bin" train --data 
 "$bin" synth --out good.h5 --users 50 --items 30 --interactions 600 >/dev/null
 expect_error "unwritable run dir" "run directory /proc/forbidden" "$bin" train --data good.h5 --run-dir /proc/forbidden/run --quiet
 "$bin" train --data good.h5 --epochs 1 --dim 4 --run-dir run --quiet >/dev/null || { echo "FAIL training"; fails=$((fails+1)); }
+echo 12345 > run/.lock
+expect_error "run directory in use" "in use by another training (pid 12345)" "$bin" train --data good.h5 --epochs 1 --dim 4 --run-dir run --quiet
+rm run/.lock
 expect_error "params given as dataset" "expected 'shardrec-dataset'" "$bin" eval --data run/params.h5 --params run/params.h5
 expect_error "dataset given as params" "not a shardrec parameters file" "$bin" eval --data good.h5 --params good.h5
 expect_error "error on all ranks under mpirun" "nope.h5" "$mpiexec" --oversubscribe -np 2 "$bin" train --data nope.h5 --quiet
