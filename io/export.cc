@@ -70,9 +70,14 @@ void export_tables(const std::string& path, const std::vector<const dist::Sharde
   }
   if (root) {
     try {
-      for (size_t t = 0; t < tables.size(); ++t)
-        file.write_strings("/" + tables[t]->name() + "/raw_id",
-                           read_raw_ids(ds, info, kinds[t], 0, tables[t]->rows()));
+      // Raw ids in blocks: rank 0 never holds a whole table's ids.
+      for (size_t t = 0; t < tables.size(); ++t) {
+        const std::string name = "/" + tables[t]->name() + "/raw_id";
+        const int64_t rows = tables[t]->rows();
+        file.create_strings(name, rows);
+        for (int64_t c0 = 0; c0 < rows; c0 += chunk_rows)
+          file.write_string_rows(name, c0, read_raw_ids(ds, info, kinds[t], c0, std::min(chunk_rows, rows - c0)));
+      }
       file.close();
       out->commit();
     } catch (const std::exception& e) {

@@ -302,25 +302,43 @@ std::vector<T> H5File::read_all(const std::string& name) const {
   return out;
 }
 
-void H5File::write_strings(const std::string& name, const std::vector<std::string>& values) {
+void H5File::create_strings(const std::string& name, int64_t n) {
   Lock lk(hdf5_mutex());
   H5Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(t.get(), H5T_VARIABLE);
   H5Tset_cset(t.get(), H5T_CSET_UTF8);
-  hsize_t n = values.size();
-  H5Handle sp(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  hsize_t dims = static_cast<hsize_t>(n);
+  H5Handle sp(H5Screate_simple(1, &dims, nullptr), H5Sclose);
   // Chunked so that huge id lists need no contiguous allocation in the file.
-  hsize_t chunk = std::max<hsize_t>(1, std::min<hsize_t>(n, 1 << 16));
-  H5Handle dcpl = dataset_props(1, n > 0 ? &chunk : nullptr);
+  hsize_t chunk = std::max<hsize_t>(1, std::min<hsize_t>(dims, 1 << 16));
+  H5Handle dcpl = dataset_props(1, dims > 0 ? &chunk : nullptr);
   H5Handle ds(checked(H5Dcreate2(file_.get(), name.c_str(), t.get(), sp.get(), H5P_DEFAULT,
                                  dcpl.get(), H5P_DEFAULT),
                       path_ + ": cannot create dataset " + name),
               H5Dclose);
-  if (n == 0) return;
-  std::vector<const char*> ptrs(n);
-  for (size_t i = 0; i < n; ++i) ptrs[i] = values[i].c_str();
-  checked_rc(H5Dwrite(ds.get(), t.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()),
+}
+
+void H5File::write_string_rows(const std::string& name, int64_t start,
+                               const std::vector<std::string>& values) {
+  Lock lk(hdf5_mutex());
+  if (values.empty()) return;
+  H5Handle ds = open_dataset(name);
+  H5Handle sp(H5Dget_space(ds.get()), H5Sclose);
+  select_rows(sp.get(), start, static_cast<int64_t>(values.size()));
+  hsize_t m = values.size();
+  H5Handle ms(H5Screate_simple(1, &m, nullptr), H5Sclose);
+  H5Handle t(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(t.get(), H5T_VARIABLE);
+  H5Tset_cset(t.get(), H5T_CSET_UTF8);
+  std::vector<const char*> ptrs(values.size());
+  for (size_t i = 0; i < values.size(); ++i) ptrs[i] = values[i].c_str();
+  checked_rc(H5Dwrite(ds.get(), t.get(), ms.get(), sp.get(), H5P_DEFAULT, ptrs.data()),
              path_ + ": cannot write dataset " + name);
+}
+
+void H5File::write_strings(const std::string& name, const std::vector<std::string>& values) {
+  create_strings(name, static_cast<int64_t>(values.size()));
+  write_string_rows(name, 0, values);
 }
 
 std::vector<std::string> H5File::read_strings(const std::string& name, int64_t start,

@@ -83,6 +83,10 @@ class H5File {
   template <class T> std::vector<T> read_all(const std::string& name) const;
 
   void write_strings(const std::string& name, const std::vector<std::string>& values);
+  // A variable-length string dataset of n entries, filled block by block with write_string_rows
+  // (so that a writer never holds every string at once).
+  void create_strings(const std::string& name, int64_t n);
+  void write_string_rows(const std::string& name, int64_t start, const std::vector<std::string>& values);
   std::vector<std::string> read_strings(const std::string& name, int64_t start, int64_t count) const;
 
  private:
