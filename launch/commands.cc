@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/evaluator.h"
 #include "core/landscape.h"
+#include "core/planner.h"
 #include "core/trainer.h"
 #include "dist/mpi_comm.h"
 #include "io/dataset.h"
@@ -580,6 +581,59 @@ int cmd_landscape(int argc, char** argv) {
         return 0;
       },
       argc, argv);
+}
+
+int cmd_plan(int argc, char** argv) {
+  po::options_description d("shardrec plan options");
+  PlanInput in;
+  std::string data, preset;
+  double mem_gib = 0, bw_gbs = 0, lat_us = 0, rate = 0;
+  d.add_options()("data", po::value<std::string>(&data)->default_value(""),
+                  "take users, items and row counts from this dataset")(
+      "users", po::value<int64_t>(&in.users)->default_value(0), "user table rows")(
+      "items", po::value<int64_t>(&in.items)->default_value(0), "item table rows")(
+      "train-rows", po::value<int64_t>(&in.train_rows)->default_value(0), "training interactions")(
+      "heldout-rows", po::value<int64_t>(&in.heldout_rows)->default_value(-1),
+      "valid + test interactions (default: a quarter of the training rows)")(
+      "dim", po::value<int>(&in.dim)->default_value(in.dim), "embedding size")(
+      "negatives", po::value<int>(&in.negatives)->default_value(in.negatives), "negatives per positive")(
+      "batch", po::value<int64_t>(&in.batch)->default_value(in.batch), "global batch")(
+      "world", po::value<int>(&in.world)->default_value(in.world), "number of ranks")(
+      "optimizer", po::value<std::string>(&in.optimizer)->default_value(in.optimizer), "sgd, adagrad, adam, adam_dense")(
+      "strategy", po::value<std::string>(&in.strategy)->default_value(in.strategy), "plain or mirror")(
+      "mg-beta", po::value<int>(&in.mg_beta)->default_value(in.mg_beta), "Mirror Gradient interval")(
+      "mem-per-rank", po::value<double>(&mem_gib)->default_value(0), "GiB available per rank (0: no check)")(
+      "preset", po::value<std::string>(&preset)->default_value("cpu"),
+      "cpu (12.5 GB/s network, 5 us, 0.5M samples/s per rank) or gpu (100 GB/s, 10 us, 10M samples/s)")(
+      "bandwidth", po::value<double>(&bw_gbs)->default_value(0), "GB/s per rank (overrides the preset)")(
+      "latency-us", po::value<double>(&lat_us)->default_value(0), "microseconds per message (overrides)")(
+      "samples-per-s", po::value<double>(&rate)->default_value(0), "compute rate per rank (overrides)");
+  po::variables_map vm;
+  if (!parse(argc, argv, "usage: shardrec plan (--data DATA.h5 | --users U --items I --train-rows M) --world N [options]", d, vm))
+    return 0;
+  if (!data.empty()) {
+    auto f = io::H5File::open_read(data);
+    const auto info = io::read_info(f);
+    in.users = info.num_users;
+    in.items = info.num_items;
+    in.train_rows = info.rows[0];
+    if (in.heldout_rows < 0) in.heldout_rows = info.rows[1] + info.rows[2];
+  }
+  if (in.heldout_rows < 0) in.heldout_rows = in.train_rows / 4;
+  if (preset == "cpu") { in.bandwidth = 12.5e9; in.latency = 5e-6; in.samples_per_s = 5e5; }
+  else if (preset == "gpu") { in.bandwidth = 100e9; in.latency = 10e-6; in.samples_per_s = 1e7; }
+  else fail("option --preset: '" + preset + "': expected cpu or gpu");
+  if (bw_gbs > 0) in.bandwidth = bw_gbs * 1e9;
+  if (lat_us > 0) in.latency = lat_us * 1e-6;
+  if (rate > 0) in.samples_per_s = rate;
+  in.mem_per_rank = mem_gib * 1024.0 * 1024.0 * 1024.0;
+  const Plan p = make_plan(in);
+  std::fputs(format_plan(in, p).c_str(), stdout);
+  if (!p.fits) {
+    std::fprintf(stderr, "error: the plan does not fit: %s\n", p.advice.c_str());
+    return 3;
+  }
+  return 0;
 }
 
 int cmd_export(int argc, char** argv) {

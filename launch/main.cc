@@ -19,7 +19,8 @@ const char* kUsage =
     "  train   train a model; run under mpirun -np N to shard it over N ranks\n"
     "  eval    evaluate trained parameters on the valid or test split\n"
     "  export  write trained tables with raw ids (HDF5 or TSV)\n"
-    "  landscape  training loss around trained parameters (1-D/2-D, CSV) and a sharpness number\n";
+    "  landscape  training loss around trained parameters (1-D/2-D, CSV) and a sharpness number\n"
+    "  plan    memory per rank, bytes per step and step time of a configuration, before running it\n";
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
           : cmd == "eval"   ? shardrec::cli::cmd_eval
           : cmd == "export" ? shardrec::cli::cmd_export
           : cmd == "landscape" ? shardrec::cli::cmd_landscape
+          : cmd == "plan" ? shardrec::cli::cmd_plan
                             : nullptr;
   if (!fn) {
     std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);

@@ -1,0 +1,125 @@
+#include "core/planner.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.h"
+#include "core/optimizer.h"
+
+namespace shardrec {
+
+namespace {
+double ceil_div(double a, double b) { return std::ceil(a / b); }
+
+// Optimizer state in floats per row of width d.
+double state_floats(const std::string& opt, int d) {
+  switch (OptimizerConfig::parse_kind(opt)) {
+    case OptimizerConfig::Kind::kSgd: return 0;
+    case OptimizerConfig::Kind::kAdagrad: return 1;
+    case OptimizerConfig::Kind::kAdam:
+    case OptimizerConfig::Kind::kAdamDense: return 2.0 * d;
+  }
+  return 0;
+}
+
+std::string mib(double b) {
+  char buf[32];
+  if (b >= 1024.0 * 1024 * 1024) std::snprintf(buf, sizeof buf, "%.2f GiB", b / (1024.0 * 1024 * 1024));
+  else std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1024.0 * 1024));
+  return buf;
+}
+}  // namespace
+
+Plan make_plan(const PlanInput& in) {
+  if (in.users <= 0 || in.items <= 0 || in.train_rows <= 0) fail("plan: users, items and train rows must be positive");
+  if (in.world < 1) fail("plan: --world must be at least 1");
+  if (in.dim < 1 || in.negatives < 1 || in.batch < 1) fail("plan: dim, negatives and batch must be positive");
+  Plan p;
+  const double N = in.world, d = in.dim, per = 1 + in.negatives;
+  const double urows = ceil_div(in.users, N), irows = ceil_div(in.items, N);
+  const double sf = state_floats(in.optimizer, in.dim);
+  p.rank.tables = (urows + irows) * d * 4;
+  p.rank.optimizer = (urows + irows) * sf * 4;
+  // Data: training rows (4 B item id) and held-out rows, indptr per split (8 B per user), and the
+  // epoch's sample order (12 B per training row).
+  const double trows = ceil_div(in.train_rows, N), hrows = ceil_div(in.heldout_rows, N);
+  p.rank.data = (trows + hrows) * 4 + 3 * (urows + 1) * 8 + trows * 12;
+  // Step buffers: rows and gradients of the rank's samples (users and items), routing arrays,
+  // gradient records out and in, and the evaluation's score block.
+  const double b = ceil_div(in.batch, N);  // samples per rank per step (expected)
+  const double occ = b * per;              // item occurrences
+  const double remote = N > 1 ? occ * (N - 1) / N : 0.0;
+  const double rec = 16 + 4 * d;
+  p.rank.buffers = 2 * (b * d * 4 + occ * d * 4)  // U, gU, I, gI
+                   + occ * 40                      // ids, keys, owners, local rows, slots
+                   + 2 * remote * rec              // gradient records out and in
+                   + 2 * remote * 4 * d            // rows out and in
+                   + in.score_budget * 4.0;        // full-ranking scores
+  p.rank.total = p.rank.tables + p.rank.optimizer + p.rank.data + p.rank.buffers;
+
+  p.collectives = {
+      {"item ids (counts)", N > 1 ? 8 * (N - 1) : 0, 1},
+      {"item ids", remote * 8 + (N > 1 ? 8 * (N - 1) : 0), 1},
+      {"item rows", remote * 4 * d, 1},
+      {"item gradient records", remote * rec, 1},
+  };
+  double extra = 1.0;  // mirror batches repeat rows and gradients
+  if (in.strategy == "mirror") {
+    extra = 1.0 / in.mg_beta;
+    p.collectives.push_back({"mirror pass: rows + gradients (every beta-th step, averaged)",
+                             (remote * 4 * d + remote * rec) * extra, 2});
+  }
+  for (const auto& c : p.collectives) p.bytes_per_step += c.bytes_per_step;
+  p.steps_per_epoch = static_cast<int64_t>(ceil_div(in.train_rows, in.batch));
+  p.compute_seconds = b / in.samples_per_s * (in.strategy == "mirror" ? 1.0 + 1.0 / in.mg_beta : 1.0);
+  const double messages = (N > 1 ? N - 1 : 0) * (4 + (in.strategy == "mirror" ? 2.0 / in.mg_beta : 0));
+  p.comm_seconds = p.bytes_per_step / in.bandwidth + messages * in.latency;
+  p.step_seconds = p.compute_seconds + p.comm_seconds;
+  p.epoch_seconds = p.step_seconds * p.steps_per_epoch;
+  if (in.optimizer == "adam_dense")
+    p.epoch_seconds += p.steps_per_epoch * (urows + irows) * d * 2e-9;  // every row, every step
+  if (in.mem_per_rank > 0 && p.rank.total > in.mem_per_rank) {
+    p.fits = false;
+    // The smallest world that fits, if the tables are what does not fit.
+    int need = in.world;
+    for (int w = in.world; w <= (1 << 20); w *= 2) {
+      PlanInput t = in;
+      t.world = w;
+      t.mem_per_rank = 0;
+      if (make_plan(t).rank.total <= in.mem_per_rank) { need = w; break; }
+    }
+    p.advice = "needs " + mib(p.rank.total) + " per rank, " + mib(in.mem_per_rank) + " available: ";
+    if (need > in.world) p.advice += "use at least " + std::to_string(need) + " ranks";
+    else p.advice += "reduce the score budget or the batch";
+    if (sf > 1) p.advice += ", or row-wise adagrad (optimizer state " + mib(p.rank.optimizer) + " -> " +
+                            mib((urows + irows) * 4) + ")";
+  }
+  return p;
+}
+
+std::string format_plan(const PlanInput& in, const Plan& p) {
+  char buf[512];
+  std::string s;
+  std::snprintf(buf, sizeof buf,
+                "plan: %lld users x %lld items, %lld training rows, dim %d, %s, batch %lld, %d rank(s), %s\n",
+                (long long)in.users, (long long)in.items, (long long)in.train_rows, in.dim,
+                in.optimizer.c_str(), (long long)in.batch, in.world, in.strategy.c_str());
+  s += buf;
+  s += "memory per rank (largest): tables " + mib(p.rank.tables) + ", optimizer " + mib(p.rank.optimizer) +
+       ", data " + mib(p.rank.data) + ", buffers " + mib(p.rank.buffers) + " = " + mib(p.rank.total) + "\n";
+  s += "bytes sent per rank per step:\n";
+  for (const auto& c : p.collectives) {
+    std::snprintf(buf, sizeof buf, "  %-60s %12.0f B\n", c.name.c_str(), c.bytes_per_step);
+    s += buf;
+  }
+  std::snprintf(buf, sizeof buf,
+                "  %-60s %12.0f B (upper bound: every id of a step distinct)\n"
+                "step: %.3f ms compute + %.3f ms communication; %lld steps per epoch; epoch about %.1f s\n",
+                "total", p.bytes_per_step, p.compute_seconds * 1e3, p.comm_seconds * 1e3,
+                (long long)p.steps_per_epoch, p.epoch_seconds);
+  s += buf;
+  if (!p.fits) s += "does not fit: " + p.advice + "\n";
+  return s;
+}
+
+}  // namespace shardrec

@@ -1,0 +1,82 @@
+// The plan's byte model against the communicator's counters of real training steps.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "core/planner.h"
+#include "core/trainer.h"
+#include "dist/inproc_comm.h"
+#include "fixtures.h"
+
+namespace shardrec {
+namespace {
+
+TEST(Planner, BytesPerStepBoundAndTrackTheCounters) {
+  auto d = testing::planted_dataset(400, 300, 5, 21);
+  TrainConfig c;
+  c.data = "<memory>";
+  c.dim = 8;
+  c.batch = 64;
+  c.epochs = 1;
+  c.eval_every = 0;
+  c.negatives = 2;
+  for (int world : {1, 2, 3, 4}) {
+    uint64_t sent = 0;
+    dist::run_ranks(world, [&](dist::Comm& comm) {
+      auto shard = io::shard_from_memory(d, comm);
+      Trainer t(c, shard, comm);
+      comm.reset_stats();
+      t.train_epoch(1);
+      int64_t mine = static_cast<int64_t>(comm.stats().alltoallv_bytes_sent);
+      comm.allreduce_sum(&mine, 1);
+      if (comm.rank() == 0) sent = static_cast<uint64_t>(mine);
+    });
+    PlanInput in;
+    in.users = 400;
+    in.items = 300;
+    in.train_rows = static_cast<int64_t>(d.train.size());
+    in.dim = c.dim;
+    in.negatives = c.negatives;
+    in.batch = c.batch;
+    in.world = world;
+    const Plan p = make_plan(in);
+    const double steps = static_cast<double>(p.steps_per_epoch);
+    double upper = 0, records = 0;
+    for (const auto& col : p.collectives) {
+      if (col.name == "item ids (counts)") continue;  // fixed-size exchange, not all-to-all-v bytes
+      upper += col.bytes_per_step;
+      if (col.name == "item gradient records") records = col.bytes_per_step;
+    }
+    const double measured = static_cast<double>(sent) / world / steps;  // per rank per step
+    if (world == 1) {
+      EXPECT_EQ(sent, 0u);  // everything is local
+      EXPECT_EQ(upper, 0.0);
+      continue;
+    }
+    // Ids and rows are de-duplicated, so the plan's figure is an upper bound; gradient records
+    // are one per remote occurrence, which the plan's expectation should track closely.
+    EXPECT_LE(measured, upper * 1.05) << world << " ranks";
+    EXPECT_GE(measured, records * 0.9) << world << " ranks";
+  }
+}
+
+TEST(Planner, MemoryAndRefusalWithAdvice) {
+  PlanInput in;
+  in.users = 100000000;
+  in.items = 10000000;
+  in.train_rows = 2000000000;
+  in.world = 8;
+  in.mem_per_rank = 12.0 * (1 << 30);  // 8 ranks need about 14.4 GiB each
+  const Plan p = make_plan(in);
+  // 110M rows x 64 floats / 8 ranks = 3.28 GiB of tables, twice that of Adam state.
+  EXPECT_NEAR(p.rank.tables / (1 << 30), 110e6 / 8 * 64 * 4 / (1 << 30), 0.05);
+  EXPECT_NEAR(p.rank.optimizer, 2 * p.rank.tables, 1.0);
+  EXPECT_FALSE(p.fits);
+  EXPECT_NE(p.advice.find("use at least 16 ranks"), std::string::npos) << p.advice;
+  in.world = 16;
+  EXPECT_TRUE(make_plan(in).fits);
+  in.world = 0;
+  EXPECT_THROW(make_plan(in), Error);
+}
+
+}  // namespace
+}  // namespace shardrec
