@@ -25,6 +25,7 @@ std::string TrainConfig::to_ini() const {
   for (size_t i = 0; i < eval.ks.size(); ++i) ks += (i ? "," : "") + std::to_string(eval.ks[i]);
   o << "data = " << data << "\n"
     << "model = " << model << "\n"
+    << "features = " << features << "\n"
     << "dim = " << dim << "\n"
     << "loss = " << loss << "\n"
     << "negatives = " << negatives << "\n"
@@ -61,7 +62,8 @@ void TrainConfig::validate() const {
     if (!ok) fail("option --" + field + ": " + what);
   };
   need(!data.empty(), "data", "a dataset file is required");
-  need(model == "mf", "model", "'" + model + "' is not available (this build has: mf)");
+  need(model == "mf" || model == "vbpr", "model", "'" + model + "' is not available (this build has: mf, vbpr)");
+  need(model != "vbpr" || !features.empty(), "features", "vbpr needs item modalities (e.g. --features genre)");
   need(dim > 0 && dim <= 4096, "dim", "must be in 1..4096");
   need(loss == "bpr" || loss == "bce", "loss", "'" + loss + "': expected bpr or bce");
   need(negatives >= 1 && negatives <= 1000, "negatives", "must be in 1..1000");

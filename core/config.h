@@ -21,7 +21,8 @@ struct EvalConfig {
 struct TrainConfig {
   std::string data;     // dataset file (shardrec prep / synth)
   std::string run_dir;  // outputs; empty = write nothing
-  std::string model = "mf";
+  std::string model = "mf";  // mf or vbpr
+  std::string features;      // vbpr: dataset modalities to use, comma separated
   int dim = 64;
   std::string loss = "bpr";  // bpr or bce
   int negatives = 1;

@@ -37,6 +37,9 @@ void ranking(const MFModel& model, const io::DataShard& data, int split, const E
   const int n = comm.size(), me = comm.rank();
   const int d = model.dim();
   const int K = *std::max_element(cfg.ks.begin(), cfg.ks.end());
+  // Scoring vectors of this rank's items (the rows themselves for MF; [e, W f + b] for VBPR).
+  const std::vector<float> qloc = model.local_item_vectors();
+  auto qrow = [&](int64_t l) { return &qloc[static_cast<size_t>(l) * d]; };
   const auto& items = model.item;
   const int64_t num_items = items.rows();
   const io::UserSlice& target = data.split[split];
@@ -100,13 +103,13 @@ void ranking(const MFModel& model, const io::DataShard& data, int split, const E
       const float* four[4] = {gvec[gu], gvec[gu + 1], gvec[gu + 2], gvec[gu + 3]};
       float out[4];
       for (int64_t l = 0; l < L; ++l) {
-        kernels::dot4(four, items.local_row(l), d, out);
+        kernels::dot4(four, qrow(l), d, out);
         for (int k = 0; k < 4; ++k) scores[(gu + k) * L + l] = out[k];
       }
     }
     for (; gu < g; ++gu)
       for (int64_t l = 0; l < L; ++l)
-        scores[gu * L + l] = MFModel::score(gvec[gu], items.local_row(l), d);
+        scores[gu * L + l] = MFModel::score(gvec[gu], qrow(l), d);
     const float masked = -std::numeric_limits<float>::infinity();
     for (auto& v : mask_recv)
       for (size_t i = 0; i + 1 < v.size(); i += 2)
@@ -198,11 +201,14 @@ void pointwise(const MFModel& model, const io::DataShard& data, int split, const
   }
   auto ur = model.user.route(comm, row_user);
   auto ir = model.item.route(comm, row_item);
-  std::vector<float> uv(row_user.size() * d), iv(row_item.size() * d);
+  std::vector<float> uv(row_user.size() * d), iv(row_item.size() * model.item_dim());
   model.user.gather(comm, ur, uv.data());
   model.item.gather(comm, ir, iv.data());
+  std::vector<float> fv(model.vbpr() ? row_item.size() * model.feat_dim() : 0), qv(row_item.size() * d);
+  if (model.vbpr()) model.features->gather(comm, ir, fv.data());
+  model.item_vectors(iv.data(), fv.data(), row_item.size(), qv.data());
   std::vector<float> logit(row_user.size());
-  for (size_t r = 0; r < logit.size(); ++r) logit[r] = MFModel::score(&uv[r * d], &iv[r * d], d);
+  for (size_t r = 0; r < logit.size(); ++r) logit[r] = MFModel::score(&uv[r * d], &qv[r * d], d);
 
   dist::ExactSums sums(3);  // gauc weighted sum, gauc weight, log loss
   for (size_t a = 0; a < logit.size();) {

@@ -1,10 +1,20 @@
-// Matrix factorisation: score(u, i) = <p_u, q_i>. The user table follows the data partition
-// (range), so a rank's samples look their users up locally; the item table is sharded by the
-// configured rule (mod by default). GMF/NeuMF/VBPR join this file's family in later issues.
+// The embedding models. score(u, i) = <p_u, q_i>, where q_i is the item's scoring vector:
+//   mf:   q_i = e_i (d floats); p_u has d floats.
+//   vbpr: q_i = [e_i, W f_i + b] (2d floats), f_i = the item's feature rows (the dataset's
+//         modalities, concatenated), W (d x F) and b (d) a projection replicated on every rank
+//         (data-parallel; its gradient is summed exactly, dist/dense_allreduce.h); p_u has 2d.
+// The user table follows the data partition (range), so a rank's samples look their users up
+// locally; the item table and the item feature rows share the item sharding (mod by default),
+// so one routing serves both.
 #pragma once
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "core/config.h"
+#include "core/optimizer.h"
+#include "dist/dense_allreduce.h"
 #include "dist/sharded_embedding.h"
 #include "kernels/embedding_ops.h"
 
@@ -12,10 +22,30 @@ namespace shardrec {
 
 class MFModel {
  public:
-  MFModel(const TrainConfig& cfg, const dist::Sharding& user_sharding, int64_t num_items, int rank);
-  static float score(const float* u, const float* i, int dim) { return kernels::dot(u, i, dim); }
+  // dataset: the dataset file, read for VBPR's feature rows (this rank's items only).
+  MFModel(const TrainConfig& cfg, const dist::Sharding& user_sharding, int64_t num_items, int rank,
+          const std::string& dataset = "");
+  static float score(const float* u, const float* q, int dim) { return kernels::dot(u, q, dim); }
+
   dist::ShardedEmbedding user, item;
-  int dim() const { return user.dim(); }
+  // VBPR only: frozen feature rows sharded like the items, and the replicated projection.
+  std::unique_ptr<dist::ShardedEmbedding> features;
+  std::vector<float> W, b;  // W row-major [d][F]
+
+  bool vbpr() const { return features != nullptr; }
+  int dim() const { return user.dim(); }       // the scoring dimension (user vector width)
+  int item_dim() const { return item.dim(); }  // embedding row width
+  int feat_dim() const { return features ? features->dim() : 0; }
+  // q for n items from their embedding rows (item_dim wide) and feature rows (feat_dim wide).
+  void item_vectors(const float* e, const float* f, size_t n, float* q) const;
+  // q of this rank's items, in local order.
+  std::vector<float> local_item_vectors() const;
+  // One optimizer step on W and b from exactly summed gradients (identical on every rank).
+  void apply_dense(dist::Comm& comm, dist::ExactGradientSum& gW, dist::ExactGradientSum& gb);
+
+ private:
+  std::unique_ptr<RowOptimizer> opt_W_, opt_b_;
+  std::vector<float> gW_, gb_;
 };
 
 }  // namespace shardrec

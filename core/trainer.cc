@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -25,9 +26,13 @@ Trainer::Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& 
     : cfg_(cfg),
       data_(data),
       comm_(comm),
-      model_(cfg, data.users, data.info.num_items, comm.rank()),
+      model_(cfg, data.users, data.info.num_items, comm.rank(), data.info.path),
       strategy_(make_strategy(cfg)) {
   cfg_.validate();
+  if (model_.vbpr()) {
+    gW_sum_ = std::make_unique<dist::ExactGradientSum>(model_.W.size(), 44, "vbpr.W");
+    gb_sum_ = std::make_unique<dist::ExactGradientSum>(model_.b.size(), 44, "vbpr.b");
+  }
   num_train_ = data.info.rows[0];
   const io::UserSlice& tr = data.train();
   if (tr.rows() >= (int64_t{1} << 32)) fail("a rank holds more than 2^32 training rows; use more ranks");
@@ -72,7 +77,7 @@ int64_t Trainer::sample_negative(int epoch, int64_t global_row, int k,
 
 void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n,
                          int64_t global_n, dist::ExactSums& loss_sum) {
-  const int d = cfg_.dim, negs = cfg_.negatives, per = 1 + negs;
+  const int negs = cfg_.negatives, per = 1 + negs;
   const io::UserSlice& tr = data_.train();
   const uint64_t pos0 = static_cast<uint64_t>(step) * static_cast<uint64_t>(cfg_.batch);
   // Per-step buffers are reused across steps (no allocation, no zero-fill).
@@ -97,10 +102,18 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
   // A sample runs on its user's owner, so user rows never travel: no collective for them.
   auto ur = model_.user.route(comm_, uid, /*local_only=*/true);
   auto ir = model_.item.route(comm_, iid);
-  float* U = U_.get(n * d);
-  float* I = I_.get(n * per * d);
-  float* gU = gU_.get(n * d);
-  float* gI = gI_.get(n * per * d);
+  const int dq = model_.dim();        // scoring width: the user row, and an item's q vector
+  const int de = model_.item_dim();   // item embedding row
+  const bool vb = model_.vbpr();
+  const int F = model_.feat_dim();
+  float* U = U_.get(n * dq);
+  float* I = I_.get(n * per * de);
+  float* gU = gU_.get(n * dq);
+  float* gI = gI_.get(n * per * de);
+  float* Fb = vb ? F_.get(n * per * F) : nullptr;
+  float* Q = vb ? Q_.get(n * per * dq) : nullptr;
+  float* gQ = vb ? gQ_.get(n * per * dq) : gI;
+  bool features_here = false;
   const bool bpr = cfg_.loss == "bpr";
 
   // The strategy drives one or more passes over this batch through these two operations.
@@ -113,46 +126,54 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
   ops.fb = [&](float scale, bool record) {
     model_.user.gather(comm_, ur, U);
     model_.item.gather(comm_, ir, I);
+    const float* Qp = I;
+    if (vb) {
+      // Feature rows never change: one transfer per step, through the item routing.
+      if (!features_here) model_.features->gather(comm_, ir, Fb);
+      features_here = true;
+      model_.item_vectors(I, Fb, n * per, Q);
+      Qp = Q;
+    }
     // scale multiplies the gradients only; with scale 1 every value is bit-identical to an
     // unscaled pass.
     const float inv = scale / static_cast<float>(global_n * (bpr ? negs : per));
     const float reg = scale * cfg_.l2 / static_cast<float>(global_n);
     for (size_t i = 0; i < n; ++i) {
       double loss = 0;  // this sample's terms; samples are summed exactly (any grouping)
-      const float* u = &U[i * d];
-      const float* ip = &I[i * per * d];
-      float* gu = &gU[i * d];
-      float* gip = &gI[i * per * d];
-      std::fill(gu, gu + d, 0.0f);
-      std::fill(gip, gip + per * d, 0.0f);
-      const float sp = MFModel::score(u, ip, d);
+      const float* u = &U[i * dq];
+      const float* ip = &Qp[i * per * dq];
+      float* gu = &gU[i * dq];
+      float* gip = &gQ[i * per * dq];
+      std::fill(gu, gu + dq, 0.0f);
+      std::fill(gip, gip + per * dq, 0.0f);
+      const float sp = MFModel::score(u, ip, dq);
       if (bpr) {
         for (int k = 0; k < negs; ++k) {
-          const float* jn = ip + (1 + k) * d;
-          float* gjn = gip + (1 + k) * d;
-          const float x = sp - MFModel::score(u, jn, d);
+          const float* jn = ip + (1 + k) * dq;
+          float* gjn = gip + (1 + k) * dq;
+          const float x = sp - MFModel::score(u, jn, dq);
           loss += softplus(-static_cast<double>(x));
           const float c = -sigmoid(-x) * inv;  // d loss / d x, averaged over the batch
-          kernels::bpr_backward(c, u, ip, jn, gu, gip, gjn, d);
+          kernels::bpr_backward(c, u, ip, jn, gu, gip, gjn, dq);
         }
       } else {
         for (int k = 0; k < per; ++k) {
-          const float* it = ip + k * d;
-          float* git = gip + k * d;
-          const float y = k == 0 ? sp : MFModel::score(u, it, d);
+          const float* it = ip + k * dq;
+          float* git = gip + k * dq;
+          const float y = k == 0 ? sp : MFModel::score(u, it, dq);
           const float t = k == 0 ? 1.0f : 0.0f;
           loss += softplus(static_cast<double>(y)) - t * y;
           const float c = (sigmoid(y) - t) * inv;
-          kernels::axpy(c, it, gu, d);
-          kernels::axpy(c, u, git, d);
+          kernels::axpy(c, it, gu, dq);
+          kernels::axpy(c, u, git, dq);
         }
       }
-      if (cfg_.l2 > 0) {
-        double r = kernels::sum_squares(u, d);
-        for (int k = 0; k < per; ++k) r += kernels::sum_squares(ip + k * d, d);
+      if (cfg_.l2 > 0) {  // on the embedding rows (the first de floats of each q)
+        double r = kernels::sum_squares(u, dq);
+        for (int k = 0; k < per; ++k) r += kernels::sum_squares(ip + k * dq, de);
         loss += 0.5 * cfg_.l2 * r * (bpr ? negs : per);  // per loss term, like the data loss
-        kernels::axpy(reg, u, gu, d);
-        for (int k = 0; k < per; ++k) kernels::axpy(reg, ip + k * d, gip + k * d, d);
+        kernels::axpy(reg, u, gu, dq);
+        for (int k = 0; k < per; ++k) kernels::axpy(reg, ip + k * dq, gip + k * dq, de);
       }
       if (!std::isfinite(loss))
         fail("training diverged: the loss of dataset row " + std::to_string(tr.row_lo + s[i].row) +
@@ -161,10 +182,27 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
              " (lower the learning rate?)");
       if (record) loss_sum.add(0, loss);
     }
+    if (vb) {
+      // q = [e, W f + b]: the first half of dL/dq goes to the embedding row, the second to the
+      // projection, whose per-occurrence products are summed exactly (any grouping, any N).
+      for (size_t o = 0; o < n * per; ++o) {
+        const float* gq = gQ + o * dq;
+        std::memcpy(gI + o * de, gq, de * sizeof(float));
+        const float* f = Fb + o * F;
+        for (int r = 0; r < de; ++r) {
+          const float gp = gq[de + r];
+          if (gp == 0.0f) continue;
+          gb_sum_->add_at(r, gp);
+          for (int c = 0; c < F; ++c)
+            if (f[c] != 0.0f) gW_sum_->add_at(static_cast<size_t>(r) * F + c, gp * f[c]);
+        }
+      }
+    }
   };
   ops.ap = [&] {
     model_.user.apply(comm_, ur, ukey, gU);
     model_.item.apply(comm_, ir, ikey, gI);
+    if (vb) model_.apply_dense(comm_, *gW_sum_, *gb_sum_);
   };
   strategy_->step(step, ops);
 }
@@ -244,7 +282,7 @@ FitResult Trainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
   const bool maximize = higher_is_better(cfg_.valid_metric);
   double best = maximize ? -INFINITY : INFINITY;
   int since_best = 0;
-  std::vector<float> best_user, best_item;
+  std::vector<float> best_user, best_item, best_W, best_b;
   double elapsed = 0;
   for (int epoch = 1; epoch <= cfg_.epochs; ++epoch) {
     EpochLog log;
@@ -268,6 +306,8 @@ FitResult Trainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
         if (cfg_.keep_best) {
           best_user = model_.user.local_data();
           best_item = model_.item.local_data();
+          best_W = model_.W;
+          best_b = model_.b;
         }
       } else {
         ++since_best;
@@ -289,6 +329,8 @@ FitResult Trainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
   } else if (res.best_epoch != static_cast<int>(res.epochs.size())) {
     model_.user.local_data() = best_user;
     model_.item.local_data() = best_item;
+    model_.W = best_W;
+    model_.b = best_b;
   }
   return res;
 }

@@ -77,7 +77,8 @@ class Trainer {
   // Per-step buffers, reused.
   std::vector<int64_t> uid_, iid_;
   std::vector<uint64_t> ukey_, ikey_;
-  Scratch<float> U_, I_, gU_, gI_;
+  Scratch<float> U_, I_, gU_, gI_, F_, Q_, gQ_;
+  std::unique_ptr<dist::ExactGradientSum> gW_sum_, gb_sum_;  // VBPR's projection
   mutable int neg_epoch_ = -1;  // cached key of the negative sampler's epoch
   mutable uint64_t neg_base_ = 0;
 };

@@ -11,7 +11,8 @@ namespace shardrec::io {
 
 void export_tables(const std::string& path, const std::vector<const dist::ShardedEmbedding*>& tables,
                    const std::vector<std::string>& kinds, const std::string& dataset,
-                   dist::Comm& comm, int64_t chunk_rows) {
+                   dist::Comm& comm, int64_t chunk_rows, const std::vector<DenseParam>& dense,
+                   const std::vector<std::pair<std::string, std::string>>& attrs) {
   const bool root = comm.rank() == 0;
   std::unique_ptr<AtomicOutput> out;
   H5File file, ds;
@@ -26,6 +27,12 @@ void export_tables(const std::string& path, const std::vector<const dist::Sharde
       ds = H5File::open_read(dataset);
       info = read_info(ds);
       file.write_attr_str("/", "format", kParamsFormat);
+      for (const auto& [k, v] : attrs) file.write_attr_str("/", k, v);
+      if (!dense.empty()) file.create_group("/dense");
+      for (const auto& p : dense) {  // replicated: rank 0's copy is everyone's
+        file.create_dataset<float>("/dense/" + p.name, p.rows, p.cols);
+        file.write_rows<float>("/dense/" + p.name, 0, p.data->data(), p.rows);
+      }
       for (size_t t = 0; t < tables.size(); ++t) {
         const auto& tb = *tables[t];
         file.create_group("/" + tb.name());
@@ -93,7 +100,8 @@ void export_tables(const std::string& path, const std::vector<const dist::Sharde
   }
 }
 
-void load_tables(const std::string& path, const std::vector<dist::ShardedEmbedding*>& tables) {
+void load_tables(const std::string& path, const std::vector<dist::ShardedEmbedding*>& tables,
+                 const std::vector<DenseParam>& dense) {
   H5File f = H5File::open_read(path);
   std::string fmt;
   try {
@@ -116,6 +124,15 @@ void load_tables(const std::string& path, const std::vector<dist::ShardedEmbeddi
     const int64_t first = sh.global_id(me, 0);
     const int64_t stride = L > 1 ? sh.global_id(me, 1) - first : 1;
     f.read_rows_strided<float>(ds, first, stride, L, tb->local_data().data());
+  }
+  for (const auto& p : dense) {
+    const std::string ds = "/dense/" + p.name;
+    const auto shape = f.shape(ds);
+    const std::vector<int64_t> want = p.cols > 0 ? std::vector<int64_t>{p.rows, p.cols} : std::vector<int64_t>{p.rows};
+    if (shape != want)
+      fail(path + ": dataset " + ds + " does not have the shape the model needs (" + std::to_string(p.rows) +
+           (p.cols > 0 ? "x" + std::to_string(p.cols) : "") + ")");
+    f.read_rows<float>(ds, 0, p.rows, p.data->data());
   }
 }
 

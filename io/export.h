@@ -13,13 +13,25 @@ namespace shardrec::io {
 
 inline constexpr const char* kParamsFormat = "shardrec-params";
 
+// A dense parameter replicated on every rank (VBPR's projection), stored as /dense/<name>.
+struct DenseParam {
+  std::string name;
+  int64_t rows = 0, cols = 0;  // cols 0: a vector of rows entries
+  std::vector<float>* data = nullptr;
+};
+
 // dataset: the dataset file whose /mapping gives raw ids (raw id = dense id when it has none).
-// kinds[t] names the id space of tables[t] ("user" or "item").
+// kinds[t] names the id space of tables[t] ("user" or "item"). attrs: root string attributes
+// (model, features) that tell a reader which model the parameters belong to.
 void export_tables(const std::string& path, const std::vector<const dist::ShardedEmbedding*>& tables,
                    const std::vector<std::string>& kinds, const std::string& dataset,
-                   dist::Comm& comm, int64_t chunk_rows = 1 << 16);
+                   dist::Comm& comm, int64_t chunk_rows = 1 << 16,
+                   const std::vector<DenseParam>& dense = {},
+                   const std::vector<std::pair<std::string, std::string>>& attrs = {});
 
-// Fills each table's local rows from a parameters file; errors name the file and the mismatch.
-void load_tables(const std::string& path, const std::vector<dist::ShardedEmbedding*>& tables);
+// Fills each table's local rows (and the dense parameters) from a parameters file; errors name
+// the file and the mismatch.
+void load_tables(const std::string& path, const std::vector<dist::ShardedEmbedding*>& tables,
+                 const std::vector<DenseParam>& dense = {});
 
 }  // namespace shardrec::io

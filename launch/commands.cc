@@ -240,6 +240,51 @@ EvalConfig eval_config(const po::variables_map& vm) {
 
 }  // namespace
 
+namespace {
+// The dense parameters of a model, for export and load.
+std::vector<io::DenseParam> dense_params(MFModel& m) {
+  if (!m.vbpr()) return {};
+  return {{"W", m.item_dim(), m.feat_dim(), &m.W}, {"b", m.item_dim(), 0, &m.b}};
+}
+
+void save_params(const std::string& path, const TrainConfig& c, MFModel& m, dist::Comm& comm) {
+  io::export_tables(path, {&m.user, &m.item}, {"user", "item"}, c.data, comm, 1 << 16, dense_params(m),
+                    {{"model", c.model}, {"features", c.features}});
+}
+
+// Model type, features and width from a parameters file (written by save_params).
+void read_model_config(const std::string& params, TrainConfig& c) {
+  auto f = io::H5File::open_read(params);
+  if (!f.exists("/item/embedding")) fail(params + ": no /item/embedding (not a shardrec parameters file?)");
+  c.dim = static_cast<int>(f.shape("/item/embedding").at(1));
+  c.model = "mf";
+  try {
+    c.model = f.read_attr_str("/", "model");
+    c.features = f.read_attr_str("/", "features");
+  } catch (const Error&) {
+    // files without the attributes hold MF parameters
+  }
+}
+
+// A model shaped like the parameters file, sharded over this job's ranks.
+struct LoadedModel {
+  TrainConfig cfg;
+  io::DataShard data;
+  std::unique_ptr<MFModel> model;
+};
+LoadedModel load_model(const std::string& data_path, const std::string& params,
+                       const std::string& item_sharding, dist::Comm& comm) {
+  LoadedModel m;
+  m.data = io::load_shard(data_path, comm);
+  m.cfg.data = data_path;
+  read_model_config(params, m.cfg);
+  m.cfg.item_sharding = item_sharding;
+  m.model = std::make_unique<MFModel>(m.cfg, m.data.users, m.data.info.num_items, comm.rank(), data_path);
+  io::load_tables(params, {&m.model->user, &m.model->item}, dense_params(*m.model));
+  return m;
+}
+}  // namespace
+
 int cmd_prep(int argc, char** argv) {
   po::options_description d("shardrec prep options");
   d.add_options()("input,i", po::value<std::vector<std::string>>()->multitoken(),
@@ -360,7 +405,9 @@ int cmd_train(int argc, char** argv) {
   d.add_options()("data", po::value<std::string>(&c.data)->required(), "dataset (.h5)")(
       "run-dir", po::value<std::string>(&c.run_dir)->default_value(""),
       "directory for config.ini, metrics.jsonl, result.json and params.h5")(
-      "model", po::value<std::string>(&c.model)->default_value(c.model), "mf")(
+      "model", po::value<std::string>(&c.model)->default_value(c.model), "mf, or vbpr (needs --features)")(
+      "features", po::value<std::string>(&c.features)->default_value(""),
+      "vbpr: the dataset's item modalities to use, comma separated (shardrec prep --features)")(
       "dim", po::value<int>(&c.dim)->default_value(c.dim), "embedding size")(
       "loss", po::value<std::string>(&c.loss)->default_value(c.loss), "bpr or bce")(
       "negatives", po::value<int>(&c.negatives)->default_value(c.negatives), "negatives per positive")(
@@ -459,8 +506,7 @@ int cmd_train(int argc, char** argv) {
           }
         }
         if (!c.run_dir.empty()) {
-          io::export_tables(c.run_dir + "/params.h5", {&trainer.model().user, &trainer.model().item},
-                            {"user", "item"}, c.data, comm);
+          save_params(c.run_dir + "/params.h5", c, trainer.model(), comm);
           if (root)
             write_text(c.run_dir + "/result.json",
                        "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
@@ -472,32 +518,6 @@ int cmd_train(int argc, char** argv) {
       },
       argc, argv);
 }
-
-namespace {
-// A model shaped like the parameters file, sharded over this job's ranks.
-struct LoadedModel {
-  TrainConfig cfg;
-  io::DataShard data;
-  std::unique_ptr<MFModel> model;
-};
-LoadedModel load_model(const std::string& data_path, const std::string& params,
-                       const std::string& item_sharding, dist::Comm& comm) {
-  LoadedModel m;
-  m.data = io::load_shard(data_path, comm);
-  int dim = 0;
-  {
-    auto f = io::H5File::open_read(params);
-    if (!f.exists("/user/embedding")) fail(params + ": no /user/embedding (not a shardrec parameters file?)");
-    dim = static_cast<int>(f.shape("/user/embedding").at(1));
-  }
-  m.cfg.data = data_path;
-  m.cfg.dim = dim;
-  m.cfg.item_sharding = item_sharding;
-  m.model = std::make_unique<MFModel>(m.cfg, m.data.users, m.data.info.num_items, comm.rank());
-  io::load_tables(params, {&m.model->user, &m.model->item});
-  return m;
-}
-}  // namespace
 
 int cmd_eval(int argc, char** argv) {
   po::options_description d("shardrec eval options");
@@ -551,17 +571,14 @@ int cmd_landscape(int argc, char** argv) {
     return 0;
   c.eval_every = 0;
   c.epochs = 0;
-  {
-    auto f = io::H5File::open_read(vm["params"].as<std::string>());
-    if (!f.exists("/user/embedding")) fail(vm["params"].as<std::string>() + ": no /user/embedding (not a shardrec parameters file?)");
-    c.dim = static_cast<int>(f.shape("/user/embedding").at(1));
-  }
+  read_model_config(vm["params"].as<std::string>(), c);
   c.validate();
   return run_mpi(
       [&](dist::Comm& comm) {
         const auto data = io::load_shard(c.data, comm);
         Trainer t(c, data, comm);
-        io::load_tables(vm["params"].as<std::string>(), {&t.model().user, &t.model().item});
+        io::load_tables(vm["params"].as<std::string>(), {&t.model().user, &t.model().item},
+                        dense_params(t.model()));
         const auto surface = loss_surface(t, dims, steps, radius, dir_seed);
         const auto sharp = sharpness(t, sharp_dirs, sharp_radius, dir_seed);
         if (comm.rank() == 0) {
@@ -653,7 +670,8 @@ int cmd_export(int argc, char** argv) {
         const std::string data = vm["data"].as<std::string>(), out = vm["out"].as<std::string>();
         auto m = load_model(data, vm["params"].as<std::string>(), "mod", comm);
         if (fmt == "h5") {
-          io::export_tables(out, {&m.model->user, &m.model->item}, {"user", "item"}, data, comm);
+          io::export_tables(out, {&m.model->user, &m.model->item}, {"user", "item"}, data, comm, 1 << 16,
+                            dense_params(*m.model), {{"model", m.cfg.model}, {"features", m.cfg.features}});
         } else {
           // TSV goes through a temporary HDF5 export, rewritten by rank 0 one row at a time.
           const std::string tmp = out + ".export-tmp.h5";
