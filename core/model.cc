@@ -38,6 +38,7 @@ MFModel::MFModel(const TrainConfig& cfg, const dist::Sharding& user_sharding, in
       fail(dataset + ": no modality '" + name + "' (make it with shardrec prep --features " + name + "=...)");
     parts.push_back(io::load_modality_rows(f, name, item.sharding(), rank, &dim));
     dims.push_back(dim);
+    modalities.push_back({name, static_cast<int>(dim)});
     F += dim;
   }
   OptimizerConfig frozen;

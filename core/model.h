@@ -31,6 +31,7 @@ class MFModel {
   // VBPR only: frozen feature rows sharded like the items, and the replicated projection.
   std::unique_ptr<dist::ShardedEmbedding> features;
   std::vector<float> W, b;  // W row-major [d][F]
+  std::vector<std::pair<std::string, int>> modalities;  // name and width, in column order
 
   bool vbpr() const { return features != nullptr; }
   int dim() const { return user.dim(); }       // the scoring dimension (user vector width)

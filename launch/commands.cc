@@ -18,6 +18,7 @@
 #include "core/evaluator.h"
 #include "core/landscape.h"
 #include "core/planner.h"
+#include "core/robustness.h"
 #include "core/trainer.h"
 #include "dist/mpi_comm.h"
 #include "io/dataset.h"
@@ -524,22 +525,52 @@ int cmd_eval(int argc, char** argv) {
   d.add_options()("data", po::value<std::string>()->required(), "dataset (.h5)")(
       "params", po::value<std::string>()->required(), "parameters (params.h5 of a run, or an export)")(
       "split", po::value<std::string>()->default_value("test"), "valid or test")(
-      "out", po::value<std::string>()->default_value(""), "also write the metrics as JSON here");
+      "out", po::value<std::string>()->default_value(""), "also write the metrics as JSON here")(
+      "perturb", po::value<std::vector<std::string>>()->multitoken(),
+      "vbpr: also evaluate with shifted item features, e.g. noise:0.1,0.5 (Gaussian, relative to each "
+      "modality's std) or adjust:0.1,0.3 (that fraction of items take another item's features)")(
+      "perturb-seed", po::value<uint64_t>()->default_value(99), "seed of the perturbations");
   add_eval_options(d);
   po::variables_map vm;
   if (!parse(argc, argv, "usage: [mpirun -np N] shardrec eval --data DATA.h5 --params PARAMS.h5 [options]", d, vm))
     return 0;
+  std::vector<Perturbation> shifts;
+  if (vm.count("perturb"))
+    for (const auto& spec : vm["perturb"].as<std::vector<std::string>>())
+      for (const auto& p : parse_perturbations(spec, vm["perturb-seed"].as<uint64_t>())) shifts.push_back(p);
   const std::string split = vm["split"].as<std::string>();
   if (split != "valid" && split != "test") fail("option --split: '" + split + "': expected valid or test");
   const EvalConfig ec = eval_config(vm);
   return run_mpi(
       [&](dist::Comm& comm) {
         auto m = load_model(vm["data"].as<std::string>(), vm["params"].as<std::string>(), "mod", comm);
-        const auto r = evaluate(*m.model, m.data, split == "valid" ? 1 : 2, ec, comm);
-        if (comm.rank() == 0) {
-          print_metrics(split.c_str(), r);
-          if (!vm["out"].as<std::string>().empty()) write_text(vm["out"].as<std::string>(), json_metrics(r) + "\n");
+        const int sp = split == "valid" ? 1 : 2;
+        const auto r = evaluate(*m.model, m.data, sp, ec, comm);
+        std::string json = json_metrics(r);
+        if (comm.rank() == 0) print_metrics(split.c_str(), r);
+        if (!shifts.empty()) {
+          // Each shift starts from the trained features; the drop is relative to the clean run.
+          const auto clean = m.model->features ? m.model->features->local_data() : std::vector<float>{};
+          if (comm.rank() == 0) std::printf("\nfeature shift      strength  metric        value    drop\n");
+          json = "{\"clean\": " + json + ", \"shifted\": [";
+          for (size_t k = 0; k < shifts.size(); ++k) {
+            perturb_features(*m.model, shifts[k], comm);
+            const auto q = evaluate(*m.model, m.data, sp, ec, comm);
+            m.model->features->local_data() = clean;
+            json += std::string(k ? ", " : "") + "{\"kind\": \"" + shifts[k].kind + "\", \"strength\": " +
+                    json_number(shifts[k].strength) + ", \"metrics\": " + json_metrics(q) + "}";
+            if (comm.rank() == 0)
+              for (int kk : ec.ks)
+                for (const char* name : {"recall", "ndcg"}) {
+                  const std::string key = std::string(name) + "@" + std::to_string(kk);
+                  std::printf("%-18s %8.3f  %-12s %.4f  %+.1f%%\n", shifts[k].kind.c_str(), shifts[k].strength,
+                              key.c_str(), q.get(key), 100.0 * (q.get(key) / r.get(key) - 1.0));
+                }
+          }
+          json += "]}";
         }
+        if (comm.rank() == 0 && !vm["out"].as<std::string>().empty())
+          write_text(vm["out"].as<std::string>(), json + "\n");
         return 0;
       },
       argc, argv);

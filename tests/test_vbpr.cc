@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/robustness.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
@@ -157,6 +158,57 @@ TEST(Vbpr, MissingModalityIsAClearError) {
       EXPECT_NE(std::string(e.what()).find("no modality 'image'"), std::string::npos) << e.what();
     }
   });
+}
+
+}  // namespace
+}  // namespace shardrec
+
+namespace shardrec {
+namespace {
+
+TEST(Robustness, FeatureShiftsAreTheSameForAnyWorldAndDoWhatTheySay) {
+  const std::string data = vbpr_dataset("shift", 30, 23, 3, 5);
+  TrainConfig c = vbpr_config(data);
+  std::vector<float> clean, noisy_ref, adjusted_ref;
+  for (int world : {1, 3}) {
+    dist::run_ranks(world, [&](dist::Comm& comm) {
+      auto shard = io::load_shard(data, comm);
+      Trainer t(c, shard, comm);
+      MFModel& m = t.model();
+      const auto base = m.features->local_data();
+      const auto orig = full_table(*m.features, comm);
+      perturb_features(m, {"noise", 0.0, 1}, comm);
+      EXPECT_EQ(full_table(*m.features, comm), orig);  // strength 0 changes nothing
+      perturb_features(m, {"noise", 0.5, 1}, comm);
+      const auto noisy = full_table(*m.features, comm);
+      m.features->local_data() = base;
+      perturb_features(m, {"adjust", 1.0, 1}, comm);
+      const auto adjusted = full_table(*m.features, comm);
+      m.features->local_data() = base;
+      if (comm.rank() != 0) return;
+      EXPECT_NE(noisy, orig);
+      // adjust 1.0: every item's row is now some item's original row.
+      const int F = m.feat_dim();
+      for (int i = 0; i < 23; ++i) {
+        bool found = false;
+        for (int j = 0; j < 23 && !found; ++j)
+          found = std::equal(&adjusted[i * F], &adjusted[(i + 1) * F], &orig[j * F]);
+        EXPECT_TRUE(found) << "item " << i;
+      }
+      if (world == 1) {
+        clean = orig;
+        noisy_ref = noisy;
+        adjusted_ref = adjusted;
+      } else {
+        EXPECT_EQ(orig, clean);
+        EXPECT_EQ(noisy, noisy_ref);
+        EXPECT_EQ(adjusted, adjusted_ref);
+      }
+    });
+  }
+  EXPECT_THROW(parse_perturbations("blur:0.1", 1), Error);
+  EXPECT_THROW(parse_perturbations("adjust:1.5", 1), Error);
+  EXPECT_EQ(parse_perturbations("noise:0.1,0.5", 1).size(), 2u);
 }
 
 }  // namespace
