@@ -6,21 +6,21 @@
 set -uo pipefail
 bin=$1; dir=$2; mpiexec=${3:-mpiexec}
 rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
-"$bin" synth --out data.h5 --users 20000 --items 5000 --interactions 800000 >/dev/null || exit 1
+"$bin" synth --out "$dir/failures-data.h5" --users 20000 --items 5000 --interactions 800000 >/dev/null || exit 1
 fails=0
 
 # 1. Kill one of 3 ranks after training has started; the job must end within 60 s.
-"$mpiexec" --oversubscribe -np 3 "$bin" train --data data.h5 --epochs 50 --eval-every 0 --final-eval false \
+"$mpiexec" --oversubscribe -np 3 "$bin" train --data "$dir/failures-data.h5" --epochs 50 --eval-every 0 --final-eval false \
   --optimizer sgd --lr 100 > killed.log 2>&1 &
 job=$!
 for _ in $(seq 100); do grep -q "epoch 1/" killed.log && break; sleep 0.2; done
-victim=$(pgrep -f "$bin train --data data.h5" | tail -n 1)
+victim=$(pgrep -f "$bin train --data $dir/failures-data.h5" | tail -n 1)
 [ -n "$victim" ] || { echo "FAIL: no rank to kill"; exit 1; }
 start=$(date +%s)
 kill -9 "$victim"
 for _ in $(seq 600); do kill -0 "$job" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$job" 2>/dev/null; then
-  echo "FAIL: the job still runs 60 s after a rank was killed"; kill -9 "$job"; pkill -9 -f "$bin train --data data.h5"; fails=$((fails+1))
+  echo "FAIL: the job still runs 60 s after a rank was killed"; kill -9 "$job"; pkill -9 -f "$bin train --data $dir/failures-data.h5"; fails=$((fails+1))
 else
   wait "$job"; rc=$?
   took=$(( $(date +%s) - start ))
@@ -33,7 +33,7 @@ else
 fi
 
 # 2. A learning rate that makes the loss overflow.
-out=$("$mpiexec" --oversubscribe -np 2 "$bin" train --data data.h5 --epochs 3 --eval-every 0 --final-eval false \
+out=$("$mpiexec" --oversubscribe -np 2 "$bin" train --data "$dir/failures-data.h5" --epochs 3 --eval-every 0 --final-eval false \
   --optimizer sgd --lr 1e30 --quiet 2>&1); rc=$?
 if [ $rc -ne 0 ] && grep -q "training diverged" <<<"$out" && grep -qE "epoch [0-9]+ step [0-9]+ on rank [0-9]+" <<<"$out"; then
   echo "ok   divergence (exit $rc): $(grep -m1 'training diverged' <<<"$out")"
