@@ -12,25 +12,16 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "io/text.h"
 
 namespace shardrec::io {
 namespace {
 
 using Lock = std::lock_guard<std::recursive_mutex>;
 using Fields = std::vector<std::string_view>;
-
-// A value as shown in a message: quoted and cut short so a binary file cannot flood the terminal.
-std::string show(std::string_view s) {
-  constexpr size_t kMax = 40;
-  std::string out = "'";  // built by appends: GCC 12 warns falsely (-Wrestrict) on "'" + string
-  out.append(s.substr(0, kMax));
-  out += s.size() > kMax ? "...'" : "'";
-  return out;
-}
-
-[[noreturn]] void fail_at(const std::string& path, int64_t line, const std::string& msg) {
-  fail(path + ":" + std::to_string(line) + ": " + msg);
-}
+using text::fail_at;
+using text::for_each_line;
+using text::show;
 
 std::string_view trim(std::string_view s) {
   auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
@@ -58,21 +49,6 @@ void split(std::string_view line, char sep, Fields& out) {
   }
 }
 
-// Calls f(line, 1-based number) for every line that is not blank, without its line ending.
-template <class F>
-void for_each_line(std::string_view text, F&& f) {
-  int64_t number = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    ++number;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (!trim(line).empty()) f(line, number);
-  }
-}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -10,21 +10,15 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "io/text.h"
 
 namespace shardrec::io {
 namespace {
 
 using Fields = std::vector<std::string_view>;
-
-[[noreturn]] void fail_at(const std::string& source, int64_t line, const std::string& msg) {
-  fail(source + ":" + std::to_string(line) + ": " + msg);
-}
-
-// A field as shown in a message: quoted and cut short so a binary file cannot flood the terminal.
-std::string show(std::string_view s) {
-  constexpr size_t kMax = 40;
-  return "'" + std::string(s.substr(0, kMax)) + (s.size() > kMax ? "...'" : "'");
-}
+using text::fail_at;
+using text::for_each_line;
+using text::show;
 
 std::string join(const Fields& fields) {
   std::string out;
@@ -39,24 +33,6 @@ std::string_view trim(std::string_view s, char keep) {
   while (!s.empty() && strip(s.front())) s.remove_prefix(1);
   while (!s.empty() && strip(s.back())) s.remove_suffix(1);
   return s;
-}
-
-// Calls f(line, line_number) for each line that is not blank, without its line ending.
-template <class F>
-void for_each_line(std::string_view text, F&& f) {
-  int64_t number = 0;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string_view::npos) nl = text.size();
-    std::string_view line = text.substr(pos, nl - pos);
-    pos = nl + 1;
-    ++number;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    bool blank = true;
-    for (char c : line) blank = blank && is_space(c);
-    if (!blank) f(line, number);
-  }
 }
 
 void split(std::string_view line, std::string_view sep, Fields& out) {

@@ -1,6 +1,9 @@
 // Small generated datasets for tests (no test depends on files outside the project).
 #pragma once
 #include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -51,6 +54,26 @@ inline std::vector<float> full_table(const dist::ShardedEmbedding& t, dist::Comm
     for (size_t i = 0; i < all_ids[k].size(); ++i)
       std::memcpy(&out[all_ids[k][i] * t.dim()], &all_rows[k][i * t.dim()], t.dim() * sizeof(float));
   return out;
+}
+
+// A path in the tests' temporary folder `dir`, with no file left there from an earlier run.
+std::string temp_dir(const std::string& name);
+inline std::string fresh_path(const std::string& dir, const std::string& name) {
+  const std::string d = temp_dir(dir);
+  std::filesystem::create_directories(d);
+  const std::string p = d + "/" + name;
+  std::filesystem::remove(p);
+  return p;
+}
+
+// The message of the exception f throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 inline std::string temp_dir(const std::string& name) {

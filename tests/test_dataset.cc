@@ -17,22 +17,9 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-std::string fresh(const std::string& name) {
-  const std::string dir = testing::temp_dir("dataset");
-  fs::create_directories(dir);
-  const std::string p = dir + "/" + name;
-  fs::remove(p);
-  return p;
-}
+std::string fresh(const std::string& name) { return testing::fresh_path("dataset", name); }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 TEST(Dataset, ShardsReadFromHdf5EqualShardsBuiltInMemory) {
   auto d = testing::planted_dataset(53, 31, 3, 2);

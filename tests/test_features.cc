@@ -21,13 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-std::string fresh(const std::string& name) {
-  const std::string dir = testing::temp_dir("features");
-  fs::create_directories(dir);
-  const std::string p = dir + "/" + name;
-  fs::remove(p);
-  return p;
-}
+std::string fresh(const std::string& name) { return testing::fresh_path("features", name); }
 
 std::string write_text(const std::string& name, const std::string& text) {
   const std::string p = fresh(name);
@@ -35,14 +29,7 @@ std::string write_text(const std::string& name, const std::string& text) {
   return p;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using testing::error_of;
 
 // A minimal .npy writer (format 1.0, C order), as numpy.save would produce.
 template <class T>
