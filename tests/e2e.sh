@@ -78,6 +78,22 @@ cmp mg1/params.h5 mg2/params.h5
 ! cmp -s mg1/params.h5 run1/params.h5   # and it is not plain training
 grep -q '^strategy = mirror$' mg1/config.ini
 
+# VBPR from item features given as CSV (raw item id, then values), 1 vs 2 ranks, and the
+# robustness evaluation.
+awk 'BEGIN { for (i = 1; i <= 150; i++) printf "%d,%d,%d,%.3f\n", i, (i % 5 == 0), (i % 5 == 1), (i % 7) / 7 }' > feat.csv
+"$bin" prep --format ml-udata --input raw.tsv --out vdata.h5 --threshold 2 --user-core 3 --seed 7 \
+  --features kind=feat.csv >/dev/null 2>vprep.err
+run 1 "$bin" train --data vdata.h5 --config train.ini --model vbpr --features kind --run-dir vb1 --quiet
+run 2 "$bin" train --data vdata.h5 --config train.ini --model vbpr --features kind --run-dir vb2 --quiet
+cmp vb1/params.h5 vb2/params.h5
+run 2 "$bin" eval --data vdata.h5 --params vb1/params.h5 --ks 5,10 --perturb noise:0.5 adjust:0.5 --out vrob.json >/dev/null
+python3 - vrob.json vb1/result.json <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))["test"]
+assert r["clean"] == t, "eval of the saved VBPR parameters differs from training's test metrics"
+assert [x["kind"] for x in r["shifted"]] == ["noise", "adjust"]
+PY
+
 # h5py reads the dataset and the export (interop with Python users).
 if python3 -c 'import h5py' 2>/dev/null; then
   python3 - data.h5 export1.h5 <<'PY'
