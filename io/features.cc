@@ -84,8 +84,11 @@ bool valid_name(const std::string& n) {
 // items that got none.
 class Assembler {
  public:
-  Assembler(const std::string& path, const std::vector<std::string>& item_raw)
-      : path_(path), n_(static_cast<int64_t>(item_raw.size())), where_(n_, -1) {
+  Assembler(const std::string& path, const std::vector<std::string>& item_raw,
+            UnknownIds unknown = UnknownIds::kError, int64_t* skipped = nullptr)
+      : path_(path), n_(static_cast<int64_t>(item_raw.size())), where_(n_, -1), unknown_(unknown),
+        skipped_(skipped) {
+    if (skipped_) *skipped_ = 0;
     index_.reserve(item_raw.size());
     for (size_t d = 0; d < item_raw.size(); ++d) index_.emplace(item_raw[d], static_cast<int64_t>(d));
   }
@@ -104,6 +107,12 @@ class Assembler {
   float* claim(std::string_view raw, int64_t where, const std::string& where_text,
                const char* unit) {
     const int64_t d = find(raw);
+    if (d < 0 && unknown_ == UnknownIds::kSkip) {
+      // The row is read into a scratch row and dropped.
+      if (skipped_) ++*skipped_;
+      scratch_.assign(dim_, 0.0f);
+      return scratch_.data();
+    }
     if (d < 0)
       fail(where_text + ": raw item id " + show(raw) +
            " is not an item of the dataset (not in the interactions, or removed by filtering)");
@@ -144,15 +153,18 @@ class Assembler {
   std::unordered_map<std::string_view, int64_t> index_;  // views into the caller's item_raw
   std::vector<int64_t> where_;                           // line or row of each item's row; -1 none
   std::vector<float> values_;
+  UnknownIds unknown_;
+  int64_t* skipped_;
+  std::vector<float> scratch_;
 };
 
 // ---- csv / tsv ----------------------------------------------------------------------------------
 
 std::vector<float> read_delimited(const std::string& path, char sep,
                                   const std::vector<std::string>& item_raw, int64_t* fill_count,
-                                  int64_t* dim) {
+                                  int64_t* dim, UnknownIds unknown, int64_t* skipped) {
   const std::string text = read_text(path);
-  Assembler a(path, item_raw);
+  Assembler a(path, item_raw, unknown, skipped);
   Fields f;
   bool first = true;
   int64_t width_line = 0;
@@ -352,7 +364,7 @@ std::vector<std::string> read_h5_ids(const H5File& f, int64_t n) {
 }
 
 std::vector<float> read_h5(const std::string& path, const std::vector<std::string>& item_raw,
-                           int64_t* fill_count, int64_t* dim) {
+                           int64_t* fill_count, int64_t* dim, UnknownIds unknown, int64_t* skipped) {
   const H5File f = H5File::open_read(path);
   if (!f.exists("/ids") || !f.exists("/values"))
     fail(path + ": expected datasets 'ids' [n] and 'values' [n, dim]");
@@ -368,7 +380,7 @@ std::vector<float> read_h5(const std::string& path, const std::vector<std::strin
   if (shape[0] == 0 || shape[1] == 0) fail(path + ": empty file (values has no rows or no columns)");
   const std::vector<std::string> ids = read_h5_ids(f, id_shape[0]);
   const std::vector<double> values = f.read_all<double>("/values");
-  Assembler a(path, item_raw);
+  Assembler a(path, item_raw, unknown, skipped);
   a.set_dim(shape[1]);
   for (int64_t r = 0; r < shape[0]; ++r) {
     const std::string where = path + ": row " + std::to_string(r);
@@ -449,20 +461,23 @@ FeatureSpec parse_feature_spec(const std::string& text) {
 }
 
 std::vector<float> build_modality(const FeatureSpec& spec, const std::vector<std::string>& item_raw,
-                                  int64_t* fill_count, int64_t* dim) {
+                                  int64_t* fill_count, int64_t* dim, int64_t* skipped) {
   if (item_raw.empty()) fail("modality " + spec.name + ": the dataset has no items");
-  if (spec.format == "csv") return read_delimited(spec.path, ',', item_raw, fill_count, dim);
-  if (spec.format == "tsv") return read_delimited(spec.path, '\t', item_raw, fill_count, dim);
-  if (spec.format == "npy") return read_npy(spec.path, item_raw, fill_count, dim);
-  if (spec.format == "h5" || spec.format == "hdf5") return read_h5(spec.path, item_raw, fill_count, dim);
+  if (skipped) *skipped = 0;
+  const UnknownIds u = spec.unknown;
+  if (spec.format == "csv") return read_delimited(spec.path, ',', item_raw, fill_count, dim, u, skipped);
+  if (spec.format == "tsv") return read_delimited(spec.path, '\t', item_raw, fill_count, dim, u, skipped);
+  if (spec.format == "npy") return read_npy(spec.path, item_raw, fill_count, dim);  // rows by id: none unknown
+  if (spec.format == "h5" || spec.format == "hdf5") return read_h5(spec.path, item_raw, fill_count, dim, u, skipped);
   if (spec.format == "recbole")
-    return build_multi_hot(spec.path, spec.column, item_raw, fill_count, dim);
+    return build_multi_hot(spec.path, spec.column, item_raw, fill_count, dim, nullptr, u, skipped);
   fail("modality " + spec.name + ": unknown format " + show(spec.format));
 }
 
 std::vector<float> build_multi_hot(const std::string& path, const std::string& column,
                                    const std::vector<std::string>& item_raw, int64_t* fill_count,
-                                   int64_t* dim, std::vector<std::string>* tokens) {
+                                   int64_t* dim, std::vector<std::string>* tokens, UnknownIds unknown,
+                                   int64_t* skipped) {
   const std::string text = read_text(path);
   Fields f, parts;
   size_t n_fields = 0;
@@ -534,7 +549,7 @@ std::vector<float> build_multi_hot(const std::string& path, const std::string& c
   std::vector<int64_t> rank(seen.size());  // first-seen id -> sorted position
   int64_t k = 0;
   for (auto& [tok, id] : vocab) rank[id] = k++;
-  Assembler a(path, item_raw);
+  Assembler a(path, item_raw, unknown, skipped);
   a.set_dim(static_cast<int64_t>(vocab.size()));
   for (const Row& r : rows) {
     float* dst = a.claim(r.raw, r.line, path + ":" + std::to_string(r.line), "line");

@@ -18,8 +18,13 @@ namespace shardrec::io {
 // One --features value: `NAME=PATH`, `NAME=PATH:FORMAT` or `NAME=PATH:recbole:COLUMN`.
 // Formats: "npy", "csv", "tsv", "h5" (alias "hdf5"), "recbole". Without one the format comes from
 // the extension: .npy, .csv, .tsv, .h5/.hdf5 (a RecBole file always needs ":recbole:COLUMN").
+// What to do with a feature row whose raw item id is not an item of the dataset (for example an
+// item that k-core filtering removed): stop with an error naming the row, or skip and count it.
+enum class UnknownIds { kError, kSkip };
+
 struct FeatureSpec {
   std::string name, path, format;
+  UnknownIds unknown = UnknownIds::kError;
   std::string column;  // recbole: the token / token_seq column to encode
   // "PATH:FORMAT[:COLUMN]": stored as the modality's `source` attribute.
   std::string describe() const;
@@ -39,8 +44,9 @@ FeatureSpec parse_feature_spec(const std::string& text);
 // An item without a row gets the column mean of the rows that were matched; *fill_count says
 // how many. A row whose raw id is not an item of the dataset is an error (csv, tsv, h5, recbole),
 // as are NaN/Inf values, rows of different widths, duplicate ids and an empty file.
+// skipped (when given) receives the number of rows skipped under UnknownIds::kSkip.
 std::vector<float> build_modality(const FeatureSpec& spec, const std::vector<std::string>& item_raw,
-                                  int64_t* fill_count, int64_t* dim);
+                                  int64_t* fill_count, int64_t* dim, int64_t* skipped = nullptr);
 
 // Categorical side information from a RecBole atomic .item file (tab separated, typed header such
 // as `item_id:token<TAB>class:token_seq`, ids in the `item_id` field): a token_seq column (tokens
@@ -48,7 +54,8 @@ std::vector<float> build_modality(const FeatureSpec& spec, const std::vector<std
 // byte order (*tokens, when given, receives them). Missing items get the mean, as above.
 std::vector<float> build_multi_hot(const std::string& path, const std::string& column,
                                    const std::vector<std::string>& item_raw, int64_t* fill_count,
-                                   int64_t* dim, std::vector<std::string>* tokens = nullptr);
+                                   int64_t* dim, std::vector<std::string>* tokens = nullptr,
+                                   UnknownIds unknown = UnknownIds::kError, int64_t* skipped = nullptr);
 
 // Writes /features/<name> (float32 [rows, dim]) with attributes fill_count and source, creating
 // the group when needed. When the file has a num_items root attribute, rows must equal it.

@@ -308,7 +308,9 @@ int cmd_prep(int argc, char** argv) {
       "item-core", po::value<int64_t>()->default_value(0), "k-core: minimum rows per item")(
       "features", po::value<std::vector<std::string>>()->multitoken(),
       "item features, repeatable: NAME=PATH (.npy, .csv, .tsv, .h5), NAME=PATH:FORMAT or "
-      "NAME=PATH:recbole:COLUMN (multi-hot from a RecBole .item file)");
+      "NAME=PATH:recbole:COLUMN (multi-hot from a RecBole .item file)")(
+      "features-unknown", po::value<std::string>()->default_value("error"),
+      "feature rows of raw item ids the dataset lacks (e.g. removed by k-core): error or skip");
   po::variables_map vm;
   if (!parse(argc, argv, "usage: shardrec prep --input FILE... --out DATA.h5 [options]", d, vm)) return 0;
   io::PrepOptions o;
@@ -341,6 +343,10 @@ int cmd_prep(int argc, char** argv) {
         if (features[k].name == features.back().name)
           fail("option --features: modality '" + features.back().name + "' is given twice");
     }
+  const std::string unknown = vm["features-unknown"].as<std::string>();
+  if (unknown != "error" && unknown != "skip")
+    fail("option --features-unknown: '" + unknown + "': expected error or skip");
+  for (auto& spec : features) spec.unknown = unknown == "skip" ? io::UnknownIds::kSkip : io::UnknownIds::kError;
   io::PrepReport rep;
   const auto data = io::prepare(o, &rep);
   const std::string out = vm["out"].as<std::string>();
@@ -350,8 +356,11 @@ int cmd_prep(int argc, char** argv) {
   // feature file leaves no dataset behind.
   io::write_dataset(data, out, source, [&](io::H5File& f) {
     for (const auto& spec : features) {
-      int64_t fill = 0, dim = 0;
-      const auto values = io::build_modality(spec, data.item_raw, &fill, &dim);
+      int64_t fill = 0, dim = 0, skipped = 0;
+      const auto values = io::build_modality(spec, data.item_raw, &fill, &dim, &skipped);
+      if (skipped > 0)
+        std::fprintf(stderr, "warning: modality %s: skipped %lld rows whose raw item id is not in the dataset\n",
+                     spec.name.c_str(), (long long)skipped);
       if (fill > 0)
         std::fprintf(stderr, "warning: modality %s: %lld of %lld items had no row and got the mean\n",
                      spec.name.c_str(), (long long)fill, (long long)data.num_items());

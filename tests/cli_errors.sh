@@ -34,6 +34,13 @@ no_file o4.h5
 printf 'u,i\n1,2\n' > noratings.csv
 expect_error "threshold without ratings" "rating" "$bin" prep --format csv --header true --input noratings.csv --out o5.h5 --threshold 3
 no_file o5.h5
+# A feature row for an item the dataset does not have: an error naming the line, or skipped.
+printf '1\t10\t5\t100\n2\t11\t4\t101\n' > two.tsv
+printf '10,1.0\n11,2.0\n99,3.0\n' > feats.csv
+expect_error "feature row of an unknown item" "feats.csv:3: raw item id '99'" "$bin" prep --format ml-udata --input two.tsv --out o7.h5 --features f=feats.csv
+no_file o7.h5
+if ! "$bin" prep --format ml-udata --input two.tsv --out o8.h5 --features f=feats.csv --features-unknown skip 2>skip.err >/dev/null \
+   || ! grep -q "skipped 1 rows" skip.err; then echo "FAIL --features-unknown skip"; fails=$((fails+1)); else echo "ok   --features-unknown skip"; fi
 expect_error "unknown format" "format" "$bin" prep --format parquet --input short.tsv --out o6.h5
 expect_error "bad option value" "dim" "$bin" train --data x.h5 --dim abc
 expect_error "unknown option" "unrecognised" "$bin" train --data x.h5 --dimension 3
