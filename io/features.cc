@@ -23,6 +23,10 @@ using text::fail_at;
 using text::for_each_line;
 using text::show;
 
+void split(std::string_view line, char sep, Fields& out) {
+  text::split(line, std::string_view(&sep, 1), out);
+}
+
 std::string_view trim(std::string_view s) {
   auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
   while (!s.empty() && space(s.front())) s.remove_prefix(1);
@@ -34,21 +38,6 @@ std::string_view unquote(std::string_view s) {
   if (s.size() >= 2 && s.front() == '"' && s.back() == '"') return s.substr(1, s.size() - 2);
   return s;
 }
-
-void split(std::string_view line, char sep, Fields& out) {
-  out.clear();
-  size_t pos = 0;
-  for (;;) {
-    const size_t k = line.find(sep, pos);
-    if (k == std::string_view::npos) {
-      out.push_back(line.substr(pos));
-      return;
-    }
-    out.push_back(line.substr(pos, k - pos));
-    pos = k + 1;
-  }
-}
-
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

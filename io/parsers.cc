@@ -19,6 +19,7 @@ using Fields = std::vector<std::string_view>;
 using text::fail_at;
 using text::for_each_line;
 using text::show;
+using text::split;
 
 std::string join(const Fields& fields) {
   std::string out;
@@ -33,20 +34,6 @@ std::string_view trim(std::string_view s, char keep) {
   while (!s.empty() && strip(s.front())) s.remove_prefix(1);
   while (!s.empty() && strip(s.back())) s.remove_suffix(1);
   return s;
-}
-
-void split(std::string_view line, std::string_view sep, Fields& out) {
-  out.clear();
-  size_t pos = 0;
-  for (;;) {
-    const size_t k = line.find(sep, pos);
-    if (k == std::string_view::npos) {
-      out.push_back(line.substr(pos));
-      return;
-    }
-    out.push_back(line.substr(pos, k - pos));
-    pos = k + sep.size();
-  }
 }
 
 // Splits on runs of spaces and tabs; no empty fields.

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.h"
 
@@ -36,6 +37,21 @@ void for_each_line(std::string_view text, F&& f) {
     ++number;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find_first_not_of(" \t\r") != std::string_view::npos) f(line, number);
+  }
+}
+
+// Splits line at every occurrence of sep (no quoting rules) into out.
+inline void split(std::string_view line, std::string_view sep, std::vector<std::string_view>& out) {
+  out.clear();
+  size_t pos = 0;
+  for (;;) {
+    const size_t k = line.find(sep, pos);
+    if (k == std::string_view::npos) {
+      out.push_back(line.substr(pos));
+      return;
+    }
+    out.push_back(line.substr(pos, k - pos));
+    pos = k + sep.size();
   }
 }
 
