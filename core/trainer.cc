@@ -128,6 +128,9 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
     model_.item.gather(comm_, ir, I);
     const float* Qp = I;
     if (vb) {
+      // Like the table gradients, the projection's gradient is this pass's alone.
+      gW_sum_->clear();
+      gb_sum_->clear();
       // Feature rows never change: one transfer per step, through the item routing.
       if (!features_here) model_.features->gather(comm_, ir, Fb);
       features_here = true;
