@@ -132,6 +132,24 @@ TEST(Vbpr, ProjectionGradientMatchesFiniteDifferences) {
   });
 }
 
+TEST(Vbpr, ALossOnlyPassLeavesTrainingUnchanged) {
+  // training_loss() runs forward/backward without a step; the next training step must not see
+  // anything of it (the projection's gradient sums belong to one pass).
+  const std::string data = vbpr_dataset("lossonly", 30, 20, 2, 3);
+  TrainConfig c = vbpr_config(data);
+  std::vector<float> plain_W, probed_W;
+  for (bool probe : {false, true}) {
+    dist::run_ranks(2, [&](dist::Comm& comm) {
+      auto shard = io::load_shard(data, comm);
+      Trainer t(c, shard, comm);
+      if (probe) t.training_loss();
+      t.train_epoch(1);
+      if (comm.rank() == 0) (probe ? probed_W : plain_W) = t.model().W;
+    });
+  }
+  EXPECT_EQ(probed_W, plain_W);
+}
+
 TEST(Vbpr, LearnsFromFeatures) {
   const std::string data = vbpr_dataset("learn", 200, 120, 6, 9);
   TrainConfig c = vbpr_config(data);
