@@ -18,7 +18,7 @@ inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) :
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
-// Parses "ndcg@10" into a metric name the evaluator reports; validated against its output.
+// Early stopping maximises every metric except log loss.
 bool higher_is_better(const std::string& metric) { return metric != "logloss"; }
 }  // namespace
 

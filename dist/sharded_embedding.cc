@@ -60,8 +60,7 @@ Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids, bool l
   r.owner.resize(ids.size());
   r.local.resize(ids.size());
   r.slot.resize(ids.size());
-  // De-duplicate with a hash map (O(ids)); a slot is an index into the owner's request list
-  // until the offsets below turn it into an index into the concatenation.
+  // De-duplicate with a hash map (O(ids)); a slot is an index into the owner's request list.
   size_t cap = 16;
   while (cap < 2 * ids.size()) cap <<= 1;
   if (dedup_.size() < cap) dedup_.assign(cap, IdSlot{0, 0, 0});
@@ -87,9 +86,6 @@ Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids, bool l
     }
     r.slot[i] = dedup_[h].slot;
   }
-  r.request_offset.assign(n + 1, 0);
-  for (int k = 0; k < n; ++k) r.request_offset[k + 1] = r.request_offset[k] + r.request[k].size();
-  for (size_t i = 0; i < ids.size(); ++i) r.slot[i] += static_cast<uint32_t>(r.request_offset[r.owner[i]]);
   r.serve.assign(n, {});
   r.incoming.assign(n, 0);
   if (local_only) {
@@ -137,7 +133,7 @@ void ShardedEmbedding::gather(Comm& comm, const Routing& r, float* out) const {
     const int o = r.owner[i];
     const float* src = o == me ? local_row(r.local[i])
                                : recv + (rd[o] / sizeof(float)) +
-                                     (r.slot[i] - r.request_offset[o]) * static_cast<size_t>(dim_);
+                                     r.slot[i] * static_cast<size_t>(dim_);
     std::memcpy(out + i * dim_, src, rb);
   }
 }

@@ -30,10 +30,9 @@ struct InitSpec {
 struct Routing {
   std::vector<std::vector<int64_t>> request;  // per owner: unique global ids we asked for (first-seen order)
   std::vector<std::vector<int64_t>> serve;    // per requester: local row indices we serve
-  std::vector<uint32_t> slot;                 // ids[k] -> index in the concatenated request lists
+  std::vector<uint32_t> slot;                 // ids[k] -> index in its owner's request list
   std::vector<int32_t> owner;                 // ids[k] -> owner rank
   std::vector<int64_t> local;                 // ids[k] -> row index at its owner
-  std::vector<size_t> request_offset;         // start of each owner's list in that concatenation
   std::vector<uint64_t> incoming;             // per requester: gradient records it will send us
   size_t num_ids = 0;
   bool local_only = false;                    // every id is ours: no collective at all

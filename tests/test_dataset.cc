@@ -144,7 +144,7 @@ TEST(Export, ByteIdenticalForAnyWorldAndLoadsBack) {
     EXPECT_EQ(f.read_strings("/item/raw_id", 0, 2), (std::vector<std::string>{"i0", "i1"}));
   }
   // A table of another shape is refused with the file and the shapes named.
-  dist::run_ranks(1, [&](dist::Comm& comm) {
+  dist::run_ranks(1, [&](dist::Comm&) {
     dist::ShardedEmbedding wrong("user", 0, 23, 8, dist::Sharding::modulo(23, 1), 0, 5, {}, opt);
     EXPECT_THAT(error_of([&] { io::load_tables(testing::temp_dir("dataset") + "/exp_1.h5", {&wrong}); }),
                 HasSubstr("has shape 23x4, the model needs 23x8"));
