@@ -16,6 +16,7 @@ struct EvalConfig {
   bool pointwise = true;           // AUC, GAUC, log loss on positives + one sampled negative each
   int64_t score_budget = 1 << 24;  // floats of scores held at once per rank (users x local items)
   uint64_t seed = 2024;            // seed of the pointwise negatives
+  bool gauc_impressions = false;   // labeled protocol (gmf/neumf): GAUC weighted by rows per user
 };
 
 struct TrainConfig {
@@ -44,6 +45,15 @@ struct TrainConfig {
   float mg_alpha1 = 1.0f, mg_alpha2 = 0.2f;
   int mg_beta = 3;
   int log_every_steps = 0;   // extra progress lines within an epoch (0 = only per epoch)
+  // Inverse Learning (models gmf / neumf; core/pointwise_trainer.h, core/inverse_gradient.h).
+  // Their losses are bce and idl, their strategies plain and ig; defaults are the reference's.
+  int mlp_layers = 3;            // neumf: MLP depth (MLP embeddings dim * 2^(layers-1) wide)
+  double label_threshold = 2.0;  // label = rating > this, for datasets without their own
+  int il_unlabeled = 1;          // unlabeled rows drawn per labeled training row each epoch
+  float ig_sample_lr = 0.001f;   // ig: rate of the candidate steps
+  float ig_train_ratio = 0.9f;   // ig: share of labeled rows in training-train
+  bool il_reference = false;     // ig: reproduce the reference code's optimizer quirks
+  bool pointwise_model() const { return model == "gmf" || model == "neumf"; }
 
   std::string to_ini() const;
   void validate() const;     // throws Error naming the bad field

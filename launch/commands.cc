@@ -1,6 +1,7 @@
 #include "launch/commands.h"
 
 #include <boost/program_options.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "core/evaluator.h"
 #include "core/landscape.h"
 #include "core/planner.h"
+#include "core/pointwise_trainer.h"
 #include "core/robustness.h"
 #include "core/trainer.h"
 #include "dist/mpi_comm.h"
@@ -223,7 +225,9 @@ void add_eval_options(po::options_description& d) {
       "also compute AUC, GAUC and log loss on positives + one sampled negative each")(
       "eval-seed", po::value<uint64_t>()->default_value(2024), "seed of the pointwise negatives")(
       "score-budget", po::value<int64_t>()->default_value(1 << 24),
-      "scores held at once per rank during full ranking (memory = 4 bytes each)");
+      "scores held at once per rank during full ranking (memory = 4 bytes each)")(
+      "gauc-impressions", po::value<bool>()->default_value(false),
+      "gmf/neumf (labeled protocol): weight each user's AUC in GAUC by the user's rows");
 }
 
 EvalConfig eval_config(const po::variables_map& vm) {
@@ -235,6 +239,7 @@ EvalConfig eval_config(const po::variables_map& vm) {
   e.pointwise = vm["pointwise"].as<bool>();
   e.seed = vm["eval-seed"].as<uint64_t>();
   e.score_budget = vm["score-budget"].as<int64_t>();
+  e.gauc_impressions = vm["gauc-impressions"].as<bool>();
   if (e.score_budget < 1) fail("option --score-budget: must be positive");
   return e;
 }
@@ -286,6 +291,135 @@ LoadedModel load_model(const std::string& data_path, const std::string& params,
 }
 }  // namespace
 
+namespace {
+// ---- Pointwise models (gmf, neumf) on labeled data: Inverse Learning ------------------------------
+
+void save_pointwise(const std::string& path, const TrainConfig& c, NcfModel& m, dist::Comm& comm) {
+  io::export_tables(path, {&m.user, &m.item}, {"user", "item"}, c.data, comm, 1 << 16,
+                    {{"ncf", static_cast<int64_t>(m.dense.size()), 0, &m.dense}},
+                    {{"model", c.model}, {"features", ""}, {"dim", std::to_string(c.dim)},
+                     {"mlp_layers", std::to_string(c.mlp_layers)}});
+}
+
+std::string ig_json(const IgStats& s) {
+  return "{\"forward\": " + std::to_string(s.forward) + ", \"inverse\": " + std::to_string(s.inverse) +
+         ", \"mid\": " + std::to_string(s.mid) + "}";
+}
+
+int train_pointwise(const TrainConfig& c, bool quiet, bool final_eval, int argc, char** argv) {
+  return run_mpi(
+      [&](dist::Comm& comm) {
+        const bool root = comm.rank() == 0;
+        std::unique_ptr<RunDirLock> lock;
+        if (!c.run_dir.empty() && root) {
+          std::error_code ec;
+          fs::create_directories(c.run_dir, ec);
+          if (ec) fail("run directory " + c.run_dir + ": " + ec.message());
+          lock = std::make_unique<RunDirLock>(c.run_dir);
+          write_text(c.run_dir + "/config.ini", c.to_ini());
+          write_text(c.run_dir + "/metrics.jsonl", "");
+        }
+        const auto data = io::load_shard(c.data, comm);
+        if (root && !quiet)
+          std::printf("data %s: %lld users, %lld items, %lld labeled train rows on %d rank(s); %s %s %s dim %d\n",
+                      c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
+                      (long long)data.info.rows[0], comm.size(), c.model.c_str(), c.loss.c_str(),
+                      c.strategy.c_str(), c.dim);
+        PointwiseTrainer trainer(c, data, comm);
+        auto res = trainer.fit([&](const EpochLog& e) {
+          if (!root) return;
+          std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
+                             ", \"seconds\": " + json_number(e.seconds);
+          if (c.strategy == "ig") line += ", \"ig\": " + ig_json(trainer.ig_stats());
+          if (e.validated) line += ", \"valid\": " + json_metrics(e.valid);
+          line += "}\n";
+          if (!c.run_dir.empty()) {
+            std::ofstream out(c.run_dir + "/metrics.jsonl", std::ios::app);
+            out << line;
+          }
+          if (quiet) return;
+          std::printf("epoch %d/%d  loss %.5f  %.1fs", e.epoch, c.epochs, e.loss, e.seconds);
+          if (e.validated)
+            std::printf("  valid %s %.4f%s", c.valid_metric.c_str(), e.valid.get(c.valid_metric),
+                        e.improved ? " *" : "");
+          if (c.strategy == "ig")
+            std::printf("  ig f/i/m %lld/%lld/%lld", (long long)trainer.ig_stats().forward,
+                        (long long)trainer.ig_stats().inverse, (long long)trainer.ig_stats().mid);
+          std::printf("\n");
+          std::fflush(stdout);
+        });
+        EvalResult valid, test;
+        if (final_eval) {
+          valid = trainer.evaluate(1);
+          test = trainer.evaluate(2);
+        }
+        double secs = 0;
+        for (const auto& e : res.epochs) secs += e.seconds;
+        const double per_epoch = res.epochs.empty() ? 0 : secs / static_cast<double>(res.epochs.size());
+        if (root) {
+          std::printf("best epoch %d%s; %.2fs per epoch\n", res.best_epoch,
+                      res.stopped_early ? " (stopped early)" : "", per_epoch);
+          if (final_eval) {
+            print_metrics("valid", valid);
+            print_metrics("test", test);
+          }
+        }
+        if (!c.run_dir.empty()) {
+          save_pointwise(c.run_dir + "/params.h5", c, trainer.model(), comm);
+          if (root)
+            write_text(c.run_dir + "/result.json",
+                       "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
+                           std::to_string(res.epochs.size()) + ", \"ranks\": " + std::to_string(comm.size()) +
+                           ", \"seconds_per_epoch\": " + json_number(per_epoch) +
+                           (c.strategy == "ig" ? ", \"ig\": " + ig_json(trainer.ig_stats()) : std::string()) +
+                           ", \"valid\": " + json_metrics(valid) + ", \"test\": " + json_metrics(test) + "}\n");
+        }
+        return 0;
+      },
+      argc, argv);
+}
+
+// shardrec eval for gmf/neumf parameters: the labeled protocol.
+int eval_pointwise(const std::string& data_path, const std::string& params, const std::string& split,
+                   const EvalConfig& ec, const std::string& out, int argc, char** argv) {
+  return run_mpi(
+      [&](dist::Comm& comm) {
+        TrainConfig c;
+        c.data = data_path;
+        c.eval = ec;
+        {
+          auto f = io::H5File::open_read(params);
+          c.model = f.read_attr_str("/", "model");
+          c.dim = std::stoi(f.read_attr_str("/", "dim"));
+          c.mlp_layers = std::stoi(f.read_attr_str("/", "mlp_layers"));
+        }
+        c.loss = "bce";
+        c.eval_every = 0;
+        const auto data = io::load_shard(data_path, comm);
+        PointwiseTrainer t(c, data, comm);
+        io::load_tables(params, {&t.model().user, &t.model().item},
+                        {{"ncf", static_cast<int64_t>(t.model().dense.size()), 0, &t.model().dense}});
+        const auto r = t.evaluate(split == "valid" ? 1 : 2);
+        if (comm.rank() == 0) {
+          print_metrics(split.c_str(), r);
+          if (!out.empty()) write_text(out, json_metrics(r) + "\n");
+        }
+        return 0;
+      },
+      argc, argv);
+}
+
+bool is_pointwise_params(const std::string& params) {
+  try {
+    auto f = io::H5File::open_read(params);
+    const std::string m = f.read_attr_str("/", "model");
+    return m == "gmf" || m == "neumf";
+  } catch (const Error&) {
+    return false;
+  }
+}
+}  // namespace
+
 int cmd_prep(int argc, char** argv) {
   po::options_description d("shardrec prep options");
   d.add_options()("input,i", po::value<std::vector<std::string>>()->multitoken(),
@@ -303,6 +437,9 @@ int cmd_prep(int argc, char** argv) {
       "ratios", po::value<std::string>()->default_value("0.8,0.1,0.1"), "ratio split: train,valid,test")(
       "seed", po::value<uint64_t>()->default_value(2020), "seed of the ratio split")(
       "threshold", po::value<double>(), "keep rows with rating >= this (implicit feedback)")(
+      "label-threshold", po::value<double>(),
+      "labeled rows (gmf/neumf): keep every row, label = rating > this (Inverse Learning: 2)")(
+      "rating-range", po::value<std::string>(), "ratings must lie in LO:HI (e.g. 1:5)")(
       "dedup", po::value<bool>()->default_value(true), "drop repeated (user, item) pairs")(
       "user-core", po::value<int64_t>()->default_value(0), "k-core: minimum rows per user")(
       "item-core", po::value<int64_t>()->default_value(0), "k-core: minimum rows per item")(
@@ -327,6 +464,14 @@ int cmd_prep(int argc, char** argv) {
   o.ratios = parse_double_list(vm["ratios"].as<std::string>(), "ratios");
   o.seed = vm["seed"].as<uint64_t>();
   if (vm.count("threshold")) o.rating_threshold = vm["threshold"].as<double>();
+  if (vm.count("label-threshold")) o.label_threshold = vm["label-threshold"].as<double>();
+  if (vm.count("rating-range")) {
+    std::string spec = vm["rating-range"].as<std::string>();
+    std::replace(spec.begin(), spec.end(), ':', ',');
+    const auto r = parse_double_list(spec, "rating-range");
+    if (r.size() != 2) fail("option --rating-range: expected LO:HI, e.g. 1:5");
+    o.rating_range = std::make_pair(r[0], r[1]);
+  }
   o.dedup = vm["dedup"].as<bool>();
   o.user_core = vm["user-core"].as<int64_t>();
   o.item_core = vm["item-core"].as<int64_t>();
@@ -375,6 +520,15 @@ int cmd_prep(int argc, char** argv) {
   std::printf("wrote %s: %lld users, %lld items, train %zu, valid %zu, test %zu\n", out.c_str(),
               (long long)data.num_users(), (long long)data.num_items(), data.train.size(),
               data.valid.size(), data.test.size());
+  if (o.label_threshold) {
+    int64_t pos[3] = {0, 0, 0};
+    const io::Interactions* parts[3] = {&data.train, &data.valid, &data.test};
+    for (int k = 0; k < 3; ++k)
+      for (float r : parts[k]->rating) pos[k] += r > *o.label_threshold;
+    std::printf("labels (rating > %g): positive train %lld/%zu, valid %lld/%zu, test %lld/%zu\n",
+                *o.label_threshold, (long long)pos[0], data.train.size(), (long long)pos[1],
+                data.valid.size(), (long long)pos[2], data.test.size());
+  }
   return 0;
 }
 
@@ -415,11 +569,11 @@ int cmd_train(int argc, char** argv) {
   d.add_options()("data", po::value<std::string>(&c.data)->required(), "dataset (.h5)")(
       "run-dir", po::value<std::string>(&c.run_dir)->default_value(""),
       "directory for config.ini, metrics.jsonl, result.json and params.h5")(
-      "model", po::value<std::string>(&c.model)->default_value(c.model), "mf, or vbpr (needs --features)")(
+      "model", po::value<std::string>(&c.model)->default_value(c.model), "mf, vbpr (needs --features), gmf or neumf (labeled data)")(
       "features", po::value<std::string>(&c.features)->default_value(""),
       "vbpr: the dataset's item modalities to use, comma separated (shardrec prep --features)")(
       "dim", po::value<int>(&c.dim)->default_value(c.dim), "embedding size")(
-      "loss", po::value<std::string>(&c.loss)->default_value(c.loss), "bpr or bce")(
+      "loss", po::value<std::string>(&c.loss)->default_value(c.loss), "bpr or bce; gmf/neumf: bce or idl")(
       "negatives", po::value<int>(&c.negatives)->default_value(c.negatives), "negatives per positive")(
       "batch", po::value<int64_t>(&c.batch)->default_value(c.batch), "global batch size (any number of ranks)")(
       "epochs", po::value<int>(&c.epochs)->default_value(c.epochs), "maximum epochs")(
@@ -445,10 +599,23 @@ int cmd_train(int argc, char** argv) {
       "keep-best", po::value<bool>(&c.keep_best)->default_value(true),
       "end with the best validated parameters")(
       "strategy", po::value<std::string>(&c.strategy)->default_value(c.strategy),
-      "plain, or mirror (Mirror Gradient: on every mg-beta-th batch a step on mg-alpha1 * L, then on -mg-alpha2 * L at the updated parameters)")(
+      "plain, or mirror (Mirror Gradient: on every mg-beta-th batch a step on mg-alpha1 * L, then on -mg-alpha2 * L at the updated parameters); gmf/neumf: plain or ig (Inverse Gradient)")(
       "mg-alpha1", po::value<float>(&c.mg_alpha1)->default_value(c.mg_alpha1), "Mirror Gradient: descent scale")(
       "mg-alpha2", po::value<float>(&c.mg_alpha2)->default_value(c.mg_alpha2), "Mirror Gradient: mirror (ascent) scale")(
       "mg-beta", po::value<int>(&c.mg_beta)->default_value(c.mg_beta), "Mirror Gradient: interval in batches")(
+      "mlp-layers", po::value<int>(&c.mlp_layers)->default_value(c.mlp_layers),
+      "neumf: MLP layers (widths 2*dim*2^(L-1) -> ... -> dim)")(
+      "label-threshold", po::value<double>(&c.label_threshold)->default_value(c.label_threshold),
+      "gmf/neumf: label = rating > this when the dataset records no threshold")(
+      "il-unlabeled", po::value<int>(&c.il_unlabeled)->default_value(c.il_unlabeled),
+      "gmf/neumf with idl or ig: unlabeled rows drawn per labeled row each epoch")(
+      "ig-sample-lr", po::value<float>(&c.ig_sample_lr)->default_value(c.ig_sample_lr),
+      "Inverse Gradient: rate of the forward/inverse candidate steps")(
+      "ig-train-ratio", po::value<float>(&c.ig_train_ratio)->default_value(c.ig_train_ratio),
+      "Inverse Gradient: share of labeled rows in training-train (the rest drive the meta-steps)")(
+      "il-reference", po::value<bool>(&c.il_reference)->default_value(false)->implicit_value(true),
+      "Inverse Gradient: reproduce the reference code's optimizer quirks (fresh Adam per candidate, "
+      "re-created main Adam, candidate gradient kept for the main step)")(
       "final-eval", po::value<bool>()->default_value(true),
       "evaluate valid and test at the end (full ranking over all items)")(
       "quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress lines");
@@ -458,8 +625,11 @@ int cmd_train(int argc, char** argv) {
   c.opt.kind = OptimizerConfig::parse_kind(optimizer);
   c.init.kind = dist::InitSpec::parse(init);
   c.eval = eval_config(vm);
+  // A model that trains on labeled rows: its loss defaults to BCE.
+  if (c.pointwise_model() && vm["loss"].defaulted()) c.loss = "bce";
   c.validate();
   const bool quiet = vm["quiet"].as<bool>();
+  if (c.pointwise_model()) return train_pointwise(c, quiet, vm["final-eval"].as<bool>(), argc, argv);
   return run_mpi(
       [&](dist::Comm& comm) {
         const bool root = comm.rank() == 0;
@@ -550,6 +720,11 @@ int cmd_eval(int argc, char** argv) {
   const std::string split = vm["split"].as<std::string>();
   if (split != "valid" && split != "test") fail("option --split: '" + split + "': expected valid or test");
   const EvalConfig ec = eval_config(vm);
+  if (is_pointwise_params(vm["params"].as<std::string>())) {
+    if (!shifts.empty()) fail("option --perturb: only for vbpr parameters");
+    return eval_pointwise(vm["data"].as<std::string>(), vm["params"].as<std::string>(), split, ec,
+                          vm["out"].as<std::string>(), argc, argv);
+  }
   return run_mpi(
       [&](dist::Comm& comm) {
         auto m = load_model(vm["data"].as<std::string>(), vm["params"].as<std::string>(), "mod", comm);
