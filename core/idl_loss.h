@@ -10,6 +10,8 @@
 // gradient, d dual / dy = w_pos * (sigmoid(y) - 1) + w_neg * sigmoid(y) = sigmoid(y) - w_pos.
 #pragma once
 #include <cmath>
+#include <cstdint>
+#include <span>
 
 namespace shardrec::idl {
 
@@ -37,6 +39,21 @@ inline double dual(double y, double* dy) {
   const DualWeights w = dual_weights(y);
   if (dy) *dy = sigmoid(y) - w.pos;
   return w.pos * softplus(-y) + w.neg * softplus(y);
+}
+
+// The batch loss: the mean over rows of (labeled ? BCE(y, label) : dual(y)). label[r] is 0 or 1
+// for a labeled row and -1 for an unlabeled one; grad (optional, same length) receives
+// d loss / d y per row. The trainer computes exactly these terms row by row.
+inline double batch_loss(std::span<const float> y, std::span<const int8_t> label,
+                         std::span<double> grad = {}) {
+  double sum = 0;
+  const double inv = 1.0 / static_cast<double>(y.size());
+  for (size_t r = 0; r < y.size(); ++r) {
+    double dy = 0;
+    sum += label[r] < 0 ? dual(y[r], &dy) : bce(y[r], label[r], &dy);
+    if (!grad.empty()) grad[r] = dy * inv;
+  }
+  return sum * inv;
 }
 
 }  // namespace shardrec::idl
