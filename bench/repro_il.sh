@@ -4,6 +4,8 @@
 #   idl  + Inverse Dual Loss on one unlabeled draw per labeled row
 #   ig   + IDL + Inverse Gradient (the meta-step; paper semantics)
 #   igref  the same with --il-reference (the reference code's optimizer quirks), when REF=1
+#   neg  BCE with the unlabeled draws as negatives (usual NCF negative sampling), when listed in
+#        STRATEGIES (e.g. STRATEGIES="neg" MODELS=gmf)
 # for each seed (each seed draws its own 60/20/20 split, init, shuffles and draws), then prints
 # mean ± std of the test metrics and the training seconds per epoch relative to the baseline.
 # The data are not part of the project:
@@ -35,6 +37,7 @@ for m in $models; do
       case $st in
         bce) a="--loss bce --strategy plain" ;;
         idl) a="--loss idl --strategy plain" ;;
+        neg) a="--loss bce-neg --strategy plain" ;;
         ig) a="--loss idl --strategy ig" ;;
         igref) a="--loss idl --strategy ig --il-reference" ;;
       esac

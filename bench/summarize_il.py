@@ -3,13 +3,13 @@
 import json, os, statistics as st, sys
 
 out, seeds = sys.argv[1], sys.argv[2:]
-names = {"bce": "BCE (baseline)", "idl": "+ IDL", "ig": "+ IDL + IG", "igref": "+ IDL + IG (reference quirks)"}
+names = {"bce": "BCE (baseline)", "neg": "BCE, draws as negatives", "idl": "+ IDL", "ig": "+ IDL + IG", "igref": "+ IDL + IG (reference quirks)"}
 metrics = ["auc", "gauc", "ndcg@10", "mrr"]
 print("| model | training | " + " | ".join(metrics) + " | AUC gain vs BCE | s/epoch (x BCE) | IG forward/inverse/mid |")
 print("|---|---|" + "---|" * (len(metrics) + 3))
 for m in ["gmf", "neumf"]:
     base = None
-    for s_ in ["bce", "idl", "ig", "igref"]:
+    for s_ in ["bce", "neg", "idl", "ig", "igref"]:
         res = []
         for s in seeds:
             p = f"{out}/{m}_{s_}_s{s}/result.json"

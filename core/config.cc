@@ -76,7 +76,8 @@ void TrainConfig::validate() const {
   need(model != "vbpr" || !features.empty(), "features", "vbpr needs item modalities (e.g. --features genre)");
   need(dim > 0 && dim <= 4096, "dim", "must be in 1..4096");
   if (pointwise_model()) {
-    need(loss == "bce" || loss == "idl", "loss", "'" + loss + "': " + model + " takes bce or idl");
+    need(loss == "bce" || loss == "idl" || loss == "bce-neg", "loss",
+         "'" + loss + "': " + model + " takes bce, idl or bce-neg");
     need(strategy == "plain" || strategy == "ig", "strategy",
          "'" + strategy + "': " + model + " takes plain or ig");
     need(strategy != "ig" || loss == "idl", "loss",

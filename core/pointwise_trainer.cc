@@ -38,6 +38,7 @@ PointwiseTrainer::PointwiseTrainer(const TrainConfig& cfg, const io::DataShard& 
     for (int64_t r = 0; r < sl.rows(); ++r) labels_[s][r] = sl.rating[r] > threshold_ ? 1 : 0;
   }
   num_train_ = data.info.rows[0];
+  unlabeled_negative_ = cfg_.loss == "bce-neg";
   if (data.train().rows() >= (int64_t{1} << 32)) fail("a rank holds more than 2^32 training rows; use more ranks");
   gd_.resize(model_.dense.size());
   gd2_.resize(model_.dense.size());
@@ -108,7 +109,8 @@ void PointwiseTrainer::pass(size_t n, int per, const float* U, const float* I, c
       const float* it = I + o * R;
       const float y = model_.forward(u, it, w, act);
       double dy = 0;
-      const double l = labeled ? idl::bce(y, lab_[i], &dy) : idl::dual(y, &dy);
+      const double l = labeled ? idl::bce(y, lab_[i], &dy)
+                               : (unlabeled_negative_ ? idl::bce(y, 0.0, &dy) : idl::dual(y, &dy));
       if (!std::isfinite(l))
         fail("training diverged: a loss term is " + std::to_string(l) + " on rank " +
              std::to_string(comm_.rank()) + " (lower the learning rate?)");
@@ -312,7 +314,7 @@ double PointwiseTrainer::train_epoch(int epoch) {
       rows[r] = static_cast<uint32_t>(r);
       index[r] = tr.row_lo + r;
     }
-    sum = run_phase(epoch, 0, num_train_, rows, index, Kind::kPlain, cfg_.loss == "idl", &terms);
+    sum = run_phase(epoch, 0, num_train_, rows, index, Kind::kPlain, cfg_.loss != "bce", &terms);
     return sum / static_cast<double>(terms);
   }
   // Training-train / training-test: a fixed (epoch-independent) seeded split of the labeled rows.

@@ -13,6 +13,8 @@
 // invariance. The loss is a mean over the batch's rows:
 //   loss bce:                 labeled rows only (no draws)
 //   loss idl, strategy plain: labeled rows (BCE) and unlabeled rows (dual loss), one mean over both
+//   loss bce-neg:             labeled rows and unlabeled rows as negatives (the usual NCF negative
+//                             sampling), one mean over both: a second baseline
 // Strategy ig (Inverse Gradient): see core/inverse_gradient.h for the meta-step; the labeled rows
 // are split once, by a seeded permutation, into training-train (ig_train_ratio) and training-test.
 // Each epoch trains on training-train with BCE (plain steps), then takes one meta-step per
@@ -90,6 +92,7 @@ class PointwiseTrainer {
   std::vector<uint8_t> labels_[3];
   int64_t num_train_ = 0;
   bool meta_disabled_ = false;
+  bool unlabeled_negative_ = false;  // loss bce-neg: unlabeled draws count as negatives
   IgStats ig_;
   // Per-step state and buffers.
   std::vector<int64_t> uid_, iid_;

@@ -573,7 +573,7 @@ int cmd_train(int argc, char** argv) {
       "features", po::value<std::string>(&c.features)->default_value(""),
       "vbpr: the dataset's item modalities to use, comma separated (shardrec prep --features)")(
       "dim", po::value<int>(&c.dim)->default_value(c.dim), "embedding size")(
-      "loss", po::value<std::string>(&c.loss)->default_value(c.loss), "bpr or bce; gmf/neumf: bce or idl")(
+      "loss", po::value<std::string>(&c.loss)->default_value(c.loss), "bpr or bce; gmf/neumf: bce (labeled rows), idl (+ inverse dual loss on unlabeled draws) or bce-neg (draws as negatives)")(
       "negatives", po::value<int>(&c.negatives)->default_value(c.negatives), "negatives per positive")(
       "batch", po::value<int64_t>(&c.batch)->default_value(c.batch), "global batch size (any number of ranks)")(
       "epochs", po::value<int>(&c.epochs)->default_value(c.epochs), "maximum epochs")(

@@ -284,6 +284,12 @@ TEST(Pointwise, BceIgnoresUnlabeledDrawsAndIdlUsesThem) {
   c.loss = "idl";
   const Out idl = run(2, c, d);
   EXPECT_NE(bce.item, idl.item);
+  // The second baseline: draws as negatives. Also world-size invariant.
+  c.loss = "bce-neg";
+  const Out neg = run(1, c, d);
+  EXPECT_NE(neg.item, idl.item);
+  EXPECT_EQ(run(3, c, d).item, neg.item);
+  EXPECT_EQ(run(3, c, d).dense, neg.dense);
 }
 
 TEST(Pointwise, UnlabeledDrawsAvoidTrainingItems) {
