@@ -39,6 +39,10 @@ class RowOptimizer {
   const OptimizerConfig& config() const { return cfg_; }
   int64_t step() const { return t_; }
   size_t state_bytes() const;
+  // This step's Adam factors (set by begin_step): lr / (1 - beta1^t) and sqrt(1 - beta2^t). The GPU
+  // backend reads them so its update kernel uses the very same floats.
+  float adam_step() const { return adam_step_; }
+  float adam_bc2_sqrt() const { return adam_bc2_sqrt_; }
 
  private:
   OptimizerConfig cfg_;
