@@ -53,7 +53,9 @@ std::string TrainConfig::to_ini() const {
     << "strategy = " << strategy << "\n"
     << "mg-alpha1 = " << mg_alpha1 << "\n"
     << "mg-alpha2 = " << mg_alpha2 << "\n"
-    << "mg-beta = " << mg_beta << "\n";
+    << "mg-beta = " << mg_beta << "\n"
+    << "device = " << device << "\n"
+    << "gpu-comm = " << gpu_comm << "\n";
   return o.str();
 }
 
@@ -79,6 +81,9 @@ void TrainConfig::validate() const {
   need(!eval.ks.empty(), "ks", "at least one cutoff");
   need(strategy == "plain" || strategy == "mirror", "strategy", "'" + strategy + "': expected plain or mirror");
   need(mg_beta >= 1, "mg-beta", "must be a positive integer");
+  need(device == "cpu" || device == "cuda" || device == "auto", "device", "'" + device + "': expected cpu, cuda or auto");
+  need(gpu_comm == "auto" || gpu_comm == "nccl" || gpu_comm == "host", "gpu-comm",
+       "'" + gpu_comm + "': expected auto, nccl or host");
   for (int k : eval.ks) need(k >= 1, "ks", "cutoffs must be >= 1");
   // The early-stopping metric must be one that validation computes.
   std::vector<std::string> known;

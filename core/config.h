@@ -44,6 +44,10 @@ struct TrainConfig {
   float mg_alpha1 = 1.0f, mg_alpha2 = 0.2f;
   int mg_beta = 3;
   int log_every_steps = 0;   // extra progress lines within an epoch (0 = only per epoch)
+  // Backend (core/gpu_backend.h): cpu (the reference), cuda, or auto (cuda when a GPU is visible).
+  std::string device = "cpu";
+  // GPU exchange: auto (NCCL when every rank has its own GPU), nccl, or host (staged through MPI).
+  std::string gpu_comm = "auto";
 
   std::string to_ini() const;
   void validate() const;     // throws Error naming the bad field

@@ -29,6 +29,7 @@ Trainer::Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& 
       model_(cfg, data.users, data.info.num_items, comm.rank(), data.info.path),
       strategy_(make_strategy(cfg)) {
   cfg_.validate();
+  if (resolve_device(cfg_.device) == "cuda") gpu_ = GpuBackend::create(cfg_, model_, comm_);
   if (model_.vbpr()) {
     gW_sum_ = std::make_unique<dist::ExactGradientSum>(model_.W.size(), 44, "vbpr.W");
     gb_sum_ = std::make_unique<dist::ExactGradientSum>(model_.b.size(), 44, "vbpr.b");
@@ -38,6 +39,8 @@ Trainer::Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& 
   if (tr.rows() >= (int64_t{1} << 32)) fail("a rank holds more than 2^32 training rows; use more ranks");
   if (cfg_.batch >= (int64_t{1} << 32)) fail("option --batch: must be below 2^32");
 }
+
+std::string Trainer::device_name() const { return gpu_ ? gpu_->describe() : ""; }
 
 int64_t Trainer::steps_per_epoch() const { return (num_train_ + cfg_.batch - 1) / cfg_.batch; }
 
@@ -98,6 +101,25 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
     for (int k = 0; k < negs; ++k)
       iid[i * per + 1 + k] = sample_negative(epoch, tr.row_lo + s[i].row, k, seen);
     for (int k = 0; k < per; ++k) ikey[i * per + k] = (pos0 + s[i].off) * per + k;
+  }
+  if (gpu_) {
+    GpuBackend::Batch b;
+    b.uid = uid.data();
+    b.iid = iid.data();
+    b.ukey = ukey.data();
+    b.ikey = ikey.data();
+    b.n = n;
+    b.global_n = global_n;
+    gpu_->step(*strategy_, step, b, [&](const double* losses, bool record) {
+      for (size_t i = 0; i < n; ++i) {
+        if (!std::isfinite(losses[i]))
+          fail("training diverged: the loss of dataset row " + std::to_string(tr.row_lo + s[i].row) + " is " +
+               std::to_string(losses[i]) + " at epoch " + std::to_string(epoch) + " step " + std::to_string(step) +
+               " on rank " + std::to_string(comm_.rank()) + " (GPU backend; lower the learning rate?)");
+        if (record) loss_sum.add(0, losses[i]);
+      }
+    });
+    return;
   }
   // A sample runs on its user's owner, so user rows never travel: no collective for them.
   auto ur = model_.user.route(comm_, uid, /*local_only=*/true);
@@ -254,6 +276,8 @@ class LossOnly final : public Strategy {
 }  // namespace
 
 double Trainer::training_loss() {
+  // Landscapes perturb the host tables; the GPU backend trains its own copy.
+  if (gpu_) fail("training_loss (loss landscapes) runs on the CPU backend only; use --device cpu");
   const io::UserSlice& tr = data_.train();
   const int64_t B = cfg_.batch, S = steps_per_epoch();
   // Dataset order: step s holds rows [s*B, (s+1)*B); this rank's rows are one contiguous range.
@@ -292,6 +316,7 @@ FitResult Trainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
     log.epoch = epoch;
     const double t0 = now();
     log.loss = train_epoch(epoch);
+    if (gpu_) gpu_->download(model_);  // evaluation, early stopping and export read the host tables
     double secs = now() - t0;
     comm_.allreduce_max(&secs, 1);
     log.seconds = secs;

@@ -12,6 +12,7 @@
 
 #include "core/config.h"
 #include "core/evaluator.h"
+#include "core/gpu_backend.h"
 #include "core/model.h"
 #include "core/scratch.h"
 #include "core/strategy.h"
@@ -58,6 +59,8 @@ class Trainer {
   // The k-th negative of dataset row `global_row` in `epoch`: uniform over the items not in
   // `seen` (the user's sorted training items); a pure function of its arguments and the seed.
   int64_t sample_negative(int epoch, int64_t global_row, int k, std::span<const int32_t> seen) const;
+  // The GPU this trainer runs on ("" on the CPU backend).
+  std::string device_name() const;
 
  private:
   struct LocalSample {
@@ -73,6 +76,7 @@ class Trainer {
   dist::Comm& comm_;
   MFModel model_;
   std::unique_ptr<Strategy> strategy_;
+  std::unique_ptr<GpuBackend> gpu_;  // set with --device cuda; the host tables follow after each epoch
   int64_t num_train_ = 0;
   // Per-step buffers, reused.
   std::vector<int64_t> uid_, iid_;

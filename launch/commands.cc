@@ -20,6 +20,7 @@
 #include "core/planner.h"
 #include "core/robustness.h"
 #include "core/trainer.h"
+#include "core/gpu_backend.h"
 #include "dist/mpi_comm.h"
 #include "io/dataset.h"
 #include "io/export.h"
@@ -449,6 +450,10 @@ int cmd_train(int argc, char** argv) {
       "mg-alpha1", po::value<float>(&c.mg_alpha1)->default_value(c.mg_alpha1), "Mirror Gradient: descent scale")(
       "mg-alpha2", po::value<float>(&c.mg_alpha2)->default_value(c.mg_alpha2), "Mirror Gradient: mirror (ascent) scale")(
       "mg-beta", po::value<int>(&c.mg_beta)->default_value(c.mg_beta), "Mirror Gradient: interval in batches")(
+      "device", po::value<std::string>(&c.device)->default_value(c.device),
+      "cpu (the reference), cuda (one GPU per rank: the node-local rank picks it), or auto (cuda when a GPU is visible)")(
+      "gpu-comm", po::value<std::string>(&c.gpu_comm)->default_value(c.gpu_comm),
+      "GPU exchange: auto (NCCL when every rank has its own GPU), nccl, or host (staged through MPI)")(
       "final-eval", po::value<bool>()->default_value(true),
       "evaluate valid and test at the end (full ranking over all items)")(
       "quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress lines");
@@ -459,6 +464,7 @@ int cmd_train(int argc, char** argv) {
   c.init.kind = dist::InitSpec::parse(init);
   c.eval = eval_config(vm);
   c.validate();
+  c.device = resolve_device(c.device);
   const bool quiet = vm["quiet"].as<bool>();
   return run_mpi(
       [&](dist::Comm& comm) {
@@ -479,6 +485,8 @@ int cmd_train(int argc, char** argv) {
                       c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
                       (long long)data.info.rows[0], comm.size(), c.model.c_str(), c.loss.c_str(), c.dim);
         Trainer trainer(c, data, comm);
+        if (root && !quiet && !trainer.device_name().empty())
+          std::printf("device %s\n", trainer.device_name().c_str());
         std::string log_lines;
         auto res = trainer.fit([&](const EpochLog& e) {
           if (!root) return;
