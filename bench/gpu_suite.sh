@@ -69,7 +69,7 @@ PY
   if command -v compute-sanitizer >/dev/null; then
     timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 "$B/bin/test_device" \
       --gtest_filter='Optimizers/DeviceTable.*:DeviceKernels.*:Devices/BackendTraining.*cuda_adam_dense_bpr_mirror' 2>&1 |
-      grep -E "Failure|Expected|Which is|max diff|=========|PASSED|FAILED" | head -40
+      grep -E "Failure|Expected|Which is|max diff|ERROR SUMMARY|PASSED|FAILED" | head -40
     echo "compute-sanitizer exit: ${PIPESTATUS[0]}"
   fi
   step done

@@ -1,7 +1,7 @@
-// The GPU backend of the trainer. The host still draws the batch (the epoch permutation and the
-// negatives are pure functions of the seed, shared with the CPU backend); everything after that
-// (routing, row exchange, forward/backward, gradient exchange, the fused optimizer update) runs on
-// this rank's GPU. The strategy (plain, Mirror Gradient) drives it through the same StepOps as on
+// The GPU backend of the trainer. Everything of a training step runs on this rank's GPU: the
+// epoch order and the negatives (the CPU trainer's pure functions of the seed, so both backends
+// see identical batches), routing, row exchange, forward/backward, gradient exchange and the fused
+// optimizer update. The strategy (plain, Mirror Gradient) drives it through the same StepOps as on
 // the CPU, so a second pass reuses the step's routing here too.
 // Builds without CUDA get a backend whose create() fails with a clear message.
 #pragma once
@@ -14,6 +14,8 @@
 #include "core/model.h"
 #include "core/strategy.h"
 #include "dist/comm.h"
+#include "dist/exact_sum.h"
+#include "io/dataset.h"
 
 namespace shardrec {
 
@@ -27,22 +29,18 @@ int local_device_index(int rank);
 class GpuBackend {
  public:
   virtual ~GpuBackend() = default;
-  static std::unique_ptr<GpuBackend> create(const TrainConfig& cfg, MFModel& model, dist::Comm& comm);
-
-  struct Batch {
-    const int64_t* uid = nullptr;   // n users (this rank's samples)
-    const int64_t* iid = nullptr;   // n x (1 + negatives) items, positive first
-    const uint64_t* ukey = nullptr;  // order keys, as the CPU step's
-    const uint64_t* ikey = nullptr;
-    size_t n = 0;
-    int64_t global_n = 0;           // samples in the global batch
-  };
-  // losses(per-sample losses of one pass, record): called after every forward pass, on the host.
-  using LossFn = std::function<void(const double* losses, bool record)>;
-  virtual void step(Strategy& strategy, int64_t step, const Batch& batch, const LossFn& losses) = 0;
+  // data: this rank's shard (its training rows go to the GPU once).
+  static std::unique_ptr<GpuBackend> create(const TrainConfig& cfg, MFModel& model, const io::DataShard& data,
+                                            dist::Comm& comm);
+  // One epoch, entirely on the device: the epoch's order of this rank's rows (the seeded
+  // permutation, sorted), then per step the batch (users, positives, rejection-sampled
+  // negatives, order keys), and the strategy's passes over it. Sample losses are added to
+  // loss_sum in sample order (the first pass of each step); a non-finite loss stops training
+  // with the epoch, step, dataset row and rank named.
+  virtual void train_epoch(int epoch, Strategy& strategy, dist::ExactSums& loss_sum) = 0;
   // Copies the trained rows back into the host tables (evaluation, export, early stopping).
   virtual void download(MFModel& model) = 0;
-  // "cuda:0 (NVIDIA H100 80GB HBM3), nccl" and the like.
+  // "cuda:0 (NVIDIA H100 80GB HBM3), nccl 22703" and the like.
   virtual std::string describe() const = 0;
 };
 

@@ -15,7 +15,7 @@ std::string resolve_device(const std::string& requested) {
 int cuda_device_count() { return 0; }
 int local_device_index(int) { return 0; }
 
-std::unique_ptr<GpuBackend> GpuBackend::create(const TrainConfig&, MFModel&, dist::Comm&) {
+std::unique_ptr<GpuBackend> GpuBackend::create(const TrainConfig&, MFModel&, const io::DataShard&, dist::Comm&) {
   resolve_device("cuda");
   return nullptr;
 }

@@ -29,7 +29,7 @@ Trainer::Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& 
       model_(cfg, data.users, data.info.num_items, comm.rank(), data.info.path),
       strategy_(make_strategy(cfg)) {
   cfg_.validate();
-  if (resolve_device(cfg_.device) == "cuda") gpu_ = GpuBackend::create(cfg_, model_, comm_);
+  if (resolve_device(cfg_.device) == "cuda") gpu_ = GpuBackend::create(cfg_, model_, data_, comm_);
   if (model_.vbpr()) {
     gW_sum_ = std::make_unique<dist::ExactGradientSum>(model_.W.size(), 44, "vbpr.W");
     gb_sum_ = std::make_unique<dist::ExactGradientSum>(model_.b.size(), 44, "vbpr.b");
@@ -101,25 +101,6 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
     for (int k = 0; k < negs; ++k)
       iid[i * per + 1 + k] = sample_negative(epoch, tr.row_lo + s[i].row, k, seen);
     for (int k = 0; k < per; ++k) ikey[i * per + k] = (pos0 + s[i].off) * per + k;
-  }
-  if (gpu_) {
-    GpuBackend::Batch b;
-    b.uid = uid.data();
-    b.iid = iid.data();
-    b.ukey = ukey.data();
-    b.ikey = ikey.data();
-    b.n = n;
-    b.global_n = global_n;
-    gpu_->step(*strategy_, step, b, [&](const double* losses, bool record) {
-      for (size_t i = 0; i < n; ++i) {
-        if (!std::isfinite(losses[i]))
-          fail("training diverged: the loss of dataset row " + std::to_string(tr.row_lo + s[i].row) + " is " +
-               std::to_string(losses[i]) + " at epoch " + std::to_string(epoch) + " step " + std::to_string(step) +
-               " on rank " + std::to_string(comm_.rank()) + " (GPU backend; lower the learning rate?)");
-        if (record) loss_sum.add(0, losses[i]);
-      }
-    });
-    return;
   }
   // A sample runs on its user's owner, so user rows never travel: no collective for them.
   auto ur = model_.user.route(comm_, uid, /*local_only=*/true);
@@ -233,6 +214,12 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
 }
 
 double Trainer::train_epoch(int epoch) {
+  if (gpu_) {  // the same epoch, sampled and trained on the device
+    dist::ExactSums loss(1, 24);
+    gpu_->train_epoch(epoch, *strategy_, loss);
+    loss.allreduce(comm_);
+    return loss.value(0) / (static_cast<double>(num_train_) * (cfg_.loss == "bpr" ? cfg_.negatives : 1 + cfg_.negatives));
+  }
   const io::UserSlice& tr = data_.train();
   const int64_t B = cfg_.batch, S = steps_per_epoch();
   const Permutation perm(static_cast<uint64_t>(num_train_), hash64(cfg_.seed, 0xe90c, epoch));

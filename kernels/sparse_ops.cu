@@ -337,9 +337,137 @@ __global__ void topk_k(float* scores, int64_t* sid, size_t ni, int k, float* top
   }
 }
 
+// ---- Epoch order and batches (the CPU's core/rng.h and Trainer::sample_negative, on the device).
+__device__ __forceinline__ uint64_t mix64_d(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+__device__ __forceinline__ uint64_t to_range_d(uint64_t x, uint64_t n) { return __umul64hi(x, n); }
+
+__device__ uint64_t perm_d(const PermView& p, uint64_t x) {
+  auto enc = [&](uint64_t v) {
+    uint64_t l = v >> p.half_bits, r = v & p.mask;
+    for (int round = 0; round < 4; ++round) {
+      const uint64_t f = mix64_d(r ^ p.keys[round]) & p.mask;
+      const uint64_t nl = r;
+      r = l ^ f;
+      l = nl;
+    }
+    return (l << p.half_bits) | r;
+  };
+  uint64_t y = enc(x);
+  while (y >= p.n) y = enc(y);
+  return y;
+}
+
+__global__ void positions_k(PermView p, int64_t row_lo, size_t n, uint64_t* pos, uint32_t* row) {
+  const size_t r = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  if (r >= n) return;
+  pos[r] = perm_d(p, static_cast<uint64_t>(row_lo) + r);
+  row[r] = static_cast<uint32_t>(r);
+}
+
+__global__ void bounds_k(const uint64_t* pos, size_t n, int64_t batch, int64_t steps, int64_t* bounds) {
+  const int64_t s = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (s > steps) return;
+  const uint64_t target = static_cast<uint64_t>(s) * static_cast<uint64_t>(batch);
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    if (pos[mid] < target) lo = mid + 1; else hi = mid;
+  }
+  bounds[s] = static_cast<int64_t>(lo);
+}
+
+// Trainer::sample_negative: SplitMix64 draws keyed by (seed, epoch, row, k), rejected against the
+// user's sorted training items; a very dense user falls back to the x-th unseen item.
+__device__ int64_t negative_d(uint64_t base, int64_t grow, int k, const int32_t* seen, int64_t cnt,
+                              int64_t n_items, bool* failed) {
+  uint64_t state = base + (static_cast<uint64_t>(grow) * 1024 + static_cast<uint64_t>(k)) * 0x9e3779b97f4a7c15ULL * 128;
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    state += 0x9e3779b97f4a7c15ULL;
+    const int64_t j = static_cast<int64_t>(to_range_d(mix64_d(state), static_cast<uint64_t>(n_items)));
+    int64_t lo = 0, hi = cnt;
+    while (lo < hi) {
+      const int64_t mid = (lo + hi) / 2;
+      if (seen[mid] < static_cast<int32_t>(j)) lo = mid + 1; else hi = mid;
+    }
+    if (!(lo < cnt && seen[lo] == static_cast<int32_t>(j))) return j;
+  }
+  int64_t distinct = 0;
+  for (int64_t i = 0; i < cnt; ++i) distinct += (i == 0 || seen[i] != seen[i - 1]);
+  const int64_t free_items = n_items - distinct;
+  if (free_items <= 0) {
+    *failed = true;
+    return 0;
+  }
+  state += 0x9e3779b97f4a7c15ULL;
+  const int64_t x = static_cast<int64_t>(to_range_d(mix64_d(state), static_cast<uint64_t>(free_items)));
+  // The x-th missing id is x + (the number of distinct seen ids u_d with u_d - d <= x).
+  int64_t d = 0, lo = 0;
+  for (int64_t i = 0; i < cnt; ++i) {
+    if (i > 0 && seen[i] == seen[i - 1]) continue;
+    if (seen[i] - d <= x) lo = d + 1; else break;
+    ++d;
+  }
+  return x + lo;
+}
+
+__global__ void batch_k(const uint64_t* pos_sorted, const uint32_t* row_sorted, size_t begin, size_t n,
+                        const int64_t* ptr, const int32_t* item, const int32_t* row_user, SampleParams p,
+                        int64_t* uid, int64_t* iid, uint64_t* ukey, uint64_t* ikey, int64_t* grow, int64_t* failed_row) {
+  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  const uint64_t pos = pos_sorted[begin + i];
+  const uint32_t r = row_sorted[begin + i];
+  const int32_t u = row_user[r];
+  const int per = 1 + p.negatives;
+  const int64_t g = p.row_lo + r;
+  uid[i] = p.user_lo + u;
+  ukey[i] = pos;
+  grow[i] = g;
+  iid[i * per] = item[r];
+  const int32_t* seen = item + ptr[u];
+  const int64_t cnt = ptr[u + 1] - ptr[u];
+  for (int k = 0; k < p.negatives; ++k) {
+    bool failed = false;
+    iid[i * per + 1 + k] = negative_d(p.neg_base, g, k, seen, cnt, p.num_items, &failed);
+    if (failed) *failed_row = g;
+  }
+  for (int k = 0; k < per; ++k) ikey[i * per + k] = pos * per + k;
+}
+
 #define CK(call) SHARDREC_CUDA_CHECK(call)
 
 }  // namespace
+
+void epoch_order(const PermView& perm, int64_t row_lo, size_t n, int64_t batch, int64_t steps, Workspace& ws,
+                 uint64_t* pos_sorted, uint32_t* row_sorted, int64_t* bounds, cudaStream_t st) {
+  if (n > 0) {
+    uint64_t* pos = ws.a64.get(n);
+    uint32_t* row = ws.a32.get(n);
+    positions_k<<<blocks_for(n), kThreads, 0, st>>>(perm, row_lo, n, pos, row);
+    const int end_bit = bits_for(perm.n > 0 ? perm.n - 1 : 0);
+    size_t need = 0;
+    CK(cub::DeviceRadixSort::SortPairs(nullptr, need, pos, pos_sorted, row, row_sorted, n, 0, end_bit, st));
+    void* tmp = ws.temp.get(need);
+    need = ws.temp.capacity();
+    CK(cub::DeviceRadixSort::SortPairs(tmp, need, pos, pos_sorted, row, row_sorted, n, 0, end_bit, st));
+  }
+  bounds_k<<<blocks_for(steps + 1), kThreads, 0, st>>>(pos_sorted, n, batch, steps, bounds);
+  CK(cudaGetLastError());
+}
+
+void build_batch(const uint64_t* pos_sorted, const uint32_t* row_sorted, size_t begin, size_t n, const int64_t* ptr,
+                 const int32_t* item, const int32_t* row_user, const SampleParams& p, int64_t* uid, int64_t* iid,
+                 uint64_t* ukey, uint64_t* ikey, int64_t* grow, int64_t* failed_row, cudaStream_t st) {
+  if (n == 0) return;
+  batch_k<<<blocks_for(n), kThreads, 0, st>>>(pos_sorted, row_sorted, begin, n, ptr, item, row_user, p, uid, iid, ukey,
+                                              ikey, grow, failed_row);
+  CK(cudaGetLastError());
+}
 
 void owner_local(const int64_t* ids, size_t n, const ShardingView& s, int32_t* owner, int64_t* local,
                  uint64_t* key, int* bad, cudaStream_t st) {

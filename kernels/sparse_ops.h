@@ -93,6 +93,33 @@ struct MfParams {
 void mf_forward_backward(const float* U, const float* I, size_t n, const MfParams& p, float* gU,
                          float* gI, double* loss, cudaStream_t st);
 
+// ---- The epoch's samples, drawn on the device with the CPU trainer's pure functions (core/rng.h
+// Permutation, Trainer::sample_negative), so both backends train on identical batches.
+struct PermView {  // a core/rng.h Permutation
+  uint64_t n = 0;
+  uint64_t keys[4] = {0, 0, 0, 0};
+  int half_bits = 1;
+  uint64_t mask = 1;
+};
+// pos[r] = perm(row_lo + r) and row[r] = r for r < n, then both sorted by pos (the epoch's order of
+// this rank's rows); bounds[s] = first index whose pos >= s * batch, for s = 0..steps.
+void epoch_order(const PermView& perm, int64_t row_lo, size_t n, int64_t batch, int64_t steps, Workspace& ws,
+                 uint64_t* pos_sorted, uint32_t* row_sorted, int64_t* bounds, cudaStream_t st);
+
+struct SampleParams {
+  uint64_t neg_base = 0;  // hash64(seed, 0x4e67, epoch), as the CPU sampler's
+  int64_t num_items = 0;
+  int negatives = 1;
+  int64_t row_lo = 0, user_lo = 0;
+};
+// The batch of samples [begin, begin + n) of the epoch order: user ids, items (positive, then the
+// negatives), order keys and the samples' dataset rows. A user who has seen every item sets
+// *failed_row to that sample's dataset row.
+void build_batch(const uint64_t* pos_sorted, const uint32_t* row_sorted, size_t begin, size_t n,
+                 const int64_t* ptr, const int32_t* item, const int32_t* row_user, const SampleParams& p,
+                 int64_t* uid, int64_t* iid, uint64_t* ukey, uint64_t* ikey, int64_t* grow, int64_t* failed_row,
+                 cudaStream_t st);
+
 // Evaluation: for each of nu users, the top k of `ni` items by (score desc, item id asc), with
 // score = dot(user, item) bit-identical to kernels::dot. items: ni x dim, ids: their global ids.
 // exclude_ptr/exclude_ids: per user, sorted global ids that must not be ranked (CSR, nu + 1

@@ -89,6 +89,28 @@ struct Case {
   const char* strategy;
 };
 
+void PrintTo(const Case& k, std::ostream* o) { *o << k.name; }
+void PrintTo(Dev d, std::ostream* o) { *o << dev_name(d); }
+
+// Users 0..3 have seen all items but `missing` (the sampler's dense-user fallback runs), the others
+// a few.
+io::PreparedDataset dense_users(int items, int missing) {
+  io::PreparedDataset d;
+  const int users = 10;
+  for (int u = 0; u < users; ++u) d.user_raw.push_back("u" + std::to_string(u));
+  for (int i = 0; i < items; ++i) d.item_raw.push_back("i" + std::to_string(i));
+  for (int u = 0; u < users; ++u) {
+    const int n = u < 4 ? items - missing : 5;
+    for (int k = 0; k < n; ++k) {
+      d.train.user.push_back(u);
+      d.train.item.push_back((k * 7 + u) % items);
+    }
+    d.valid.user.push_back(u);
+    d.valid.item.push_back(u % items);
+  }
+  return d;
+}
+
 TrainConfig config_for(const Case& k, Dev dev) {
   TrainConfig c;
   c.data = "<memory>";
@@ -159,7 +181,37 @@ INSTANTIATE_TEST_SUITE_P(Devices, BackendTraining,
                            return std::string(dev_name(std::get<0>(info.param))) + "_" + std::get<1>(info.param).name;
                          });
 
+class BackendSampling : public ::testing::TestWithParam<Dev> {};
+
+TEST_P(BackendSampling, DenseUsersDrawTheCpuNegatives) {
+  const Dev dev = GetParam();
+  SKIP_UNLESS(dev);
+  // 199 of 201 items seen: 64 rejections in a row are likely, so the fallback draws most negatives.
+  const auto d = dense_users(201, 2);
+  TrainConfig c = config_for(kCases[0], dev);
+  c.negatives = 3;
+  c.epochs = 2;
+  c.opt.lr = 0.05f;
+  TrainConfig cc = c;
+  cc.device = "cpu";
+  const RunOut ref = train_on(1, cc, d);
+  const RunOut got = train_on(2, c, d);
+  EXPECT_LE(max_abs_diff(got.item, ref.item), dev == Dev::kCpu ? 0.0 : kCpuTolerance);
+  EXPECT_LE(max_abs_diff(got.user, ref.user), dev == Dev::kCpu ? 0.0 : kCpuTolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, BackendSampling, ::testing::Values(Dev::kCpu, Dev::kCuda),
+                         [](const auto& info) { return std::string(dev_name(info.param)); });
+
 class BackendErrors : public ::testing::TestWithParam<Dev> {};
+
+TEST_P(BackendErrors, AUserWhoSawEveryItemIsAClearError) {
+  const Dev dev = GetParam();
+  SKIP_UNLESS(dev);
+  const auto d = dense_users(30, 0);
+  const std::string e = testing::error_of([&] { train_on(2, config_for(kCases[0], dev), d); });
+  EXPECT_NE(e.find("interacted with every item"), std::string::npos) << e;
+}
 
 TEST_P(BackendErrors, DivergenceNamesStepAndRank) {
   const Dev dev = GetParam();
@@ -186,7 +238,7 @@ TEST_P(BackendErrors, VbprIsRefusedOnCudaWithAClearMessage) {
       m.features = std::make_unique<dist::ShardedEmbedding>("f", 9, shard.info.num_items, 2,
                                                             dist::Sharding::modulo(shard.info.num_items, 1), 0, 1,
                                                             dist::InitSpec{}, OptimizerConfig{});
-      GpuBackend::create(c, m, comm);
+      GpuBackend::create(c, m, shard, comm);
     });
   });
   EXPECT_NE(e.find("vbpr is not on the GPU backend"), std::string::npos) << e;
@@ -256,6 +308,7 @@ TEST_P(DeviceTable, RouteGatherApplyAreBitwiseTheCpuTable) {
         dist::DeviceRouting dr;
         gpu.route(dcomm, d_ids.data(), n, false, dr);
         gpu.gather(dcomm, dr, d_out.data());
+        cudaDeviceSynchronize();  // the gather ran on the table's own stream
         cudaMemcpy(got.data(), d_out.data(), n * dim * 4, cudaMemcpyDeviceToHost);
         EXPECT_TRUE(bitwise_equal(got, want)) << "gather, step " << step << ", " << world << " ranks";
         cpu.apply(comm, route, keys, grads.data());
