@@ -50,6 +50,7 @@ std::string TrainConfig::to_ini() const {
     << "mask-valid = " << (eval.mask_valid_in_test ? "true" : "false") << "\n"
     << "pointwise = " << (eval.pointwise ? "true" : "false") << "\n"
     << "eval-seed = " << eval.seed << "\n"
+    << "eval-device = " << eval.device << "\n"
     << "strategy = " << strategy << "\n"
     << "mg-alpha1 = " << mg_alpha1 << "\n"
     << "mg-alpha2 = " << mg_alpha2 << "\n"

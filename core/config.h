@@ -16,6 +16,7 @@ struct EvalConfig {
   bool pointwise = true;           // AUC, GAUC, log loss on positives + one sampled negative each
   int64_t score_budget = 1 << 24;  // floats of scores held at once per rank (users x local items)
   uint64_t seed = 2024;            // seed of the pointwise negatives
+  std::string device = "cpu";      // where full ranking scores the item shards (cpu or cuda)
 };
 
 struct TrainConfig {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 #include "core/model.h"
@@ -25,6 +26,14 @@ std::string resolve_device(const std::string& requested);
 int cuda_device_count();
 // The GPU this rank uses: its node-local rank (from the launcher) modulo the visible GPUs.
 int local_device_index(int rank);
+
+// Evaluation's local step on this rank's GPU: for each of nu users (nu x dim, host), the top k of
+// the ni items (ni x dim, host; global ids `ids`) by (score desc, id asc), skipping each user's
+// excluded ids (CSR over the users, sorted within a user). Scores are bit-identical to
+// kernels::dot, so the ranking equals the CPU's. Outputs nu x k; missing entries get id -1.
+void gpu_score_topk(const float* users, size_t nu, const float* items, const int64_t* ids, size_t ni, int dim,
+                    const std::vector<int64_t>& exclude_ptr, const std::vector<int64_t>& exclude_ids, int k,
+                    float* top_score, int64_t* top_id);
 
 class GpuBackend {
  public:

@@ -13,6 +13,11 @@ std::string resolve_device(const std::string& requested) {
 }
 
 int cuda_device_count() { return 0; }
+
+void gpu_score_topk(const float*, size_t, const float*, const int64_t*, size_t, int, const std::vector<int64_t>&,
+                    const std::vector<int64_t>&, int, float*, int64_t*) {
+  resolve_device("cuda");
+}
 int local_device_index(int) { return 0; }
 
 std::unique_ptr<GpuBackend> GpuBackend::create(const TrainConfig&, MFModel&, const io::DataShard&, dist::Comm&) {

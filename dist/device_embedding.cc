@@ -126,7 +126,8 @@ void DeviceEmbedding::gather(Comm& comm, const DeviceRouting& r, float* out) {
   kc::expand_rows(recv, dim_, r.slot.data(), r.num_ids, out, st_);
 }
 
-void DeviceEmbedding::apply(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads) {
+void DeviceEmbedding::apply(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads,
+                            uint64_t key_bound) {
   host_opt_.begin_step();
   const OptimizerConfig& c = host_opt_.config();
   kc::OptimizerParams p;
@@ -142,7 +143,7 @@ void DeviceEmbedding::apply(Comm& comm, const DeviceRouting& r, const uint64_t* 
   if (r.direct) {
     char* recs = send_rec_.get(std::max<size_t>(r.num_ids * rec, 1));
     kc::pack_records_direct(r.local.data(), keys, grads, dim_, r.num_ids, recs, st_);
-    kc::reduce_apply(recs, r.num_ids, dim_, local_rows_, w_.data(), m_.data(), v_.data(), p, ws_, st_);
+    kc::reduce_apply(recs, r.num_ids, dim_, local_rows_, w_.data(), m_.data(), v_.data(), p, ws_, st_, key_bound);
     return;
   }
   const int world = comm.size();
@@ -158,7 +159,7 @@ void DeviceEmbedding::apply(Comm& comm, const DeviceRouting& r, const uint64_t* 
   kc::pack_records(r.perm.data(), r.local.data(), keys, grads, dim_, r.num_ids, send, st_);
   SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st_));
   comm.alltoallv(send, sb.data(), sd.data(), recv, rb.data(), rd.data());
-  kc::reduce_apply(recv, rt / rec, dim_, local_rows_, w_.data(), m_.data(), v_.data(), p, ws_, st_);
+  kc::reduce_apply(recv, rt / rec, dim_, local_rows_, w_.data(), m_.data(), v_.data(), p, ws_, st_, key_bound);
 }
 
 void DeviceEmbedding::download(ShardedEmbedding& host) const {

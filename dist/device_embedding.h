@@ -39,8 +39,9 @@ class DeviceEmbedding {
   // ids: device pointer to n global ids. local_only as in ShardedEmbedding::route.
   void route(Comm& comm, const int64_t* ids, size_t n, bool local_only, DeviceRouting& r);
   void gather(Comm& comm, const DeviceRouting& r, float* out);  // out: device, n x dim
-  // keys, grads: device pointers (n keys, n x dim gradients).
-  void apply(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads);
+  // keys, grads: device pointers (n keys, n x dim gradients). key_bound: every key (on every
+  // rank) is below it, 0 if unknown; a known bound lets the owner sort once instead of twice.
+  void apply(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads, uint64_t key_bound = 0);
   // Copies the rows back into the host table (for evaluation and export).
   void download(ShardedEmbedding& host) const;
 

@@ -116,6 +116,15 @@ __global__ void unpack_k(const char* rec_base, size_t n, size_t rec, int64_t* ro
   keys[i] = reinterpret_cast<const uint64_t*>(r)[1];
 }
 
+__global__ void pack_row_key_k(const int64_t* rows, uint64_t* keys, size_t n, int key_bits) {
+  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  if (i < n) keys[i] = (static_cast<uint64_t>(rows[i]) << key_bits) | keys[i];
+}
+__global__ void unpack_row_k(const uint64_t* packed, size_t n, int key_bits, int64_t* rows) {
+  const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  if (i < n) rows[i] = static_cast<int64_t>(key_bits < 64 ? packed[i] >> key_bits : 0);
+}
+
 __global__ void permute_rows_k(const int64_t* rows, const uint32_t* idx, size_t n, int64_t* out) {
   const size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
   if (i < n) out[i] = rows[idx[i]];
@@ -530,7 +539,7 @@ void pack_records_direct(const int64_t* local, const uint64_t* keys, const float
 }
 
 void reduce_apply(const char* records, size_t n, int dim, int64_t local_rows, float* w, float* m, float* v,
-                  const OptimizerParams& p, Workspace& ws, cudaStream_t st) {
+                  const OptimizerParams& p, Workspace& ws, cudaStream_t st, uint64_t key_bound) {
   const bool dense = p.kind == 3;
   if (dense && ws.stamp_rows != static_cast<uint32_t>(local_rows)) {
     ws.stamp.get(std::max<int64_t>(local_rows, 1));
@@ -551,9 +560,33 @@ void reduce_apply(const char* records, size_t n, int dim, int64_t local_rows, fl
     int64_t* rows_sorted = ws.r64c.get(n);
     unpack_k<<<blocks_for(n), kThreads, 0, st>>>(records, n, rec, rows, keys);
     iota_k<<<blocks_for(n), kThreads, 0, st>>>(iota, n);
-    // Two stable radix sorts: by key, then by row. Each row's records end in key order.
     size_t need1 = 0, need2 = 0, need3 = 0, need4 = 0;
     const int row_bits = bits_for(static_cast<uint64_t>(std::max<int64_t>(local_rows, 1)));
+    const int key_bits = key_bound ? bits_for(key_bound - 1) : 64;
+    if (row_bits + key_bits <= 64) {
+      // One sort on (row << key_bits | key): rows ascending, each row's records in key order.
+      pack_row_key_k<<<blocks_for(n), kThreads, 0, st>>>(rows, keys, n, key_bits);
+      CK(cub::DeviceRadixSort::SortPairs(nullptr, need1, keys, keys_sorted, iota, order, n, 0, row_bits + key_bits, st));
+      int64_t* uniq_rows = ws.r64b.get(n);
+      uint32_t* counts = ws.a32.data();
+      uint32_t* offsets = ws.d32.get(n + 1);
+      int* num_runs = reinterpret_cast<int*>(offsets + n);
+      CK(cub::DeviceRunLengthEncode::Encode(nullptr, need3, rows_sorted, uniq_rows, counts, num_runs, n, st));
+      CK(cub::DeviceScan::ExclusiveSum(nullptr, need4, counts, offsets, n, st));
+      void* tmp = ws.temp.get(std::max(need1, std::max(need3, need4)));
+      size_t cap = ws.temp.capacity();
+      CK(cub::DeviceRadixSort::SortPairs(tmp, cap, keys, keys_sorted, iota, order, n, 0, row_bits + key_bits, st));
+      unpack_row_k<<<blocks_for(n), kThreads, 0, st>>>(keys_sorted, n, key_bits, rows_sorted);
+      cap = ws.temp.capacity();
+      CK(cub::DeviceRunLengthEncode::Encode(tmp, cap, rows_sorted, uniq_rows, counts, num_runs, n, st));
+      cap = ws.temp.capacity();
+      CK(cub::DeviceScan::ExclusiveSum(tmp, cap, counts, offsets, n, st));
+      float* seg = ws.seg.get(n * static_cast<size_t>(dim));
+      reduce_apply_k<<<blocks_for(n * 32), kThreads, 0, st>>>(records, rec, order, uniq_rows, counts, offsets, num_runs,
+                                                              dim, w, m, v, p, seg, ws.stamp.data(), gen);
+      CK(cudaGetLastError());
+    } else {
+    // Two stable radix sorts: by key, then by row. Each row's records end in key order.
     CK(cub::DeviceRadixSort::SortPairs(nullptr, need1, keys, keys_sorted, iota, by_key, n, 0, 64, st));
     CK(cub::DeviceRadixSort::SortPairs(nullptr, need2, rows_by_key, rows_sorted, by_key, order, n, 0, row_bits, st));
     int64_t* uniq_rows = ws.r64b.data();  // reused once rows_by_key is sorted
@@ -576,6 +609,7 @@ void reduce_apply(const char* records, size_t n, int dim, int64_t local_rows, fl
     reduce_apply_k<<<blocks_for(n * 32), kThreads, 0, st>>>(records, rec, order, uniq_rows, counts, offsets,
                                                             num_runs, dim, w, m, v, p, seg, ws.stamp.data(), gen);
     CK(cudaGetLastError());
+    }
   }
   if (dense && local_rows > 0) {
     dense_rest_k<<<blocks_for(static_cast<size_t>(local_rows) * dim), kThreads, 0, st>>>(local_rows, dim, w, m, v, p,

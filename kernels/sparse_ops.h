@@ -79,8 +79,10 @@ struct OptimizerParams {
 // row's gradients in key order, and applies the optimizer to the row (fused). Dense Adam then
 // moves every other row of the shard with a zero gradient.
 // m, v: Adam moments (rows x dim), or v = Adagrad's row accumulators; unused ones may be null.
+// key_bound: all keys are below it (0 = unknown). When the row and key bits fit in 64 bits
+// together, one radix sort on the packed (row, key) replaces the two stable sorts.
 void reduce_apply(const char* records, size_t n, int dim, int64_t local_rows, float* w, float* m,
-                  float* v, const OptimizerParams& p, Workspace& ws, cudaStream_t st);
+                  float* v, const OptimizerParams& p, Workspace& ws, cudaStream_t st, uint64_t key_bound = 0);
 
 struct MfParams {
   int dim = 0, per = 2, negs = 1;

@@ -224,7 +224,9 @@ void add_eval_options(po::options_description& d) {
       "also compute AUC, GAUC and log loss on positives + one sampled negative each")(
       "eval-seed", po::value<uint64_t>()->default_value(2024), "seed of the pointwise negatives")(
       "score-budget", po::value<int64_t>()->default_value(1 << 24),
-      "scores held at once per rank during full ranking (memory = 4 bytes each)");
+      "scores held at once per rank during full ranking (memory = 4 bytes each)")(
+      "eval-device", po::value<std::string>()->default_value("cpu"),
+      "where full ranking scores the item shards: cpu, or cuda (same lists; not yet validated on a GPU)");
 }
 
 EvalConfig eval_config(const po::variables_map& vm) {
@@ -237,6 +239,7 @@ EvalConfig eval_config(const po::variables_map& vm) {
   e.seed = vm["eval-seed"].as<uint64_t>();
   e.score_budget = vm["score-budget"].as<int64_t>();
   if (e.score_budget < 1) fail("option --score-budget: must be positive");
+  e.device = resolve_device(vm["eval-device"].as<std::string>());
   return e;
 }
 
