@@ -47,6 +47,9 @@ step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
   $S train $common --device cuda --run-dir $d/gpu1 && echo "cuda 1-rank run ok"
   mpirun -np 2 --oversubscribe $S train $common --device cuda --gpu-comm host --run-dir $d/gpu2 && echo "cuda 2-rank run ok"
   cmp $d/gpu1/params.h5 $d/gpu2/params.h5 && echo "params.h5: cuda 1 rank == cuda 2 ranks (byte-identical)"
+  $S eval --data $d/syn.h5 --params $d/gpu1/params.h5 --split test > $d/eval_cpu.txt &&
+  mpirun -np 2 --oversubscribe $S eval --data $d/syn.h5 --params $d/gpu1/params.h5 --split test --eval-device cuda > $d/eval_cuda.txt &&
+  cmp $d/eval_cpu.txt $d/eval_cuda.txt && echo "eval --eval-device cuda (2 ranks) == eval on the CPU (identical output)"
   python3 - "$d" <<'PY'
 import sys, json, h5py, numpy as np
 d = sys.argv[1]
