@@ -560,48 +560,37 @@ void reduce_apply(const char* records, size_t n, int dim, int64_t local_rows, fl
     int64_t* rows_sorted = ws.r64c.get(n);
     unpack_k<<<blocks_for(n), kThreads, 0, st>>>(records, n, rec, rows, keys);
     iota_k<<<blocks_for(n), kThreads, 0, st>>>(iota, n);
-    size_t need1 = 0, need2 = 0, need3 = 0, need4 = 0;
     const int row_bits = bits_for(static_cast<uint64_t>(std::max<int64_t>(local_rows, 1)));
     const int key_bits = key_bound ? bits_for(key_bound - 1) : 64;
+    // CUB calls size their temporary storage first (null pointer), then run.
+    auto sort_pairs = [&](const auto* kin, auto* kout, const uint32_t* vin, uint32_t* vout, int end_bit) {
+      size_t need = 0;
+      CK(cub::DeviceRadixSort::SortPairs(nullptr, need, kin, kout, vin, vout, n, 0, end_bit, st));
+      void* tmp = ws.temp.get(need);
+      need = ws.temp.capacity();
+      CK(cub::DeviceRadixSort::SortPairs(tmp, need, kin, kout, vin, vout, n, 0, end_bit, st));
+    };
     if (row_bits + key_bits <= 64) {
       // One sort on (row << key_bits | key): rows ascending, each row's records in key order.
       pack_row_key_k<<<blocks_for(n), kThreads, 0, st>>>(rows, keys, n, key_bits);
-      CK(cub::DeviceRadixSort::SortPairs(nullptr, need1, keys, keys_sorted, iota, order, n, 0, row_bits + key_bits, st));
-      int64_t* uniq_rows = ws.r64b.get(n);
-      uint32_t* counts = ws.a32.data();
-      uint32_t* offsets = ws.d32.get(n + 1);
-      int* num_runs = reinterpret_cast<int*>(offsets + n);
-      CK(cub::DeviceRunLengthEncode::Encode(nullptr, need3, rows_sorted, uniq_rows, counts, num_runs, n, st));
-      CK(cub::DeviceScan::ExclusiveSum(nullptr, need4, counts, offsets, n, st));
-      void* tmp = ws.temp.get(std::max(need1, std::max(need3, need4)));
-      size_t cap = ws.temp.capacity();
-      CK(cub::DeviceRadixSort::SortPairs(tmp, cap, keys, keys_sorted, iota, order, n, 0, row_bits + key_bits, st));
+      sort_pairs(keys, keys_sorted, iota, order, row_bits + key_bits);
       unpack_row_k<<<blocks_for(n), kThreads, 0, st>>>(keys_sorted, n, key_bits, rows_sorted);
-      cap = ws.temp.capacity();
-      CK(cub::DeviceRunLengthEncode::Encode(tmp, cap, rows_sorted, uniq_rows, counts, num_runs, n, st));
-      cap = ws.temp.capacity();
-      CK(cub::DeviceScan::ExclusiveSum(tmp, cap, counts, offsets, n, st));
-      float* seg = ws.seg.get(n * static_cast<size_t>(dim));
-      reduce_apply_k<<<blocks_for(n * 32), kThreads, 0, st>>>(records, rec, order, uniq_rows, counts, offsets, num_runs,
-                                                              dim, w, m, v, p, seg, ws.stamp.data(), gen);
-      CK(cudaGetLastError());
     } else {
-    // Two stable radix sorts: by key, then by row. Each row's records end in key order.
-    CK(cub::DeviceRadixSort::SortPairs(nullptr, need1, keys, keys_sorted, iota, by_key, n, 0, 64, st));
-    CK(cub::DeviceRadixSort::SortPairs(nullptr, need2, rows_by_key, rows_sorted, by_key, order, n, 0, row_bits, st));
-    int64_t* uniq_rows = ws.r64b.data();  // reused once rows_by_key is sorted
-    uint32_t* counts = ws.a32.data();      // reused once iota is sorted
+      // Two stable radix sorts: by key, then by row. Each row's records end in key order.
+      sort_pairs(keys, keys_sorted, iota, by_key, 64);
+      permute_rows_k<<<blocks_for(n), kThreads, 0, st>>>(rows, by_key, n, rows_by_key);
+      sort_pairs(rows_by_key, rows_sorted, by_key, order, row_bits);
+    }
+    // Runs of equal rows: each touched row, its record count and its first record.
+    int64_t* uniq_rows = ws.r64b.data();  // rows_by_key is no longer needed
+    uint32_t* counts = ws.a32.data();      // nor is iota
     uint32_t* offsets = ws.d32.get(n + 1);
     int* num_runs = reinterpret_cast<int*>(offsets + n);
+    size_t need3 = 0, need4 = 0;
     CK(cub::DeviceRunLengthEncode::Encode(nullptr, need3, rows_sorted, uniq_rows, counts, num_runs, n, st));
     CK(cub::DeviceScan::ExclusiveSum(nullptr, need4, counts, offsets, n, st));
-    void* tmp = ws.temp.get(std::max(std::max(need1, need2), std::max(need3, need4)));
+    void* tmp = ws.temp.get(std::max(need3, need4));
     size_t cap = ws.temp.capacity();
-    CK(cub::DeviceRadixSort::SortPairs(tmp, cap, keys, keys_sorted, iota, by_key, n, 0, 64, st));
-    permute_rows_k<<<blocks_for(n), kThreads, 0, st>>>(rows, by_key, n, rows_by_key);
-    cap = ws.temp.capacity();
-    CK(cub::DeviceRadixSort::SortPairs(tmp, cap, rows_by_key, rows_sorted, by_key, order, n, 0, row_bits, st));
-    cap = ws.temp.capacity();
     CK(cub::DeviceRunLengthEncode::Encode(tmp, cap, rows_sorted, uniq_rows, counts, num_runs, n, st));
     cap = ws.temp.capacity();
     CK(cub::DeviceScan::ExclusiveSum(tmp, cap, counts, offsets, n, st));
@@ -609,7 +598,6 @@ void reduce_apply(const char* records, size_t n, int dim, int64_t local_rows, fl
     reduce_apply_k<<<blocks_for(n * 32), kThreads, 0, st>>>(records, rec, order, uniq_rows, counts, offsets,
                                                             num_runs, dim, w, m, v, p, seg, ws.stamp.data(), gen);
     CK(cudaGetLastError());
-    }
   }
   if (dense && local_rows > 0) {
     dense_rest_k<<<blocks_for(static_cast<size_t>(local_rows) * dim), kThreads, 0, st>>>(local_rows, dim, w, m, v, p,
