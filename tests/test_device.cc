@@ -404,6 +404,28 @@ TEST(DeviceKernels, ScoreTopKEqualsTheCpuRanking) {
   }
 }
 
+// Runs everywhere (no GPU needed): host buffers pass through to the host communicator.
+TEST(DeviceComm, HostBuffersTakeTheHostCommunicator) {
+  dist::run_ranks(3, [&](dist::Comm& host) {
+    dist::CudaAwareComm c(host, nullptr);
+    const int me = c.rank();
+    std::vector<int64_t> v = {me + 1, 10 * (me + 1)};
+    c.allreduce_sum(v.data(), 2);
+    EXPECT_EQ(v, (std::vector<int64_t>{6, 60}));
+    std::vector<int32_t> send(3), recv(3);
+    for (int k = 0; k < 3; ++k) send[k] = 100 * me + k;
+    std::vector<size_t> b(3, 4), d = {0, 4, 8};
+    c.alltoallv(send.data(), b.data(), d.data(), recv.data(), b.data(), d.data());
+    for (int k = 0; k < 3; ++k) EXPECT_EQ(recv[k], 100 * k + me);
+    uint64_t x = me == 1 ? 77 : 0;
+    c.broadcast(&x, sizeof x, 1);
+    EXPECT_EQ(x, 77u);
+    EXPECT_EQ(c.stats().alltoallv_calls, 1u);
+    EXPECT_EQ(c.stats().alltoallv_bytes_sent, 12u);
+    EXPECT_EQ(c.stats().allreduce_calls, 1u);
+  });
+}
+
 TEST(DeviceComm, NcclOneRankAndStagedExchangesMoveTheBytes) {
   SKIP_UNLESS(Dev::kCuda);
   dist::run_ranks(1, [&](dist::Comm& comm) {
