@@ -498,7 +498,7 @@ int cmd_train(int argc, char** argv) {
       "write a checkpoint to RUN_DIR/checkpoints every N steps (e.g. 500) or minutes (e.g. 30m); "
       "SIGUSR1 also writes one and stops with exit code 75 (requeue)")(
       "keep-checkpoints", po::value<int>()->default_value(3), "keep the newest K checkpoints")(
-      "resume", po::value<std::string>()->default_value("")->implicit_value("latest"),
+      "resume", po::value<std::string>()->default_value(""),
       "continue from a checkpoint: latest (the newest in RUN_DIR/checkpoints), auto (latest if "
       "there is one, else start afresh) or a checkpoint file");
   add_eval_options(d);
@@ -529,8 +529,14 @@ int cmd_train(int argc, char** argv) {
           fs::create_directories(c.run_dir, ec);
           if (ec) fail("run directory " + c.run_dir + ": " + ec.message());
           lock = std::make_unique<RunDirLock>(c.run_dir);
-          write_text(c.run_dir + "/config.ini", c.to_ini());
-          if (resume.empty()) write_text(c.run_dir + "/metrics.jsonl", "");
+          // Probe: a directory that exists but cannot take files fails here, not after training.
+          write_text(c.run_dir + "/.write-test", "");
+          std::remove((c.run_dir + "/.write-test").c_str());
+          // A resume rewrites them once the checkpoint has been accepted (below).
+          if (resume.empty()) {
+            write_text(c.run_dir + "/config.ini", c.to_ini());
+            write_text(c.run_dir + "/metrics.jsonl", "");
+          }
         }
         const auto data = io::load_shard(c.data, comm);
         if (root && !quiet)
@@ -572,6 +578,7 @@ int cmd_train(int argc, char** argv) {
                           (long long)p.step, (long long)trainer.steps_per_epoch());
           }
           if (root && !resume.empty()) {
+            write_text(c.run_dir + "/config.ini", c.to_ini());
             // metrics.jsonl keeps the lines of the epochs the checkpoint had completed.
             std::ifstream in(c.run_dir + "/metrics.jsonl");
             std::string line, kept;
