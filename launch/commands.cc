@@ -522,6 +522,9 @@ int cmd_train(int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
         const bool root = comm.rank() == 0;
+        // From the start, so that an early SIGUSR1 (a job started close to its limit) is kept
+        // for the first step boundary instead of ending the process.
+        if (!c.run_dir.empty()) std::signal(SIGUSR1, on_checkpoint_signal);
         std::unique_ptr<RunDirLock> lock;
         if (!c.run_dir.empty() && root) {
           // Fail before any training when the run directory cannot be written.
@@ -585,8 +588,6 @@ int cmd_train(int argc, char** argv) {
             for (int e = 0; e < trainer.progress().epochs_done && std::getline(in, line); ++e) kept += line + "\n";
             write_text(c.run_dir + "/metrics.jsonl", kept);
           }
-          g_checkpoint_signal = 0;
-          std::signal(SIGUSR1, on_checkpoint_signal);
           ckpt.signal_flag = &g_checkpoint_signal;
           checkpointer = std::make_unique<io::Checkpointer>(ckpt, comm);
           trainer.set_step_hook([&](Trainer& t) { return (*checkpointer)(t); });

@@ -45,7 +45,8 @@ SlurmctldPort=$port
 SlurmdPort=$((port + 1))
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$dir/munge/munge.sock
+# cred_expire is also how long a requeued job waits before it starts again (120 s by default).
+AuthInfo=socket=$dir/munge/munge.sock,cred_expire=10
 StateSaveLocation=$dir/state
 SlurmdSpoolDir=$dir/spool
 SlurmctldPidFile=$dir/slurmctld.pid
@@ -88,14 +89,35 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 args=(--data "$dir/data.h5" --epochs 4 --batch 1024 --dim 16 --eval-every 1 --patience 3 --final-eval false)
 "$mpiexec" --oversubscribe -np 2 "$bin" train "${args[@]}" --run-dir ref --quiet >ref.log 2>&1 || { cat ref.log; exit 1; }
 
-# One job per launcher: checkpoint on the warning signal, requeue, resume, complete.
+# One job per launcher: checkpoint on the warning signal, requeue, resume, complete. The mpirun
+# job is submitted with sbatch directly, the srun job through launch/slurm-submit.sh.
 job() {
-  local launcher=$1 extra=$2 run=$dir/run-$1 id log jstate="" restarts
-  id=$(sbatch --parsable -J "shardrec-$launcher" -o "$dir/job-%j.log" --ntasks=2 --time=10 \
-         --export=ALL,SHARDREC="$bin",SHARDREC_LAUNCHER="$launcher"$extra \
-         "$src/launch/slurm-train.sbatch" "${args[@]}" --run-dir "$run" --checkpoint-every 40) \
-    || { tail -5 slurmctld.log; echo "FAIL: sbatch"; fails=$((fails+1)); return; }
-  log=$dir/job-$id.log
+  local launcher=$1 run=$dir/run-$1 id log jstate="" restarts
+  if [ "$launcher" = mpirun ]; then
+    id=$(sbatch --parsable -J "shardrec-$launcher" -o "$dir/job-%j.log" --ntasks=2 --time=10 \
+           --export=ALL,SHARDREC="$bin",SHARDREC_LAUNCHER="$launcher" \
+           "$src/launch/slurm-train.sbatch" "${args[@]}" --run-dir "$run" --checkpoint-every 40) \
+      || { tail -5 slurmctld.log; echo "FAIL: sbatch"; fails=$((fails+1)); return; }
+    log=$dir/job-$id.log
+  else
+    cat > job.conf <<EOF
+job-name = shardrec-srun
+ntasks = 2
+time = 10
+launcher = srun
+srun-mpi = pmix
+signal-before = 60
+log-dir = $dir/logs
+shardrec = $bin
+train-args = ${args[*]} --run-dir $run --checkpoint-every 40
+EOF
+    id=$(bash "$src/launch/slurm-submit.sh" job.conf | grep -o '[0-9]*$') \
+      || { tail -5 slurmctld.log; echo "FAIL: slurm-submit.sh"; fails=$((fails+1)); return; }
+    grep -q "^#SBATCH --signal=B:USR1@60$" logs/shardrec-srun.sbatch && grep -q "^#SBATCH --ntasks=2$" logs/shardrec-srun.sbatch \
+      && echo "ok   slurm-submit.sh filled the template (logs/shardrec-srun.sbatch)" \
+      || { echo "FAIL: slurm-submit.sh did not fill the template"; fails=$((fails+1)); }
+    log=$dir/logs/shardrec-srun-$id.log
+  fi
   echo "ok   $launcher: submitted job $id"
   for _ in $(seq 600); do grep -q "epoch 1/" "$log" 2>/dev/null && break; sleep 0.1; done
   if ! grep -q "epoch 1/" "$log" 2>/dev/null; then
@@ -107,8 +129,6 @@ job() {
   for _ in $(seq 900); do
     jstate=$(scontrol show job "$id" 2>/dev/null | grep -o 'JobState=[A-Z_]*')
     [ "$jstate" = JobState=COMPLETED ] || [ "$jstate" = JobState=FAILED ] || [ "$jstate" = JobState=CANCELLED ] && break
-    # A requeued job waits for its begin time; on this private cluster it may start at once.
-    [ "$jstate" = JobState=PENDING ] && scontrol update jobid="$id" starttime=now >/dev/null 2>&1
     sleep 0.2
   done
   restarts=$(scontrol show job "$id" | grep -o 'Restarts=[0-9]*')
@@ -131,7 +151,7 @@ job() {
 }
 job mpirun ""
 if srun --mpi=list 2>&1 | grep -q pmix; then
-  job srun ",SHARDREC_SRUN_MPI=pmix"
+  job srun
 else
   echo "SKIP srun launcher: this SLURM has no pmix plugin for OpenMPI ranks"
 fi
