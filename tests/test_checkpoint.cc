@@ -306,6 +306,40 @@ TEST(Checkpoint, CheckpointerKeepsTheNewestAndStopsOnTheSignal) {
   EXPECT_EQ(fs::path(all[1]).filename(), "ckpt-0000000010.h5");
 }
 
+TEST(Checkpoint, CheckpointerWritesEveryMinutesWhenDue) {
+  const auto d = testing::planted_dataset(60, 30, 3, 8);
+  TrainConfig c = base_config();
+  c.eval_every = 0;
+  c.epochs = 1;
+  const std::string dir = testing::temp_dir("checkpoint/minutes");
+  fs::remove_all(dir);
+  dist::run_ranks(2, [&](dist::Comm& comm) {
+    auto shard = io::shard_from_memory(d, comm);
+    Trainer t(c, shard, comm);
+    io::CheckpointPolicy p;
+    p.dir = dir;
+    p.every_minutes = 1e-9;  // due at every step
+    p.keep = 100;
+    io::Checkpointer ck(p, comm);
+    t.set_step_hook([&](Trainer& tr) { return ck(tr); });
+    EXPECT_FALSE(t.fit().interrupted);
+    if (comm.rank() == 0) EXPECT_EQ(static_cast<int64_t>(io::list_checkpoints(dir).size()), t.steps_per_epoch());
+  });
+  // A long interval writes none in a short run.
+  fs::remove_all(dir);
+  dist::run_ranks(2, [&](dist::Comm& comm) {
+    auto shard = io::shard_from_memory(d, comm);
+    Trainer t(c, shard, comm);
+    io::CheckpointPolicy p;
+    p.dir = dir;
+    p.every_minutes = 60;
+    io::Checkpointer ck(p, comm);
+    t.set_step_hook([&](Trainer& tr) { return ck(tr); });
+    t.fit();
+  });
+  EXPECT_TRUE(io::list_checkpoints(dir).empty());
+}
+
 TEST(Checkpoint, ParsesCheckpointEvery) {
   int64_t s = 0;
   double m = 0;
