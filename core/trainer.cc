@@ -321,12 +321,12 @@ FitResult Trainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
     log.epoch = epoch;
     const double t0 = now();
     log.loss = train_epoch(epoch);
-    if (stop_requested_) {
+    double secs = now() - t0;
+    comm_.allreduce_max(&secs, 1);
+    if (stop_requested_) {  // the step hook stopped training (a checkpoint was written)
       res.interrupted = true;
       return res;
     }
-    double secs = now() - t0;
-    comm_.allreduce_max(&secs, 1);
     log.seconds = secs;
     log.samples_per_s = static_cast<double>(num_train_) / std::max(secs, 1e-9);
     if (cfg_.eval_every > 0 && epoch % cfg_.eval_every == 0) {

@@ -547,6 +547,7 @@ int cmd_train(int argc, char** argv) {
                       c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
                       (long long)data.info.rows[0], comm.size(), c.model.c_str(), c.loss.c_str(), c.dim);
         Trainer trainer(c, data, comm);
+        std::string log_lines;
         std::unique_ptr<io::Checkpointer> checkpointer;
         if (!c.run_dir.empty()) {
           // Before training: the disk must hold the checkpoints (and the one being written) and params.h5.
@@ -592,7 +593,6 @@ int cmd_train(int argc, char** argv) {
           checkpointer = std::make_unique<io::Checkpointer>(ckpt, comm);
           trainer.set_step_hook([&](Trainer& t) { return (*checkpointer)(t); });
         }
-        std::string log_lines;
         auto res = trainer.fit([&](const EpochLog& e) {
           if (!root) return;
           std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
