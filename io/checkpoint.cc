@@ -423,7 +423,6 @@ std::vector<std::string> list_checkpoints(const std::string& dir) {
 }
 
 int64_t checkpoint_bytes(Trainer& t, dist::Comm& comm) {
-  (void)comm;
   int64_t bytes = 1 << 20;  // metadata and attributes
   for (const auto& b : blocks_of(t, comm.rank(), true)) bytes += b.rows * b.width() * 4;
   // The kept best parameters appear once validation has run: count them ahead.

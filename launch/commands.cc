@@ -175,6 +175,8 @@ class RunDirLock {
  public:
   explicit RunDirLock(const std::string& dir) : path_(dir + "/.lock") {
     int fd = ::open(path_.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (fd < 0 && errno != EEXIST)  // read-only, no space, no permission: before any training
+      fail("run directory " + dir + ": files cannot be written there (" + std::strerror(errno) + ")");
     if (fd < 0 && stale()) {  // its training died (SIGKILL, node failure): a resume takes over
       std::remove(path_.c_str());
       fd = ::open(path_.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
@@ -533,7 +535,11 @@ int cmd_train(int argc, char** argv) {
           if (ec) fail("run directory " + c.run_dir + ": " + ec.message());
           lock = std::make_unique<RunDirLock>(c.run_dir);
           // Probe: a directory that exists but cannot take files fails here, not after training.
-          write_text(c.run_dir + "/.write-test", "");
+          try {
+            write_text(c.run_dir + "/.write-test", "");
+          } catch (const std::exception&) {
+            fail("run directory " + c.run_dir + ": files cannot be written there (read-only or full?)");
+          }
           std::remove((c.run_dir + "/.write-test").c_str());
           // A resume rewrites them once the checkpoint has been accepted (below).
           if (resume.empty()) {

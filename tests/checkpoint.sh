@@ -81,8 +81,18 @@ if mount -t tmpfs -o size=1m tmpfs small 2>/dev/null; then
   else
     bad "full disk not reported before training (exit $rc)"; echo "$out" | tail -3
   fi
+  # A read-only file system: the directory exists, files cannot be made in it.
+  mkdir -p small/run
+  mount -t tmpfs -o ro,size=1m tmpfs small/run
+  out=$("$mpiexec" --oversubscribe -np 2 "$bin" train "${args[@]}" --run-dir small/run 2>&1); rc=$?
+  umount small/run
+  if [ $rc -ne 0 ] && grep -q "run directory small/run: files cannot be written there" <<<"$out" && ! grep -q "epoch 1/" <<<"$out"; then
+    ok "read-only run directory, before training (exit $rc): $(grep -m1 -o "run directory.*" <<<"$out")"
+  else
+    bad "read-only run directory not reported before training (exit $rc)"; echo "$out" | tail -3
+  fi
 else
-  echo "SKIP full disk: cannot mount a small tmpfs here (not root, or no mount rights)"
+  echo "SKIP full disk and read-only run directory: cannot mount a small tmpfs here (not root, or no mount rights)"
 fi
 
 [ $fails -eq 0 ] && echo "all checkpoint cases ok"
