@@ -516,6 +516,9 @@ int cmd_train(int argc, char** argv) {
     fail(std::string("option --") + (resume.empty() ? "checkpoint-every" : "resume") +
          ": needs --run-dir (checkpoints live in RUN_DIR/checkpoints)");
   if (!c.run_dir.empty()) ckpt.dir = c.run_dir + "/checkpoints";
+  // Before MPI starts, so that an early SIGUSR1 (a job started close to its limit) is kept for
+  // the first step boundary instead of ending the process.
+  if (!c.run_dir.empty()) std::signal(SIGUSR1, on_checkpoint_signal);
   c.opt.kind = OptimizerConfig::parse_kind(optimizer);
   c.init.kind = dist::InitSpec::parse(init);
   c.eval = eval_config(vm);
@@ -524,9 +527,6 @@ int cmd_train(int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
         const bool root = comm.rank() == 0;
-        // From the start, so that an early SIGUSR1 (a job started close to its limit) is kept
-        // for the first step boundary instead of ending the process.
-        if (!c.run_dir.empty()) std::signal(SIGUSR1, on_checkpoint_signal);
         std::unique_ptr<RunDirLock> lock;
         if (!c.run_dir.empty() && root) {
           // Fail before any training when the run directory cannot be written.

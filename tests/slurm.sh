@@ -155,5 +155,27 @@ if srun --mpi=list 2>&1 | grep -q pmix; then
 else
   echo "SKIP srun launcher: this SLURM has no pmix plugin for OpenMPI ranks"
 fi
+# Opt-in (a few minutes): a job that runs into real 1-minute time limits. SLURM sends SIGUSR1
+# 30 s before each (give or take its scheduling resolution); every run checkpoints and requeues
+# until training is done.
+if [ "${SHARDREC_SLURM_TIME_LIMIT:-}" = 1 ]; then
+  long=(--data "$dir/data.h5" --epochs 40 --batch 1024 --dim 16 --eval-every 0 --final-eval false)
+  "$mpiexec" --oversubscribe -np 2 "$bin" train "${long[@]}" --run-dir ref-long --quiet >ref-long.log 2>&1 || { cat ref-long.log; exit 1; }
+  id=$(sbatch --parsable -J shardrec-limit -o "$dir/job-%j.log" --ntasks=2 --time=1 --signal=B:USR1@30 \
+         --export=ALL,SHARDREC="$bin",SHARDREC_LAUNCHER=mpirun \
+         "$src/launch/slurm-train.sbatch" "${long[@]}" --run-dir "$dir/run-limit")
+  jstate=""
+  for _ in $(seq 3000); do
+    jstate=$(scontrol show job "$id" 2>/dev/null | grep -o 'JobState=[A-Z_]*')
+    case $jstate in JobState=COMPLETED|JobState=FAILED|JobState=CANCELLED|JobState=TIMEOUT) break ;; esac
+    sleep 0.2
+  done
+  restarts=$(scontrol show job "$id" | grep -o 'Restarts=[0-9]*')
+  if [ "$jstate" = JobState=COMPLETED ] && [ "${restarts#Restarts=}" -ge 1 ] && cmp -s ref-long/params.h5 run-limit/params.h5; then
+    echo "ok   time limit: job $id completed after ${restarts#Restarts=} requeues at real 1-minute limits, params.h5 byte-identical"
+  else
+    echo "FAIL: time-limit job $id ended as '${jstate:-?}' with ${restarts:-?}"; fails=$((fails+1)); tail -20 "$dir/job-$id.log"
+  fi
+fi
 [ $fails -eq 0 ] && echo "all slurm cases ok"
 exit $fails
