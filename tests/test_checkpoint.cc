@@ -1,7 +1,7 @@
 // Checkpoints: a run stopped at a step and resumed from its checkpoint ends with bitwise the
-// parameters of an uninterrupted run, on 1 rank and from 2 ranks into 3 (ranks as threads);
-// damaged files, other models and datasets and incompatible configs are refused with the file
-// left as it was; a NaN gradient stops training naming the tensor.
+// parameters of an uninterrupted run, on 1 rank, from 2 ranks into 3 and from 3 into 1 (ranks as
+// threads); damaged files, other models and datasets and incompatible configs are refused with
+// the file left as it was; a NaN gradient stops training naming the tensor.
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
@@ -133,7 +133,7 @@ TEST_P(ResumeTest, StopAndResumeEqualsUninterruptedForAnyRanks) {
   ASSERT_GT(S, 4);
   // Mid-epoch (epoch 3, a few steps in) and at an epoch's last step (before its validation).
   for (const int64_t stop : {2 * S + 3, S}) {
-    for (auto [n, m] : {std::pair{1, 1}, std::pair{2, 3}}) {
+    for (auto [n, m] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{3, 1}}) {
       SCOPED_TRACE(std::string(v.name) + " stop at " + std::to_string(stop) + ", " + std::to_string(n) +
                    " -> " + std::to_string(m) + " ranks");
       const std::string ck = testing::fresh_path("checkpoint", std::string("resume-") + v.name + ".h5");
