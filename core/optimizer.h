@@ -33,6 +33,11 @@ struct OptimizerConfig {
 class RowOptimizer {
  public:
   RowOptimizer(const OptimizerConfig& cfg, int64_t rows, int dim);
+  // The state itself, for checkpoints (io/checkpoint.h): Adam's moments m and v (rows x dim),
+  // or Adagrad's row accumulators in v (rows); empty when the optimizer keeps none.
+  std::vector<float>& state_m() { return m_; }
+  std::vector<float>& state_v() { return v_; }
+  void set_step(int64_t t) { t_ = t; }  // begin_step derives the bias corrections from t
   void begin_step();  // once per training step, on every rank
   // Updates one row; grad == nullptr means a zero gradient (dense Adam's untouched rows).
   void update(int64_t local_row, float* w, const float* grad);
