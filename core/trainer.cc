@@ -236,6 +236,8 @@ double Trainer::train_epoch(int epoch) {
   if (gpu_) {  // the same epoch, sampled and trained on the device
     dist::ExactSums loss(1, 24);
     gpu_->train_epoch(epoch, *strategy_, loss);
+    prog_.epoch = epoch + 1;  // whole epochs only: no step hook (checkpoints) on the GPU yet
+    prog_.step = 0;
     loss.allreduce(comm_);
     return loss.value(0) / (static_cast<double>(num_train_) * (cfg_.loss == "bpr" ? cfg_.negatives : 1 + cfg_.negatives));
   }

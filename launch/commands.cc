@@ -532,6 +532,10 @@ int cmd_train(int argc, char** argv) {
   c.eval = eval_config(vm);
   c.validate();
   c.device = resolve_device(c.device);
+  // The GPU backend keeps the optimizer state on the device and has no step hook yet.
+  if (c.device == "cuda" && (ckpt.every_steps > 0 || ckpt.every_minutes > 0 || !resume.empty()))
+    fail(std::string("option --") + (resume.empty() ? "checkpoint-every" : "resume") +
+         ": checkpoints are not on the GPU backend yet (its optimizer state lives on the device); use --device cpu");
   const bool quiet = vm["quiet"].as<bool>();
   return run_mpi(
       [&](dist::Comm& comm) {
