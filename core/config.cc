@@ -51,10 +51,13 @@ std::string TrainConfig::to_ini() const {
     << "mask-valid = " << (eval.mask_valid_in_test ? "true" : "false") << "\n"
     << "pointwise = " << (eval.pointwise ? "true" : "false") << "\n"
     << "eval-seed = " << eval.seed << "\n"
+    << "eval-device = " << eval.device << "\n"
     << "strategy = " << strategy << "\n"
     << "mg-alpha1 = " << mg_alpha1 << "\n"
     << "mg-alpha2 = " << mg_alpha2 << "\n"
-    << "mg-beta = " << mg_beta << "\n";
+    << "mg-beta = " << mg_beta << "\n"
+    << "device = " << device << "\n"
+    << "gpu-comm = " << gpu_comm << "\n";
   if (pointwise_model())
     o << "mlp-layers = " << mlp_layers << "\n"
       << "label-threshold = " << label_threshold << "\n"
@@ -105,6 +108,10 @@ void TrainConfig::validate() const {
   need(patience >= 0, "patience", "must not be negative");
   need(!eval.ks.empty(), "ks", "at least one cutoff");
   need(mg_beta >= 1, "mg-beta", "must be a positive integer");
+  need(device == "cpu" || device == "cuda" || device == "auto", "device", "'" + device + "': expected cpu, cuda or auto");
+  need(gpu_comm == "auto" || gpu_comm == "nccl" || gpu_comm == "host", "gpu-comm",
+       "'" + gpu_comm + "': expected auto, nccl or host");
+  need(!pointwise_model() || device != "cuda", "device", model + " runs on the CPU backend only (use --device cpu)");
   for (int k : eval.ks) need(k >= 1, "ks", "cutoffs must be >= 1");
   // The early-stopping metric must be one that validation computes.
   std::vector<std::string> known;

@@ -17,6 +17,7 @@ struct EvalConfig {
   int64_t score_budget = 1 << 24;  // floats of scores held at once per rank (users x local items)
   uint64_t seed = 2024;            // seed of the pointwise negatives
   bool gauc_impressions = false;   // labeled protocol (gmf/neumf): GAUC weighted by rows per user
+  std::string device = "cpu";      // where full ranking scores the item shards (cpu or cuda)
 };
 
 struct TrainConfig {
@@ -54,6 +55,10 @@ struct TrainConfig {
   float ig_train_ratio = 0.9f;   // ig: share of labeled rows in training-train
   bool il_reference = false;     // ig: reproduce the reference code's optimizer quirks
   bool pointwise_model() const { return model == "gmf" || model == "neumf"; }
+  // Backend (core/gpu_backend.h): cpu (the reference), cuda, or auto (cuda when a GPU is visible).
+  std::string device = "cpu";
+  // GPU exchange: auto (NCCL when every rank has its own GPU), nccl, or host (staged through MPI).
+  std::string gpu_comm = "auto";
 
   std::string to_ini() const;
   void validate() const;     // throws Error naming the bad field

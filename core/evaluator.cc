@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "core/error.h"
+#include "core/gpu_backend.h"
 #include "core/metrics.h"
 #include "core/rng.h"
 #include "dist/exact_sum.h"
@@ -94,8 +96,34 @@ void ranking(const MFModel& model, const io::DataShard& data, int split, const E
     }
     auto mask_recv = dist::all_to_all(comm, mask_send);
 
-    // Score the local item shard for every gathered user.
+    // Score the local item shard for every gathered user and keep a local top-K per user, sent
+    // to that user's rank (padded with item -1).
     const int64_t L = items.local_rows();
+    std::vector<std::vector<Cand>> top_send(n);
+    const float masked = -std::numeric_limits<float>::infinity();
+    if (cfg.device == "cuda") {
+      // On the GPU: the same scores (bit-identical dot products) and the same order, so the
+      // same lists as the CPU path below.
+      std::vector<std::vector<int64_t>> ex(g);
+      for (auto& v : mask_recv)
+        for (size_t i = 0; i + 1 < v.size(); i += 2) ex[v[i]].push_back(v[i + 1]);
+      std::vector<int64_t> ex_ptr(g + 1, 0), ex_ids, local_ids(L);
+      for (size_t u = 0; u < g; ++u) {
+        std::sort(ex[u].begin(), ex[u].end());
+        ex_ids.insert(ex_ids.end(), ex[u].begin(), ex[u].end());
+        ex_ptr[u + 1] = static_cast<int64_t>(ex_ids.size());
+      }
+      for (int64_t l = 0; l < L; ++l) local_ids[l] = items.sharding().global_id(me, l);
+      std::vector<float> uflat(g * d), ts(g * K);
+      std::vector<int64_t> ti(g * K);
+      for (size_t u = 0; u < g; ++u) std::memcpy(&uflat[u * d], gvec[u], d * sizeof(float));
+      gpu_score_topk(uflat.data(), g, qloc.data(), local_ids.data(), static_cast<size_t>(L), d, ex_ptr, ex_ids, K,
+                     ts.data(), ti.data());
+      for (int k = 0; k < n; ++k)
+        for (size_t u = first[k]; u < first[k + 1]; ++u)
+          for (int j = 0; j < K; ++j)
+            top_send[k].push_back(ti[u * K + j] >= 0 ? Cand{ts[u * K + j], ti[u * K + j]} : Cand{masked, -1});
+    } else {
     scores.assign(g * L, 0.0f);
     // Four users at a time share each item row's loads (same bits as MFModel::score).
     size_t gu = 0;
@@ -110,13 +138,10 @@ void ranking(const MFModel& model, const io::DataShard& data, int split, const E
     for (; gu < g; ++gu)
       for (int64_t l = 0; l < L; ++l)
         scores[gu * L + l] = MFModel::score(gvec[gu], qrow(l), d);
-    const float masked = -std::numeric_limits<float>::infinity();
     for (auto& v : mask_recv)
       for (size_t i = 0; i + 1 < v.size(); i += 2)
         scores[v[i] * L + items.sharding().local_index(v[i + 1])] = masked;
 
-    // Local top-K per gathered user, sent to that user's rank (padded with item -1).
-    std::vector<std::vector<Cand>> top_send(n);
     std::vector<Cand> c;
     for (int k = 0; k < n; ++k) {
       for (size_t gu = first[k]; gu < first[k + 1]; ++gu) {
@@ -131,6 +156,7 @@ void ranking(const MFModel& model, const io::DataShard& data, int split, const E
         c.resize(K, Cand{masked, -1});
         top_send[k].insert(top_send[k].end(), c.begin(), c.end());
       }
+    }
     }
     auto top_recv = dist::all_to_all(comm, top_send);
     std::vector<Cand> merged;

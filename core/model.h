@@ -43,6 +43,9 @@ class MFModel {
   std::vector<float> local_item_vectors() const;
   // One optimizer step on W and b from exactly summed gradients (identical on every rank).
   void apply_dense(dist::Comm& comm, dist::ExactGradientSum& gW, dist::ExactGradientSum& gb);
+  // VBPR's optimizers of W and b (null for MF), for checkpoints.
+  RowOptimizer* optimizer_W() { return opt_W_.get(); }
+  RowOptimizer* optimizer_b() { return opt_b_.get(); }
 
  private:
   std::unique_ptr<RowOptimizer> opt_W_, opt_b_;

@@ -33,12 +33,21 @@ struct OptimizerConfig {
 class RowOptimizer {
  public:
   RowOptimizer(const OptimizerConfig& cfg, int64_t rows, int dim);
+  // The state itself, for checkpoints (io/checkpoint.h): Adam's moments m and v (rows x dim),
+  // or Adagrad's row accumulators in v (rows); empty when the optimizer keeps none.
+  std::vector<float>& state_m() { return m_; }
+  std::vector<float>& state_v() { return v_; }
+  void set_step(int64_t t) { t_ = t; }  // begin_step derives the bias corrections from t
   void begin_step();  // once per training step, on every rank
   // Updates one row; grad == nullptr means a zero gradient (dense Adam's untouched rows).
   void update(int64_t local_row, float* w, const float* grad);
   const OptimizerConfig& config() const { return cfg_; }
   int64_t step() const { return t_; }
   size_t state_bytes() const;
+  // This step's Adam factors (set by begin_step): lr / (1 - beta1^t) and sqrt(1 - beta2^t). The GPU
+  // backend reads them so its update kernel uses the very same floats.
+  float adam_step() const { return adam_step_; }
+  float adam_bc2_sqrt() const { return adam_bc2_sqrt_; }
 
  private:
   OptimizerConfig cfg_;

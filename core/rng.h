@@ -65,6 +65,10 @@ class Permutation {
   Permutation(uint64_t n, uint64_t seed);
   uint64_t operator()(uint64_t x) const;  // position of x
   uint64_t size() const { return n_; }
+  // The network's parameters, for the GPU backend's copy of it (kernels/sparse_ops.cu).
+  uint64_t round_key(int k) const { return keys_[k]; }
+  int half_bits() const { return half_bits_; }
+  uint64_t mask() const { return mask_; }
 
  private:
   uint64_t encrypt(uint64_t x) const;

@@ -20,6 +20,12 @@ double now() {
 }
 // Early stopping maximises every metric except log loss.
 bool higher_is_better(const std::string& metric) { return metric != "logloss"; }
+// Index of the first NaN or Inf among n floats, or n.
+size_t first_nonfinite(const float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return i;
+  return n;
+}
 }  // namespace
 
 Trainer::Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm)
@@ -29,6 +35,7 @@ Trainer::Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& 
       model_(cfg, data.users, data.info.num_items, comm.rank(), data.info.path),
       strategy_(make_strategy(cfg)) {
   cfg_.validate();
+  if (resolve_device(cfg_.device) == "cuda") gpu_ = GpuBackend::create(cfg_, model_, data_, comm_);
   if (model_.vbpr()) {
     gW_sum_ = std::make_unique<dist::ExactGradientSum>(model_.W.size(), 44, "vbpr.W");
     gb_sum_ = std::make_unique<dist::ExactGradientSum>(model_.b.size(), 44, "vbpr.b");
@@ -37,7 +44,10 @@ Trainer::Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& 
   const io::UserSlice& tr = data.train();
   if (tr.rows() >= (int64_t{1} << 32)) fail("a rank holds more than 2^32 training rows; use more ranks");
   if (cfg_.batch >= (int64_t{1} << 32)) fail("option --batch: must be below 2^32");
+  prog_.best = higher_is_better(cfg_.valid_metric) ? -INFINITY : INFINITY;
 }
+
+std::string Trainer::device_name() const { return gpu_ ? gpu_->describe() : ""; }
 
 int64_t Trainer::steps_per_epoch() const { return (num_train_ + cfg_.batch - 1) / cfg_.batch; }
 
@@ -203,6 +213,18 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
     }
   };
   ops.ap = [&] {
+    // A NaN or Inf gradient would spread through the optimizer state silently; stop here with
+    // the tensor named (one pass over the step's gradients, cheap next to computing them).
+    auto check = [&](const float* g, size_t count, size_t per_sample, const char* tensor) {
+      const size_t at = first_nonfinite(g, count);
+      if (at == count) return;
+      fail(std::string("training diverged: the gradient of ") + tensor + " is " +
+           (std::isnan(g[at]) ? "NaN" : "Inf") + " at epoch " + std::to_string(epoch) + " step " +
+           std::to_string(step) + " on rank " + std::to_string(comm_.rank()) + " (dataset row " +
+           std::to_string(tr.row_lo + s[at / per_sample].row) + "; lower the learning rate?)");
+    };
+    check(gU, n * dq, dq, "user.embedding");
+    check(vb ? gQ : gI, n * per * dq, per * dq, vb ? "item.q (item.embedding, vbpr.W, vbpr.b)" : "item.embedding");
     model_.user.apply(comm_, ur, ukey, gU);
     model_.item.apply(comm_, ir, ikey, gI);
     if (vb) model_.apply_dense(comm_, *gW_sum_, *gb_sum_);
@@ -211,6 +233,14 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
 }
 
 double Trainer::train_epoch(int epoch) {
+  if (gpu_) {  // the same epoch, sampled and trained on the device
+    dist::ExactSums loss(1, 24);
+    gpu_->train_epoch(epoch, *strategy_, loss);
+    prog_.epoch = epoch + 1;  // whole epochs only: no step hook (checkpoints) on the GPU yet
+    prog_.step = 0;
+    loss.allreduce(comm_);
+    return loss.value(0) / (static_cast<double>(num_train_) * (cfg_.loss == "bpr" ? cfg_.negatives : 1 + cfg_.negatives));
+  }
   const io::UserSlice& tr = data_.train();
   const int64_t B = cfg_.batch, S = steps_per_epoch();
   const Permutation perm(static_cast<uint64_t>(num_train_), hash64(cfg_.seed, 0xe90c, epoch));
@@ -231,13 +261,24 @@ double Trainer::train_epoch(int epoch) {
       order[fill[pos / B]++] = {static_cast<uint32_t>(pos % B), static_cast<uint32_t>(r), user};
     }
   }
-  dist::ExactSums loss(1, 24);
-  for (int64_t s = 0; s < S; ++s) {
+  // A resumed epoch starts at the checkpoint's step with its loss sum so far (epoch_loss_).
+  const int64_t first = epoch == prog_.epoch ? std::min(prog_.step, S) : 0;
+  if (first == 0) epoch_loss_ = dist::ExactSums(1, 24);
+  prog_.epoch = epoch;
+  dist::ExactSums& loss = epoch_loss_;
+  for (int64_t s = first; s < S; ++s) {
     auto b = order.begin() + start[s], e = order.begin() + start[s + 1];
     std::sort(b, e, [](const LocalSample& x, const LocalSample& y) { return x.off < y.off; });
     const int64_t global_n = std::min<int64_t>(B, num_train_ - s * B);
     train_step(epoch, s, &*b, static_cast<size_t>(e - b), global_n, loss);
+    prog_.step = s + 1;
+    if (step_hook_ && step_hook_(*this)) {
+      stop_requested_ = true;  // every rank agreed (the hook's contract): no collective below
+      return 0;
+    }
   }
+  prog_.epoch = epoch + 1;
+  prog_.step = 0;
   loss.allreduce(comm_);
   const double terms = static_cast<double>(num_train_) *
                        (cfg_.loss == "bpr" ? cfg_.negatives : 1 + cfg_.negatives);
@@ -254,6 +295,8 @@ class LossOnly final : public Strategy {
 }  // namespace
 
 double Trainer::training_loss() {
+  // Landscapes perturb the host tables; the GPU backend trains its own copy.
+  if (gpu_) fail("training_loss (loss landscapes) runs on the CPU backend only; use --device cpu");
   const io::UserSlice& tr = data_.train();
   const int64_t B = cfg_.batch, S = steps_per_epoch();
   // Dataset order: step s holds rows [s*B, (s+1)*B); this rank's rows are one contiguous range.
@@ -281,59 +324,67 @@ double Trainer::training_loss() {
 }
 
 FitResult Trainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
+  // The early-stopping state lives in prog_, so that a checkpoint carries it.
   FitResult res;
   const bool maximize = higher_is_better(cfg_.valid_metric);
-  double best = maximize ? -INFINITY : INFINITY;
-  int since_best = 0;
-  std::vector<float> best_user, best_item, best_W, best_b;
-  double elapsed = 0;
-  for (int epoch = 1; epoch <= cfg_.epochs; ++epoch) {
+  TrainProgress& p = prog_;
+  stop_requested_ = false;
+  for (int epoch = p.epoch; epoch <= cfg_.epochs; ++epoch) {
     EpochLog log;
     log.epoch = epoch;
     const double t0 = now();
     log.loss = train_epoch(epoch);
+    if (gpu_) gpu_->download(model_);  // evaluation, early stopping and export read the host tables
     double secs = now() - t0;
     comm_.allreduce_max(&secs, 1);
+    if (stop_requested_) {  // the step hook stopped training (a checkpoint was written)
+      res.interrupted = true;
+      return res;
+    }
     log.seconds = secs;
     log.samples_per_s = static_cast<double>(num_train_) / std::max(secs, 1e-9);
     if (cfg_.eval_every > 0 && epoch % cfg_.eval_every == 0) {
       log.validated = true;
       log.valid = evaluate(model_, data_, 1, cfg_.eval, comm_);
       const double v = log.valid.get(cfg_.valid_metric);
-      if (maximize ? v > best : v < best) {
-        best = v;
-        since_best = 0;
+      if (maximize ? v > p.best : v < p.best) {
+        p.best = v;
+        p.since_best = 0;
         log.improved = true;
-        res.best_epoch = epoch;
-        res.best_valid = v;
+        p.best_epoch = epoch;
+        p.best_valid = v;
         if (cfg_.keep_best) {
-          best_user = model_.user.local_data();
-          best_item = model_.item.local_data();
-          best_W = model_.W;
-          best_b = model_.b;
+          p.has_best = true;
+          p.best_user = model_.user.local_data();
+          p.best_item = model_.item.local_data();
+          p.best_W = model_.W;
+          p.best_b = model_.b;
         }
       } else {
-        ++since_best;
+        ++p.since_best;
       }
     }
     double total = now() - t0;
     comm_.allreduce_max(&total, 1);
-    elapsed += total;
-    log.eta_seconds = elapsed / epoch * (cfg_.epochs - epoch);
+    p.elapsed += total;
+    p.epochs_done = epoch;
+    log.eta_seconds = p.elapsed / epoch * (cfg_.epochs - epoch);
     res.epochs.push_back(log);
     if (on_epoch) on_epoch(log);
-    if (log.validated && cfg_.patience > 0 && since_best >= cfg_.patience) {
+    if (log.validated && cfg_.patience > 0 && p.since_best >= cfg_.patience) {
       res.stopped_early = true;
       break;
     }
   }
+  res.best_epoch = p.best_epoch;
+  res.best_valid = p.best_valid;
   if (res.best_epoch == 0 || !cfg_.keep_best || cfg_.eval_every == 0) {
-    res.best_epoch = static_cast<int>(res.epochs.size());
-  } else if (res.best_epoch != static_cast<int>(res.epochs.size())) {
-    model_.user.local_data() = best_user;
-    model_.item.local_data() = best_item;
-    model_.W = best_W;
-    model_.b = best_b;
+    res.best_epoch = p.epochs_done;
+  } else if (res.best_epoch != p.epochs_done) {
+    model_.user.local_data() = p.best_user;
+    model_.item.local_data() = p.best_item;
+    model_.W = p.best_W;
+    model_.b = p.best_b;
   }
   return res;
 }

@@ -12,6 +12,7 @@
 
 #include "core/config.h"
 #include "core/evaluator.h"
+#include "core/gpu_backend.h"
 #include "core/model.h"
 #include "core/scratch.h"
 #include "core/strategy.h"
@@ -32,11 +33,29 @@ struct EpochLog {
   bool improved = false;
 };
 
+// Where training stands between two steps, besides the parameters and optimizer state: what a
+// checkpoint holds so that a resumed run continues bitwise like an uninterrupted one
+// (io/checkpoint.h). Sampling is a pure function of (seed, epoch, step), so no RNG state is kept.
+struct TrainProgress {
+  int epoch = 1;             // the epoch in progress
+  int64_t step = 0;          // its steps already done
+  int epochs_done = 0;       // completed (and logged) epochs
+  // Early stopping.
+  double best = 0;           // best validation value so far (+-inf before the first)
+  int since_best = 0;        // validations since it improved
+  int best_epoch = 0;
+  double best_valid = 0;
+  bool has_best = false;     // best_* hold the best validated parameters (keep_best)
+  std::vector<float> best_user, best_item, best_W, best_b;  // this rank's rows
+  double elapsed = 0;        // seconds of the completed epochs (for the ETA only)
+};
+
 struct FitResult {
-  std::vector<EpochLog> epochs;
+  std::vector<EpochLog> epochs;  // the epochs run by this call (a resumed run: those after the resume)
   int best_epoch = 0;  // epoch whose parameters the model holds at the end (0 = initial)
   double best_valid = 0;
   bool stopped_early = false;
+  bool interrupted = false;  // the step hook asked to stop (e.g. checkpoint before a time limit)
 };
 
 class Trainer {
@@ -54,10 +73,22 @@ class Trainer {
   void set_strategy(std::unique_ptr<Strategy> s) { strategy_ = std::move(s); }
   MFModel& model() { return model_; }
   const MFModel& model() const { return model_; }
+  const TrainConfig& config() const { return cfg_; }
+  const io::DatasetInfo& data_info() const { return data_.info; }
   int64_t steps_per_epoch() const;
+  // Progress for checkpoints; the epoch's loss sum so far is this rank's part (see ExactSums).
+  TrainProgress& progress() { return prog_; }
+  dist::ExactSums& epoch_loss() { return epoch_loss_; }
+  // Steps done since the start of training: (epoch - 1) * steps_per_epoch + step.
+  int64_t global_step() const { return (prog_.epoch - 1) * steps_per_epoch() + prog_.step; }
+  // Called on every rank after every training step (progress() already counts it); returning
+  // true on all ranks (the hook must agree across ranks) ends fit() with interrupted set.
+  void set_step_hook(std::function<bool(Trainer&)> hook) { step_hook_ = std::move(hook); }
   // The k-th negative of dataset row `global_row` in `epoch`: uniform over the items not in
   // `seen` (the user's sorted training items); a pure function of its arguments and the seed.
   int64_t sample_negative(int epoch, int64_t global_row, int k, std::span<const int32_t> seen) const;
+  // The GPU this trainer runs on ("" on the CPU backend).
+  std::string device_name() const;
 
  private:
   struct LocalSample {
@@ -73,12 +104,17 @@ class Trainer {
   dist::Comm& comm_;
   MFModel model_;
   std::unique_ptr<Strategy> strategy_;
+  std::unique_ptr<GpuBackend> gpu_;  // set with --device cuda; the host tables follow after each epoch
   int64_t num_train_ = 0;
   // Per-step buffers, reused.
   std::vector<int64_t> uid_, iid_;
   std::vector<uint64_t> ukey_, ikey_;
   Scratch<float> U_, I_, gU_, gI_, F_, Q_, gQ_;
   std::unique_ptr<dist::ExactGradientSum> gW_sum_, gb_sum_;  // VBPR's projection
+  TrainProgress prog_;
+  dist::ExactSums epoch_loss_{1, 24};
+  std::function<bool(Trainer&)> step_hook_;
+  bool stop_requested_ = false;
   mutable int neg_epoch_ = -1;  // cached key of the negative sampler's epoch
   mutable uint64_t neg_base_ = 0;
 };

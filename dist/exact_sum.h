@@ -16,6 +16,7 @@ class ExactSums {
   void add(size_t i, double v);
   double value(size_t i) const;
   int64_t raw(size_t i) const { return acc_[i]; }
+  void set_raw(size_t i, int64_t v) { acc_[i] = v; }  // a resumed partial sum (checkpoints)
   void allreduce(Comm& comm);  // one allreduce of n int64 values
   size_t size() const { return acc_.size(); }
 

@@ -74,6 +74,7 @@ class ShardedEmbedding {
   std::vector<float>& local_data() { return data_; }
   const std::vector<float>& local_data() const { return data_; }
   const RowOptimizer& optimizer() const { return opt_; }
+  RowOptimizer& optimizer() { return opt_; }  // checkpoints save and restore its state
   size_t memory_bytes() const { return data_.size() * sizeof(float) + opt_.state_bytes(); }
 
  private:

@@ -31,6 +31,8 @@ class Sharding {
   int64_t global_id(int rank, int64_t local) const;
   int64_t local_rows(int rank) const;
   std::string describe() const;
+  int table_owner() const { return table_owner_; }
+  const std::vector<int64_t>& bounds() const { return bounds_; }  // range only
 
  private:
   Kind kind_ = Kind::kModulo;

@@ -77,6 +77,26 @@ H5File H5File::create(const std::string& path) {
   return f;
 }
 
+H5File H5File::create_parallel(const std::string& path, const void* mpi_comm) {
+#ifdef H5_HAVE_PARALLEL
+  Lock lk(hdf5_mutex());
+  silence_hdf5();
+  H5File f;
+  f.path_ = path;
+  H5Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  H5Pset_obj_track_times(fcpl.get(), false);
+  H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_fapl_mpio(fapl.get(), *static_cast<const MPI_Comm*>(mpi_comm), MPI_INFO_NULL);
+  f.file_ = H5Handle(checked(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()),
+                             path + ": cannot create HDF5 file"),
+                     H5Fclose);
+  return f;
+#else
+  (void)mpi_comm;
+  return create(path);
+#endif
+}
+
 H5File H5File::open_rw(const std::string& path) {
   Lock lk(hdf5_mutex());
   silence_hdf5();
@@ -293,6 +313,29 @@ void H5File::read_rows_strided(const std::string& name, int64_t start, int64_t s
 }
 
 template <class T>
+void H5File::write_rows_strided(const std::string& name, int64_t start, int64_t stride,
+                                int64_t count, const T* data) {
+  Lock lk(hdf5_mutex());
+  if (count == 0) return;
+  H5Handle ds = open_dataset(name);
+  H5Handle sp(H5Dget_space(ds.get()), H5Sclose);
+  hsize_t dims[2] = {0, 0};
+  int nd = H5Sget_simple_extent_dims(sp.get(), dims, nullptr);
+  if (start < 0 || stride < 1 || static_cast<hsize_t>(start + (count - 1) * stride) >= dims[0])
+    fail(path_ + ": dataset " + name + ": row " + std::to_string(start + (count - 1) * stride) +
+         " outside its " + std::to_string(dims[0]) + " rows");
+  hsize_t off[2] = {static_cast<hsize_t>(start), 0};
+  hsize_t str[2] = {static_cast<hsize_t>(stride), 1};
+  hsize_t cnt[2] = {static_cast<hsize_t>(count), 1};
+  hsize_t blk[2] = {1, nd == 2 ? dims[1] : 1};
+  H5Sselect_hyperslab(sp.get(), H5S_SELECT_SET, off, str, cnt, blk);
+  hsize_t mdims[2] = {static_cast<hsize_t>(count), nd == 2 ? dims[1] : 1};
+  H5Handle ms(H5Screate_simple(nd, mdims, nullptr), H5Sclose);
+  checked_rc(H5Dwrite(ds.get(), h5_type<T>(), ms.get(), sp.get(), H5P_DEFAULT, data),
+             path_ + ": cannot write dataset " + name);
+}
+
+template <class T>
 std::vector<T> H5File::read_all(const std::string& name) const {
   auto s = shape(name);
   int64_t n = 1;
@@ -375,7 +418,8 @@ std::vector<std::string> H5File::read_strings(const std::string& name, int64_t s
   template void H5File::write_rows<T>(const std::string&, int64_t, const T*, int64_t);          \
   template void H5File::read_rows<T>(const std::string&, int64_t, int64_t, T*) const;           \
   template std::vector<T> H5File::read_all<T>(const std::string&) const;                       \
-  template void H5File::read_rows_strided<T>(const std::string&, int64_t, int64_t, int64_t, T*) const;
+  template void H5File::read_rows_strided<T>(const std::string&, int64_t, int64_t, int64_t, T*) const; \
+  template void H5File::write_rows_strided<T>(const std::string&, int64_t, int64_t, int64_t, const T*);
 SHARDREC_H5_INSTANTIATE(int32_t)
 SHARDREC_H5_INSTANTIATE(int64_t)
 SHARDREC_H5_INSTANTIATE(uint8_t)

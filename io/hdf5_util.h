@@ -54,6 +54,10 @@ class H5File {
   static H5File open_read(const std::string& path, const void* mpi_comm = nullptr);
   static H5File create(const std::string& path);  // truncates; serial (sec2) driver
   static H5File open_rw(const std::string& path);
+  // Creates (truncates) a file with the MPI-IO driver: collective over *mpi_comm, and so is every
+  // later call that changes the file's structure (datasets, attributes); row writes are
+  // independent. Without parallel HDF5 this is create().
+  static H5File create_parallel(const std::string& path, const void* mpi_comm);
   hid_t id() const { return file_.get(); }
   const std::string& path() const { return path_; }
   void close() { file_.reset(); }
@@ -81,6 +85,10 @@ class H5File {
   void read_rows_strided(const std::string& name, int64_t start, int64_t stride, int64_t count,
                          T* out) const;
   template <class T> std::vector<T> read_all(const std::string& name) const;
+  // Writes rows start, start + stride, ... (count of them) of an existing 1-D or 2-D dataset.
+  template <class T>
+  void write_rows_strided(const std::string& name, int64_t start, int64_t stride, int64_t count,
+                          const T* data);
 
   void write_strings(const std::string& name, const std::vector<std::string>& values);
   // A variable-length string dataset of n entries, filled block by block with write_string_rows

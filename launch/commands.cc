@@ -12,7 +12,12 @@
 #include <sstream>
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -22,8 +27,10 @@
 #include "core/pointwise_trainer.h"
 #include "core/robustness.h"
 #include "core/trainer.h"
+#include "core/gpu_backend.h"
 #include "dist/mpi_comm.h"
 #include "io/dataset.h"
+#include "io/checkpoint.h"
 #include "io/export.h"
 #include "io/features.h"
 #include "io/prep.h"
@@ -170,14 +177,20 @@ std::string memory_report(const MFModel& m, const io::DataShard& data, dist::Com
 class RunDirLock {
  public:
   explicit RunDirLock(const std::string& dir) : path_(dir + "/.lock") {
-    const int fd = ::open(path_.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+    int fd = ::open(path_.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+    if (fd < 0 && errno != EEXIST)  // read-only, no space, no permission: before any training
+      fail("run directory " + dir + ": files cannot be written there (" + std::strerror(errno) + ")");
+    if (fd < 0 && stale()) {  // its training died (SIGKILL, node failure): a resume takes over
+      std::remove(path_.c_str());
+      fd = ::open(path_.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+    }
     if (fd < 0) {
       std::string owner;
       std::ifstream(path_) >> owner;
       fail("run directory " + dir + " is in use by another training (pid " + (owner.empty() ? "?" : owner) +
            "); if that process is gone, remove " + path_);
     }
-    const std::string pid = std::to_string(::getpid()) + "\n";
+    const std::string pid = std::to_string(::getpid()) + " " + host() + "\n";
     if (::write(fd, pid.data(), pid.size()) < 0) { /* the pid is informative only */ }
     ::close(fd);
   }
@@ -187,7 +200,39 @@ class RunDirLock {
 
  private:
   std::string path_;
+  static std::string host() {
+    char h[256] = {0};
+    ::gethostname(h, sizeof h - 1);
+    return h;
+  }
+  // A lock left by a process of this host that no longer exists.
+  bool stale() const {
+    long pid = 0;
+    std::string h;
+    std::ifstream(path_) >> pid >> h;
+    return pid > 0 && h == host() && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+  }
 };
+
+// Set by SIGUSR1 (SLURM's warning before the time limit, sbatch --signal): the training loop
+// checks it at every step boundary, writes a checkpoint and exits with kExitRequeue. A signal
+// handler can only reach a global.
+volatile std::sig_atomic_t g_checkpoint_signal = 0;
+extern "C" void on_checkpoint_signal(int) { g_checkpoint_signal = 1; }
+constexpr int kExitRequeue = 75;  // EX_TEMPFAIL: checkpointed before a limit; requeue to go on
+
+// Fails before training when dir cannot hold `bytes` more.
+void check_free_space(const std::string& dir, double bytes, const std::string& what) {
+  struct statvfs sv{};
+  if (::statvfs(dir.c_str(), &sv) != 0) fail("run directory " + dir + ": " + std::strerror(errno));
+  const double avail = static_cast<double>(sv.f_bavail) * static_cast<double>(sv.f_frsize);
+  if (avail < bytes) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, ": %.1f MiB free, training needs about %.1f MiB (%s)", avail / 1048576.0,
+                  bytes / 1048576.0, what.c_str());
+    fail("run directory " + dir + buf + "; free space, or use fewer --keep-checkpoints");
+  }
+}
 
 // Writes text to path through a temporary name.
 void write_text(const std::string& path, const std::string& text) {
@@ -226,6 +271,8 @@ void add_eval_options(po::options_description& d) {
       "eval-seed", po::value<uint64_t>()->default_value(2024), "seed of the pointwise negatives")(
       "score-budget", po::value<int64_t>()->default_value(1 << 24),
       "scores held at once per rank during full ranking (memory = 4 bytes each)")(
+      "eval-device", po::value<std::string>()->default_value("cpu"),
+      "where full ranking scores the item shards: cpu, or cuda (same lists; not yet validated on a GPU)")(
       "gauc-impressions", po::value<bool>()->default_value(false),
       "gmf/neumf (labeled protocol): weight each user's AUC in GAUC by the user's rows");
 }
@@ -241,6 +288,7 @@ EvalConfig eval_config(const po::variables_map& vm) {
   e.score_budget = vm["score-budget"].as<int64_t>();
   e.gauc_impressions = vm["gauc-impressions"].as<bool>();
   if (e.score_budget < 1) fail("option --score-budget: must be positive");
+  e.device = resolve_device(vm["eval-device"].as<std::string>());
   return e;
 }
 
@@ -603,6 +651,10 @@ int cmd_train(int argc, char** argv) {
       "mg-alpha1", po::value<float>(&c.mg_alpha1)->default_value(c.mg_alpha1), "Mirror Gradient: descent scale")(
       "mg-alpha2", po::value<float>(&c.mg_alpha2)->default_value(c.mg_alpha2), "Mirror Gradient: mirror (ascent) scale")(
       "mg-beta", po::value<int>(&c.mg_beta)->default_value(c.mg_beta), "Mirror Gradient: interval in batches")(
+      "device", po::value<std::string>(&c.device)->default_value(c.device),
+      "cpu (the reference), cuda (one GPU per rank: the node-local rank picks it), or auto (cuda when a GPU is visible)")(
+      "gpu-comm", po::value<std::string>(&c.gpu_comm)->default_value(c.gpu_comm),
+      "GPU exchange: auto (NCCL when every rank has its own GPU), nccl, or host (staged through MPI)")(
       "mlp-layers", po::value<int>(&c.mlp_layers)->default_value(c.mlp_layers),
       "neumf: MLP layers (widths 2*dim*2^(L-1) -> ... -> dim)")(
       "label-threshold", po::value<double>(&c.label_threshold)->default_value(c.label_threshold),
@@ -618,18 +670,48 @@ int cmd_train(int argc, char** argv) {
       "re-created main Adam, candidate gradient kept for the main step)")(
       "final-eval", po::value<bool>()->default_value(true),
       "evaluate valid and test at the end (full ranking over all items)")(
-      "quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress lines");
+      "quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress lines")(
+      "checkpoint-every", po::value<std::string>()->default_value(""),
+      "write a checkpoint to RUN_DIR/checkpoints every N steps (e.g. 500) or minutes (e.g. 30m); "
+      "SIGUSR1 also writes one and stops with exit code 75 (requeue)")(
+      "keep-checkpoints", po::value<int>()->default_value(3), "keep the newest K checkpoints")(
+      "resume", po::value<std::string>()->default_value(""),
+      "continue from a checkpoint: latest (the newest in RUN_DIR/checkpoints), auto (latest if "
+      "there is one, else start afresh) or a checkpoint file");
   add_eval_options(d);
   po::variables_map vm;
   if (!parse(argc, argv, "usage: [mpirun -np N] shardrec train --data DATA.h5 [options]", d, vm)) return 0;
+  io::CheckpointPolicy ckpt;
+  if (!vm["checkpoint-every"].as<std::string>().empty())
+    io::parse_checkpoint_every(vm["checkpoint-every"].as<std::string>(), &ckpt.every_steps, &ckpt.every_minutes);
+  ckpt.keep = vm["keep-checkpoints"].as<int>();
+  if (ckpt.keep < 1) fail("option --keep-checkpoints: must be at least 1");
+  const std::string resume = vm["resume"].as<std::string>();
+  if (c.run_dir.empty() && (ckpt.every_steps > 0 || ckpt.every_minutes > 0 || !resume.empty()))
+    fail(std::string("option --") + (resume.empty() ? "checkpoint-every" : "resume") +
+         ": needs --run-dir (checkpoints live in RUN_DIR/checkpoints)");
+  if (!c.run_dir.empty()) ckpt.dir = c.run_dir + "/checkpoints";
+  // Before MPI starts, so that an early SIGUSR1 (a job started close to its limit) is kept for
+  // the first step boundary instead of ending the process.
+  if (!c.run_dir.empty()) std::signal(SIGUSR1, on_checkpoint_signal);
   c.opt.kind = OptimizerConfig::parse_kind(optimizer);
   c.init.kind = dist::InitSpec::parse(init);
   c.eval = eval_config(vm);
   // A model that trains on labeled rows: its loss defaults to BCE.
   if (c.pointwise_model() && vm["loss"].defaulted()) c.loss = "bce";
   c.validate();
+  c.device = resolve_device(c.device);
+  // The GPU backend keeps the optimizer state on the device and has no step hook yet.
+  if (c.device == "cuda" && (ckpt.every_steps > 0 || ckpt.every_minutes > 0 || !resume.empty()))
+    fail(std::string("option --") + (resume.empty() ? "checkpoint-every" : "resume") +
+         ": checkpoints are not on the GPU backend yet (its optimizer state lives on the device); use --device cpu");
   const bool quiet = vm["quiet"].as<bool>();
-  if (c.pointwise_model()) return train_pointwise(c, quiet, vm["final-eval"].as<bool>(), argc, argv);
+  if (c.pointwise_model()) {
+    if (ckpt.every_steps > 0 || ckpt.every_minutes > 0 || !resume.empty())
+      fail(std::string("option --") + (resume.empty() ? "checkpoint-every" : "resume") + ": " + c.model +
+           " (the pointwise trainer) has no checkpoints yet");
+    return train_pointwise(c, quiet, vm["final-eval"].as<bool>(), argc, argv);
+  }
   return run_mpi(
       [&](dist::Comm& comm) {
         const bool root = comm.rank() == 0;
@@ -640,8 +722,18 @@ int cmd_train(int argc, char** argv) {
           fs::create_directories(c.run_dir, ec);
           if (ec) fail("run directory " + c.run_dir + ": " + ec.message());
           lock = std::make_unique<RunDirLock>(c.run_dir);
-          write_text(c.run_dir + "/config.ini", c.to_ini());
-          write_text(c.run_dir + "/metrics.jsonl", "");
+          // Probe: a directory that exists but cannot take files fails here, not after training.
+          try {
+            write_text(c.run_dir + "/.write-test", "");
+          } catch (const std::exception&) {
+            fail("run directory " + c.run_dir + ": files cannot be written there (read-only or full?)");
+          }
+          std::remove((c.run_dir + "/.write-test").c_str());
+          // A resume rewrites them once the checkpoint has been accepted (below).
+          if (resume.empty()) {
+            write_text(c.run_dir + "/config.ini", c.to_ini());
+            write_text(c.run_dir + "/metrics.jsonl", "");
+          }
         }
         const auto data = io::load_shard(c.data, comm);
         if (root && !quiet)
@@ -649,7 +741,54 @@ int cmd_train(int argc, char** argv) {
                       c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
                       (long long)data.info.rows[0], comm.size(), c.model.c_str(), c.loss.c_str(), c.dim);
         Trainer trainer(c, data, comm);
+        if (root && !quiet && !trainer.device_name().empty())
+          std::printf("device %s\n", trainer.device_name().c_str());
         std::string log_lines;
+        std::unique_ptr<io::Checkpointer> checkpointer;
+        if (!c.run_dir.empty()) {
+          // Before training: the disk must hold the checkpoints (and the one being written) and params.h5.
+          const double ck = static_cast<double>(io::checkpoint_bytes(trainer, comm));
+          const bool periodic = ckpt.every_steps > 0 || ckpt.every_minutes > 0;
+          const double params = static_cast<double>(trainer.model().user.rows() * trainer.model().user.dim() +
+                                                    trainer.model().item.rows() * trainer.model().item.dim()) * 4 * 1.5;
+          if (root)
+            check_free_space(c.run_dir, (periodic ? ckpt.keep + 1 : 1) * ck + params,
+                             periodic ? std::to_string(ckpt.keep + 1) + " checkpoints and params.h5"
+                                      : "a checkpoint on SIGUSR1 and params.h5");
+          // Resume: rank 0 picks the file, every rank reads its own rows of it.
+          std::string from;
+          if (root && !resume.empty()) {
+            if (resume == "latest" || resume == "auto") {
+              const auto all = io::list_checkpoints(ckpt.dir);
+              if (!all.empty()) from = all.back();
+              else if (resume == "latest") fail("option --resume: no checkpoint in " + ckpt.dir);
+            } else {
+              from = resume;
+            }
+          }
+          uint64_t len = from.size();
+          comm.broadcast(&len, sizeof len, 0);
+          from.resize(len);
+          comm.broadcast(from.data(), len, 0);
+          if (!from.empty()) {
+            io::load_checkpoint(from, trainer, c, data.info, comm);
+            const auto& p = trainer.progress();
+            if (root && !quiet)
+              std::printf("resumed from %s: epoch %d, step %lld of %lld\n", from.c_str(), p.epoch,
+                          (long long)p.step, (long long)trainer.steps_per_epoch());
+          }
+          if (root && !resume.empty()) {
+            write_text(c.run_dir + "/config.ini", c.to_ini());
+            // metrics.jsonl keeps the lines of the epochs the checkpoint had completed.
+            std::ifstream in(c.run_dir + "/metrics.jsonl");
+            std::string line, kept;
+            for (int e = 0; e < trainer.progress().epochs_done && std::getline(in, line); ++e) kept += line + "\n";
+            write_text(c.run_dir + "/metrics.jsonl", kept);
+          }
+          ckpt.signal_flag = &g_checkpoint_signal;
+          checkpointer = std::make_unique<io::Checkpointer>(ckpt, comm);
+          trainer.set_step_hook([&](Trainer& t) { return (*checkpointer)(t); });
+        }
         auto res = trainer.fit([&](const EpochLog& e) {
           if (!root) return;
           std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
@@ -671,6 +810,15 @@ int cmd_train(int argc, char** argv) {
           std::printf("  eta %s\n", human_time(e.eta_seconds).c_str());
           std::fflush(stdout);
         });
+        if (res.interrupted) {
+          if (root)
+            std::printf("stopped by SIGUSR1 at epoch %d step %lld: checkpoint %s written; exit %d (requeue and "
+                        "run again with --resume auto to continue)\n",
+                        trainer.progress().epoch, (long long)trainer.progress().step,
+                        checkpointer->last_written().c_str(), kExitRequeue);
+          std::fflush(stdout);
+          return kExitRequeue;
+        }
         EvalResult valid, test;
         const bool final_eval = vm["final-eval"].as<bool>();
         if (final_eval) {
@@ -690,7 +838,7 @@ int cmd_train(int argc, char** argv) {
           if (root)
             write_text(c.run_dir + "/result.json",
                        "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
-                           std::to_string(res.epochs.size()) + ", \"ranks\": " + std::to_string(comm.size()) +
+                           std::to_string(trainer.progress().epochs_done) + ", \"ranks\": " + std::to_string(comm.size()) +
                            ", \"valid\": " + json_metrics(valid) + ", \"test\": " + json_metrics(test) +
                            ", \"memory\": " + memory + "}\n");
         }

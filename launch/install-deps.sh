@@ -4,6 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       libboost-program-options-dev libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pip)
+# CI also runs the SLURM test (tests/slurm.sh), which starts its own munged/slurmctld/slurmd.
+[ "${CI:-}" = "true" ] && pkgs+=(slurm-wlm munge)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

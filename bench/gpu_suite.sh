@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The whole GPU validation in one go, on a machine with a GPU and no package access: unpacks the
+# bundle made by bench/gpu_bundle.sh, runs the CUDA test suite, the GPU benchmarks with the PyTorch
+# peer, the shardrec command on the GPU (1 rank, and 2 ranks sharing the GPU; compared with the CPU
+# backend), NCCL's answer to two ranks on one GPU, and compute-sanitizer over the kernel tests.
+# Everything it prints goes to OUT_DIR too.  Usage: bench/gpu_suite.sh BUNDLE.tar.gz OUT_DIR
+set -uo pipefail
+bundle=$1
+out=$2
+mkdir -p "$out"
+work=/tmp/shardrec-gpu
+rm -rf "$work" && mkdir -p "$work"
+tar -C "$work" -xzf "$bundle"
+B=$work/.gpu
+nccl_dir=$(python3 - <<'PY'
+import glob, site
+for d in site.getsitepackages():
+    hits = glob.glob(d + "/nvidia/nccl/lib/libnccl.so*")
+    if hits:
+        print(hits[0].rsplit("/", 1)[0]); break
+PY
+)
+export LD_LIBRARY_PATH=$B/lib:${nccl_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+{
+  step machine
+  nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+  echo "nccl from: ${nccl_dir:-not found}"; date -u
+
+  step "CUDA test suite (test_device: CPU and CUDA cases, kernels vs CPU)"
+  "$B/bin/test_device" --gtest_color=no 2>&1 | grep -v '^\[ *\(RUN\|OK\) ' ; echo "test_device exit: ${PIPESTATUS[0]}"
+
+  step "benchmarks: copy ceiling, lookup + fused update, end-to-end MF-BPR"
+  "$B/bin/bench_gpu" --dump "$work/inter.bin" 2>&1 | tee "$out/bench_gpu.tsv"
+  step "PyTorch peer on the same interactions"
+  PYTHONUNBUFFERED=1 python3 bench/torch_peer.py "$work/inter.bin" 2>&1 | tee -a "$out/bench_gpu.tsv"
+
+  step "the shardrec command on the GPU"
+  tar -C / -xf "$B/ompi/openmpi.tar"   # OpenMPI at its own paths (this machine has none)
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_ess_singleton_isolated=1
+  export OMPI_MCA_btl=self,vader OMPI_MCA_pml=ob1 OMPI_MCA_osc=^ucx
+  S=$B/bin/shardrec
+  d=$work/cli && mkdir -p $d
+  $S synth --out $d/syn.h5 --users 3000 --items 800 --interactions 60000 --seed 3 &&
+  common="--data $d/syn.h5 --epochs 3 --dim 32 --batch 1024 --lr 0.01 --optimizer adam_dense --quiet --ks 10,20"
+  $S train $common --device cpu --run-dir $d/cpu && echo "cpu run ok"
+  $S train $common --device cuda --run-dir $d/gpu1 && echo "cuda 1-rank run ok"
+  mpirun -np 2 --oversubscribe $S train $common --device cuda --gpu-comm host --run-dir $d/gpu2 && echo "cuda 2-rank run ok"
+  cmp $d/gpu1/params.h5 $d/gpu2/params.h5 && echo "params.h5: cuda 1 rank == cuda 2 ranks (byte-identical)"
+  $S eval --data $d/syn.h5 --params $d/gpu1/params.h5 --split test > $d/eval_cpu.txt &&
+  mpirun -np 2 --oversubscribe $S eval --data $d/syn.h5 --params $d/gpu1/params.h5 --split test --eval-device cuda > $d/eval_cuda.txt &&
+  cmp $d/eval_cpu.txt $d/eval_cuda.txt && echo "eval --eval-device cuda (2 ranks) == eval on the CPU (identical output)"
+  python3 - "$d" <<'PY'
+import sys, json, h5py, numpy as np
+d = sys.argv[1]
+def tables(run):
+    with h5py.File(f"{d}/{run}/params.h5", "r") as f:
+        out = {}
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) and o.dtype.kind == "f" else None)
+        return out
+c, g = tables("cpu"), tables("gpu1")
+for k in sorted(c):
+    print(f"max |cuda - cpu| {k}: {np.max(np.abs(c[k].astype(np.float64) - g[k])):.3g}")
+for run in ("cpu", "gpu1", "gpu2"):
+    r = json.load(open(f"{d}/{run}/result.json"))
+    print(run, "test", {k: round(v, 5) for k, v in r["test"].items() if k in ("recall@20", "ndcg@20", "auc")})
+PY
+  echo "--- NCCL with two ranks on one GPU (expected to be refused by NCCL with a clear error):"
+  timeout 120 mpirun -np 2 --oversubscribe $S train $common --device cuda --gpu-comm nccl --run-dir $d/nccl2 2>&1 | grep -i -E "error|nccl" | grep -v pmix | head -6
+
+  step "compute-sanitizer memcheck over the kernel tests"
+  if command -v compute-sanitizer >/dev/null; then
+    timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 "$B/bin/test_device" \
+      --gtest_filter='Optimizers/DeviceTable.*:DeviceKernels.*:Devices/BackendTraining.*cuda_adam_dense_bpr_mirror' 2>&1 |
+      grep -E "Failure|Expected|Which is|max diff|ERROR SUMMARY|PASSED|FAILED" | head -40
+    echo "compute-sanitizer exit: ${PIPESTATUS[0]}"
+  fi
+  step done
+} 2>&1 | tee "$out/gpu_suite.log"

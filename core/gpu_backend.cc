@@ -1,0 +1,263 @@
+#include "core/gpu_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "dist/cuda_comm.h"
+#include "dist/device_embedding.h"
+#include "dist/nccl_comm.h"
+#include "kernels/cuda_util.h"
+#include "kernels/sparse_ops.h"
+
+namespace shardrec {
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return n;
+}
+
+std::string resolve_device(const std::string& requested) {
+  if (requested == "cpu") return "cpu";
+  if (requested == "auto") return cuda_device_count() > 0 ? "cuda" : "cpu";
+  if (requested == "cuda") {
+    if (cuda_device_count() == 0) {
+      int n = 0;
+      const cudaError_t e = cudaGetDeviceCount(&n);
+      fail(std::string("option --device cuda: no GPU is visible to this process (") +
+           (e == cudaSuccess ? "0 devices" : cudaGetErrorString(e)) + "); use --device cpu or auto");
+    }
+    return "cuda";
+  }
+  fail("option --device: '" + requested + "' (expected cpu, cuda or auto)");
+}
+
+namespace {
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoi(v) : fallback;
+}
+}  // namespace
+
+int local_device_index(int rank) {
+  const int n = cuda_device_count();
+  if (n == 0) return 0;
+  int local = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("SLURM_LOCALID", env_int("MPI_LOCALRANKID", rank)));
+  return local % n;
+}
+
+void gpu_score_topk(const float* users, size_t nu, const float* items, const int64_t* ids, size_t ni, int dim,
+                    const std::vector<int64_t>& exclude_ptr, const std::vector<int64_t>& exclude_ids, int k,
+                    float* top_score, int64_t* top_id) {
+  using shardrec::cuda::DeviceBuffer;
+  SHARDREC_CUDA_CHECK(cudaSetDevice(local_device_index(0)));
+  shardrec::cuda::Stream s;
+  cudaStream_t st = s.get();
+  DeviceBuffer<float> du(std::max<size_t>(nu * dim, 1)), di(std::max<size_t>(ni * dim, 1)), ds(std::max<size_t>(nu * k, 1));
+  DeviceBuffer<int64_t> dids(std::max<size_t>(ni, 1)), dptr(exclude_ptr.size()), dex(std::max<size_t>(exclude_ids.size(), 1)),
+      dtop(std::max<size_t>(nu * k, 1));
+  SHARDREC_CUDA_CHECK(cudaMemcpyAsync(du.data(), users, nu * dim * sizeof(float), cudaMemcpyHostToDevice, st));
+  SHARDREC_CUDA_CHECK(cudaMemcpyAsync(di.data(), items, ni * dim * sizeof(float), cudaMemcpyHostToDevice, st));
+  SHARDREC_CUDA_CHECK(cudaMemcpyAsync(dids.data(), ids, ni * sizeof(int64_t), cudaMemcpyHostToDevice, st));
+  SHARDREC_CUDA_CHECK(cudaMemcpyAsync(dptr.data(), exclude_ptr.data(), exclude_ptr.size() * 8, cudaMemcpyHostToDevice, st));
+  SHARDREC_CUDA_CHECK(cudaMemcpyAsync(dex.data(), exclude_ids.data(), exclude_ids.size() * 8, cudaMemcpyHostToDevice, st));
+  kernels::cuda::score_topk(du.data(), nu, di.data(), dids.data(), ni, dim, dptr.data(), dex.data(), k, ds.data(),
+                            dtop.data(), st);
+  SHARDREC_CUDA_CHECK(cudaMemcpyAsync(top_score, ds.data(), nu * k * sizeof(float), cudaMemcpyDeviceToHost, st));
+  SHARDREC_CUDA_CHECK(cudaMemcpyAsync(top_id, dtop.data(), nu * k * sizeof(int64_t), cudaMemcpyDeviceToHost, st));
+  s.sync();
+}
+
+namespace {
+
+namespace kc = shardrec::kernels::cuda;
+using shardrec::cuda::DeviceBuffer;
+
+class CudaBackend final : public GpuBackend {
+ public:
+  CudaBackend(const TrainConfig& cfg, MFModel& model, const io::DataShard& data, dist::Comm& host)
+      : cfg_(cfg), device_(local_device_index(host.rank())), host_(host) {
+    SHARDREC_CUDA_CHECK(cudaSetDevice(device_));
+    stream_ = std::make_unique<shardrec::cuda::Stream>();
+    // NCCL wants one GPU per rank. Ranks that share a GPU (the tests' thread ranks, or more ranks
+    // than GPUs on a node) stage device buffers through the host communicator instead.
+    const int local_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", env_int("SLURM_NTASKS_PER_NODE", 0));
+    bool nccl = false;
+    if (cfg.gpu_comm == "nccl") nccl = true;
+    else if (cfg.gpu_comm == "auto") nccl = host.size() > 1 && local_size > 0 && local_size <= cuda_device_count();
+    if (nccl) nccl_ = std::make_unique<dist::NcclComm>(host, device_);
+    comm_ = std::make_unique<dist::CudaAwareComm>(host, nccl_.get());
+    user_ = std::make_unique<dist::DeviceEmbedding>(model.user, stream_->get());
+    item_ = std::make_unique<dist::DeviceEmbedding>(model.item, stream_->get());
+    // This rank's training rows, once: CSR offsets, items, and each row's user.
+    const io::UserSlice& tr = data.train();
+    rows_ = static_cast<size_t>(tr.rows());
+    row_lo_ = tr.row_lo;
+    user_lo_ = tr.user_lo;
+    num_items_ = data.info.num_items;
+    num_train_ = data.info.rows[0];
+    std::vector<int32_t> row_user(rows_);
+    for (size_t u = 0; u + 1 < tr.ptr.size(); ++u)
+      for (int64_t r = tr.ptr[u]; r < tr.ptr[u + 1]; ++r) row_user[r] = static_cast<int32_t>(u);
+    cudaStream_t st = stream_->get();
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(ptr_.get(tr.ptr.size()), tr.ptr.data(), tr.ptr.size() * 8, cudaMemcpyHostToDevice, st));
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(item_ids_.get(std::max<size_t>(rows_, 1)), tr.item.data(), rows_ * 4,
+                                        cudaMemcpyHostToDevice, st));
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(row_user_.get(std::max<size_t>(rows_, 1)), row_user.data(), rows_ * 4,
+                                        cudaMemcpyHostToDevice, st));
+    stream_->sync();
+    cudaDeviceProp prop{};
+    SHARDREC_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+    name_ = "cuda:" + std::to_string(device_) + " (" + prop.name + "), " +
+            (nccl_ ? "nccl " + std::to_string(dist::NcclComm::version()) : std::string("host-staged exchange"));
+  }
+
+  void train_epoch(int epoch, Strategy& strategy, dist::ExactSums& loss_sum) override {
+    SHARDREC_CUDA_CHECK(cudaSetDevice(device_));
+    cudaStream_t st = stream_->get();
+    const int64_t B = cfg_.batch, S = (num_train_ + B - 1) / B;
+    const Permutation perm(static_cast<uint64_t>(num_train_), hash64(cfg_.seed, 0xe90c, epoch));
+    kc::PermView pv;
+    pv.n = perm.size();
+    for (int k = 0; k < 4; ++k) pv.keys[k] = perm.round_key(k);
+    pv.half_bits = perm.half_bits();
+    pv.mask = perm.mask();
+    const size_t r1 = std::max<size_t>(rows_, 1);
+    kc::epoch_order(pv, row_lo_, rows_, B, S, order_ws_, pos_.get(r1), row_.get(r1), bounds_.get(S + 1), st);
+    std::vector<int64_t> bounds(S + 1);
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(bounds.data(), bounds_.data(), (S + 1) * 8, cudaMemcpyDeviceToHost, st));
+    SHARDREC_CUDA_CHECK(cudaMemsetAsync(failed_.get(1), 0xff, sizeof(int64_t), st));  // -1: none
+    stream_->sync();
+    kc::SampleParams sp;
+    sp.neg_base = hash64(cfg_.seed, 0x4e67, static_cast<uint64_t>(epoch));
+    sp.num_items = num_items_;
+    sp.negatives = cfg_.negatives;
+    sp.row_lo = row_lo_;
+    sp.user_lo = user_lo_;
+    const int per = 1 + cfg_.negatives;
+    for (int64_t s = 0; s < S; ++s) {
+      const size_t begin = static_cast<size_t>(bounds[s]), n = static_cast<size_t>(bounds[s + 1] - bounds[s]);
+      const size_t n1 = std::max<size_t>(n, 1), ni1 = n1 * per;
+      kc::build_batch(pos_.data(), row_.data(), begin, n, ptr_.data(), item_ids_.data(), row_user_.data(), sp,
+                      uid_.get(n1), iid_.get(ni1), ukey_.get(n1), ikey_.get(ni1), grow_.get(n1), failed_.data(), st);
+      const int64_t global_n = std::min<int64_t>(B, num_train_ - s * B);
+      run_step(strategy, epoch, s, n, global_n, loss_sum);
+    }
+  }
+
+  // The strategy's passes over the batch now in uid_/iid_/ukey_/ikey_ (n samples).
+  void run_step(Strategy& strategy, int epoch, int64_t step, size_t n, int64_t global_n, dist::ExactSums& loss_sum) {
+    cudaStream_t st = stream_->get();
+    const int negs = cfg_.negatives, per = 1 + negs, d = user_->dim();
+    const size_t ni = n * per, n1 = std::max<size_t>(n, 1), ni1 = std::max<size_t>(ni, 1);
+    // A sample runs on its user's owner: user rows never travel.
+    user_->route(*comm_, uid_.data(), n, /*local_only=*/true, ur_);
+    item_->route(*comm_, iid_.data(), ni, /*local_only=*/false, ir_);
+    float* U = U_.get(n1 * d);
+    float* I = I_.get(ni1 * d);
+    float* gU = gU_.get(n1 * d);
+    float* gI = gI_.get(ni1 * d);
+    double* loss = loss_.get(n1);
+    double* loss_h = loss_h_.get(n1 + 1);
+    const bool bpr = cfg_.loss == "bpr";
+
+    struct Ops final : StepOps {
+      std::function<void(float, bool)> fb;
+      std::function<void()> ap;
+      void forward_backward(float scale, bool record) override { fb(scale, record); }
+      void apply() override { ap(); }
+    } ops;
+    ops.fb = [&](float scale, bool record) {
+      user_->gather(*comm_, ur_, U);
+      item_->gather(*comm_, ir_, I);
+      kc::MfParams p;
+      p.dim = d;
+      p.per = per;
+      p.negs = negs;
+      p.bpr = bpr;
+      // The same floats as the CPU step (Trainer::train_step).
+      p.inv = scale / static_cast<float>(global_n * (bpr ? negs : per));
+      p.reg = scale * cfg_.l2 / static_cast<float>(global_n);
+      p.l2 = cfg_.l2;
+      kc::mf_forward_backward(U, I, n, p, gU, gI, loss, st);
+      SHARDREC_CUDA_CHECK(cudaMemcpyAsync(loss_h, loss, n * sizeof(double), cudaMemcpyDeviceToHost, st));
+      SHARDREC_CUDA_CHECK(cudaMemcpyAsync(loss_h + n, failed_.data(), sizeof(int64_t), cudaMemcpyDeviceToHost, st));
+      stream_->sync();
+      int64_t failed_row = 0;
+      std::memcpy(&failed_row, loss_h + n, sizeof failed_row);
+      if (failed_row >= 0)
+        fail("dataset " + cfg_.data + ": a user of training row " + std::to_string(failed_row) +
+             " interacted with every item, so no negative item exists");
+      for (size_t i = 0; i < n; ++i) {
+        if (!std::isfinite(loss_h[i])) {
+          int64_t row = -1;
+          SHARDREC_CUDA_CHECK(cudaMemcpy(&row, grow_.data() + i, sizeof row, cudaMemcpyDeviceToHost));
+          fail("training diverged: the loss of dataset row " + std::to_string(row) + " is " + std::to_string(loss_h[i]) +
+               " at epoch " + std::to_string(epoch) + " step " + std::to_string(step) + " on rank " +
+               std::to_string(host_.rank()) + " (GPU backend; lower the learning rate?)");
+        }
+        if (record) loss_sum.add(0, loss_h[i]);
+      }
+    };
+    ops.ap = [&] {
+      // No key bound: the two-sort reduction is the path validated on a GPU (docs/benchmarks.md).
+      // The packed single sort (key bound num_train x (1 + negatives)) awaits a GPU run.
+      user_->apply(*comm_, ur_, ukey_.data(), gU);
+      item_->apply(*comm_, ir_, ikey_.data(), gI);
+    };
+    strategy.step(step, ops);
+  }
+
+  void download(MFModel& model) override {
+    SHARDREC_CUDA_CHECK(cudaSetDevice(device_));
+    user_->download(model.user);
+    item_->download(model.item);
+  }
+
+  std::string describe() const override { return name_; }
+
+ private:
+  TrainConfig cfg_;
+  int device_;
+  dist::Comm& host_;
+  size_t rows_ = 0;
+  int64_t row_lo_ = 0, user_lo_ = 0, num_items_ = 0, num_train_ = 0;
+  DeviceBuffer<int64_t> ptr_, bounds_, grow_, failed_;
+  DeviceBuffer<int32_t> item_ids_, row_user_;
+  DeviceBuffer<uint64_t> pos_;
+  DeviceBuffer<uint32_t> row_;
+  kc::Workspace order_ws_;
+  std::string name_;
+  std::unique_ptr<shardrec::cuda::Stream> stream_;
+  std::unique_ptr<dist::NcclComm> nccl_;
+  std::unique_ptr<dist::CudaAwareComm> comm_;
+  std::unique_ptr<dist::DeviceEmbedding> user_, item_;
+  dist::DeviceRouting ur_, ir_;
+  DeviceBuffer<int64_t> uid_, iid_;
+  DeviceBuffer<uint64_t> ukey_, ikey_;
+  DeviceBuffer<float> U_, I_, gU_, gI_;
+  DeviceBuffer<double> loss_;
+  shardrec::cuda::PinnedBuffer<double> loss_h_;
+};
+
+}  // namespace
+
+std::unique_ptr<GpuBackend> GpuBackend::create(const TrainConfig& cfg, MFModel& model, const io::DataShard& data,
+                                               dist::Comm& comm) {
+  resolve_device("cuda");
+  if (model.vbpr())
+    fail("option --device cuda: model vbpr is not on the GPU backend yet (its projection needs the dense "
+         "kernels); use --device cpu");
+  return std::make_unique<CudaBackend>(cfg, model, data, comm);
+}
+
+}  // namespace shardrec

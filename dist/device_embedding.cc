@@ -1,0 +1,171 @@
+#include "dist/device_embedding.h"
+
+#include "core/error.h"
+
+namespace shardrec::dist {
+
+namespace kc = shardrec::kernels::cuda;
+
+DeviceEmbedding::DeviceEmbedding(const ShardedEmbedding& host, cudaStream_t stream)
+    : name_(host.name()),
+      dim_(host.dim()),
+      rows_(host.rows()),
+      local_rows_(host.local_rows()),
+      rank_(host.rank()),
+      sharding_(host.sharding()),
+      st_(stream),
+      host_opt_(host.optimizer().config(), 0, host.dim()) {
+  const size_t n = static_cast<size_t>(local_rows_) * dim_;
+  const size_t cells = std::max<size_t>(n, 1);
+  SHARDREC_CUDA_CHECK(cudaMemcpyAsync(w_.get(cells), host.local_data().data(), n * sizeof(float),
+                                      cudaMemcpyHostToDevice, st_));
+  switch (host.optimizer().config().kind) {
+    case OptimizerConfig::Kind::kSgd: break;
+    case OptimizerConfig::Kind::kAdagrad: {
+      std::vector<float> acc(std::max<int64_t>(local_rows_, 1), host.optimizer().config().adagrad_init);
+      // Stream-ordered, and acc outlives the copy (synchronised below).
+      SHARDREC_CUDA_CHECK(cudaMemcpyAsync(v_.get(acc.size()), acc.data(), acc.size() * sizeof(float),
+                                          cudaMemcpyHostToDevice, st_));
+      SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st_));
+      break;
+    }
+    default:
+      SHARDREC_CUDA_CHECK(cudaMemsetAsync(m_.get(cells), 0, cells * sizeof(float), st_));
+      SHARDREC_CUDA_CHECK(cudaMemsetAsync(v_.get(cells), 0, cells * sizeof(float), st_));
+  }
+  if (host.optimizer().step() != 0)
+    fail("table " + name_ + ": the GPU backend starts from a fresh optimizer (this one has taken " +
+         std::to_string(host.optimizer().step()) + " steps)");
+  if (sharding_.kind() == Sharding::Kind::kRange) {
+    const auto& b = sharding_.bounds();
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(bounds_.get(b.size()), b.data(), b.size() * sizeof(int64_t),
+                                        cudaMemcpyHostToDevice, st_));
+  }
+  if (local_rows_ >= (int64_t{1} << 48)) fail("table " + name_ + ": a shard above 2^48 rows");
+  SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st_));
+}
+
+size_t DeviceEmbedding::memory_bytes() const {
+  return (w_.capacity() + m_.capacity() + v_.capacity()) * sizeof(float);
+}
+
+void DeviceEmbedding::route(Comm& comm, const int64_t* ids, size_t n, bool local_only, DeviceRouting& r) {
+  const int world = comm.size();
+  r.num_ids = n;
+  r.direct = local_only || world == 1;
+  kc::ShardingView view;
+  view.kind = static_cast<int>(sharding_.kind());
+  view.world = sharding_.world();
+  view.table_owner = sharding_.table_owner();
+  view.rows = rows_;
+  view.bounds = bounds_.data();
+  int* bad = bad_.get(1);
+  SHARDREC_CUDA_CHECK(cudaMemsetAsync(bad, 0, sizeof(int), st_));
+  const size_t cap = std::max<size_t>(n, 1);
+  kc::owner_local(ids, n, view, r.owner.get(cap), r.local.get(cap), r.key.get(cap), bad, st_);
+  int bad_h = 0;
+  if (r.direct) {
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(&bad_h, bad, sizeof(int), cudaMemcpyDeviceToHost, st_));
+    SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st_));
+    if (bad_h) fail("table " + name_ + ": an id outside its " + std::to_string(rows_) + " rows (GPU route)");
+    // Local-only ids: no collective here, exactly like the CPU table.
+    return;
+  }
+  r.uniq_count.assign(world, 0);
+  r.id_count.assign(world, 0);
+  uint32_t* counts = r.counts.get(2 * static_cast<size_t>(world));
+  const size_t uniq = kc::route_unique(r.key.data(), n, world, ws_, r.sorted_key.get(cap), r.perm.get(cap),
+                                       r.slot.get(cap), r.uniq_local.get(cap), counts, counts + world, st_);
+  (void)uniq;
+  uint32_t* hc = host_counts_.get(2 * static_cast<size_t>(world));
+  SHARDREC_CUDA_CHECK(cudaMemcpyAsync(hc, counts, 2 * world * sizeof(uint32_t), cudaMemcpyDeviceToHost, st_));
+  SHARDREC_CUDA_CHECK(cudaMemcpyAsync(&bad_h, bad, sizeof(int), cudaMemcpyDeviceToHost, st_));
+  SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st_));
+  if (bad_h) fail("table " + name_ + ": an id outside its " + std::to_string(rows_) + " rows (GPU route)");
+  // One exchange of counts: distinct rows we ask for (high half) and gradient records we will
+  // send (low half), so apply() needs no exchange of counts.
+  std::vector<uint64_t> send(world), recv(world);
+  for (int k = 0; k < world; ++k) {
+    r.uniq_count[k] = hc[k];
+    r.id_count[k] = hc[world + k];
+    send[k] = (r.uniq_count[k] << 32) | r.id_count[k];
+  }
+  comm.alltoall_u64(send.data(), recv.data());
+  r.serve_count.resize(world);
+  r.incoming.resize(world);
+  std::vector<size_t> sb(world), sd(world), rb(world), rd(world);
+  size_t st = 0, rt = 0;
+  for (int k = 0; k < world; ++k) {
+    r.serve_count[k] = recv[k] >> 32;
+    r.incoming[k] = recv[k] & 0xffffffffu;
+    sb[k] = r.uniq_count[k] * sizeof(int64_t); sd[k] = st; st += sb[k];
+    rb[k] = r.serve_count[k] * sizeof(int64_t); rd[k] = rt; rt += rb[k];
+  }
+  comm.alltoallv(r.uniq_local.data(), sb.data(), sd.data(), r.serve.get(std::max<size_t>(rt / 8, 1)), rb.data(),
+                 rd.data());
+}
+
+void DeviceEmbedding::gather(Comm& comm, const DeviceRouting& r, float* out) {
+  if (r.direct) {
+    kc::gather_rows(w_.data(), dim_, r.local.data(), r.num_ids, out, st_);
+    return;
+  }
+  const int world = comm.size();
+  const size_t rowb = dim_ * sizeof(float);
+  std::vector<size_t> sb(world), sd(world), rb(world), rd(world);
+  size_t st = 0, rt = 0;
+  for (int k = 0; k < world; ++k) {
+    sb[k] = r.serve_count[k] * rowb; sd[k] = st; st += sb[k];
+    rb[k] = r.uniq_count[k] * rowb; rd[k] = rt; rt += rb[k];
+  }
+  float* send = send_rows_.get(std::max<size_t>(st / sizeof(float), 1));
+  float* recv = recv_rows_.get(std::max<size_t>(rt / sizeof(float), 1));
+  kc::gather_rows(w_.data(), dim_, r.serve.data(), st / rowb, send, st_);
+  SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st_));
+  comm.alltoallv(send, sb.data(), sd.data(), recv, rb.data(), rd.data());
+  kc::expand_rows(recv, dim_, r.slot.data(), r.num_ids, out, st_);
+}
+
+void DeviceEmbedding::apply(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads,
+                            uint64_t key_bound) {
+  host_opt_.begin_step();
+  const OptimizerConfig& c = host_opt_.config();
+  kc::OptimizerParams p;
+  p.kind = static_cast<int>(c.kind);
+  p.lr = c.lr;
+  p.beta1 = c.beta1;
+  p.beta2 = c.beta2;
+  p.eps = c.eps;
+  p.weight_decay = c.weight_decay;
+  p.adam_step = host_opt_.adam_step();
+  p.adam_bc2_sqrt = host_opt_.adam_bc2_sqrt();
+  const size_t rec = kc::record_bytes(dim_);
+  if (r.direct) {
+    char* recs = send_rec_.get(std::max<size_t>(r.num_ids * rec, 1));
+    kc::pack_records_direct(r.local.data(), keys, grads, dim_, r.num_ids, recs, st_);
+    kc::reduce_apply(recs, r.num_ids, dim_, local_rows_, w_.data(), m_.data(), v_.data(), p, ws_, st_, key_bound);
+    return;
+  }
+  const int world = comm.size();
+  std::vector<size_t> sb(world), sd(world), rb(world), rd(world);
+  size_t st = 0, rt = 0;
+  for (int k = 0; k < world; ++k) {
+    sb[k] = r.id_count[k] * rec; sd[k] = st; st += sb[k];
+    rb[k] = r.incoming[k] * rec; rd[k] = rt; rt += rb[k];
+  }
+  char* send = send_rec_.get(std::max<size_t>(st, 1));
+  char* recv = recv_rec_.get(std::max<size_t>(rt, 1));
+  // Records leave in (owner, row) order: each owner's records are one contiguous run.
+  kc::pack_records(r.perm.data(), r.local.data(), keys, grads, dim_, r.num_ids, send, st_);
+  SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st_));
+  comm.alltoallv(send, sb.data(), sd.data(), recv, rb.data(), rd.data());
+  kc::reduce_apply(recv, rt / rec, dim_, local_rows_, w_.data(), m_.data(), v_.data(), p, ws_, st_, key_bound);
+}
+
+void DeviceEmbedding::download(ShardedEmbedding& host) const {
+  const size_t n = static_cast<size_t>(local_rows_) * dim_;
+  SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st_));
+  if (n) SHARDREC_CUDA_CHECK(cudaMemcpy(host.local_data().data(), w_.data(), n * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
+}  // namespace shardrec::dist

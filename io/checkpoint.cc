@@ -1,0 +1,494 @@
+#include "io/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "dist/mpi_comm.h"
+#include "io/hdf5_util.h"
+
+namespace shardrec::io {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Runs fn on every rank; if it failed anywhere, every rank throws the first failing rank's
+// message, so that no rank goes on alone into a collective.
+void agree(dist::Comm& comm, const std::function<void()>& fn) {
+  std::string err;
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    err = e.what();
+    if (err.empty()) err = "unknown error";
+  }
+  std::vector<uint64_t> lens(comm.size());
+  comm.allgather_u64(err.size(), lens.data());
+  for (int k = 0; k < comm.size(); ++k) {
+    if (lens[k] == 0) continue;
+    std::string msg(lens[k], '\0');
+    if (comm.rank() == k) msg = err;
+    comm.broadcast(msg.data(), msg.size(), k);
+    fail(msg);
+  }
+}
+
+// One dataset of the checkpoint and this rank's rows of it: ids first, first + stride, ...
+struct Block {
+  std::string name;
+  int64_t rows = 0, cols = 0;  // cols 0: a vector
+  bool replicated = false;     // identical on every rank (VBPR's projection): rank 0 writes it
+  int64_t first = 0, stride = 1, count = 0;
+  float* data = nullptr;
+  int64_t width() const { return cols > 0 ? cols : 1; }
+};
+
+void local_progression(const dist::Sharding& sh, int rank, int64_t* first, int64_t* stride, int64_t* count) {
+  *count = sh.local_rows(rank);
+  *first = *count > 0 ? sh.global_id(rank, 0) : 0;
+  *stride = *count > 1 ? sh.global_id(rank, 1) - *first : 1;
+}
+
+// The checkpoint's datasets for this trainer; data points into the trainer (best_* must be sized).
+std::vector<Block> blocks_of(Trainer& t, int rank, bool reading) {
+  MFModel& m = t.model();
+  TrainProgress& p = t.progress();
+  std::vector<Block> out;
+  for (dist::ShardedEmbedding* tb : {&m.user, &m.item}) {
+    Block b;
+    b.rows = tb->rows();
+    b.cols = tb->dim();
+    local_progression(tb->sharding(), rank, &b.first, &b.stride, &b.count);
+    const std::string g = "/tables/" + tb->name();
+    auto add = [&](const std::string& name, int64_t cols, std::vector<float>& v) {
+      Block x = b;
+      x.name = name;
+      x.cols = cols;
+      x.data = v.data();
+      out.push_back(x);
+    };
+    add(g + "/embedding", tb->dim(), tb->local_data());
+    RowOptimizer& o = tb->optimizer();
+    const bool adagrad = o.config().kind == OptimizerConfig::Kind::kAdagrad;
+    if (!o.state_m().empty()) add(g + "/adam_m", tb->dim(), o.state_m());
+    if (!o.state_v().empty()) add(g + (adagrad ? "/adagrad_sum" : "/adam_v"), adagrad ? 0 : tb->dim(), o.state_v());
+    if (p.has_best) add("/best/" + tb->name(), tb->dim(), tb == &m.user ? p.best_user : p.best_item);
+  }
+  if (m.vbpr()) {
+    const int64_t d = m.item_dim(), F = m.feat_dim();
+    auto add = [&](const std::string& name, int64_t rows, int64_t cols, std::vector<float>& v) {
+      Block x;
+      x.name = name;
+      x.rows = rows;
+      x.cols = cols;
+      x.replicated = true;
+      x.count = reading || rank == 0 ? rows : 0;
+      x.data = v.data();
+      out.push_back(x);
+    };
+    add("/dense/W", d, F, m.W);
+    add("/dense/b", d, 0, m.b);
+    for (auto [name, opt] : {std::pair<const char*, RowOptimizer*>{"W", m.optimizer_W()}, {"b", m.optimizer_b()}}) {
+      const int64_t rows = name[0] == 'W' ? d : 1, cols = name[0] == 'W' ? F : d;
+      if (!opt->state_m().empty()) add(std::string("/dense/") + name + "_adam_m", rows, cols, opt->state_m());
+      if (!opt->state_v().empty() && opt->config().kind != OptimizerConfig::Kind::kAdagrad)
+        add(std::string("/dense/") + name + "_adam_v", rows, cols, opt->state_v());
+      else if (!opt->state_v().empty())
+        add(std::string("/dense/") + name + "_adagrad_sum", rows, 0, opt->state_v());
+    }
+    if (p.has_best) {
+      add("/best/W", d, F, p.best_W);
+      add("/best/b", d, 0, p.best_b);
+    }
+  }
+  return out;
+}
+
+// XOR over this rank's rows of hash(id, row bytes): independent of which rank holds which row.
+uint64_t rows_hash(const Block& b) {
+  uint64_t h = 0;
+  const int64_t w = b.width();
+  for (int64_t k = 0; k < b.count; ++k) {
+    const int64_t id = b.first + k * b.stride;
+    const float* row = b.data + k * w;
+    uint64_t r = hash64(0x636b7074, static_cast<uint64_t>(id), static_cast<uint64_t>(w));
+    int64_t c = 0;
+    for (; c + 1 < w; c += 2) {  // two floats per mix
+      uint64_t word;
+      std::memcpy(&word, row + c, 8);
+      r = mix64(r ^ word);
+    }
+    if (c < w) {
+      uint32_t x;
+      std::memcpy(&x, row + c, 4);
+      r = mix64(r ^ x);
+    }
+    h ^= r;
+  }
+  return h;
+}
+
+// The same XOR over all ranks (a replicated block counts once, from rank 0).
+uint64_t global_hash(const Block& b, dist::Comm& comm) {
+  const uint64_t mine = b.replicated && comm.rank() != 0 ? 0 : rows_hash(b);
+  std::vector<uint64_t> all(comm.size());
+  comm.allgather_u64(mine, all.data());
+  uint64_t h = 0;
+  for (auto x : all) h ^= x;
+  return h;
+}
+
+uint64_t text_hash(const std::string& s) {
+  uint64_t h = hash64(0x74657874, s.size());
+  for (size_t i = 0; i < s.size(); i += 8) {
+    uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, std::min<size_t>(8, s.size() - i));
+    h = mix64(h ^ w);
+  }
+  return h;
+}
+
+std::string hexfloat(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%a", v);
+  return buf;
+}
+
+std::map<std::string, std::string> key_values(const std::string& text) {
+  std::map<std::string, std::string> kv;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    auto trim = [](std::string s) {
+      s.erase(0, s.find_first_not_of(' '));
+      s.erase(s.find_last_not_of(' ') + 1);
+      return s;
+    };
+    kv[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+  }
+  return kv;
+}
+
+// The state text: progress, optimizer steps, epoch loss and the dataset's identity.
+std::string state_text(Trainer& t, int64_t loss_total, const DatasetInfo& info) {
+  TrainProgress& p = t.progress();
+  MFModel& m = t.model();
+  std::ostringstream o;
+  o << "epoch = " << p.epoch << "\nstep = " << p.step << "\nglobal_step = " << t.global_step()
+    << "\nepoch_loss = " << loss_total << "\nepochs_done = " << p.epochs_done
+    << "\nbest = " << hexfloat(p.best) << "\nsince_best = " << p.since_best
+    << "\nbest_epoch = " << p.best_epoch << "\nbest_valid = " << hexfloat(p.best_valid)
+    << "\nhas_best = " << (p.has_best ? 1 : 0) << "\nelapsed = " << hexfloat(p.elapsed)
+    << "\nopt_step.user = " << m.user.optimizer().step() << "\nopt_step.item = " << m.item.optimizer().step();
+  if (m.vbpr())
+    o << "\nopt_step.W = " << m.optimizer_W()->step() << "\nopt_step.b = " << m.optimizer_b()->step();
+  o << "\nnum_users = " << info.num_users << "\nnum_items = " << info.num_items
+    << "\ntrain_rows = " << info.rows[0] << "\nvalid_rows = " << info.rows[1]
+    << "\ntest_rows = " << info.rows[2] << "\n";
+  return o.str();
+}
+
+void write_layout(H5File& f, const std::string& config, const std::string& state,
+                  const std::string& model, const std::vector<Block>& blocks,
+                  const std::vector<uint64_t>& hashes) {
+  f.write_attr_str("/", "format", kCheckpointFormat);
+  f.write_attr<int32_t>("/", "version", kCheckpointVersion);
+  f.write_attr_str("/", "model", model);
+  f.write_attr_str("/", "config", config);
+  f.write_attr_str("/", "state", state);
+  f.write_attr<int64_t>("/", "checksum", static_cast<int64_t>(text_hash(config + "\n--\n" + state)));
+  for (const char* g : {"/tables", "/tables/user", "/tables/item", "/best", "/dense"}) f.create_group(g);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    f.create_dataset<float>(blocks[i].name, blocks[i].rows, blocks[i].cols);
+    f.write_attr<int64_t>(blocks[i].name, "checksum", static_cast<int64_t>(hashes[i]));
+  }
+}
+
+void write_rows(H5File& f, const std::vector<Block>& blocks) {
+  for (const auto& b : blocks) f.write_rows_strided<float>(b.name, b.first, b.stride, b.count, b.data);
+}
+
+std::string zero_padded(int64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%010" PRId64, v);
+  return buf;
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, Trainer& t, dist::Comm& comm) {
+  auto* mpi = dynamic_cast<dist::MpiComm*>(&comm);
+  const auto& info = t.data_info();
+  // The epoch's loss sum so far, over all ranks (each holds its own samples' part).
+  int64_t loss_total = t.epoch_loss().raw(0);
+  comm.allreduce_sum(&loss_total, 1);
+  const std::string config = t.config().to_ini();
+  const std::string state = state_text(t, loss_total, info);
+  const auto blocks = blocks_of(t, comm.rank(), false);
+  std::vector<uint64_t> hashes;
+  for (const auto& b : blocks) hashes.push_back(global_hash(b, comm));
+  const std::string tmp = path + ".tmp";
+  if (mpi) {
+    // Parallel HDF5: the layout is collective, every rank then writes its own rows.
+    agree(comm, [&] {
+      H5File f = H5File::create_parallel(tmp, mpi->native_handle());
+      write_layout(f, config, state, t.config().model, blocks, hashes);
+      write_rows(f, blocks);
+      f.close();
+    });
+  } else {
+    // Ranks are threads of one process: one writer at a time (HDF5 is not thread-safe).
+    agree(comm, [&] {
+      if (comm.rank() != 0) return;
+      H5File f = H5File::create(tmp);
+      write_layout(f, config, state, t.config().model, blocks, hashes);
+      f.close();
+    });
+    for (int k = 0; k < comm.size(); ++k)
+      agree(comm, [&] {
+        if (comm.rank() != k) return;
+        H5File f = H5File::open_rw(tmp);
+        write_rows(f, blocks);
+        f.close();
+      });
+  }
+  agree(comm, [&] {
+    if (comm.rank() != 0) return;
+    // On disk before it replaces anything: a crash after the rename must not find it half there.
+    const int fd = ::open(tmp.c_str(), O_RDONLY);
+    if (fd < 0 || ::fsync(fd) != 0) {
+      if (fd >= 0) ::close(fd);
+      std::remove(tmp.c_str());
+      fail(tmp + ": cannot sync the checkpoint to disk (" + std::strerror(errno) + ")");
+    }
+    ::close(fd);
+    std::error_code ec;
+    fs::rename(tmp, path, ec);
+    if (ec) {
+      std::remove(tmp.c_str());
+      fail(path + ": cannot move the finished checkpoint into place: " + ec.message());
+    }
+  });
+}
+
+void load_checkpoint(const std::string& path, Trainer& t, const TrainConfig& cfg,
+                     const DatasetInfo& info, dist::Comm& comm) {
+  auto* mpi = dynamic_cast<dist::MpiComm*>(&comm);
+  const std::string where = "checkpoint " + path + ": ";
+  H5File f;
+  std::string config, state;
+  // Open and check the header on every rank (each reads the same, so all reach the same verdict).
+  agree(comm, [&] {
+    if (!fs::exists(path)) fail(where + "no such file");
+    try {
+      f = H5File::open_read(path, mpi ? mpi->native_handle() : nullptr);
+    } catch (const Error& e) {
+      fail(where + "cannot be opened (truncated or not HDF5?): " + e.what());
+    }
+    std::string fmt;
+    try {
+      fmt = f.read_attr_str("/", "format");
+    } catch (const Error&) {
+    }
+    if (fmt != kCheckpointFormat)
+      fail(where + "not a shardrec checkpoint (root attribute 'format' is '" + fmt + "', expected '" +
+           kCheckpointFormat + "')");
+    const int version = f.read_attr<int32_t>("/", "version");
+    if (version != kCheckpointVersion)
+      fail(where + "format version " + std::to_string(version) + ", this shardrec reads version " +
+           std::to_string(kCheckpointVersion));
+    config = f.read_attr_str("/", "config");
+    state = f.read_attr_str("/", "state");
+    const auto sum = static_cast<uint64_t>(f.read_attr<int64_t>("/", "checksum"));
+    if (sum != text_hash(config + "\n--\n" + state))
+      fail(where + "the config/state attributes fail their checksum (the file is corrupted)");
+  });
+  const auto st = key_values(state);
+  auto num = [&](const std::string& key) -> std::string {
+    auto it = st.find(key);
+    if (it == st.end()) fail(where + "state has no '" + key + "'");
+    return it->second;
+  };
+  auto i64 = [&](const std::string& key) { return static_cast<int64_t>(std::stoll(num(key))); };
+  auto dbl = [&](const std::string& key) { return std::strtod(num(key).c_str(), nullptr); };
+  // The checkpoint must come from the same model, dataset and training config; only the number
+  // of epochs (and the dataset's path) may change on resume.
+  const auto was = key_values(config), now = key_values(cfg.to_ini());
+  std::string diff;
+  for (const auto& [k, v] : now) {
+    if (k == "data" || k == "epochs") continue;
+    auto it = was.find(k);
+    const std::string old = it == was.end() ? "(absent)" : it->second;
+    if (old != v) diff += (diff.empty() ? "" : "; ") + k + " = " + old + " there, " + v + " here";
+  }
+  if (!diff.empty())
+    fail(where + "written with an incompatible configuration: " + diff +
+         " (only --epochs and --data may change on resume)");
+  const std::pair<const char*, int64_t> ident[] = {{"num_users", info.num_users}, {"num_items", info.num_items},
+                                                   {"train_rows", info.rows[0]}, {"valid_rows", info.rows[1]},
+                                                   {"test_rows", info.rows[2]}};
+  for (const auto& [key, v] : ident)
+    if (i64(key) != v)
+      fail(where + "written for another dataset: " + key + " = " + std::to_string(i64(key)) + " there, " +
+           std::to_string(v) + " in " + cfg.data);
+  const int64_t S = t.steps_per_epoch();
+  const int64_t epoch = i64("epoch"), step = i64("step");
+  if (epoch < 1 || step < 0 || step > S || (epoch - 1) * S + step != i64("global_step"))
+    fail(where + "its position (epoch " + std::to_string(epoch) + ", step " + std::to_string(step) +
+         ") does not fit this dataset and batch (" + std::to_string(S) + " steps per epoch)");
+  TrainProgress& p = t.progress();
+  MFModel& m = t.model();
+  p.has_best = i64("has_best") != 0;
+  if (p.has_best) {
+    p.best_user.resize(m.user.local_data().size());
+    p.best_item.resize(m.item.local_data().size());
+    p.best_W.resize(m.W.size());
+    p.best_b.resize(m.b.size());
+  }
+  const auto blocks = blocks_of(t, comm.rank(), true);
+  std::vector<uint64_t> stored(blocks.size());
+  agree(comm, [&] {
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      const Block& b = blocks[i];
+      const auto shape = f.shape(b.name);
+      const std::vector<int64_t> want = b.cols > 0 ? std::vector<int64_t>{b.rows, b.cols} : std::vector<int64_t>{b.rows};
+      if (shape != want) {
+        std::string have;
+        for (auto x : shape) have += (have.empty() ? "" : "x") + std::to_string(x);
+        fail(where + "dataset " + b.name + " has shape " + have + ", this model needs " +
+             std::to_string(b.rows) + (b.cols > 0 ? "x" + std::to_string(b.cols) : ""));
+      }
+      stored[i] = static_cast<uint64_t>(f.read_attr<int64_t>(b.name, "checksum"));
+      try {
+        f.read_rows_strided<float>(b.name, b.first, b.stride, b.count, b.data);
+      } catch (const Error& e) {
+        fail(where + "cannot read " + b.name + " (truncated or corrupted file?): " + e.what());
+      }
+    }
+  });
+  for (size_t i = 0; i < blocks.size(); ++i)
+    if (global_hash(blocks[i], comm) != stored[i])
+      fail(where + "dataset " + blocks[i].name + " fails its checksum (the file is corrupted)");
+  f.close();
+  m.user.optimizer().set_step(i64("opt_step.user"));
+  m.item.optimizer().set_step(i64("opt_step.item"));
+  if (m.vbpr()) {
+    m.optimizer_W()->set_step(i64("opt_step.W"));
+    m.optimizer_b()->set_step(i64("opt_step.b"));
+  }
+  p.epoch = static_cast<int>(epoch);
+  p.step = step;
+  p.epochs_done = static_cast<int>(i64("epochs_done"));
+  p.best = dbl("best");
+  p.since_best = static_cast<int>(i64("since_best"));
+  p.best_epoch = static_cast<int>(i64("best_epoch"));
+  p.best_valid = dbl("best_valid");
+  p.elapsed = dbl("elapsed");
+  // The loss sum so far counts once: rank 0 carries it, whatever the number of ranks.
+  t.epoch_loss() = dist::ExactSums(1, 24);
+  t.epoch_loss().set_raw(0, comm.rank() == 0 ? i64("epoch_loss") : 0);
+}
+
+std::vector<std::string> list_checkpoints(const std::string& dir) {
+  std::vector<std::pair<int64_t, std::string>> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() < 9 || name.rfind("ckpt-", 0) != 0 || name.substr(name.size() - 3) != ".h5") continue;
+    const std::string digits = name.substr(5, name.size() - 8);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    found.push_back({std::stoll(digits), e.path().string()});
+  }
+  std::sort(found.begin(), found.end());
+  std::vector<std::string> out;
+  for (auto& [s, p] : found) out.push_back(p);
+  return out;
+}
+
+int64_t checkpoint_bytes(Trainer& t, dist::Comm& comm) {
+  int64_t bytes = 1 << 20;  // metadata and attributes
+  for (const auto& b : blocks_of(t, comm.rank(), true)) bytes += b.rows * b.width() * 4;
+  // The kept best parameters appear once validation has run: count them ahead.
+  if (!t.progress().has_best && t.config().keep_best && t.config().eval_every > 0)
+    bytes += (t.model().user.rows() * t.model().user.dim() + t.model().item.rows() * t.model().item.dim()) * 4;
+  return bytes;
+}
+
+void parse_checkpoint_every(const std::string& text, int64_t* steps, double* minutes) {
+  *steps = 0;
+  *minutes = 0;
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::logic_error&) {
+    used = 0;
+  }
+  const std::string unit = text.substr(used);
+  if (used > 0 && v > 0 && (unit.empty() || unit == "steps")) {
+    if (v != static_cast<double>(static_cast<int64_t>(v)))
+      fail("option --checkpoint-every: '" + text + "': a number of steps must be an integer");
+    *steps = static_cast<int64_t>(v);
+    return;
+  }
+  if (used > 0 && v > 0 && (unit == "m" || unit == "min")) {
+    *minutes = v;
+    return;
+  }
+  fail("option --checkpoint-every: '" + text + "': expected steps (e.g. 500) or minutes (e.g. 30m)");
+}
+
+Checkpointer::Checkpointer(CheckpointPolicy policy, dist::Comm& comm)
+    : p_(std::move(policy)), comm_(comm), last_time_(now_s()) {}
+
+bool Checkpointer::operator()(Trainer& t) {
+  bool due = p_.every_steps > 0 && t.global_step() % p_.every_steps == 0;
+  bool stop = false;
+  if (p_.every_minutes > 0 || p_.signal_flag) {
+    double flags[2] = {p_.signal_flag && *p_.signal_flag ? 1.0 : 0.0,
+                       p_.every_minutes > 0 && now_s() - last_time_ >= p_.every_minutes * 60 ? 1.0 : 0.0};
+    comm_.allreduce_max(flags, 2);
+    stop = flags[0] > 0;
+    due = due || stop || flags[1] > 0;
+  }
+  if (due) write(t);
+  return stop;
+}
+
+std::string Checkpointer::write(Trainer& t) {
+  const std::string path = p_.dir + "/ckpt-" + zero_padded(t.global_step()) + ".h5";
+  agree(comm_, [&] {
+    if (comm_.rank() != 0) return;
+    std::error_code ec;
+    fs::create_directories(p_.dir, ec);
+    if (ec) fail("checkpoint directory " + p_.dir + ": " + ec.message());
+  });
+  save_checkpoint(path, t, comm_);
+  last_ = path;
+  last_time_ = now_s();
+  if (comm_.rank() == 0 && p_.keep > 0) {
+    auto all = list_checkpoints(p_.dir);
+    for (size_t i = 0; i + p_.keep < all.size(); ++i) std::remove(all[i].c_str());
+  }
+  comm_.barrier();
+  return path;
+}
+
+}  // namespace shardrec::io

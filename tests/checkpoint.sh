@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Checkpoints through the command line, with real MPI ranks:
+#  - SIGUSR1 mid-training on 2 ranks: a checkpoint, exit 75; --resume auto on 3 ranks ends with a
+#    params.h5 byte-identical to an uninterrupted run's, and metrics.jsonl with one line per epoch;
+#  - a corrupted checkpoint and an incompatible config: clear errors, the checkpoint untouched;
+#  - an unwritable run directory and a full disk: reported before training starts.
+# usage: checkpoint.sh SHARDREC WORKDIR MPIEXEC
+set -uo pipefail
+bin=$1; dir=$2; mpiexec=${3:-mpiexec}
+rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+"$bin" synth --out data.h5 --users 5000 --items 2000 --interactions 200000 >/dev/null || exit 1
+fails=0
+ok() { echo "ok   $*"; }
+bad() { echo "FAIL: $*"; fails=$((fails+1)); }
+args=(--data data.h5 --epochs 4 --batch 1024 --dim 16 --eval-every 1 --patience 3 --final-eval false)
+
+"$mpiexec" --oversubscribe -np 2 "$bin" train "${args[@]}" --run-dir ref --quiet >ref.log 2>&1 || { cat ref.log; exit 1; }
+
+# 1. SIGUSR1 to mpirun (which forwards it to the ranks) once epoch 1 is logged.
+"$mpiexec" --oversubscribe -np 2 "$bin" train "${args[@]}" --run-dir run --checkpoint-every 50 >run1.log 2>&1 &
+job=$!
+for _ in $(seq 300); do grep -q "epoch 1/" run1.log && break; sleep 0.1; done
+kill -USR1 "$job"
+wait "$job"; rc=$?
+if [ $rc -eq 75 ] && grep -q "stopped by SIGUSR1" run1.log && ls run/checkpoints/ckpt-*.h5 >/dev/null 2>&1; then
+  ok "SIGUSR1: exit 75, $(grep -o 'checkpoint [^ ]* written' run1.log)"
+else
+  bad "SIGUSR1 did not checkpoint and exit 75 (exit $rc)"; tail -5 run1.log
+fi
+[ -f run/params.h5 ] && bad "an interrupted run wrote params.h5"
+"$mpiexec" --oversubscribe -np 3 "$bin" train "${args[@]}" --run-dir run --checkpoint-every 50 --resume auto >run2.log 2>&1; rc=$?
+if [ $rc -eq 0 ] && grep -q "resumed from" run2.log && cmp -s ref/params.h5 run/params.h5; then
+  ok "resumed on 3 ranks: params.h5 byte-identical to the uninterrupted 2-rank run ($(grep -o 'resumed from .*' run2.log))"
+else
+  bad "resume (exit $rc) differs from the uninterrupted run"; tail -5 run2.log
+fi
+[ "$(wc -l < run/metrics.jsonl)" -eq "$(wc -l < ref/metrics.jsonl)" ] && ok "metrics.jsonl: one line per epoch" \
+  || bad "metrics.jsonl has $(wc -l < run/metrics.jsonl) lines, expected $(wc -l < ref/metrics.jsonl)"
+n=$(ls run/checkpoints/ckpt-*.h5 | wc -l)
+[ "$n" -le 3 ] && ok "kept $n checkpoints (--keep-checkpoints 3)" || bad "$n checkpoints kept, expected at most 3"
+
+# 2. A corrupted checkpoint: bytes overwritten in the middle of the file.
+ck=$(ls run/checkpoints/ckpt-*.h5 | tail -n 1)
+mkdir -p bad/checkpoints; cp "$ck" bad/checkpoints/; bck=bad/checkpoints/$(basename "$ck")
+size=$(stat -c %s "$bck")
+printf 'garbage-garbage-garbage' | dd of="$bck" bs=1 seek=$((size / 2)) conv=notrunc status=none
+sum=$(md5sum < "$bck")
+out=$("$mpiexec" --oversubscribe -np 2 "$bin" train "${args[@]}" --run-dir bad --resume latest 2>&1); rc=$?
+if [ $rc -ne 0 ] && grep -q "checkpoint $bck" <<<"$out" && grep -qE "corrupted|truncated" <<<"$out" && [ "$(md5sum < "$bck")" = "$sum" ]; then
+  ok "corrupted checkpoint (exit $rc): $(grep -m1 -o "checkpoint $bck.*" <<<"$out" | cut -c1-160)"
+else
+  bad "corrupted checkpoint not reported or modified (exit $rc)"; echo "$out" | tail -3
+fi
+
+# 3. An incompatible config.
+sum=$(md5sum < "$ck"); conf=$(md5sum < run/config.ini)
+out=$("$mpiexec" --oversubscribe -np 2 "$bin" train "${args[@]}" --negatives 2 --run-dir run --resume "$ck" 2>&1); rc=$?
+if [ $rc -ne 0 ] && grep -q "incompatible configuration: negatives = 1 there, 2 here" <<<"$out" && [ "$(md5sum < "$ck")" = "$sum" ] \
+   && [ "$(md5sum < run/config.ini)" = "$conf" ]; then
+  ok "incompatible config (exit $rc)"
+else
+  bad "incompatible config not reported (exit $rc)"; echo "$out" | tail -3
+fi
+
+# 4. An unwritable run directory (a path under a regular file: root ignores permissions).
+touch plainfile
+out=$("$mpiexec" --oversubscribe -np 2 "$bin" train "${args[@]}" --run-dir plainfile/run 2>&1); rc=$?
+if [ $rc -ne 0 ] && grep -q "run directory plainfile/run" <<<"$out" && ! grep -q "epoch 1/" <<<"$out"; then
+  ok "unwritable run directory, before training (exit $rc): $(grep -m1 -o 'run directory.*' <<<"$out")"
+else
+  bad "unwritable run directory not reported before training (exit $rc)"; echo "$out" | tail -3
+fi
+
+# 5. A full disk: a 1 MiB tmpfs cannot hold the checkpoints (needs root and mount rights).
+mkdir -p small
+if mount -t tmpfs -o size=1m tmpfs small 2>/dev/null; then
+  out=$("$mpiexec" --oversubscribe -np 2 "$bin" train "${args[@]}" --run-dir small/run --checkpoint-every 10 2>&1); rc=$?
+  umount small
+  if [ $rc -ne 0 ] && grep -q "MiB free, training needs about" <<<"$out" && ! grep -q "epoch 1/" <<<"$out"; then
+    ok "full disk, before training (exit $rc): $(grep -m1 -o 'run directory.*' <<<"$out" | cut -c1-160)"
+  else
+    bad "full disk not reported before training (exit $rc)"; echo "$out" | tail -3
+  fi
+  # A read-only file system: the directory exists, files cannot be made in it.
+  mkdir -p small/run
+  mount -t tmpfs -o ro,size=1m tmpfs small/run
+  out=$("$mpiexec" --oversubscribe -np 2 "$bin" train "${args[@]}" --run-dir small/run 2>&1); rc=$?
+  umount small/run
+  if [ $rc -ne 0 ] && grep -q "run directory small/run: files cannot be written there" <<<"$out" && ! grep -q "epoch 1/" <<<"$out"; then
+    ok "read-only run directory, before training (exit $rc): $(grep -m1 -o "run directory.*" <<<"$out")"
+  else
+    bad "read-only run directory not reported before training (exit $rc)"; echo "$out" | tail -3
+  fi
+else
+  echo "SKIP full disk and read-only run directory: cannot mount a small tmpfs here (not root, or no mount rights)"
+fi
+
+[ $fails -eq 0 ] && echo "all checkpoint cases ok"
+exit $fails

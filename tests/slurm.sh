@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# SLURM for real, on this machine: starts munged, slurmctld and slurmd with a generated one-node
+# configuration (own key, socket, ports, state and log files under WORKDIR), submits
+# launch/slurm-train.sbatch with sbatch, sends the job the time-limit warning (SIGUSR1 to the
+# batch shell, what --signal=B:USR1@N delivers) once training runs, and checks that the job
+# checkpointed, requeued itself, resumed from the checkpoint and completed with a params.h5
+# byte-identical to an uninterrupted run. Stops the daemons it started, by pid.
+# Exit 77 (ctest: skipped, with the reason printed) when SLURM is not installed or will not start.
+# usage: slurm.sh SHARDREC WORKDIR MPIEXEC SOURCE_DIR
+set -uo pipefail
+bin=$1; dir=$2; mpiexec=${3:-mpiexec}; src=${4:-$(cd "$(dirname "$0")/.." && pwd)}
+skip() { echo "SKIP: $*"; exit 77; }
+for tool in munged slurmctld slurmd sbatch scontrol scancel; do
+  command -v "$tool" >/dev/null || skip "$tool not found (install the Debian packages slurm-wlm and munge; launch/install-deps.sh does when CI=true)"
+done
+[ "$(id -u)" -eq 0 ] || skip "the daemons of this test run as root"
+rm -rf "$dir"; mkdir -p "$dir"/{state,spool,munge}; chmod 700 "$dir" "$dir/munge"; cd "$dir"
+host=$(hostname -s)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null
+  done
+}
+trap cleanup EXIT
+
+# munge with its own key and socket, so that nothing of the system's setup is used or changed.
+dd if=/dev/urandom of=munge/munge.key bs=1024 count=1 status=none; chmod 400 munge/munge.key
+munged -F -f --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.sock" --pid-file="$dir/munge/munged.pid" \
+  --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" >munge/munged.out 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do [ -S munge/munge.sock ] && break; sleep 0.1; done
+[ -S munge/munge.sock ] || { cat munge/munged.log 2>/dev/null | tail -5; skip "munged did not start"; }
+
+# Ports from the pid, away from the default 6817/6818 of a system SLURM.
+port=$(( 20000 + ($$ % 20000) ))
+cat > slurm.conf <<EOF
+ClusterName=shardrectest
+SlurmctldHost=$host
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort=$port
+SlurmdPort=$((port + 1))
+AuthType=auth/munge
+CredType=cred/munge
+# cred_expire is also how long a requeued job waits before it starts again (120 s by default).
+AuthInfo=socket=$dir/munge/munge.sock,cred_expire=10
+StateSaveLocation=$dir/state
+SlurmdSpoolDir=$dir/spool
+SlurmctldPidFile=$dir/slurmctld.pid
+SlurmdPidFile=$dir/slurmd.pid
+SlurmctldLogFile=$dir/slurmctld.log
+SlurmdLogFile=$dir/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=none
+ReturnToService=2
+JobRequeue=1
+KillWait=5
+MinJobAge=600
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/none
+NodeName=$host CPUs=$(nproc) State=UNKNOWN
+PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP
+EOF
+export SLURM_CONF=$dir/slurm.conf
+slurmctld -D -i -f "$SLURM_CONF" >slurmctld.out 2>&1 &
+pids+=($!)
+slurmd -D -f "$SLURM_CONF" -N "$host" >slurmd.out 2>&1 &
+pids+=($!)
+state=""
+for _ in $(seq 100); do
+  state=$(scontrol show node "$host" 2>/dev/null | grep -o 'State=[A-Z+_]*' | head -1)
+  [[ $state == State=IDLE* ]] && break; sleep 0.3
+done
+if [[ $state != State=IDLE* ]]; then
+  tail -5 slurmctld.log slurmd.log 2>/dev/null
+  skip "slurmctld/slurmd did not bring node $host up (state '${state:-none}')"
+fi
+echo "ok   munged, slurmctld and slurmd up (pids ${pids[*]}), node $host idle"
+
+fails=0
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+"$bin" synth --out data.h5 --users 4000 --items 1500 --interactions 160000 >/dev/null || exit 1
+args=(--data "$dir/data.h5" --epochs 4 --batch 1024 --dim 16 --eval-every 1 --patience 3 --final-eval false)
+"$mpiexec" --oversubscribe -np 2 "$bin" train "${args[@]}" --run-dir ref --quiet >ref.log 2>&1 || { cat ref.log; exit 1; }
+
+# One job per launcher: checkpoint on the warning signal, requeue, resume, complete. The mpirun
+# job is submitted with sbatch directly, the srun job through launch/slurm-submit.sh.
+job() {
+  local launcher=$1 run=$dir/run-$1 id log jstate="" restarts
+  if [ "$launcher" = mpirun ]; then
+    id=$(sbatch --parsable -J "shardrec-$launcher" -o "$dir/job-%j.log" --ntasks=2 --time=10 \
+           --export=ALL,SHARDREC="$bin",SHARDREC_LAUNCHER="$launcher" \
+           "$src/launch/slurm-train.sbatch" "${args[@]}" --run-dir "$run" --checkpoint-every 40) \
+      || { tail -5 slurmctld.log; echo "FAIL: sbatch"; fails=$((fails+1)); return; }
+    log=$dir/job-$id.log
+  else
+    cat > job.conf <<EOF
+job-name = shardrec-srun
+ntasks = 2
+time = 10
+launcher = srun
+srun-mpi = pmix
+signal-before = 60
+log-dir = $dir/logs
+shardrec = $bin
+train-args = ${args[*]} --run-dir $run --checkpoint-every 40
+EOF
+    id=$(bash "$src/launch/slurm-submit.sh" job.conf | grep -o '[0-9]*$') \
+      || { tail -5 slurmctld.log; echo "FAIL: slurm-submit.sh"; fails=$((fails+1)); return; }
+    grep -q "^#SBATCH --signal=B:USR1@60$" logs/shardrec-srun.sbatch && grep -q "^#SBATCH --ntasks=2$" logs/shardrec-srun.sbatch \
+      && echo "ok   slurm-submit.sh filled the template (logs/shardrec-srun.sbatch)" \
+      || { echo "FAIL: slurm-submit.sh did not fill the template"; fails=$((fails+1)); }
+    log=$dir/logs/shardrec-srun-$id.log
+  fi
+  echo "ok   $launcher: submitted job $id"
+  for _ in $(seq 600); do grep -q "epoch 1/" "$log" 2>/dev/null && break; sleep 0.1; done
+  if ! grep -q "epoch 1/" "$log" 2>/dev/null; then
+    echo "FAIL: job $id did not start training"; tail "$log" 2>/dev/null; tail -5 slurmctld.log; fails=$((fails+1))
+    scancel "$id"; return
+  fi
+  # What --signal=B:USR1@N sends before the time limit.
+  scancel --signal=USR1 --batch "$id"
+  for _ in $(seq 900); do
+    jstate=$(scontrol show job "$id" 2>/dev/null | grep -o 'JobState=[A-Z_]*')
+    [ "$jstate" = JobState=COMPLETED ] || [ "$jstate" = JobState=FAILED ] || [ "$jstate" = JobState=CANCELLED ] && break
+    sleep 0.2
+  done
+  restarts=$(scontrol show job "$id" | grep -o 'Restarts=[0-9]*')
+  if [ "$jstate" = JobState=COMPLETED ] && [ "$restarts" = Restarts=1 ]; then
+    echo "ok   $launcher: job $id completed after one requeue ($restarts)"
+  else
+    echo "FAIL: job $id ended as '${jstate:-?}' with ${restarts:-?} (expected COMPLETED, Restarts=1)"; fails=$((fails+1))
+    scancel "$id" 2>/dev/null
+  fi
+  local want
+  for want in "SIGUSR1: time limit near" "stopped by SIGUSR1" "requeueing job $id" "run 2 on" "resumed from $run/checkpoints/ckpt-"; do
+    grep -q "$want" "$log" && echo "ok   $launcher: log: $(grep -m1 -o "$want.*" "$log" | cut -c1-110)" \
+      || { echo "FAIL: the job log lacks '$want'"; fails=$((fails+1)); }
+  done
+  if cmp -s ref/params.h5 "$run/params.h5"; then
+    echo "ok   $launcher: params.h5 of the requeued job is byte-identical to an uninterrupted run's"
+  else
+    echo "FAIL: params.h5 of job $id differs from the uninterrupted run's"; fails=$((fails+1)); tail -30 "$log"
+  fi
+}
+job mpirun ""
+if srun --mpi=list 2>&1 | grep -q pmix; then
+  job srun
+else
+  echo "SKIP srun launcher: this SLURM has no pmix plugin for OpenMPI ranks"
+fi
+# Opt-in (a few minutes): a job that runs into real 1-minute time limits. SLURM sends SIGUSR1
+# 30 s before each (give or take its scheduling resolution); every run checkpoints and requeues
+# until training is done.
+if [ "${SHARDREC_SLURM_TIME_LIMIT:-}" = 1 ]; then
+  long=(--data "$dir/data.h5" --epochs 40 --batch 1024 --dim 16 --eval-every 0 --final-eval false)
+  "$mpiexec" --oversubscribe -np 2 "$bin" train "${long[@]}" --run-dir ref-long --quiet >ref-long.log 2>&1 || { cat ref-long.log; exit 1; }
+  id=$(sbatch --parsable -J shardrec-limit -o "$dir/job-%j.log" --ntasks=2 --time=1 --signal=B:USR1@30 \
+         --export=ALL,SHARDREC="$bin",SHARDREC_LAUNCHER=mpirun \
+         "$src/launch/slurm-train.sbatch" "${long[@]}" --run-dir "$dir/run-limit")
+  jstate=""
+  for _ in $(seq 3000); do
+    jstate=$(scontrol show job "$id" 2>/dev/null | grep -o 'JobState=[A-Z_]*')
+    case $jstate in JobState=COMPLETED|JobState=FAILED|JobState=CANCELLED|JobState=TIMEOUT) break ;; esac
+    sleep 0.2
+  done
+  restarts=$(scontrol show job "$id" | grep -o 'Restarts=[0-9]*')
+  if [ "$jstate" = JobState=COMPLETED ] && [ "${restarts#Restarts=}" -ge 1 ] && cmp -s ref-long/params.h5 run-limit/params.h5; then
+    echo "ok   time limit: job $id completed after ${restarts#Restarts=} requeues at real 1-minute limits, params.h5 byte-identical"
+  else
+    echo "FAIL: time-limit job $id ended as '${jstate:-?}' with ${restarts:-?}"; fails=$((fails+1)); tail -20 "$dir/job-$id.log"
+  fi
+fi
+[ $fails -eq 0 ] && echo "all slurm cases ok"
+exit $fails

@@ -1,0 +1,454 @@
+// The backends against each other. The same test bodies run on the CPU and on CUDA (value-
+// parameterised on the device); CUDA cases are skipped, with the reason shown, where the build has
+// no CUDA backend or no GPU is visible. What they pin down:
+//   - every backend is world-size invariant (1, 2, 3 ranks bitwise equal) and bitwise reproducible
+//     run to run;
+//   - CUDA matches the CPU reference within a stated tolerance (only expf/log1p differ);
+//   - the CUDA kernels that involve no transcendental function (route/gather, the key-ordered
+//     reduction fused with each optimizer, scoring and top-K) are bitwise equal to the CPU code.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <tuple>
+
+#include "core/error.h"
+#include "core/gpu_backend.h"
+#include "core/trainer.h"
+#include "dist/inproc_comm.h"
+#include "fixtures.h"
+#include "shardrec_config.h"
+
+#if SHARDREC_HAVE_CUDA
+#include "dist/cuda_comm.h"
+#include "dist/device_embedding.h"
+#include "dist/nccl_comm.h"
+#include "kernels/sparse_ops.h"
+#endif
+
+namespace shardrec {
+namespace {
+
+using testing::full_table;
+
+enum class Dev { kCpu, kCuda };
+const char* dev_name(Dev d) { return d == Dev::kCpu ? "cpu" : "cuda"; }
+
+// Empty when the device can run here; otherwise why not.
+std::string unavailable(Dev d) {
+  if (d == Dev::kCpu) return "";
+  if (!SHARDREC_HAVE_CUDA) return "this build has no CUDA backend (SHARDREC_CUDA=OFF or no toolkit)";
+  if (cuda_device_count() == 0) return "no GPU is visible to this process";
+  return "";
+}
+#define SKIP_UNLESS(dev)                                      \
+  do {                                                        \
+    const std::string why_ = unavailable(dev);                \
+    if (!why_.empty()) GTEST_SKIP() << dev_name(dev) << ": " << why_; \
+  } while (0)
+
+struct RunOut {
+  std::vector<float> user, item;
+  std::vector<double> losses;
+};
+
+RunOut train_on(int world, const TrainConfig& cfg, const io::PreparedDataset& d) {
+  RunOut out;
+  dist::run_ranks(world, [&](dist::Comm& comm) {
+    auto shard = io::shard_from_memory(d, comm);
+    Trainer t(cfg, shard, comm);
+    auto fit = t.fit();
+    auto u = full_table(t.model().user, comm);
+    auto i = full_table(t.model().item, comm);
+    if (comm.rank() == 0) {
+      out.user = u;
+      out.item = i;
+      for (auto& e : fit.epochs) out.losses.push_back(e.loss);
+    }
+  });
+  return out;
+}
+
+bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(static_cast<double>(a[i]) - b[i]));
+  return m;
+}
+
+struct Case {
+  const char* name;
+  OptimizerConfig::Kind opt;
+  const char* loss;
+  int negatives;
+  float l2;
+  const char* strategy;
+};
+
+void PrintTo(const Case& k, std::ostream* o) { *o << k.name; }
+void PrintTo(Dev d, std::ostream* o) { *o << dev_name(d); }
+
+// Users 0..3 have seen all items but `missing` (the sampler's dense-user fallback runs), the others
+// a few.
+io::PreparedDataset dense_users(int items, int missing) {
+  io::PreparedDataset d;
+  const int users = 10;
+  for (int u = 0; u < users; ++u) d.user_raw.push_back("u" + std::to_string(u));
+  for (int i = 0; i < items; ++i) d.item_raw.push_back("i" + std::to_string(i));
+  for (int u = 0; u < users; ++u) {
+    const int n = u < 4 ? items - missing : 5;
+    for (int k = 0; k < n; ++k) {
+      d.train.user.push_back(u);
+      d.train.item.push_back((k * 7 + u) % items);
+    }
+    d.valid.user.push_back(u);
+    d.valid.item.push_back(u % items);
+  }
+  return d;
+}
+
+TrainConfig config_for(const Case& k, Dev dev) {
+  TrainConfig c;
+  c.data = "<memory>";
+  c.dim = 12;  // not a multiple of 8: the dot products' tail path runs too
+  c.batch = 50;
+  c.epochs = 3;
+  c.eval_every = 0;
+  c.opt.lr = 0.01f;
+  c.opt.kind = k.opt;
+  c.loss = k.loss;
+  c.negatives = k.negatives;
+  c.l2 = k.l2;
+  c.strategy = k.strategy;
+  c.mg_beta = 2;
+  c.device = dev_name(dev);
+  return c;
+}
+
+// GPU parameters may part from the CPU's by the expf/log1p ulps, grown over 3 epochs of updates.
+constexpr double kCpuTolerance = 2e-5;
+
+class BackendTraining : public ::testing::TestWithParam<std::tuple<Dev, Case>> {};
+
+TEST_P(BackendTraining, ReproducibleWorldSizeInvariantAndCloseToTheCpuReference) {
+  const auto [dev, k] = GetParam();
+  SKIP_UNLESS(dev);
+  auto d = testing::planted_dataset(37, 29, 4, 5);
+  const RunOut cpu = train_on(1, config_for(k, Dev::kCpu), d);
+  const TrainConfig c = config_for(k, dev);
+  const RunOut one = train_on(1, c, d);
+  const RunOut again = train_on(1, c, d);
+  EXPECT_TRUE(bitwise_equal(one.item, again.item)) << "two runs on " << dev_name(dev) << " differ";
+  EXPECT_TRUE(bitwise_equal(one.user, again.user));
+  for (int world = 2; world <= 3; ++world) {
+    const RunOut got = train_on(world, c, d);
+    EXPECT_TRUE(bitwise_equal(got.user, one.user)) << k.name << " user table, " << world << " ranks";
+    EXPECT_TRUE(bitwise_equal(got.item, one.item)) << k.name << " item table, " << world << " ranks";
+    EXPECT_EQ(got.losses, one.losses);
+  }
+  const double du = max_abs_diff(one.user, cpu.user), di = max_abs_diff(one.item, cpu.item);
+  if (dev == Dev::kCpu) {
+    EXPECT_TRUE(bitwise_equal(one.item, cpu.item));
+  } else {
+    EXPECT_LE(du, kCpuTolerance) << k.name;
+    EXPECT_LE(di, kCpuTolerance) << k.name;
+    ASSERT_EQ(one.losses.size(), cpu.losses.size());
+    for (size_t e = 0; e < cpu.losses.size(); ++e) EXPECT_NEAR(one.losses[e], cpu.losses[e], 1e-5);
+  }
+  // Training moved the parameters away from their initial values.
+  TrainConfig c0 = c;
+  c0.epochs = 0;
+  EXPECT_GT(max_abs_diff(train_on(1, c0, d).item, one.item), 1e-4);
+  std::printf("[ %s %s ] max |param - cpu|: user %.3g item %.3g\n", dev_name(dev), k.name, du, di);
+}
+
+const Case kCases[] = {
+    {"sgd_bpr", OptimizerConfig::Kind::kSgd, "bpr", 1, 0.0f, "plain"},
+    {"adagrad_bpr_l2", OptimizerConfig::Kind::kAdagrad, "bpr", 2, 0.01f, "plain"},
+    {"adam_bce_neg3", OptimizerConfig::Kind::kAdam, "bce", 3, 0.0f, "plain"},
+    {"adam_dense_bpr", OptimizerConfig::Kind::kAdamDense, "bpr", 1, 0.001f, "plain"},
+    {"adam_dense_bpr_mirror", OptimizerConfig::Kind::kAdamDense, "bpr", 1, 0.0f, "mirror"},
+    {"sgd_bce_mirror", OptimizerConfig::Kind::kSgd, "bce", 2, 0.0f, "mirror"},
+};
+
+INSTANTIATE_TEST_SUITE_P(Devices, BackendTraining,
+                         ::testing::Combine(::testing::Values(Dev::kCpu, Dev::kCuda), ::testing::ValuesIn(kCases)),
+                         [](const auto& info) {
+                           return std::string(dev_name(std::get<0>(info.param))) + "_" + std::get<1>(info.param).name;
+                         });
+
+class BackendSampling : public ::testing::TestWithParam<Dev> {};
+
+TEST_P(BackendSampling, DenseUsersDrawTheCpuNegatives) {
+  const Dev dev = GetParam();
+  SKIP_UNLESS(dev);
+  // 199 of 201 items seen: 64 rejections in a row are likely, so the fallback draws most negatives.
+  const auto d = dense_users(201, 2);
+  TrainConfig c = config_for(kCases[0], dev);
+  c.negatives = 3;
+  c.epochs = 2;
+  c.opt.lr = 0.05f;
+  TrainConfig cc = c;
+  cc.device = "cpu";
+  const RunOut ref = train_on(1, cc, d);
+  const RunOut got = train_on(2, c, d);
+  EXPECT_LE(max_abs_diff(got.item, ref.item), dev == Dev::kCpu ? 0.0 : kCpuTolerance);
+  EXPECT_LE(max_abs_diff(got.user, ref.user), dev == Dev::kCpu ? 0.0 : kCpuTolerance);
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, BackendSampling, ::testing::Values(Dev::kCpu, Dev::kCuda),
+                         [](const auto& info) { return std::string(dev_name(info.param)); });
+
+class BackendEvaluation : public ::testing::TestWithParam<Dev> {};
+
+TEST_P(BackendEvaluation, FullRankingGivesTheCpuMetricsForAnyRanks) {
+  const Dev dev = GetParam();
+  SKIP_UNLESS(dev);
+  auto d = testing::planted_dataset(41, 33, 4, 8);
+  TrainConfig c = config_for(kCases[2], Dev::kCpu);
+  c.eval.ks = {1, 5, 40};  // 40 > the items a user can rank: padded lists
+  std::map<std::string, double> ref;
+  for (int world = 1; world <= 3; ++world) {
+    dist::run_ranks(world, [&](dist::Comm& comm) {
+      auto shard = io::shard_from_memory(d, comm);
+      Trainer t(c, shard, comm);
+      t.fit();
+      EvalConfig e = c.eval;
+      e.device = dev_name(dev);
+      e.score_budget = 200;  // several rounds
+      const auto cpu_res = evaluate(t.model(), shard, 2, c.eval, comm);
+      const auto got = evaluate(t.model(), shard, 2, e, comm);
+      if (comm.rank() != 0) return;
+      EXPECT_EQ(got.values, cpu_res.values) << world << " ranks";
+      if (world == 1) ref = got.values;
+      EXPECT_EQ(got.values, ref) << world << " ranks";
+      EXPECT_GT(got.get("recall@5"), 0.0);
+    });
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, BackendEvaluation, ::testing::Values(Dev::kCpu, Dev::kCuda),
+                         [](const auto& info) { return std::string(dev_name(info.param)); });
+
+class BackendErrors : public ::testing::TestWithParam<Dev> {};
+
+TEST_P(BackendErrors, AUserWhoSawEveryItemIsAClearError) {
+  const Dev dev = GetParam();
+  SKIP_UNLESS(dev);
+  const auto d = dense_users(30, 0);
+  const std::string e = testing::error_of([&] { train_on(2, config_for(kCases[0], dev), d); });
+  EXPECT_NE(e.find("interacted with every item"), std::string::npos) << e;
+}
+
+TEST_P(BackendErrors, DivergenceNamesStepAndRank) {
+  const Dev dev = GetParam();
+  SKIP_UNLESS(dev);
+  auto d = testing::planted_dataset(20, 15, 3, 2);
+  TrainConfig c = config_for(kCases[0], dev);
+  c.opt.lr = 1e30f;
+  c.epochs = 4;
+  const std::string e = testing::error_of([&] { train_on(2, c, d); });
+  EXPECT_NE(e.find("training diverged"), std::string::npos) << e;
+  EXPECT_NE(e.find("on rank"), std::string::npos) << e;
+}
+
+TEST_P(BackendErrors, VbprIsRefusedOnCudaWithAClearMessage) {
+  const Dev dev = GetParam();
+  if (dev == Dev::kCpu) GTEST_SKIP() << "cpu: VBPR runs on the CPU (tests/test_vbpr.cc)";
+  SKIP_UNLESS(dev);
+  const TrainConfig c = config_for(kCases[0], dev);
+  const std::string e = testing::error_of([&] {
+    dist::run_ranks(1, [&](dist::Comm& comm) {
+      auto shard = io::shard_from_memory(testing::planted_dataset(10, 8, 2, 1), comm);
+      MFModel m(c, shard.users, shard.info.num_items, comm.rank());
+      // Feature rows make it a VBPR model, which the GPU backend must refuse.
+      m.features = std::make_unique<dist::ShardedEmbedding>("f", 9, shard.info.num_items, 2,
+                                                            dist::Sharding::modulo(shard.info.num_items, 1), 0, 1,
+                                                            dist::InitSpec{}, OptimizerConfig{});
+      GpuBackend::create(c, m, shard, comm);
+    });
+  });
+  EXPECT_NE(e.find("vbpr is not on the GPU backend"), std::string::npos) << e;
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, BackendErrors, ::testing::Values(Dev::kCpu, Dev::kCuda),
+                         [](const auto& info) { return std::string(dev_name(info.param)); });
+
+TEST(Device, ResolveNamesTheOptionAndFallsBackToCpu) {
+  EXPECT_EQ(resolve_device("cpu"), "cpu");
+  const std::string a = resolve_device("auto");
+  EXPECT_EQ(a, cuda_device_count() > 0 ? "cuda" : "cpu");
+  EXPECT_NE(testing::error_of([] { resolve_device("tpu"); }).find("option --device"), std::string::npos);
+  if (cuda_device_count() == 0) {
+    const std::string e = testing::error_of([] { resolve_device("cuda"); });
+    EXPECT_NE(e.find("--device cuda"), std::string::npos) << e;
+  }
+}
+
+#if SHARDREC_HAVE_CUDA
+
+// DeviceEmbedding against ShardedEmbedding, 1 to 3 thread ranks sharing the GPU (host-staged
+// exchange): gathered rows and updated tables are bitwise equal for every optimizer.
+class DeviceTable : public ::testing::TestWithParam<OptimizerConfig::Kind> {};
+
+TEST_P(DeviceTable, RouteGatherApplyAreBitwiseTheCpuTable) {
+  SKIP_UNLESS(Dev::kCuda);
+  OptimizerConfig opt;
+  opt.kind = GetParam();
+  opt.lr = 0.05f;
+  opt.weight_decay = 0.01f;
+  const int64_t rows = 41;
+  const int dim = 20;
+  for (int world = 1; world <= 3; ++world) {
+    dist::run_ranks(world, [&](dist::Comm& comm) {
+      cudaSetDevice(0);
+      auto sharding = dist::Sharding::modulo(rows, world);
+      dist::ShardedEmbedding cpu("t", 3, rows, dim, sharding, comm.rank(), 7, dist::InitSpec{}, opt);
+      dist::ShardedEmbedding back("t", 3, rows, dim, sharding, comm.rank(), 7, dist::InitSpec{}, opt);
+      shardrec::cuda::Stream stream;
+      dist::DeviceEmbedding gpu(cpu, stream.get());
+      dist::CudaAwareComm dcomm(comm, nullptr);
+      for (int step = 0; step < 4; ++step) {
+        // Every rank draws its own ids (duplicates included) and keys unique within the step.
+        CounterRng r(11 + step, comm.rank(), 0);
+        const size_t n = 30 + comm.rank() * 7;
+        std::vector<int64_t> ids(n);
+        std::vector<uint64_t> keys(n);
+        std::vector<float> grads(n * dim);
+        for (size_t i = 0; i < n; ++i) {
+          ids[i] = static_cast<int64_t>(r.below(rows / 2 + 1));  // a hot half: many duplicates
+          keys[i] = (static_cast<uint64_t>(i) * world + comm.rank()) * 3 + 1;
+        }
+        for (auto& g : grads) g = static_cast<float>(r.uniform() - 0.5);
+        auto route = cpu.route(comm, ids);
+        std::vector<float> want(n * dim), got(n * dim);
+        cpu.gather(comm, route, want.data());
+        shardrec::cuda::DeviceBuffer<int64_t> d_ids(n);
+        shardrec::cuda::DeviceBuffer<uint64_t> d_keys(n);
+        shardrec::cuda::DeviceBuffer<float> d_grads(n * dim), d_out(n * dim);
+        cudaMemcpy(d_ids.data(), ids.data(), n * 8, cudaMemcpyHostToDevice);
+        cudaMemcpy(d_keys.data(), keys.data(), n * 8, cudaMemcpyHostToDevice);
+        cudaMemcpy(d_grads.data(), grads.data(), n * dim * 4, cudaMemcpyHostToDevice);
+        // A pageable-memory cudaMemcpy may return before its DMA lands, and the table's stream does
+        // not wait for the legacy stream: finish the uploads first.
+        cudaDeviceSynchronize();
+        dist::DeviceRouting dr;
+        gpu.route(dcomm, d_ids.data(), n, false, dr);
+        gpu.gather(dcomm, dr, d_out.data());
+        cudaDeviceSynchronize();  // the gather ran on the table's own stream
+        cudaMemcpy(got.data(), d_out.data(), n * dim * 4, cudaMemcpyDeviceToHost);
+        EXPECT_TRUE(bitwise_equal(got, want)) << "gather, step " << step << ", " << world << " ranks";
+        cpu.apply(comm, route, keys, grads.data());
+        // Odd steps give the key bound (one packed sort), even steps do not (two stable sorts).
+        gpu.apply(dcomm, dr, d_keys.data(), d_grads.data(), step % 2 ? uint64_t{1} << 12 : 0);
+        gpu.download(back);
+        EXPECT_TRUE(bitwise_equal(back.local_data(), cpu.local_data()))
+            << OptimizerConfig::kind_name(opt.kind) << " apply, step " << step << ", rank " << comm.rank() << " of "
+            << world << ", max diff " << max_abs_diff(back.local_data(), cpu.local_data());
+      }
+    });
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Optimizers, DeviceTable,
+                         ::testing::Values(OptimizerConfig::Kind::kSgd, OptimizerConfig::Kind::kAdagrad,
+                                           OptimizerConfig::Kind::kAdam, OptimizerConfig::Kind::kAdamDense),
+                         [](const auto& info) { return OptimizerConfig::kind_name(info.param); });
+
+TEST(DeviceKernels, ScoreTopKEqualsTheCpuRanking) {
+  SKIP_UNLESS(Dev::kCuda);
+  const int nu = 5, ni = 300, dim = 13, k = 10;
+  CounterRng r(3, 0, 0);
+  std::vector<float> U(nu * dim), I(ni * dim);
+  for (auto& x : U) x = static_cast<float>(r.uniform() - 0.5);
+  for (auto& x : I) x = static_cast<float>(r.uniform() - 0.5);
+  for (int c = 0; c < dim; ++c) I[7 * dim + c] = I[3 * dim + c];  // a tie: the smaller id first
+  std::vector<int64_t> ids(ni), ptr = {0};
+  for (int j = 0; j < ni; ++j) ids[j] = 1000 + 2 * j;  // a shard's global ids
+  std::vector<int64_t> ex;
+  for (int u = 0; u < nu; ++u) {
+    for (int j = u; j < ni; j += 37) ex.push_back(ids[j]);
+    ptr.push_back(static_cast<int64_t>(ex.size()));
+  }
+  shardrec::cuda::DeviceBuffer<float> dU(U.size()), dI(I.size()), ds(nu * k);
+  shardrec::cuda::DeviceBuffer<int64_t> dids(ni), dptr(ptr.size()), dex(ex.size()), dtop(nu * k);
+  cudaMemcpy(dU.data(), U.data(), U.size() * 4, cudaMemcpyHostToDevice);
+  cudaMemcpy(dI.data(), I.data(), I.size() * 4, cudaMemcpyHostToDevice);
+  cudaMemcpy(dids.data(), ids.data(), ni * 8, cudaMemcpyHostToDevice);
+  cudaMemcpy(dptr.data(), ptr.data(), ptr.size() * 8, cudaMemcpyHostToDevice);
+  cudaMemcpy(dex.data(), ex.data(), ex.size() * 8, cudaMemcpyHostToDevice);
+  cudaDeviceSynchronize();  // pageable uploads may still be in flight (see above)
+  shardrec::cuda::Stream st;
+  kernels::cuda::score_topk(dU.data(), nu, dI.data(), dids.data(), ni, dim, dptr.data(), dex.data(), k, ds.data(),
+                            dtop.data(), st.get());
+  std::vector<float> gs(nu * k);
+  std::vector<int64_t> gi(nu * k);
+  cudaMemcpy(gs.data(), ds.data(), gs.size() * 4, cudaMemcpyDeviceToHost);
+  cudaMemcpy(gi.data(), dtop.data(), gi.size() * 8, cudaMemcpyDeviceToHost);
+  for (int u = 0; u < nu; ++u) {
+    std::vector<std::pair<float, int64_t>> all;
+    for (int j = 0; j < ni; ++j) {
+      if (std::binary_search(ex.begin() + ptr[u], ex.begin() + ptr[u + 1], ids[j])) continue;
+      all.push_back({kernels::dot(&U[u * dim], &I[j * dim], dim), ids[j]});
+    }
+    std::sort(all.begin(), all.end(), [](auto& a, auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    for (int t = 0; t < k; ++t) {
+      EXPECT_EQ(gi[u * k + t], all[t].second) << "user " << u << " rank " << t;
+      EXPECT_EQ(std::memcmp(&gs[u * k + t], &all[t].first, 4), 0) << "score bits, user " << u << " rank " << t;
+    }
+  }
+}
+
+// Runs everywhere (no GPU needed): host buffers pass through to the host communicator.
+TEST(DeviceComm, HostBuffersTakeTheHostCommunicator) {
+  dist::run_ranks(3, [&](dist::Comm& host) {
+    dist::CudaAwareComm c(host, nullptr);
+    const int me = c.rank();
+    std::vector<int64_t> v = {me + 1, 10 * (me + 1)};
+    c.allreduce_sum(v.data(), 2);
+    EXPECT_EQ(v, (std::vector<int64_t>{6, 60}));
+    std::vector<int32_t> send(3), recv(3);
+    for (int k = 0; k < 3; ++k) send[k] = 100 * me + k;
+    std::vector<size_t> b(3, 4), d = {0, 4, 8};
+    c.alltoallv(send.data(), b.data(), d.data(), recv.data(), b.data(), d.data());
+    for (int k = 0; k < 3; ++k) EXPECT_EQ(recv[k], 100 * k + me);
+    uint64_t x = me == 1 ? 77 : 0;
+    c.broadcast(&x, sizeof x, 1);
+    EXPECT_EQ(x, 77u);
+    EXPECT_EQ(c.stats().alltoallv_calls, 1u);
+    EXPECT_EQ(c.stats().alltoallv_bytes_sent, 12u);
+    EXPECT_EQ(c.stats().allreduce_calls, 1u);
+  });
+}
+
+TEST(DeviceComm, NcclOneRankAndStagedExchangesMoveTheBytes) {
+  SKIP_UNLESS(Dev::kCuda);
+  dist::run_ranks(1, [&](dist::Comm& comm) {
+    cudaSetDevice(0);
+    dist::NcclComm nccl(comm, 0, 60);
+    for (dist::NcclComm* use : {&nccl, static_cast<dist::NcclComm*>(nullptr)}) {
+      dist::CudaAwareComm c(comm, use);
+      std::vector<int64_t> h = {5, -7, 9};
+      shardrec::cuda::DeviceBuffer<int64_t> d(3), e(3);
+      cudaMemcpy(d.data(), h.data(), 24, cudaMemcpyHostToDevice);
+      cudaDeviceSynchronize();
+      c.allreduce_sum(d.data(), 3);
+      const size_t sb = 24, sd = 0;
+      c.alltoallv(d.data(), &sb, &sd, e.data(), &sb, &sd);
+      std::vector<int64_t> back(3);
+      cudaMemcpy(back.data(), e.data(), 24, cudaMemcpyDeviceToHost);
+      EXPECT_EQ(back, h) << (use ? "nccl" : "staged");
+      EXPECT_EQ(c.stats().alltoallv_calls, 1u);
+    }
+  });
+}
+
+#endif  // SHARDREC_HAVE_CUDA
+
+}  // namespace
+}  // namespace shardrec
