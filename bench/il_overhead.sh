@@ -24,7 +24,7 @@ done
 python3 - "$work" "$repeat" "$models" <<'PY'
 import json, sys, statistics as st
 work, n, models = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
-print(f"| model | training | s/epoch (mean ± std over {n} rounds) | relative to BCE |")
+print(f"| model | training | s/epoch (mean ± std over {n} rounds x their epochs) | relative to BCE |")
 print("|---|---|---|---|")
 for m in models:
     def secs(s):
