@@ -1,6 +1,7 @@
 #include "core/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "core/error.h"
@@ -57,6 +58,14 @@ std::string TrainConfig::to_ini() const {
     << "mg-beta = " << mg_beta << "\n"
     << "device = " << device << "\n"
     << "gpu-comm = " << gpu_comm << "\n";
+  if (pointwise_model())
+    o << "mlp-layers = " << mlp_layers << "\n"
+      << "label-threshold = " << label_threshold << "\n"
+      << "il-unlabeled = " << il_unlabeled << "\n"
+      << "ig-sample-lr = " << ig_sample_lr << "\n"
+      << "ig-train-ratio = " << ig_train_ratio << "\n"
+      << "il-reference = " << (il_reference ? "true" : "false") << "\n"
+      << "gauc-impressions = " << (eval.gauc_impressions ? "true" : "false") << "\n";
   return o.str();
 }
 
@@ -65,10 +74,28 @@ void TrainConfig::validate() const {
     if (!ok) fail("option --" + field + ": " + what);
   };
   need(!data.empty(), "data", "a dataset file is required");
-  need(model == "mf" || model == "vbpr", "model", "'" + model + "' is not available (this build has: mf, vbpr)");
+  need(model == "mf" || model == "vbpr" || model == "gmf" || model == "neumf", "model",
+       "'" + model + "' is not available (this build has: mf, vbpr, gmf, neumf)");
   need(model != "vbpr" || !features.empty(), "features", "vbpr needs item modalities (e.g. --features genre)");
   need(dim > 0 && dim <= 4096, "dim", "must be in 1..4096");
-  need(loss == "bpr" || loss == "bce", "loss", "'" + loss + "': expected bpr or bce");
+  if (pointwise_model()) {
+    need(loss == "bce" || loss == "idl" || loss == "bce-neg", "loss",
+         "'" + loss + "': " + model + " takes bce, idl or bce-neg");
+    need(strategy == "plain" || strategy == "ig", "strategy",
+         "'" + strategy + "': " + model + " takes plain or ig");
+    need(strategy != "ig" || loss == "idl", "loss",
+         "strategy ig steps its candidates on the inverse dual loss: use --loss idl");
+    need(mlp_layers >= 1 && mlp_layers <= 8, "mlp-layers", "must be in 1..8");
+    need(model != "neumf" || 2 * dim * (1 << (mlp_layers - 1)) <= 4096, "mlp-layers",
+         "the MLP input (2 * dim * 2^(layers-1)) must be at most 4096 wide");
+    need(std::isfinite(label_threshold), "label-threshold", "must be a finite number");
+    need(il_unlabeled >= 1 && il_unlabeled <= 1000, "il-unlabeled", "must be in 1..1000");
+    need(ig_sample_lr >= 0 && std::isfinite(ig_sample_lr), "ig-sample-lr", "must be a non-negative number");
+    need(ig_train_ratio > 0 && ig_train_ratio < 1, "ig-train-ratio", "must be in (0, 1)");
+  } else {
+    need(loss == "bpr" || loss == "bce", "loss", "'" + loss + "': expected bpr or bce");
+    need(strategy == "plain" || strategy == "mirror", "strategy", "'" + strategy + "': expected plain or mirror");
+  }
   need(negatives >= 1 && negatives <= 1000, "negatives", "must be in 1..1000");
   need(batch >= 1, "batch", "must be positive");
   need(epochs >= 0, "epochs", "must not be negative");
@@ -80,7 +107,6 @@ void TrainConfig::validate() const {
   need(eval_every >= 0, "eval-every", "must not be negative");
   need(patience >= 0, "patience", "must not be negative");
   need(!eval.ks.empty(), "ks", "at least one cutoff");
-  need(strategy == "plain" || strategy == "mirror", "strategy", "'" + strategy + "': expected plain or mirror");
   need(mg_beta >= 1, "mg-beta", "must be a positive integer");
   need(device == "cpu" || device == "cuda" || device == "auto", "device", "'" + device + "': expected cpu, cuda or auto");
   need(gpu_comm == "auto" || gpu_comm == "nccl" || gpu_comm == "host", "gpu-comm",
@@ -90,7 +116,8 @@ void TrainConfig::validate() const {
   std::vector<std::string> known;
   for (const char* m : {"recall", "ndcg", "precision", "hit", "mrr", "map"})
     for (int k : eval.ks) known.push_back(std::string(m) + "@" + std::to_string(k));
-  if (eval.pointwise) known.insert(known.end(), {"auc", "gauc", "logloss"});
+  if (eval.pointwise || pointwise_model()) known.insert(known.end(), {"auc", "gauc", "logloss"});
+  if (pointwise_model()) known.push_back("mrr");
   if (eval_every > 0 && std::find(known.begin(), known.end(), valid_metric) == known.end()) {
     std::string list;
     for (auto& k : known) list += (list.empty() ? "" : ", ") + k;

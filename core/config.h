@@ -17,6 +17,7 @@ struct EvalConfig {
   int64_t score_budget = 1 << 24;  // floats of scores held at once per rank (users x local items)
   uint64_t seed = 2024;            // seed of the pointwise negatives
   std::string device = "cpu";      // where full ranking scores the item shards (cpu or cuda)
+  bool gauc_impressions = false;   // labeled protocol (gmf/neumf): GAUC weighted by rows per user
 };
 
 struct TrainConfig {
@@ -49,6 +50,15 @@ struct TrainConfig {
   std::string device = "cpu";
   // GPU exchange: auto (NCCL when every rank has its own GPU), nccl, or host (staged through MPI).
   std::string gpu_comm = "auto";
+  // Inverse Learning (models gmf / neumf; core/pointwise_trainer.h, core/inverse_gradient.h).
+  // Their losses are bce and idl, their strategies plain and ig; defaults are the reference's.
+  int mlp_layers = 3;            // neumf: MLP depth (MLP embeddings dim * 2^(layers-1) wide)
+  double label_threshold = 2.0;  // label = rating > this, for datasets without their own
+  int il_unlabeled = 1;          // unlabeled rows drawn per labeled training row each epoch
+  float ig_sample_lr = 0.001f;   // ig: rate of the candidate steps
+  float ig_train_ratio = 0.9f;   // ig: share of labeled rows in training-train
+  bool il_reference = false;     // ig: reproduce the reference code's optimizer quirks
+  bool pointwise_model() const { return model == "gmf" || model == "neumf"; }
 
   std::string to_ini() const;
   void validate() const;     // throws Error naming the bad field

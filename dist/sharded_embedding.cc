@@ -147,6 +147,33 @@ struct GradHeader {
 
 void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
                              const float* grads) {
+  group_contributions(comm, r, keys, grads);
+  apply_groups();
+}
+
+void ShardedEmbedding::reduce(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
+                              const float* grads,
+                              const std::function<void(int64_t, const float*)>& visit) {
+  group_contributions(comm, r, keys, grads);
+  float* sum = group_grad_.get(static_cast<size_t>(dim_));
+  for (size_t g = 0; g + 1 < group_start_.size(); ++g) {
+    sum_group(g, sum);
+    visit(group_row_[g], sum);
+  }
+}
+
+void ShardedEmbedding::sum_group(size_t g, float* out) {
+  GradRef* b = grouped_.data() + group_start_[g];
+  GradRef* e = grouped_.data() + group_start_[g + 1];
+  bool sorted = true;
+  for (GradRef* p = b + 1; p < e; ++p) sorted &= p[-1].key < p->key;
+  if (!sorted) std::sort(b, e, [](const GradRef& x, const GradRef& y) { return x.key < y.key; });
+  std::memcpy(out, b->g, dim_ * sizeof(float));
+  for (GradRef* p = b + 1; p < e; ++p) kernels::add(p->g, out, dim_);
+}
+
+void ShardedEmbedding::group_contributions(Comm& comm, const Routing& r,
+                                           std::span<const uint64_t> keys, const float* grads) {
   const int n = comm.size(), me = comm.rank();
   const size_t rec = sizeof(GradHeader) + dim_ * sizeof(float);
   // Remote contributions travel as (header, dim floats) records; our own rows are read in place.
@@ -228,6 +255,12 @@ void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint6
   grouped.resize(refs.size());
   fill_.assign(group_start.begin(), group_start.end() - 1);
   for (size_t i = 0; i < refs.size(); ++i) grouped[fill_[ref_group[i]]++] = refs[i];
+}
+
+void ShardedEmbedding::apply_groups() {
+  const uint32_t gen = row_gen_now_;
+  const std::vector<int64_t>& group_row = group_row_;
+  const size_t ng = group_row.size();
   // ... then sum each row's contributions in key order (a group that mixes sources is sorted by
   // key first) and update the row. The result does not depend on how samples met ranks.
   opt_.begin_step();
@@ -235,15 +268,8 @@ void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint6
   // One gradient row per group (dense optimizers need them all at the end).
   float* group_grad = group_grad_.get((dense ? ng : 1) * static_cast<size_t>(dim_));
   for (size_t g = 0; g < ng; ++g) {
-    GradRef* b = grouped.data() + group_start[g];
-    GradRef* e = grouped.data() + group_start[g + 1];
-    bool sorted = true;
-    for (GradRef* p = b + 1; p < e; ++p) sorted &= p[-1].key < p->key;
-    if (!sorted)
-      std::sort(b, e, [](const GradRef& x, const GradRef& y) { return x.key < y.key; });
     float* out = dense ? group_grad + g * dim_ : group_grad;
-    std::memcpy(out, b->g, dim_ * sizeof(float));
-    for (GradRef* p = b + 1; p < e; ++p) kernels::add(p->g, out, dim_);
+    sum_group(g, out);
     if (!dense) opt_.update(group_row[g], local_row(group_row[g]), out);
   }
   // Dense optimizers move every row of the shard, the untouched ones with a zero gradient.

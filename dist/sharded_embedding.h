@@ -8,6 +8,7 @@
 // A Routing can be reused for a second gather/apply on the same ids (the MG meta-step).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -53,6 +54,14 @@ class ShardedEmbedding {
   // grads: ids.size() x dim, keys: ids.size() order keys (unique per row within a step).
   // Advances the optimizer's step on every rank, touched or not.
   void apply(Comm& comm, const Routing& r, std::span<const uint64_t> keys, const float* grads);
+  // The same reduction as apply(), but each touched row's summed gradient goes to
+  // visit(local_row, grad) at its owner instead of the optimizer (whose step does not advance):
+  // tentative updates (Inverse Gradient's candidates) and stateless steps.
+  void reduce(Comm& comm, const Routing& r, std::span<const uint64_t> keys, const float* grads,
+              const std::function<void(int64_t, const float*)>& visit);
+  // Forgets the optimizer state (a fresh optimizer, step 0): the Inverse Learning reference
+  // re-creates its Adam, see core/inverse_gradient.h.
+  void reset_optimizer() { opt_ = RowOptimizer(opt_.config(), local_rows_, dim_); }
 
   const std::string& name() const { return name_; }
   int dim() const { return dim_; }
@@ -77,6 +86,10 @@ class ShardedEmbedding {
   int64_t local_rows_;
   std::vector<float> data_;
   RowOptimizer opt_;
+  void group_contributions(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
+                           const float* grads);
+  void apply_groups();
+  void sum_group(size_t g, float* out);  // a row's contributions summed in key order
   mutable Scratch<char> send_, recv_;
   struct GradRef {
     int64_t row;

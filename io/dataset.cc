@@ -1,6 +1,7 @@
 #include "io/dataset.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <numeric>
 
@@ -54,6 +55,12 @@ DatasetInfo read_info(const H5File& f) {
   }
   if (info.rows[0] == 0) fail(f.path() + ": the train split is empty");
   info.has_mapping = f.exists("/mapping/user_raw");
+  try {  // optional: labeled datasets only
+    info.label_threshold = f.read_attr<double>("/", "label_threshold");
+  } catch (const Error&) {
+  }
+  if (!std::isnan(info.label_threshold) && !(info.has_rating[0] && std::isfinite(info.label_threshold)))
+    fail(f.path() + ": root attribute label_threshold needs a finite value and a /train/rating dataset");
   if (info.has_mapping) {
     if (f.shape("/mapping/user_raw") != std::vector<int64_t>{info.num_users} ||
         f.shape("/mapping/item_raw") != std::vector<int64_t>{info.num_items})
@@ -90,6 +97,10 @@ void write_dataset(const PreparedDataset& d, const std::string& path, const std:
     }
   }
   w.write_mapping(d.user_raw, d.item_raw);
+  if (!std::isnan(d.label_threshold)) {
+    if (d.train.rating.empty()) fail("a labeled dataset (label threshold) needs ratings");
+    w.file().write_attr<double>("/", "label_threshold", d.label_threshold);
+  }
   if (extra) extra(w.file());
   w.finish();
 }
@@ -245,6 +256,7 @@ DataShard shard_from_memory(const PreparedDataset& d, dist::Comm& comm) {
   shard.info.path = "<memory>";
   shard.info.num_users = d.num_users();
   shard.info.num_items = d.num_items();
+  shard.info.label_threshold = d.label_threshold;
   const Interactions* parts[3] = {&d.train, &d.valid, &d.test};
   std::vector<int64_t> ptrs[3];
   for (int s = 0; s < 3; ++s) {

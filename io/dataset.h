@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -25,6 +26,9 @@ struct DatasetInfo {
   int64_t rows[3] = {0, 0, 0};  // train, valid, test
   bool has_rating[3] = {false, false, false};
   bool has_mapping = false;  // /mapping/{user,item}_raw present (else raw id = dense id)
+  // Labeled datasets (shardrec prep --label-threshold): label = rating > this. NaN when the root
+  // attribute label_threshold is absent (older files, implicit feedback).
+  double label_threshold = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Reads and validates the schema; errors name the file and the offending dataset or attribute.

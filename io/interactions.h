@@ -1,6 +1,7 @@
 // In-memory interactions with dense ids, as produced by `shardrec prep` before they are written.
 #pragma once
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,8 @@ struct Interactions {
 struct PreparedDataset {
   std::vector<std::string> user_raw, item_raw;  // dense id -> raw id
   Interactions train, valid, test;
+  // Labeled data (Inverse Learning): label = rating > label_threshold; NaN = not labeled.
+  double label_threshold = std::numeric_limits<double>::quiet_NaN();
   int64_t num_users() const { return static_cast<int64_t>(user_raw.size()); }
   int64_t num_items() const { return static_cast<int64_t>(item_raw.size()); }
 };

@@ -82,6 +82,11 @@ void validate(const PrepOptions& o) {
     SHARDREC_CHECK(n >= 1 && n <= 3 && !o.inputs[0].empty(),
                    "split mode presplit takes 1 to 3 inputs [train, valid, test] with a train "
                    "file, got " + std::to_string(n) + (n && o.inputs[0].empty() ? " (empty train)" : ""));
+  } else if (o.split == SplitMode::Ratio) {
+    bool ok = n >= 1;
+    for (const auto& in : o.inputs) ok = ok && !in.empty();
+    SHARDREC_CHECK(ok, "split mode ratio takes one or more input files (concatenated), got " +
+                           std::to_string(n));
   } else {
     SHARDREC_CHECK(n == 1 && !o.inputs[0].empty(),
                    "split mode " + split_mode_name(o.split) +
@@ -101,6 +106,12 @@ void validate(const PrepOptions& o) {
   SHARDREC_CHECK(o.user_core >= 0 && o.item_core >= 0, "user_core and item_core must be >= 0");
   SHARDREC_CHECK(!o.rating_threshold || std::isfinite(*o.rating_threshold),
                  "rating threshold must be a finite number");
+  SHARDREC_CHECK(!o.label_threshold || std::isfinite(*o.label_threshold),
+                 "label threshold must be a finite number");
+  SHARDREC_CHECK(!o.rating_range || (std::isfinite(o.rating_range->first) &&
+                                     std::isfinite(o.rating_range->second) &&
+                                     o.rating_range->first <= o.rating_range->second),
+                 "rating range must be two finite numbers lo <= hi");
 }
 
 // Parses the inputs and puts their raw ids into one provisional id space.
@@ -317,6 +328,21 @@ PreparedDataset prepare(const PrepOptions& options, PrepReport* report) {
     rep.rows_read += static_cast<int64_t>(t->rows.size());
   }
   for (Table* t : tables) {
+    if (options.label_threshold && !t->has_rating)
+      fail(t->path + ": field rating: a label threshold (label = rating > " +
+           fmt(*options.label_threshold) + ") needs a rating column, but this " +
+           format_name(options.format) + " input has none" +
+           (options.format == Format::Csv ? " (set the rating column)" : ""));
+    if (options.rating_range && !t->has_rating)
+      fail(t->path + ": field rating: a rating range needs a rating column, but this input has none");
+    if (options.rating_range)
+      for (size_t r = 0; r < t->rows.size(); ++r) {
+        const double v = t->rows.rating[r];
+        if (!(v >= options.rating_range->first && v <= options.rating_range->second))
+          fail(t->path + ": data row " + std::to_string(r + 1) + ": field rating: " + fmt(v) +
+               " is outside the rating range [" + fmt(options.rating_range->first) + ", " +
+               fmt(options.rating_range->second) + "]");
+      }
     if (options.rating_threshold && !t->has_rating)
       fail(t->path + ": a rating threshold needs a rating column, but this " +
            format_name(options.format) + " input has none" +
@@ -325,6 +351,24 @@ PreparedDataset prepare(const PrepOptions& options, PrepReport* report) {
       fail(t->path + ": the leave-one-out split needs a timestamp column, but this " +
            format_name(options.format) + " input has none" +
            (options.format == Format::Csv ? " (set the timestamp column)" : ""));
+  }
+
+  // Ratio mode with several inputs: one data set, the rows of each file in turn.
+  if (options.split == SplitMode::Ratio && storage.size() > 1) {
+    for (size_t k = 1; k < storage.size(); ++k) {
+      Interactions& a = storage[0].rows;
+      const Interactions& b = storage[k].rows;
+      a.user.insert(a.user.end(), b.user.begin(), b.user.end());
+      a.item.insert(a.item.end(), b.item.begin(), b.item.end());
+      if (has_rating) a.rating.insert(a.rating.end(), b.rating.begin(), b.rating.end());
+      if (has_timestamp) a.timestamp.insert(a.timestamp.end(), b.timestamp.begin(), b.timestamp.end());
+    }
+    storage[0].has_rating = has_rating;
+    storage[0].has_timestamp = has_timestamp;
+    if (!has_rating) storage[0].rows.rating.clear();
+    if (!has_timestamp) storage[0].rows.timestamp.clear();
+    storage.resize(1);
+    tables.assign(1, &storage[0]);
   }
 
   // 2-4. Filters.
@@ -386,6 +430,7 @@ PreparedDataset prepare(const PrepOptions& options, PrepReport* report) {
     for (int k = 0; k < 3; ++k) *dest[k] = select(train.rows, parts[k]);
   }
 
+  if (options.label_threshold) out.label_threshold = *options.label_threshold;
   if (report) *report = rep;
   return out;
 }

@@ -3,6 +3,10 @@
 //
 // Steps, in this order:
 //  1. Parse every input (io/parsers.h). Rows keep their input order.
+//     In ratio mode several inputs are concatenated (in the given order) into one data set,
+//     e.g. the two rated files of the Inverse Learning ML-1M release.
+//     With rating_range set, every rating must lie in it; with label_threshold set, every input
+//     needs a rating column and the dataset records the threshold (labels = rating > threshold).
 //  2. Rating threshold (optional): keep rows with rating >= threshold, as RecBole's
 //     `val_interval` / implicit-feedback threshold does. Needs a rating column.
 //  3. Dedup (default on): of repeated (user, item) pairs keep the first row in input order. In
@@ -37,6 +41,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/interactions.h"
@@ -65,6 +70,11 @@ struct PrepOptions : ParseOptions {
   uint64_t seed = 0;  // ratio split randomness
   // Keep rows with rating >= threshold (implicit feedback). Unset = keep all.
   std::optional<double> rating_threshold;
+  // Labeled rows (Inverse Learning): keep every row, with label = rating > label_threshold
+  // (stored as the dataset's label_threshold attribute). Needs a rating column.
+  std::optional<double> label_threshold;
+  // Ratings must lie in [lo, hi] (checked when set); a row outside stops prep naming it.
+  std::optional<std::pair<double, double>> rating_range;
   bool dedup = true;       // drop repeated (user, item) pairs, keeping the first
   int64_t user_core = 0;   // k-core: minimum rows per user (0 = off)
   int64_t item_core = 0;   // k-core: minimum rows per item (0 = off)

@@ -1,6 +1,7 @@
 #include "launch/commands.h"
 
 #include <boost/program_options.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +24,7 @@
 #include "core/evaluator.h"
 #include "core/landscape.h"
 #include "core/planner.h"
+#include "core/pointwise_trainer.h"
 #include "core/robustness.h"
 #include "core/trainer.h"
 #include "core/gpu_backend.h"
@@ -270,7 +272,9 @@ void add_eval_options(po::options_description& d) {
       "score-budget", po::value<int64_t>()->default_value(1 << 24),
       "scores held at once per rank during full ranking (memory = 4 bytes each)")(
       "eval-device", po::value<std::string>()->default_value("cpu"),
-      "where full ranking scores the item shards: cpu, or cuda (same lists; not yet validated on a GPU)");
+      "where full ranking scores the item shards: cpu, or cuda (same lists; not yet validated on a GPU)")(
+      "gauc-impressions", po::value<bool>()->default_value(false),
+      "gmf/neumf (labeled protocol): weight each user's AUC in GAUC by the user's rows");
 }
 
 EvalConfig eval_config(const po::variables_map& vm) {
@@ -282,6 +286,7 @@ EvalConfig eval_config(const po::variables_map& vm) {
   e.pointwise = vm["pointwise"].as<bool>();
   e.seed = vm["eval-seed"].as<uint64_t>();
   e.score_budget = vm["score-budget"].as<int64_t>();
+  e.gauc_impressions = vm["gauc-impressions"].as<bool>();
   if (e.score_budget < 1) fail("option --score-budget: must be positive");
   e.device = resolve_device(vm["eval-device"].as<std::string>());
   return e;
@@ -334,6 +339,135 @@ LoadedModel load_model(const std::string& data_path, const std::string& params,
 }
 }  // namespace
 
+namespace {
+// ---- Pointwise models (gmf, neumf) on labeled data: Inverse Learning ------------------------------
+
+void save_pointwise(const std::string& path, const TrainConfig& c, NcfModel& m, dist::Comm& comm) {
+  io::export_tables(path, {&m.user, &m.item}, {"user", "item"}, c.data, comm, 1 << 16,
+                    {{"ncf", static_cast<int64_t>(m.dense.size()), 0, &m.dense}},
+                    {{"model", c.model}, {"features", ""}, {"dim", std::to_string(c.dim)},
+                     {"mlp_layers", std::to_string(c.mlp_layers)}});
+}
+
+std::string ig_json(const IgStats& s) {
+  return "{\"forward\": " + std::to_string(s.forward) + ", \"inverse\": " + std::to_string(s.inverse) +
+         ", \"mid\": " + std::to_string(s.mid) + "}";
+}
+
+int train_pointwise(const TrainConfig& c, bool quiet, bool final_eval, int argc, char** argv) {
+  return run_mpi(
+      [&](dist::Comm& comm) {
+        const bool root = comm.rank() == 0;
+        std::unique_ptr<RunDirLock> lock;
+        if (!c.run_dir.empty() && root) {
+          std::error_code ec;
+          fs::create_directories(c.run_dir, ec);
+          if (ec) fail("run directory " + c.run_dir + ": " + ec.message());
+          lock = std::make_unique<RunDirLock>(c.run_dir);
+          write_text(c.run_dir + "/config.ini", c.to_ini());
+          write_text(c.run_dir + "/metrics.jsonl", "");
+        }
+        const auto data = io::load_shard(c.data, comm);
+        if (root && !quiet)
+          std::printf("data %s: %lld users, %lld items, %lld labeled train rows on %d rank(s); %s %s %s dim %d\n",
+                      c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
+                      (long long)data.info.rows[0], comm.size(), c.model.c_str(), c.loss.c_str(),
+                      c.strategy.c_str(), c.dim);
+        PointwiseTrainer trainer(c, data, comm);
+        auto res = trainer.fit([&](const EpochLog& e) {
+          if (!root) return;
+          std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
+                             ", \"seconds\": " + json_number(e.seconds);
+          if (c.strategy == "ig") line += ", \"ig\": " + ig_json(trainer.ig_stats());
+          if (e.validated) line += ", \"valid\": " + json_metrics(e.valid);
+          line += "}\n";
+          if (!c.run_dir.empty()) {
+            std::ofstream out(c.run_dir + "/metrics.jsonl", std::ios::app);
+            out << line;
+          }
+          if (quiet) return;
+          std::printf("epoch %d/%d  loss %.5f  %.1fs", e.epoch, c.epochs, e.loss, e.seconds);
+          if (e.validated)
+            std::printf("  valid %s %.4f%s", c.valid_metric.c_str(), e.valid.get(c.valid_metric),
+                        e.improved ? " *" : "");
+          if (c.strategy == "ig")
+            std::printf("  ig f/i/m %lld/%lld/%lld", (long long)trainer.ig_stats().forward,
+                        (long long)trainer.ig_stats().inverse, (long long)trainer.ig_stats().mid);
+          std::printf("\n");
+          std::fflush(stdout);
+        });
+        EvalResult valid, test;
+        if (final_eval) {
+          valid = trainer.evaluate(1);
+          test = trainer.evaluate(2);
+        }
+        double secs = 0;
+        for (const auto& e : res.epochs) secs += e.seconds;
+        const double per_epoch = res.epochs.empty() ? 0 : secs / static_cast<double>(res.epochs.size());
+        if (root) {
+          std::printf("best epoch %d%s; %.2fs per epoch\n", res.best_epoch,
+                      res.stopped_early ? " (stopped early)" : "", per_epoch);
+          if (final_eval) {
+            print_metrics("valid", valid);
+            print_metrics("test", test);
+          }
+        }
+        if (!c.run_dir.empty()) {
+          save_pointwise(c.run_dir + "/params.h5", c, trainer.model(), comm);
+          if (root)
+            write_text(c.run_dir + "/result.json",
+                       "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
+                           std::to_string(res.epochs.size()) + ", \"ranks\": " + std::to_string(comm.size()) +
+                           ", \"seconds_per_epoch\": " + json_number(per_epoch) +
+                           (c.strategy == "ig" ? ", \"ig\": " + ig_json(trainer.ig_stats()) : std::string()) +
+                           ", \"valid\": " + json_metrics(valid) + ", \"test\": " + json_metrics(test) + "}\n");
+        }
+        return 0;
+      },
+      argc, argv);
+}
+
+// shardrec eval for gmf/neumf parameters: the labeled protocol.
+int eval_pointwise(const std::string& data_path, const std::string& params, const std::string& split,
+                   const EvalConfig& ec, const std::string& out, int argc, char** argv) {
+  return run_mpi(
+      [&](dist::Comm& comm) {
+        TrainConfig c;
+        c.data = data_path;
+        c.eval = ec;
+        {
+          auto f = io::H5File::open_read(params);
+          c.model = f.read_attr_str("/", "model");
+          c.dim = std::stoi(f.read_attr_str("/", "dim"));
+          c.mlp_layers = std::stoi(f.read_attr_str("/", "mlp_layers"));
+        }
+        c.loss = "bce";
+        c.eval_every = 0;
+        const auto data = io::load_shard(data_path, comm);
+        PointwiseTrainer t(c, data, comm);
+        io::load_tables(params, {&t.model().user, &t.model().item},
+                        {{"ncf", static_cast<int64_t>(t.model().dense.size()), 0, &t.model().dense}});
+        const auto r = t.evaluate(split == "valid" ? 1 : 2);
+        if (comm.rank() == 0) {
+          print_metrics(split.c_str(), r);
+          if (!out.empty()) write_text(out, json_metrics(r) + "\n");
+        }
+        return 0;
+      },
+      argc, argv);
+}
+
+bool is_pointwise_params(const std::string& params) {
+  try {
+    auto f = io::H5File::open_read(params);
+    const std::string m = f.read_attr_str("/", "model");
+    return m == "gmf" || m == "neumf";
+  } catch (const Error&) {
+    return false;
+  }
+}
+}  // namespace
+
 int cmd_prep(int argc, char** argv) {
   po::options_description d("shardrec prep options");
   d.add_options()("input,i", po::value<std::vector<std::string>>()->multitoken(),
@@ -351,6 +485,9 @@ int cmd_prep(int argc, char** argv) {
       "ratios", po::value<std::string>()->default_value("0.8,0.1,0.1"), "ratio split: train,valid,test")(
       "seed", po::value<uint64_t>()->default_value(2020), "seed of the ratio split")(
       "threshold", po::value<double>(), "keep rows with rating >= this (implicit feedback)")(
+      "label-threshold", po::value<double>(),
+      "labeled rows (gmf/neumf): keep every row, label = rating > this (Inverse Learning: 2)")(
+      "rating-range", po::value<std::string>(), "ratings must lie in LO:HI (e.g. 1:5)")(
       "dedup", po::value<bool>()->default_value(true), "drop repeated (user, item) pairs")(
       "user-core", po::value<int64_t>()->default_value(0), "k-core: minimum rows per user")(
       "item-core", po::value<int64_t>()->default_value(0), "k-core: minimum rows per item")(
@@ -375,6 +512,14 @@ int cmd_prep(int argc, char** argv) {
   o.ratios = parse_double_list(vm["ratios"].as<std::string>(), "ratios");
   o.seed = vm["seed"].as<uint64_t>();
   if (vm.count("threshold")) o.rating_threshold = vm["threshold"].as<double>();
+  if (vm.count("label-threshold")) o.label_threshold = vm["label-threshold"].as<double>();
+  if (vm.count("rating-range")) {
+    std::string spec = vm["rating-range"].as<std::string>();
+    std::replace(spec.begin(), spec.end(), ':', ',');
+    const auto r = parse_double_list(spec, "rating-range");
+    if (r.size() != 2) fail("option --rating-range: expected LO:HI, e.g. 1:5");
+    o.rating_range = std::make_pair(r[0], r[1]);
+  }
   o.dedup = vm["dedup"].as<bool>();
   o.user_core = vm["user-core"].as<int64_t>();
   o.item_core = vm["item-core"].as<int64_t>();
@@ -423,6 +568,15 @@ int cmd_prep(int argc, char** argv) {
   std::printf("wrote %s: %lld users, %lld items, train %zu, valid %zu, test %zu\n", out.c_str(),
               (long long)data.num_users(), (long long)data.num_items(), data.train.size(),
               data.valid.size(), data.test.size());
+  if (o.label_threshold) {
+    int64_t pos[3] = {0, 0, 0};
+    const io::Interactions* parts[3] = {&data.train, &data.valid, &data.test};
+    for (int k = 0; k < 3; ++k)
+      for (float r : parts[k]->rating) pos[k] += r > *o.label_threshold;
+    std::printf("labels (rating > %g): positive train %lld/%zu, valid %lld/%zu, test %lld/%zu\n",
+                *o.label_threshold, (long long)pos[0], data.train.size(), (long long)pos[1],
+                data.valid.size(), (long long)pos[2], data.test.size());
+  }
   return 0;
 }
 
@@ -463,11 +617,11 @@ int cmd_train(int argc, char** argv) {
   d.add_options()("data", po::value<std::string>(&c.data)->required(), "dataset (.h5)")(
       "run-dir", po::value<std::string>(&c.run_dir)->default_value(""),
       "directory for config.ini, metrics.jsonl, result.json and params.h5")(
-      "model", po::value<std::string>(&c.model)->default_value(c.model), "mf, or vbpr (needs --features)")(
+      "model", po::value<std::string>(&c.model)->default_value(c.model), "mf, vbpr (needs --features), gmf or neumf (labeled data)")(
       "features", po::value<std::string>(&c.features)->default_value(""),
       "vbpr: the dataset's item modalities to use, comma separated (shardrec prep --features)")(
       "dim", po::value<int>(&c.dim)->default_value(c.dim), "embedding size")(
-      "loss", po::value<std::string>(&c.loss)->default_value(c.loss), "bpr or bce")(
+      "loss", po::value<std::string>(&c.loss)->default_value(c.loss), "bpr or bce; gmf/neumf: bce (labeled rows), idl (+ inverse dual loss on unlabeled draws) or bce-neg (draws as negatives)")(
       "negatives", po::value<int>(&c.negatives)->default_value(c.negatives), "negatives per positive")(
       "batch", po::value<int64_t>(&c.batch)->default_value(c.batch), "global batch size (any number of ranks)")(
       "epochs", po::value<int>(&c.epochs)->default_value(c.epochs), "maximum epochs")(
@@ -493,7 +647,7 @@ int cmd_train(int argc, char** argv) {
       "keep-best", po::value<bool>(&c.keep_best)->default_value(true),
       "end with the best validated parameters")(
       "strategy", po::value<std::string>(&c.strategy)->default_value(c.strategy),
-      "plain, or mirror (Mirror Gradient: on every mg-beta-th batch a step on mg-alpha1 * L, then on -mg-alpha2 * L at the updated parameters)")(
+      "plain, or mirror (Mirror Gradient: on every mg-beta-th batch a step on mg-alpha1 * L, then on -mg-alpha2 * L at the updated parameters); gmf/neumf: plain or ig (Inverse Gradient)")(
       "mg-alpha1", po::value<float>(&c.mg_alpha1)->default_value(c.mg_alpha1), "Mirror Gradient: descent scale")(
       "mg-alpha2", po::value<float>(&c.mg_alpha2)->default_value(c.mg_alpha2), "Mirror Gradient: mirror (ascent) scale")(
       "mg-beta", po::value<int>(&c.mg_beta)->default_value(c.mg_beta), "Mirror Gradient: interval in batches")(
@@ -501,6 +655,19 @@ int cmd_train(int argc, char** argv) {
       "cpu (the reference), cuda (one GPU per rank: the node-local rank picks it), or auto (cuda when a GPU is visible)")(
       "gpu-comm", po::value<std::string>(&c.gpu_comm)->default_value(c.gpu_comm),
       "GPU exchange: auto (NCCL when every rank has its own GPU), nccl, or host (staged through MPI)")(
+      "mlp-layers", po::value<int>(&c.mlp_layers)->default_value(c.mlp_layers),
+      "neumf: MLP layers (widths 2*dim*2^(L-1) -> ... -> dim)")(
+      "label-threshold", po::value<double>(&c.label_threshold)->default_value(c.label_threshold),
+      "gmf/neumf: label = rating > this when the dataset records no threshold")(
+      "il-unlabeled", po::value<int>(&c.il_unlabeled)->default_value(c.il_unlabeled),
+      "gmf/neumf with idl or ig: unlabeled rows drawn per labeled row each epoch")(
+      "ig-sample-lr", po::value<float>(&c.ig_sample_lr)->default_value(c.ig_sample_lr),
+      "Inverse Gradient: rate of the forward/inverse candidate steps")(
+      "ig-train-ratio", po::value<float>(&c.ig_train_ratio)->default_value(c.ig_train_ratio),
+      "Inverse Gradient: share of labeled rows in training-train (the rest drive the meta-steps)")(
+      "il-reference", po::value<bool>(&c.il_reference)->default_value(false)->implicit_value(true),
+      "Inverse Gradient: reproduce the reference code's optimizer quirks (fresh Adam per candidate, "
+      "re-created main Adam, candidate gradient kept for the main step)")(
       "final-eval", po::value<bool>()->default_value(true),
       "evaluate valid and test at the end (full ranking over all items)")(
       "quiet", po::value<bool>()->default_value(false)->implicit_value(true), "no progress lines")(
@@ -530,6 +697,8 @@ int cmd_train(int argc, char** argv) {
   c.opt.kind = OptimizerConfig::parse_kind(optimizer);
   c.init.kind = dist::InitSpec::parse(init);
   c.eval = eval_config(vm);
+  // A model that trains on labeled rows: its loss defaults to BCE.
+  if (c.pointwise_model() && vm["loss"].defaulted()) c.loss = "bce";
   c.validate();
   c.device = resolve_device(c.device);
   // The GPU backend keeps the optimizer state on the device and has no step hook yet.
@@ -537,6 +706,16 @@ int cmd_train(int argc, char** argv) {
     fail(std::string("option --") + (resume.empty() ? "checkpoint-every" : "resume") +
          ": checkpoints are not on the GPU backend yet (its optimizer state lives on the device); use --device cpu");
   const bool quiet = vm["quiet"].as<bool>();
+  if (c.pointwise_model()) {
+    // The pointwise trainer (GMF/NeuMF, Inverse Learning) is CPU-only and has no checkpoints yet.
+    if (c.device == "cuda")
+      fail("option --device cuda: model " + c.model + " is not on the GPU backend yet (its MLP needs the dense "
+           "kernels); use --device cpu");
+    if (ckpt.every_steps > 0 || ckpt.every_minutes > 0 || !resume.empty())
+      fail(std::string("option --") + (resume.empty() ? "checkpoint-every" : "resume") + ": model " + c.model +
+           " has no checkpoints yet (mf and vbpr do)");
+    return train_pointwise(c, quiet, vm["final-eval"].as<bool>(), argc, argv);
+  }
   return run_mpi(
       [&](dist::Comm& comm) {
         const bool root = comm.rank() == 0;
@@ -693,6 +872,11 @@ int cmd_eval(int argc, char** argv) {
   const std::string split = vm["split"].as<std::string>();
   if (split != "valid" && split != "test") fail("option --split: '" + split + "': expected valid or test");
   const EvalConfig ec = eval_config(vm);
+  if (is_pointwise_params(vm["params"].as<std::string>())) {
+    if (!shifts.empty()) fail("option --perturb: only for vbpr parameters");
+    return eval_pointwise(vm["data"].as<std::string>(), vm["params"].as<std::string>(), split, ec,
+                          vm["out"].as<std::string>(), argc, argv);
+  }
   return run_mpi(
       [&](dist::Comm& comm) {
         auto m = load_model(vm["data"].as<std::string>(), vm["params"].as<std::string>(), "mod", comm);

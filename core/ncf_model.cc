@@ -1,0 +1,184 @@
+#include "core/ncf_model.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "kernels/embedding_ops.h"
+
+namespace shardrec {
+
+namespace {
+constexpr double kFixed = 17592186044416.0;  // 2^44
+// Round-to-nearest of x (|x| < 2^51) as an int64: adding 1.5 * 2^52 leaves the integer in the
+// low mantissa bits. Cheaper than llround and vectorisable.
+constexpr double kMagic = 6755399441055744.0;
+inline int64_t fixed(double x) {
+  return std::bit_cast<int64_t>(x + kMagic) - std::bit_cast<int64_t>(kMagic);
+}
+// Values this large would leave the exact range (2^50 / 2^44): a diverged run.
+constexpr double kMaxAbs = 64.0;
+[[noreturn]] void too_large() {
+  fail("training diverged: a dense gradient contribution is not finite or exceeds " +
+       std::to_string(kMaxAbs) + " (lower the learning rate?)");
+}
+float max_abs(const float* v, int n) {
+  float m = 0;
+  for (int i = 0; i < n; ++i) m = std::max(m, std::fabs(v[i]));
+  return m;
+}
+
+dist::InitSpec embedding_init() {
+  dist::InitSpec s;
+  s.kind = dist::InitSpec::Kind::kNormal;
+  s.scale = 0.01;
+  return s;
+}
+int mlp_width(const TrainConfig& cfg) {
+  return cfg.model == "neumf" ? cfg.dim * (1 << (cfg.mlp_layers - 1)) : 0;
+}
+}  // namespace
+
+void DenseGradAccum::add(size_t off, const float* v, int n) {
+  const float m = max_abs(v, n);
+  if (!(m < kMaxAbs)) too_large();
+  int64_t* a = acc_.data() + off;
+  for (int i = 0; i < n; ++i) a[i] += fixed(static_cast<double>(v[i]) * kFixed);
+}
+
+void DenseGradAccum::add_outer(size_t off, const float* a, int na, const float* x, int nx) {
+  const float ma = max_abs(a, na), mx = max_abs(x, nx);
+  if (!(static_cast<double>(ma) * mx < kMaxAbs)) too_large();
+  for (int r = 0; r < na; ++r) {
+    if (a[r] == 0.0f) continue;  // ReLU zeros: nothing to add
+    const double ar = static_cast<double>(a[r]) * kFixed;
+    int64_t* row = acc_.data() + off + static_cast<size_t>(r) * nx;
+    // The product a[r] * x[c] is formed in double: exact for two floats, so the only rounding is
+    // the one to fixed point.
+    for (int c = 0; c < nx; ++c) row[c] += fixed(ar * static_cast<double>(x[c]));
+  }
+}
+
+void DenseGradAccum::allreduce(dist::Comm& comm, float* out) {
+  comm.allreduce_sum(acc_.data(), acc_.size());
+  for (size_t i = 0; i < acc_.size(); ++i) out[i] = static_cast<float>(static_cast<double>(acc_[i]) / kFixed);
+}
+
+NcfModel::NcfModel(const TrainConfig& cfg, const dist::Sharding& user_sharding, int64_t num_items,
+                   int rank)
+    : user("user", 0, user_sharding.rows(), cfg.dim + mlp_width(cfg), user_sharding, rank, cfg.seed,
+           embedding_init(), cfg.opt),
+      item("item", 1, num_items, cfg.dim + mlp_width(cfg),
+           dist::Sharding::parse(cfg.item_sharding, num_items, user_sharding.world()), rank,
+           cfg.seed, embedding_init(), cfg.opt),
+      neumf_(cfg.model == "neumf"),
+      gmf_dim_(cfg.dim),
+      mlp_dim_(mlp_width(cfg)),
+      opt_cfg_(cfg.opt) {
+  size_t off = 0;
+  CounterRng rng(cfg.seed, 0x4e43, 0x46);
+  auto uniform = [&](size_t at, size_t n, double bound) {
+    for (size_t k = 0; k < n; ++k) dense[at + k] = static_cast<float>((2.0 * rng.uniform() - 1.0) * bound);
+  };
+  act_size_ = gmf_dim_;
+  if (neumf_) {
+    act_size_ += 2 * mlp_dim_;
+    for (int in = 2 * mlp_dim_, l = 0; l < cfg.mlp_layers; ++l, in /= 2) {
+      mlp_.push_back({in, in / 2, off, off + static_cast<size_t>(in) * (in / 2)});
+      off += static_cast<size_t>(in) * (in / 2) + in / 2;
+      act_size_ += in / 2;
+    }
+  }
+  const int pin = gmf_dim_ + (neumf_ ? mlp_.back().out : 0);
+  pred_ = {pin, 1, off, off + pin};
+  off += pin + 1;
+  dense.assign(off, 0.0f);  // biases stay 0
+  for (const Layer& L : mlp_)  // Xavier-uniform
+    uniform(L.w, static_cast<size_t>(L.in) * L.out, std::sqrt(6.0 / (L.in + L.out)));
+  uniform(pred_.w, pin, std::sqrt(3.0 / pin));  // Kaiming-uniform, a = 1
+  reset_dense_optimizer();
+}
+
+void NcfModel::reset_dense_optimizer() {
+  opt_ = std::make_unique<RowOptimizer>(opt_cfg_, 1, static_cast<int>(dense.size()));
+}
+
+void NcfModel::apply_dense(const float* grad) {
+  opt_->begin_step();
+  opt_->update(0, dense.data(), grad);
+}
+
+float NcfModel::forward(const float* u, const float* it, const float* w, float* act) const {
+  const int g = gmf_dim_;
+  float* p = act;
+  for (int k = 0; k < g; ++k) p[k] = u[k] * it[k];
+  float y = kernels::dot(w + pred_.w, p, g);
+  if (neumf_) {
+    float* x = act + g;
+    std::memcpy(x, u + g, mlp_dim_ * sizeof(float));
+    std::memcpy(x + mlp_dim_, it + g, mlp_dim_ * sizeof(float));
+    for (const Layer& L : mlp_) {
+      float* h = x + L.in;
+      for (int o = 0; o < L.out; ++o) {
+        const float z = w[L.b + o] + kernels::dot(w + L.w + static_cast<size_t>(o) * L.in, x, L.in);
+        h[o] = z > 0.0f ? z : 0.0f;
+      }
+      x = h;
+    }
+    y += kernels::dot(w + pred_.w + g, x, mlp_.back().out);
+  }
+  return y + w[pred_.b];
+}
+
+void NcfModel::backward(float dy, const float* u, const float* it, const float* w, const float* act,
+                        float* gu, float* gi, DenseGradAccum& gd) const {
+  const int g = gmf_dim_;
+  const float* p = act;
+  const float* wp = w + pred_.w;
+  for (int k = 0; k < g; ++k) {
+    const float dp = dy * wp[k];
+    gu[k] += dp * it[k];
+    gi[k] += dp * u[k];
+  }
+  gd.add_outer(pred_.w, &dy, 1, p, g);
+  gd.add(pred_.b, &dy, 1);
+  if (!neumf_) return;
+  // Walk the MLP backwards; x_l are the stored layer inputs.
+  const int L = static_cast<int>(mlp_.size());
+  std::vector<const float*> in(L);
+  const float* x = act + g;
+  for (int l = 0; l < L; ++l) {
+    in[l] = x;
+    x += mlp_[l].in;
+  }
+  const float* h_last = x;  // output of the last layer
+  float buf_a[4096], buf_b[4096];
+  float* dh = buf_a;
+  const int out_last = mlp_.back().out;
+  gd.add_outer(pred_.w + g, &dy, 1, h_last, out_last);
+  for (int o = 0; o < out_last; ++o) dh[o] = dy * wp[g + o];
+  const float* h = h_last;
+  for (int l = L - 1; l >= 0; --l) {
+    const Layer& Ly = mlp_[l];
+    for (int o = 0; o < Ly.out; ++o)
+      if (!(h[o] > 0.0f)) dh[o] = 0.0f;  // ReLU
+    gd.add_outer(Ly.w, dh, Ly.out, in[l], Ly.in);
+    gd.add(Ly.b, dh, Ly.out);
+    float* dx = dh == buf_a ? buf_b : buf_a;
+    std::fill(dx, dx + Ly.in, 0.0f);
+    for (int o = 0; o < Ly.out; ++o)
+      if (dh[o] != 0.0f) kernels::axpy(dh[o], w + Ly.w + static_cast<size_t>(o) * Ly.in, dx, Ly.in);
+    dh = dx;
+    h = in[l];
+  }
+  const int m = mlp_dim_;
+  for (int k = 0; k < m; ++k) {
+    gu[g + k] += dh[k];
+    gi[g + k] += dh[m + k];
+  }
+}
+
+}  // namespace shardrec

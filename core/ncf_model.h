@@ -1,0 +1,86 @@
+// The NCF family (He et al., WWW 2017) as the Inverse Learning paper uses it, as pointwise models
+// (one logit per (user, item)):
+//   gmf:   y = w_p . (p_u * q_i) + b_p                                 (p, q: dim floats)
+//   neumf: y = w_p . [p_u * q_i, MLP([a_u, c_i])] + b_p                (a, c: dim * 2^(L-1) floats;
+//          MLP: L Linear+ReLU layers, each halving the width, e.g. 256-128-64-32 for dim 32, L 3)
+// Each table row holds a user's (an item's) GMF and MLP embeddings side by side, so one routing
+// serves both. Tables are sharded like MF's; the MLP and the prediction layer ("dense") are
+// replicated on every rank (data-parallel).
+// Initialisation (the reference's): embeddings N(0, 0.01), MLP weights Xavier-uniform, prediction
+// weights Kaiming-uniform with a = 1 (bound sqrt(3 / fan_in)), biases 0; the dense values come
+// from a counter RNG keyed by the seed alone, so every rank holds the same ones.
+//
+// Dense gradients are summed exactly (DenseGradAccum): each sample's contribution to each
+// parameter is rounded once to a fixed-point int64 and the integers are summed, locally and in one
+// allreduce. Integer addition is associative, so the sum does not depend on how the batch's samples
+// are spread over ranks: bitwise world-size invariance. Rounding is to 2^-44 (about 6e-14), far
+// below the float resolution of the gradients themselves.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/config.h"
+#include "core/optimizer.h"
+#include "dist/comm.h"
+#include "dist/sharded_embedding.h"
+
+namespace shardrec {
+
+class DenseGradAccum {
+ public:
+  static constexpr int kFracBits = 44;
+  explicit DenseGradAccum(size_t n = 0) : acc_(n, 0) {}
+  void resize(size_t n) { acc_.assign(n, 0); }
+  void clear() { std::fill(acc_.begin(), acc_.end(), 0); }
+  size_t size() const { return acc_.size(); }
+  int64_t* data() { return acc_.data(); }
+  // acc[off + i] += fixed(v[i]);  acc[off + r*nx + c] += fixed(a[r] * x[c]).
+  void add(size_t off, const float* v, int n);
+  void add_outer(size_t off, const float* a, int na, const float* x, int nx);
+  // Sums over ranks and writes the float totals (identical on every rank). Clears nothing.
+  void allreduce(dist::Comm& comm, float* out);
+
+ private:
+  std::vector<int64_t> acc_;
+};
+
+class NcfModel {
+ public:
+  NcfModel(const TrainConfig& cfg, const dist::Sharding& user_sharding, int64_t num_items, int rank);
+
+  dist::ShardedEmbedding user, item;
+  std::vector<float> dense;  // MLP layers then the prediction layer, see the offsets below
+
+  bool neumf() const { return neumf_; }
+  int gmf_dim() const { return gmf_dim_; }
+  int mlp_dim() const { return mlp_dim_; }    // MLP embedding width (0 for gmf)
+  int row_dim() const { return gmf_dim_ + mlp_dim_; }
+  // Floats of per-sample activations that forward() keeps for backward().
+  int act_size() const { return act_size_; }
+
+  // The logit of one (user row, item row) pair under dense parameters w (dense.data() or a
+  // tentative copy); act receives the activations.
+  float forward(const float* u, const float* it, const float* w, float* act) const;
+  // Gradients of dy * logit: adds to gu and gi (row_dim floats each) and to the dense sums.
+  void backward(float dy, const float* u, const float* it, const float* w, const float* act,
+                float* gu, float* gi, DenseGradAccum& gdense) const;
+  // One optimizer step on the dense parameters from their summed gradient.
+  void apply_dense(const float* grad);
+  // A fresh dense optimizer (the reference's re-created Adam).
+  void reset_dense_optimizer();
+
+ private:
+  struct Layer {
+    int in, out;
+    size_t w, b;  // offsets into dense; w is row-major [out][in]
+  };
+  bool neumf_;
+  int gmf_dim_, mlp_dim_, act_size_ = 0;
+  std::vector<Layer> mlp_;
+  Layer pred_{};
+  OptimizerConfig opt_cfg_;
+  std::unique_ptr<RowOptimizer> opt_;
+};
+
+}  // namespace shardrec

@@ -1,0 +1,442 @@
+#include "core/pointwise_trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/idl_loss.h"
+#include "core/inverse_gradient.h"
+#include "core/rng.h"
+
+namespace shardrec {
+
+namespace {
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+bool higher_is_better(const std::string& metric) { return metric != "logloss"; }
+}  // namespace
+
+PointwiseTrainer::PointwiseTrainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm)
+    : cfg_(cfg), data_(data), comm_(comm), model_(cfg, data.users, data.info.num_items, comm.rank()) {
+  cfg_.validate();
+  if (std::isfinite(data.info.label_threshold)) {
+    threshold_ = data.info.label_threshold;
+  } else {
+    threshold_ = cfg_.label_threshold;
+  }
+  for (int s = 0; s < 3; ++s) {
+    const io::UserSlice& sl = data.split[s];
+    if (data.info.rows[s] > 0 && !data.info.has_rating[s])
+      fail("dataset " + data.info.path + ": the " + io::kSplitNames[s] +
+           " split has no ratings, but model " + cfg_.model +
+           " trains on labeled rows (label = rating > threshold); prepare the data with "
+           "shardrec prep --label-threshold and a rating column");
+    labels_[s].resize(sl.rows());
+    for (int64_t r = 0; r < sl.rows(); ++r) labels_[s][r] = sl.rating[r] > threshold_ ? 1 : 0;
+  }
+  num_train_ = data.info.rows[0];
+  unlabeled_negative_ = cfg_.loss == "bce-neg";
+  if (data.train().rows() >= (int64_t{1} << 32)) fail("a rank holds more than 2^32 training rows; use more ranks");
+  gd_.resize(model_.dense.size());
+  gd2_.resize(model_.dense.size());
+  gdense_.resize(model_.dense.size());
+}
+
+int64_t PointwiseTrainer::sample_unlabeled(int epoch, int64_t global_row, int k,
+                                           std::span<const int32_t> seen) const {
+  const int64_t n_items = data_.info.num_items;
+  CounterRng rng(cfg_.seed, 0x1d1a, static_cast<uint64_t>(epoch),
+                 static_cast<uint64_t>(global_row) * 1024 + static_cast<uint64_t>(k));
+  // Rejection against the user's (sorted) training items, as the reference does.
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    const int64_t j = static_cast<int64_t>(rng.below(static_cast<uint64_t>(n_items)));
+    if (!std::binary_search(seen.begin(), seen.end(), static_cast<int32_t>(j))) return j;
+  }
+  // A very dense user: the x-th item the user has not rated, directly.
+  std::vector<int32_t> uniq(seen.begin(), seen.end());
+  uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
+  const int64_t free_items = n_items - static_cast<int64_t>(uniq.size());
+  if (free_items <= 0)
+    fail("dataset " + data_.info.path + ": the user of training row " + std::to_string(global_row) +
+         " rated every item, so no unlabeled item exists");
+  const int64_t x = static_cast<int64_t>(rng.below(static_cast<uint64_t>(free_items)));
+  size_t lo = 0, hi = uniq.size();
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    if (uniq[mid] - static_cast<int64_t>(mid) <= x) lo = mid + 1; else hi = mid;
+  }
+  return x + static_cast<int64_t>(lo);
+}
+
+void PointwiseTrainer::build_batch(int epoch, int64_t step, const Sample* s, size_t n, int per) {
+  const io::UserSlice& tr = data_.train();
+  const uint64_t pos0 = static_cast<uint64_t>(step) * static_cast<uint64_t>(cfg_.batch);
+  uid_.resize(n);
+  ukey_.resize(n);
+  iid_.resize(n * per);
+  ikey_.resize(n * per);
+  lab_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t user = tr.user_lo + s[i].user;
+    const uint64_t pos = pos0 + s[i].off;
+    uid_[i] = user;
+    ukey_[i] = pos;
+    lab_[i] = labels_[0][s[i].row];
+    iid_[i * per] = tr.item[s[i].row];
+    auto seen = tr.items_of(user);
+    for (int k = 1; k < per; ++k) iid_[i * per + k] = sample_unlabeled(epoch, tr.row_lo + s[i].row, k - 1, seen);
+    for (int k = 0; k < per; ++k) ikey_[i * per + k] = pos * per + k;
+  }
+  ur_ = model_.user.route(comm_, uid_, /*local_only=*/true);
+  ir_ = model_.item.route(comm_, iid_);
+}
+
+void PointwiseTrainer::pass(size_t n, int per, const float* U, const float* I, const float* w,
+                            double c_lab, double c_unl, dist::ExactSums* loss, int slot_lab,
+                            int slot_unl, float* gU, float* gI, DenseGradAccum* gd) {
+  const int R = model_.row_dim();
+  float* act = act_.get(model_.act_size());
+  for (size_t i = 0; i < n; ++i) {
+    const float* u = U + i * R;
+    for (int k = 0; k < per; ++k) {
+      const bool labeled = k == 0;
+      const double c = labeled ? c_lab : c_unl;
+      if (c == 0) continue;
+      const size_t o = i * per + k;
+      const float* it = I + o * R;
+      const float y = model_.forward(u, it, w, act);
+      double dy = 0;
+      const double l = labeled ? idl::bce(y, lab_[i], &dy)
+                               : (unlabeled_negative_ ? idl::bce(y, 0.0, &dy) : idl::dual(y, &dy));
+      if (!std::isfinite(l))
+        fail("training diverged: a loss term is " + std::to_string(l) + " on rank " +
+             std::to_string(comm_.rank()) + " (lower the learning rate?)");
+      if (loss) loss->add(labeled ? slot_lab : slot_unl, l);
+      if (gU) model_.backward(static_cast<float>(dy * c), u, it, w, act, gU + i * R, gI + o * R, *gd);
+    }
+  }
+}
+
+void PointwiseTrainer::apply_main(const float* gU, const float* gI, DenseGradAccum& gd) {
+  model_.user.apply(comm_, ur_, ukey_, gU);
+  model_.item.apply(comm_, ir_, ikey_, gI);
+  gd.allreduce(comm_, gdense_.data());
+  model_.apply_dense(gdense_.data());
+}
+
+void PointwiseTrainer::reset_main_optimizer() {
+  model_.user.reset_optimizer();
+  model_.item.reset_optimizer();
+  model_.reset_dense_optimizer();
+}
+
+void PointwiseTrainer::plain_step(size_t n, int per, int64_t lab_global, int64_t unl_global,
+                                  dist::ExactSums& loss) {
+  const int R = model_.row_dim();
+  float* U = U_.get(n * R);
+  float* I = I_.get(n * per * R);
+  model_.user.gather(comm_, ur_, U);
+  model_.item.gather(comm_, ir_, I);
+  float* gU = gU_.get(n * R);
+  float* gI = gI_.get(n * per * R);
+  std::fill(gU, gU + n * R, 0.0f);
+  std::fill(gI, gI + n * per * R, 0.0f);
+  gd_.clear();
+  const double c = 1.0 / static_cast<double>(lab_global + unl_global);
+  pass(n, per, U, I, model_.dense.data(), c, per > 1 ? c : 0.0, &loss, 0, 1, gU, gI, &gd_);
+  apply_main(gU, gI, gd_);
+}
+
+void PointwiseTrainer::meta_step(size_t n, int per, int64_t lab_global, dist::ExactSums& loss) {
+  const int R = model_.row_dim();
+  const size_t nu = n * R, ni = n * per * R;
+  const bool ref = cfg_.il_reference;
+  float* U = U_.get(nu);
+  float* I = I_.get(ni);
+  model_.user.gather(comm_, ur_, U);
+  model_.item.gather(comm_, ir_, I);
+  const double c_lab = 1.0 / static_cast<double>(lab_global);
+  const double c_unl = 1.0 / static_cast<double>(lab_global * (per - 1));
+  // BCE of the labeled rows at theta ("mid"), with its gradient.
+  float* gU = gU_.get(nu);
+  float* gI = gI_.get(ni);
+  std::fill(gU, gU + nu, 0.0f);
+  std::fill(gI, gI + ni, 0.0f);
+  gd_.clear();
+  dist::ExactSums L(3, 32);  // forward, inverse, mid: labeled BCE sums
+  pass(n, per, U, I, model_.dense.data(), c_lab, 0.0, &L, 2, 2, gU, gI, &gd_);
+  int decision = 0;  // 0 mid, 1 forward, 2 inverse
+  ig::CandidateStep cand{cfg_.ig_sample_lr, ref, cfg_.opt.beta1, cfg_.opt.beta2, cfg_.opt.eps};
+  ig::TentativeRows tu, ti;
+  float* gU2 = gU2_.get(nu);
+  float* gI2 = gI2_.get(ni);
+  float* DU = DU_.get(nu);
+  float* DI = DI_.get(ni);
+  std::vector<float> gdense_idl;
+  if (!meta_disabled_) {
+    // The dual loss's gradient on the unlabeled rows at theta: the candidates' direction.
+    std::fill(gU2, gU2 + nu, 0.0f);
+    std::fill(gI2, gI2 + ni, 0.0f);
+    gd2_.clear();
+    pass(n, per, U, I, model_.dense.data(), 0.0, c_unl, nullptr, 0, 0, gU2, gI2, &gd2_);
+    gdense_idl.resize(model_.dense.size());
+    gd2_.allreduce(comm_, gdense_idl.data());
+    dense_delta_.resize(model_.dense.size());
+    cand.delta(gdense_idl.data(), dense_delta_.data(), static_cast<int>(dense_delta_.size()));
+    tu.prepare(comm_, model_.user, ur_, ukey_, gU2, cand, DU);
+    ti.prepare(comm_, model_.item, ir_, ikey_, gI2, cand, DI);
+    // Both candidates in one pass over the labeled rows, from local rows: theta + d, theta - d.
+    const size_t nd = model_.dense.size();
+    std::vector<float> wf(nd), wi(nd);
+    for (size_t k = 0; k < nd; ++k) {
+      wf[k] = model_.dense[k] + dense_delta_[k];
+      wi[k] = model_.dense[k] - dense_delta_[k];
+    }
+    std::vector<float> uf(R), ui(R), itf(R), iti(R);
+    float* act = act_.get(model_.act_size());
+    for (size_t i = 0; i < n; ++i) {
+      const float* u = U + i * R;
+      const float* du = DU + i * R;
+      const float* it = I + i * per * R;
+      const float* di = DI + i * per * R;
+      for (int j = 0; j < R; ++j) {
+        uf[j] = u[j] + du[j];
+        ui[j] = u[j] - du[j];
+        itf[j] = it[j] + di[j];
+        iti[j] = it[j] - di[j];
+      }
+      L.add(0, idl::bce(model_.forward(uf.data(), itf.data(), wf.data(), act), lab_[i], nullptr));
+      L.add(1, idl::bce(model_.forward(ui.data(), iti.data(), wi.data(), act), lab_[i], nullptr));
+    }
+    // One small allreduce; exact integer sums, so every rank compares the same numbers.
+    L.allreduce(comm_);
+    const int64_t lf = L.raw(0), li = L.raw(1), lm = L.raw(2);
+    decision = (lf < li && lf < lm) ? 1 : (li < lm ? 2 : 0);
+  } else {
+    L.allreduce(comm_);
+  }
+  ig_.decisions.push_back(static_cast<uint8_t>(decision));
+  (decision == 1 ? ig_.forward : decision == 2 ? ig_.inverse : ig_.mid) += 1;
+  if (comm_.rank() == 0) loss.add(0, L.value(decision == 1 ? 0 : decision == 2 ? 1 : 2));
+
+  if (decision != 0) {
+    const int sign = decision == 1 ? 1 : -1;
+    // Commit the candidate (touched rows at their owners, dense everywhere) ...
+    tu.commit(model_.user, sign);
+    ti.commit(model_.item, sign);
+    for (size_t k = 0; k < model_.dense.size(); ++k)
+      model_.dense[k] = sign > 0 ? model_.dense[k] + dense_delta_[k] : model_.dense[k] - dense_delta_[k];
+    // ... and take the BCE gradient there, from the candidate's rows (held locally).
+    for (size_t k = 0; k < nu; ++k) U[k] = sign > 0 ? U[k] + DU[k] : U[k] - DU[k];
+    for (size_t k = 0; k < ni; ++k) I[k] = sign > 0 ? I[k] + DI[k] : I[k] - DI[k];
+    std::fill(gU, gU + nu, 0.0f);
+    std::fill(gI, gI + ni, 0.0f);
+    gd_.clear();
+    pass(n, per, U, I, model_.dense.data(), c_lab, 0.0, nullptr, 0, 0, gU, gI, &gd_);
+    if (ref) {
+      // The reference's candidate still holds its dual-loss gradient (sign included).
+      for (size_t k = 0; k < nu; ++k) gU[k] += static_cast<float>(sign) * gU2[k];
+      for (size_t k = 0; k < ni; ++k) gI[k] += static_cast<float>(sign) * gI2[k];
+    }
+  }
+  if (!ref) {
+    apply_main(gU, gI, gd_);
+    return;
+  }
+  // Reference: the main Adam is re-created for every meta-iteration: a fresh step.
+  ig::CandidateStep main{cfg_.opt.lr, true, cfg_.opt.beta1, cfg_.opt.beta2, cfg_.opt.eps};
+  ig::fresh_step(comm_, model_.user, ur_, ukey_, gU, main);
+  ig::fresh_step(comm_, model_.item, ir_, ikey_, gI, main);
+  gd_.allreduce(comm_, gdense_.data());
+  if (decision != 0)
+    for (size_t k = 0; k < gdense_.size(); ++k)
+      gdense_[k] += (decision == 1 ? 1.0f : -1.0f) * gdense_idl[k];
+  main.step(gdense_.data(), model_.dense.data(), static_cast<int>(gdense_.size()));
+}
+
+double PointwiseTrainer::run_phase(int epoch, int phase, int64_t m, const std::vector<uint32_t>& rows,
+                                   const std::vector<int64_t>& index, Kind kind, bool use_unlabeled,
+                                   int64_t* terms) {
+  if (m <= 0) return 0;
+  const io::UserSlice& tr = data_.train();
+  const int64_t B = cfg_.batch, S = (m + B - 1) / B;
+  const Permutation perm(static_cast<uint64_t>(m), hash64(cfg_.seed, 0x11e0 + phase, static_cast<uint64_t>(epoch)));
+  std::vector<int64_t> start(S + 1, 0);
+  std::vector<uint64_t> pos(rows.size());
+  for (size_t k = 0; k < rows.size(); ++k) {
+    pos[k] = perm(static_cast<uint64_t>(index[k]));
+    ++start[pos[k] / B + 1];
+  }
+  for (int64_t s = 0; s < S; ++s) start[s + 1] += start[s];
+  std::vector<Sample> order(rows.size());
+  {
+    std::vector<int64_t> fill(start.begin(), start.end() - 1);
+    for (size_t k = 0; k < rows.size(); ++k) {
+      const uint32_t r = rows[k];
+      const uint32_t user = static_cast<uint32_t>(
+          std::upper_bound(tr.ptr.begin(), tr.ptr.end(), static_cast<int64_t>(r)) - tr.ptr.begin() - 1);
+      order[fill[pos[k] / B]++] = {static_cast<uint32_t>(pos[k] % B), r, user};
+    }
+  }
+  const int per = use_unlabeled ? 1 + cfg_.il_unlabeled : 1;
+  dist::ExactSums loss(2, 24);
+  for (int64_t s = 0; s < S; ++s) {
+    auto b = order.begin() + start[s], e = order.begin() + start[s + 1];
+    std::sort(b, e, [](const Sample& x, const Sample& y) { return x.off < y.off; });
+    const int64_t global_n = std::min<int64_t>(B, m - s * B);
+    const size_t n = static_cast<size_t>(e - b);
+    build_batch(epoch, s, n ? &*b : nullptr, n, per);
+    if (kind == Kind::kMeta)
+      meta_step(n, per, global_n, loss);
+    else
+      plain_step(n, per, global_n, use_unlabeled ? global_n * cfg_.il_unlabeled : 0, loss);
+  }
+  loss.allreduce(comm_);
+  *terms += m;
+  return loss.value(0);  // labeled rows' BCE (the dual loss of unlabeled rows is slot 1)
+}
+
+double PointwiseTrainer::train_epoch(int epoch) {
+  const io::UserSlice& tr = data_.train();
+  const bool ig = cfg_.strategy == "ig";
+  // The reference re-creates its main Adam after every meta-iteration, so each later epoch's
+  // training-train phase starts from fresh optimizer state.
+  if (ig && cfg_.il_reference && epoch > 1) reset_main_optimizer();
+  int64_t terms = 0;
+  double sum = 0;
+  if (!ig) {
+    std::vector<uint32_t> rows(tr.rows());
+    std::vector<int64_t> index(tr.rows());
+    for (int64_t r = 0; r < tr.rows(); ++r) {
+      rows[r] = static_cast<uint32_t>(r);
+      index[r] = tr.row_lo + r;
+    }
+    sum = run_phase(epoch, 0, num_train_, rows, index, Kind::kPlain, cfg_.loss != "bce", &terms);
+    return sum / static_cast<double>(terms);
+  }
+  // Training-train / training-test: a fixed (epoch-independent) seeded split of the labeled rows.
+  const int64_t n_tt = static_cast<int64_t>(std::floor(static_cast<double>(num_train_) * cfg_.ig_train_ratio));
+  const Permutation split(static_cast<uint64_t>(num_train_), hash64(cfg_.seed, 0x5e1a));
+  std::vector<uint32_t> rows[2];
+  std::vector<int64_t> index[2];
+  for (int64_t r = 0; r < tr.rows(); ++r) {
+    const int64_t p = static_cast<int64_t>(split(static_cast<uint64_t>(tr.row_lo + r)));
+    const int ph = p < n_tt ? 0 : 1;
+    rows[ph].push_back(static_cast<uint32_t>(r));
+    index[ph].push_back(ph == 0 ? p : p - n_tt);
+  }
+  sum += run_phase(epoch, 0, n_tt, rows[0], index[0], Kind::kPlain, false, &terms);
+  sum += run_phase(epoch, 1, num_train_ - n_tt, rows[1], index[1], Kind::kMeta, true, &terms);
+  return sum / static_cast<double>(terms);
+}
+
+EvalResult PointwiseTrainer::evaluate(int split) {
+  const io::UserSlice& sl = data_.split[split];
+  const int R = model_.row_dim();
+  const int64_t n = sl.rows(), chunk = 8192;
+  double chunks = static_cast<double>((n + chunk - 1) / chunk);
+  comm_.allreduce_max(&chunks, 1);  // route/gather are collectives: every rank runs as many
+  metrics::LabeledRows mine;
+  std::vector<int64_t> uid, iid;
+  std::vector<float> U, I;
+  std::vector<float> act(model_.act_size());
+  int64_t row = 0, user = 0;
+  for (int64_t c = 0; c < static_cast<int64_t>(chunks); ++c) {
+    uid.clear();
+    iid.clear();
+    const int64_t end = std::min(n, row + chunk);
+    for (int64_t r = row; r < end; ++r) {
+      while (r >= sl.ptr[user + 1]) ++user;
+      uid.push_back(sl.user_lo + user);
+      iid.push_back(sl.item[r]);
+    }
+    auto ur = model_.user.route(comm_, uid, true);
+    auto ir = model_.item.route(comm_, iid);
+    U.resize(uid.size() * R);
+    I.resize(iid.size() * R);
+    model_.user.gather(comm_, ur, U.data());
+    model_.item.gather(comm_, ir, I.data());
+    for (size_t k = 0; k < uid.size(); ++k) {
+      mine.user.push_back(uid[k]);
+      mine.item.push_back(iid[k]);
+      mine.label.push_back(labels_[split][row + static_cast<int64_t>(k)]);
+      mine.logit.push_back(model_.forward(&U[k * R], &I[k * R], model_.dense.data(), act.data()));
+    }
+    row = end;
+  }
+  // Every rank gets all rows in rank order, which is dataset order: the metrics do not depend on
+  // the number of ranks.
+  metrics::LabeledRows all;
+  for (auto& v : dist::allgather(comm_, mine.user)) all.user.insert(all.user.end(), v.begin(), v.end());
+  for (auto& v : dist::allgather(comm_, mine.item)) all.item.insert(all.item.end(), v.begin(), v.end());
+  for (auto& v : dist::allgather(comm_, mine.label)) all.label.insert(all.label.end(), v.begin(), v.end());
+  for (auto& v : dist::allgather(comm_, mine.logit)) all.logit.insert(all.logit.end(), v.begin(), v.end());
+  EvalResult res;
+  res.values = metrics::labeled_metrics(
+      all, cfg_.eval.ks,
+      cfg_.eval.gauc_impressions ? metrics::GaucWeight::kImpressions : metrics::GaucWeight::kUnweighted);
+  res.users = static_cast<int64_t>(res.values["users"]);
+  res.values.erase("users");
+  return res;
+}
+
+FitResult PointwiseTrainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
+  FitResult res;
+  const bool maximize = higher_is_better(cfg_.valid_metric);
+  double best = maximize ? -INFINITY : INFINITY;
+  int since_best = 0;
+  std::vector<float> best_user, best_item, best_dense;
+  double elapsed = 0;
+  for (int epoch = 1; epoch <= cfg_.epochs; ++epoch) {
+    EpochLog log;
+    log.epoch = epoch;
+    const double t0 = now();
+    log.loss = train_epoch(epoch);
+    double secs = now() - t0;
+    comm_.allreduce_max(&secs, 1);
+    log.seconds = secs;
+    log.samples_per_s = static_cast<double>(num_train_) / std::max(secs, 1e-9);
+    if (cfg_.eval_every > 0 && epoch % cfg_.eval_every == 0) {
+      log.validated = true;
+      log.valid = evaluate(1);
+      const double v = log.valid.get(cfg_.valid_metric);
+      if (maximize ? v > best : v < best) {
+        best = v;
+        since_best = 0;
+        log.improved = true;
+        res.best_epoch = epoch;
+        res.best_valid = v;
+        if (cfg_.keep_best) {
+          best_user = model_.user.local_data();
+          best_item = model_.item.local_data();
+          best_dense = model_.dense;
+        }
+      } else {
+        ++since_best;
+      }
+    }
+    double total = now() - t0;
+    comm_.allreduce_max(&total, 1);
+    elapsed += total;
+    log.eta_seconds = elapsed / epoch * (cfg_.epochs - epoch);
+    res.epochs.push_back(log);
+    if (on_epoch) on_epoch(log);
+    if (log.validated && cfg_.patience > 0 && since_best >= cfg_.patience) {
+      res.stopped_early = true;
+      break;
+    }
+  }
+  if (res.best_epoch == 0 || !cfg_.keep_best || cfg_.eval_every == 0) {
+    res.best_epoch = static_cast<int>(res.epochs.size());
+  } else if (res.best_epoch != static_cast<int>(res.epochs.size())) {
+    model_.user.local_data() = best_user;
+    model_.item.local_data() = best_item;
+    model_.dense = best_dense;
+  }
+  return res;
+}
+
+}  // namespace shardrec

@@ -1,0 +1,107 @@
+// Training of pointwise models (gmf, neumf) on labeled rows, with the Inverse Learning losses and
+// strategies (WSDM 2024).
+//
+// Rows. Every training row of a labeled dataset is a labeled row (user, item, label = rating >
+// threshold). Each epoch, every labeled row draws cfg.il_unlabeled unlabeled rows: items uniform
+// over all items, rejecting the user's training items, from a counter RNG keyed by (seed, epoch,
+// dataset row, k), so the draws do not depend on the number of ranks.
+//
+// Steps. A global batch is `batch` labeled rows (from a seeded per-epoch permutation) together with
+// their unlabeled draws; a row is processed by the rank that owns its user (as in core/trainer.h).
+// Table gradients reduce at the rows' owners in global sample order (order keys); dense gradients
+// (MLP, prediction layer) sum exactly in fixed point (core/ncf_model.h). Hence bitwise world-size
+// invariance. The loss is a mean over the batch's rows:
+//   loss bce:                 labeled rows only (no draws)
+//   loss idl, strategy plain: labeled rows (BCE) and unlabeled rows (dual loss), one mean over both
+//   loss bce-neg:             labeled rows and unlabeled rows as negatives (the usual NCF negative
+//                             sampling), one mean over both: a second baseline
+// Strategy ig (Inverse Gradient): see core/inverse_gradient.h for the meta-step; the labeled rows
+// are split once, by a seeded permutation, into training-train (ig_train_ratio) and training-test.
+// Each epoch trains on training-train with BCE (plain steps), then takes one meta-step per
+// training-test batch.
+#pragma once
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/config.h"
+#include "core/evaluator.h"
+#include "core/labeled_metrics.h"
+#include "core/ncf_model.h"
+#include "core/scratch.h"
+#include "core/trainer.h"
+#include "dist/comm.h"
+#include "dist/exact_sum.h"
+#include "io/dataset.h"
+
+namespace shardrec {
+
+// What the meta-steps decided, for logs and tests. Identical on every rank.
+struct IgStats {
+  int64_t forward = 0, inverse = 0, mid = 0;
+  std::vector<uint8_t> decisions;  // 0 mid, 1 forward, 2 inverse, in step order (all epochs)
+};
+
+class PointwiseTrainer {
+ public:
+  PointwiseTrainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm);
+  FitResult fit(const std::function<void(const EpochLog&)>& on_epoch = {});
+  // One epoch; returns the mean recorded training loss (per labeled row for bce and ig's
+  // training-train part; per row for idl).
+  double train_epoch(int epoch);
+  // Labeled-protocol metrics of split 1 (valid) or 2 (test), identical on every rank.
+  EvalResult evaluate(int split);
+  NcfModel& model() { return model_; }
+  const IgStats& ig_stats() const { return ig_; }
+  // Tests: take a plain BCE step where the meta-step would run (the reference for "IG with a zero
+  // sample rate equals plain training").
+  void set_meta_disabled(bool v) { meta_disabled_ = v; }
+  int64_t sample_unlabeled(int epoch, int64_t global_row, int k, std::span<const int32_t> seen) const;
+  // The label of a split's row (local index), from the rating.
+  bool label(int split, int64_t local_row) const { return labels_[split][local_row] != 0; }
+
+ private:
+  struct Sample {
+    uint32_t off;   // position within the step
+    uint32_t row;   // local training row
+    uint32_t user;  // local user index
+  };
+  enum class Kind { kPlain, kMeta };
+  // Runs the steps of one phase: the local rows in `rows` with their phase index in `index`,
+  // m rows in the phase globally.
+  double run_phase(int epoch, int phase, int64_t m, const std::vector<uint32_t>& rows,
+                   const std::vector<int64_t>& index, Kind kind, bool use_unlabeled, int64_t* terms);
+  void build_batch(int epoch, int64_t step, const Sample* s, size_t n, int per);
+  // Loss terms of this rank's rows at rows U, I (n x R, n*per x R) and dense w. Labeled rows add
+  // BCE scaled by c_lab (skipped when 0), unlabeled rows add the dual loss scaled by c_unl; the
+  // unscaled losses go to *loss_lab / *loss_unl (exactly summable doubles). Gradients of the scaled
+  // loss go to gU, gI, gd when gU is not null.
+  void pass(size_t n, int per, const float* U, const float* I, const float* w, double c_lab,
+            double c_unl, dist::ExactSums* loss, int slot_lab, int slot_unl, float* gU, float* gI,
+            DenseGradAccum* gd);
+  void plain_step(size_t n, int per, int64_t lab_global, int64_t unl_global, dist::ExactSums& loss);
+  void meta_step(size_t n, int per, int64_t lab_global, dist::ExactSums& loss);
+  void apply_main(const float* gU, const float* gI, DenseGradAccum& gd);
+  void reset_main_optimizer();
+
+  TrainConfig cfg_;
+  const io::DataShard& data_;
+  dist::Comm& comm_;
+  NcfModel model_;
+  double threshold_ = 2.0;
+  std::vector<uint8_t> labels_[3];
+  int64_t num_train_ = 0;
+  bool meta_disabled_ = false;
+  bool unlabeled_negative_ = false;  // loss bce-neg: unlabeled draws count as negatives
+  IgStats ig_;
+  // Per-step state and buffers.
+  std::vector<int64_t> uid_, iid_;
+  std::vector<uint64_t> ukey_, ikey_;
+  std::vector<uint8_t> lab_;
+  dist::Routing ur_, ir_;
+  Scratch<float> U_, I_, gU_, gI_, gU2_, gI2_, DU_, DI_, act_;
+  std::vector<float> gdense_, cand_dense_, dense_delta_;
+  DenseGradAccum gd_, gd2_;
+};
+
+}  // namespace shardrec
