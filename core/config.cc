@@ -111,7 +111,6 @@ void TrainConfig::validate() const {
   need(device == "cpu" || device == "cuda" || device == "auto", "device", "'" + device + "': expected cpu, cuda or auto");
   need(gpu_comm == "auto" || gpu_comm == "nccl" || gpu_comm == "host", "gpu-comm",
        "'" + gpu_comm + "': expected auto, nccl or host");
-  need(!pointwise_model() || device != "cuda", "device", model + " runs on the CPU backend only (use --device cpu)");
   for (int k : eval.ks) need(k >= 1, "ks", "cutoffs must be >= 1");
   // The early-stopping metric must be one that validation computes.
   std::vector<std::string> known;

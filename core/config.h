@@ -16,8 +16,8 @@ struct EvalConfig {
   bool pointwise = true;           // AUC, GAUC, log loss on positives + one sampled negative each
   int64_t score_budget = 1 << 24;  // floats of scores held at once per rank (users x local items)
   uint64_t seed = 2024;            // seed of the pointwise negatives
-  bool gauc_impressions = false;   // labeled protocol (gmf/neumf): GAUC weighted by rows per user
   std::string device = "cpu";      // where full ranking scores the item shards (cpu or cuda)
+  bool gauc_impressions = false;   // labeled protocol (gmf/neumf): GAUC weighted by rows per user
 };
 
 struct TrainConfig {
@@ -46,6 +46,10 @@ struct TrainConfig {
   float mg_alpha1 = 1.0f, mg_alpha2 = 0.2f;
   int mg_beta = 3;
   int log_every_steps = 0;   // extra progress lines within an epoch (0 = only per epoch)
+  // Backend (core/gpu_backend.h): cpu (the reference), cuda, or auto (cuda when a GPU is visible).
+  std::string device = "cpu";
+  // GPU exchange: auto (NCCL when every rank has its own GPU), nccl, or host (staged through MPI).
+  std::string gpu_comm = "auto";
   // Inverse Learning (models gmf / neumf; core/pointwise_trainer.h, core/inverse_gradient.h).
   // Their losses are bce and idl, their strategies plain and ig; defaults are the reference's.
   int mlp_layers = 3;            // neumf: MLP depth (MLP embeddings dim * 2^(layers-1) wide)
@@ -55,10 +59,6 @@ struct TrainConfig {
   float ig_train_ratio = 0.9f;   // ig: share of labeled rows in training-train
   bool il_reference = false;     // ig: reproduce the reference code's optimizer quirks
   bool pointwise_model() const { return model == "gmf" || model == "neumf"; }
-  // Backend (core/gpu_backend.h): cpu (the reference), cuda, or auto (cuda when a GPU is visible).
-  std::string device = "cpu";
-  // GPU exchange: auto (NCCL when every rank has its own GPU), nccl, or host (staged through MPI).
-  std::string gpu_comm = "auto";
 
   std::string to_ini() const;
   void validate() const;     // throws Error naming the bad field

@@ -707,9 +707,13 @@ int cmd_train(int argc, char** argv) {
          ": checkpoints are not on the GPU backend yet (its optimizer state lives on the device); use --device cpu");
   const bool quiet = vm["quiet"].as<bool>();
   if (c.pointwise_model()) {
+    // The pointwise trainer (GMF/NeuMF, Inverse Learning) is CPU-only and has no checkpoints yet.
+    if (c.device == "cuda")
+      fail("option --device cuda: model " + c.model + " is not on the GPU backend yet (its MLP needs the dense "
+           "kernels); use --device cpu");
     if (ckpt.every_steps > 0 || ckpt.every_minutes > 0 || !resume.empty())
-      fail(std::string("option --") + (resume.empty() ? "checkpoint-every" : "resume") + ": " + c.model +
-           " (the pointwise trainer) has no checkpoints yet");
+      fail(std::string("option --") + (resume.empty() ? "checkpoint-every" : "resume") + ": model " + c.model +
+           " has no checkpoints yet (mf and vbpr do)");
     return train_pointwise(c, quiet, vm["final-eval"].as<bool>(), argc, argv);
   }
   return run_mpi(
