@@ -170,12 +170,7 @@ class CudaBackend final : public GpuBackend {
     double* loss_h = loss_h_.get(n1 + 1);
     const bool bpr = cfg_.loss == "bpr";
 
-    struct Ops final : StepOps {
-      std::function<void(float, bool)> fb;
-      std::function<void()> ap;
-      void forward_backward(float scale, bool record) override { fb(scale, record); }
-      void apply() override { ap(); }
-    } ops;
+    FunctionOps ops;
     ops.fb = [&](float scale, bool record) {
       user_->gather(*comm_, ur_, U);
       item_->gather(*comm_, ir_, I);

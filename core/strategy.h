@@ -3,6 +3,7 @@
 // the same batch reuses the step's routing (no second id all-to-all).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -18,6 +19,14 @@ class StepOps {
   virtual void forward_backward(float scale, bool record) = 0;
   // Sends the gradients to the rows' owners, which reduce them and take one optimizer step.
   virtual void apply() = 0;
+};
+
+// StepOps made of two callables: the trainers' steps (CPU and GPU) build theirs from lambdas.
+struct FunctionOps final : StepOps {
+  std::function<void(float, bool)> fb;
+  std::function<void()> ap;
+  void forward_backward(float scale, bool record) override { fb(scale, record); }
+  void apply() override { ap(); }
 };
 
 class Strategy {

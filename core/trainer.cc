@@ -127,12 +127,7 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
   const bool bpr = cfg_.loss == "bpr";
 
   // The strategy drives one or more passes over this batch through these two operations.
-  struct Ops final : StepOps {
-    std::function<void(float, bool)> fb;
-    std::function<void()> ap;
-    void forward_backward(float scale, bool record) override { fb(scale, record); }
-    void apply() override { ap(); }
-  } ops;
+  FunctionOps ops;
   ops.fb = [&](float scale, bool record) {
     model_.user.gather(comm_, ur, U);
     model_.item.gather(comm_, ir, I);
