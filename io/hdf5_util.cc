@@ -42,21 +42,6 @@ H5Handle dataset_props(int rank, const hsize_t* chunk) {
   if (chunk) H5Pset_chunk(dcpl.get(), rank, chunk);
   return dcpl;
 }
-// Selects rows start, start + stride, ... (count of them) in a dataset's file space `sp` (of
-// rank nd, extents dims) and returns the matching memory space. `where` names the dataset.
-H5Handle select_strided(hid_t sp, int nd, const hsize_t* dims, int64_t start, int64_t stride, int64_t count,
-                        const std::string& where) {
-  if (start < 0 || stride < 1 || static_cast<hsize_t>(start + (count - 1) * stride) >= dims[0])
-    fail(where + ": row " + std::to_string(start + (count - 1) * stride) + " outside its " +
-         std::to_string(dims[0]) + " rows");
-  hsize_t off[2] = {static_cast<hsize_t>(start), 0};
-  hsize_t str[2] = {static_cast<hsize_t>(stride), 1};
-  hsize_t cnt[2] = {static_cast<hsize_t>(count), 1};
-  hsize_t blk[2] = {1, nd == 2 ? dims[1] : 1};
-  H5Sselect_hyperslab(sp, H5S_SELECT_SET, off, str, cnt, blk);
-  hsize_t mdims[2] = {static_cast<hsize_t>(count), nd == 2 ? dims[1] : 1};
-  return H5Handle(H5Screate_simple(nd, mdims, nullptr), H5Sclose);
-}
 }  // namespace
 
 H5File H5File::open_read(const std::string& path, const void* mpi_comm) {
@@ -304,17 +289,33 @@ void H5File::read_rows(const std::string& name, int64_t start, int64_t rows, T* 
              path_ + ": cannot read dataset " + name);
 }
 
+H5File::StridedRows H5File::select_rows_strided(const std::string& name, int64_t start, int64_t stride,
+                                                int64_t count) const {
+  StridedRows r;
+  r.ds = open_dataset(name);
+  r.file_space = H5Handle(H5Dget_space(r.ds.get()), H5Sclose);
+  hsize_t dims[2] = {0, 0};
+  const int nd = H5Sget_simple_extent_dims(r.file_space.get(), dims, nullptr);
+  if (start < 0 || stride < 1 || static_cast<hsize_t>(start + (count - 1) * stride) >= dims[0])
+    fail(path_ + ": dataset " + name + ": row " + std::to_string(start + (count - 1) * stride) + " outside its " +
+         std::to_string(dims[0]) + " rows");
+  hsize_t off[2] = {static_cast<hsize_t>(start), 0};
+  hsize_t str[2] = {static_cast<hsize_t>(stride), 1};
+  hsize_t cnt[2] = {static_cast<hsize_t>(count), 1};
+  hsize_t blk[2] = {1, nd == 2 ? dims[1] : 1};
+  H5Sselect_hyperslab(r.file_space.get(), H5S_SELECT_SET, off, str, cnt, blk);
+  hsize_t mdims[2] = {static_cast<hsize_t>(count), nd == 2 ? dims[1] : 1};
+  r.mem_space = H5Handle(H5Screate_simple(nd, mdims, nullptr), H5Sclose);
+  return r;
+}
+
 template <class T>
 void H5File::read_rows_strided(const std::string& name, int64_t start, int64_t stride,
                                int64_t count, T* out) const {
   Lock lk(hdf5_mutex());
   if (count == 0) return;
-  H5Handle ds = open_dataset(name);
-  H5Handle sp(H5Dget_space(ds.get()), H5Sclose);
-  hsize_t dims[2] = {0, 0};
-  int nd = H5Sget_simple_extent_dims(sp.get(), dims, nullptr);
-  H5Handle ms = select_strided(sp.get(), nd, dims, start, stride, count, path_ + ": dataset " + name);
-  checked_rc(H5Dread(ds.get(), h5_type<T>(), ms.get(), sp.get(), H5P_DEFAULT, out),
+  const StridedRows r = select_rows_strided(name, start, stride, count);
+  checked_rc(H5Dread(r.ds.get(), h5_type<T>(), r.mem_space.get(), r.file_space.get(), H5P_DEFAULT, out),
              path_ + ": cannot read dataset " + name);
 }
 
@@ -323,12 +324,8 @@ void H5File::write_rows_strided(const std::string& name, int64_t start, int64_t 
                                 int64_t count, const T* data) {
   Lock lk(hdf5_mutex());
   if (count == 0) return;
-  H5Handle ds = open_dataset(name);
-  H5Handle sp(H5Dget_space(ds.get()), H5Sclose);
-  hsize_t dims[2] = {0, 0};
-  int nd = H5Sget_simple_extent_dims(sp.get(), dims, nullptr);
-  H5Handle ms = select_strided(sp.get(), nd, dims, start, stride, count, path_ + ": dataset " + name);
-  checked_rc(H5Dwrite(ds.get(), h5_type<T>(), ms.get(), sp.get(), H5P_DEFAULT, data),
+  const StridedRows r = select_rows_strided(name, start, stride, count);
+  checked_rc(H5Dwrite(r.ds.get(), h5_type<T>(), r.mem_space.get(), r.file_space.get(), H5P_DEFAULT, data),
              path_ + ": cannot write dataset " + name);
 }
 

@@ -101,6 +101,12 @@ class H5File {
   H5Handle file_;
   std::string path_;
   H5Handle open_dataset(const std::string& name) const;
+  // A dataset with rows start, start + stride, ... (count) selected in its file space, and the
+  // matching memory space: what strided reads and writes share.
+  struct StridedRows {
+    H5Handle ds, file_space, mem_space;
+  };
+  StridedRows select_rows_strided(const std::string& name, int64_t start, int64_t stride, int64_t count) const;
 };
 
 // Writes go to "<path>.tmp-<pid>" and land under `path` only on commit(); an unfinished output
