@@ -146,6 +146,16 @@ void print_metrics(const char* split, const EvalResult& r) {
   }
 }
 
+// Rank 0's closing lines of train: the best epoch (and `extra`), then the final metrics.
+void print_final(int best_epoch, bool stopped_early, const std::string& extra, bool final_eval,
+                 const EvalResult& valid, const EvalResult& test) {
+  std::printf("best epoch %d%s%s\n", best_epoch, stopped_early ? " (stopped early)" : "", extra.c_str());
+  if (final_eval) {
+    print_metrics("valid", valid);
+    print_metrics("test", test);
+  }
+}
+
 // Per-rank memory as JSON: peak resident set, and the shares of tables, optimizer state and
 // data slices, so the overhead beyond them can be read off (docs/benchmarks.md).
 std::string memory_report(const MFModel& m, const io::DataShard& data, dist::Comm& comm) {
@@ -405,12 +415,9 @@ int train_pointwise(const TrainConfig& c, bool quiet, bool final_eval, int argc,
         for (const auto& e : res.epochs) secs += e.seconds;
         const double per_epoch = res.epochs.empty() ? 0 : secs / static_cast<double>(res.epochs.size());
         if (root) {
-          std::printf("best epoch %d%s; %.2fs per epoch\n", res.best_epoch,
-                      res.stopped_early ? " (stopped early)" : "", per_epoch);
-          if (final_eval) {
-            print_metrics("valid", valid);
-            print_metrics("test", test);
-          }
+          char extra[64];
+          std::snprintf(extra, sizeof extra, "; %.2fs per epoch", per_epoch);
+          print_final(res.best_epoch, res.stopped_early, extra, final_eval, valid, test);
         }
         if (!c.run_dir.empty()) {
           save_pointwise(c.run_dir + "/params.h5", c, trainer.model(), comm);
@@ -830,13 +837,7 @@ int cmd_train(int argc, char** argv) {
           test = evaluate(trainer.model(), data, 2, c.eval, comm);
         }
         const std::string memory = memory_report(trainer.model(), data, comm);
-        if (root) {
-          std::printf("best epoch %d%s\n", res.best_epoch, res.stopped_early ? " (stopped early)" : "");
-          if (final_eval) {
-            print_metrics("valid", valid);
-            print_metrics("test", test);
-          }
-        }
+        if (root) print_final(res.best_epoch, res.stopped_early, "", final_eval, valid, test);
         if (!c.run_dir.empty()) {
           save_params(c.run_dir + "/params.h5", c, trainer.model(), comm);
           if (root)
