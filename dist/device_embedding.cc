@@ -1,5 +1,7 @@
 #include "dist/device_embedding.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace shardrec::dist {
@@ -139,11 +141,28 @@ void DeviceEmbedding::apply(Comm& comm, const DeviceRouting& r, const uint64_t* 
   p.weight_decay = c.weight_decay;
   p.adam_step = host_opt_.adam_step();
   p.adam_bc2_sqrt = host_opt_.adam_bc2_sqrt();
+  reduce(comm, r, keys, grads, p, key_bound, nullptr);
+}
+
+void DeviceEmbedding::reduce(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads,
+                             const kc::OptimizerParams& p, uint64_t key_bound, const kc::CandidateRows* cand) {
   const size_t rec = kc::record_bytes(dim_);
+  auto owner_side = [&](const char* recs, size_t n) {
+    kc::CandidateRows c;
+    if (cand) {  // room for one touched row per record
+      cand_cap_ = n;
+      c.rows = cand_rows_.get(std::max<size_t>(n, 1));
+      c.orig = cand_orig_.get(std::max<size_t>(n * dim_, 1));
+      c.delta = cand_delta_.get(std::max<size_t>(n * dim_, 1));
+      c.count = cand_count_.get(1);
+    }
+    kc::reduce_apply(recs, n, dim_, local_rows_, w_.data(), m_.data(), v_.data(), p, ws_, st_, key_bound,
+                     cand ? &c : nullptr);
+  };
   if (r.direct) {
     char* recs = send_rec_.get(std::max<size_t>(r.num_ids * rec, 1));
     kc::pack_records_direct(r.local.data(), keys, grads, dim_, r.num_ids, recs, st_);
-    kc::reduce_apply(recs, r.num_ids, dim_, local_rows_, w_.data(), m_.data(), v_.data(), p, ws_, st_, key_bound);
+    owner_side(recs, r.num_ids);
     return;
   }
   const int world = comm.size();
@@ -159,7 +178,57 @@ void DeviceEmbedding::apply(Comm& comm, const DeviceRouting& r, const uint64_t* 
   kc::pack_records(r.perm.data(), r.local.data(), keys, grads, dim_, r.num_ids, send, st_);
   SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st_));
   comm.alltoallv(send, sb.data(), sd.data(), recv, rb.data(), rd.data());
-  kc::reduce_apply(recv, rt / rec, dim_, local_rows_, w_.data(), m_.data(), v_.data(), p, ws_, st_, key_bound);
+  owner_side(recv, rt / rec);
+}
+
+kc::OptimizerParams DeviceEmbedding::candidate_params(int kind, float lr, bool fresh_adam) const {
+  const OptimizerConfig& c = host_opt_.config();
+  kc::OptimizerParams p;
+  p.kind = kind;
+  p.fresh_adam = fresh_adam;
+  p.lr = lr;
+  p.beta1 = c.beta1;
+  p.beta2 = c.beta2;
+  p.eps = c.eps;
+  // ig::CandidateStep::delta's factors, formed as it forms them.
+  p.adam_step = static_cast<float>(lr / (1.0 - static_cast<double>(c.beta1)));
+  p.adam_bc2_sqrt = static_cast<float>(std::sqrt(1.0 - static_cast<double>(c.beta2)));
+  return p;
+}
+
+void DeviceEmbedding::candidate(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads,
+                                float lr, bool fresh_adam, float* d_out) {
+  kc::CandidateRows c;
+  reduce(comm, r, keys, grads, candidate_params(4, lr, fresh_adam), 0, &c);
+  // The owners' rows now hold d: one gather brings every requester the d rows of its ids; then
+  // the rows get their old values back.
+  gather(comm, r, d_out);
+  kc::CandidateRows saved{cand_rows_.data(), cand_orig_.data(), cand_delta_.data(), cand_count_.data()};
+  kc::restore_rows(saved, dim_, w_.data(), st_, cand_cap_);
+}
+
+void DeviceEmbedding::commit_candidate(float sign) {
+  kc::CandidateRows saved{cand_rows_.data(), cand_orig_.data(), cand_delta_.data(), cand_count_.data()};
+  kc::commit_rows(saved, dim_, sign, w_.data(), st_, cand_cap_);
+}
+
+void DeviceEmbedding::fresh_step(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads,
+                                 float lr) {
+  reduce(comm, r, keys, grads, candidate_params(5, lr, true), 0, nullptr);
+}
+
+void DeviceEmbedding::reset_optimizer() {
+  const OptimizerConfig& c = host_opt_.config();
+  host_opt_ = RowOptimizer(c, 0, dim_);
+  const size_t cells = std::max<size_t>(static_cast<size_t>(local_rows_) * dim_, 1);
+  if (c.kind == OptimizerConfig::Kind::kAdagrad) {
+    std::vector<float> acc(std::max<int64_t>(local_rows_, 1), c.adagrad_init);
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(v_.data(), acc.data(), acc.size() * sizeof(float), cudaMemcpyHostToDevice, st_));
+    SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st_));
+  } else if (c.kind != OptimizerConfig::Kind::kSgd) {
+    SHARDREC_CUDA_CHECK(cudaMemsetAsync(m_.data(), 0, cells * sizeof(float), st_));
+    SHARDREC_CUDA_CHECK(cudaMemsetAsync(v_.data(), 0, cells * sizeof(float), st_));
+  }
 }
 
 void DeviceEmbedding::download(ShardedEmbedding& host) const {

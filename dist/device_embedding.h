@@ -45,12 +45,30 @@ class DeviceEmbedding {
   // Copies the rows back into the host table (for evaluation and export).
   void download(ShardedEmbedding& host) const;
 
+  // The Inverse Gradient meta-step (core/inverse_gradient.h, ig::TentativeRows on the host tables):
+  // reduces grads at the owners like apply(), computes each touched row's candidate move d and
+  // gathers the d rows of the batch's ids into d_out (device, n x dim); the table is unchanged.
+  void candidate(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads, float lr,
+                 bool fresh_adam, float* d_out);
+  // Moves the last candidate's touched rows to w + sign * d (sign +1 or -1).
+  void commit_candidate(float sign);
+  // A stateless step w += d(g) on the touched rows (the reference's re-created Adam).
+  void fresh_step(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads, float lr);
+  // A fresh optimizer (moments, accumulators and step counter), as ShardedEmbedding::reset_optimizer.
+  void reset_optimizer();
+
   int dim() const { return dim_; }
   int64_t local_rows() const { return local_rows_; }
   const float* rows() const { return w_.data(); }
   size_t memory_bytes() const;
 
  private:
+  // apply()'s exchange and owner-side reduction with optimizer parameters p.
+  void reduce(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads,
+              const shardrec::kernels::cuda::OptimizerParams& p, uint64_t key_bound,
+              const shardrec::kernels::cuda::CandidateRows* cand);
+  shardrec::kernels::cuda::OptimizerParams candidate_params(int kind, float lr, bool fresh_adam) const;
+
   std::string name_;
   int dim_;
   int64_t rows_, local_rows_;
@@ -65,6 +83,11 @@ class DeviceEmbedding {
   shardrec::cuda::DeviceBuffer<char> send_rec_, recv_rec_;
   shardrec::kernels::cuda::Workspace ws_;
   shardrec::cuda::PinnedBuffer<uint32_t> host_counts_;
+  // The last candidate's touched rows (capacity: records received).
+  shardrec::cuda::DeviceBuffer<int64_t> cand_rows_;
+  shardrec::cuda::DeviceBuffer<float> cand_orig_, cand_delta_;
+  shardrec::cuda::DeviceBuffer<int> cand_count_;
+  size_t cand_cap_ = 0;
 };
 
 }  // namespace shardrec::dist

@@ -138,12 +138,30 @@ __device__ __forceinline__ void adam_elem(float& w, float& m, float& v, float gr
   w -= p.adam_step * m / (sqrtf(v) / p.adam_bc2_sqrt + p.eps);
 }
 
+// ig::CandidateStep::delta, operation for operation.
+__device__ __forceinline__ float candidate_delta(float g, const OptimizerParams& p) {
+  if (!p.fresh_adam) return -p.lr * g;
+  const float m = (1.0f - p.beta1) * g;
+  const float v = (1.0f - p.beta2) * g * g;
+  return -(p.adam_step * m / (sqrtf(v) / p.adam_bc2_sqrt + p.eps));
+}
+
+__global__ void candidate_rows_k(CandidateRows c, int dim, float sign, bool commit, float* w, size_t cap) {
+  const size_t t = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  const size_t s = t / dim;
+  if (s >= cap || s >= static_cast<size_t>(*c.count)) return;
+  const int j = static_cast<int>(t % dim);
+  float* wr = w + c.rows[s] * dim;
+  wr[j] = commit ? c.orig[s * dim + j] + sign * c.delta[s * dim + j] : c.orig[s * dim + j];
+}
+
 // One warp per touched row: the row's gradient is the sum of its records in key order (the first
 // record copied, the next ones added, as the CPU), then the optimizer step on that row.
 __global__ void reduce_apply_k(const char* rec_base, size_t rec, const uint32_t* order,
                                const int64_t* uniq_rows, const uint32_t* counts, const uint32_t* offsets,
                                const int* num_runs, int dim, float* w, float* m, float* v,
-                               OptimizerParams p, float* seg, uint32_t* stamp, uint32_t gen) {
+                               OptimizerParams p, float* seg, uint32_t* stamp, uint32_t gen,
+                               CandidateRows cand) {
   const size_t s = (blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (s >= static_cast<size_t>(*num_runs)) return;
@@ -182,6 +200,21 @@ __global__ void reduce_apply_k(const char* rec_base, size_t rec, const uint32_t*
       for (int c = lane; c < dim; c += 32) wr[c] -= scale * (gs[c] + p.weight_decay * wr[c]);
       break;
     }
+    case 4:
+    case 5:
+      if (p.kind == 4 && s == 0 && lane == 0) *cand.count = *num_runs;
+      for (int c = lane; c < dim; c += 32) {
+        const float d = candidate_delta(gs[c], p);
+        if (p.kind == 5) {
+          wr[c] += d;
+        } else {
+          cand.orig[s * dim + c] = wr[c];
+          cand.delta[s * dim + c] = d;
+          wr[c] = d;
+        }
+      }
+      if (p.kind == 4 && lane == 0) cand.rows[s] = row;
+      break;
     default: {
       float* mr = m + row * dim;
       float* vr = v + row * dim;
@@ -538,8 +571,25 @@ void pack_records_direct(const int64_t* local, const uint64_t* keys, const float
   pack_records(nullptr, local, keys, grads, dim, n, out, st);
 }
 
+void restore_rows(const CandidateRows& c, int dim, float* w, cudaStream_t st, size_t capacity) {
+  if (capacity == 0) return;
+  candidate_rows_k<<<blocks_for(capacity * dim), kThreads, 0, st>>>(c, dim, 0.0f, false, w, capacity);
+  CK(cudaGetLastError());
+}
+
+void commit_rows(const CandidateRows& c, int dim, float sign, float* w, cudaStream_t st, size_t capacity) {
+  if (capacity == 0) return;
+  candidate_rows_k<<<blocks_for(capacity * dim), kThreads, 0, st>>>(c, dim, sign, true, w, capacity);
+  CK(cudaGetLastError());
+}
+
 void reduce_apply(const char* records, size_t n, int dim, int64_t local_rows, float* w, float* m, float* v,
-                  const OptimizerParams& p, Workspace& ws, cudaStream_t st, uint64_t key_bound) {
+                  const OptimizerParams& p, Workspace& ws, cudaStream_t st, uint64_t key_bound,
+                  const CandidateRows* cand) {
+  if (p.kind == 4) {
+    if (!cand) ::shardrec::fail("reduce_apply: a candidate reduction needs its CandidateRows");
+    CK(cudaMemsetAsync(cand->count, 0, sizeof(int), st));  // no records: no touched rows
+  }
   const bool dense = p.kind == 3;
   if (dense && ws.stamp_rows != static_cast<uint32_t>(local_rows)) {
     ws.stamp.get(std::max<int64_t>(local_rows, 1));
@@ -596,7 +646,8 @@ void reduce_apply(const char* records, size_t n, int dim, int64_t local_rows, fl
     CK(cub::DeviceScan::ExclusiveSum(tmp, cap, counts, offsets, n, st));
     float* seg = ws.seg.get(n * static_cast<size_t>(dim));
     reduce_apply_k<<<blocks_for(n * 32), kThreads, 0, st>>>(records, rec, order, uniq_rows, counts, offsets,
-                                                            num_runs, dim, w, m, v, p, seg, ws.stamp.data(), gen);
+                                                            num_runs, dim, w, m, v, p, seg, ws.stamp.data(), gen,
+                                                            cand ? *cand : CandidateRows{});
     CK(cudaGetLastError());
   }
   if (dense && local_rows > 0) {

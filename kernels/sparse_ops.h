@@ -70,10 +70,27 @@ void pack_records_direct(const int64_t* local, const uint64_t* keys, const float
                          size_t n, char* out, cudaStream_t st);
 
 struct OptimizerParams {
-  int kind = 0;  // 0 sgd, 1 adagrad, 2 adam (lazy), 3 adam_dense (OptimizerConfig::Kind)
+  // 0 sgd, 1 adagrad, 2 adam (lazy), 3 adam_dense (OptimizerConfig::Kind); and the Inverse Gradient
+  // meta-step's row moves (core/inverse_gradient.h), with d(g) = -lr * g, or a fresh Adam's first
+  // step when fresh_adam (adam_step = lr / (1 - beta1), adam_bc2_sqrt = sqrt(1 - beta2)):
+  // 4 candidate: w := d(g), the row and its old value saved to a CandidateRows; 5 stateless step: w += d(g).
+  int kind = 0;
+  bool fresh_adam = false;
   float lr = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
   float adam_step = 0, adam_bc2_sqrt = 1;  // this step's factors (RowOptimizer::begin_step)
 };
+
+// Where a candidate reduction (kind 4) leaves the touched rows: their local index, old value and
+// d, `count` of them (device int). Capacity: one per record.
+struct CandidateRows {
+  int64_t* rows = nullptr;
+  float* orig = nullptr;
+  float* delta = nullptr;
+  int* count = nullptr;
+};
+// Puts the saved rows back (w = orig), or commits them (w = orig + sign * d).
+void restore_rows(const CandidateRows& c, int dim, float* w, cudaStream_t st, size_t capacity);
+void commit_rows(const CandidateRows& c, int dim, float sign, float* w, cudaStream_t st, size_t capacity);
 
 // The owner's half of apply(): n records received (any order). Groups them by row, sums each
 // row's gradients in key order, and applies the optimizer to the row (fused). Dense Adam then
@@ -82,7 +99,8 @@ struct OptimizerParams {
 // key_bound: all keys are below it (0 = unknown). When the row and key bits fit in 64 bits
 // together, one radix sort on the packed (row, key) replaces the two stable sorts.
 void reduce_apply(const char* records, size_t n, int dim, int64_t local_rows, float* w, float* m,
-                  float* v, const OptimizerParams& p, Workspace& ws, cudaStream_t st, uint64_t key_bound = 0);
+                  float* v, const OptimizerParams& p, Workspace& ws, cudaStream_t st, uint64_t key_bound = 0,
+                  const CandidateRows* cand = nullptr);
 
 struct MfParams {
   int dim = 0, per = 2, negs = 1;
