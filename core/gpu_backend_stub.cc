@@ -1,6 +1,7 @@
 // The GPU backend of a build without CUDA (SHARDREC_CUDA=OFF, or no toolkit found).
 #include "core/error.h"
 #include "core/gpu_backend.h"
+#include "core/gpu_pointwise.h"
 
 namespace shardrec {
 
@@ -21,6 +22,11 @@ void gpu_score_topk(const float*, size_t, const float*, const int64_t*, size_t, 
 int local_device_index(int) { return 0; }
 
 std::unique_ptr<GpuBackend> GpuBackend::create(const TrainConfig&, MFModel&, const io::DataShard&, dist::Comm&) {
+  resolve_device("cuda");
+  return nullptr;
+}
+
+std::unique_ptr<GpuPointwise> GpuPointwise::create(const TrainConfig&, NcfModel&, dist::Comm&) {
   resolve_device("cuda");
   return nullptr;
 }

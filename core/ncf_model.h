@@ -47,6 +47,10 @@ class DenseGradAccum {
 
 class NcfModel {
  public:
+  struct Layer {
+    int in, out;
+    size_t w, b;  // offsets into dense; w is row-major [out][in]
+  };
   NcfModel(const TrainConfig& cfg, const dist::Sharding& user_sharding, int64_t num_items, int rank);
 
   dist::ShardedEmbedding user, item;
@@ -69,12 +73,12 @@ class NcfModel {
   void apply_dense(const float* grad);
   // A fresh dense optimizer (the reference's re-created Adam).
   void reset_dense_optimizer();
+  // The layers (the GPU backend runs them with cuBLAS): the MLP's, then the prediction layer
+  // (in = gmf_dim + the last MLP width, out 1) whose input is [p_u * q_i, MLP output].
+  const std::vector<Layer>& mlp() const { return mlp_; }
+  const Layer& pred() const { return pred_; }
 
  private:
-  struct Layer {
-    int in, out;
-    size_t w, b;  // offsets into dense; w is row-major [out][in]
-  };
   bool neumf_;
   int gmf_dim_, mlp_dim_, act_size_ = 0;
   std::vector<Layer> mlp_;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/gpu_backend.h"
 #include "core/idl_loss.h"
 #include "core/inverse_gradient.h"
 #include "core/rng.h"
@@ -43,6 +44,7 @@ PointwiseTrainer::PointwiseTrainer(const TrainConfig& cfg, const io::DataShard& 
   gd_.resize(model_.dense.size());
   gd2_.resize(model_.dense.size());
   gdense_.resize(model_.dense.size());
+  if (resolve_device(cfg_.device) == "cuda") gpu_ = GpuPointwise::create(cfg_, model_, comm_);
 }
 
 int64_t PointwiseTrainer::sample_unlabeled(int epoch, int64_t global_row, int k,
@@ -90,6 +92,10 @@ void PointwiseTrainer::build_batch(int epoch, int64_t step, const Sample* s, siz
     for (int k = 1; k < per; ++k) iid_[i * per + k] = sample_unlabeled(epoch, tr.row_lo + s[i].row, k - 1, seen);
     for (int k = 0; k < per; ++k) ikey_[i * per + k] = pos * per + k;
   }
+  if (gpu_) {
+    gpu_->begin_step(uid_, ukey_, iid_, ikey_, lab_, per);
+    return;
+  }
   ur_ = model_.user.route(comm_, uid_, /*local_only=*/true);
   ir_ = model_.item.route(comm_, iid_);
 }
@@ -130,11 +136,17 @@ void PointwiseTrainer::apply_main(const float* gU, const float* gI, DenseGradAcc
 void PointwiseTrainer::reset_main_optimizer() {
   model_.user.reset_optimizer();
   model_.item.reset_optimizer();
+  if (gpu_) gpu_->reset_table_optimizers();
   model_.reset_dense_optimizer();
 }
 
 void PointwiseTrainer::plain_step(size_t n, int per, int64_t lab_global, int64_t unl_global,
                                   dist::ExactSums& loss) {
+  const double c = 1.0 / static_cast<double>(lab_global + unl_global);
+  if (gpu_) {
+    gpu_->plain_step(c, per > 1 ? c : 0.0, loss);
+    return;
+  }
   const int R = model_.row_dim();
   float* U = U_.get(n * R);
   float* I = I_.get(n * per * R);
@@ -145,12 +157,24 @@ void PointwiseTrainer::plain_step(size_t n, int per, int64_t lab_global, int64_t
   std::fill(gU, gU + n * R, 0.0f);
   std::fill(gI, gI + n * per * R, 0.0f);
   gd_.clear();
-  const double c = 1.0 / static_cast<double>(lab_global + unl_global);
   pass(n, per, U, I, model_.dense.data(), c, per > 1 ? c : 0.0, &loss, 0, 1, gU, gI, &gd_);
   apply_main(gU, gI, gd_);
 }
 
+void PointwiseTrainer::record_decision(int decision, const dist::ExactSums& L, dist::ExactSums& loss) {
+  ig_.decisions.push_back(static_cast<uint8_t>(decision));
+  (decision == 1 ? ig_.forward : decision == 2 ? ig_.inverse : ig_.mid) += 1;
+  if (comm_.rank() == 0) loss.add(0, L.value(decision == 1 ? 0 : decision == 2 ? 1 : 2));
+}
+
 void PointwiseTrainer::meta_step(size_t n, int per, int64_t lab_global, dist::ExactSums& loss) {
+  if (gpu_) {
+    dist::ExactSums L(3, 32);  // forward, inverse, mid: labeled BCE sums
+    const int decision = gpu_->meta_step(1.0 / static_cast<double>(lab_global),
+                                         1.0 / static_cast<double>(lab_global * (per - 1)), meta_disabled_, L);
+    record_decision(decision, L, loss);
+    return;
+  }
   const int R = model_.row_dim();
   const size_t nu = n * R, ni = n * per * R;
   const bool ref = cfg_.il_reference;
@@ -218,9 +242,7 @@ void PointwiseTrainer::meta_step(size_t n, int per, int64_t lab_global, dist::Ex
   } else {
     L.allreduce(comm_);
   }
-  ig_.decisions.push_back(static_cast<uint8_t>(decision));
-  (decision == 1 ? ig_.forward : decision == 2 ? ig_.inverse : ig_.mid) += 1;
-  if (comm_.rank() == 0) loss.add(0, L.value(decision == 1 ? 0 : decision == 2 ? 1 : 2));
+  record_decision(decision, L, loss);
 
   if (decision != 0) {
     const int sign = decision == 1 ? 1 : -1;
@@ -300,6 +322,12 @@ double PointwiseTrainer::run_phase(int epoch, int phase, int64_t m, const std::v
 }
 
 double PointwiseTrainer::train_epoch(int epoch) {
+  const double loss = train_epoch_steps(epoch);
+  if (gpu_) gpu_->download(model_);  // evaluation, early stopping and export read the host tables
+  return loss;
+}
+
+double PointwiseTrainer::train_epoch_steps(int epoch) {
   const io::UserSlice& tr = data_.train();
   const bool ig = cfg_.strategy == "ig";
   // The reference re-creates its main Adam after every meta-iteration, so each later epoch's

@@ -26,6 +26,7 @@
 
 #include "core/config.h"
 #include "core/evaluator.h"
+#include "core/gpu_pointwise.h"
 #include "core/labeled_metrics.h"
 #include "core/ncf_model.h"
 #include "core/scratch.h"
@@ -49,6 +50,8 @@ class PointwiseTrainer {
   // One epoch; returns the mean recorded training loss (per labeled row for bce and ig's
   // training-train part; per row for idl).
   double train_epoch(int epoch);
+  // "cuda:0 (...)" with --device cuda, else empty.
+  std::string device_name() const { return gpu_ ? gpu_->describe() : ""; }
   // Labeled-protocol metrics of split 1 (valid) or 2 (test), identical on every rank.
   EvalResult evaluate(int split);
   NcfModel& model() { return model_; }
@@ -82,6 +85,8 @@ class PointwiseTrainer {
   void plain_step(size_t n, int per, int64_t lab_global, int64_t unl_global, dist::ExactSums& loss);
   void meta_step(size_t n, int per, int64_t lab_global, dist::ExactSums& loss);
   void apply_main(const float* gU, const float* gI, DenseGradAccum& gd);
+  // IG bookkeeping of one meta-step: the decision, and the chosen point's labeled BCE as the loss.
+  void record_decision(int decision, const dist::ExactSums& L, dist::ExactSums& loss);
   void reset_main_optimizer();
 
   TrainConfig cfg_;
@@ -102,6 +107,9 @@ class PointwiseTrainer {
   Scratch<float> U_, I_, gU_, gI_, gU2_, gI2_, DU_, DI_, act_;
   std::vector<float> gdense_, cand_dense_, dense_delta_;
   DenseGradAccum gd_, gd2_;
+  // --device cuda: the steps run there (core/gpu_pointwise.h); the host tables follow each epoch.
+  std::unique_ptr<GpuPointwise> gpu_;
+  double train_epoch_steps(int epoch);
 };
 
 }  // namespace shardrec

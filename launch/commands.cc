@@ -384,6 +384,8 @@ int train_pointwise(const TrainConfig& c, bool quiet, bool final_eval, int argc,
                       (long long)data.info.rows[0], comm.size(), c.model.c_str(), c.loss.c_str(),
                       c.strategy.c_str(), c.dim);
         PointwiseTrainer trainer(c, data, comm);
+        if (root && !quiet && !trainer.device_name().empty())
+          std::printf("device %s\n", trainer.device_name().c_str());
         auto res = trainer.fit([&](const EpochLog& e) {
           if (!root) return;
           std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
@@ -714,10 +716,7 @@ int cmd_train(int argc, char** argv) {
          ": checkpoints are not on the GPU backend yet (its optimizer state lives on the device); use --device cpu");
   const bool quiet = vm["quiet"].as<bool>();
   if (c.pointwise_model()) {
-    // The pointwise trainer (GMF/NeuMF, Inverse Learning) is CPU-only and has no checkpoints yet.
-    if (c.device == "cuda")
-      fail("option --device cuda: model " + c.model + " is not on the GPU backend yet (its MLP needs the dense "
-           "kernels); use --device cpu");
+    // The pointwise trainer (GMF/NeuMF, Inverse Learning) has no checkpoints yet.
     if (ckpt.every_steps > 0 || ckpt.every_minutes > 0 || !resume.empty())
       fail(std::string("option --") + (resume.empty() ? "checkpoint-every" : "resume") + ": model " + c.model +
            " has no checkpoints yet (mf and vbpr do)");

@@ -1,0 +1,48 @@
+// The GPU backend of the pointwise trainer (GMF, NeuMF; BCE, IDL, bce-neg; plain and Inverse
+// Gradient steps). The trainer keeps the control flow on the host: the epoch's order, the
+// unlabeled draws (the CPU's pure functions), the exact loss sums and the IG decision, and the
+// dense parameters with their optimizer (small, replicated: updated on the host exactly as on the
+// CPU, then uploaded). Per step the device does what grows with the batch: routing, row exchange,
+// the forward and backward passes (GEMMs on cuBLAS, kernels/dense_ops.h), the dense gradients'
+// exact fixed-point sums (bitwise the CPU's for equal inputs), the fused table updates, and the IG
+// candidates: reduction at the owners, d rows back to the requesters, commit or restore.
+// Builds without CUDA get a create() that fails with a clear message.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/ncf_model.h"
+#include "dist/comm.h"
+#include "dist/exact_sum.h"
+
+namespace shardrec {
+
+class GpuPointwise {
+ public:
+  virtual ~GpuPointwise() = default;
+  // Uploads the model's tables (fresh optimizer state) and dense parameters.
+  static std::unique_ptr<GpuPointwise> create(const TrainConfig& cfg, NcfModel& model, dist::Comm& comm);
+
+  // The step's rows (host): n users with order keys, n * per items (labeled first, then the
+  // draws) with keys, n labels. Uploads and routes them (a collective).
+  virtual void begin_step(const std::vector<int64_t>& uid, const std::vector<uint64_t>& ukey,
+                          const std::vector<int64_t>& iid, const std::vector<uint64_t>& ikey,
+                          const std::vector<uint8_t>& lab, int per) = 0;
+  // PointwiseTrainer::plain_step: losses of labeled rows (weight c_lab) to slot 0, of unlabeled
+  // rows (weight c_unl; 0 skips them) to slot 1; one optimizer step on tables and dense.
+  virtual void plain_step(double c_lab, double c_unl, dist::ExactSums& loss) = 0;
+  // PointwiseTrainer::meta_step: fills the three labeled-BCE sums (forward, inverse, mid; summed
+  // over ranks), takes the main step from the chosen point and returns the decision (0 mid,
+  // 1 forward, 2 inverse). With meta_disabled: a plain BCE step (decision 0).
+  virtual int meta_step(double c_lab, double c_unl, bool meta_disabled, dist::ExactSums& L) = 0;
+  // A fresh optimizer for the tables (the dense one is the host model's).
+  virtual void reset_table_optimizers() = 0;
+  // Copies the trained rows back into the host tables (evaluation, export, early stopping).
+  virtual void download(NcfModel& model) = 0;
+  virtual std::string describe() const = 0;
+};
+
+}  // namespace shardrec
