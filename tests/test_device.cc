@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "core/gpu_backend.h"
+#include "core/pointwise_trainer.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
@@ -26,6 +27,7 @@
 #include "dist/cuda_comm.h"
 #include "dist/device_embedding.h"
 #include "dist/nccl_comm.h"
+#include "kernels/dense_ops.h"
 #include "kernels/sparse_ops.h"
 #endif
 
@@ -279,6 +281,119 @@ TEST_P(BackendErrors, VbprIsRefusedOnCudaWithAClearMessage) {
 INSTANTIATE_TEST_SUITE_P(Devices, BackendErrors, ::testing::Values(Dev::kCpu, Dev::kCuda),
                          [](const auto& info) { return std::string(dev_name(info.param)); });
 
+// ---- The pointwise models (GMF, NeuMF; Inverse Learning) on both backends -----------------------
+
+struct PwCase {
+  const char* name;
+  const char* model;
+  const char* loss;
+  const char* strategy;
+  bool reference;
+  int users, batch;  // users 400 and batch 700: passes of several fixed-shape GEMM chunks
+};
+void PrintTo(const PwCase& k, std::ostream* o) { *o << k.name; }
+
+const PwCase kPwCases[] = {
+    {"gmf_bce", "gmf", "bce", "plain", false, 45, 23},
+    {"neumf_idl", "neumf", "idl", "plain", false, 45, 23},
+    {"neumf_bce_neg", "neumf", "bce-neg", "plain", false, 45, 23},
+    {"gmf_ig", "gmf", "idl", "ig", false, 45, 23},
+    {"neumf_ig", "neumf", "idl", "ig", false, 45, 23},
+    {"neumf_ig_reference", "neumf", "idl", "ig", true, 45, 23},
+    {"neumf_idl_big_batches", "neumf", "idl", "plain", false, 400, 700},
+};
+
+struct PwOut {
+  std::vector<float> user, item, dense;
+  std::vector<uint8_t> decisions;
+  std::vector<double> losses;
+};
+
+PwOut train_pointwise_on(int world, const TrainConfig& c, const io::PreparedDataset& d) {
+  PwOut out;
+  dist::run_ranks(world, [&](dist::Comm& comm) {
+    auto shard = io::shard_from_memory(d, comm);
+    PointwiseTrainer t(c, shard, comm);
+    auto fit = t.fit();
+    auto u = full_table(t.model().user, comm);
+    auto i = full_table(t.model().item, comm);
+    if (comm.rank() == 0) {
+      out = {u, i, t.model().dense, t.ig_stats().decisions, {}};
+      for (auto& e : fit.epochs) out.losses.push_back(e.loss);
+    }
+  });
+  return out;
+}
+
+TrainConfig pointwise_config(const PwCase& k, Dev dev) {
+  TrainConfig c;
+  c.data = "<memory>";
+  c.model = k.model;
+  c.loss = k.loss;
+  c.strategy = k.strategy;
+  c.il_reference = k.reference;
+  c.dim = 6;
+  c.mlp_layers = 2;  // MLP 24 -> 12 -> 6
+  c.batch = k.batch;
+  c.epochs = 2;
+  c.eval_every = 0;
+  c.opt.lr = 0.01f;
+  c.ig_sample_lr = 0.05f;
+  c.ig_train_ratio = 0.6f;
+  c.il_unlabeled = 3;  // big batches: 700 x 4 rows, two GEMM chunks on one rank
+  c.device = dev_name(dev);
+  return c;
+}
+
+// cuBLAS sums the layers' dot products in its own order, so GPU parameters part from the CPU's by
+// float rounding, grown over 2 epochs of Adam.
+constexpr double kPointwiseTolerance = 2e-4;
+
+class PointwiseBackends : public ::testing::TestWithParam<std::tuple<Dev, PwCase>> {};
+
+TEST_P(PointwiseBackends, ReproducibleWorldSizeInvariantAndCloseToTheCpuReference) {
+  const auto [dev, k] = GetParam();
+  SKIP_UNLESS(dev);
+  const auto d = testing::labeled_dataset(k.users, k.users * 3 / 4, 3, 4);
+  const TrainConfig c = pointwise_config(k, dev);
+  const PwOut one = train_pointwise_on(1, c, d);
+  ASSERT_FALSE(one.losses.empty());
+  for (double l : one.losses) EXPECT_TRUE(std::isfinite(l));
+  // Run to run, and 2 or 3 ranks: bitwise the same tables, dense layers and IG decisions.
+  for (int world : {1, 2, 3}) {
+    const PwOut w = train_pointwise_on(world, c, d);
+    EXPECT_TRUE(bitwise_equal(w.user, one.user)) << world << " ranks: user, max diff " << max_abs_diff(w.user, one.user);
+    EXPECT_TRUE(bitwise_equal(w.item, one.item)) << world << " ranks: item, max diff " << max_abs_diff(w.item, one.item);
+    EXPECT_TRUE(bitwise_equal(w.dense, one.dense)) << world << " ranks: dense, max diff "
+                                                   << max_abs_diff(w.dense, one.dense);
+    EXPECT_EQ(w.decisions, one.decisions) << world << " ranks";
+  }
+  // Against the CPU reference.
+  TrainConfig cc = c;
+  cc.device = "cpu";
+  const PwOut cpu = train_pointwise_on(1, cc, d);
+  const double du = max_abs_diff(one.user, cpu.user), di = max_abs_diff(one.item, cpu.item),
+               dd = max_abs_diff(one.dense, cpu.dense);
+  std::printf("[ %s %s ] max |param - cpu|: user %.3g item %.3g dense %.3g\n", dev_name(dev), k.name, du, di, dd);
+  EXPECT_LT(du, kPointwiseTolerance);
+  EXPECT_LT(di, kPointwiseTolerance);
+  EXPECT_LT(dd, kPointwiseTolerance);
+  EXPECT_EQ(one.decisions, cpu.decisions);
+  if (std::string(k.strategy) == "ig")  // the meta-step does choose candidates here
+    EXPECT_GT(std::count_if(one.decisions.begin(), one.decisions.end(), [](uint8_t x) { return x != 0; }), 0);
+  for (size_t e = 0; e < cpu.losses.size(); ++e) EXPECT_NEAR(one.losses[e], cpu.losses[e], 1e-4) << "epoch " << e + 1;
+  // It trains.
+  TrainConfig c0 = c;
+  c0.epochs = 0;
+  EXPECT_NE(train_pointwise_on(1, c0, d).dense, one.dense);
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, PointwiseBackends,
+                         ::testing::Combine(::testing::Values(Dev::kCpu, Dev::kCuda), ::testing::ValuesIn(kPwCases)),
+                         [](const auto& info) {
+                           return std::string(dev_name(std::get<0>(info.param))) + "_" + std::get<1>(info.param).name;
+                         });
+
 TEST(Device, ResolveNamesTheOptionAndFallsBackToCpu) {
   EXPECT_EQ(resolve_device("cpu"), "cpu");
   const std::string a = resolve_device("auto");
@@ -402,6 +517,71 @@ TEST(DeviceKernels, ScoreTopKEqualsTheCpuRanking) {
       EXPECT_EQ(std::memcmp(&gs[u * k + t], &all[t].first, 4), 0) << "score bits, user " << u << " rank " << t;
     }
   }
+}
+
+// The dense layers' kernels: the weight gradient's fixed-point sums are bitwise DenseGradAccum's,
+// and a GEMM row does not depend on how many rows run with it (world-size invariance of the
+// pointwise models on the GPU rests on both).
+TEST(DeviceKernels, DenseLayersAreRowIndependentAndSumLikeTheCpu) {
+  SKIP_UNLESS(Dev::kCuda);
+  const int in = 24, out = 12;
+  const size_t M = 2 * kernels::cuda::kRows + 37;  // three chunks, the last one padded
+  CounterRng r(5, 1, 2);
+  std::vector<float> X(M * in), W(out * in), b(out), A(M * out);
+  for (auto& x : X) x = static_cast<float>(r.normal());
+  for (auto& x : W) x = static_cast<float>(r.normal() * 0.3);
+  for (auto& x : b) x = static_cast<float>(r.normal() * 0.1);
+  for (size_t k = 0; k < A.size(); ++k) A[k] = k % 5 == 0 ? 0.0f : static_cast<float>(r.normal());  // ReLU zeros
+  const size_t Mp = kernels::cuda::padded_rows(M);
+  shardrec::cuda::DeviceBuffer<float> dX(Mp * in), dW(W.size()), db(out), dZ(Mp * out), dZ1(kernels::cuda::kRows * out),
+      dA(Mp * out);
+  shardrec::cuda::DeviceBuffer<int64_t> acc(out * in + out);
+  shardrec::cuda::DeviceBuffer<int> bad(1);
+  cudaMemcpy(dX.data(), X.data(), X.size() * 4, cudaMemcpyHostToDevice);
+  cudaMemcpy(dW.data(), W.data(), W.size() * 4, cudaMemcpyHostToDevice);
+  cudaMemcpy(db.data(), b.data(), b.size() * 4, cudaMemcpyHostToDevice);
+  cudaMemcpy(dA.data(), A.data(), A.size() * 4, cudaMemcpyHostToDevice);
+  cudaMemset(acc.data(), 0, (out * in + out) * 8);
+  cudaMemset(bad.data(), 0, 4);
+  cudaDeviceSynchronize();
+  shardrec::cuda::Stream st;
+  kernels::cuda::Blas blas(st.get());
+  kernels::cuda::linear_forward(blas, dX.data(), in, M, in, dW.data(), db.data(), out, true, dZ.data(), out);
+  // Rows 1000..1006 alone (one chunk) give the same bits as within all M rows.
+  kernels::cuda::linear_forward(blas, dX.data() + 1000 * in, in, 7, in, dW.data(), db.data(), out, true, dZ1.data(), out);
+  kernels::cuda::fixed_outer_sum(dA.data(), out, out, dX.data(), in, in, M, 44, 64.0, acc.data(), bad.data(), st.get());
+  kernels::cuda::fixed_outer_sum(dA.data(), out, out, nullptr, 0, 1, M, 44, 64.0, acc.data() + out * in, bad.data(),
+                                 st.get());
+  st.sync();
+  std::vector<float> Z(M * out), Z1(7 * out);
+  std::vector<int64_t> got(out * in + out);
+  int bad_h = 1;
+  cudaMemcpy(Z.data(), dZ.data(), Z.size() * 4, cudaMemcpyDeviceToHost);
+  cudaMemcpy(Z1.data(), dZ1.data(), Z1.size() * 4, cudaMemcpyDeviceToHost);
+  cudaMemcpy(got.data(), acc.data(), got.size() * 8, cudaMemcpyDeviceToHost);
+  cudaMemcpy(&bad_h, bad.data(), 4, cudaMemcpyDeviceToHost);
+  EXPECT_EQ(bad_h, 0);
+  EXPECT_EQ(std::memcmp(Z1.data(), Z.data() + 1000 * out, Z1.size() * 4), 0) << "a row's bits depend on its batch";
+  double worst = 0;
+  for (size_t s = 0; s < M; ++s)
+    for (int o = 0; o < out; ++o) {
+      const float z = std::max(0.0f, b[o] + kernels::dot(&W[o * in], &X[s * in], in));
+      worst = std::max(worst, std::fabs(static_cast<double>(z) - Z[s * out + o]));
+    }
+  EXPECT_LT(worst, 1e-5) << "cuBLAS forward against the CPU's dot";
+  DenseGradAccum host(out * in + out);
+  for (size_t s = 0; s < M; ++s) {
+    host.add_outer(0, &A[s * out], out, &X[s * in], in);
+    host.add(out * in, &A[s * out], out);
+  }
+  EXPECT_EQ(std::memcmp(got.data(), host.data(), got.size() * 8), 0) << "fixed-point sums differ from DenseGradAccum";
+  // A contribution out of range is reported.
+  std::vector<float> huge(M * out, 1e3f);
+  cudaMemcpy(dA.data(), huge.data(), huge.size() * 4, cudaMemcpyHostToDevice);
+  kernels::cuda::fixed_outer_sum(dA.data(), out, out, dX.data(), in, in, M, 44, 64.0, acc.data(), bad.data(), st.get());
+  st.sync();
+  cudaMemcpy(&bad_h, bad.data(), 4, cudaMemcpyDeviceToHost);
+  EXPECT_EQ(bad_h, 1);
 }
 
 // Runs everywhere (no GPU needed): host buffers pass through to the host communicator.

@@ -115,20 +115,7 @@ TEST(LabeledMetrics, ByHand) {
 
 // ---- Data --------------------------------------------------------------------------------------
 
-// A planted dataset with ratings 1..5: a user's in-group items mostly rate high.
-io::PreparedDataset labeled_dataset(int users, int items, int groups, uint64_t seed) {
-  auto d = testing::planted_dataset(users, items, groups, seed);
-  io::Interactions* parts[3] = {&d.train, &d.valid, &d.test};
-  for (auto* p : parts)
-    for (size_t r = 0; r < p->size(); ++r) {
-      CounterRng g(seed, 77, static_cast<uint64_t>(p->user[r]), static_cast<uint64_t>(p->item[r]));
-      const bool in_group = p->item[r] % groups == p->user[r] % groups;
-      const double x = g.uniform();
-      p->rating.push_back(static_cast<float>(in_group ? (x < 0.8 ? 4 + (x < 0.4) : 2) : (x < 0.6 ? 1 + (x < 0.3) : 3)));
-    }
-  d.label_threshold = 2.0;
-  return d;
-}
+using testing::labeled_dataset;
 
 TrainConfig il_config(const std::string& model) {
   TrainConfig c;
