@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what a GPU machine without package access needs to run the GPU suite (bench/gpu_suite.sh):
 # the CUDA-enabled binaries of BUILD, the non-system shared libraries they link (OpenMPI, parallel
-# HDF5, Boost, CUDA runtime; NCCL is taken from the GPU image's PyTorch instead: 200+ MB), and the
+# HDF5, Boost, CUDA runtime; NCCL and cuBLAS are taken from the GPU image's PyTorch instead: 800+ MB), and the
 # OpenMPI runtime tree (components, orterun/orted) so that the shardrec command itself can run there.
 # Usage: bench/gpu_bundle.sh [BUILD] [OUT_DIR]   (defaults: build .gpu; .gpu is git-ignored)
 set -euo pipefail
@@ -14,8 +14,9 @@ for b in "${bins[@]}"; do
   [[ -x $b ]] || { echo "gpu_bundle: $b is missing; build with the CUDA backend first" >&2; exit 1; }
   cp "$b" "$out/bin/"
 done
-# glibc, libstdc++ and libgcc come from the target's own (newer) system; NCCL from its PyTorch.
-skip='/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux-x86-64|libnccl)\.so'
+# glibc, libstdc++ and libgcc come from the target's own (newer) system; NCCL and cuBLAS (600 MB)
+# from its PyTorch.
+skip='/(libc|libm|libdl|librt|libpthread|libstdc\+\+|libgcc_s|ld-linux-x86-64|libnccl|libcublas|libcublasLt)\.so'
 plugins=$(find /usr/lib/x86_64-linux-gnu/openmpi -name '*.so*')
 for f in "${bins[@]}" $plugins; do ldd "$f" 2>/dev/null | awk '/=> \//{print $3}'; done | sort -u |
   grep -Ev "$skip" | while read -r lib; do cp -L "$lib" "$out/lib/"; done

@@ -12,20 +12,24 @@ work=/tmp/shardrec-gpu
 rm -rf "$work" && mkdir -p "$work"
 tar -C "$work" -xzf "$bundle"
 B=$work/.gpu
-nccl_dir=$(python3 - <<'PY'
-import glob, site
+# NCCL and cuBLAS from the image's PyTorch (the bundle leaves them out).
+find_lib() {
+  python3 - "$1" <<'PY'
+import glob, site, sys
 for d in site.getsitepackages():
-    hits = glob.glob(d + "/nvidia/nccl/lib/libnccl.so*")
+    hits = sorted(glob.glob(d + "/nvidia/**/" + sys.argv[1], recursive=True))
     if hits:
         print(hits[0].rsplit("/", 1)[0]); break
 PY
-)
-export LD_LIBRARY_PATH=$B/lib:${nccl_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+}
+nccl_dir=$(find_lib 'libnccl.so*')
+blas_dir=$(find_lib 'libcublas.so.13')
+export LD_LIBRARY_PATH=$B/lib:${nccl_dir}:${blas_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 {
   step machine
   nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-  echo "nccl from: ${nccl_dir:-not found}"; date -u
+  echo "nccl from: ${nccl_dir:-not found}"; echo "cublas from: ${blas_dir:-not found}"; date -u
 
   step "CUDA test suite (test_device: CPU and CUDA cases, kernels vs CPU)"
   "$B/bin/test_device" --gtest_color=no 2>&1 | grep -v '^\[ *\(RUN\|OK\) ' ; echo "test_device exit: ${PIPESTATUS[0]}"
@@ -68,10 +72,49 @@ PY
   echo "--- NCCL with two ranks on one GPU (expected to be refused by NCCL with a clear error):"
   timeout 120 mpirun -np 2 --oversubscribe $S train $common --device cuda --gpu-comm nccl --run-dir $d/nccl2 2>&1 | grep -i -E "error|nccl" | grep -v pmix | head -6
 
+  step "pointwise models (NeuMF, IDL + Inverse Gradient) through the shardrec command"
+  awk 'BEGIN { s = 12345;
+    for (u = 1; u <= 3000; u++) {
+      n = 8 + u % 23; g = u % 7;
+      for (k = 0; k < n; k++) {
+        s = (s * 1103515245 + 12345) % 2147483648; r = s / 2147483648;
+        s = (s * 1103515245 + 12345) % 2147483648; q = s / 2147483648;
+        if (r < 0.8) item = 1 + g + 7 * int(q * 200); else item = 1 + int(q * 1400);
+        rating = (r < 0.8) ? 3 + (u + k) % 3 : 1 + (u + k) % 3;
+        printf "%d\t%d\t%d\t%d\n", u, item, rating, 880000000 + k;
+      } } }' > $d/raw.tsv
+  $S prep --format ml-udata --input $d/raw.tsv --out $d/il.h5 --label-threshold 2 --rating-range 1:5 \
+    --ratios 0.6,0.2,0.2 --seed 7 | tail -1
+  il="--data $d/il.h5 --model neumf --dim 16 --mlp-layers 3 --loss idl --strategy ig --ig-sample-lr 0.01 --epochs 2 --batch 256 --lr 0.01 --quiet --ks 5 --valid-metric logloss"
+  $S train $il --device cpu --run-dir $d/il_cpu && echo "neumf ig cpu run ok"
+  $S train $il --device cuda --run-dir $d/il_gpu1 && echo "neumf ig cuda 1-rank run ok"
+  mpirun -np 2 --oversubscribe $S train $il --device cuda --gpu-comm host --run-dir $d/il_gpu2 && echo "neumf ig cuda 2-rank run ok"
+  cmp $d/il_gpu1/params.h5 $d/il_gpu2/params.h5 && echo "neumf ig params.h5: cuda 1 rank == cuda 2 ranks (byte-identical)"
+  python3 - "$d" <<'PY'
+import sys, json, h5py, numpy as np
+d = sys.argv[1]
+def tables(run):
+    with h5py.File(f"{d}/{run}/params.h5", "r") as f:
+        out = {}
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) and o.dtype.kind == "f" else None)
+        return out
+c, g = tables("il_cpu"), tables("il_gpu1")
+for k in sorted(c):
+    print(f"neumf ig max |cuda - cpu| {k}: {np.max(np.abs(c[k].astype(np.float64) - g[k])):.3g}")
+for run in ("il_cpu", "il_gpu1", "il_gpu2"):
+    r = json.load(open(f"{d}/{run}/result.json"))
+    print(run, "test", {k: round(v, 5) for k, v in r["test"].items() if k in ("auc", "gauc", "logloss")}, "ig", r.get("ig"))
+PY
+  echo "--- pointwise epoch time, NeuMF dim 32 (MLP 256-128-64-32), IDL with 4 draws per row, batch 4096:"
+  pw="--data $d/il.h5 --model neumf --dim 32 --mlp-layers 3 --loss idl --il-unlabeled 4 --batch 4096 --lr 0.001 --eval-every 0 --ks 5 --valid-metric logloss"
+  $S train $pw --epochs 1 --device cpu 2>&1 | grep -E "^epoch|^data" | sed "s/^/  cpu 1 rank: /"
+  mpirun -np 16 --oversubscribe $S train $pw --epochs 1 --device cpu 2>&1 | grep -E "^epoch" | sed "s/^/  cpu 16 ranks: /"
+  $S train $pw --epochs 3 --device cuda 2>&1 | grep -E "^epoch|^device" | sed "s/^/  cuda 1 rank: /"
+
   step "compute-sanitizer memcheck over the kernel tests"
   if command -v compute-sanitizer >/dev/null; then
     timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 "$B/bin/test_device" \
-      --gtest_filter='Optimizers/DeviceTable.*:DeviceKernels.*:Devices/BackendTraining.*cuda_adam_dense_bpr_mirror' 2>&1 |
+      --gtest_filter='Optimizers/DeviceTable.*:DeviceKernels.*:Devices/BackendTraining.*cuda_adam_dense_bpr_mirror:Devices/PointwiseBackends.*cuda_neumf_ig' 2>&1 |
       grep -E "Failure|Expected|Which is|max diff|ERROR SUMMARY|PASSED|FAILED" | head -40
     echo "compute-sanitizer exit: ${PIPESTATUS[0]}"
   fi
