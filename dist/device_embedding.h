@@ -65,6 +65,14 @@ class DeviceEmbedding {
   shardrec::cuda::DeviceBuffer<char> send_rec_, recv_rec_;
   shardrec::kernels::cuda::Workspace ws_;
   shardrec::cuda::PinnedBuffer<uint32_t> host_counts_;
+
+ public:
+  // The whole training state, for checkpoints (io/checkpoint.h reads and restores the host
+  // table): the rows, the optimizer state (Adam's m and v, or Adagrad's row accumulators; the
+  // host's layout) and the optimizer's step counter, which sets Adam's bias corrections.
+  void download_state(ShardedEmbedding& host) const;
+  // After a checkpoint was loaded into the host table: continue from its state on the device.
+  void upload_state(const ShardedEmbedding& host);
 };
 
 }  // namespace shardrec::dist
