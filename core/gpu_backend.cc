@@ -121,7 +121,8 @@ class CudaBackend final : public GpuBackend {
             (nccl_ ? "nccl " + std::to_string(dist::NcclComm::version()) : std::string("host-staged exchange"));
   }
 
-  void train_epoch(int epoch, Strategy& strategy, dist::ExactSums& loss_sum) override {
+  bool train_epoch(int epoch, int64_t first, Strategy& strategy, dist::ExactSums& loss_sum,
+                   const std::function<bool(int64_t)>& after_step) override {
     SHARDREC_CUDA_CHECK(cudaSetDevice(device_));
     cudaStream_t st = stream_->get();
     const int64_t B = cfg_.batch, S = (num_train_ + B - 1) / B;
@@ -144,14 +145,16 @@ class CudaBackend final : public GpuBackend {
     sp.row_lo = row_lo_;
     sp.user_lo = user_lo_;
     const int per = 1 + cfg_.negatives;
-    for (int64_t s = 0; s < S; ++s) {
+    for (int64_t s = std::max<int64_t>(first, 0); s < S; ++s) {
       const size_t begin = static_cast<size_t>(bounds[s]), n = static_cast<size_t>(bounds[s + 1] - bounds[s]);
       const size_t n1 = std::max<size_t>(n, 1), ni1 = n1 * per;
       kc::build_batch(pos_.data(), row_.data(), begin, n, ptr_.data(), item_ids_.data(), row_user_.data(), sp,
                       uid_.get(n1), iid_.get(ni1), ukey_.get(n1), ikey_.get(ni1), grow_.get(n1), failed_.data(), st);
       const int64_t global_n = std::min<int64_t>(B, num_train_ - s * B);
       run_step(strategy, epoch, s, n, global_n, loss_sum);
+      if (after_step && after_step(s)) return false;
     }
+    return true;
   }
 
   // The strategy's passes over the batch now in uid_/iid_/ukey_/ikey_ (n samples).
@@ -216,6 +219,18 @@ class CudaBackend final : public GpuBackend {
     SHARDREC_CUDA_CHECK(cudaSetDevice(device_));
     user_->download(model.user);
     item_->download(model.item);
+  }
+
+  void download_state(MFModel& model) override {
+    SHARDREC_CUDA_CHECK(cudaSetDevice(device_));
+    user_->download_state(model.user);
+    item_->download_state(model.item);
+  }
+
+  void upload_state(const MFModel& model) override {
+    SHARDREC_CUDA_CHECK(cudaSetDevice(device_));
+    user_->upload_state(model.user);
+    item_->upload_state(model.item);
   }
 
   std::string describe() const override { return name_; }

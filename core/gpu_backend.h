@@ -46,9 +46,17 @@ class GpuBackend {
   // negatives, order keys), and the strategy's passes over it. Sample losses are added to
   // loss_sum in sample order (the first pass of each step); a non-finite loss stops training
   // with the epoch, step, dataset row and rank named.
-  virtual void train_epoch(int epoch, Strategy& strategy, dist::ExactSums& loss_sum) = 0;
+  // Steps before `first` are skipped (a resumed epoch: batches are pure functions of the seed,
+  // epoch and step). after_step(s) runs on every rank after step s; when it returns true (on
+  // every rank alike) the epoch stops there and train_epoch returns false.
+  virtual bool train_epoch(int epoch, int64_t first, Strategy& strategy, dist::ExactSums& loss_sum,
+                           const std::function<bool(int64_t)>& after_step) = 0;
   // Copies the trained rows back into the host tables (evaluation, export, early stopping).
   virtual void download(MFModel& model) = 0;
+  // The whole training state (rows, optimizer state and step counters) down into the host
+  // tables, which checkpoints read, and up from them after a checkpoint was loaded there.
+  virtual void download_state(MFModel& model) = 0;
+  virtual void upload_state(const MFModel& model) = 0;
   // "cuda:0 (NVIDIA H100 80GB HBM3), nccl 22703" and the like.
   virtual std::string describe() const = 0;
 };
