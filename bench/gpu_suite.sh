@@ -2,7 +2,8 @@
 # The whole GPU validation in one go, on a machine with a GPU and no package access: unpacks the
 # bundle made by bench/gpu_bundle.sh, runs the CUDA test suite, the GPU benchmarks with the PyTorch
 # peer, the shardrec command on the GPU (1 rank, and 2 ranks sharing the GPU; compared with the CPU
-# backend), NCCL's answer to two ranks on one GPU, and compute-sanitizer over the kernel tests.
+# backend), NCCL's answer to two ranks on one GPU, a GPU run stopped by SIGUSR1 and resumed (compared
+# byte for byte with an uninterrupted one), and compute-sanitizer over the kernel tests.
 # Everything it prints goes to OUT_DIR too.  Usage: bench/gpu_suite.sh BUNDLE.tar.gz OUT_DIR
 set -uo pipefail
 bundle=$1
@@ -110,6 +111,33 @@ PY
   $S train $pw --epochs 1 --device cpu 2>&1 | grep -E "^epoch|^data" | sed "s/^/  cpu 1 rank: /"
   mpirun -np 16 --oversubscribe $S train $pw --epochs 1 --device cpu 2>&1 | grep -E "^epoch" | sed "s/^/  cpu 16 ranks: /"
   $S train $pw --epochs 3 --device cuda 2>&1 | grep -E "^epoch|^device" | sed "s/^/  cuda 1 rank: /"
+
+  step "checkpoints on the GPU: SIGUSR1 mid-run, exit 75, --resume on 2 ranks == an uninterrupted GPU run"
+  # Smaller batches and more epochs than above, so that the run is still going when the signal comes.
+  ck="--data $d/syn.h5 --epochs 8 --dim 32 --batch 256 --lr 0.01 --optimizer adam --ks 10,20 --device cuda"
+  $S train $ck --quiet --run-dir $d/ck_ref && echo "uninterrupted cuda run ok"
+  $S train $ck --run-dir $d/ck --checkpoint-every 100 > $d/ck1.log 2>&1 &
+  job=$!
+  for _ in $(seq 600); do grep -q "epoch 1/" $d/ck1.log && break; sleep 0.05; done
+  kill -USR1 $job
+  wait $job; rc=$?
+  if [ $rc -eq 75 ] && grep -q "stopped by SIGUSR1" $d/ck1.log && [ ! -f $d/ck/params.h5 ]; then
+    echo "SIGUSR1: exit 75, $(grep -o 'checkpoint [^ ]* written' $d/ck1.log)"
+    mpirun -np 2 --oversubscribe $S train $ck --gpu-comm host --run-dir $d/ck --checkpoint-every 100 --resume auto \
+      > $d/ck2.log 2>&1; rc=$?
+    grep -o "resumed from .*" $d/ck2.log
+    if [ $rc -eq 0 ] && cmp $d/ck_ref/params.h5 $d/ck/params.h5; then
+      echo "checkpoint ok: resumed on 2 ranks, params.h5 byte-identical to the uninterrupted cuda run"
+    else
+      echo "CHECKPOINT FAIL: resume exit $rc, or params.h5 differs from the uninterrupted run"; tail -5 $d/ck2.log
+    fi
+    echo "metrics.jsonl lines: $(wc -l < $d/ck/metrics.jsonl) (uninterrupted: $(wc -l < $d/ck_ref/metrics.jsonl))"
+  elif [ $rc -eq 0 ]; then
+    echo "CHECKPOINT INCONCLUSIVE: the run finished before SIGUSR1 arrived (raise --epochs)"
+  else
+    echo "CHECKPOINT FAIL: SIGUSR1 gave exit $rc, not 75 with a checkpoint"; tail -5 $d/ck1.log
+  fi
+  ls $d/ck/checkpoints 2>/dev/null | tr '\n' ' '; echo
 
   step "compute-sanitizer memcheck over the kernel tests"
   if command -v compute-sanitizer >/dev/null; then

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/gpu_context.h"
 #include "core/rng.h"
 #include "dist/cuda_comm.h"
 #include "dist/device_embedding.h"
@@ -48,6 +49,8 @@ int env_int(const char* name, int fallback) {
 }
 }  // namespace
 
+int local_rank_count() { return env_int("OMPI_COMM_WORLD_LOCAL_SIZE", env_int("SLURM_NTASKS_PER_NODE", 0)); }
+
 int local_device_index(int rank) {
   const int n = cuda_device_count();
   if (n == 0) return 0;
@@ -85,19 +88,9 @@ using shardrec::cuda::DeviceBuffer;
 class CudaBackend final : public GpuBackend {
  public:
   CudaBackend(const TrainConfig& cfg, MFModel& model, const io::DataShard& data, dist::Comm& host)
-      : cfg_(cfg), device_(local_device_index(host.rank())), host_(host) {
-    SHARDREC_CUDA_CHECK(cudaSetDevice(device_));
-    stream_ = std::make_unique<shardrec::cuda::Stream>();
-    // NCCL wants one GPU per rank. Ranks that share a GPU (the tests' thread ranks, or more ranks
-    // than GPUs on a node) stage device buffers through the host communicator instead.
-    const int local_size = env_int("OMPI_COMM_WORLD_LOCAL_SIZE", env_int("SLURM_NTASKS_PER_NODE", 0));
-    bool nccl = false;
-    if (cfg.gpu_comm == "nccl") nccl = true;
-    else if (cfg.gpu_comm == "auto") nccl = host.size() > 1 && local_size > 0 && local_size <= cuda_device_count();
-    if (nccl) nccl_ = std::make_unique<dist::NcclComm>(host, device_);
-    comm_ = std::make_unique<dist::CudaAwareComm>(host, nccl_.get());
-    user_ = std::make_unique<dist::DeviceEmbedding>(model.user, stream_->get());
-    item_ = std::make_unique<dist::DeviceEmbedding>(model.item, stream_->get());
+      : cfg_(cfg), ctx_(cfg.gpu_comm, host), device_(ctx_.device()), host_(host) {
+    user_ = std::make_unique<dist::DeviceEmbedding>(model.user, ctx_.stream());
+    item_ = std::make_unique<dist::DeviceEmbedding>(model.item, ctx_.stream());
     // This rank's training rows, once: CSR offsets, items, and each row's user.
     const io::UserSlice& tr = data.train();
     rows_ = static_cast<size_t>(tr.rows());
@@ -108,22 +101,19 @@ class CudaBackend final : public GpuBackend {
     std::vector<int32_t> row_user(rows_);
     for (size_t u = 0; u + 1 < tr.ptr.size(); ++u)
       for (int64_t r = tr.ptr[u]; r < tr.ptr[u + 1]; ++r) row_user[r] = static_cast<int32_t>(u);
-    cudaStream_t st = stream_->get();
+    cudaStream_t st = ctx_.stream();
     SHARDREC_CUDA_CHECK(cudaMemcpyAsync(ptr_.get(tr.ptr.size()), tr.ptr.data(), tr.ptr.size() * 8, cudaMemcpyHostToDevice, st));
     SHARDREC_CUDA_CHECK(cudaMemcpyAsync(item_ids_.get(std::max<size_t>(rows_, 1)), tr.item.data(), rows_ * 4,
                                         cudaMemcpyHostToDevice, st));
     SHARDREC_CUDA_CHECK(cudaMemcpyAsync(row_user_.get(std::max<size_t>(rows_, 1)), row_user.data(), rows_ * 4,
                                         cudaMemcpyHostToDevice, st));
-    stream_->sync();
-    cudaDeviceProp prop{};
-    SHARDREC_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
-    name_ = "cuda:" + std::to_string(device_) + " (" + prop.name + "), " +
-            (nccl_ ? "nccl " + std::to_string(dist::NcclComm::version()) : std::string("host-staged exchange"));
+    ctx_.sync();
   }
 
-  void train_epoch(int epoch, Strategy& strategy, dist::ExactSums& loss_sum) override {
+  bool train_epoch(int epoch, int64_t first, Strategy& strategy, dist::ExactSums& loss_sum,
+                   const std::function<bool(int64_t)>& after_step) override {
     SHARDREC_CUDA_CHECK(cudaSetDevice(device_));
-    cudaStream_t st = stream_->get();
+    cudaStream_t st = ctx_.stream();
     const int64_t B = cfg_.batch, S = (num_train_ + B - 1) / B;
     const Permutation perm(static_cast<uint64_t>(num_train_), hash64(cfg_.seed, 0xe90c, epoch));
     kc::PermView pv;
@@ -136,7 +126,7 @@ class CudaBackend final : public GpuBackend {
     std::vector<int64_t> bounds(S + 1);
     SHARDREC_CUDA_CHECK(cudaMemcpyAsync(bounds.data(), bounds_.data(), (S + 1) * 8, cudaMemcpyDeviceToHost, st));
     SHARDREC_CUDA_CHECK(cudaMemsetAsync(failed_.get(1), 0xff, sizeof(int64_t), st));  // -1: none
-    stream_->sync();
+    ctx_.sync();
     kc::SampleParams sp;
     sp.neg_base = hash64(cfg_.seed, 0x4e67, static_cast<uint64_t>(epoch));
     sp.num_items = num_items_;
@@ -144,24 +134,26 @@ class CudaBackend final : public GpuBackend {
     sp.row_lo = row_lo_;
     sp.user_lo = user_lo_;
     const int per = 1 + cfg_.negatives;
-    for (int64_t s = 0; s < S; ++s) {
+    for (int64_t s = std::max<int64_t>(first, 0); s < S; ++s) {
       const size_t begin = static_cast<size_t>(bounds[s]), n = static_cast<size_t>(bounds[s + 1] - bounds[s]);
       const size_t n1 = std::max<size_t>(n, 1), ni1 = n1 * per;
       kc::build_batch(pos_.data(), row_.data(), begin, n, ptr_.data(), item_ids_.data(), row_user_.data(), sp,
                       uid_.get(n1), iid_.get(ni1), ukey_.get(n1), ikey_.get(ni1), grow_.get(n1), failed_.data(), st);
       const int64_t global_n = std::min<int64_t>(B, num_train_ - s * B);
       run_step(strategy, epoch, s, n, global_n, loss_sum);
+      if (after_step && after_step(s)) return false;
     }
+    return true;
   }
 
   // The strategy's passes over the batch now in uid_/iid_/ukey_/ikey_ (n samples).
   void run_step(Strategy& strategy, int epoch, int64_t step, size_t n, int64_t global_n, dist::ExactSums& loss_sum) {
-    cudaStream_t st = stream_->get();
+    cudaStream_t st = ctx_.stream();
     const int negs = cfg_.negatives, per = 1 + negs, d = user_->dim();
     const size_t ni = n * per, n1 = std::max<size_t>(n, 1), ni1 = std::max<size_t>(ni, 1);
     // A sample runs on its user's owner: user rows never travel.
-    user_->route(*comm_, uid_.data(), n, /*local_only=*/true, ur_);
-    item_->route(*comm_, iid_.data(), ni, /*local_only=*/false, ir_);
+    user_->route(ctx_.comm(), uid_.data(), n, /*local_only=*/true, ur_);
+    item_->route(ctx_.comm(), iid_.data(), ni, /*local_only=*/false, ir_);
     float* U = U_.get(n1 * d);
     float* I = I_.get(ni1 * d);
     float* gU = gU_.get(n1 * d);
@@ -172,8 +164,8 @@ class CudaBackend final : public GpuBackend {
 
     FunctionOps ops;
     ops.fb = [&](float scale, bool record) {
-      user_->gather(*comm_, ur_, U);
-      item_->gather(*comm_, ir_, I);
+      user_->gather(ctx_.comm(), ur_, U);
+      item_->gather(ctx_.comm(), ir_, I);
       kc::MfParams p;
       p.dim = d;
       p.per = per;
@@ -186,7 +178,7 @@ class CudaBackend final : public GpuBackend {
       kc::mf_forward_backward(U, I, n, p, gU, gI, loss, st);
       SHARDREC_CUDA_CHECK(cudaMemcpyAsync(loss_h, loss, n * sizeof(double), cudaMemcpyDeviceToHost, st));
       SHARDREC_CUDA_CHECK(cudaMemcpyAsync(loss_h + n, failed_.data(), sizeof(int64_t), cudaMemcpyDeviceToHost, st));
-      stream_->sync();
+      ctx_.sync();
       int64_t failed_row = 0;
       std::memcpy(&failed_row, loss_h + n, sizeof failed_row);
       if (failed_row >= 0)
@@ -206,8 +198,8 @@ class CudaBackend final : public GpuBackend {
     ops.ap = [&] {
       // No key bound: the two-sort reduction is the path validated on a GPU (docs/benchmarks.md).
       // The packed single sort (key bound num_train x (1 + negatives)) awaits a GPU run.
-      user_->apply(*comm_, ur_, ukey_.data(), gU);
-      item_->apply(*comm_, ir_, ikey_.data(), gI);
+      user_->apply(ctx_.comm(), ur_, ukey_.data(), gU);
+      item_->apply(ctx_.comm(), ir_, ikey_.data(), gI);
     };
     strategy.step(step, ops);
   }
@@ -218,10 +210,23 @@ class CudaBackend final : public GpuBackend {
     item_->download(model.item);
   }
 
-  std::string describe() const override { return name_; }
+  void download_state(MFModel& model) override {
+    SHARDREC_CUDA_CHECK(cudaSetDevice(device_));
+    user_->download_state(model.user);
+    item_->download_state(model.item);
+  }
+
+  void upload_state(const MFModel& model) override {
+    SHARDREC_CUDA_CHECK(cudaSetDevice(device_));
+    user_->upload_state(model.user);
+    item_->upload_state(model.item);
+  }
+
+  std::string describe() const override { return ctx_.describe(); }
 
  private:
   TrainConfig cfg_;
+  GpuContext ctx_;
   int device_;
   dist::Comm& host_;
   size_t rows_ = 0;
@@ -231,10 +236,6 @@ class CudaBackend final : public GpuBackend {
   DeviceBuffer<uint64_t> pos_;
   DeviceBuffer<uint32_t> row_;
   kc::Workspace order_ws_;
-  std::string name_;
-  std::unique_ptr<shardrec::cuda::Stream> stream_;
-  std::unique_ptr<dist::NcclComm> nccl_;
-  std::unique_ptr<dist::CudaAwareComm> comm_;
   std::unique_ptr<dist::DeviceEmbedding> user_, item_;
   dist::DeviceRouting ur_, ir_;
   DeviceBuffer<int64_t> uid_, iid_;

@@ -26,6 +26,8 @@ std::string resolve_device(const std::string& requested);
 int cuda_device_count();
 // The GPU this rank uses: its node-local rank (from the launcher) modulo the visible GPUs.
 int local_device_index(int rank);
+// Ranks on this node according to the launcher (OpenMPI or SLURM), 0 when it does not say.
+int local_rank_count();
 
 // Evaluation's local step on this rank's GPU: for each of nu users (nu x dim, host), the top k of
 // the ni items (ni x dim, host; global ids `ids`) by (score desc, id asc), skipping each user's
@@ -46,9 +48,17 @@ class GpuBackend {
   // negatives, order keys), and the strategy's passes over it. Sample losses are added to
   // loss_sum in sample order (the first pass of each step); a non-finite loss stops training
   // with the epoch, step, dataset row and rank named.
-  virtual void train_epoch(int epoch, Strategy& strategy, dist::ExactSums& loss_sum) = 0;
+  // Steps before `first` are skipped (a resumed epoch: batches are pure functions of the seed,
+  // epoch and step). after_step(s) runs on every rank after step s; when it returns true (on
+  // every rank alike) the epoch stops there and train_epoch returns false.
+  virtual bool train_epoch(int epoch, int64_t first, Strategy& strategy, dist::ExactSums& loss_sum,
+                           const std::function<bool(int64_t)>& after_step) = 0;
   // Copies the trained rows back into the host tables (evaluation, export, early stopping).
   virtual void download(MFModel& model) = 0;
+  // The whole training state (rows, optimizer state and step counters) down into the host
+  // tables, which checkpoints read, and up from them after a checkpoint was loaded there.
+  virtual void download_state(MFModel& model) = 0;
+  virtual void upload_state(const MFModel& model) = 0;
   // "cuda:0 (NVIDIA H100 80GB HBM3), nccl 22703" and the like.
   virtual std::string describe() const = 0;
 };

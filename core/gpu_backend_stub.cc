@@ -20,6 +20,7 @@ void gpu_score_topk(const float*, size_t, const float*, const int64_t*, size_t, 
   resolve_device("cuda");
 }
 int local_device_index(int) { return 0; }
+int local_rank_count() { return 0; }
 
 std::unique_ptr<GpuBackend> GpuBackend::create(const TrainConfig&, MFModel&, const io::DataShard&, dist::Comm&) {
   resolve_device("cuda");

@@ -37,6 +37,8 @@ class RowOptimizer {
   // or Adagrad's row accumulators in v (rows); empty when the optimizer keeps none.
   std::vector<float>& state_m() { return m_; }
   std::vector<float>& state_v() { return v_; }
+  const std::vector<float>& state_m() const { return m_; }
+  const std::vector<float>& state_v() const { return v_; }
   void set_step(int64_t t) { t_ = t; }  // begin_step derives the bias corrections from t
   void begin_step();  // once per training step, on every rank
   // Updates one row; grad == nullptr means a zero gradient (dense Adam's untouched rows).

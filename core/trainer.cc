@@ -49,6 +49,14 @@ Trainer::Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& 
 
 std::string Trainer::device_name() const { return gpu_ ? gpu_->describe() : ""; }
 
+void Trainer::sync_state_to_host() {
+  if (gpu_) gpu_->download_state(model_);
+}
+
+void Trainer::sync_state_to_device() {
+  if (gpu_) gpu_->upload_state(model_);
+}
+
 int64_t Trainer::steps_per_epoch() const { return (num_train_ + cfg_.batch - 1) / cfg_.batch; }
 
 int64_t Trainer::sample_negative(int epoch, int64_t global_row, int k,
@@ -228,16 +236,24 @@ void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n
 }
 
 double Trainer::train_epoch(int epoch) {
-  if (gpu_) {  // the same epoch, sampled and trained on the device
-    dist::ExactSums loss(1, 24);
-    gpu_->train_epoch(epoch, *strategy_, loss);
-    prog_.epoch = epoch + 1;  // whole epochs only: no step hook (checkpoints) on the GPU yet
-    prog_.step = 0;
-    loss.allreduce(comm_);
-    return loss.value(0) / (static_cast<double>(num_train_) * (cfg_.loss == "bpr" ? cfg_.negatives : 1 + cfg_.negatives));
+  const int64_t S = steps_per_epoch();
+  // A resumed epoch starts at the checkpoint's step with its loss sum so far (epoch_loss_).
+  const int64_t first = epoch == prog_.epoch ? std::min(prog_.step, S) : 0;
+  if (first == 0) epoch_loss_ = dist::ExactSums(1, 24);
+  prog_.epoch = epoch;
+  if (gpu_) {  // the same epoch, sampled and trained on the device, with the same step hook
+    const bool done = gpu_->train_epoch(epoch, first, *strategy_, epoch_loss_, [&](int64_t s) {
+      prog_.step = s + 1;
+      return step_hook_ && step_hook_(*this);
+    });
+    if (!done) {
+      stop_requested_ = true;  // every rank agreed (the hook's contract): no collective below
+      return 0;
+    }
+    return finish_epoch(epoch);
   }
   const io::UserSlice& tr = data_.train();
-  const int64_t B = cfg_.batch, S = steps_per_epoch();
+  const int64_t B = cfg_.batch;
   const Permutation perm(static_cast<uint64_t>(num_train_), hash64(cfg_.seed, 0xe90c, epoch));
   // This rank's samples, grouped by step (a counting sort in two passes over the permutation:
   // evaluating it twice is cheaper than holding every row's position, 8 bytes a row, measured)
@@ -256,10 +272,6 @@ double Trainer::train_epoch(int epoch) {
       order[fill[pos / B]++] = {static_cast<uint32_t>(pos % B), static_cast<uint32_t>(r), user};
     }
   }
-  // A resumed epoch starts at the checkpoint's step with its loss sum so far (epoch_loss_).
-  const int64_t first = epoch == prog_.epoch ? std::min(prog_.step, S) : 0;
-  if (first == 0) epoch_loss_ = dist::ExactSums(1, 24);
-  prog_.epoch = epoch;
   dist::ExactSums& loss = epoch_loss_;
   for (int64_t s = first; s < S; ++s) {
     auto b = order.begin() + start[s], e = order.begin() + start[s + 1];
@@ -272,12 +284,16 @@ double Trainer::train_epoch(int epoch) {
       return 0;
     }
   }
+  return finish_epoch(epoch);
+}
+
+double Trainer::finish_epoch(int epoch) {
   prog_.epoch = epoch + 1;
   prog_.step = 0;
-  loss.allreduce(comm_);
+  epoch_loss_.allreduce(comm_);
   const double terms = static_cast<double>(num_train_) *
                        (cfg_.loss == "bpr" ? cfg_.negatives : 1 + cfg_.negatives);
-  return loss.value(0) / terms;
+  return epoch_loss_.value(0) / terms;
 }
 
 namespace {

@@ -89,6 +89,11 @@ class Trainer {
   int64_t sample_negative(int epoch, int64_t global_row, int k, std::span<const int32_t> seen) const;
   // The GPU this trainer runs on ("" on the CPU backend).
   std::string device_name() const;
+  // The GPU backend trains on the device's copy of the state; checkpoints read and restore the
+  // host tables. These copy the whole state (rows, optimizer state, step counters) down to the
+  // host tables and back up; no-ops on the CPU backend. io/checkpoint.cc calls them.
+  void sync_state_to_host();
+  void sync_state_to_device();
 
  private:
   struct LocalSample {
@@ -98,13 +103,15 @@ class Trainer {
   };
   void train_step(int epoch, int64_t step, const LocalSample* s, size_t n, int64_t global_n,
                   dist::ExactSums& loss_sum);
+  // The end of an epoch on either backend: progress to the next epoch, the mean loss (collective).
+  double finish_epoch(int epoch);
 
   TrainConfig cfg_;
   const io::DataShard& data_;
   dist::Comm& comm_;
   MFModel model_;
   std::unique_ptr<Strategy> strategy_;
-  std::unique_ptr<GpuBackend> gpu_;  // set with --device cuda; the host tables follow after each epoch
+  std::unique_ptr<GpuBackend> gpu_;  // set with --device cuda; the host rows follow after each epoch
   int64_t num_train_ = 0;
   // Per-step buffers, reused.
   std::vector<int64_t> uid_, iid_;

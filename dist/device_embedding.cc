@@ -238,3 +238,56 @@ void DeviceEmbedding::download(ShardedEmbedding& host) const {
 }
 
 }  // namespace shardrec::dist
+
+namespace shardrec::dist {
+
+namespace {
+// The optimizer state the host table keeps (RowOptimizer's layout): Adam's m and v are
+// local_rows x dim, Adagrad's accumulators one per row in v; SGD keeps none.
+void state_sizes(const OptimizerConfig& c, int64_t local_rows, int dim, size_t* m, size_t* v) {
+  const size_t cells = static_cast<size_t>(local_rows) * dim;
+  switch (c.kind) {
+    case OptimizerConfig::Kind::kSgd: *m = *v = 0; break;
+    case OptimizerConfig::Kind::kAdagrad: *m = 0; *v = static_cast<size_t>(local_rows); break;
+    default: *m = *v = cells;
+  }
+}
+}  // namespace
+
+void DeviceEmbedding::download_state(ShardedEmbedding& host) const {
+  download(host);  // the rows (waits for the stream's work)
+  RowOptimizer& o = host.optimizer();
+  size_t nm = 0, nv = 0;
+  state_sizes(host_opt_.config(), local_rows_, dim_, &nm, &nv);
+  if (o.state_m().size() != nm || o.state_v().size() != nv)
+    fail("table " + name_ + ": the host optimizer state does not match the device's (" +
+         std::to_string(o.state_m().size()) + "/" + std::to_string(o.state_v().size()) + " values, expected " +
+         std::to_string(nm) + "/" + std::to_string(nv) + ")");
+  if (nm) SHARDREC_CUDA_CHECK(cudaMemcpy(o.state_m().data(), m_.data(), nm * sizeof(float), cudaMemcpyDeviceToHost));
+  if (nv) SHARDREC_CUDA_CHECK(cudaMemcpy(o.state_v().data(), v_.data(), nv * sizeof(float), cudaMemcpyDeviceToHost));
+  o.set_step(host_opt_.step());
+}
+
+void DeviceEmbedding::upload_state(const ShardedEmbedding& host) {
+  if (host.local_rows() != local_rows_ || host.dim() != dim_ ||
+      host.optimizer().config().kind != host_opt_.config().kind)
+    fail("table " + name_ + ": the host table's shape or optimizer differs from the device's");
+  const RowOptimizer& o = host.optimizer();
+  size_t nm = 0, nv = 0;
+  state_sizes(host_opt_.config(), local_rows_, dim_, &nm, &nv);
+  if (o.state_m().size() != nm || o.state_v().size() != nv)
+    fail("table " + name_ + ": the host optimizer state has " + std::to_string(o.state_m().size()) + "/" +
+         std::to_string(o.state_v().size()) + " values, the device expects " + std::to_string(nm) + "/" +
+         std::to_string(nv));
+  // Stream-ordered after the work that still reads the old state; the host vectors must stay
+  // as they are until the copies are done (synchronised below).
+  const size_t n = static_cast<size_t>(local_rows_) * dim_;
+  if (n)
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(w_.data(), host.local_data().data(), n * sizeof(float), cudaMemcpyHostToDevice, st_));
+  if (nm) SHARDREC_CUDA_CHECK(cudaMemcpyAsync(m_.data(), o.state_m().data(), nm * sizeof(float), cudaMemcpyHostToDevice, st_));
+  if (nv) SHARDREC_CUDA_CHECK(cudaMemcpyAsync(v_.data(), o.state_v().data(), nv * sizeof(float), cudaMemcpyHostToDevice, st_));
+  SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st_));
+  host_opt_.set_step(o.step());
+}
+
+}  // namespace shardrec::dist

@@ -56,6 +56,12 @@ class DeviceEmbedding {
   void fresh_step(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads, float lr);
   // A fresh optimizer (moments, accumulators and step counter), as ShardedEmbedding::reset_optimizer.
   void reset_optimizer();
+  // The whole training state, for checkpoints (io/checkpoint.h reads and restores the host
+  // table): the rows, the optimizer state (Adam's m and v, or Adagrad's row accumulators; the
+  // host's layout) and the optimizer's step counter, which sets Adam's bias corrections.
+  void download_state(ShardedEmbedding& host) const;
+  // After a checkpoint was loaded into the host table: continue from its state on the device.
+  void upload_state(const ShardedEmbedding& host);
 
   int dim() const { return dim_; }
   int64_t local_rows() const { return local_rows_; }

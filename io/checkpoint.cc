@@ -235,6 +235,8 @@ std::string zero_padded(int64_t v) {
 
 void save_checkpoint(const std::string& path, Trainer& t, dist::Comm& comm) {
   auto* mpi = dynamic_cast<dist::MpiComm*>(&comm);
+  // The GPU backend's state lives on the device: bring it into the host tables written below.
+  agree(comm, [&] { t.sync_state_to_host(); });
   const auto& info = t.data_info();
   // The epoch's loss sum so far, over all ranks (each holds its own samples' part).
   int64_t loss_total = t.epoch_loss().raw(0);
@@ -329,18 +331,19 @@ void load_checkpoint(const std::string& path, Trainer& t, const TrainConfig& cfg
   auto i64 = [&](const std::string& key) { return static_cast<int64_t>(std::stoll(num(key))); };
   auto dbl = [&](const std::string& key) { return std::strtod(num(key).c_str(), nullptr); };
   // The checkpoint must come from the same model, dataset and training config; only the number
-  // of epochs (and the dataset's path) may change on resume.
+  // of epochs (and the dataset's path) may change on resume, and where training runs: the state
+  // is the same on both backends (a device change continues within their tolerance, not bitwise).
   const auto was = key_values(config), now = key_values(cfg.to_ini());
   std::string diff;
   for (const auto& [k, v] : now) {
-    if (k == "data" || k == "epochs") continue;
+    if (k == "data" || k == "epochs" || k == "device" || k == "gpu-comm" || k == "eval-device") continue;
     auto it = was.find(k);
     const std::string old = it == was.end() ? "(absent)" : it->second;
     if (old != v) diff += (diff.empty() ? "" : "; ") + k + " = " + old + " there, " + v + " here";
   }
   if (!diff.empty())
     fail(where + "written with an incompatible configuration: " + diff +
-         " (only --epochs and --data may change on resume)");
+         " (only --epochs, --data, --device, --gpu-comm and --eval-device may change on resume)");
   const std::pair<const char*, int64_t> ident[] = {{"num_users", info.num_users}, {"num_items", info.num_items},
                                                    {"train_rows", info.rows[0]}, {"valid_rows", info.rows[1]},
                                                    {"test_rows", info.rows[2]}};
@@ -404,6 +407,8 @@ void load_checkpoint(const std::string& path, Trainer& t, const TrainConfig& cfg
   // The loss sum so far counts once: rank 0 carries it, whatever the number of ranks.
   t.epoch_loss() = dist::ExactSums(1, 24);
   t.epoch_loss().set_raw(0, comm.rank() == 0 ? i64("epoch_loss") : 0);
+  // The GPU backend continues from the restored host tables.
+  agree(comm, [&] { t.sync_state_to_device(); });
 }
 
 std::vector<std::string> list_checkpoints(const std::string& dir) {

@@ -710,10 +710,8 @@ int cmd_train(int argc, char** argv) {
   if (c.pointwise_model() && vm["loss"].defaulted()) c.loss = "bce";
   c.validate();
   c.device = resolve_device(c.device);
-  // The GPU backend keeps the optimizer state on the device and has no step hook yet.
-  if (c.device == "cuda" && (ckpt.every_steps > 0 || ckpt.every_minutes > 0 || !resume.empty()))
-    fail(std::string("option --") + (resume.empty() ? "checkpoint-every" : "resume") +
-         ": checkpoints are not on the GPU backend yet (its optimizer state lives on the device); use --device cpu");
+  // MF checkpoints on the GPU backend too (the trainer copies the device state for them); VBPR
+  // and the pointwise models are refused on the GPU with their own messages.
   const bool quiet = vm["quiet"].as<bool>();
   if (c.pointwise_model()) {
     // The pointwise trainer (GMF/NeuMF, Inverse Learning) has no checkpoints yet.

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <numeric>
 #include <tuple>
@@ -21,6 +22,7 @@
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
+#include "io/checkpoint.h"
 #include "shardrec_config.h"
 
 #if SHARDREC_HAVE_CUDA
@@ -627,6 +629,269 @@ TEST(DeviceComm, NcclOneRankAndStagedExchangesMoveTheBytes) {
     }
   });
 }
+
+#endif  // SHARDREC_HAVE_CUDA
+
+// ---- Checkpoints on either backend. A run stopped by its step hook (which writes a checkpoint)
+// and resumed from that file, on the same or another number of ranks, must end bitwise like an
+// uninterrupted run: parameters, optimizer state and step counters (downloaded from the device),
+// and the losses of the epochs after the resume (the epoch's loss sum so far is in the file).
+
+// A table's per-row values in id order, on every rank: `local` holds `width` floats for each of
+// this rank's rows (the rows themselves, Adam's moments, or 1 for Adagrad's accumulators; 0: the
+// optimizer keeps none, empty result).
+std::vector<float> by_id(const dist::ShardedEmbedding& t, const std::vector<float>& local, int width,
+                         dist::Comm& comm) {
+  if (width == 0) return {};
+  EXPECT_EQ(local.size(), static_cast<size_t>(t.local_rows()) * width) << t.name();
+  std::vector<int64_t> ids;
+  for (int64_t l = 0; l < t.local_rows(); ++l) ids.push_back(t.sharding().global_id(comm.rank(), l));
+  auto all_ids = dist::allgather(comm, ids);
+  auto all = dist::allgather(comm, local);
+  std::vector<float> out(static_cast<size_t>(t.rows()) * width);
+  for (int k = 0; k < comm.size(); ++k)
+    for (size_t i = 0; i < all_ids[k].size(); ++i)
+      std::memcpy(&out[all_ids[k][i] * width], &all[k][i * width], width * sizeof(float));
+  return out;
+}
+
+struct CkptRun {
+  std::vector<float> user, item, user_m, user_v, item_m, item_v;
+  int64_t user_step = 0, item_step = 0;
+  std::vector<double> losses;  // the epochs this run completed
+  bool interrupted = false;
+  int64_t steps_per_epoch = 0;
+};
+
+// Trains on `world` thread ranks; load: resume from this checkpoint first; stop_at > 0: the step
+// hook writes `save` after that many steps (since the start of training) and stops there.
+CkptRun train_ckpt(int world, const TrainConfig& c, const io::PreparedDataset& d, const std::string& load = "",
+                   int64_t stop_at = 0, const std::string& save = "") {
+  CkptRun out;
+  dist::run_ranks(world, [&](dist::Comm& comm) {
+    auto shard = io::shard_from_memory(d, comm);
+    Trainer t(c, shard, comm);
+    if (!load.empty()) io::load_checkpoint(load, t, c, shard.info, comm);
+    if (stop_at > 0)
+      t.set_step_hook([&](Trainer& tr) {
+        if (tr.global_step() != stop_at) return false;
+        io::save_checkpoint(save, tr, comm);
+        return true;
+      });
+    auto fit = t.fit();
+    t.sync_state_to_host();  // the optimizer state too (the GPU backend keeps it on the device)
+    const auto& m = t.model();
+    using K = OptimizerConfig::Kind;
+    const int wm = c.opt.kind == K::kAdam || c.opt.kind == K::kAdamDense ? c.dim : 0;
+    const int wv = c.opt.kind == K::kSgd ? 0 : c.opt.kind == K::kAdagrad ? 1 : c.dim;
+    CkptRun r;
+    r.user = by_id(m.user, m.user.local_data(), c.dim, comm);
+    r.item = by_id(m.item, m.item.local_data(), c.dim, comm);
+    r.user_m = by_id(m.user, m.user.optimizer().state_m(), wm, comm);
+    r.item_m = by_id(m.item, m.item.optimizer().state_m(), wm, comm);
+    r.user_v = by_id(m.user, m.user.optimizer().state_v(), wv, comm);
+    r.item_v = by_id(m.item, m.item.optimizer().state_v(), wv, comm);
+    r.user_step = m.user.optimizer().step();
+    r.item_step = m.item.optimizer().step();
+    for (auto& e : fit.epochs) r.losses.push_back(e.loss);
+    r.interrupted = fit.interrupted;
+    r.steps_per_epoch = t.steps_per_epoch();
+    if (comm.rank() == 0) out = std::move(r);
+  });
+  return out;
+}
+
+class BackendCheckpoint : public ::testing::TestWithParam<std::tuple<Dev, Case>> {};
+
+TEST_P(BackendCheckpoint, StopAndResumeEqualsUninterruptedForAnyRanks) {
+  const auto [dev, k] = GetParam();
+  SKIP_UNLESS(dev);
+  const auto d = testing::planted_dataset(37, 29, 4, 5);
+  const TrainConfig c = config_for(k, dev);
+  const CkptRun ref = train_ckpt(1, c, d);
+  ASSERT_FALSE(ref.interrupted);
+  ASSERT_EQ(ref.losses.size(), 3u);
+  const int64_t S = ref.steps_per_epoch;
+  ASSERT_GT(S, 3);
+  // The optimizer kept state, and its step counters count every update (one a step, plain).
+  const bool plain = std::string(k.strategy) == "plain";
+  if (plain) EXPECT_EQ(ref.user_step, 3 * S);
+  EXPECT_GE(ref.item_step, 3 * S);
+  if (k.opt != OptimizerConfig::Kind::kSgd) EXPECT_FALSE(ref.item_v.empty());
+  // Mid-epoch (epoch 2, two steps in) and at the last step of epoch 1 (its loss not yet taken).
+  for (const int64_t stop : {S + 2, S}) {
+    for (auto [n, m] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{3, 1}}) {
+      SCOPED_TRACE(std::string(dev_name(dev)) + " " + k.name + ": stop at step " + std::to_string(stop) + ", " +
+                   std::to_string(n) + " -> " + std::to_string(m) + " ranks");
+      const std::string ck = testing::fresh_path(
+          "device_checkpoint", std::string(dev_name(dev)) + "-" + k.name + "-" + std::to_string(n) + ".h5");
+      const CkptRun first = train_ckpt(n, c, d, "", stop, ck);
+      ASSERT_TRUE(first.interrupted);
+      ASSERT_TRUE(std::filesystem::exists(ck));
+      if (plain) EXPECT_EQ(first.user_step, stop);  // stopped exactly at the hook's step
+      EXPECT_EQ(first.losses.size(), static_cast<size_t>((stop - 1) / S));
+      const CkptRun resumed = train_ckpt(m, c, d, ck);
+      ASSERT_FALSE(resumed.interrupted);
+      EXPECT_FALSE(bitwise_equal(first.item, resumed.item)) << "the resumed run did not train";
+      EXPECT_TRUE(bitwise_equal(resumed.user, ref.user)) << "user rows, max diff " << max_abs_diff(resumed.user, ref.user);
+      EXPECT_TRUE(bitwise_equal(resumed.item, ref.item)) << "item rows, max diff " << max_abs_diff(resumed.item, ref.item);
+      EXPECT_TRUE(bitwise_equal(resumed.user_m, ref.user_m)) << "user optimizer m";
+      EXPECT_TRUE(bitwise_equal(resumed.user_v, ref.user_v)) << "user optimizer v / accumulators";
+      EXPECT_TRUE(bitwise_equal(resumed.item_m, ref.item_m)) << "item optimizer m";
+      EXPECT_TRUE(bitwise_equal(resumed.item_v, ref.item_v)) << "item optimizer v / accumulators";
+      EXPECT_EQ(resumed.user_step, ref.user_step);
+      EXPECT_EQ(resumed.item_step, ref.item_step);
+      // The resumed run logs the epoch it resumed in and those after: the uninterrupted run's last ones.
+      ASSERT_EQ(resumed.losses.size(), ref.losses.size() - static_cast<size_t>((stop - 1) / S));
+      EXPECT_TRUE(std::equal(resumed.losses.begin(), resumed.losses.end(), ref.losses.end() - resumed.losses.size()));
+    }
+  }
+}
+
+const Case kCheckpointCases[] = {
+    {"adam_bce_neg3", OptimizerConfig::Kind::kAdam, "bce", 3, 0.0f, "plain"},
+    {"adagrad_bpr_l2", OptimizerConfig::Kind::kAdagrad, "bpr", 2, 0.01f, "plain"},
+    {"adam_dense_bpr", OptimizerConfig::Kind::kAdamDense, "bpr", 1, 0.001f, "plain"},
+    {"adam_dense_bpr_mirror", OptimizerConfig::Kind::kAdamDense, "bpr", 1, 0.0f, "mirror"},
+    {"sgd_bpr", OptimizerConfig::Kind::kSgd, "bpr", 1, 0.0f, "plain"},
+};
+
+INSTANTIATE_TEST_SUITE_P(Devices, BackendCheckpoint,
+                         ::testing::Combine(::testing::Values(Dev::kCpu, Dev::kCuda),
+                                            ::testing::ValuesIn(kCheckpointCases)),
+                         [](const auto& info) {
+                           return std::string(dev_name(std::get<0>(info.param))) + "_" + std::get<1>(info.param).name;
+                         });
+
+// A checkpoint written on one backend resumes on the other (--device may change on resume): the
+// result stays within the backends' tolerance of both uninterrupted runs.
+class CrossDeviceCheckpoint : public ::testing::TestWithParam<Case> {};
+
+TEST_P(CrossDeviceCheckpoint, CpuCheckpointResumesOnCudaAndBack) {
+  const Case k = GetParam();
+  SKIP_UNLESS(Dev::kCuda);
+  const auto d = testing::planted_dataset(37, 29, 4, 5);
+  const TrainConfig cpu = config_for(k, Dev::kCpu), gpu = config_for(k, Dev::kCuda);
+  const CkptRun ref_cpu = train_ckpt(1, cpu, d), ref_gpu = train_ckpt(1, gpu, d);
+  const int64_t stop = ref_cpu.steps_per_epoch + 2;
+  for (const bool to_gpu : {true, false}) {
+    SCOPED_TRACE(std::string(k.name) + (to_gpu ? ": cpu -> cuda" : ": cuda -> cpu"));
+    const std::string ck =
+        testing::fresh_path("device_checkpoint", std::string("cross-") + k.name + (to_gpu ? "-c2g" : "-g2c") + ".h5");
+    const CkptRun first = train_ckpt(2, to_gpu ? cpu : gpu, d, "", stop, ck);
+    ASSERT_TRUE(first.interrupted);
+    const CkptRun resumed = train_ckpt(to_gpu ? 1 : 3, to_gpu ? gpu : cpu, d, ck);
+    ASSERT_FALSE(resumed.interrupted);
+    EXPECT_EQ(resumed.user_step, ref_cpu.user_step);
+    EXPECT_EQ(resumed.item_step, ref_cpu.item_step);
+    for (const CkptRun* ref : {&ref_cpu, &ref_gpu}) {
+      EXPECT_LE(max_abs_diff(resumed.user, ref->user), kCpuTolerance);
+      EXPECT_LE(max_abs_diff(resumed.item, ref->item), kCpuTolerance);
+      ASSERT_EQ(resumed.losses.size(), 2u);  // epochs 2 and 3
+      for (size_t e = 0; e < 2; ++e) EXPECT_NEAR(resumed.losses[e], ref->losses[e + 1], 1e-5);
+    }
+    // Not vacuous: the resumed run trained on, away from the checkpoint's parameters.
+    EXPECT_FALSE(bitwise_equal(resumed.item, first.item));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Optimizers, CrossDeviceCheckpoint, ::testing::ValuesIn(kCheckpointCases),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// Runs everywhere: how the exchange runs (--gpu-comm) may change on resume, bitwise; the model's
+// config may not, and the refusal names what may change.
+TEST(DeviceCheckpoint, DeviceOptionsMayChangeOnResumeTheModelConfigMayNot) {
+  const auto d = testing::planted_dataset(37, 29, 4, 5);
+  const TrainConfig c = config_for(kCheckpointCases[0], Dev::kCpu);
+  const CkptRun ref = train_ckpt(2, c, d);
+  const std::string ck = testing::fresh_path("device_checkpoint", "gpu-comm.h5");
+  ASSERT_TRUE(train_ckpt(2, c, d, "", ref.steps_per_epoch + 1, ck).interrupted);
+  TrainConfig other = c;
+  other.gpu_comm = "host";
+  const CkptRun resumed = train_ckpt(3, other, d, ck);
+  EXPECT_TRUE(bitwise_equal(resumed.item, ref.item));
+  EXPECT_TRUE(bitwise_equal(resumed.item_m, ref.item_m));
+  other.dim = c.dim + 1;
+  const std::string e = testing::error_of([&] { train_ckpt(1, other, d, ck); });
+  EXPECT_NE(e.find("incompatible configuration: dim = 12 there, 13 here"), std::string::npos) << e;
+  EXPECT_NE(e.find("--device"), std::string::npos) << e;
+}
+
+
+#if SHARDREC_HAVE_CUDA
+
+// DeviceEmbedding::download_state / upload_state against the CPU table, 1 and 2 thread ranks: the
+// state brought down after some updates (rows, Adam's m and v or Adagrad's accumulators, step
+// counter) is bitwise the CPU table's, and a fresh device table that takes it up continues
+// bitwise like the CPU table.
+class DeviceTableState : public ::testing::TestWithParam<OptimizerConfig::Kind> {};
+
+TEST_P(DeviceTableState, DownloadAndUploadCarryTheWholeState) {
+  SKIP_UNLESS(Dev::kCuda);
+  OptimizerConfig opt;
+  opt.kind = GetParam();
+  opt.lr = 0.05f;
+  const int64_t rows = 37;
+  const int dim = 12;
+  for (int world = 1; world <= 2; ++world) {
+    dist::run_ranks(world, [&](dist::Comm& comm) {
+      cudaSetDevice(0);
+      auto sharding = dist::Sharding::modulo(rows, world);
+      auto table = [&] { return dist::ShardedEmbedding("t", 5, rows, dim, sharding, comm.rank(), 9, dist::InitSpec{}, opt); };
+      dist::ShardedEmbedding cpu = table(), host = table(), fresh = table();
+      shardrec::cuda::Stream stream;
+      dist::CudaAwareComm dcomm(comm, nullptr);
+      // One update of the CPU table and of `gpu` with the same ids, keys and gradients.
+      auto update = [&](int step, dist::DeviceEmbedding& gpu) {
+        CounterRng r(21 + step, comm.rank(), 0);
+        const size_t n = 25 + comm.rank() * 5;
+        std::vector<int64_t> ids(n);
+        std::vector<uint64_t> keys(n);
+        std::vector<float> grads(n * dim);
+        for (size_t i = 0; i < n; ++i) {
+          ids[i] = static_cast<int64_t>(r.below(rows / 2 + 1));
+          keys[i] = (static_cast<uint64_t>(i) * world + comm.rank()) * 3 + 1;
+        }
+        for (auto& g : grads) g = static_cast<float>(r.uniform() - 0.5);
+        auto route = cpu.route(comm, ids);
+        cpu.apply(comm, route, keys, grads.data());
+        shardrec::cuda::DeviceBuffer<int64_t> d_ids(n);
+        shardrec::cuda::DeviceBuffer<uint64_t> d_keys(n);
+        shardrec::cuda::DeviceBuffer<float> d_grads(n * dim);
+        cudaMemcpy(d_ids.data(), ids.data(), n * 8, cudaMemcpyHostToDevice);
+        cudaMemcpy(d_keys.data(), keys.data(), n * 8, cudaMemcpyHostToDevice);
+        cudaMemcpy(d_grads.data(), grads.data(), n * dim * 4, cudaMemcpyHostToDevice);
+        cudaDeviceSynchronize();  // pageable uploads may still be in flight (see DeviceTable)
+        dist::DeviceRouting dr;
+        gpu.route(dcomm, d_ids.data(), n, false, dr);
+        gpu.apply(dcomm, dr, d_keys.data(), d_grads.data());
+      };
+      auto same_state = [&](const dist::ShardedEmbedding& got, const char* what) {
+        EXPECT_TRUE(bitwise_equal(got.local_data(), cpu.local_data())) << what << ": rows, " << world << " ranks";
+        EXPECT_TRUE(bitwise_equal(got.optimizer().state_m(), cpu.optimizer().state_m())) << what << ": m";
+        EXPECT_TRUE(bitwise_equal(got.optimizer().state_v(), cpu.optimizer().state_v())) << what << ": v";
+        EXPECT_EQ(got.optimizer().step(), cpu.optimizer().step()) << what << ": step counter";
+      };
+      dist::DeviceEmbedding gpu(cpu, stream.get());
+      for (int step = 0; step < 3; ++step) update(step, gpu);
+      gpu.download_state(host);
+      same_state(host, "downloaded");
+      ASSERT_EQ(host.optimizer().step(), 3);
+      // A fresh device table (the trainer's, before a resume) takes the state up and goes on.
+      dist::DeviceEmbedding resumed(fresh, stream.get());
+      resumed.upload_state(host);
+      for (int step = 3; step < 6; ++step) update(step, resumed);
+      dist::ShardedEmbedding back = table();
+      resumed.download_state(back);
+      same_state(back, "uploaded and updated");
+    });
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Optimizers, DeviceTableState,
+                         ::testing::Values(OptimizerConfig::Kind::kSgd, OptimizerConfig::Kind::kAdagrad,
+                                           OptimizerConfig::Kind::kAdam, OptimizerConfig::Kind::kAdamDense),
+                         [](const auto& info) { return OptimizerConfig::kind_name(info.param); });
 
 #endif  // SHARDREC_HAVE_CUDA
 
