@@ -8,6 +8,7 @@ namespace shardrec::dist {
 
 ExactGradientSum::ExactGradientSum(size_t n, int frac_bits, std::string name)
     : acc_(n, 0),
+      frac_bits_(frac_bits),
       scale_(std::ldexp(1.0, frac_bits)),
       limit_(std::ldexp(1.0, 62 - frac_bits)),
       name_(std::move(name)) {

@@ -24,9 +24,14 @@ class ExactGradientSum {
   // Sums over ranks (one allreduce of n int64) and writes the totals as floats.
   void allreduce(Comm& comm, float* out);
   size_t size() const { return acc_.size(); }
+  // The raw sums (the GPU backend fills them from its device-side sums) and their bounds.
+  int64_t* data() { return acc_.data(); }
+  int frac_bits() const { return frac_bits_; }
+  double limit() const { return limit_; }
 
  private:
   std::vector<int64_t> acc_;
+  int frac_bits_;
   double scale_, limit_;
   std::string name_;
 };

@@ -60,7 +60,7 @@ __device__ __forceinline__ long long fixed_of(double v) {
 }
 
 __global__ void fixed_outer_k(const float* A, int lda, int na, const float* X, int ldx, int nx, size_t M,
-                              double scale, double max_abs, unsigned long long* acc, int* bad) {
+                              double scale, double max_abs, unsigned long long* acc, int* bad, bool float_product) {
   const size_t t = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
   if (t >= static_cast<size_t>(na) * nx) return;
   const int c = static_cast<int>(t / nx), j = static_cast<int>(t % nx);
@@ -70,6 +70,12 @@ __global__ void fixed_outer_k(const float* A, int lda, int na, const float* X, i
   for (size_t r = r0; r < r1; ++r) {
     const float a = A[r * lda + c];
     if (a == 0.0f) continue;  // ReLU zeros: nothing to add (the CPU skips them too)
+    if (float_product) {
+      const float v = X ? a * X[r * ldx + j] : a;
+      if (!(fabs(static_cast<double>(v)) < max_abs)) ok = false;
+      sum += llround(static_cast<double>(v) * scale);
+      continue;
+    }
     const double x = X ? static_cast<double>(X[r * ldx + j]) : 1.0;
     const double p = static_cast<double>(a) * x;
     if (!(fabs(p) < max_abs)) ok = false;
@@ -114,14 +120,30 @@ void linear_backward_input(Blas& blas, const float* dZ, int ldz, size_t M, int o
     gemm(blas, CUBLAS_OP_N, in, static_cast<int>(kRows), out, W, in, dZ + r * ldz, ldz, dX + r * ldx, ldx);
 }
 
+__global__ void copy_columns_k(const float* src, int lds, float* dst, int ldd, size_t rows, int cols) {
+  const size_t t = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  if (t >= rows * cols) return;
+  const size_t r = t / cols;
+  const int c = static_cast<int>(t % cols);
+  dst[r * ldd + c] = src[r * lds + c];
+}
+
+void copy_columns(const float* src, int lds, float* dst, int ldd, size_t rows, int cols, cudaStream_t st) {
+  if (rows == 0 || cols == 0) return;
+  copy_columns_k<<<static_cast<unsigned>((rows * cols + kThreads - 1) / kThreads), kThreads, 0, st>>>(src, lds, dst, ldd,
+                                                                                                   rows, cols);
+  CK(cudaGetLastError());
+}
+
 void fixed_outer_sum(const float* A, int lda, int na, const float* X, int ldx, int nx, size_t M, int frac_bits,
-                     double max_abs, int64_t* acc, int* bad, cudaStream_t st) {
+                     double max_abs, int64_t* acc, int* bad, cudaStream_t st, FixedRounding mode) {
   if (M == 0 || na == 0 || nx == 0) return;
   const size_t cells = static_cast<size_t>(na) * nx;
   const dim3 grid(static_cast<unsigned>((cells + kThreads - 1) / kThreads),
                   static_cast<unsigned>((M + kSampleChunk - 1) / kSampleChunk));
   fixed_outer_k<<<grid, kThreads, 0, st>>>(A, lda, na, X, ldx, nx, M, std::ldexp(1.0, frac_bits), max_abs,
-                                          reinterpret_cast<unsigned long long*>(acc), bad);
+                                          reinterpret_cast<unsigned long long*>(acc), bad,
+                                          mode == FixedRounding::kFloatProduct);
   CK(cudaGetLastError());
 }
 

@@ -47,12 +47,22 @@ void linear_forward(Blas& blas, const float* X, int ldx, size_t M, int in, const
 void linear_backward_input(Blas& blas, const float* dZ, int ldz, size_t M, int out, const float* W, int in,
                            float* dX, int ldx);
 
-// acc[c*nx + j] += sum over r < M of fixed(A[r*lda + c] * X[r*ldx + j]) for c < na, j < nx, where
-// fixed(v) = round-to-nearest(v * 2^frac_bits) as an int64 and the product is formed in double
-// (exact for two floats). X == nullptr means a column of ones (a bias: acc[c] += fixed(A[r, c])).
-// A product that is not finite or reaches max_abs sets *bad to 1 (a diverged run).
+// How one contribution a * x becomes an integer, as the two CPU reductions do it:
+//   kExactProduct (core/ncf_model.h DenseGradAccum): the product in double (exact for two floats),
+//                 rounded to nearest-even at 2^-frac_bits;
+//   kFloatProduct (dist/dense_allreduce.h ExactGradientSum): the product in float, then llround
+//                 (half away from zero) at 2^-frac_bits.
+enum class FixedRounding { kExactProduct, kFloatProduct };
+
+// acc[c*nx + j] += sum over r < M of fixed(A[r*lda + c] * X[r*ldx + j]) for c < na, j < nx.
+// X == nullptr means a column of ones (a bias: acc[c] += fixed(A[r, c])). Zeros of A add nothing.
+// A contribution that is not finite or reaches max_abs sets *bad to 1 (a diverged run).
 void fixed_outer_sum(const float* A, int lda, int na, const float* X, int ldx, int nx, size_t M,
-                     int frac_bits, double max_abs, int64_t* acc, int* bad, cudaStream_t st);
+                     int frac_bits, double max_abs, int64_t* acc, int* bad, cudaStream_t st,
+                     FixedRounding mode = FixedRounding::kExactProduct);
+
+// dst[r, 0:cols] = src[r, 0:cols] for r < rows (row strides lds, ldd).
+void copy_columns(const float* src, int lds, float* dst, int ldd, size_t rows, int cols, cudaStream_t st);
 
 // ReLU's gradient: dZ[r, c] = 0 where !(Z[r, c] > 0) (strides ld), r < M, c < n.
 void relu_mask(const float* Z, int ldz, float* dZ, int lddz, size_t M, int n, cudaStream_t st);

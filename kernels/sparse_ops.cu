@@ -297,13 +297,14 @@ __global__ void mf_fb_k(const float* U, const float* I, size_t n, MfParams p, fl
     }
   }
   if (p.l2 > 0) {
+    const int rd = p.reg_dim > 0 ? p.reg_dim : d;
     double r = dot8(u, u, d, l);
-    for (int k = 0; k < per; ++k) r += dot8(ip + k * d, ip + k * d, d, l);
+    for (int k = 0; k < per; ++k) r += dot8(ip + k * d, ip + k * d, rd, l);
     loss += 0.5 * p.l2 * r * (p.bpr ? p.negs : per);
     if (live) {
       for (int q = l; q < d; q += 8) gu[q] += p.reg * u[q];
       for (int k = 0; k < per; ++k)
-        for (int q = l; q < d; q += 8) gip[k * d + q] += p.reg * ip[k * d + q];
+        for (int q = l; q < rd; q += 8) gip[k * d + q] += p.reg * ip[k * d + q];
     }
   }
   if (live && l == 0) loss_out[i] = loss;

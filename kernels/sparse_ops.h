@@ -104,6 +104,7 @@ void reduce_apply(const char* records, size_t n, int dim, int64_t local_rows, fl
 
 struct MfParams {
   int dim = 0, per = 2, negs = 1;
+  int reg_dim = 0;  // L2 covers the first reg_dim floats of an item vector (VBPR: its embedding); 0: all
   bool bpr = true;
   float inv = 0, reg = 0, l2 = 0;
 };
