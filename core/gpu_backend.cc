@@ -14,6 +14,7 @@
 #include "dist/device_embedding.h"
 #include "dist/nccl_comm.h"
 #include "kernels/cuda_util.h"
+#include "kernels/dense_ops.h"
 #include "kernels/sparse_ops.h"
 
 namespace shardrec {
@@ -91,6 +92,15 @@ class CudaBackend final : public GpuBackend {
       : cfg_(cfg), ctx_(cfg.gpu_comm, host), device_(ctx_.device()), host_(host) {
     user_ = std::make_unique<dist::DeviceEmbedding>(model.user, ctx_.stream());
     item_ = std::make_unique<dist::DeviceEmbedding>(model.item, ctx_.stream());
+    if (model.vbpr()) {
+      // VBPR: the frozen feature rows live beside the item rows (same sharding, so the item
+      // routing serves both); W and b stay on the host, updated there exactly as on the CPU.
+      model_ = &model;
+      feat_ = std::make_unique<dist::DeviceEmbedding>(*model.features, ctx_.stream());
+      blas_ = std::make_unique<kc::Blas>(ctx_.stream());
+      gW_ = std::make_unique<dist::ExactGradientSum>(model.W.size(), kVbprFracBits, "vbpr.W");
+      gb_ = std::make_unique<dist::ExactGradientSum>(model.b.size(), kVbprFracBits, "vbpr.b");
+    }
     // This rank's training rows, once: CSR offsets, items, and each row's user.
     const io::UserSlice& tr = data.train();
     rows_ = static_cast<size_t>(tr.rows());
@@ -149,25 +159,41 @@ class CudaBackend final : public GpuBackend {
   // The strategy's passes over the batch now in uid_/iid_/ukey_/ikey_ (n samples).
   void run_step(Strategy& strategy, int epoch, int64_t step, size_t n, int64_t global_n, dist::ExactSums& loss_sum) {
     cudaStream_t st = ctx_.stream();
-    const int negs = cfg_.negatives, per = 1 + negs, d = user_->dim();
+    const int negs = cfg_.negatives, per = 1 + negs;
+    const int d = user_->dim();    // the scoring width: a user row, an item's q vector
+    const int de = item_->dim();   // an item's embedding row (d for MF, d / 2 for VBPR)
     const size_t ni = n * per, n1 = std::max<size_t>(n, 1), ni1 = std::max<size_t>(ni, 1);
     // A sample runs on its user's owner: user rows never travel.
     user_->route(ctx_.comm(), uid_.data(), n, /*local_only=*/true, ur_);
     item_->route(ctx_.comm(), iid_.data(), ni, /*local_only=*/false, ir_);
     float* U = U_.get(n1 * d);
-    float* I = I_.get(ni1 * d);
+    float* I = I_.get(ni1 * de);
     float* gU = gU_.get(n1 * d);
-    float* gI = gI_.get(ni1 * d);
+    float* gI = gI_.get(ni1 * de);
     double* loss = loss_.get(n1);
     double* loss_h = loss_h_.get(n1 + 1);
     const bool bpr = cfg_.loss == "bpr";
+    // VBPR: q = [e, W f + b] per item occurrence, and its gradient.
+    const int F = feat_ ? feat_->dim() : 0;
+    const size_t nip = std::max(kc::padded_rows(ni), kc::kRows);
+    float* Fb = feat_ ? F_.get(nip * F) : nullptr;
+    float* Q = feat_ ? Q_.get(nip * d) : I;
+    float* gQ = feat_ ? gQ_.get(ni1 * d) : gI;
+    bool features_here = false;
 
     FunctionOps ops;
     ops.fb = [&](float scale, bool record) {
       user_->gather(ctx_.comm(), ur_, U);
       item_->gather(ctx_.comm(), ir_, I);
+      if (feat_) {
+        // Feature rows never change: one transfer per step, through the item routing.
+        if (!features_here) feat_->gather(ctx_.comm(), ir_, Fb);
+        features_here = true;
+        item_vectors(I, Fb, ni, Q);
+      }
       kc::MfParams p;
       p.dim = d;
+      p.reg_dim = de;
       p.per = per;
       p.negs = negs;
       p.bpr = bpr;
@@ -175,7 +201,8 @@ class CudaBackend final : public GpuBackend {
       p.inv = scale / static_cast<float>(global_n * (bpr ? negs : per));
       p.reg = scale * cfg_.l2 / static_cast<float>(global_n);
       p.l2 = cfg_.l2;
-      kc::mf_forward_backward(U, I, n, p, gU, gI, loss, st);
+      kc::mf_forward_backward(U, Q, n, p, gU, gQ, loss, st);
+      if (feat_) projection_grads(gQ, Fb, ni, gI);
       SHARDREC_CUDA_CHECK(cudaMemcpyAsync(loss_h, loss, n * sizeof(double), cudaMemcpyDeviceToHost, st));
       SHARDREC_CUDA_CHECK(cudaMemcpyAsync(loss_h + n, failed_.data(), sizeof(int64_t), cudaMemcpyDeviceToHost, st));
       ctx_.sync();
@@ -200,8 +227,47 @@ class CudaBackend final : public GpuBackend {
       // The packed single sort (key bound num_train x (1 + negatives)) awaits a GPU run.
       user_->apply(ctx_.comm(), ur_, ukey_.data(), gU);
       item_->apply(ctx_.comm(), ir_, ikey_.data(), gI);
+      if (feat_) model_->apply_dense(host_, *gW_, *gb_);
     };
     strategy.step(step, ops);
+  }
+
+  // VBPR's item vectors q = [e, W f + b] for m occurrences (MFModel::item_vectors), W and b from
+  // the host model (updated there after every step).
+  void item_vectors(const float* E, const float* Fb, size_t m, float* Q) {
+    cudaStream_t st = ctx_.stream();
+    const int de = item_->dim(), d = 2 * de, F = feat_->dim();
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(W_.get(model_->W.size()), model_->W.data(), model_->W.size() * sizeof(float),
+                                        cudaMemcpyHostToDevice, st));
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(b_.get(de), model_->b.data(), de * sizeof(float), cudaMemcpyHostToDevice, st));
+    kc::copy_columns(E, de, Q, d, m, de, st);
+    kc::linear_forward(*blas_, Fb, F, m, F, W_.data(), b_.data(), de, /*relu=*/false, Q + de, d);
+    ctx_.sync();  // the host W and b may change once this returns
+  }
+
+  // dL/dq -> the embedding rows' gradient (first half) and the projection's exact sums (second
+  // half times the features), as the CPU step forms them.
+  void projection_grads(const float* gQ, const float* Fb, size_t m, float* gI) {
+    cudaStream_t st = ctx_.stream();
+    const int de = item_->dim(), d = 2 * de, F = feat_->dim();
+    kc::copy_columns(gQ, d, gI, de, m, de, st);
+    const size_t nw = model_->W.size();
+    int64_t* acc = acc_.get(nw + de);
+    int* bad = bad_.get(1);
+    SHARDREC_CUDA_CHECK(cudaMemsetAsync(acc, 0, (nw + de) * sizeof(int64_t), st));
+    SHARDREC_CUDA_CHECK(cudaMemsetAsync(bad, 0, sizeof(int), st));
+    kc::fixed_outer_sum(gQ + de, d, de, Fb, F, F, m, gW_->frac_bits(), gW_->limit(), acc, bad, st,
+                        kc::FixedRounding::kFloatProduct);
+    kc::fixed_outer_sum(gQ + de, d, de, nullptr, 0, 1, m, gb_->frac_bits(), gb_->limit(), acc + nw, bad, st,
+                        kc::FixedRounding::kFloatProduct);
+    int bad_h = 0;
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(gW_->data(), acc, nw * sizeof(int64_t), cudaMemcpyDeviceToHost, st));
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(gb_->data(), acc + nw, de * sizeof(int64_t), cudaMemcpyDeviceToHost, st));
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(&bad_h, bad, sizeof(int), cudaMemcpyDeviceToHost, st));
+    ctx_.sync();
+    if (bad_h)
+      fail("training diverged: a gradient of vbpr.W or vbpr.b is outside the exact-sum range (NaN, Inf or a "
+           "diverging step) on rank " + std::to_string(host_.rank()) + " (GPU backend; lower the learning rate)");
   }
 
   void download(MFModel& model) override {
@@ -238,6 +304,14 @@ class CudaBackend final : public GpuBackend {
   kc::Workspace order_ws_;
   std::unique_ptr<dist::DeviceEmbedding> user_, item_;
   dist::DeviceRouting ur_, ir_;
+  // VBPR only.
+  MFModel* model_ = nullptr;
+  std::unique_ptr<dist::DeviceEmbedding> feat_;
+  std::unique_ptr<kc::Blas> blas_;
+  std::unique_ptr<dist::ExactGradientSum> gW_, gb_;
+  DeviceBuffer<float> F_, Q_, gQ_, W_, b_;
+  DeviceBuffer<int64_t> acc_;
+  DeviceBuffer<int> bad_;
   DeviceBuffer<int64_t> uid_, iid_;
   DeviceBuffer<uint64_t> ukey_, ikey_;
   DeviceBuffer<float> U_, I_, gU_, gI_;
@@ -250,9 +324,6 @@ class CudaBackend final : public GpuBackend {
 std::unique_ptr<GpuBackend> GpuBackend::create(const TrainConfig& cfg, MFModel& model, const io::DataShard& data,
                                                dist::Comm& comm) {
   resolve_device("cuda");
-  if (model.vbpr())
-    fail("option --device cuda: model vbpr is not on the GPU backend yet (its projection needs the dense "
-         "kernels); use --device cpu");
   return std::make_unique<CudaBackend>(cfg, model, data, comm);
 }
 

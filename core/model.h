@@ -20,6 +20,9 @@
 
 namespace shardrec {
 
+// VBPR's projection gradients sum exactly at 2^-44 (any backend, any number of ranks).
+constexpr int kVbprFracBits = 44;
+
 class MFModel {
  public:
   // dataset: the dataset file, read for VBPR's feature rows (this rank's items only).

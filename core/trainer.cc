@@ -37,8 +37,8 @@ Trainer::Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& 
   cfg_.validate();
   if (resolve_device(cfg_.device) == "cuda") gpu_ = GpuBackend::create(cfg_, model_, data_, comm_);
   if (model_.vbpr()) {
-    gW_sum_ = std::make_unique<dist::ExactGradientSum>(model_.W.size(), 44, "vbpr.W");
-    gb_sum_ = std::make_unique<dist::ExactGradientSum>(model_.b.size(), 44, "vbpr.b");
+    gW_sum_ = std::make_unique<dist::ExactGradientSum>(model_.W.size(), kVbprFracBits, "vbpr.W");
+    gb_sum_ = std::make_unique<dist::ExactGradientSum>(model_.b.size(), kVbprFracBits, "vbpr.b");
   }
   num_train_ = data.info.rows[0];
   const io::UserSlice& tr = data.train();

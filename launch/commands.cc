@@ -710,8 +710,7 @@ int cmd_train(int argc, char** argv) {
   if (c.pointwise_model() && vm["loss"].defaulted()) c.loss = "bce";
   c.validate();
   c.device = resolve_device(c.device);
-  // MF checkpoints on the GPU backend too (the trainer copies the device state for them); VBPR
-  // and the pointwise models are refused on the GPU with their own messages.
+  // MF and VBPR checkpoint on the GPU backend too (the trainer copies the device state for them).
   const bool quiet = vm["quiet"].as<bool>();
   if (c.pointwise_model()) {
     // The pointwise trainer (GMF/NeuMF, Inverse Learning) has no checkpoints yet.
