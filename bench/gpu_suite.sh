@@ -106,15 +106,44 @@ for run in ("il_cpu", "il_gpu1", "il_gpu2"):
     r = json.load(open(f"{d}/{run}/result.json"))
     print(run, "test", {k: round(v, 5) for k, v in r["test"].items() if k in ("auc", "gauc", "logloss")}, "ig", r.get("ig"))
 PY
-  echo "--- pointwise epoch time, NeuMF dim 32 (MLP 256-128-64-32), IDL with 4 draws per row, batch 4096:"
-  pw="--data $d/il.h5 --model neumf --dim 32 --mlp-layers 3 --loss idl --il-unlabeled 4 --batch 4096 --lr 0.001 --eval-every 0 --ks 5 --valid-metric logloss"
-  $S train $pw --epochs 1 --device cpu 2>&1 | grep -E "^epoch|^data" | sed "s/^/  cpu 1 rank: /"
-  mpirun -np 16 --oversubscribe $S train $pw --epochs 1 --device cpu 2>&1 | grep -E "^epoch" | sed "s/^/  cpu 16 ranks: /"
-  $S train $pw --epochs 3 --device cuda 2>&1 | grep -E "^epoch|^device" | sed "s/^/  cuda 1 rank: /"
+  echo "--- pointwise training time: NeuMF dim 32 (MLP 256-128-64-32), IDL with 4 draws per labeled row, batch 4096"
+  awk 'BEGIN { s = 777;
+    for (u = 1; u <= 40000; u++) {
+      n = 8 + u % 23; g = u % 11;
+      for (k = 0; k < n; k++) {
+        s = (s * 1103515245 + 12345) % 2147483648; r = s / 2147483648;
+        s = (s * 1103515245 + 12345) % 2147483648; q = s / 2147483648;
+        if (r < 0.8) item = 1 + g + 11 * int(q * 500); else item = 1 + int(q * 5500);
+        rating = (r < 0.8) ? 3 + (u + k) % 3 : 1 + (u + k) % 3;
+        printf "%d\t%d\t%d\t%d\n", u, item, rating, 880000000 + k;
+      } } }' > $d/raw_big.tsv
+  $S prep --format ml-udata --input $d/raw_big.tsv --out $d/il_big.h5 --label-threshold 2 --rating-range 1:5 \
+    --ratios 0.6,0.2,0.2 --seed 7 | head -1
+  for strat in plain ig; do
+    pw="--data $d/il_big.h5 --model neumf --dim 32 --mlp-layers 3 --loss idl --strategy $strat --il-unlabeled 4 --batch 4096 --lr 0.001 --eval-every 0 --final-eval false --quiet --ks 5 --valid-metric logloss"
+    mpirun -np 16 --oversubscribe $S train $pw --epochs 1 --device cpu --run-dir $d/pw_cpu16_$strat > /dev/null 2>&1
+    $S train $pw --epochs 3 --device cuda --run-dir $d/pw_cuda_$strat > /dev/null 2>&1
+    python3 - "$d" "$strat" <<'PY'
+import sys, json, h5py
+d, strat = sys.argv[1], sys.argv[2]
+with h5py.File(f"{d}/il_big.h5", "r") as f:
+    rows = f["train/item"].shape[0]
+for run, label in ((f"pw_cpu16_{strat}", "cpu 16 ranks"), (f"pw_cuda_{strat}", "cuda 1 rank")):
+    try:
+        e = [json.loads(l) for l in open(f"{d}/{run}/metrics.jsonl")]
+    except OSError:
+        print(f"pointwise {strat} {label}: no run"); continue
+    secs = e[-1]["seconds"]
+    extra = f" ({rows / secs:,.0f} labeled rows/s)" if rows else ""
+    print(f"pointwise neumf idl {strat} {label}: last epoch {secs:.3f}s{extra}, loss {e[-1]['loss']:.5f}")
+PY
+  done
 
   step "checkpoints on the GPU: SIGUSR1 mid-run, exit 75, --resume on 2 ranks == an uninterrupted GPU run"
-  # Smaller batches and more epochs than above, so that the run is still going when the signal comes.
-  ck="--data $d/syn.h5 --epochs 8 --dim 32 --batch 256 --lr 0.01 --optimizer adam --ks 10,20 --device cuda"
+  # A larger data set (thousands of steps per epoch, no validation), so that the run is still going
+  # when the signal comes after the first epoch line.
+  $S synth --out $d/big.h5 --users 100000 --items 5000 --interactions 2000000 --seed 5 | tail -1
+  ck="--data $d/big.h5 --epochs 3 --dim 32 --batch 512 --lr 0.01 --optimizer adam --ks 10,20 --eval-every 0 --final-eval false --device cuda"
   $S train $ck --quiet --run-dir $d/ck_ref && echo "uninterrupted cuda run ok"
   $S train $ck --run-dir $d/ck --checkpoint-every 100 > $d/ck1.log 2>&1 &
   job=$!
@@ -142,7 +171,7 @@ PY
   step "compute-sanitizer memcheck over the kernel tests"
   if command -v compute-sanitizer >/dev/null; then
     timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 "$B/bin/test_device" \
-      --gtest_filter='Optimizers/DeviceTable.*:DeviceKernels.*:Devices/BackendTraining.*cuda_adam_dense_bpr_mirror:Devices/PointwiseBackends.*cuda_neumf_ig' 2>&1 |
+      --gtest_filter='Optimizers/DeviceTable.*:DeviceKernels.*:Devices/BackendTraining.*cuda_adam_dense_bpr_mirror:Devices/PointwiseBackends.*cuda_neumf_ig:Devices/VbprBackends.*cuda_mirror' 2>&1 |
       grep -E "Failure|Expected|Which is|max diff|ERROR SUMMARY|PASSED|FAILED" | head -40
     echo "compute-sanitizer exit: ${PIPESTATUS[0]}"
   fi

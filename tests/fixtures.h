@@ -12,6 +12,8 @@
 #include "core/rng.h"
 #include "dist/comm.h"
 #include "dist/sharded_embedding.h"
+#include "io/dataset.h"
+#include "io/features.h"
 #include "io/interactions.h"
 
 namespace shardrec::testing {
@@ -58,6 +60,7 @@ inline io::PreparedDataset labeled_dataset(int users, int items, int groups, uin
   return d;
 }
 
+
 // The whole table in id order, on every rank (gathered from the owners).
 inline std::vector<float> full_table(const dist::ShardedEmbedding& t, dist::Comm& comm) {
   std::vector<int64_t> ids;
@@ -98,6 +101,27 @@ inline std::string temp_dir(const std::string& name) {
   std::string base = "/tmp/shardrec-tests";
 #endif
   return base + "/" + name;
+}
+
+// A planted dataset with a "group" modality (one-hot of the item's group, 3 columns more of
+// noise) written to HDF5.
+inline std::string vbpr_dataset(const std::string& name, int users, int items, int groups, uint64_t seed) {
+  auto d = testing::planted_dataset(users, items, groups, seed);
+  const std::string dir = testing::temp_dir("vbpr");
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/" + name + ".h5";
+  std::filesystem::remove(path);
+  const int64_t F = groups + 3;
+  std::vector<float> feat(items * F, 0.0f);
+  CounterRng r(seed, 9);
+  for (int i = 0; i < items; ++i) {
+    feat[i * F + i % groups] = 1.0f;
+    for (int k = 0; k < 3; ++k) feat[i * F + groups + k] = static_cast<float>(r.normal() * 0.1);
+  }
+  io::write_dataset(d, path, "test_vbpr", [&](io::H5File& f) {
+    io::write_modality(f, "group", feat, items, F, 0, "test");
+  });
+  return path;
 }
 
 }  // namespace shardrec::testing

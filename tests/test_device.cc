@@ -261,25 +261,6 @@ TEST_P(BackendErrors, DivergenceNamesStepAndRank) {
   EXPECT_NE(e.find("on rank"), std::string::npos) << e;
 }
 
-TEST_P(BackendErrors, VbprIsRefusedOnCudaWithAClearMessage) {
-  const Dev dev = GetParam();
-  if (dev == Dev::kCpu) GTEST_SKIP() << "cpu: VBPR runs on the CPU (tests/test_vbpr.cc)";
-  SKIP_UNLESS(dev);
-  const TrainConfig c = config_for(kCases[0], dev);
-  const std::string e = testing::error_of([&] {
-    dist::run_ranks(1, [&](dist::Comm& comm) {
-      auto shard = io::shard_from_memory(testing::planted_dataset(10, 8, 2, 1), comm);
-      MFModel m(c, shard.users, shard.info.num_items, comm.rank());
-      // Feature rows make it a VBPR model, which the GPU backend must refuse.
-      m.features = std::make_unique<dist::ShardedEmbedding>("f", 9, shard.info.num_items, 2,
-                                                            dist::Sharding::modulo(shard.info.num_items, 1), 0, 1,
-                                                            dist::InitSpec{}, OptimizerConfig{});
-      GpuBackend::create(c, m, shard, comm);
-    });
-  });
-  EXPECT_NE(e.find("vbpr is not on the GPU backend"), std::string::npos) << e;
-}
-
 INSTANTIATE_TEST_SUITE_P(Devices, BackendErrors, ::testing::Values(Dev::kCpu, Dev::kCuda),
                          [](const auto& info) { return std::string(dev_name(info.param)); });
 
@@ -394,6 +375,69 @@ INSTANTIATE_TEST_SUITE_P(Devices, PointwiseBackends,
                          ::testing::Combine(::testing::Values(Dev::kCpu, Dev::kCuda), ::testing::ValuesIn(kPwCases)),
                          [](const auto& info) {
                            return std::string(dev_name(std::get<0>(info.param))) + "_" + std::get<1>(info.param).name;
+                         });
+
+// VBPR on both backends: q = [e, W f + b] with the projection on cuBLAS and its gradient summed
+// exactly like the CPU's (dist/dense_allreduce.h), with and without the mirror step and L2.
+class VbprBackends : public ::testing::TestWithParam<std::tuple<Dev, const char*>> {};
+
+TEST_P(VbprBackends, ReproducibleWorldSizeInvariantAndCloseToTheCpuReference) {
+  const auto [dev, strategy] = GetParam();
+  SKIP_UNLESS(dev);
+  TrainConfig c;
+  c.data = testing::vbpr_dataset(std::string("device_") + dev_name(dev) + "_" + strategy, 60, 40, 4, 3);
+  c.model = "vbpr";
+  c.features = "group";
+  c.dim = 6;
+  c.batch = 37;
+  c.epochs = 2;
+  c.eval_every = 0;
+  c.opt.lr = 0.01f;
+  c.l2 = 1e-3f;
+  c.strategy = strategy;
+  c.mg_beta = 2;
+  c.device = dev_name(dev);
+  struct Out {
+    std::vector<float> user, item, W, b;
+  };
+  auto run = [&](int world, const TrainConfig& cfg) {
+    Out out;
+    dist::run_ranks(world, [&](dist::Comm& comm) {
+      auto shard = io::load_shard(cfg.data, comm);
+      Trainer t(cfg, shard, comm);
+      t.fit();
+      auto u = full_table(t.model().user, comm);
+      auto i = full_table(t.model().item, comm);
+      if (comm.rank() == 0) out = {u, i, t.model().W, t.model().b};
+    });
+    return out;
+  };
+  const Out one = run(1, c);
+  for (int world : {1, 2, 3}) {
+    const Out w = run(world, c);
+    EXPECT_TRUE(bitwise_equal(w.user, one.user)) << world << " ranks: user";
+    EXPECT_TRUE(bitwise_equal(w.item, one.item)) << world << " ranks: item";
+    EXPECT_TRUE(bitwise_equal(w.W, one.W)) << world << " ranks: W, max diff " << max_abs_diff(w.W, one.W);
+    EXPECT_TRUE(bitwise_equal(w.b, one.b)) << world << " ranks: b";
+  }
+  TrainConfig cc = c;
+  cc.device = "cpu";
+  const Out cpu = run(1, cc);
+  const double du = max_abs_diff(one.user, cpu.user), di = max_abs_diff(one.item, cpu.item),
+               dw = max_abs_diff(one.W, cpu.W), db = max_abs_diff(one.b, cpu.b);
+  std::printf("[ %s vbpr %s ] max |param - cpu|: user %.3g item %.3g W %.3g b %.3g\n", dev_name(dev), strategy, du, di,
+              dw, db);
+  EXPECT_LT(std::max({du, di, dw, db}), kPointwiseTolerance);
+  TrainConfig c0 = c;
+  c0.epochs = 0;
+  EXPECT_NE(run(1, c0).W, one.W);  // it trains the projection
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, VbprBackends,
+                         ::testing::Combine(::testing::Values(Dev::kCpu, Dev::kCuda),
+                                            ::testing::Values("plain", "mirror")),
+                         [](const auto& info) {
+                           return std::string(dev_name(std::get<0>(info.param))) + "_" + std::get<1>(info.param);
                          });
 
 TEST(Device, ResolveNamesTheOptionAndFallsBackToCpu) {

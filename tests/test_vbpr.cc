@@ -21,26 +21,7 @@ namespace {
 
 using testing::full_table;
 
-// A planted dataset with a "group" modality (one-hot of the item's group, 3 columns more of
-// noise) written to HDF5.
-std::string vbpr_dataset(const std::string& name, int users, int items, int groups, uint64_t seed) {
-  auto d = testing::planted_dataset(users, items, groups, seed);
-  const std::string dir = testing::temp_dir("vbpr");
-  std::filesystem::create_directories(dir);
-  const std::string path = dir + "/" + name + ".h5";
-  std::filesystem::remove(path);
-  const int64_t F = groups + 3;
-  std::vector<float> feat(items * F, 0.0f);
-  CounterRng r(seed, 9);
-  for (int i = 0; i < items; ++i) {
-    feat[i * F + i % groups] = 1.0f;
-    for (int k = 0; k < 3; ++k) feat[i * F + groups + k] = static_cast<float>(r.normal() * 0.1);
-  }
-  io::write_dataset(d, path, "test_vbpr", [&](io::H5File& f) {
-    io::write_modality(f, "group", feat, items, F, 0, "test");
-  });
-  return path;
-}
+using testing::vbpr_dataset;
 
 TrainConfig vbpr_config(const std::string& data) {
   TrainConfig c;
