@@ -223,10 +223,11 @@ class CudaBackend final : public GpuBackend {
       }
     };
     ops.ap = [&] {
-      // No key bound: the two-sort reduction is the path validated on a GPU (docs/benchmarks.md).
-      // The packed single sort (key bound num_train x (1 + negatives)) awaits a GPU run.
-      user_->apply(ctx_.comm(), ur_, ukey_.data(), gU);
-      item_->apply(ctx_.comm(), ir_, ikey_.data(), gI);
+      // Order keys are epoch positions (users) and position x per + k (items): with these bounds
+      // the owners sort (row, key) packed in one radix sort instead of two stable ones.
+      const uint64_t users_bound = static_cast<uint64_t>(num_train_);
+      user_->apply(ctx_.comm(), ur_, ukey_.data(), gU, users_bound);
+      item_->apply(ctx_.comm(), ir_, ikey_.data(), gI, users_bound * static_cast<uint64_t>(per));
       if (feat_) model_->apply_dense(host_, *gW_, *gb_);
     };
     strategy.step(step, ops);
