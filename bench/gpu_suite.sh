@@ -141,13 +141,14 @@ PY
 
   step "checkpoints on the GPU: SIGUSR1 mid-run, exit 75, --resume on 2 ranks == an uninterrupted GPU run"
   # A larger data set (thousands of steps per epoch, no validation), so that the run is still going
-  # when the signal comes after the first epoch line.
+  # when the signal comes after its first periodic checkpoint.
   $S synth --out $d/big.h5 --users 100000 --items 5000 --interactions 2000000 --seed 5 | tail -1
   ck="--data $d/big.h5 --epochs 3 --dim 32 --batch 512 --lr 0.01 --optimizer adam --ks 10,20 --eval-every 0 --final-eval false --device cuda"
   $S train $ck --quiet --run-dir $d/ck_ref && echo "uninterrupted cuda run ok"
   $S train $ck --run-dir $d/ck --checkpoint-every 100 > $d/ck1.log 2>&1 &
   job=$!
-  for _ in $(seq 600); do grep -q "epoch 1/" $d/ck1.log && break; sleep 0.05; done
+  # The first periodic checkpoint shows the run is under way (its stdout is block-buffered in a file).
+  for _ in $(seq 1200); do ls $d/ck/checkpoints/ckpt-*.h5 >/dev/null 2>&1 && break; sleep 0.02; done
   kill -USR1 $job
   wait $job; rc=$?
   if [ $rc -eq 75 ] && grep -q "stopped by SIGUSR1" $d/ck1.log && [ ! -f $d/ck/params.h5 ]; then
