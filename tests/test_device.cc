@@ -400,11 +400,20 @@ TEST_P(VbprBackends, ReproducibleWorldSizeInvariantAndCloseToTheCpuReference) {
   struct Out {
     std::vector<float> user, item, W, b;
   };
-  auto run = [&](int world, const TrainConfig& cfg) {
+  // load: resume from this checkpoint; stop_at: checkpoint to `save` at that step and stop.
+  auto run = [&](int world, const TrainConfig& cfg, const std::string& load = "", int64_t stop_at = 0,
+                 const std::string& save = "") {
     Out out;
     dist::run_ranks(world, [&](dist::Comm& comm) {
       auto shard = io::load_shard(cfg.data, comm);
       Trainer t(cfg, shard, comm);
+      if (!load.empty()) io::load_checkpoint(load, t, cfg, shard.info, comm);
+      if (stop_at > 0)
+        t.set_step_hook([&](Trainer& tr) {
+          if (tr.global_step() != stop_at) return false;
+          io::save_checkpoint(save, tr, comm);
+          return true;
+        });
       t.fit();
       auto u = full_table(t.model().user, comm);
       auto i = full_table(t.model().item, comm);
@@ -431,6 +440,20 @@ TEST_P(VbprBackends, ReproducibleWorldSizeInvariantAndCloseToTheCpuReference) {
   TrainConfig c0 = c;
   c0.epochs = 0;
   EXPECT_NE(run(1, c0).W, one.W);  // it trains the projection
+  // A checkpoint mid-epoch 2 on 2 ranks, resumed on 3: bitwise the uninterrupted run (W, b and
+  // their Adam state live on the host, the rows' on the device).
+  const std::string ck = testing::fresh_path("device_checkpoint", std::string("vbpr-") + dev_name(dev) + "-" + strategy + ".h5");
+  int64_t steps = 0;
+  dist::run_ranks(1, [&](dist::Comm& comm) {
+    auto shard = io::load_shard(c.data, comm);
+    steps = Trainer(c, shard, comm).steps_per_epoch();
+  });
+  run(2, c, "", steps + 2, ck);
+  const Out resumed = run(3, c, ck);
+  EXPECT_TRUE(bitwise_equal(resumed.user, one.user)) << "resumed: user";
+  EXPECT_TRUE(bitwise_equal(resumed.item, one.item)) << "resumed: item";
+  EXPECT_TRUE(bitwise_equal(resumed.W, one.W)) << "resumed: W";
+  EXPECT_TRUE(bitwise_equal(resumed.b, one.b)) << "resumed: b";
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, VbprBackends,
