@@ -282,7 +282,7 @@ void add_eval_options(po::options_description& d) {
       "score-budget", po::value<int64_t>()->default_value(1 << 24),
       "scores held at once per rank during full ranking (memory = 4 bytes each)")(
       "eval-device", po::value<std::string>()->default_value("cpu"),
-      "where full ranking scores the item shards: cpu, or cuda (same lists; not yet validated on a GPU)")(
+      "where full ranking scores the item shards: cpu, or cuda (the same lists)")(
       "gauc-impressions", po::value<bool>()->default_value(false),
       "gmf/neumf (labeled protocol): weight each user's AUC in GAUC by the user's rows");
 }
@@ -367,6 +367,9 @@ std::string ig_json(const IgStats& s) {
 int train_pointwise(const TrainConfig& c, bool quiet, bool final_eval, int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
+        // Again once MPI runs: its start-up may put its own SIGUSR1 handler in place of ours (a
+        // singleton whose PMIx differs from the build's did, on the GPU machine).
+        if (!c.run_dir.empty()) std::signal(SIGUSR1, on_checkpoint_signal);
         const bool root = comm.rank() == 0;
         std::unique_ptr<RunDirLock> lock;
         if (!c.run_dir.empty() && root) {
