@@ -367,9 +367,6 @@ std::string ig_json(const IgStats& s) {
 int train_pointwise(const TrainConfig& c, bool quiet, bool final_eval, int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
-        // Again once MPI runs: its start-up may put its own SIGUSR1 handler in place of ours (a
-        // singleton whose PMIx differs from the build's did, on the GPU machine).
-        if (!c.run_dir.empty()) std::signal(SIGUSR1, on_checkpoint_signal);
         const bool root = comm.rank() == 0;
         std::unique_ptr<RunDirLock> lock;
         if (!c.run_dir.empty() && root) {
@@ -724,6 +721,9 @@ int cmd_train(int argc, char** argv) {
   }
   return run_mpi(
       [&](dist::Comm& comm) {
+        // Again once MPI runs: its start-up may put its own SIGUSR1 handler in place of ours (a
+        // singleton whose PMIx differs from the build's did, on the GPU machine).
+        if (!c.run_dir.empty()) std::signal(SIGUSR1, on_checkpoint_signal);
         const bool root = comm.rank() == 0;
         std::unique_ptr<RunDirLock> lock;
         if (!c.run_dir.empty() && root) {
