@@ -27,6 +27,25 @@ nccl_dir=$(find_lib 'libnccl.so*')
 blas_dir=$(find_lib 'libcublas.so.13')
 export LD_LIBRARY_PATH=$B/lib:${nccl_dir}:${blas_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+# compare_with_cpu PREFIX METRICS: runs PREFIXcpu, PREFIXgpu1 and PREFIXgpu2 under $d: the largest
+# parameter difference cuda - cpu per tensor, and the test metrics (and IG decisions) of each run.
+compare_with_cpu() {
+  python3 - "$d" "$1" "$2" <<'PY'
+import sys, json, h5py, numpy as np
+d, pre, metrics = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+def tables(run):
+    with h5py.File(f"{d}/{run}/params.h5", "r") as f:
+        out = {}
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) and o.dtype.kind == "f" else None)
+        return out
+c, g = tables(pre + "cpu"), tables(pre + "gpu1")
+for k in sorted(c):
+    print(f"{pre}max |cuda - cpu| {k}: {np.max(np.abs(c[k].astype(np.float64) - g[k])):.3g}")
+for run in (pre + "cpu", pre + "gpu1", pre + "gpu2"):
+    r = json.load(open(f"{d}/{run}/result.json"))
+    print(run, "test", {k: round(v, 5) for k, v in r["test"].items() if k in metrics}, "ig", r.get("ig", "-"))
+PY
+}
 {
   step machine
   nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
@@ -55,21 +74,7 @@ step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
   $S eval --data $d/syn.h5 --params $d/gpu1/params.h5 --split test > $d/eval_cpu.txt &&
   mpirun -np 2 --oversubscribe $S eval --data $d/syn.h5 --params $d/gpu1/params.h5 --split test --eval-device cuda > $d/eval_cuda.txt &&
   cmp $d/eval_cpu.txt $d/eval_cuda.txt && echo "eval --eval-device cuda (2 ranks) == eval on the CPU (identical output)"
-  python3 - "$d" <<'PY'
-import sys, json, h5py, numpy as np
-d = sys.argv[1]
-def tables(run):
-    with h5py.File(f"{d}/{run}/params.h5", "r") as f:
-        out = {}
-        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) and o.dtype.kind == "f" else None)
-        return out
-c, g = tables("cpu"), tables("gpu1")
-for k in sorted(c):
-    print(f"max |cuda - cpu| {k}: {np.max(np.abs(c[k].astype(np.float64) - g[k])):.3g}")
-for run in ("cpu", "gpu1", "gpu2"):
-    r = json.load(open(f"{d}/{run}/result.json"))
-    print(run, "test", {k: round(v, 5) for k, v in r["test"].items() if k in ("recall@20", "ndcg@20", "auc")})
-PY
+  compare_with_cpu "" recall@20,ndcg@20,auc
   echo "--- NCCL with two ranks on one GPU (expected to be refused by NCCL with a clear error):"
   timeout 120 mpirun -np 2 --oversubscribe $S train $common --device cuda --gpu-comm nccl --run-dir $d/nccl2 2>&1 | grep -i -E "error|nccl" | grep -v pmix | head -6
 
@@ -91,21 +96,7 @@ PY
   $S train $il --device cuda --run-dir $d/il_gpu1 && echo "neumf ig cuda 1-rank run ok"
   mpirun -np 2 --oversubscribe $S train $il --device cuda --gpu-comm host --run-dir $d/il_gpu2 && echo "neumf ig cuda 2-rank run ok"
   cmp $d/il_gpu1/params.h5 $d/il_gpu2/params.h5 && echo "neumf ig params.h5: cuda 1 rank == cuda 2 ranks (byte-identical)"
-  python3 - "$d" <<'PY'
-import sys, json, h5py, numpy as np
-d = sys.argv[1]
-def tables(run):
-    with h5py.File(f"{d}/{run}/params.h5", "r") as f:
-        out = {}
-        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) and o.dtype.kind == "f" else None)
-        return out
-c, g = tables("il_cpu"), tables("il_gpu1")
-for k in sorted(c):
-    print(f"neumf ig max |cuda - cpu| {k}: {np.max(np.abs(c[k].astype(np.float64) - g[k])):.3g}")
-for run in ("il_cpu", "il_gpu1", "il_gpu2"):
-    r = json.load(open(f"{d}/{run}/result.json"))
-    print(run, "test", {k: round(v, 5) for k, v in r["test"].items() if k in ("auc", "gauc", "logloss")}, "ig", r.get("ig"))
-PY
+  compare_with_cpu il_ auc,gauc,logloss
   echo "--- pointwise training time: NeuMF dim 32 (MLP 256-128-64-32), IDL with 4 draws per labeled row, batch 4096"
   awk 'BEGIN { s = 777;
     for (u = 1; u <= 40000; u++) {

@@ -12,6 +12,8 @@
 #include "core/rng.h"
 #include "dist/comm.h"
 #include "dist/sharded_embedding.h"
+#include "core/trainer.h"
+#include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "io/features.h"
 #include "io/interactions.h"
@@ -122,6 +124,19 @@ inline std::string vbpr_dataset(const std::string& name, int users, int items, i
     io::write_modality(f, "group", feat, items, F, 0, "test");
   });
   return path;
+}
+
+// Resumes t from the checkpoint `load` (when given) and, with stop_at > 0, makes it write the
+// checkpoint `save` at that global step and stop there (the tests' checkpoint/resume harness).
+inline void checkpoint_and_resume(Trainer& t, const TrainConfig& c, const io::DatasetInfo& info, dist::Comm& comm,
+                                  const std::string& load, int64_t stop_at, const std::string& save) {
+  if (!load.empty()) io::load_checkpoint(load, t, c, info, comm);
+  if (stop_at > 0)
+    t.set_step_hook([&comm, stop_at, save](Trainer& tr) {
+      if (tr.global_step() != stop_at) return false;
+      io::save_checkpoint(save, tr, comm);
+      return true;
+    });
 }
 
 }  // namespace shardrec::testing

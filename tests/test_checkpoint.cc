@@ -46,13 +46,7 @@ Final run(int world, const TrainConfig& c, const Loader& loader, const std::stri
   dist::run_ranks(world, [&](dist::Comm& comm) {
     auto shard = loader(comm);
     Trainer t(c, shard, comm);
-    if (!load.empty()) io::load_checkpoint(load, t, c, shard.info, comm);
-    if (stop_at > 0)
-      t.set_step_hook([&](Trainer& tr) {
-        if (tr.global_step() != stop_at) return false;
-        io::save_checkpoint(save, tr, comm);
-        return true;
-      });
+    testing::checkpoint_and_resume(t, c, shard.info, comm, load, stop_at, save);
     auto fit = t.fit();
     auto u = full_table(t.model().user, comm);
     auto i = full_table(t.model().item, comm);

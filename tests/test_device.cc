@@ -407,13 +407,7 @@ TEST_P(VbprBackends, ReproducibleWorldSizeInvariantAndCloseToTheCpuReference) {
     dist::run_ranks(world, [&](dist::Comm& comm) {
       auto shard = io::load_shard(cfg.data, comm);
       Trainer t(cfg, shard, comm);
-      if (!load.empty()) io::load_checkpoint(load, t, cfg, shard.info, comm);
-      if (stop_at > 0)
-        t.set_step_hook([&](Trainer& tr) {
-          if (tr.global_step() != stop_at) return false;
-          io::save_checkpoint(save, tr, comm);
-          return true;
-        });
+      testing::checkpoint_and_resume(t, cfg, shard.info, comm, load, stop_at, save);
       t.fit();
       auto u = full_table(t.model().user, comm);
       auto i = full_table(t.model().item, comm);
@@ -738,13 +732,7 @@ CkptRun train_ckpt(int world, const TrainConfig& c, const io::PreparedDataset& d
   dist::run_ranks(world, [&](dist::Comm& comm) {
     auto shard = io::shard_from_memory(d, comm);
     Trainer t(c, shard, comm);
-    if (!load.empty()) io::load_checkpoint(load, t, c, shard.info, comm);
-    if (stop_at > 0)
-      t.set_step_hook([&](Trainer& tr) {
-        if (tr.global_step() != stop_at) return false;
-        io::save_checkpoint(save, tr, comm);
-        return true;
-      });
+    testing::checkpoint_and_resume(t, c, shard.info, comm, load, stop_at, save);
     auto fit = t.fit();
     t.sync_state_to_host();  // the optimizer state too (the GPU backend keeps it on the device)
     const auto& m = t.model();
