@@ -39,6 +39,7 @@ class CudaPointwise final : public GpuPointwise {
     upload_dense(model.dense.data(), w_.get(nd_));
     gd_.resize(nd_);
     gd2_.resize(nd_);
+    gdense_.resize(nd_);
   }
 
   std::string describe() const override { return ctx_.describe(); }
@@ -137,12 +138,11 @@ class CudaPointwise final : public GpuPointwise {
     // Reference: the main Adam is re-created for every meta-iteration: a fresh step.
     user_->fresh_step(ctx_.comm(), ur_, ukey_.data(), gU_.data(), cfg_.opt.lr);
     item_->fresh_step(ctx_.comm(), ir_, ikey_.data(), gI_.data(), cfg_.opt.lr);
-    std::vector<float> gdense(nd_);
-    gd_.allreduce(ctx_.host(), gdense.data());
+    gd_.allreduce(ctx_.host(), gdense_.data());
     if (decision != 0)
-      for (size_t k = 0; k < nd_; ++k) gdense[k] += sign * gdense_idl[k];
+      for (size_t k = 0; k < nd_; ++k) gdense_[k] += sign * gdense_idl[k];
     ig::CandidateStep main{cfg_.opt.lr, true, cfg_.opt.beta1, cfg_.opt.beta2, cfg_.opt.eps};
-    main.step(gdense.data(), model_.dense.data(), static_cast<int>(nd_));
+    main.step(gdense_.data(), model_.dense.data(), static_cast<int>(nd_));
     upload_dense(model_.dense.data(), w_.data());
     return decision;
   }
@@ -278,9 +278,8 @@ class CudaPointwise final : public GpuPointwise {
   void apply_main(const float* gU, const float* gI) {
     user_->apply(ctx_.comm(), ur_, ukey_.data(), gU);
     item_->apply(ctx_.comm(), ir_, ikey_.data(), gI);
-    std::vector<float> gdense(nd_);
-    gd_.allreduce(ctx_.host(), gdense.data());
-    model_.apply_dense(gdense.data());
+    gd_.allreduce(ctx_.host(), gdense_.data());
+    model_.apply_dense(gdense_.data());
     upload_dense(model_.dense.data(), w_.data());
   }
 
@@ -301,7 +300,7 @@ class CudaPointwise final : public GpuPointwise {
   DeviceBuffer<double> loss_;
   PinnedBuffer<double> loss_h_;
   DenseGradAccum gd_, gd2_;
-  std::vector<float> delta_;
+  std::vector<float> delta_, gdense_;
 };
 
 }  // namespace

@@ -141,23 +141,23 @@ void DeviceEmbedding::apply(Comm& comm, const DeviceRouting& r, const uint64_t* 
   p.weight_decay = c.weight_decay;
   p.adam_step = host_opt_.adam_step();
   p.adam_bc2_sqrt = host_opt_.adam_bc2_sqrt();
-  reduce(comm, r, keys, grads, p, key_bound, nullptr);
+  reduce(comm, r, keys, grads, p, key_bound, false);
 }
 
 void DeviceEmbedding::reduce(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads,
-                             const kc::OptimizerParams& p, uint64_t key_bound, const kc::CandidateRows* cand) {
+                             const kc::OptimizerParams& p, uint64_t key_bound, bool save_candidate) {
   const size_t rec = kc::record_bytes(dim_);
   auto owner_side = [&](const char* recs, size_t n) {
-    kc::CandidateRows c;
-    if (cand) {  // room for one touched row per record
+    if (save_candidate) {  // room for one touched row per record
       cand_cap_ = n;
-      c.rows = cand_rows_.get(std::max<size_t>(n, 1));
-      c.orig = cand_orig_.get(std::max<size_t>(n * dim_, 1));
-      c.delta = cand_delta_.get(std::max<size_t>(n * dim_, 1));
-      c.count = cand_count_.get(1);
+      cand_rows_.get(std::max<size_t>(n, 1));
+      cand_orig_.get(std::max<size_t>(n * dim_, 1));
+      cand_delta_.get(std::max<size_t>(n * dim_, 1));
+      cand_count_.get(1);
     }
+    const kc::CandidateRows c = saved_candidate();
     kc::reduce_apply(recs, n, dim_, local_rows_, w_.data(), m_.data(), v_.data(), p, ws_, st_, key_bound,
-                     cand ? &c : nullptr);
+                     save_candidate ? &c : nullptr);
   };
   if (r.direct) {
     char* recs = send_rec_.get(std::max<size_t>(r.num_ids * rec, 1));
@@ -198,23 +198,24 @@ kc::OptimizerParams DeviceEmbedding::candidate_params(int kind, float lr, bool f
 
 void DeviceEmbedding::candidate(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads,
                                 float lr, bool fresh_adam, float* d_out) {
-  kc::CandidateRows c;
-  reduce(comm, r, keys, grads, candidate_params(4, lr, fresh_adam), 0, &c);
+  reduce(comm, r, keys, grads, candidate_params(4, lr, fresh_adam), 0, true);
   // The owners' rows now hold d: one gather brings every requester the d rows of its ids; then
   // the rows get their old values back.
   gather(comm, r, d_out);
-  kc::CandidateRows saved{cand_rows_.data(), cand_orig_.data(), cand_delta_.data(), cand_count_.data()};
-  kc::restore_rows(saved, dim_, w_.data(), st_, cand_cap_);
+  kc::restore_rows(saved_candidate(), dim_, w_.data(), st_, cand_cap_);
+}
+
+kc::CandidateRows DeviceEmbedding::saved_candidate() {
+  return {cand_rows_.data(), cand_orig_.data(), cand_delta_.data(), cand_count_.data()};
 }
 
 void DeviceEmbedding::commit_candidate(float sign) {
-  kc::CandidateRows saved{cand_rows_.data(), cand_orig_.data(), cand_delta_.data(), cand_count_.data()};
-  kc::commit_rows(saved, dim_, sign, w_.data(), st_, cand_cap_);
+  kc::commit_rows(saved_candidate(), dim_, sign, w_.data(), st_, cand_cap_);
 }
 
 void DeviceEmbedding::fresh_step(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads,
                                  float lr) {
-  reduce(comm, r, keys, grads, candidate_params(5, lr, true), 0, nullptr);
+  reduce(comm, r, keys, grads, candidate_params(5, lr, true), 0, false);
 }
 
 void DeviceEmbedding::reset_optimizer() {

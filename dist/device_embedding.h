@@ -69,10 +69,11 @@ class DeviceEmbedding {
   size_t memory_bytes() const;
 
  private:
-  // apply()'s exchange and owner-side reduction with optimizer parameters p.
+  // apply()'s exchange and owner-side reduction with optimizer parameters p; save_candidate keeps
+  // the touched rows for commit_candidate (p.kind 4).
   void reduce(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads,
-              const shardrec::kernels::cuda::OptimizerParams& p, uint64_t key_bound,
-              const shardrec::kernels::cuda::CandidateRows* cand);
+              const shardrec::kernels::cuda::OptimizerParams& p, uint64_t key_bound, bool save_candidate);
+  shardrec::kernels::cuda::CandidateRows saved_candidate();
   shardrec::kernels::cuda::OptimizerParams candidate_params(int kind, float lr, bool fresh_adam) const;
 
   std::string name_;
