@@ -28,18 +28,49 @@ std::string mib(double b) {
   else std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1024.0 * 1024));
   return buf;
 }
+
+// Row widths, items scored per sample and replicated dense parameters of a model.
+struct Shape {
+  double user_w, item_w, feat_w = 0, per, dense = 0;
+};
+Shape model_shape(const PlanInput& in) {
+  const double d = in.dim;
+  if (in.model == "mf") return {d, d, 0, 1.0 + in.negatives, 0};
+  if (in.model == "vbpr") {
+    if (in.feature_dim < 1) fail("plan: model vbpr needs --feature-dim (the item features' width)");
+    return {2 * d, d, static_cast<double>(in.feature_dim), 1.0 + in.negatives, d * in.feature_dim + d};
+  }
+  if (in.model != "gmf" && in.model != "neumf") fail("plan: --model '" + in.model + "': expected mf, vbpr, gmf or neumf");
+  if (!in.loss.empty() && in.loss != "bce" && in.loss != "idl" && in.loss != "bce-neg")
+    fail("plan: --loss '" + in.loss + "': expected bce, idl or bce-neg for " + in.model);
+  const double per = in.loss == "idl" || in.loss == "bce-neg" ? 1.0 + in.unlabeled : 1.0;
+  if (in.model == "gmf") return {d, d, 0, per, d + 1};
+  // NeuMF: MLP input 2m, each layer halving it, then the prediction layer over [gmf, mlp out].
+  const double m = d * std::ldexp(1.0, in.mlp_layers - 1);
+  double dense = 0, width = 2 * m;
+  for (int l = 0; l < in.mlp_layers; ++l, width /= 2) dense += width * (width / 2) + width / 2;
+  dense += d + width + 1;
+  return {d + m, d + m, 0, per, dense};
+}
 }  // namespace
 
 Plan make_plan(const PlanInput& in) {
   if (in.users <= 0 || in.items <= 0 || in.train_rows <= 0) fail("plan: users, items and train rows must be positive");
   if (in.world < 1) fail("plan: --world must be at least 1");
   if (in.dim < 1 || in.negatives < 1 || in.batch < 1) fail("plan: dim, negatives and batch must be positive");
+  const bool pointwise = in.model == "gmf" || in.model == "neumf";
+  if (in.strategy == "ig" && !pointwise) fail("plan: strategy ig is for gmf and neumf");
+  if (in.strategy == "mirror" && pointwise) fail("plan: strategy mirror is for mf and vbpr");
+  const Shape sh = model_shape(in);
   Plan p;
-  const double N = in.world, d = in.dim, per = 1 + in.negatives;
+  const double N = in.world, d = sh.item_w, per = sh.per;
   const double urows = ceil_div(in.users, N), irows = ceil_div(in.items, N);
-  const double sf = state_floats(in.optimizer, in.dim);
-  p.rank.tables = (urows + irows) * d * 4;
-  p.rank.optimizer = (urows + irows) * sf * 4;
+  const double sf = state_floats(in.optimizer, static_cast<int>(sh.user_w)),
+               sfi = state_floats(in.optimizer, static_cast<int>(sh.item_w));
+  p.rank.tables = (urows * sh.user_w + irows * (sh.item_w + sh.feat_w)) * 4;
+  p.rank.optimizer = (urows * sf + irows * sfi) * 4;
+  // Dense parameters: values, Adam's two moments, the gradient and its int64 exact sums.
+  p.rank.dense = sh.dense * (4 + 8 + 4 + 8);
   // Data: training rows (4 B item id) and held-out rows, indptr per split (8 B per user), and the
   // epoch's sample order (12 B per training row).
   const double trows = ceil_div(in.train_rows, N), hrows = ceil_div(in.heldout_rows, N);
@@ -50,19 +81,31 @@ Plan make_plan(const PlanInput& in) {
   const double occ = b * per;              // item occurrences
   const double remote = N > 1 ? occ * (N - 1) / N : 0.0;
   const double rec = 16 + 4 * d;
-  p.rank.buffers = 2 * (b * d * 4 + occ * d * 4)  // U, gU, I, gI
-                   + occ * 40                      // ids, keys, owners, local rows, slots
-                   + 2 * remote * rec              // gradient records out and in
-                   + 2 * remote * 4 * d            // rows out and in
-                   + in.score_budget * 4.0;        // full-ranking scores
-  p.rank.total = p.rank.tables + p.rank.optimizer + p.rank.data + p.rank.buffers;
+  const double q = sh.feat_w > 0 ? 2 * d : d;  // an item's scoring vector (vbpr: [e, W f + b])
+  p.rank.buffers = 2 * (b * sh.user_w * 4 + occ * q * 4)  // U, gU, I (or Q), gI (or gQ)
+                   + occ * sh.feat_w * 4                   // vbpr: the occurrences' feature rows
+                   + occ * 40                              // ids, keys, owners, local rows, slots
+                   + 2 * remote * rec                      // gradient records out and in
+                   + 2 * remote * 4 * (d + sh.feat_w)      // rows out and in
+                   + in.score_budget * 4.0;                // full-ranking scores
+  p.rank.total = p.rank.tables + p.rank.optimizer + p.rank.data + p.rank.buffers + p.rank.dense;
 
+  // IG: a share of the epoch's steps are meta-steps, which gather and send records twice.
+  const double meta = in.strategy == "ig" ? 1.0 - in.ig_train_ratio : 0.0;
+  // Training-train steps of IG score the labeled item only.
+  const double occ_scale = in.strategy == "ig" ? in.ig_train_ratio / per + meta : 1.0;
+  const double r_remote = remote * occ_scale;
   p.collectives = {
       {"item ids (counts)", N > 1 ? 8 * (N - 1) : 0, 1},
-      {"item ids", remote * 8 + (N > 1 ? 8 * (N - 1) : 0), 1},
-      {"item rows", remote * 4 * d, 1},
-      {"item gradient records", remote * rec, 1},
+      {"item ids", r_remote * 8 + (N > 1 ? 8 * (N - 1) : 0), 1},
+      {"item rows", r_remote * 4 * d, 1},
+      {"item gradient records", r_remote * rec, 1},
   };
+  if (sh.feat_w > 0) p.collectives.push_back({"item feature rows (vbpr)", remote * 4 * sh.feat_w, 1});
+  if (sh.dense > 0 && N > 1)
+    p.collectives.push_back({"dense exact gradient sums (allreduce)", sh.dense * 8 * (1 + meta), 1, true});
+  if (meta > 0)
+    p.collectives.push_back({"meta-steps: candidate rows + records (averaged)", remote * meta * (4 * d + rec), 2});
   double extra = 1.0;  // mirror batches repeat rows and gradients
   if (in.strategy == "mirror") {
     extra = 1.0 / in.mg_beta;
@@ -70,7 +113,12 @@ Plan make_plan(const PlanInput& in) {
                              (remote * 4 * d + remote * rec) * extra, 2});
   }
   for (const auto& c : p.collectives) p.bytes_per_step += c.bytes_per_step;
-  p.steps_per_epoch = static_cast<int64_t>(ceil_div(in.train_rows, in.batch));
+  if (in.strategy == "ig") {  // two phases, each with its own last partial batch
+    const double tt = std::floor(static_cast<double>(in.train_rows) * in.ig_train_ratio);
+    p.steps_per_epoch = static_cast<int64_t>(ceil_div(tt, in.batch) + ceil_div(in.train_rows - tt, in.batch));
+  } else {
+    p.steps_per_epoch = static_cast<int64_t>(ceil_div(in.train_rows, in.batch));
+  }
   p.compute_seconds = b / in.samples_per_s * (in.strategy == "mirror" ? 1.0 + 1.0 / in.mg_beta : 1.0);
   const double messages = (N > 1 ? N - 1 : 0) * (4 + (in.strategy == "mirror" ? 2.0 / in.mg_beta : 0));
   p.comm_seconds = p.bytes_per_step / in.bandwidth + messages * in.latency;
@@ -101,12 +149,14 @@ std::string format_plan(const PlanInput& in, const Plan& p) {
   char buf[512];
   std::string s;
   std::snprintf(buf, sizeof buf,
-                "plan: %lld users x %lld items, %lld training rows, dim %d, %s, batch %lld, %d rank(s), %s\n",
-                (long long)in.users, (long long)in.items, (long long)in.train_rows, in.dim,
+                "plan: %s, %lld users x %lld items, %lld training rows, dim %d, %s, batch %lld, %d rank(s), %s\n",
+                in.model.c_str(), (long long)in.users, (long long)in.items, (long long)in.train_rows, in.dim,
                 in.optimizer.c_str(), (long long)in.batch, in.world, in.strategy.c_str());
   s += buf;
   s += "memory per rank (largest): tables " + mib(p.rank.tables) + ", optimizer " + mib(p.rank.optimizer) +
-       ", data " + mib(p.rank.data) + ", buffers " + mib(p.rank.buffers) + " = " + mib(p.rank.total) + "\n";
+       ", data " + mib(p.rank.data) + ", buffers " + mib(p.rank.buffers) +
+       (p.rank.dense > 0 ? ", dense (replicated) " + mib(p.rank.dense) : std::string()) + " = " +
+       mib(p.rank.total) + "\n";
   s += "bytes sent per rank per step:\n";
   for (const auto& c : p.collectives) {
     std::snprintf(buf, sizeof buf, "  %-60s %12.0f B\n", c.name.c_str(), c.bytes_per_step);

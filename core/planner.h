@@ -8,6 +8,17 @@
 //   rows: one all-to-all of unique remote ids x 4d bytes;
 //   gradients: one all-to-all of remote occurrences x (16 + 4d) bytes.
 // "Unique" is bounded by the occurrences; the plan reports that upper bound.
+// Models change the row widths and what else moves:
+//   mf:    user and item rows d wide;
+//   vbpr:  user rows 2d, item rows d, plus F frozen feature floats per item that travel with the
+//          item rows once per step; the projection W (d x F) and b (d) are replicated, and their
+//          exact gradient sums (8 B per parameter) are allreduced every step;
+//   gmf, neumf: rows d (+ the MLP embedding, d * 2^(L-1), for neumf); a labeled row scores
+//          1 + unlabeled items (loss idl or bce-neg; bce scores the labeled item only); the MLP
+//          and prediction layer are replicated and their exact sums allreduced every step;
+//          strategy ig: of each epoch, ig_train_ratio of the rows take plain BCE steps and the
+//          rest meta-steps (rows gathered twice: theta and the candidate moves; records sent
+//          twice: the candidate reduction and the main step; dense sums allreduced twice).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -17,6 +28,12 @@ namespace shardrec {
 
 struct PlanInput {
   int64_t users = 0, items = 0, train_rows = 0, heldout_rows = 0;
+  std::string model = "mf";  // mf, vbpr, gmf, neumf
+  std::string loss = "";     // gmf/neumf: bce, idl or bce-neg ("" = bce)
+  int feature_dim = 0;       // vbpr: F, the item features' width
+  int mlp_layers = 3;        // neumf
+  int unlabeled = 1;         // gmf/neumf: unlabeled draws per labeled row (idl, bce-neg)
+  double ig_train_ratio = 0.9;
   int dim = 64, negatives = 1;
   int64_t batch = 2048;
   int world = 1;
@@ -32,12 +49,14 @@ struct PlanInput {
 
 struct PlanRank {
   double tables = 0, optimizer = 0, data = 0, buffers = 0, total = 0;  // bytes
+  double dense = 0;  // replicated dense parameters with their optimizer state and exact sums (in total)
 };
 
 struct PlanCollective {
   std::string name;
   double bytes_per_step = 0;  // sent by one rank (to other ranks)
   int calls_per_step = 0;
+  bool allreduce = false;  // an allreduce (not an all-to-all-v)
 };
 
 struct Plan {

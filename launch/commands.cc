@@ -979,12 +979,22 @@ int cmd_plan(int argc, char** argv) {
       "train-rows", po::value<int64_t>(&in.train_rows)->default_value(0), "training interactions")(
       "heldout-rows", po::value<int64_t>(&in.heldout_rows)->default_value(-1),
       "valid + test interactions (default: a quarter of the training rows)")(
+      "model", po::value<std::string>(&in.model)->default_value(in.model), "mf, vbpr, gmf or neumf")(
+      "loss", po::value<std::string>(&in.loss)->default_value("bce"),
+      "gmf/neumf: bce (labeled items only), idl or bce-neg (with the unlabeled draws)")(
+      "feature-dim", po::value<int>(&in.feature_dim)->default_value(0), "vbpr: width of the item features")(
+      "mlp-layers", po::value<int>(&in.mlp_layers)->default_value(in.mlp_layers), "neumf: MLP depth")(
+      "il-unlabeled", po::value<int>(&in.unlabeled)->default_value(in.unlabeled),
+      "gmf/neumf: unlabeled draws per labeled row")(
+      "ig-train-ratio", po::value<double>(&in.ig_train_ratio)->default_value(0.9),
+      "ig: share of labeled rows in training-train")(
       "dim", po::value<int>(&in.dim)->default_value(in.dim), "embedding size")(
-      "negatives", po::value<int>(&in.negatives)->default_value(in.negatives), "negatives per positive")(
+      "negatives", po::value<int>(&in.negatives)->default_value(in.negatives), "negatives per positive (mf, vbpr)")(
       "batch", po::value<int64_t>(&in.batch)->default_value(in.batch), "global batch")(
       "world", po::value<int>(&in.world)->default_value(in.world), "number of ranks")(
       "optimizer", po::value<std::string>(&in.optimizer)->default_value(in.optimizer), "sgd, adagrad, adam, adam_dense")(
-      "strategy", po::value<std::string>(&in.strategy)->default_value(in.strategy), "plain or mirror")(
+      "strategy", po::value<std::string>(&in.strategy)->default_value(in.strategy),
+      "plain, mirror (mf, vbpr) or ig (gmf, neumf)")(
       "mg-beta", po::value<int>(&in.mg_beta)->default_value(in.mg_beta), "Mirror Gradient interval")(
       "mem-per-rank", po::value<double>(&mem_gib)->default_value(0), "GiB available per rank (0: no check)")(
       "preset", po::value<std::string>(&preset)->default_value("cpu"),

@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "core/planner.h"
+#include "core/pointwise_trainer.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
@@ -75,6 +76,103 @@ TEST(Planner, MemoryAndRefusalWithAdvice) {
   in.world = 16;
   EXPECT_TRUE(make_plan(in).fits);
   in.world = 0;
+  EXPECT_THROW(make_plan(in), Error);
+}
+
+// The other models: wider rows, VBPR's feature rows, the pointwise models' unlabeled draws and
+// the Inverse Gradient's meta-steps, against the counters of real epochs.
+TEST(Planner, OtherModelsTrackTheCounters) {
+  struct M {
+    const char* model;
+    const char* loss;
+    const char* strategy;
+  };
+  const M cases[] = {{"vbpr", "bpr", "plain"}, {"vbpr", "bpr", "mirror"}, {"gmf", "bce", "plain"},
+                     {"neumf", "idl", "plain"}, {"neumf", "idl", "ig"}};
+  const auto labeled = testing::labeled_dataset(300, 200, 5, 21);
+  const std::string vbpr_data = testing::vbpr_dataset("planner", 300, 200, 5, 21);
+  for (const M& m : cases) {
+    TrainConfig c;
+    c.model = m.model;
+    c.loss = m.loss;
+    c.strategy = m.strategy;
+    c.dim = 8;
+    c.mlp_layers = 2;
+    c.batch = 64;
+    c.epochs = 1;
+    c.eval_every = 0;
+    c.il_unlabeled = 2;
+    c.ig_train_ratio = 0.75f;
+    c.mg_beta = 2;
+    const bool vbpr = std::string(m.model) == "vbpr";
+    c.data = vbpr ? vbpr_data : "<memory>";
+    if (vbpr) c.features = "group";
+    int64_t users = 0, items = 0, rows = 0;
+    for (int world : {2, 3}) {
+      uint64_t sent = 0;
+      dist::run_ranks(world, [&](dist::Comm& comm) {
+        auto shard = vbpr ? io::load_shard(c.data, comm) : io::shard_from_memory(labeled, comm);
+        users = shard.info.num_users;
+        items = shard.info.num_items;
+        rows = shard.info.rows[0];
+        comm.reset_stats();
+        if (vbpr) {
+          Trainer t(c, shard, comm);
+          comm.reset_stats();
+          t.train_epoch(1);
+        } else {
+          PointwiseTrainer t(c, shard, comm);
+          comm.reset_stats();
+          t.train_epoch(1);
+        }
+        int64_t mine = static_cast<int64_t>(comm.stats().alltoallv_bytes_sent);
+        comm.allreduce_sum(&mine, 1);
+        if (comm.rank() == 0) sent = static_cast<uint64_t>(mine);
+      });
+      PlanInput in;
+      in.model = m.model;
+      in.loss = vbpr ? "" : m.loss;
+      in.strategy = m.strategy;
+      in.feature_dim = vbpr ? 5 + 3 : 0;  // vbpr_dataset: one-hot of 5 groups + 3 noise columns
+      in.users = users;
+      in.items = items;
+      in.train_rows = rows;
+      in.dim = c.dim;
+      in.mlp_layers = c.mlp_layers;
+      in.unlabeled = c.il_unlabeled;
+      in.ig_train_ratio = c.ig_train_ratio;
+      in.mg_beta = c.mg_beta;
+      in.batch = c.batch;
+      in.world = world;
+      const Plan p = make_plan(in);
+      double upper = 0, records = 0;
+      for (const auto& col : p.collectives) {
+        if (col.name == "item ids (counts)" || col.allreduce) continue;
+        upper += col.bytes_per_step;
+        if (col.name == "item gradient records") records = col.bytes_per_step;
+      }
+      const double measured = static_cast<double>(sent) / world / static_cast<double>(p.steps_per_epoch);
+      const std::string what = std::string(m.model) + " " + m.loss + " " + m.strategy + ", " + std::to_string(world) + " ranks";
+      std::printf("[ %s ] bytes per rank per step: measured %.0f, plan's records %.0f, plan's bound %.0f\n",
+                  what.c_str(), measured, records, upper);
+      EXPECT_LE(measured, upper * 1.05) << what;
+      EXPECT_GE(measured, records * 0.9) << what;
+      EXPECT_GT(p.rank.dense, 0.0) << what;  // every one of these has replicated dense parameters
+    }
+  }
+  // A NeuMF's dense parameters by hand: dim 8, 2 layers: MLP embedding 16, layers 32->16->8,
+  // prediction over [8 gmf, 8 mlp] + bias.
+  PlanInput in;
+  in.model = "neumf";
+  in.dim = 8;
+  in.mlp_layers = 2;
+  in.users = in.items = in.train_rows = 100;
+  const double dense = (32 * 16 + 16) + (16 * 8 + 8) + (16 + 1);
+  EXPECT_DOUBLE_EQ(make_plan(in).rank.dense, dense * 24);
+  in.model = "vbpr";
+  EXPECT_THROW(make_plan(in), Error);  // no --feature-dim
+  in.model = "gmf";
+  in.strategy = "mirror";
   EXPECT_THROW(make_plan(in), Error);
 }
 
