@@ -62,7 +62,8 @@ expect_error "params given as dataset" "expected 'shardrec-dataset'" "$bin" eval
 expect_error "dataset given as params" "not a shardrec parameters file" "$bin" eval --data good.h5 --params good.h5
 expect_error "error on all ranks under mpirun" "nope.h5" "$mpiexec" --oversubscribe -np 2 "$bin" train --data nope.h5 --quiet
 # Labeled data (Inverse Learning): a rating outside the range, a threshold without ratings, and a
-# pointwise model on a dataset without labels; gmf refuses checkpoints and (in any build) --device cuda.
+# pointwise model on a dataset without labels; gmf refuses checkpoints; --device cuda without a
+# visible GPU (or in a build without CUDA) is refused naming the option.
 printf '1\t10\t5\n2\t11\t9\n' > rated.tsv
 expect_error "rating out of range" "rated.tsv: data row 2: field rating: 9 is outside the rating range [1, 5]" "$bin" prep --sep tab --rating-col 2 --input rated.tsv --out o9.h5 --label-threshold 2 --rating-range 1:5
 no_file o9.h5
@@ -72,7 +73,7 @@ no_file o10.h5
 expect_error "gmf on unlabeled data" "has no ratings" "$bin" train --data good.h5 --model gmf --epochs 1 --quiet
 expect_error "ig needs idl" "--loss idl" "$bin" train --data good.h5 --model gmf --strategy ig --quiet
 expect_error "gmf without checkpoints" "has no checkpoints yet" "$bin" train --data good.h5 --model gmf --run-dir ckrun --checkpoint-every 5 --quiet
-expect_error "gmf on the GPU backend" "option --device cuda" "$bin" train --data good.h5 --model gmf --device cuda --quiet
+expect_error "gmf on a machine without a GPU" "option --device cuda" "$bin" train --data good.h5 --model gmf --device cuda --quiet
 expect_error "unknown command" "unknown command" "$bin" frobnicate
 if [ $fails -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
 echo "all error cases ok"
