@@ -215,12 +215,18 @@ class RunDirLock {
     ::gethostname(h, sizeof h - 1);
     return h;
   }
-  // A lock left by a process of this host that no longer exists.
+  // A lock left by a process of this host that has exited: it no longer exists, or it is a zombie
+  // (killed, not yet reaped: its parent died with it, as mpirun does under SIGKILL).
   bool stale() const {
     long pid = 0;
     std::string h;
     std::ifstream(path_) >> pid >> h;
-    return pid > 0 && h == host() && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+    if (pid <= 0 || h != host()) return false;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) return true;
+    std::string stat;
+    std::getline(std::ifstream("/proc/" + std::to_string(pid) + "/stat"), stat);
+    const size_t comm_end = stat.rfind(')');  // "pid (comm) state ...": comm may hold spaces
+    return comm_end != std::string::npos && comm_end + 2 < stat.size() && stat[comm_end + 2] == 'Z';
   }
 };
 
