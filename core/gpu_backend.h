@@ -1,8 +1,9 @@
 // The GPU backend of the trainer (MF and VBPR). Everything of a training step runs on this rank's
 // GPU: the epoch order and the negatives (the CPU trainer's pure functions of the seed, so both
 // backends see identical batches), routing, row exchange, forward/backward (VBPR's projection on
-// cuBLAS; W and b stay host masters), gradient exchange and the fused optimizer update. The strategy (plain, Mirror Gradient) drives it through the same StepOps as on
-// the CPU, so a second pass reuses the step's routing here too.
+// cuBLAS; W and b stay host masters), gradient exchange and the fused optimizer update. The
+// strategy (plain, Mirror Gradient) drives it through the same StepOps as on the CPU, so a second
+// pass reuses the step's routing here too.
 // Builds without CUDA get a backend whose create() fails with a clear message.
 #pragma once
 #include <cstdint>
