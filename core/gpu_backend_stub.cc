@@ -27,7 +27,7 @@ std::unique_ptr<GpuBackend> GpuBackend::create(const TrainConfig&, MFModel&, con
   return nullptr;
 }
 
-std::unique_ptr<GpuPointwise> GpuPointwise::create(const TrainConfig&, NcfModel&, dist::Comm&) {
+std::unique_ptr<GpuPointwise> GpuPointwise::create(const TrainConfig&, NcfModel&, const io::DataShard&, dist::Comm&) {
   resolve_device("cuda");
   return nullptr;
 }

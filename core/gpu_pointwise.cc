@@ -13,6 +13,7 @@
 #include "kernels/cuda_util.h"
 #include "kernels/dense_ops.h"
 #include "kernels/ncf_ops.h"
+#include "kernels/sparse_ops.h"
 
 namespace shardrec {
 
@@ -26,8 +27,14 @@ constexpr double kMaxAbs = 64.0;  // core/ncf_model.cc: beyond this a fixed-poin
 
 class CudaPointwise final : public GpuPointwise {
  public:
-  CudaPointwise(const TrainConfig& cfg, NcfModel& model, dist::Comm& host)
+  CudaPointwise(const TrainConfig& cfg, NcfModel& model, const io::DataShard& data, dist::Comm& host)
       : cfg_(cfg), model_(model), ctx_(cfg.gpu_comm, host), blas_(ctx_.stream()) {
+    // This rank's training rows (CSR by local user), for the unlabeled draws.
+    const io::UserSlice& tr = data.train();
+    num_items_ = data.info.num_items;
+    upload(tr.ptr.data(), ptr_.get(tr.ptr.size()), tr.ptr.size());
+    upload(tr.item.data(), items_.get(std::max<size_t>(tr.item.size(), 1)), tr.item.size());
+    ctx_.sync();
     user_ = std::make_unique<dist::DeviceEmbedding>(model.user, ctx_.stream());
     item_ = std::make_unique<dist::DeviceEmbedding>(model.item, ctx_.stream());
     nd_ = model.dense.size();
@@ -44,8 +51,9 @@ class CudaPointwise final : public GpuPointwise {
 
   std::string describe() const override { return ctx_.describe(); }
 
-  void begin_step(const std::vector<int64_t>& uid, const std::vector<uint64_t>& ukey, const std::vector<int64_t>& iid,
-                  const std::vector<uint64_t>& ikey, const std::vector<uint8_t>& lab, int per) override {
+  void begin_step(int epoch, const std::vector<int64_t>& uid, const std::vector<uint64_t>& ukey,
+                  const std::vector<int64_t>& iid, const std::vector<uint64_t>& ikey, const std::vector<uint8_t>& lab,
+                  const std::vector<int64_t>& grow, const std::vector<int32_t>& user, int per) override {
     SHARDREC_CUDA_CHECK(cudaSetDevice(ctx_.device()));
     cudaStream_t st = ctx_.stream();
     n_ = uid.size();
@@ -56,8 +64,19 @@ class CudaPointwise final : public GpuPointwise {
     upload(iid.data(), iid_.get(ni1), n_ * per);
     upload(ikey.data(), ikey_.get(ni1), n_ * per);
     upload(lab.data(), lab_.get(n1), n_);
+    upload(grow.data(), grow_.get(n1), n_);
+    upload(user.data(), user_local_.get(n1), n_);
+    int64_t* failed = failed_.get(1);
+    SHARDREC_CUDA_CHECK(cudaMemsetAsync(failed, 0xff, sizeof(int64_t), st));  // -1: none
+    kc::draw_unlabeled(grow_.data(), user_local_.data(), n_, per, ptr_.data(), items_.data(), num_items_, cfg_.seed,
+                       epoch, iid_.data(), failed, st);
+    int64_t failed_row = -1;
+    SHARDREC_CUDA_CHECK(cudaMemcpyAsync(&failed_row, failed, sizeof failed_row, cudaMemcpyDeviceToHost, st));
     // The uploads come from pageable vectors the caller may change: finish them first.
     SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st));
+    if (failed_row >= 0)
+      fail("dataset " + cfg_.data + ": the user of training row " + std::to_string(failed_row) +
+           " rated every item, so no unlabeled item exists");
     // A row runs on its user's owner: user rows never travel.
     user_->route(ctx_.comm(), uid_.data(), n_, /*local_only=*/true, ur_);
     item_->route(ctx_.comm(), iid_.data(), n_ * per, /*local_only=*/false, ir_);
@@ -291,7 +310,9 @@ class CudaPointwise final : public GpuPointwise {
   dist::DeviceRouting ur_, ir_;
   size_t nd_ = 0, n_ = 0;
   int per_ = 1, g_ = 0, m_ = 0, R_ = 0, pin_ = 0, max_in_ = 0;
-  DeviceBuffer<int64_t> uid_, iid_, acc_;
+  DeviceBuffer<int64_t> uid_, iid_, acc_, ptr_, grow_, failed_;
+  DeviceBuffer<int32_t> items_, user_local_;
+  int64_t num_items_ = 0;
   DeviceBuffer<uint64_t> ukey_, ikey_;
   DeviceBuffer<uint8_t> lab_;
   DeviceBuffer<int> bad_;
@@ -305,9 +326,10 @@ class CudaPointwise final : public GpuPointwise {
 
 }  // namespace
 
-std::unique_ptr<GpuPointwise> GpuPointwise::create(const TrainConfig& cfg, NcfModel& model, dist::Comm& comm) {
+std::unique_ptr<GpuPointwise> GpuPointwise::create(const TrainConfig& cfg, NcfModel& model, const io::DataShard& data,
+                                                   dist::Comm& comm) {
   resolve_device("cuda");
-  return std::make_unique<CudaPointwise>(cfg, model, comm);
+  return std::make_unique<CudaPointwise>(cfg, model, data, comm);
 }
 
 }  // namespace shardrec

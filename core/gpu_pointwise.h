@@ -17,20 +17,26 @@
 #include "core/ncf_model.h"
 #include "dist/comm.h"
 #include "dist/exact_sum.h"
+#include "io/dataset.h"
 
 namespace shardrec {
 
 class GpuPointwise {
  public:
   virtual ~GpuPointwise() = default;
-  // Uploads the model's tables (fresh optimizer state) and dense parameters.
-  static std::unique_ptr<GpuPointwise> create(const TrainConfig& cfg, NcfModel& model, dist::Comm& comm);
+  // Uploads the model's tables (fresh optimizer state), dense parameters and this rank's training
+  // rows (the unlabeled draws are made on the device).
+  static std::unique_ptr<GpuPointwise> create(const TrainConfig& cfg, NcfModel& model, const io::DataShard& data,
+                                              dist::Comm& comm);
 
-  // The step's rows (host): n users with order keys, n * per items (labeled first, then the
-  // draws) with keys, n labels. Uploads and routes them (a collective).
-  virtual void begin_step(const std::vector<int64_t>& uid, const std::vector<uint64_t>& ukey,
+  // The step's rows (host): n users with order keys, n * per item slots (the labeled item first;
+  // the per - 1 unlabeled draws of row i are drawn here, PointwiseTrainer::sample_unlabeled's
+  // draws for dataset row grow[i] of local user user[i]) with keys, n labels. Uploads, draws and
+  // routes them (a collective).
+  virtual void begin_step(int epoch, const std::vector<int64_t>& uid, const std::vector<uint64_t>& ukey,
                           const std::vector<int64_t>& iid, const std::vector<uint64_t>& ikey,
-                          const std::vector<uint8_t>& lab, int per) = 0;
+                          const std::vector<uint8_t>& lab, const std::vector<int64_t>& grow,
+                          const std::vector<int32_t>& user, int per) = 0;
   // PointwiseTrainer::plain_step: losses of labeled rows (weight c_lab) to slot 0, of unlabeled
   // rows (weight c_unl; 0 skips them) to slot 1; one optimizer step on tables and dense.
   virtual void plain_step(double c_lab, double c_unl, dist::ExactSums& loss) = 0;

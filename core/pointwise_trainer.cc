@@ -44,7 +44,7 @@ PointwiseTrainer::PointwiseTrainer(const TrainConfig& cfg, const io::DataShard& 
   gd_.resize(model_.dense.size());
   gd2_.resize(model_.dense.size());
   gdense_.resize(model_.dense.size());
-  if (resolve_device(cfg_.device) == "cuda") gpu_ = GpuPointwise::create(cfg_, model_, comm_);
+  if (resolve_device(cfg_.device) == "cuda") gpu_ = GpuPointwise::create(cfg_, model_, data_, comm_);
 }
 
 int64_t PointwiseTrainer::sample_unlabeled(int epoch, int64_t global_row, int k,
@@ -81,6 +81,10 @@ void PointwiseTrainer::build_batch(int epoch, int64_t step, const Sample* s, siz
   iid_.resize(n * per);
   ikey_.resize(n * per);
   lab_.resize(n);
+  if (gpu_) {
+    grow_.resize(n);
+    ulocal_.resize(n);
+  }
   for (size_t i = 0; i < n; ++i) {
     const int64_t user = tr.user_lo + s[i].user;
     const uint64_t pos = pos0 + s[i].off;
@@ -88,12 +92,17 @@ void PointwiseTrainer::build_batch(int epoch, int64_t step, const Sample* s, siz
     ukey_[i] = pos;
     lab_[i] = labels_[0][s[i].row];
     iid_[i * per] = tr.item[s[i].row];
-    auto seen = tr.items_of(user);
-    for (int k = 1; k < per; ++k) iid_[i * per + k] = sample_unlabeled(epoch, tr.row_lo + s[i].row, k - 1, seen);
+    if (gpu_) {  // the device draws the unlabeled items
+      grow_[i] = tr.row_lo + s[i].row;
+      ulocal_[i] = static_cast<int32_t>(s[i].user);
+    } else {
+      auto seen = tr.items_of(user);
+      for (int k = 1; k < per; ++k) iid_[i * per + k] = sample_unlabeled(epoch, tr.row_lo + s[i].row, k - 1, seen);
+    }
     for (int k = 0; k < per; ++k) ikey_[i * per + k] = pos * per + k;
   }
   if (gpu_) {
-    gpu_->begin_step(uid_, ukey_, iid_, ikey_, lab_, per);
+    gpu_->begin_step(epoch, uid_, ukey_, iid_, ikey_, lab_, grow_, ulocal_, per);
     return;
   }
   ur_ = model_.user.route(comm_, uid_, /*local_only=*/true);

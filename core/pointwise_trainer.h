@@ -103,6 +103,8 @@ class PointwiseTrainer {
   std::vector<int64_t> uid_, iid_;
   std::vector<uint64_t> ukey_, ikey_;
   std::vector<uint8_t> lab_;
+  std::vector<int64_t> grow_;   // GPU: the rows' dataset indices and local users (for its draws)
+  std::vector<int32_t> ulocal_;
   dist::Routing ur_, ir_;
   Scratch<float> U_, I_, gU_, gI_, gU2_, gI2_, DU_, DI_, act_;
   std::vector<float> gdense_, cand_dense_, dense_delta_;

@@ -424,21 +424,18 @@ __global__ void bounds_k(const uint64_t* pos, size_t n, int64_t batch, int64_t s
   bounds[s] = static_cast<int64_t>(lo);
 }
 
-// Trainer::sample_negative: SplitMix64 draws keyed by (seed, epoch, row, k), rejected against the
-// user's sorted training items; a very dense user falls back to the x-th unseen item.
-__device__ int64_t negative_d(uint64_t base, int64_t grow, int k, const int32_t* seen, int64_t cnt,
-                              int64_t n_items, bool* failed) {
-  uint64_t state = base + (static_cast<uint64_t>(grow) * 1024 + static_cast<uint64_t>(k)) * 0x9e3779b97f4a7c15ULL * 128;
-  for (int attempt = 0; attempt < 64; ++attempt) {
-    state += 0x9e3779b97f4a7c15ULL;
-    const int64_t j = static_cast<int64_t>(to_range_d(mix64_d(state), static_cast<uint64_t>(n_items)));
-    int64_t lo = 0, hi = cnt;
-    while (lo < hi) {
-      const int64_t mid = (lo + hi) / 2;
-      if (seen[mid] < static_cast<int32_t>(j)) lo = mid + 1; else hi = mid;
-    }
-    if (!(lo < cnt && seen[lo] == static_cast<int32_t>(j))) return j;
+__device__ bool seen_d(const int32_t* seen, int64_t cnt, int64_t j) {
+  int64_t lo = 0, hi = cnt;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (seen[mid] < static_cast<int32_t>(j)) lo = mid + 1; else hi = mid;
   }
+  return lo < cnt && seen[lo] == static_cast<int32_t>(j);
+}
+
+// A very dense user's fallback (both samplers): the x-th item the user has not seen, x = the
+// draw over the free items.
+__device__ int64_t unseen_d(uint64_t draw, const int32_t* seen, int64_t cnt, int64_t n_items, bool* failed) {
   int64_t distinct = 0;
   for (int64_t i = 0; i < cnt; ++i) distinct += (i == 0 || seen[i] != seen[i - 1]);
   const int64_t free_items = n_items - distinct;
@@ -446,8 +443,7 @@ __device__ int64_t negative_d(uint64_t base, int64_t grow, int k, const int32_t*
     *failed = true;
     return 0;
   }
-  state += 0x9e3779b97f4a7c15ULL;
-  const int64_t x = static_cast<int64_t>(to_range_d(mix64_d(state), static_cast<uint64_t>(free_items)));
+  const int64_t x = static_cast<int64_t>(to_range_d(draw, static_cast<uint64_t>(free_items)));
   // The x-th missing id is x + (the number of distinct seen ids u_d with u_d - d <= x).
   int64_t d = 0, lo = 0;
   for (int64_t i = 0; i < cnt; ++i) {
@@ -456,6 +452,48 @@ __device__ int64_t negative_d(uint64_t base, int64_t grow, int k, const int32_t*
     ++d;
   }
   return x + lo;
+}
+
+// Trainer::sample_negative: SplitMix64 draws keyed by (seed, epoch, row, k), rejected against the
+// user's sorted training items.
+__device__ int64_t negative_d(uint64_t base, int64_t grow, int k, const int32_t* seen, int64_t cnt,
+                              int64_t n_items, bool* failed) {
+  uint64_t state = base + (static_cast<uint64_t>(grow) * 1024 + static_cast<uint64_t>(k)) * 0x9e3779b97f4a7c15ULL * 128;
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    state += 0x9e3779b97f4a7c15ULL;
+    const int64_t j = static_cast<int64_t>(to_range_d(mix64_d(state), static_cast<uint64_t>(n_items)));
+    if (!seen_d(seen, cnt, j)) return j;
+  }
+  state += 0x9e3779b97f4a7c15ULL;
+  return unseen_d(mix64_d(state), seen, cnt, n_items, failed);
+}
+
+// PointwiseTrainer::sample_unlabeled: draw i is core/rng.h's hash64(seed, 0x1d1a, epoch,
+// row * 1024 + k, i) (a CounterRng), rejected against the user's training items the same way.
+__device__ int64_t unlabeled_d(uint64_t seed, uint64_t epoch, int64_t grow, int k, const int32_t* seen, int64_t cnt,
+                               int64_t n_items, bool* failed) {
+  uint64_t pre = mix64_d(seed ^ 0x5851f42d4c957f2dULL);
+  pre = mix64_d(pre ^ 0x1d1aULL);
+  pre = mix64_d(pre ^ epoch);
+  pre = mix64_d(pre ^ (static_cast<uint64_t>(grow) * 1024 + static_cast<uint64_t>(k)));
+  for (uint64_t attempt = 0; attempt < 64; ++attempt) {
+    const int64_t j = static_cast<int64_t>(to_range_d(mix64_d(pre ^ attempt), static_cast<uint64_t>(n_items)));
+    if (!seen_d(seen, cnt, j)) return j;
+  }
+  return unseen_d(mix64_d(pre ^ 64), seen, cnt, n_items, failed);
+}
+
+__global__ void unlabeled_k(const int64_t* grow, const int32_t* user, size_t n, int per, const int64_t* ptr,
+                            const int32_t* item, int64_t n_items, uint64_t seed, uint64_t epoch, int64_t* iid,
+                            int64_t* failed_row) {
+  const size_t t = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
+  if (t >= n * (per - 1)) return;
+  const size_t i = t / (per - 1);
+  const int k = static_cast<int>(t % (per - 1));
+  const int32_t u = user[i];
+  bool failed = false;
+  iid[i * per + 1 + k] = unlabeled_d(seed, epoch, grow[i], k, item + ptr[u], ptr[u + 1] - ptr[u], n_items, &failed);
+  if (failed) *failed_row = grow[i];
 }
 
 __global__ void batch_k(const uint64_t* pos_sorted, const uint32_t* row_sorted, size_t begin, size_t n,
@@ -656,6 +694,14 @@ void reduce_apply(const char* records, size_t n, int dim, int64_t local_rows, fl
                                                                                        ws.stamp.data(), gen);
     CK(cudaGetLastError());
   }
+}
+
+void draw_unlabeled(const int64_t* grow, const int32_t* user, size_t n, int per, const int64_t* ptr, const int32_t* item,
+                    int64_t n_items, uint64_t seed, int epoch, int64_t* iid, int64_t* failed_row, cudaStream_t st) {
+  if (n == 0 || per < 2) return;
+  unlabeled_k<<<blocks_for(n * (per - 1)), kThreads, 0, st>>>(grow, user, n, per, ptr, item, n_items, seed,
+                                                              static_cast<uint64_t>(epoch), iid, failed_row);
+  CK(cudaGetLastError());
 }
 
 void mf_forward_backward(const float* U, const float* I, size_t n, const MfParams& p, float* gU, float* gI,

@@ -141,6 +141,12 @@ void build_batch(const uint64_t* pos_sorted, const uint32_t* row_sorted, size_t 
                  int64_t* uid, int64_t* iid, uint64_t* ukey, uint64_t* ikey, int64_t* grow, int64_t* failed_row,
                  cudaStream_t st);
 
+// PointwiseTrainer::sample_unlabeled on the device, the same draws: for each of n rows (dataset
+// row grow[i], local user user[i] of the rank's CSR ptr/item), iid[i * per + 1 + k] for k < per - 1.
+// A user who has rated every item sets *failed_row to that row.
+void draw_unlabeled(const int64_t* grow, const int32_t* user, size_t n, int per, const int64_t* ptr, const int32_t* item,
+                    int64_t n_items, uint64_t seed, int epoch, int64_t* iid, int64_t* failed_row, cudaStream_t st);
+
 // Evaluation: for each of nu users, the top k of `ni` items by (score desc, item id asc), with
 // score = dot(user, item) bit-identical to kernels::dot. items: ni x dim, ids: their global ids.
 // exclude_ptr/exclude_ids: per user, sorted global ids that must not be ranked (CSR, nu + 1

@@ -377,6 +377,39 @@ INSTANTIATE_TEST_SUITE_P(Devices, PointwiseBackends,
                            return std::string(dev_name(std::get<0>(info.param))) + "_" + std::get<1>(info.param).name;
                          });
 
+// The unlabeled draws on both backends for users who rated all items but one (the samplers'
+// dense-user fallback runs) and a user who rated every item (a clear error).
+class PointwiseSampling : public ::testing::TestWithParam<Dev> {};
+
+io::PreparedDataset labeled_dense_users(int items, int missing) {
+  io::PreparedDataset d = dense_users(items, missing);
+  for (auto* part : {&d.train, &d.valid, &d.test})
+    for (size_t r = 0; r < part->size(); ++r) part->rating.push_back(r % 3 == 0 ? 1.0f : 4.0f);
+  d.label_threshold = 2.0;
+  return d;
+}
+
+TEST_P(PointwiseSampling, DenseUsersDrawTheCpuUnlabeledItems) {
+  const Dev dev = GetParam();
+  SKIP_UNLESS(dev);
+  const auto d = labeled_dense_users(30, 1);  // 64 rejections in a row: 11% of these users' draws
+  PwCase k{"gmf_idl_dense", "gmf", "idl", "plain", false, 0, 7};
+  TrainConfig c = pointwise_config(k, dev);
+  c.dim = 4;
+  const PwOut one = train_pointwise_on(1, c, d), two = train_pointwise_on(2, c, d);
+  EXPECT_TRUE(bitwise_equal(one.item, two.item));
+  c.device = "cpu";
+  const PwOut cpu = train_pointwise_on(1, c, d);
+  // A draw that differed would move other item rows by about the learning rate.
+  EXPECT_LT(max_abs_diff(one.item, cpu.item), 1e-6);
+  EXPECT_LT(max_abs_diff(one.user, cpu.user), 1e-6);
+  const std::string e = testing::error_of([&] { train_pointwise_on(2, pointwise_config(k, dev), labeled_dense_users(30, 0)); });
+  EXPECT_NE(e.find("rated every item"), std::string::npos) << e;
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, PointwiseSampling, ::testing::Values(Dev::kCpu, Dev::kCuda),
+                         [](const auto& info) { return std::string(dev_name(info.param)); });
+
 // VBPR on both backends: q = [e, W f + b] with the projection on cuBLAS and its gradient summed
 // exactly like the CPU's (dist/dense_allreduce.h), with and without the mirror step and L2.
 class VbprBackends : public ::testing::TestWithParam<std::tuple<Dev, const char*>> {};
