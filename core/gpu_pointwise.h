@@ -1,8 +1,8 @@
 // The GPU backend of the pointwise trainer (GMF, NeuMF; BCE, IDL, bce-neg; plain and Inverse
-// Gradient steps). The trainer keeps the control flow on the host: the epoch's order, the
-// unlabeled draws (the CPU's pure functions), the exact loss sums and the IG decision, and the
-// dense parameters with their optimizer (small, replicated: updated on the host exactly as on the
-// CPU, then uploaded). Per step the device does what grows with the batch: routing, row exchange,
+// Gradient steps). The trainer keeps the control flow on the host: the epoch's order, the exact
+// loss sums and the IG decision, and the dense parameters with their optimizer (small,
+// replicated: updated on the host exactly as on the CPU, then uploaded). Per step the device does
+// what grows with the batch: the unlabeled draws (the CPU's pure functions), routing, row exchange,
 // the forward and backward passes (GEMMs on cuBLAS, kernels/dense_ops.h), the dense gradients'
 // exact fixed-point sums (bitwise the CPU's for equal inputs), the fused table updates, and the IG
 // candidates: reduction at the owners, d rows back to the requesters, commit or restore.
