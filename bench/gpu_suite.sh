@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole GPU validation in one go, on a machine with a GPU and no package access: unpacks the
 # bundle made by bench/gpu_bundle.sh, runs the CUDA test suite, the GPU benchmarks with the PyTorch
-# peer, the shardrec command on the GPU (1 rank, and 2 ranks sharing the GPU; compared with the CPU
-# backend), NCCL's answer to two ranks on one GPU, a GPU run stopped by SIGUSR1 and resumed (compared
+# peer, the shardrec command on the GPU (MF and NeuMF with IDL + Inverse Gradient: 1 rank, and 2
+# ranks sharing the GPU; compared with the CPU backend), the pointwise epoch time against 16 CPU
+# ranks, NCCL's answer to two ranks on one GPU, a GPU run stopped by SIGUSR1 and resumed (compared
 # byte for byte with an uninterrupted one), and compute-sanitizer over the kernel tests.
 # Everything it prints goes to OUT_DIR too.  Usage: bench/gpu_suite.sh BUNDLE.tar.gz OUT_DIR
 set -uo pipefail
