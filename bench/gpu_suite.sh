@@ -28,6 +28,20 @@ nccl_dir=$(find_lib 'libnccl.so*')
 blas_dir=$(find_lib 'libcublas.so.13')
 export LD_LIBRARY_PATH=$B/lib:${nccl_dir}:${blas_dir}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+# labeled_log SEED USERS GROUPS SPAN ITEMS: a u.data-style log (user, item, rating, time) from an
+# LCG; 80% of a user's rows come from its group's SPAN items and rate 3-5, the rest rate 1-3.
+labeled_log() {
+  awk -v s="$1" -v users="$2" -v groups="$3" -v span="$4" -v items="$5" 'BEGIN {
+    for (u = 1; u <= users; u++) {
+      n = 8 + u % 23; g = u % groups;
+      for (k = 0; k < n; k++) {
+        s = (s * 1103515245 + 12345) % 2147483648; r = s / 2147483648;
+        s = (s * 1103515245 + 12345) % 2147483648; q = s / 2147483648;
+        if (r < 0.8) item = 1 + g + groups * int(q * span); else item = 1 + int(q * items);
+        rating = (r < 0.8) ? 3 + (u + k) % 3 : 1 + (u + k) % 3;
+        printf "%d\t%d\t%d\t%d\n", u, item, rating, 880000000 + k;
+      } } }'
+}
 # compare_with_cpu PREFIX METRICS: runs PREFIXcpu, PREFIXgpu1 and PREFIXgpu2 under $d: the largest
 # parameter difference cuda - cpu per tensor, and the test metrics (and IG decisions) of each run.
 compare_with_cpu() {
@@ -80,16 +94,7 @@ PY
   timeout 120 mpirun -np 2 --oversubscribe $S train $common --device cuda --gpu-comm nccl --run-dir $d/nccl2 2>&1 | grep -i -E "error|nccl" | grep -v pmix | head -6
 
   step "pointwise models (NeuMF, IDL + Inverse Gradient) through the shardrec command"
-  awk 'BEGIN { s = 12345;
-    for (u = 1; u <= 3000; u++) {
-      n = 8 + u % 23; g = u % 7;
-      for (k = 0; k < n; k++) {
-        s = (s * 1103515245 + 12345) % 2147483648; r = s / 2147483648;
-        s = (s * 1103515245 + 12345) % 2147483648; q = s / 2147483648;
-        if (r < 0.8) item = 1 + g + 7 * int(q * 200); else item = 1 + int(q * 1400);
-        rating = (r < 0.8) ? 3 + (u + k) % 3 : 1 + (u + k) % 3;
-        printf "%d\t%d\t%d\t%d\n", u, item, rating, 880000000 + k;
-      } } }' > $d/raw.tsv
+  labeled_log 12345 3000 7 200 1400 > $d/raw.tsv
   $S prep --format ml-udata --input $d/raw.tsv --out $d/il.h5 --label-threshold 2 --rating-range 1:5 \
     --ratios 0.6,0.2,0.2 --seed 7 | tail -1
   il="--data $d/il.h5 --model neumf --dim 16 --mlp-layers 3 --loss idl --strategy ig --ig-sample-lr 0.01 --epochs 2 --batch 256 --lr 0.01 --quiet --ks 5 --valid-metric logloss"
@@ -99,16 +104,7 @@ PY
   cmp $d/il_gpu1/params.h5 $d/il_gpu2/params.h5 && echo "neumf ig params.h5: cuda 1 rank == cuda 2 ranks (byte-identical)"
   compare_with_cpu il_ auc,gauc,logloss
   echo "--- pointwise training time: NeuMF dim 32 (MLP 256-128-64-32), IDL with 4 draws per labeled row, batch 4096"
-  awk 'BEGIN { s = 777;
-    for (u = 1; u <= 40000; u++) {
-      n = 8 + u % 23; g = u % 11;
-      for (k = 0; k < n; k++) {
-        s = (s * 1103515245 + 12345) % 2147483648; r = s / 2147483648;
-        s = (s * 1103515245 + 12345) % 2147483648; q = s / 2147483648;
-        if (r < 0.8) item = 1 + g + 11 * int(q * 500); else item = 1 + int(q * 5500);
-        rating = (r < 0.8) ? 3 + (u + k) % 3 : 1 + (u + k) % 3;
-        printf "%d\t%d\t%d\t%d\n", u, item, rating, 880000000 + k;
-      } } }' > $d/raw_big.tsv
+  labeled_log 777 40000 11 500 5500 > $d/raw_big.tsv
   $S prep --format ml-udata --input $d/raw_big.tsv --out $d/il_big.h5 --label-threshold 2 --rating-range 1:5 \
     --ratios 0.6,0.2,0.2 --seed 7 | head -1
   for strat in plain ig; do
