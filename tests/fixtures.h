@@ -128,11 +128,13 @@ inline std::string vbpr_dataset(const std::string& name, int users, int items, i
 
 // Resumes t from the checkpoint `load` (when given) and, with stop_at > 0, makes it write the
 // checkpoint `save` at that global step and stop there (the tests' checkpoint/resume harness).
-inline void checkpoint_and_resume(Trainer& t, const TrainConfig& c, const io::DatasetInfo& info, dist::Comm& comm,
-                                  const std::string& load, int64_t stop_at, const std::string& save) {
+// TrainerT: Trainer or PointwiseTrainer.
+template <class TrainerT>
+void checkpoint_and_resume(TrainerT& t, const TrainConfig& c, const io::DatasetInfo& info, dist::Comm& comm,
+                           const std::string& load, int64_t stop_at, const std::string& save) {
   if (!load.empty()) io::load_checkpoint(load, t, c, info, comm);
   if (stop_at > 0)
-    t.set_step_hook([&comm, stop_at, save](Trainer& tr) {
+    t.set_step_hook([&comm, stop_at, save](TrainerT& tr) {
       if (tr.global_step() != stop_at) return false;
       io::save_checkpoint(save, tr, comm);
       return true;

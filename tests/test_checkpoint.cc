@@ -1,6 +1,6 @@
 // Checkpoints: a run stopped at a step and resumed from its checkpoint ends with bitwise the
 // parameters of an uninterrupted run, on 1 rank, from 2 ranks into 3 and from 3 into 1 (ranks as
-// threads); damaged files, other models and datasets and incompatible configs are refused with
+// threads), for MF, VBPR, GMF and NeuMF (plain and Inverse Gradient training); damaged files, other models and datasets and incompatible configs are refused with
 // the file left as it was; a NaN gradient stops training naming the tensor.
 #include <gtest/gtest.h>
 #include <hdf5.h>
@@ -12,6 +12,7 @@
 #include <iterator>
 
 #include "core/error.h"
+#include "core/pointwise_trainer.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
@@ -362,6 +363,183 @@ class NanAtStep final : public Strategy {
  private:
   int64_t at_;
 };
+
+// ---- Pointwise models (GMF, NeuMF) ---------------------------------------------------------------
+
+struct PwFinal {
+  std::vector<float> user, item, dense;
+  IgStats ig;
+  std::vector<double> losses;
+  int best_epoch = 0;
+  bool interrupted = false;
+  int64_t steps_per_epoch = 0, phase0_steps = 0;
+};
+
+PwFinal run_pointwise(int world, const TrainConfig& c, const io::PreparedDataset& d, const std::string& load = "",
+                      int64_t stop_at = 0, const std::string& save = "") {
+  PwFinal out;
+  dist::run_ranks(world, [&](dist::Comm& comm) {
+    auto shard = io::shard_from_memory(d, comm);
+    PointwiseTrainer t(c, shard, comm);
+    testing::checkpoint_and_resume(t, c, shard.info, comm, load, stop_at, save);
+    auto fit = t.fit();
+    auto u = full_table(t.model().user, comm);
+    auto i = full_table(t.model().item, comm);
+    if (comm.rank() != 0) return;
+    out.user = u;
+    out.item = i;
+    out.dense = t.model().dense;
+    out.ig = t.ig_stats();
+    for (auto& e : fit.epochs) out.losses.push_back(e.loss);
+    out.best_epoch = fit.best_epoch;
+    out.interrupted = fit.interrupted;
+    out.steps_per_epoch = t.steps_per_epoch();
+    out.phase0_steps = t.phase_steps(0);
+  });
+  return out;
+}
+
+TrainConfig pointwise_config(const std::string& model, const std::string& strategy, bool reference) {
+  TrainConfig c;
+  c.data = "<memory>";
+  c.model = model;
+  c.dim = 4;
+  c.mlp_layers = 2;
+  c.loss = "idl";
+  c.strategy = strategy;
+  c.il_reference = reference;
+  c.batch = 23;
+  c.epochs = 3;
+  c.eval_every = 1;
+  c.patience = 3;
+  c.opt.lr = 0.01f;
+  c.ig_sample_lr = 0.05f;
+  c.ig_train_ratio = 0.6f;
+  c.eval.ks = {3};
+  c.valid_metric = "auc";
+  return c;
+}
+
+struct PwVariant {
+  const char* name;
+  const char* model;
+  const char* strategy;
+  bool reference;
+};
+void PrintTo(const PwVariant& v, std::ostream* os) { *os << v.name; }
+
+class PointwiseResumeTest : public ::testing::TestWithParam<PwVariant> {};
+
+TEST_P(PointwiseResumeTest, StopAndResumeEqualsUninterruptedForAnyRanks) {
+  const PwVariant v = GetParam();
+  const TrainConfig c = pointwise_config(v.model, v.strategy, v.reference);
+  const auto d = testing::labeled_dataset(80, 40, 4, 3);
+  const PwFinal ref = run_pointwise(1, c, d);
+  ASSERT_FALSE(ref.interrupted);
+  ASSERT_EQ(ref.losses.size(), 3u);
+  const int64_t S = ref.steps_per_epoch, S0 = ref.phase0_steps;
+  const bool ig = std::string(v.strategy) == "ig";
+  ASSERT_GT(S0, 2);
+  if (ig) {
+    ASSERT_GT(S - S0, 2);
+    EXPECT_EQ(ref.ig.decisions.size(), static_cast<size_t>(3 * (S - S0)));
+  }
+  // Mid-epoch 2 (for ig: in its training-train phase and in its meta phase) and at epoch 1's
+  // last step (before its validation).
+  std::vector<int64_t> stops = {S + 2, S};
+  if (ig) stops.push_back(S + S0 + 1);
+  for (const int64_t stop : stops) {
+    for (auto [n, m] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{3, 1}}) {
+      SCOPED_TRACE(std::string(v.name) + " stop at " + std::to_string(stop) + ", " + std::to_string(n) + " -> " +
+                   std::to_string(m) + " ranks");
+      const std::string ck = testing::fresh_path("checkpoint", std::string("pw-resume-") + v.name + ".h5");
+      const PwFinal first = run_pointwise(n, c, d, "", stop, ck);
+      ASSERT_TRUE(first.interrupted);
+      ASSERT_TRUE(fs::exists(ck));
+      EXPECT_FALSE(fs::exists(ck + ".tmp"));
+      // Stopped before the end (the tables may already be the kept best epoch's).
+      EXPECT_LT(first.losses.size(), ref.losses.size());
+      const PwFinal second = run_pointwise(m, c, d, ck);
+      EXPECT_FALSE(second.interrupted);
+      EXPECT_EQ(second.user, ref.user);
+      EXPECT_EQ(second.item, ref.item);
+      EXPECT_EQ(second.dense, ref.dense);
+      EXPECT_EQ(second.ig.decisions, ref.ig.decisions);
+      EXPECT_EQ(second.ig.forward, ref.ig.forward);
+      EXPECT_EQ(second.ig.inverse, ref.ig.inverse);
+      EXPECT_EQ(second.ig.mid, ref.ig.mid);
+      EXPECT_EQ(second.best_epoch, ref.best_epoch);
+      const size_t done = static_cast<size_t>(stop / S) - (stop % S == 0 ? 1 : 0);
+      ASSERT_EQ(second.losses.size(), ref.losses.size() - done);
+      for (size_t k = 0; k < second.losses.size(); ++k) EXPECT_EQ(second.losses[k], ref.losses[done + k]);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, PointwiseResumeTest,
+                         ::testing::Values(PwVariant{"gmf_idl_plain", "gmf", "plain", false},
+                                           PwVariant{"neumf_idl_plain", "neumf", "plain", false},
+                                           PwVariant{"gmf_idl_ig", "gmf", "ig", false},
+                                           PwVariant{"neumf_idl_ig", "neumf", "ig", false},
+                                           PwVariant{"neumf_idl_ig_reference", "neumf", "ig", true}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+std::string pointwise_load_error(const std::string& ck, const io::PreparedDataset& d, const TrainConfig& c) {
+  std::string err;
+  dist::run_ranks(2, [&](dist::Comm& comm) {
+    auto shard = io::shard_from_memory(d, comm);
+    PointwiseTrainer t(c, shard, comm);
+    auto e = error_of([&] { io::load_checkpoint(ck, t, c, shard.info, comm); });
+    if (comm.rank() == 0) err = e;
+  });
+  return err;
+}
+
+TEST(Checkpoint, PointwiseDamagedOrIncompatibleIsRefused) {
+  const auto d = testing::labeled_dataset(60, 30, 3, 8);
+  const TrainConfig c = pointwise_config("neumf", "ig", false);
+  const std::string ck = testing::fresh_path("checkpoint", "pw-compat.h5");
+  run_pointwise(2, c, d, "", 7, ck);
+  const std::string before = file_bytes(ck);
+  EXPECT_EQ(pointwise_load_error(ck, d, c), "(no error)");
+  // Another strategy and model.
+  TrainConfig other = c;
+  other.strategy = "plain";
+  std::string err = pointwise_load_error(ck, d, other);
+  EXPECT_NE(err.find("incompatible configuration"), std::string::npos) << err;
+  EXPECT_NE(err.find("strategy = ig there, plain here"), std::string::npos) << err;
+  other = c;
+  other.model = "gmf";
+  err = pointwise_load_error(ck, d, other);
+  EXPECT_NE(err.find("model = neumf there, gmf here"), std::string::npos) << err;
+  // An MF checkpoint is not one for NeuMF.
+  const std::string mf = make_checkpoint("pw-mf.h5", d, base_config());
+  err = pointwise_load_error(mf, d, c);
+  EXPECT_NE(err.find("incompatible configuration"), std::string::npos) << err;
+  // A flipped byte in the dense parameters fails their checksum.
+  const std::string bad = testing::fresh_path("checkpoint", "pw-bad.h5");
+  fs::copy_file(ck, bad);
+  {
+    const haddr_t off = data_offset(bad, "/dense/ncf");
+    std::fstream f(bad, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(off) + 5);
+    char b = 0;
+    f.read(&b, 1);
+    b ^= 0x10;
+    f.seekp(static_cast<std::streamoff>(off) + 5);
+    f.write(&b, 1);
+  }
+  err = pointwise_load_error(bad, d, c);
+  EXPECT_NE(err.find("dataset /dense/ncf fails its checksum"), std::string::npos) << err;
+  EXPECT_NE(err.find(bad), std::string::npos) << err;
+  // Truncated.
+  const std::string cut = testing::fresh_path("checkpoint", "pw-cut.h5");
+  fs::copy_file(ck, cut);
+  fs::resize_file(cut, fs::file_size(cut) / 2);
+  err = pointwise_load_error(cut, d, c);
+  EXPECT_NE(err.find("checkpoint " + cut), std::string::npos) << err;
+  EXPECT_EQ(file_bytes(ck), before);
+}
 
 TEST(Failures, NanGradientStopsTrainingNamingTensorStepAndRank) {
   const auto d = testing::planted_dataset(60, 30, 3, 8);
