@@ -175,16 +175,26 @@ void resize_best(TrainProgress& p, dist::ShardedEmbedding& user, dist::ShardedEm
 
 int64_t table_bytes(dist::ShardedEmbedding& tb) { return tb.rows() * tb.dim() * 4; }
 
-// MF and VBPR.
-class TrainerSource final : public Source {
+// The parts every trainer provides alike.
+template <class TrainerT>
+class SourceOf : public Source {
  public:
-  explicit TrainerSource(Trainer& t) : t_(t) {}
+  explicit SourceOf(TrainerT& t) : t_(t) {}
   const TrainConfig& config() override { return t_.config(); }
   const DatasetInfo& info() override { return t_.data_info(); }
   TrainProgress& progress() override { return t_.progress(); }
   int64_t global_step() override { return t_.global_step(); }
   void to_host() override { t_.sync_state_to_host(); }
   void to_device() override { t_.sync_state_to_device(); }
+
+ protected:
+  TrainerT& t_;
+};
+
+// MF and VBPR.
+class TrainerSource final : public SourceOf<Trainer> {
+ public:
+  using SourceOf::SourceOf;
   std::vector<const char*> groups() override { return {"/tables", "/tables/user", "/tables/item", "/best", "/dense"}; }
 
   std::vector<Block> blocks(int rank, bool reading) override {
@@ -255,21 +265,12 @@ class TrainerSource final : public Source {
   }
 
   int64_t best_bytes() override { return table_bytes(t_.model().user) + table_bytes(t_.model().item); }
-
- private:
-  Trainer& t_;
 };
 
 // GMF and NeuMF (plain and Inverse Gradient training).
-class PointwiseSource final : public Source {
+class PointwiseSource final : public SourceOf<PointwiseTrainer> {
  public:
-  explicit PointwiseSource(PointwiseTrainer& t) : t_(t) {}
-  const TrainConfig& config() override { return t_.config(); }
-  const DatasetInfo& info() override { return t_.data_info(); }
-  TrainProgress& progress() override { return t_.progress(); }
-  int64_t global_step() override { return t_.global_step(); }
-  void to_host() override { t_.sync_state_to_host(); }
-  void to_device() override { t_.sync_state_to_device(); }
+  using SourceOf::SourceOf;
   std::vector<const char*> groups() override {
     return {"/tables", "/tables/user", "/tables/item", "/best", "/dense", "/ig"};
   }
@@ -359,7 +360,6 @@ class PointwiseSource final : public Source {
   }
 
  private:
-  PointwiseTrainer& t_;
   std::vector<float> decisions_;  // IgStats::decisions as floats, for their dataset
 };
 
@@ -620,39 +620,45 @@ int64_t bytes_of(Source& t, dist::Comm& comm) {
   return bytes;
 }
 
+
+// One adapter per trainer type.
+TrainerSource source_of(Trainer& t) { return TrainerSource(t); }
+PointwiseSource source_of(PointwiseTrainer& t) { return PointwiseSource(t); }
+
+template <class TrainerT>
+void save_as(const std::string& path, TrainerT& t, dist::Comm& comm) {
+  auto src = source_of(t);
+  save(path, src, comm);
+}
+
+template <class TrainerT>
+void load_as(const std::string& path, TrainerT& t, const TrainConfig& cfg, const DatasetInfo& data, dist::Comm& comm) {
+  auto src = source_of(t);
+  load(path, src, cfg, data, comm);
+}
+
+template <class TrainerT>
+int64_t bytes_as(TrainerT& t, dist::Comm& comm) {
+  auto src = source_of(t);
+  return bytes_of(src, comm);
+}
+
 }  // namespace
 
-void save_checkpoint(const std::string& path, Trainer& t, dist::Comm& comm) {
-  TrainerSource src(t);
-  save(path, src, comm);
-}
-
-void save_checkpoint(const std::string& path, PointwiseTrainer& t, dist::Comm& comm) {
-  PointwiseSource src(t);
-  save(path, src, comm);
-}
+void save_checkpoint(const std::string& path, Trainer& t, dist::Comm& comm) { save_as(path, t, comm); }
+void save_checkpoint(const std::string& path, PointwiseTrainer& t, dist::Comm& comm) { save_as(path, t, comm); }
 
 void load_checkpoint(const std::string& path, Trainer& t, const TrainConfig& cfg, const DatasetInfo& data,
                      dist::Comm& comm) {
-  TrainerSource src(t);
-  load(path, src, cfg, data, comm);
+  load_as(path, t, cfg, data, comm);
 }
-
 void load_checkpoint(const std::string& path, PointwiseTrainer& t, const TrainConfig& cfg,
                      const DatasetInfo& data, dist::Comm& comm) {
-  PointwiseSource src(t);
-  load(path, src, cfg, data, comm);
+  load_as(path, t, cfg, data, comm);
 }
 
-int64_t checkpoint_bytes(Trainer& t, dist::Comm& comm) {
-  TrainerSource src(t);
-  return bytes_of(src, comm);
-}
-
-int64_t checkpoint_bytes(PointwiseTrainer& t, dist::Comm& comm) {
-  PointwiseSource src(t);
-  return bytes_of(src, comm);
-}
+int64_t checkpoint_bytes(Trainer& t, dist::Comm& comm) { return bytes_as(t, comm); }
+int64_t checkpoint_bytes(PointwiseTrainer& t, dist::Comm& comm) { return bytes_as(t, comm); }
 
 std::vector<std::string> list_checkpoints(const std::string& dir) {
   std::vector<std::pair<int64_t, std::string>> found;

@@ -172,12 +172,13 @@ std::string make_checkpoint(const std::string& name, const io::PreparedDataset& 
   return ck;
 }
 
-// The error of loading `ck` into a trainer for `c` and `d` on 2 ranks.
+// The error of loading `ck` into a trainer (Trainer or PointwiseTrainer) for `c` and `d` on 2 ranks.
+template <class TrainerT = Trainer>
 std::string load_error(const std::string& ck, const io::PreparedDataset& d, const TrainConfig& c) {
   std::string err;
   dist::run_ranks(2, [&](dist::Comm& comm) {
     auto shard = io::shard_from_memory(d, comm);
-    Trainer t(c, shard, comm);
+    TrainerT t(c, shard, comm);
     auto e = error_of([&] { io::load_checkpoint(ck, t, c, shard.info, comm); });
     if (comm.rank() == 0) err = e;
   });
@@ -484,37 +485,26 @@ INSTANTIATE_TEST_SUITE_P(Variants, PointwiseResumeTest,
                                            PwVariant{"neumf_idl_ig_reference", "neumf", "ig", true}),
                          [](const auto& info) { return std::string(info.param.name); });
 
-std::string pointwise_load_error(const std::string& ck, const io::PreparedDataset& d, const TrainConfig& c) {
-  std::string err;
-  dist::run_ranks(2, [&](dist::Comm& comm) {
-    auto shard = io::shard_from_memory(d, comm);
-    PointwiseTrainer t(c, shard, comm);
-    auto e = error_of([&] { io::load_checkpoint(ck, t, c, shard.info, comm); });
-    if (comm.rank() == 0) err = e;
-  });
-  return err;
-}
-
 TEST(Checkpoint, PointwiseDamagedOrIncompatibleIsRefused) {
   const auto d = testing::labeled_dataset(60, 30, 3, 8);
   const TrainConfig c = pointwise_config("neumf", "ig", false);
   const std::string ck = testing::fresh_path("checkpoint", "pw-compat.h5");
   run_pointwise(2, c, d, "", 7, ck);
   const std::string before = file_bytes(ck);
-  EXPECT_EQ(pointwise_load_error(ck, d, c), "(no error)");
+  EXPECT_EQ(load_error<PointwiseTrainer>(ck, d, c), "(no error)");
   // Another strategy and model.
   TrainConfig other = c;
   other.strategy = "plain";
-  std::string err = pointwise_load_error(ck, d, other);
+  std::string err = load_error<PointwiseTrainer>(ck, d, other);
   EXPECT_NE(err.find("incompatible configuration"), std::string::npos) << err;
   EXPECT_NE(err.find("strategy = ig there, plain here"), std::string::npos) << err;
   other = c;
   other.model = "gmf";
-  err = pointwise_load_error(ck, d, other);
+  err = load_error<PointwiseTrainer>(ck, d, other);
   EXPECT_NE(err.find("model = neumf there, gmf here"), std::string::npos) << err;
   // An MF checkpoint is not one for NeuMF.
   const std::string mf = make_checkpoint("pw-mf.h5", d, base_config());
-  err = pointwise_load_error(mf, d, c);
+  err = load_error<PointwiseTrainer>(mf, d, c);
   EXPECT_NE(err.find("incompatible configuration"), std::string::npos) << err;
   // A flipped byte in the dense parameters fails their checksum.
   const std::string bad = testing::fresh_path("checkpoint", "pw-bad.h5");
@@ -529,14 +519,14 @@ TEST(Checkpoint, PointwiseDamagedOrIncompatibleIsRefused) {
     f.seekp(static_cast<std::streamoff>(off) + 5);
     f.write(&b, 1);
   }
-  err = pointwise_load_error(bad, d, c);
+  err = load_error<PointwiseTrainer>(bad, d, c);
   EXPECT_NE(err.find("dataset /dense/ncf fails its checksum"), std::string::npos) << err;
   EXPECT_NE(err.find(bad), std::string::npos) << err;
   // Truncated.
   const std::string cut = testing::fresh_path("checkpoint", "pw-cut.h5");
   fs::copy_file(ck, cut);
   fs::resize_file(cut, fs::file_size(cut) / 2);
-  err = pointwise_load_error(cut, d, c);
+  err = load_error<PointwiseTrainer>(cut, d, c);
   EXPECT_NE(err.find("checkpoint " + cut), std::string::npos) << err;
   EXPECT_EQ(file_bytes(ck), before);
 }
