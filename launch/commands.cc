@@ -293,6 +293,12 @@ std::unique_ptr<RunDirLock> open_run_dir(const TrainConfig& c, bool root, bool r
   return lock;
 }
 
+// About what params.h5 takes: the tables and `dense` more floats, with room for HDF5's overhead.
+double params_file_bytes(const dist::ShardedEmbedding& user, const dist::ShardedEmbedding& item, size_t dense) {
+  return static_cast<double>(user.rows() * user.dim() + item.rows() * item.dim() + static_cast<int64_t>(dense)) *
+         4 * 1.5;
+}
+
 // With a run directory: checks the free space, resumes from a checkpoint (--resume) and installs
 // the step hook that writes checkpoints (--checkpoint-every, SIGUSR1). TrainerT is Trainer or
 // PointwiseTrainer; `params_bytes` is what params.h5 will take.
@@ -484,10 +490,9 @@ int train_pointwise(const TrainConfig& c, bool quiet, bool final_eval, const io:
         PointwiseTrainer trainer(c, data, comm);
         if (root && !quiet && !trainer.device_name().empty())
           std::printf("device %s\n", trainer.device_name().c_str());
-        const double params = static_cast<double>(trainer.model().user.rows() * trainer.model().user.dim() +
-                                                  trainer.model().item.rows() * trainer.model().item.dim() +
-                                                  static_cast<int64_t>(trainer.model().dense.size())) * 4 * 1.5;
-        const auto checkpointer = setup_checkpoints(trainer, c, ckpt, resume, params, quiet, comm);
+        const auto checkpointer = setup_checkpoints(
+            trainer, c, ckpt, resume,
+            params_file_bytes(trainer.model().user, trainer.model().item, trainer.model().dense.size()), quiet, comm);
         auto res = trainer.fit([&](const EpochLog& e) {
           if (!root) return;
           std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
@@ -828,9 +833,8 @@ int cmd_train(int argc, char** argv) {
         if (root && !quiet && !trainer.device_name().empty())
           std::printf("device %s\n", trainer.device_name().c_str());
         std::string log_lines;
-        const double params = static_cast<double>(trainer.model().user.rows() * trainer.model().user.dim() +
-                                                  trainer.model().item.rows() * trainer.model().item.dim()) * 4 * 1.5;
-        const auto checkpointer = setup_checkpoints(trainer, c, ckpt, resume, params, quiet, comm);
+        const auto checkpointer = setup_checkpoints(
+            trainer, c, ckpt, resume, params_file_bytes(trainer.model().user, trainer.model().item, 0), quiet, comm);
         auto res = trainer.fit([&](const EpochLog& e) {
           if (!root) return;
           std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
