@@ -367,38 +367,8 @@ class NanAtStep final : public Strategy {
 
 // ---- Pointwise models (GMF, NeuMF) ---------------------------------------------------------------
 
-struct PwFinal {
-  std::vector<float> user, item, dense;
-  IgStats ig;
-  std::vector<double> losses;
-  int best_epoch = 0;
-  bool interrupted = false;
-  int64_t steps_per_epoch = 0, phase0_steps = 0;
-};
-
-PwFinal run_pointwise(int world, const TrainConfig& c, const io::PreparedDataset& d, const std::string& load = "",
-                      int64_t stop_at = 0, const std::string& save = "") {
-  PwFinal out;
-  dist::run_ranks(world, [&](dist::Comm& comm) {
-    auto shard = io::shard_from_memory(d, comm);
-    PointwiseTrainer t(c, shard, comm);
-    testing::checkpoint_and_resume(t, c, shard.info, comm, load, stop_at, save);
-    auto fit = t.fit();
-    auto u = full_table(t.model().user, comm);
-    auto i = full_table(t.model().item, comm);
-    if (comm.rank() != 0) return;
-    out.user = u;
-    out.item = i;
-    out.dense = t.model().dense;
-    out.ig = t.ig_stats();
-    for (auto& e : fit.epochs) out.losses.push_back(e.loss);
-    out.best_epoch = fit.best_epoch;
-    out.interrupted = fit.interrupted;
-    out.steps_per_epoch = t.steps_per_epoch();
-    out.phase0_steps = t.phase_steps(0);
-  });
-  return out;
-}
+using PwFinal = testing::PointwiseRun;
+using testing::run_pointwise;
 
 TrainConfig pointwise_config(const std::string& model, const std::string& strategy, bool reference) {
   TrainConfig c;

@@ -854,34 +854,6 @@ INSTANTIATE_TEST_SUITE_P(Devices, BackendCheckpoint,
 // GMF/NeuMF: a run stopped by the step hook (for ig also inside its meta phase) and resumed on
 // other ranks ends bitwise like the uninterrupted run on the same backend: tables, dense
 // parameters with their optimizer state, IG decisions and epoch losses.
-struct PwCkptRun {
-  std::vector<float> user, item, dense, dense_m, dense_v;
-  std::vector<uint8_t> decisions;
-  std::vector<double> losses;
-  bool interrupted = false;
-  int64_t steps_per_epoch = 0, phase0_steps = 0;
-};
-
-PwCkptRun train_pointwise_ckpt(int world, const TrainConfig& c, const io::PreparedDataset& d,
-                               const std::string& load = "", int64_t stop_at = 0, const std::string& save = "") {
-  PwCkptRun out;
-  dist::run_ranks(world, [&](dist::Comm& comm) {
-    auto shard = io::shard_from_memory(d, comm);
-    PointwiseTrainer t(c, shard, comm);
-    testing::checkpoint_and_resume(t, c, shard.info, comm, load, stop_at, save);
-    auto fit = t.fit();
-    t.sync_state_to_host();
-    auto u = full_table(t.model().user, comm);
-    auto i = full_table(t.model().item, comm);
-    if (comm.rank() != 0) return;
-    RowOptimizer& o = t.model().dense_optimizer();
-    out = {u, i, t.model().dense, o.state_m(), o.state_v(), t.ig_stats().decisions, {}, fit.interrupted,
-           t.steps_per_epoch(), t.phase_steps(0)};
-    for (auto& e : fit.epochs) out.losses.push_back(e.loss);
-  });
-  return out;
-}
-
 class PointwiseCheckpoint : public ::testing::TestWithParam<std::tuple<Dev, PwCase>> {};
 
 TEST_P(PointwiseCheckpoint, StopAndResumeEqualsUninterruptedForAnyRanks) {
@@ -889,7 +861,7 @@ TEST_P(PointwiseCheckpoint, StopAndResumeEqualsUninterruptedForAnyRanks) {
   SKIP_UNLESS(dev);
   const auto d = testing::labeled_dataset(k.users, k.users * 3 / 4, 3, 4);
   const TrainConfig c = pointwise_config(k, dev);
-  const PwCkptRun ref = train_pointwise_ckpt(1, c, d);
+  const auto ref = testing::run_pointwise(1, c, d);
   ASSERT_FALSE(ref.interrupted);
   ASSERT_EQ(ref.losses.size(), 2u);
   const int64_t S = ref.steps_per_epoch, S0 = ref.phase0_steps;
@@ -905,17 +877,17 @@ TEST_P(PointwiseCheckpoint, StopAndResumeEqualsUninterruptedForAnyRanks) {
                    std::to_string(n) + " -> " + std::to_string(m) + " ranks");
       const std::string ck = testing::fresh_path(
           "device_checkpoint", std::string("pw-") + dev_name(dev) + "-" + k.name + "-" + std::to_string(n) + ".h5");
-      const PwCkptRun first = train_pointwise_ckpt(n, c, d, "", stop, ck);
+      const auto first = testing::run_pointwise(n, c, d, "", stop, ck);
       ASSERT_TRUE(first.interrupted);
       EXPECT_EQ(first.losses.size(), static_cast<size_t>((stop - 1) / S));
-      const PwCkptRun resumed = train_pointwise_ckpt(m, c, d, ck);
+      const auto resumed = testing::run_pointwise(m, c, d, ck);
       ASSERT_FALSE(resumed.interrupted);
       EXPECT_TRUE(bitwise_equal(resumed.user, ref.user)) << "user rows, max diff " << max_abs_diff(resumed.user, ref.user);
       EXPECT_TRUE(bitwise_equal(resumed.item, ref.item)) << "item rows, max diff " << max_abs_diff(resumed.item, ref.item);
       EXPECT_TRUE(bitwise_equal(resumed.dense, ref.dense)) << "dense, max diff " << max_abs_diff(resumed.dense, ref.dense);
       EXPECT_TRUE(bitwise_equal(resumed.dense_m, ref.dense_m)) << "dense optimizer m";
       EXPECT_TRUE(bitwise_equal(resumed.dense_v, ref.dense_v)) << "dense optimizer v";
-      EXPECT_EQ(resumed.decisions, ref.decisions);
+      EXPECT_EQ(resumed.ig.decisions, ref.ig.decisions);
       ASSERT_EQ(resumed.losses.size(), ref.losses.size() - static_cast<size_t>((stop - 1) / S));
       EXPECT_TRUE(std::equal(resumed.losses.begin(), resumed.losses.end(), ref.losses.end() - resumed.losses.size()));
     }
