@@ -58,8 +58,9 @@ class PointwiseTrainer {
  public:
   PointwiseTrainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm);
   FitResult fit(const std::function<void(const EpochLog&)>& on_epoch = {});
-  // One epoch; returns the mean recorded training loss (per labeled row for bce and ig's
-  // training-train part; per row for idl).
+  // One epoch (from progress(), when a resume left it inside this epoch); returns the mean
+  // recorded training loss (per labeled row for bce and ig's training-train part; per row for
+  // idl), or 0 when the step hook stopped training.
   double train_epoch(int epoch);
   // "cuda:0 (...)" with --device cuda, else empty.
   std::string device_name() const { return gpu_ ? gpu_->describe() : ""; }
