@@ -93,6 +93,36 @@ std::string vbpr_dataset(const std::string& name) {
   return path;
 }
 
+// Stops runs at each step of `stops` on n ranks and resumes them on m (1 -> 1, 2 -> 3, 3 -> 1):
+// the checkpoint is whole, the resumed run logs the uninterrupted run's remaining epochs with the
+// same losses and best epoch, and `same(first, resumed, ref)` checks the parameters.
+template <class Result>
+void stop_and_resume(const std::string& name, const Result& ref, const std::vector<int64_t>& stops,
+                     const std::function<Result(int, const std::string&, int64_t, const std::string&)>& train,
+                     const std::function<void(const Result&, const Result&, const Result&)>& same) {
+  const int64_t S = ref.steps_per_epoch;
+  for (const int64_t stop : stops) {
+    for (auto [n, m] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{3, 1}}) {
+      SCOPED_TRACE(name + " stop at " + std::to_string(stop) + ", " + std::to_string(n) + " -> " +
+                   std::to_string(m) + " ranks");
+      const std::string ck = testing::fresh_path("checkpoint", "resume-" + name + ".h5");
+      const Result first = train(n, "", stop, ck);
+      ASSERT_TRUE(first.interrupted);
+      ASSERT_TRUE(fs::exists(ck));
+      EXPECT_FALSE(fs::exists(ck + ".tmp"));
+      EXPECT_LT(first.losses.size(), ref.losses.size());
+      const Result second = train(m, ck, 0, "");
+      EXPECT_FALSE(second.interrupted);
+      same(first, second, ref);
+      EXPECT_EQ(second.best_epoch, ref.best_epoch);
+      // The resumed run logs the epochs from the one in progress on, with the same losses.
+      const size_t done = static_cast<size_t>(stop / S) - (stop % S == 0 ? 1 : 0);
+      ASSERT_EQ(second.losses.size(), ref.losses.size() - done);
+      for (size_t k = 0; k < second.losses.size(); ++k) EXPECT_EQ(second.losses[k], ref.losses[done + k]);
+    }
+  }
+}
+
 struct Variant {
   const char* name;
   OptimizerConfig::Kind opt;
@@ -127,29 +157,17 @@ TEST_P(ResumeTest, StopAndResumeEqualsUninterruptedForAnyRanks) {
   const int64_t S = ref.steps_per_epoch;
   ASSERT_GT(S, 4);
   // Mid-epoch (epoch 3, a few steps in) and at an epoch's last step (before its validation).
-  for (const int64_t stop : {2 * S + 3, S}) {
-    for (auto [n, m] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{3, 1}}) {
-      SCOPED_TRACE(std::string(v.name) + " stop at " + std::to_string(stop) + ", " + std::to_string(n) +
-                   " -> " + std::to_string(m) + " ranks");
-      const std::string ck = testing::fresh_path("checkpoint", std::string("resume-") + v.name + ".h5");
-      const Final first = run(n, c, loader, "", stop, ck);
-      ASSERT_TRUE(first.interrupted);
-      ASSERT_TRUE(fs::exists(ck));
-      EXPECT_FALSE(fs::exists(ck + ".tmp"));
-      EXPECT_NE(first.item, ref.item);  // stopped before the end
-      const Final second = run(m, c, loader, ck);
-      EXPECT_FALSE(second.interrupted);
-      EXPECT_EQ(second.user, ref.user);
-      EXPECT_EQ(second.item, ref.item);
-      EXPECT_EQ(second.W, ref.W);
-      EXPECT_EQ(second.b, ref.b);
-      EXPECT_EQ(second.best_epoch, ref.best_epoch);
-      // The resumed run logs the epochs from the one in progress on, with the same losses.
-      const size_t done = static_cast<size_t>(stop / S) - (stop % S == 0 ? 1 : 0);
-      ASSERT_EQ(second.losses.size(), ref.losses.size() - done);
-      for (size_t k = 0; k < second.losses.size(); ++k) EXPECT_EQ(second.losses[k], ref.losses[done + k]);
-    }
-  }
+  stop_and_resume<Final>(v.name, ref, {2 * S + 3, S},
+                         [&](int world, const std::string& load, int64_t stop, const std::string& save) {
+                           return run(world, c, loader, load, stop, save);
+                         },
+                         [](const Final& first, const Final& second, const Final& ref) {
+                           EXPECT_NE(first.item, ref.item);  // stopped before the end
+                           EXPECT_EQ(second.user, ref.user);
+                           EXPECT_EQ(second.item, ref.item);
+                           EXPECT_EQ(second.W, ref.W);
+                           EXPECT_EQ(second.b, ref.b);
+                         });
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -419,32 +437,19 @@ TEST_P(PointwiseResumeTest, StopAndResumeEqualsUninterruptedForAnyRanks) {
   // last step (before its validation).
   std::vector<int64_t> stops = {S + 2, S};
   if (ig) stops.push_back(S + S0 + 1);
-  for (const int64_t stop : stops) {
-    for (auto [n, m] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{3, 1}}) {
-      SCOPED_TRACE(std::string(v.name) + " stop at " + std::to_string(stop) + ", " + std::to_string(n) + " -> " +
-                   std::to_string(m) + " ranks");
-      const std::string ck = testing::fresh_path("checkpoint", std::string("pw-resume-") + v.name + ".h5");
-      const PwFinal first = run_pointwise(n, c, d, "", stop, ck);
-      ASSERT_TRUE(first.interrupted);
-      ASSERT_TRUE(fs::exists(ck));
-      EXPECT_FALSE(fs::exists(ck + ".tmp"));
-      // Stopped before the end (the tables may already be the kept best epoch's).
-      EXPECT_LT(first.losses.size(), ref.losses.size());
-      const PwFinal second = run_pointwise(m, c, d, ck);
-      EXPECT_FALSE(second.interrupted);
-      EXPECT_EQ(second.user, ref.user);
-      EXPECT_EQ(second.item, ref.item);
-      EXPECT_EQ(second.dense, ref.dense);
-      EXPECT_EQ(second.ig.decisions, ref.ig.decisions);
-      EXPECT_EQ(second.ig.forward, ref.ig.forward);
-      EXPECT_EQ(second.ig.inverse, ref.ig.inverse);
-      EXPECT_EQ(second.ig.mid, ref.ig.mid);
-      EXPECT_EQ(second.best_epoch, ref.best_epoch);
-      const size_t done = static_cast<size_t>(stop / S) - (stop % S == 0 ? 1 : 0);
-      ASSERT_EQ(second.losses.size(), ref.losses.size() - done);
-      for (size_t k = 0; k < second.losses.size(); ++k) EXPECT_EQ(second.losses[k], ref.losses[done + k]);
-    }
-  }
+  stop_and_resume<PwFinal>(v.name, ref, stops,
+                           [&](int world, const std::string& load, int64_t stop, const std::string& save) {
+                             return run_pointwise(world, c, d, load, stop, save);
+                           },
+                           [](const PwFinal&, const PwFinal& second, const PwFinal& ref) {
+                             EXPECT_EQ(second.user, ref.user);
+                             EXPECT_EQ(second.item, ref.item);
+                             EXPECT_EQ(second.dense, ref.dense);
+                             EXPECT_EQ(second.ig.decisions, ref.ig.decisions);
+                             EXPECT_EQ(second.ig.forward, ref.ig.forward);
+                             EXPECT_EQ(second.ig.inverse, ref.ig.inverse);
+                             EXPECT_EQ(second.ig.mid, ref.ig.mid);
+                           });
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, PointwiseResumeTest,
