@@ -177,6 +177,19 @@ class CudaPointwise final : public GpuPointwise {
     item_->download(model.item);
   }
 
+  void download_state(NcfModel& model) override {
+    SHARDREC_CUDA_CHECK(cudaSetDevice(ctx_.device()));
+    user_->download_state(model.user);
+    item_->download_state(model.item);
+  }
+
+  void upload_state(const NcfModel& model) override {
+    SHARDREC_CUDA_CHECK(cudaSetDevice(ctx_.device()));
+    user_->upload_state(model.user);
+    item_->upload_state(model.item);
+    upload_dense(model.dense.data(), w_.data());
+  }
+
  private:
   template <class T>
   void upload(const T* src, T* dst, size_t count) {

@@ -48,6 +48,10 @@ class GpuPointwise {
   virtual void reset_table_optimizers() = 0;
   // Copies the trained rows back into the host tables (evaluation, export, early stopping).
   virtual void download(NcfModel& model) = 0;
+  // Checkpoints: the tables' whole state (rows, optimizer state, step counters) down to the host
+  // tables, and back up after a load (with the host's dense parameters, which the host owns).
+  virtual void download_state(NcfModel& model) = 0;
+  virtual void upload_state(const NcfModel& model) = 0;
   virtual std::string describe() const = 0;
 };
 

@@ -73,6 +73,8 @@ class NcfModel {
   void apply_dense(const float* grad);
   // A fresh dense optimizer (the reference's re-created Adam).
   void reset_dense_optimizer();
+  // Its state (checkpoints): Adam's m, v over the dense vector (one row) and the step counter.
+  RowOptimizer& dense_optimizer() { return *opt_; }
   // The layers (the GPU backend runs them with cuBLAS): the MLP's, then the prediction layer
   // (in = gmf_dim + the last MLP width, out 1) whose input is [p_u * q_i, MLP output].
   const std::vector<Layer>& mlp() const { return mlp_; }

@@ -45,6 +45,27 @@ PointwiseTrainer::PointwiseTrainer(const TrainConfig& cfg, const io::DataShard& 
   gd2_.resize(model_.dense.size());
   gdense_.resize(model_.dense.size());
   if (resolve_device(cfg_.device) == "cuda") gpu_ = GpuPointwise::create(cfg_, model_, data_, comm_);
+  n_tt_ = static_cast<int64_t>(std::floor(static_cast<double>(num_train_) * cfg_.ig_train_ratio));
+  prog_.best = higher_is_better(cfg_.valid_metric) ? -INFINITY : INFINITY;
+}
+
+int64_t PointwiseTrainer::phase_rows(int phase) const {
+  if (cfg_.strategy != "ig") return phase == 0 ? num_train_ : 0;
+  return phase == 0 ? n_tt_ : num_train_ - n_tt_;
+}
+
+int64_t PointwiseTrainer::phase_steps(int phase) const { return (phase_rows(phase) + cfg_.batch - 1) / cfg_.batch; }
+
+int64_t PointwiseTrainer::global_step() const {
+  return (prog_.epoch - 1) * steps_per_epoch() + (prog_.phase == 1 ? phase_steps(0) : 0) + prog_.step;
+}
+
+void PointwiseTrainer::sync_state_to_host() {
+  if (gpu_) gpu_->download_state(model_);
+}
+
+void PointwiseTrainer::sync_state_to_device() {
+  if (gpu_) gpu_->upload_state(model_);
 }
 
 int64_t PointwiseTrainer::sample_unlabeled(int epoch, int64_t global_row, int k,
@@ -288,10 +309,16 @@ void PointwiseTrainer::meta_step(size_t n, int per, int64_t lab_global, dist::Ex
   main.step(gdense_.data(), model_.dense.data(), static_cast<int>(gdense_.size()));
 }
 
-double PointwiseTrainer::run_phase(int epoch, int phase, int64_t m, const std::vector<uint32_t>& rows,
-                                   const std::vector<int64_t>& index, Kind kind, bool use_unlabeled,
-                                   int64_t* terms) {
-  if (m <= 0) return 0;
+bool PointwiseTrainer::run_phase(int epoch, int phase, int64_t m, const std::vector<uint32_t>& rows,
+                                 const std::vector<int64_t>& index, Kind kind, bool use_unlabeled) {
+  PointwiseProgress& p = prog_;
+  // A resumed phase starts at the checkpoint's step with its loss sums so far.
+  if (p.phase != phase) {
+    p.phase = phase;
+    p.step = 0;
+  }
+  if (p.step == 0) p.phase_loss = dist::ExactSums(2, 24);
+  if (m <= 0) return true;
   const io::UserSlice& tr = data_.train();
   const int64_t B = cfg_.batch, S = (m + B - 1) / B;
   const Permutation perm(static_cast<uint64_t>(m), hash64(cfg_.seed, 0x11e0 + phase, static_cast<uint64_t>(epoch)));
@@ -313,8 +340,8 @@ double PointwiseTrainer::run_phase(int epoch, int phase, int64_t m, const std::v
     }
   }
   const int per = use_unlabeled ? 1 + cfg_.il_unlabeled : 1;
-  dist::ExactSums loss(2, 24);
-  for (int64_t s = 0; s < S; ++s) {
+  dist::ExactSums& loss = p.phase_loss;
+  for (int64_t s = std::min(p.step, S); s < S; ++s) {
     auto b = order.begin() + start[s], e = order.begin() + start[s + 1];
     std::sort(b, e, [](const Sample& x, const Sample& y) { return x.off < y.off; });
     const int64_t global_n = std::min<int64_t>(B, m - s * B);
@@ -324,10 +351,16 @@ double PointwiseTrainer::run_phase(int epoch, int phase, int64_t m, const std::v
       meta_step(n, per, global_n, loss);
     else
       plain_step(n, per, global_n, use_unlabeled ? global_n * cfg_.il_unlabeled : 0, loss);
+    p.step = s + 1;
+    if (step_hook_ && step_hook_(*this)) {
+      stop_requested_ = true;  // every rank agreed (the hook's contract): no collective below
+      return false;
+    }
   }
   loss.allreduce(comm_);
-  *terms += m;
-  return loss.value(0);  // labeled rows' BCE (the dual loss of unlabeled rows is slot 1)
+  p.epoch_terms += m;
+  p.epoch_sum += loss.value(0);  // labeled rows' BCE (the dual loss of unlabeled rows is slot 1)
+  return true;
 }
 
 double PointwiseTrainer::train_epoch(int epoch) {
@@ -339,35 +372,49 @@ double PointwiseTrainer::train_epoch(int epoch) {
 double PointwiseTrainer::train_epoch_steps(int epoch) {
   const io::UserSlice& tr = data_.train();
   const bool ig = cfg_.strategy == "ig";
-  // The reference re-creates its main Adam after every meta-iteration, so each later epoch's
-  // training-train phase starts from fresh optimizer state.
-  if (ig && cfg_.il_reference && epoch > 1) reset_main_optimizer();
-  int64_t terms = 0;
-  double sum = 0;
-  if (!ig) {
-    std::vector<uint32_t> rows(tr.rows());
-    std::vector<int64_t> index(tr.rows());
-    for (int64_t r = 0; r < tr.rows(); ++r) {
-      rows[r] = static_cast<uint32_t>(r);
-      index[r] = tr.row_lo + r;
-    }
-    sum = run_phase(epoch, 0, num_train_, rows, index, Kind::kPlain, cfg_.loss != "bce", &terms);
-    return sum / static_cast<double>(terms);
+  PointwiseProgress& p = prog_;
+  if (p.epoch != epoch) {
+    p.epoch = epoch;
+    p.phase = 0;
+    p.step = 0;
   }
-  // Training-train / training-test: a fixed (epoch-independent) seeded split of the labeled rows.
-  const int64_t n_tt = static_cast<int64_t>(std::floor(static_cast<double>(num_train_) * cfg_.ig_train_ratio));
-  const Permutation split(static_cast<uint64_t>(num_train_), hash64(cfg_.seed, 0x5e1a));
+  // A resumed epoch keeps the sums of its finished phases and what its optimizer state was.
+  if (p.phase == 0 && p.step == 0) {
+    p.epoch_sum = 0;
+    p.epoch_terms = 0;
+    // The reference re-creates its main Adam after every meta-iteration, so each later epoch's
+    // training-train phase starts from fresh optimizer state.
+    if (ig && cfg_.il_reference && epoch > 1) reset_main_optimizer();
+  }
   std::vector<uint32_t> rows[2];
   std::vector<int64_t> index[2];
-  for (int64_t r = 0; r < tr.rows(); ++r) {
-    const int64_t p = static_cast<int64_t>(split(static_cast<uint64_t>(tr.row_lo + r)));
-    const int ph = p < n_tt ? 0 : 1;
-    rows[ph].push_back(static_cast<uint32_t>(r));
-    index[ph].push_back(ph == 0 ? p : p - n_tt);
+  if (!ig) {
+    rows[0].resize(tr.rows());
+    index[0].resize(tr.rows());
+    for (int64_t r = 0; r < tr.rows(); ++r) {
+      rows[0][r] = static_cast<uint32_t>(r);
+      index[0][r] = tr.row_lo + r;
+    }
+  } else {
+    // Training-train / training-test: a fixed (epoch-independent) seeded split of the labeled rows.
+    const Permutation split(static_cast<uint64_t>(num_train_), hash64(cfg_.seed, 0x5e1a));
+    for (int64_t r = 0; r < tr.rows(); ++r) {
+      const int64_t q = static_cast<int64_t>(split(static_cast<uint64_t>(tr.row_lo + r)));
+      const int ph = q < n_tt_ ? 0 : 1;
+      rows[ph].push_back(static_cast<uint32_t>(r));
+      index[ph].push_back(ph == 0 ? q : q - n_tt_);
+    }
   }
-  sum += run_phase(epoch, 0, n_tt, rows[0], index[0], Kind::kPlain, false, &terms);
-  sum += run_phase(epoch, 1, num_train_ - n_tt, rows[1], index[1], Kind::kMeta, true, &terms);
-  return sum / static_cast<double>(terms);
+  for (int ph = p.phase; ph < num_phases(); ++ph) {
+    const bool meta = ig && ph == 1;
+    const bool unlabeled = ig ? meta : cfg_.loss != "bce";
+    if (!run_phase(epoch, ph, phase_rows(ph), rows[ph], index[ph], meta ? Kind::kMeta : Kind::kPlain, unlabeled))
+      return 0;
+  }
+  p.epoch = epoch + 1;
+  p.phase = 0;
+  p.step = 0;
+  return p.epoch_sum / static_cast<double>(p.epoch_terms);
 }
 
 EvalResult PointwiseTrainer::evaluate(int split) {
@@ -421,57 +468,64 @@ EvalResult PointwiseTrainer::evaluate(int split) {
 }
 
 FitResult PointwiseTrainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
+  // The early-stopping state lives in prog_, so that a checkpoint carries it.
   FitResult res;
   const bool maximize = higher_is_better(cfg_.valid_metric);
-  double best = maximize ? -INFINITY : INFINITY;
-  int since_best = 0;
-  std::vector<float> best_user, best_item, best_dense;
-  double elapsed = 0;
-  for (int epoch = 1; epoch <= cfg_.epochs; ++epoch) {
+  PointwiseProgress& p = prog_;
+  stop_requested_ = false;
+  for (int epoch = p.epoch; epoch <= cfg_.epochs; ++epoch) {
     EpochLog log;
     log.epoch = epoch;
     const double t0 = now();
     log.loss = train_epoch(epoch);
     double secs = now() - t0;
     comm_.allreduce_max(&secs, 1);
+    if (stop_requested_) {  // the step hook stopped training (a checkpoint was written)
+      res.interrupted = true;
+      return res;
+    }
     log.seconds = secs;
     log.samples_per_s = static_cast<double>(num_train_) / std::max(secs, 1e-9);
     if (cfg_.eval_every > 0 && epoch % cfg_.eval_every == 0) {
       log.validated = true;
       log.valid = evaluate(1);
       const double v = log.valid.get(cfg_.valid_metric);
-      if (maximize ? v > best : v < best) {
-        best = v;
-        since_best = 0;
+      if (maximize ? v > p.best : v < p.best) {
+        p.best = v;
+        p.since_best = 0;
         log.improved = true;
-        res.best_epoch = epoch;
-        res.best_valid = v;
+        p.best_epoch = epoch;
+        p.best_valid = v;
         if (cfg_.keep_best) {
-          best_user = model_.user.local_data();
-          best_item = model_.item.local_data();
-          best_dense = model_.dense;
+          p.has_best = true;
+          p.best_user = model_.user.local_data();
+          p.best_item = model_.item.local_data();
+          p.best_dense = model_.dense;
         }
       } else {
-        ++since_best;
+        ++p.since_best;
       }
     }
     double total = now() - t0;
     comm_.allreduce_max(&total, 1);
-    elapsed += total;
-    log.eta_seconds = elapsed / epoch * (cfg_.epochs - epoch);
+    p.elapsed += total;
+    p.epochs_done = epoch;
+    log.eta_seconds = p.elapsed / epoch * (cfg_.epochs - epoch);
     res.epochs.push_back(log);
     if (on_epoch) on_epoch(log);
-    if (log.validated && cfg_.patience > 0 && since_best >= cfg_.patience) {
+    if (log.validated && cfg_.patience > 0 && p.since_best >= cfg_.patience) {
       res.stopped_early = true;
       break;
     }
   }
+  res.best_epoch = p.best_epoch;
+  res.best_valid = p.best_valid;
   if (res.best_epoch == 0 || !cfg_.keep_best || cfg_.eval_every == 0) {
-    res.best_epoch = static_cast<int>(res.epochs.size());
-  } else if (res.best_epoch != static_cast<int>(res.epochs.size())) {
-    model_.user.local_data() = best_user;
-    model_.item.local_data() = best_item;
-    model_.dense = best_dense;
+    res.best_epoch = p.epochs_done;
+  } else if (res.best_epoch != p.epochs_done) {
+    model_.user.local_data() = p.best_user;
+    model_.item.local_data() = p.best_item;
+    model_.dense = p.best_dense;
   }
   return res;
 }

@@ -43,19 +43,47 @@ struct IgStats {
   std::vector<uint8_t> decisions;  // 0 mid, 1 forward, 2 inverse, in step order (all epochs)
 };
 
+// Where a pointwise training stands between two steps (besides parameters, optimizer state and
+// IgStats): what a checkpoint holds for a bitwise resume. The position is (epoch, phase, step
+// within the phase); an IG epoch has two phases (0 training-train, 1 meta), others one.
+struct PointwiseProgress : TrainProgress {
+  int phase = 0;
+  dist::ExactSums phase_loss{2, 24};  // the phase's loss sums so far: this rank's part
+  double epoch_sum = 0;               // the finished phases' recorded losses and terms
+  int64_t epoch_terms = 0;
+  std::vector<float> best_dense;      // with best_user/best_item (keep_best)
+};
+
 class PointwiseTrainer {
  public:
   PointwiseTrainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm);
   FitResult fit(const std::function<void(const EpochLog&)>& on_epoch = {});
-  // One epoch; returns the mean recorded training loss (per labeled row for bce and ig's
-  // training-train part; per row for idl).
+  // One epoch (from progress(), when a resume left it inside this epoch); returns the mean
+  // recorded training loss (per labeled row for bce and ig's training-train part; per row for
+  // idl), or 0 when the step hook stopped training.
   double train_epoch(int epoch);
   // "cuda:0 (...)" with --device cuda, else empty.
   std::string device_name() const { return gpu_ ? gpu_->describe() : ""; }
   // Labeled-protocol metrics of split 1 (valid) or 2 (test), identical on every rank.
   EvalResult evaluate(int split);
   NcfModel& model() { return model_; }
+  const TrainConfig& config() const { return cfg_; }
+  const io::DatasetInfo& data_info() const { return data_.info; }
   const IgStats& ig_stats() const { return ig_; }
+  IgStats& ig_stats() { return ig_; }
+  // Checkpoints (io/checkpoint.h), as for Trainer: the progress, steps per epoch (all phases) and
+  // per phase, steps done since the start, and a hook called on every rank after every step
+  // (progress() already counts it); returning true on all ranks ends fit() with interrupted set.
+  PointwiseProgress& progress() { return prog_; }
+  int64_t steps_per_epoch() const { return phase_steps(0) + phase_steps(1); }
+  int64_t phase_steps(int phase) const;
+  int num_phases() const { return cfg_.strategy == "ig" ? 2 : 1; }
+  int64_t global_step() const;
+  void set_step_hook(std::function<bool(PointwiseTrainer&)> hook) { step_hook_ = std::move(hook); }
+  // The GPU backend trains on the device's copy of the tables; these copy their whole state down
+  // to the host tables and back up; no-ops on the CPU backend.
+  void sync_state_to_host();
+  void sync_state_to_device();
   // Tests: take a plain BCE step where the meta-step would run (the reference for "IG with a zero
   // sample rate equals plain training").
   void set_meta_disabled(bool v) { meta_disabled_ = v; }
@@ -72,8 +100,12 @@ class PointwiseTrainer {
   enum class Kind { kPlain, kMeta };
   // Runs the steps of one phase: the local rows in `rows` with their phase index in `index`,
   // m rows in the phase globally.
-  double run_phase(int epoch, int phase, int64_t m, const std::vector<uint32_t>& rows,
-                   const std::vector<int64_t>& index, Kind kind, bool use_unlabeled, int64_t* terms);
+  // Adds its recorded loss and its rows to prog_.epoch_sum / epoch_terms; resumes at prog_.step
+  // when prog_ is inside this phase. False when the step hook stopped training.
+  bool run_phase(int epoch, int phase, int64_t m, const std::vector<uint32_t>& rows,
+                 const std::vector<int64_t>& index, Kind kind, bool use_unlabeled);
+  // Rows of a phase, globally: training-train and training-test for ig, all rows otherwise.
+  int64_t phase_rows(int phase) const;
   void build_batch(int epoch, int64_t step, const Sample* s, size_t n, int per);
   // Loss terms of this rank's rows at rows U, I (n x R, n*per x R) and dense w. Labeled rows add
   // BCE scaled by c_lab (skipped when 0), unlabeled rows add the dual loss scaled by c_unl; the
@@ -99,6 +131,10 @@ class PointwiseTrainer {
   bool meta_disabled_ = false;
   bool unlabeled_negative_ = false;  // loss bce-neg: unlabeled draws count as negatives
   IgStats ig_;
+  PointwiseProgress prog_;
+  std::function<bool(PointwiseTrainer&)> step_hook_;
+  bool stop_requested_ = false;
+  int64_t n_tt_ = 0;  // ig: training-train rows
   // Per-step state and buffers.
   std::vector<int64_t> uid_, iid_;
   std::vector<uint64_t> ukey_, ikey_;

@@ -262,6 +262,110 @@ void write_text(const std::string& path, const std::string& text) {
   fs::rename(tmp, path);
 }
 
+// SIGUSR1 -> g_checkpoint_signal, when checkpoints can be written. Installed before MPI starts
+// (an early signal, a job started close to its limit, is kept for the first step boundary instead
+// of ending the process) and again once MPI runs: its start-up may put its own SIGUSR1 handler in
+// place of ours (a singleton whose PMIx differs from the build's did, on the GPU machine).
+void install_checkpoint_signal(const TrainConfig& c) {
+  if (!c.run_dir.empty()) std::signal(SIGUSR1, on_checkpoint_signal);
+}
+
+// Rank 0: creates and locks the run directory, failing before any training when it cannot be
+// written; a fresh run (not a resume) starts config.ini and metrics.jsonl.
+std::unique_ptr<RunDirLock> open_run_dir(const TrainConfig& c, bool root, bool resuming) {
+  if (c.run_dir.empty() || !root) return nullptr;
+  std::error_code ec;
+  fs::create_directories(c.run_dir, ec);
+  if (ec) fail("run directory " + c.run_dir + ": " + ec.message());
+  auto lock = std::make_unique<RunDirLock>(c.run_dir);
+  // Probe: a directory that exists but cannot take files fails here, not after training.
+  try {
+    write_text(c.run_dir + "/.write-test", "");
+  } catch (const std::exception&) {
+    fail("run directory " + c.run_dir + ": files cannot be written there (read-only or full?)");
+  }
+  std::remove((c.run_dir + "/.write-test").c_str());
+  // A resume rewrites them once the checkpoint has been accepted (setup_checkpoints).
+  if (!resuming) {
+    write_text(c.run_dir + "/config.ini", c.to_ini());
+    write_text(c.run_dir + "/metrics.jsonl", "");
+  }
+  return lock;
+}
+
+// About what params.h5 takes: the tables and `dense` more floats, with room for HDF5's overhead.
+double params_file_bytes(const dist::ShardedEmbedding& user, const dist::ShardedEmbedding& item, size_t dense) {
+  return static_cast<double>(user.rows() * user.dim() + item.rows() * item.dim() + static_cast<int64_t>(dense)) *
+         4 * 1.5;
+}
+
+// With a run directory: checks the free space, resumes from a checkpoint (--resume) and installs
+// the step hook that writes checkpoints (--checkpoint-every, SIGUSR1). TrainerT is Trainer or
+// PointwiseTrainer; `params_bytes` is what params.h5 will take.
+template <class TrainerT>
+std::unique_ptr<io::Checkpointer> setup_checkpoints(TrainerT& trainer, const TrainConfig& c, io::CheckpointPolicy ckpt,
+                                                    const std::string& resume, double params_bytes, bool quiet,
+                                                    dist::Comm& comm) {
+  if (c.run_dir.empty()) return nullptr;
+  const bool root = comm.rank() == 0;
+  // Before training: the disk must hold the checkpoints (and the one being written) and params.h5.
+  const double ck = static_cast<double>(io::checkpoint_bytes(trainer, comm));
+  const bool periodic = ckpt.every_steps > 0 || ckpt.every_minutes > 0;
+  if (root)
+    check_free_space(c.run_dir, (periodic ? ckpt.keep + 1 : 1) * ck + params_bytes,
+                     periodic ? std::to_string(ckpt.keep + 1) + " checkpoints and params.h5"
+                              : "a checkpoint on SIGUSR1 and params.h5");
+  // Resume: rank 0 picks the file, every rank reads its own rows of it.
+  std::string from;
+  if (root && !resume.empty()) {
+    if (resume == "latest" || resume == "auto") {
+      const auto all = io::list_checkpoints(ckpt.dir);
+      if (!all.empty()) from = all.back();
+      else if (resume == "latest") fail("option --resume: no checkpoint in " + ckpt.dir);
+    } else {
+      from = resume;
+    }
+  }
+  uint64_t len = from.size();
+  comm.broadcast(&len, sizeof len, 0);
+  from.resize(len);
+  comm.broadcast(from.data(), len, 0);
+  if (!from.empty()) {
+    io::load_checkpoint(from, trainer, c, trainer.data_info(), comm);
+    const auto& p = trainer.progress();
+    if (root && !quiet)
+      std::printf("resumed from %s: epoch %d, step %lld of %lld\n", from.c_str(), p.epoch,
+                  (long long)trainer.global_step() - (long long)(p.epoch - 1) * trainer.steps_per_epoch(),
+                  (long long)trainer.steps_per_epoch());
+  }
+  if (root && !resume.empty()) {
+    write_text(c.run_dir + "/config.ini", c.to_ini());
+    // metrics.jsonl keeps the lines of the epochs the checkpoint had completed.
+    std::ifstream in(c.run_dir + "/metrics.jsonl");
+    std::string line, kept;
+    for (int e = 0; e < trainer.progress().epochs_done && std::getline(in, line); ++e) kept += line + "\n";
+    write_text(c.run_dir + "/metrics.jsonl", kept);
+  }
+  ckpt.signal_flag = &g_checkpoint_signal;
+  auto checkpointer = std::make_unique<io::Checkpointer>(ckpt, comm);
+  trainer.set_step_hook([cp = checkpointer.get()](TrainerT& t) { return (*cp)(t); });
+  return checkpointer;
+}
+
+// After fit() was interrupted by SIGUSR1: the checkpoint is written; the exit code asks to requeue.
+template <class TrainerT>
+int requeue_exit(TrainerT& trainer, const io::Checkpointer& checkpointer, bool root) {
+  if (root) {
+    const auto& p = trainer.progress();
+    std::printf("stopped by SIGUSR1 at epoch %d step %lld: checkpoint %s written; exit %d (requeue and "
+                "run again with --resume auto to continue)\n",
+                p.epoch, (long long)trainer.global_step() - (long long)(p.epoch - 1) * trainer.steps_per_epoch(),
+                checkpointer.last_written().c_str(), kExitRequeue);
+  }
+  std::fflush(stdout);
+  return kExitRequeue;
+}
+
 // Runs an MPI command body. An error on one rank ends the whole job (MPI_Abort) so that no rank
 // waits forever in a collective; a single rank just reports it.
 int run_mpi(const std::function<int(dist::Comm&)>& body, int argc, char** argv) {
@@ -370,19 +474,13 @@ std::string ig_json(const IgStats& s) {
          ", \"mid\": " + std::to_string(s.mid) + "}";
 }
 
-int train_pointwise(const TrainConfig& c, bool quiet, bool final_eval, int argc, char** argv) {
+int train_pointwise(const TrainConfig& c, bool quiet, bool final_eval, const io::CheckpointPolicy& ckpt,
+                    const std::string& resume, int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
+        install_checkpoint_signal(c);
         const bool root = comm.rank() == 0;
-        std::unique_ptr<RunDirLock> lock;
-        if (!c.run_dir.empty() && root) {
-          std::error_code ec;
-          fs::create_directories(c.run_dir, ec);
-          if (ec) fail("run directory " + c.run_dir + ": " + ec.message());
-          lock = std::make_unique<RunDirLock>(c.run_dir);
-          write_text(c.run_dir + "/config.ini", c.to_ini());
-          write_text(c.run_dir + "/metrics.jsonl", "");
-        }
+        const auto lock = open_run_dir(c, root, !resume.empty());
         const auto data = io::load_shard(c.data, comm);
         if (root && !quiet)
           std::printf("data %s: %lld users, %lld items, %lld labeled train rows on %d rank(s); %s %s %s dim %d\n",
@@ -392,6 +490,9 @@ int train_pointwise(const TrainConfig& c, bool quiet, bool final_eval, int argc,
         PointwiseTrainer trainer(c, data, comm);
         if (root && !quiet && !trainer.device_name().empty())
           std::printf("device %s\n", trainer.device_name().c_str());
+        const auto checkpointer = setup_checkpoints(
+            trainer, c, ckpt, resume,
+            params_file_bytes(trainer.model().user, trainer.model().item, trainer.model().dense.size()), quiet, comm);
         auto res = trainer.fit([&](const EpochLog& e) {
           if (!root) return;
           std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
@@ -414,6 +515,7 @@ int train_pointwise(const TrainConfig& c, bool quiet, bool final_eval, int argc,
           std::printf("\n");
           std::fflush(stdout);
         });
+        if (res.interrupted) return requeue_exit(trainer, *checkpointer, root);
         EvalResult valid, test;
         if (final_eval) {
           valid = trainer.evaluate(1);
@@ -432,7 +534,7 @@ int train_pointwise(const TrainConfig& c, bool quiet, bool final_eval, int argc,
           if (root)
             write_text(c.run_dir + "/result.json",
                        "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
-                           std::to_string(res.epochs.size()) + ", \"ranks\": " + std::to_string(comm.size()) +
+                           std::to_string(trainer.progress().epochs_done) + ", \"ranks\": " + std::to_string(comm.size()) +
                            ", \"seconds_per_epoch\": " + json_number(per_epoch) +
                            (c.strategy == "ig" ? ", \"ig\": " + ig_json(trainer.ig_stats()) : std::string()) +
                            ", \"valid\": " + json_metrics(valid) + ", \"test\": " + json_metrics(test) + "}\n");
@@ -706,9 +808,7 @@ int cmd_train(int argc, char** argv) {
     fail(std::string("option --") + (resume.empty() ? "checkpoint-every" : "resume") +
          ": needs --run-dir (checkpoints live in RUN_DIR/checkpoints)");
   if (!c.run_dir.empty()) ckpt.dir = c.run_dir + "/checkpoints";
-  // Before MPI starts, so that an early SIGUSR1 (a job started close to its limit) is kept for
-  // the first step boundary instead of ending the process.
-  if (!c.run_dir.empty()) std::signal(SIGUSR1, on_checkpoint_signal);
+  install_checkpoint_signal(c);
   c.opt.kind = OptimizerConfig::parse_kind(optimizer);
   c.init.kind = dist::InitSpec::parse(init);
   c.eval = eval_config(vm);
@@ -716,41 +816,14 @@ int cmd_train(int argc, char** argv) {
   if (c.pointwise_model() && vm["loss"].defaulted()) c.loss = "bce";
   c.validate();
   c.device = resolve_device(c.device);
-  // MF and VBPR checkpoint on the GPU backend too (the trainer copies the device state for them).
+  // Checkpoints work on the GPU backend too (the trainers copy the device state for them).
   const bool quiet = vm["quiet"].as<bool>();
-  if (c.pointwise_model()) {
-    // The pointwise trainer (GMF/NeuMF, Inverse Learning) has no checkpoints yet.
-    if (ckpt.every_steps > 0 || ckpt.every_minutes > 0 || !resume.empty())
-      fail(std::string("option --") + (resume.empty() ? "checkpoint-every" : "resume") + ": model " + c.model +
-           " has no checkpoints yet (mf and vbpr do)");
-    return train_pointwise(c, quiet, vm["final-eval"].as<bool>(), argc, argv);
-  }
+  if (c.pointwise_model()) return train_pointwise(c, quiet, vm["final-eval"].as<bool>(), ckpt, resume, argc, argv);
   return run_mpi(
       [&](dist::Comm& comm) {
-        // Again once MPI runs: its start-up may put its own SIGUSR1 handler in place of ours (a
-        // singleton whose PMIx differs from the build's did, on the GPU machine).
-        if (!c.run_dir.empty()) std::signal(SIGUSR1, on_checkpoint_signal);
+        install_checkpoint_signal(c);
         const bool root = comm.rank() == 0;
-        std::unique_ptr<RunDirLock> lock;
-        if (!c.run_dir.empty() && root) {
-          // Fail before any training when the run directory cannot be written.
-          std::error_code ec;
-          fs::create_directories(c.run_dir, ec);
-          if (ec) fail("run directory " + c.run_dir + ": " + ec.message());
-          lock = std::make_unique<RunDirLock>(c.run_dir);
-          // Probe: a directory that exists but cannot take files fails here, not after training.
-          try {
-            write_text(c.run_dir + "/.write-test", "");
-          } catch (const std::exception&) {
-            fail("run directory " + c.run_dir + ": files cannot be written there (read-only or full?)");
-          }
-          std::remove((c.run_dir + "/.write-test").c_str());
-          // A resume rewrites them once the checkpoint has been accepted (below).
-          if (resume.empty()) {
-            write_text(c.run_dir + "/config.ini", c.to_ini());
-            write_text(c.run_dir + "/metrics.jsonl", "");
-          }
-        }
+        const auto lock = open_run_dir(c, root, !resume.empty());
         const auto data = io::load_shard(c.data, comm);
         if (root && !quiet)
           std::printf("data %s: %lld users, %lld items, %lld train rows on %d rank(s); %s %s dim %d\n",
@@ -760,51 +833,8 @@ int cmd_train(int argc, char** argv) {
         if (root && !quiet && !trainer.device_name().empty())
           std::printf("device %s\n", trainer.device_name().c_str());
         std::string log_lines;
-        std::unique_ptr<io::Checkpointer> checkpointer;
-        if (!c.run_dir.empty()) {
-          // Before training: the disk must hold the checkpoints (and the one being written) and params.h5.
-          const double ck = static_cast<double>(io::checkpoint_bytes(trainer, comm));
-          const bool periodic = ckpt.every_steps > 0 || ckpt.every_minutes > 0;
-          const double params = static_cast<double>(trainer.model().user.rows() * trainer.model().user.dim() +
-                                                    trainer.model().item.rows() * trainer.model().item.dim()) * 4 * 1.5;
-          if (root)
-            check_free_space(c.run_dir, (periodic ? ckpt.keep + 1 : 1) * ck + params,
-                             periodic ? std::to_string(ckpt.keep + 1) + " checkpoints and params.h5"
-                                      : "a checkpoint on SIGUSR1 and params.h5");
-          // Resume: rank 0 picks the file, every rank reads its own rows of it.
-          std::string from;
-          if (root && !resume.empty()) {
-            if (resume == "latest" || resume == "auto") {
-              const auto all = io::list_checkpoints(ckpt.dir);
-              if (!all.empty()) from = all.back();
-              else if (resume == "latest") fail("option --resume: no checkpoint in " + ckpt.dir);
-            } else {
-              from = resume;
-            }
-          }
-          uint64_t len = from.size();
-          comm.broadcast(&len, sizeof len, 0);
-          from.resize(len);
-          comm.broadcast(from.data(), len, 0);
-          if (!from.empty()) {
-            io::load_checkpoint(from, trainer, c, data.info, comm);
-            const auto& p = trainer.progress();
-            if (root && !quiet)
-              std::printf("resumed from %s: epoch %d, step %lld of %lld\n", from.c_str(), p.epoch,
-                          (long long)p.step, (long long)trainer.steps_per_epoch());
-          }
-          if (root && !resume.empty()) {
-            write_text(c.run_dir + "/config.ini", c.to_ini());
-            // metrics.jsonl keeps the lines of the epochs the checkpoint had completed.
-            std::ifstream in(c.run_dir + "/metrics.jsonl");
-            std::string line, kept;
-            for (int e = 0; e < trainer.progress().epochs_done && std::getline(in, line); ++e) kept += line + "\n";
-            write_text(c.run_dir + "/metrics.jsonl", kept);
-          }
-          ckpt.signal_flag = &g_checkpoint_signal;
-          checkpointer = std::make_unique<io::Checkpointer>(ckpt, comm);
-          trainer.set_step_hook([&](Trainer& t) { return (*checkpointer)(t); });
-        }
+        const auto checkpointer = setup_checkpoints(
+            trainer, c, ckpt, resume, params_file_bytes(trainer.model().user, trainer.model().item, 0), quiet, comm);
         auto res = trainer.fit([&](const EpochLog& e) {
           if (!root) return;
           std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
@@ -826,15 +856,7 @@ int cmd_train(int argc, char** argv) {
           std::printf("  eta %s\n", human_time(e.eta_seconds).c_str());
           std::fflush(stdout);
         });
-        if (res.interrupted) {
-          if (root)
-            std::printf("stopped by SIGUSR1 at epoch %d step %lld: checkpoint %s written; exit %d (requeue and "
-                        "run again with --resume auto to continue)\n",
-                        trainer.progress().epoch, (long long)trainer.progress().step,
-                        checkpointer->last_written().c_str(), kExitRequeue);
-          std::fflush(stdout);
-          return kExitRequeue;
-        }
+        if (res.interrupted) return requeue_exit(trainer, *checkpointer, root);
         EvalResult valid, test;
         const bool final_eval = vm["final-eval"].as<bool>();
         if (final_eval) {

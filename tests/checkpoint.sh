@@ -4,7 +4,9 @@
 #    params.h5 byte-identical to an uninterrupted run's, and metrics.jsonl with one line per epoch;
 #  - a corrupted checkpoint and an incompatible config: clear errors, the checkpoint untouched;
 #  - an unwritable run directory and a full disk: reported before training starts;
-#  - SIGKILL in the middle of a checkpoint write: resume continues from the newest whole one.
+#  - SIGKILL in the middle of a checkpoint write: resume continues from the newest whole one;
+#  - NeuMF with the inverse dual loss and Inverse Gradient: SIGUSR1 on 2 ranks, exit 75, --resume
+#    auto on 3 ranks: params.h5 byte-identical to an uninterrupted run's.
 # usage: checkpoint.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
 bin=$1; dir=$2; mpiexec=${3:-mpiexec}
@@ -117,6 +119,40 @@ if [ $rc -eq 0 ] && [ -n "$from" ] && [[ "$from" != *.tmp ]] && cmp -s ref/param
   ok "SIGKILL during checkpointing ($mid): $from, params.h5 byte-identical to the uninterrupted run"
 else
   bad "resume after SIGKILL (exit $rc, $mid, ${from:-no resume}) differs from the uninterrupted run"; tail -5 kill2.log
+fi
+
+# 7. The pointwise trainer: NeuMF, IDL + Inverse Gradient, on labeled rows (rating > 2). Keep-best
+# off, so that params.h5 holds the last epoch's parameters (those the resume trained).
+awk 'BEGIN { s = 12345;
+  for (u = 1; u <= 3000; u++) {
+    n = 8 + u % 13; g = u % 5;
+    for (k = 0; k < n; k++) {
+      s = (s * 1103515245 + 12345) % 2147483648; r = s / 2147483648;
+      s = (s * 1103515245 + 12345) % 2147483648; q = s / 2147483648;
+      if (r < 0.8) item = 1 + g + 5 * int(q * 100); else item = 1 + int(q * 500);
+      printf "%d\t%d\t%d\t%d\n", 1000 + u, item, 1 + (u + k) % 5, 880000000 + u * 100 + k;
+    } } }' > il.tsv
+"$bin" prep --format ml-udata --input il.tsv --out il.h5 --label-threshold 2 --rating-range 1:5 \
+  --ratios 0.8,0.1,0.1 --seed 7 >/dev/null || exit 1
+il=(--data il.h5 --model neumf --dim 8 --mlp-layers 2 --loss idl --strategy ig --ig-sample-lr 0.01 --epochs 4
+    --batch 32 --lr 0.01 --valid-metric auc --ks 5 --keep-best false --final-eval false)
+"$mpiexec" --oversubscribe -np 2 "$bin" train "${il[@]}" --run-dir ilref --quiet >ilref.log 2>&1 || { cat ilref.log; exit 1; }
+"$mpiexec" --oversubscribe -np 2 "$bin" train "${il[@]}" --run-dir ilrun >il1.log 2>&1 &
+job=$!
+for _ in $(seq 300); do grep -q "epoch 1/" il1.log && break; sleep 0.05; done
+kill -USR1 "$job"
+wait "$job"; rc=$?
+if [ $rc -eq 75 ] && grep -q "stopped by SIGUSR1" il1.log && [ ! -f ilrun/params.h5 ]; then
+  ok "neumf ig, SIGUSR1: exit 75, $(grep -o 'checkpoint [^ ]* written' il1.log)"
+else
+  bad "neumf ig: SIGUSR1 did not checkpoint and exit 75 (exit $rc)"; tail -5 il1.log
+fi
+"$mpiexec" --oversubscribe -np 3 "$bin" train "${il[@]}" --run-dir ilrun --resume auto >il2.log 2>&1; rc=$?
+if [ $rc -eq 0 ] && grep -q "resumed from" il2.log && cmp -s ilref/params.h5 ilrun/params.h5 \
+   && [ "$(wc -l < ilrun/metrics.jsonl)" -eq 4 ]; then
+  ok "neumf ig resumed on 3 ranks: params.h5 byte-identical to the uninterrupted 2-rank run ($(grep -o 'resumed from .*' il2.log))"
+else
+  bad "neumf ig resume (exit $rc) differs from the uninterrupted run"; tail -5 il2.log
 fi
 
 [ $fails -eq 0 ] && echo "all checkpoint cases ok"

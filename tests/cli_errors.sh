@@ -72,7 +72,7 @@ expect_error "label threshold without ratings" "unrated.csv: field rating: a lab
 no_file o10.h5
 expect_error "gmf on unlabeled data" "has no ratings" "$bin" train --data good.h5 --model gmf --epochs 1 --quiet
 expect_error "ig needs idl" "--loss idl" "$bin" train --data good.h5 --model gmf --strategy ig --quiet
-expect_error "gmf without checkpoints" "has no checkpoints yet" "$bin" train --data good.h5 --model gmf --run-dir ckrun --checkpoint-every 5 --quiet
+expect_error "gmf resume without a run directory" "option --resume: needs --run-dir" "$bin" train --data good.h5 --model gmf --resume latest --quiet
 if ! nvidia-smi -L >/dev/null 2>&1; then
   expect_error "gmf on a machine without a GPU" "option --device cuda" "$bin" train --data good.h5 --model gmf --device cuda --quiet
 fi

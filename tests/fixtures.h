@@ -12,7 +12,9 @@
 #include "core/rng.h"
 #include "dist/comm.h"
 #include "dist/sharded_embedding.h"
+#include "core/pointwise_trainer.h"
 #include "core/trainer.h"
+#include "dist/inproc_comm.h"
 #include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "io/features.h"
@@ -128,15 +130,48 @@ inline std::string vbpr_dataset(const std::string& name, int users, int items, i
 
 // Resumes t from the checkpoint `load` (when given) and, with stop_at > 0, makes it write the
 // checkpoint `save` at that global step and stop there (the tests' checkpoint/resume harness).
-inline void checkpoint_and_resume(Trainer& t, const TrainConfig& c, const io::DatasetInfo& info, dist::Comm& comm,
-                                  const std::string& load, int64_t stop_at, const std::string& save) {
+// TrainerT: Trainer or PointwiseTrainer.
+template <class TrainerT>
+void checkpoint_and_resume(TrainerT& t, const TrainConfig& c, const io::DatasetInfo& info, dist::Comm& comm,
+                           const std::string& load, int64_t stop_at, const std::string& save) {
   if (!load.empty()) io::load_checkpoint(load, t, c, info, comm);
   if (stop_at > 0)
-    t.set_step_hook([&comm, stop_at, save](Trainer& tr) {
+    t.set_step_hook([&comm, stop_at, save](TrainerT& tr) {
       if (tr.global_step() != stop_at) return false;
       io::save_checkpoint(save, tr, comm);
       return true;
     });
+}
+
+// A GMF/NeuMF training on `world` thread ranks through checkpoint_and_resume, and what tests
+// compare of it (rank 0's copy; tables in id order, with the device state brought to the host).
+struct PointwiseRun {
+  std::vector<float> user, item, dense, dense_m, dense_v;
+  IgStats ig;
+  std::vector<double> losses;  // of the epochs this run completed
+  int best_epoch = 0;
+  bool interrupted = false;
+  int64_t steps_per_epoch = 0, phase0_steps = 0;
+};
+
+inline PointwiseRun run_pointwise(int world, const TrainConfig& c, const io::PreparedDataset& d,
+                                  const std::string& load = "", int64_t stop_at = 0, const std::string& save = "") {
+  PointwiseRun out;
+  dist::run_ranks(world, [&](dist::Comm& comm) {
+    auto shard = io::shard_from_memory(d, comm);
+    PointwiseTrainer t(c, shard, comm);
+    checkpoint_and_resume(t, c, shard.info, comm, load, stop_at, save);
+    auto fit = t.fit();
+    t.sync_state_to_host();
+    auto u = full_table(t.model().user, comm);
+    auto i = full_table(t.model().item, comm);
+    if (comm.rank() != 0) return;
+    RowOptimizer& o = t.model().dense_optimizer();
+    out = {u, i, t.model().dense, o.state_m(), o.state_v(), t.ig_stats(), {}, fit.best_epoch, fit.interrupted,
+           t.steps_per_epoch(), t.phase_steps(0)};
+    for (auto& e : fit.epochs) out.losses.push_back(e.loss);
+  });
+  return out;
 }
 
 }  // namespace shardrec::testing

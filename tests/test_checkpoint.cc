@@ -1,6 +1,6 @@
 // Checkpoints: a run stopped at a step and resumed from its checkpoint ends with bitwise the
 // parameters of an uninterrupted run, on 1 rank, from 2 ranks into 3 and from 3 into 1 (ranks as
-// threads); damaged files, other models and datasets and incompatible configs are refused with
+// threads), for MF, VBPR, GMF and NeuMF (plain and Inverse Gradient training); damaged files, other models and datasets and incompatible configs are refused with
 // the file left as it was; a NaN gradient stops training naming the tensor.
 #include <gtest/gtest.h>
 #include <hdf5.h>
@@ -12,6 +12,7 @@
 #include <iterator>
 
 #include "core/error.h"
+#include "core/pointwise_trainer.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
@@ -92,6 +93,36 @@ std::string vbpr_dataset(const std::string& name) {
   return path;
 }
 
+// Stops runs at each step of `stops` on n ranks and resumes them on m (1 -> 1, 2 -> 3, 3 -> 1):
+// the checkpoint is whole, the resumed run logs the uninterrupted run's remaining epochs with the
+// same losses and best epoch, and `same(first, resumed, ref)` checks the parameters.
+template <class Result>
+void stop_and_resume(const std::string& name, const Result& ref, const std::vector<int64_t>& stops,
+                     const std::function<Result(int, const std::string&, int64_t, const std::string&)>& train,
+                     const std::function<void(const Result&, const Result&, const Result&)>& same) {
+  const int64_t S = ref.steps_per_epoch;
+  for (const int64_t stop : stops) {
+    for (auto [n, m] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{3, 1}}) {
+      SCOPED_TRACE(name + " stop at " + std::to_string(stop) + ", " + std::to_string(n) + " -> " +
+                   std::to_string(m) + " ranks");
+      const std::string ck = testing::fresh_path("checkpoint", "resume-" + name + ".h5");
+      const Result first = train(n, "", stop, ck);
+      ASSERT_TRUE(first.interrupted);
+      ASSERT_TRUE(fs::exists(ck));
+      EXPECT_FALSE(fs::exists(ck + ".tmp"));
+      EXPECT_LT(first.losses.size(), ref.losses.size());
+      const Result second = train(m, ck, 0, "");
+      EXPECT_FALSE(second.interrupted);
+      same(first, second, ref);
+      EXPECT_EQ(second.best_epoch, ref.best_epoch);
+      // The resumed run logs the epochs from the one in progress on, with the same losses.
+      const size_t done = static_cast<size_t>(stop / S) - (stop % S == 0 ? 1 : 0);
+      ASSERT_EQ(second.losses.size(), ref.losses.size() - done);
+      for (size_t k = 0; k < second.losses.size(); ++k) EXPECT_EQ(second.losses[k], ref.losses[done + k]);
+    }
+  }
+}
+
 struct Variant {
   const char* name;
   OptimizerConfig::Kind opt;
@@ -126,29 +157,17 @@ TEST_P(ResumeTest, StopAndResumeEqualsUninterruptedForAnyRanks) {
   const int64_t S = ref.steps_per_epoch;
   ASSERT_GT(S, 4);
   // Mid-epoch (epoch 3, a few steps in) and at an epoch's last step (before its validation).
-  for (const int64_t stop : {2 * S + 3, S}) {
-    for (auto [n, m] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{3, 1}}) {
-      SCOPED_TRACE(std::string(v.name) + " stop at " + std::to_string(stop) + ", " + std::to_string(n) +
-                   " -> " + std::to_string(m) + " ranks");
-      const std::string ck = testing::fresh_path("checkpoint", std::string("resume-") + v.name + ".h5");
-      const Final first = run(n, c, loader, "", stop, ck);
-      ASSERT_TRUE(first.interrupted);
-      ASSERT_TRUE(fs::exists(ck));
-      EXPECT_FALSE(fs::exists(ck + ".tmp"));
-      EXPECT_NE(first.item, ref.item);  // stopped before the end
-      const Final second = run(m, c, loader, ck);
-      EXPECT_FALSE(second.interrupted);
-      EXPECT_EQ(second.user, ref.user);
-      EXPECT_EQ(second.item, ref.item);
-      EXPECT_EQ(second.W, ref.W);
-      EXPECT_EQ(second.b, ref.b);
-      EXPECT_EQ(second.best_epoch, ref.best_epoch);
-      // The resumed run logs the epochs from the one in progress on, with the same losses.
-      const size_t done = static_cast<size_t>(stop / S) - (stop % S == 0 ? 1 : 0);
-      ASSERT_EQ(second.losses.size(), ref.losses.size() - done);
-      for (size_t k = 0; k < second.losses.size(); ++k) EXPECT_EQ(second.losses[k], ref.losses[done + k]);
-    }
-  }
+  stop_and_resume<Final>(v.name, ref, {2 * S + 3, S},
+                         [&](int world, const std::string& load, int64_t stop, const std::string& save) {
+                           return run(world, c, loader, load, stop, save);
+                         },
+                         [](const Final& first, const Final& second, const Final& ref) {
+                           EXPECT_NE(first.item, ref.item);  // stopped before the end
+                           EXPECT_EQ(second.user, ref.user);
+                           EXPECT_EQ(second.item, ref.item);
+                           EXPECT_EQ(second.W, ref.W);
+                           EXPECT_EQ(second.b, ref.b);
+                         });
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -171,12 +190,13 @@ std::string make_checkpoint(const std::string& name, const io::PreparedDataset& 
   return ck;
 }
 
-// The error of loading `ck` into a trainer for `c` and `d` on 2 ranks.
+// The error of loading `ck` into a trainer (Trainer or PointwiseTrainer) for `c` and `d` on 2 ranks.
+template <class TrainerT = Trainer>
 std::string load_error(const std::string& ck, const io::PreparedDataset& d, const TrainConfig& c) {
   std::string err;
   dist::run_ranks(2, [&](dist::Comm& comm) {
     auto shard = io::shard_from_memory(d, comm);
-    Trainer t(c, shard, comm);
+    TrainerT t(c, shard, comm);
     auto e = error_of([&] { io::load_checkpoint(ck, t, c, shard.info, comm); });
     if (comm.rank() == 0) err = e;
   });
@@ -362,6 +382,129 @@ class NanAtStep final : public Strategy {
  private:
   int64_t at_;
 };
+
+// ---- Pointwise models (GMF, NeuMF) ---------------------------------------------------------------
+
+using PwFinal = testing::PointwiseRun;
+using testing::run_pointwise;
+
+TrainConfig pointwise_config(const std::string& model, const std::string& strategy, bool reference) {
+  TrainConfig c;
+  c.data = "<memory>";
+  c.model = model;
+  c.dim = 4;
+  c.mlp_layers = 2;
+  c.loss = "idl";
+  c.strategy = strategy;
+  c.il_reference = reference;
+  c.batch = 23;
+  c.epochs = 3;
+  c.eval_every = 1;
+  c.patience = 3;
+  c.opt.lr = 0.01f;
+  c.ig_sample_lr = 0.05f;
+  c.ig_train_ratio = 0.6f;
+  c.eval.ks = {3};
+  c.valid_metric = "auc";
+  return c;
+}
+
+struct PwVariant {
+  const char* name;
+  const char* model;
+  const char* strategy;
+  bool reference;
+};
+void PrintTo(const PwVariant& v, std::ostream* os) { *os << v.name; }
+
+class PointwiseResumeTest : public ::testing::TestWithParam<PwVariant> {};
+
+TEST_P(PointwiseResumeTest, StopAndResumeEqualsUninterruptedForAnyRanks) {
+  const PwVariant v = GetParam();
+  const TrainConfig c = pointwise_config(v.model, v.strategy, v.reference);
+  const auto d = testing::labeled_dataset(80, 40, 4, 3);
+  const PwFinal ref = run_pointwise(1, c, d);
+  ASSERT_FALSE(ref.interrupted);
+  ASSERT_EQ(ref.losses.size(), 3u);
+  const int64_t S = ref.steps_per_epoch, S0 = ref.phase0_steps;
+  const bool ig = std::string(v.strategy) == "ig";
+  ASSERT_GT(S0, 2);
+  if (ig) {
+    ASSERT_GT(S - S0, 2);
+    EXPECT_EQ(ref.ig.decisions.size(), static_cast<size_t>(3 * (S - S0)));
+  }
+  // Mid-epoch 2 (for ig: in its training-train phase and in its meta phase) and at epoch 1's
+  // last step (before its validation).
+  std::vector<int64_t> stops = {S + 2, S};
+  if (ig) stops.push_back(S + S0 + 1);
+  stop_and_resume<PwFinal>(v.name, ref, stops,
+                           [&](int world, const std::string& load, int64_t stop, const std::string& save) {
+                             return run_pointwise(world, c, d, load, stop, save);
+                           },
+                           [](const PwFinal&, const PwFinal& second, const PwFinal& ref) {
+                             EXPECT_EQ(second.user, ref.user);
+                             EXPECT_EQ(second.item, ref.item);
+                             EXPECT_EQ(second.dense, ref.dense);
+                             EXPECT_EQ(second.ig.decisions, ref.ig.decisions);
+                             EXPECT_EQ(second.ig.forward, ref.ig.forward);
+                             EXPECT_EQ(second.ig.inverse, ref.ig.inverse);
+                             EXPECT_EQ(second.ig.mid, ref.ig.mid);
+                           });
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, PointwiseResumeTest,
+                         ::testing::Values(PwVariant{"gmf_idl_plain", "gmf", "plain", false},
+                                           PwVariant{"neumf_idl_plain", "neumf", "plain", false},
+                                           PwVariant{"gmf_idl_ig", "gmf", "ig", false},
+                                           PwVariant{"neumf_idl_ig", "neumf", "ig", false},
+                                           PwVariant{"neumf_idl_ig_reference", "neumf", "ig", true}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Checkpoint, PointwiseDamagedOrIncompatibleIsRefused) {
+  const auto d = testing::labeled_dataset(60, 30, 3, 8);
+  const TrainConfig c = pointwise_config("neumf", "ig", false);
+  const std::string ck = testing::fresh_path("checkpoint", "pw-compat.h5");
+  run_pointwise(2, c, d, "", 7, ck);
+  const std::string before = file_bytes(ck);
+  EXPECT_EQ(load_error<PointwiseTrainer>(ck, d, c), "(no error)");
+  // Another strategy and model.
+  TrainConfig other = c;
+  other.strategy = "plain";
+  std::string err = load_error<PointwiseTrainer>(ck, d, other);
+  EXPECT_NE(err.find("incompatible configuration"), std::string::npos) << err;
+  EXPECT_NE(err.find("strategy = ig there, plain here"), std::string::npos) << err;
+  other = c;
+  other.model = "gmf";
+  err = load_error<PointwiseTrainer>(ck, d, other);
+  EXPECT_NE(err.find("model = neumf there, gmf here"), std::string::npos) << err;
+  // An MF checkpoint is not one for NeuMF.
+  const std::string mf = make_checkpoint("pw-mf.h5", d, base_config());
+  err = load_error<PointwiseTrainer>(mf, d, c);
+  EXPECT_NE(err.find("incompatible configuration"), std::string::npos) << err;
+  // A flipped byte in the dense parameters fails their checksum.
+  const std::string bad = testing::fresh_path("checkpoint", "pw-bad.h5");
+  fs::copy_file(ck, bad);
+  {
+    const haddr_t off = data_offset(bad, "/dense/ncf");
+    std::fstream f(bad, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(off) + 5);
+    char b = 0;
+    f.read(&b, 1);
+    b ^= 0x10;
+    f.seekp(static_cast<std::streamoff>(off) + 5);
+    f.write(&b, 1);
+  }
+  err = load_error<PointwiseTrainer>(bad, d, c);
+  EXPECT_NE(err.find("dataset /dense/ncf fails its checksum"), std::string::npos) << err;
+  EXPECT_NE(err.find(bad), std::string::npos) << err;
+  // Truncated.
+  const std::string cut = testing::fresh_path("checkpoint", "pw-cut.h5");
+  fs::copy_file(ck, cut);
+  fs::resize_file(cut, fs::file_size(cut) / 2);
+  err = load_error<PointwiseTrainer>(cut, d, c);
+  EXPECT_NE(err.find("checkpoint " + cut), std::string::npos) << err;
+  EXPECT_EQ(file_bytes(ck), before);
+}
 
 TEST(Failures, NanGradientStopsTrainingNamingTensorStepAndRank) {
   const auto d = testing::planted_dataset(60, 30, 3, 8);

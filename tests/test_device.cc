@@ -851,6 +851,56 @@ INSTANTIATE_TEST_SUITE_P(Devices, BackendCheckpoint,
                            return std::string(dev_name(std::get<0>(info.param))) + "_" + std::get<1>(info.param).name;
                          });
 
+// GMF/NeuMF: a run stopped by the step hook (for ig also inside its meta phase) and resumed on
+// other ranks ends bitwise like the uninterrupted run on the same backend: tables, dense
+// parameters with their optimizer state, IG decisions and epoch losses.
+class PointwiseCheckpoint : public ::testing::TestWithParam<std::tuple<Dev, PwCase>> {};
+
+TEST_P(PointwiseCheckpoint, StopAndResumeEqualsUninterruptedForAnyRanks) {
+  const auto [dev, k] = GetParam();
+  SKIP_UNLESS(dev);
+  const auto d = testing::labeled_dataset(k.users, k.users * 3 / 4, 3, 4);
+  const TrainConfig c = pointwise_config(k, dev);
+  const auto ref = testing::run_pointwise(1, c, d);
+  ASSERT_FALSE(ref.interrupted);
+  ASSERT_EQ(ref.losses.size(), 2u);
+  const int64_t S = ref.steps_per_epoch, S0 = ref.phase0_steps;
+  ASSERT_GT(S, 2);
+  std::vector<int64_t> stops = {S + 1, S};
+  if (std::string(k.strategy) == "ig") {
+    ASSERT_GT(S - S0, 1);
+    stops.push_back(S + S0 + 1);  // inside the meta phase
+  }
+  for (const int64_t stop : stops) {
+    for (auto [n, m] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{3, 1}}) {
+      SCOPED_TRACE(std::string(dev_name(dev)) + " " + k.name + ": stop at step " + std::to_string(stop) + ", " +
+                   std::to_string(n) + " -> " + std::to_string(m) + " ranks");
+      const std::string ck = testing::fresh_path(
+          "device_checkpoint", std::string("pw-") + dev_name(dev) + "-" + k.name + "-" + std::to_string(n) + ".h5");
+      const auto first = testing::run_pointwise(n, c, d, "", stop, ck);
+      ASSERT_TRUE(first.interrupted);
+      EXPECT_EQ(first.losses.size(), static_cast<size_t>((stop - 1) / S));
+      const auto resumed = testing::run_pointwise(m, c, d, ck);
+      ASSERT_FALSE(resumed.interrupted);
+      EXPECT_TRUE(bitwise_equal(resumed.user, ref.user)) << "user rows, max diff " << max_abs_diff(resumed.user, ref.user);
+      EXPECT_TRUE(bitwise_equal(resumed.item, ref.item)) << "item rows, max diff " << max_abs_diff(resumed.item, ref.item);
+      EXPECT_TRUE(bitwise_equal(resumed.dense, ref.dense)) << "dense, max diff " << max_abs_diff(resumed.dense, ref.dense);
+      EXPECT_TRUE(bitwise_equal(resumed.dense_m, ref.dense_m)) << "dense optimizer m";
+      EXPECT_TRUE(bitwise_equal(resumed.dense_v, ref.dense_v)) << "dense optimizer v";
+      EXPECT_EQ(resumed.ig.decisions, ref.ig.decisions);
+      ASSERT_EQ(resumed.losses.size(), ref.losses.size() - static_cast<size_t>((stop - 1) / S));
+      EXPECT_TRUE(std::equal(resumed.losses.begin(), resumed.losses.end(), ref.losses.end() - resumed.losses.size()));
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, PointwiseCheckpoint,
+                         ::testing::Combine(::testing::Values(Dev::kCpu, Dev::kCuda),
+                                            ::testing::Values(kPwCases[1], kPwCases[4], kPwCases[5])),
+                         [](const auto& info) {
+                           return std::string(dev_name(std::get<0>(info.param))) + "_" + std::get<1>(info.param).name;
+                         });
+
 // A checkpoint written on one backend resumes on the other (--device may change on resume): the
 // result stays within the backends' tolerance of both uninterrupted runs.
 class CrossDeviceCheckpoint : public ::testing::TestWithParam<Case> {};
