@@ -42,6 +42,34 @@ labeled_log() {
         printf "%d\t%d\t%d\t%d\n", u, item, rating, 880000000 + k;
       } } }'
 }
+# sigusr1_resume NAME TRAIN_ARGS...: an uninterrupted GPU run; the same run sent SIGUSR1 once its
+# first periodic checkpoint exists (its stdout is block-buffered in a file, so no log line can
+# tell), which must exit 75 with a checkpoint; then --resume auto on 2 ranks sharing the GPU, whose
+# params.h5 must be byte-identical to the uninterrupted run's.
+sigusr1_resume() {
+  local name=$1; shift
+  local r=$d/ck_$name
+  $S train "$@" --quiet --run-dir ${r}_ref > /dev/null && echo "$name: uninterrupted cuda run ok"
+  $S train "$@" --run-dir $r > $r.log1 2>&1 &
+  local job=$! rc
+  for _ in $(seq 1500); do ls $r/checkpoints/ckpt-*.h5 >/dev/null 2>&1 && break; sleep 0.02; done
+  kill -USR1 $job
+  wait $job; rc=$?
+  if [ $rc -eq 75 ] && grep -q "stopped by SIGUSR1" $r.log1 && [ ! -f $r/params.h5 ]; then
+    echo "$name SIGUSR1: exit 75, $(grep -o 'checkpoint [^ ]* written' $r.log1)"
+    mpirun -np 2 --oversubscribe $S train "$@" --gpu-comm host --run-dir $r --resume auto > $r.log2 2>&1; rc=$?
+    grep -o "resumed from .*" $r.log2
+    if [ $rc -eq 0 ] && cmp ${r}_ref/params.h5 $r/params.h5; then
+      echo "$name checkpoint ok: resumed on 2 ranks, params.h5 byte-identical to the uninterrupted cuda run"
+    else
+      echo "$name CHECKPOINT FAIL: resume exit $rc, or params.h5 differs from the uninterrupted run"; tail -5 $r.log2
+    fi
+  elif [ $rc -eq 0 ]; then
+    echo "$name CHECKPOINT INCONCLUSIVE: the run finished before SIGUSR1 arrived (raise --epochs)"
+  else
+    echo "$name CHECKPOINT FAIL: SIGUSR1 gave exit $rc, not 75 with a checkpoint"; tail -5 $r.log1
+  fi
+}
 # compare_with_cpu PREFIX METRICS: runs PREFIXcpu, PREFIXgpu1 and PREFIXgpu2 under $d: the largest
 # parameter difference cuda - cpu per tensor, and the test metrics (and IG decisions) of each run.
 compare_with_cpu() {
@@ -128,34 +156,14 @@ PY
   done
 
   step "checkpoints on the GPU: SIGUSR1 mid-run, exit 75, --resume on 2 ranks == an uninterrupted GPU run"
-  # A larger data set (thousands of steps per epoch, no validation), so that the run is still going
-  # when the signal comes after its first periodic checkpoint.
+  # Larger data sets (hundreds of steps per epoch or more, no validation), so that the run is still
+  # going when the signal comes after its first periodic checkpoint.
   $S synth --out $d/big.h5 --users 100000 --items 5000 --interactions 2000000 --seed 5 | tail -1
-  ck="--data $d/big.h5 --epochs 3 --dim 32 --batch 512 --lr 0.01 --optimizer adam --ks 10,20 --eval-every 0 --final-eval false --device cuda"
-  $S train $ck --quiet --run-dir $d/ck_ref && echo "uninterrupted cuda run ok"
-  $S train $ck --run-dir $d/ck --checkpoint-every 100 > $d/ck1.log 2>&1 &
-  job=$!
-  # The first periodic checkpoint shows the run is under way (its stdout is block-buffered in a file).
-  for _ in $(seq 1200); do ls $d/ck/checkpoints/ckpt-*.h5 >/dev/null 2>&1 && break; sleep 0.02; done
-  kill -USR1 $job
-  wait $job; rc=$?
-  if [ $rc -eq 75 ] && grep -q "stopped by SIGUSR1" $d/ck1.log && [ ! -f $d/ck/params.h5 ]; then
-    echo "SIGUSR1: exit 75, $(grep -o 'checkpoint [^ ]* written' $d/ck1.log)"
-    mpirun -np 2 --oversubscribe $S train $ck --gpu-comm host --run-dir $d/ck --checkpoint-every 100 --resume auto \
-      > $d/ck2.log 2>&1; rc=$?
-    grep -o "resumed from .*" $d/ck2.log
-    if [ $rc -eq 0 ] && cmp $d/ck_ref/params.h5 $d/ck/params.h5; then
-      echo "checkpoint ok: resumed on 2 ranks, params.h5 byte-identical to the uninterrupted cuda run"
-    else
-      echo "CHECKPOINT FAIL: resume exit $rc, or params.h5 differs from the uninterrupted run"; tail -5 $d/ck2.log
-    fi
-    echo "metrics.jsonl lines: $(wc -l < $d/ck/metrics.jsonl) (uninterrupted: $(wc -l < $d/ck_ref/metrics.jsonl))"
-  elif [ $rc -eq 0 ]; then
-    echo "CHECKPOINT INCONCLUSIVE: the run finished before SIGUSR1 arrived (raise --epochs)"
-  else
-    echo "CHECKPOINT FAIL: SIGUSR1 gave exit $rc, not 75 with a checkpoint"; tail -5 $d/ck1.log
-  fi
-  ls $d/ck/checkpoints 2>/dev/null | tr '\n' ' '; echo
+  sigusr1_resume mf --data $d/big.h5 --epochs 3 --dim 32 --batch 512 --lr 0.01 --optimizer adam --ks 10,20 \
+    --eval-every 0 --final-eval false --device cuda --checkpoint-every 100
+  sigusr1_resume neumf --data $d/il_big.h5 --model neumf --dim 32 --mlp-layers 3 --loss idl --strategy ig \
+    --il-unlabeled 4 --batch 2048 --lr 0.001 --epochs 3 --eval-every 0 --final-eval false --ks 5 \
+    --valid-metric logloss --device cuda --checkpoint-every 20
 
   step "compute-sanitizer memcheck over the kernel tests"
   if command -v compute-sanitizer >/dev/null; then
