@@ -2,8 +2,9 @@
 // table's rows by global id with their optimizer state, the dense parameters (VBPR's projection,
 // GMF/NeuMF's MLP and prediction layer) and their state, the training position (epoch, step; the
 // phase for the pointwise trainer), the partial loss sums, the early-stopping state (with the
-// kept best parameters), the IG decisions and the resolved config. Rows are addressed by id, so a checkpoint
-// written by N ranks loads into M ranks: each rank reads the ids it owns under the new sharding.
+// kept best parameters), the IG decisions and the resolved config. Rows are addressed by id, so a
+// checkpoint written by N ranks loads into M ranks: each rank reads the ids it owns under the new
+// sharding.
 //
 // Writing: with MPI, every rank writes its own rows into one file through parallel HDF5; ranks
 // that are threads (tests) take turns. The file is written as "<path>.tmp" and renamed when
