@@ -901,6 +901,38 @@ INSTANTIATE_TEST_SUITE_P(Devices, PointwiseCheckpoint,
                            return std::string(dev_name(std::get<0>(info.param))) + "_" + std::get<1>(info.param).name;
                          });
 
+// GMF/NeuMF: a checkpoint written on one backend resumes on the other: the result stays within the
+// pointwise tolerance of both uninterrupted runs, with the same IG decisions.
+class PointwiseCrossDevice : public ::testing::TestWithParam<PwCase> {};
+
+TEST_P(PointwiseCrossDevice, CpuCheckpointResumesOnCudaAndBack) {
+  const PwCase k = GetParam();
+  SKIP_UNLESS(Dev::kCuda);
+  const auto d = testing::labeled_dataset(k.users, k.users * 3 / 4, 3, 4);
+  const TrainConfig cpu = pointwise_config(k, Dev::kCpu), gpu = pointwise_config(k, Dev::kCuda);
+  const auto ref_cpu = testing::run_pointwise(1, cpu, d), ref_gpu = testing::run_pointwise(1, gpu, d);
+  const int64_t stop = ref_cpu.steps_per_epoch + 1;
+  for (const bool to_gpu : {true, false}) {
+    SCOPED_TRACE(std::string(k.name) + (to_gpu ? ": cpu -> cuda" : ": cuda -> cpu"));
+    const std::string ck =
+        testing::fresh_path("device_checkpoint", std::string("pw-cross-") + k.name + (to_gpu ? "-c2g" : "-g2c") + ".h5");
+    const auto first = testing::run_pointwise(2, to_gpu ? cpu : gpu, d, "", stop, ck);
+    ASSERT_TRUE(first.interrupted);
+    const auto resumed = testing::run_pointwise(to_gpu ? 1 : 3, to_gpu ? gpu : cpu, d, ck);
+    ASSERT_FALSE(resumed.interrupted);
+    for (const auto* ref : {&ref_cpu, &ref_gpu}) {
+      EXPECT_LT(max_abs_diff(resumed.user, ref->user), kPointwiseTolerance);
+      EXPECT_LT(max_abs_diff(resumed.item, ref->item), kPointwiseTolerance);
+      EXPECT_LT(max_abs_diff(resumed.dense, ref->dense), kPointwiseTolerance);
+      EXPECT_EQ(resumed.ig.decisions, ref->ig.decisions);
+    }
+    EXPECT_FALSE(bitwise_equal(first.dense, resumed.dense)) << "the resumed run did not train";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Pointwise, PointwiseCrossDevice, ::testing::Values(kPwCases[1], kPwCases[4]),
+                         [](const auto& info) { return std::string(info.param.name); });
+
 // A checkpoint written on one backend resumes on the other (--device may change on resume): the
 // result stays within the backends' tolerance of both uninterrupted runs.
 class CrossDeviceCheckpoint : public ::testing::TestWithParam<Case> {};
