@@ -1,7 +1,6 @@
 #include "core/pointwise_trainer.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -12,13 +11,6 @@
 #include "core/rng.h"
 
 namespace shardrec {
-
-namespace {
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-bool higher_is_better(const std::string& metric) { return metric != "logloss"; }
-}  // namespace
 
 PointwiseTrainer::PointwiseTrainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm)
     : cfg_(cfg), data_(data), comm_(comm), model_(cfg, data.users, data.info.num_items, comm.rank()) {
@@ -468,66 +460,22 @@ EvalResult PointwiseTrainer::evaluate(int split) {
 }
 
 FitResult PointwiseTrainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
-  // The early-stopping state lives in prog_, so that a checkpoint carries it.
-  FitResult res;
-  const bool maximize = higher_is_better(cfg_.valid_metric);
-  PointwiseProgress& p = prog_;
   stop_requested_ = false;
-  for (int epoch = p.epoch; epoch <= cfg_.epochs; ++epoch) {
-    EpochLog log;
-    log.epoch = epoch;
-    const double t0 = now();
-    log.loss = train_epoch(epoch);
-    double secs = now() - t0;
-    comm_.allreduce_max(&secs, 1);
-    if (stop_requested_) {  // the step hook stopped training (a checkpoint was written)
-      res.interrupted = true;
-      return res;
-    }
-    log.seconds = secs;
-    log.samples_per_s = static_cast<double>(num_train_) / std::max(secs, 1e-9);
-    if (cfg_.eval_every > 0 && epoch % cfg_.eval_every == 0) {
-      log.validated = true;
-      log.valid = evaluate(1);
-      const double v = log.valid.get(cfg_.valid_metric);
-      if (maximize ? v > p.best : v < p.best) {
-        p.best = v;
-        p.since_best = 0;
-        log.improved = true;
-        p.best_epoch = epoch;
-        p.best_valid = v;
-        if (cfg_.keep_best) {
-          p.has_best = true;
-          p.best_user = model_.user.local_data();
-          p.best_item = model_.item.local_data();
-          p.best_dense = model_.dense;
-        }
-      } else {
-        ++p.since_best;
-      }
-    }
-    double total = now() - t0;
-    comm_.allreduce_max(&total, 1);
-    p.elapsed += total;
-    p.epochs_done = epoch;
-    log.eta_seconds = p.elapsed / epoch * (cfg_.epochs - epoch);
-    res.epochs.push_back(log);
-    if (on_epoch) on_epoch(log);
-    if (log.validated && cfg_.patience > 0 && p.since_best >= cfg_.patience) {
-      res.stopped_early = true;
-      break;
-    }
-  }
-  res.best_epoch = p.best_epoch;
-  res.best_valid = p.best_valid;
-  if (res.best_epoch == 0 || !cfg_.keep_best || cfg_.eval_every == 0) {
-    res.best_epoch = p.epochs_done;
-  } else if (res.best_epoch != p.epochs_done) {
-    model_.user.local_data() = p.best_user;
-    model_.item.local_data() = p.best_item;
-    model_.dense = p.best_dense;
-  }
-  return res;
+  FitHooks h;
+  h.train_epoch = [&](int epoch) { return train_epoch(epoch); };
+  h.stopped = [&] { return stop_requested_; };
+  h.validate = [&] { return evaluate(1); };
+  h.keep_best = [&] {
+    prog_.best_user = model_.user.local_data();
+    prog_.best_item = model_.item.local_data();
+    prog_.best_dense = model_.dense;
+  };
+  h.restore_best = [&] {
+    model_.user.local_data() = prog_.best_user;
+    model_.item.local_data() = prog_.best_item;
+    model_.dense = prog_.best_dense;
+  };
+  return run_fit(cfg_, prog_, comm_, num_train_, h, on_epoch);
 }
 
 }  // namespace shardrec

@@ -18,8 +18,6 @@ inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) :
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
-// Early stopping maximises every metric except log loss.
-bool higher_is_better(const std::string& metric) { return metric != "logloss"; }
 // Index of the first NaN or Inf among n floats, or n.
 size_t first_nonfinite(const float* x, size_t n) {
   for (size_t i = 0; i < n; ++i)
@@ -334,70 +332,89 @@ double Trainer::training_loss() {
                           (cfg_.loss == "bpr" ? cfg_.negatives : 1 + cfg_.negatives));
 }
 
-FitResult Trainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
-  // The early-stopping state lives in prog_, so that a checkpoint carries it.
+// Early stopping maximises every metric except log loss.
+bool higher_is_better(const std::string& metric) { return metric != "logloss"; }
+
+FitResult run_fit(const TrainConfig& cfg, TrainProgress& p, dist::Comm& comm, int64_t num_train, const FitHooks& h,
+                  const std::function<void(const EpochLog&)>& on_epoch) {
   FitResult res;
-  const bool maximize = higher_is_better(cfg_.valid_metric);
-  TrainProgress& p = prog_;
-  stop_requested_ = false;
-  for (int epoch = p.epoch; epoch <= cfg_.epochs; ++epoch) {
+  const bool maximize = higher_is_better(cfg.valid_metric);
+  for (int epoch = p.epoch; epoch <= cfg.epochs; ++epoch) {
     EpochLog log;
     log.epoch = epoch;
     const double t0 = now();
-    log.loss = train_epoch(epoch);
-    if (gpu_) gpu_->download(model_);  // evaluation, early stopping and export read the host tables
+    log.loss = h.train_epoch(epoch);
     double secs = now() - t0;
-    comm_.allreduce_max(&secs, 1);
-    if (stop_requested_) {  // the step hook stopped training (a checkpoint was written)
+    comm.allreduce_max(&secs, 1);
+    if (h.stopped()) {  // the step hook stopped training (a checkpoint was written)
       res.interrupted = true;
       return res;
     }
     log.seconds = secs;
-    log.samples_per_s = static_cast<double>(num_train_) / std::max(secs, 1e-9);
-    if (cfg_.eval_every > 0 && epoch % cfg_.eval_every == 0) {
+    log.samples_per_s = static_cast<double>(num_train) / std::max(secs, 1e-9);
+    if (cfg.eval_every > 0 && epoch % cfg.eval_every == 0) {
       log.validated = true;
-      log.valid = evaluate(model_, data_, 1, cfg_.eval, comm_);
-      const double v = log.valid.get(cfg_.valid_metric);
+      log.valid = h.validate();
+      const double v = log.valid.get(cfg.valid_metric);
       if (maximize ? v > p.best : v < p.best) {
         p.best = v;
         p.since_best = 0;
         log.improved = true;
         p.best_epoch = epoch;
         p.best_valid = v;
-        if (cfg_.keep_best) {
+        if (cfg.keep_best) {
           p.has_best = true;
-          p.best_user = model_.user.local_data();
-          p.best_item = model_.item.local_data();
-          p.best_W = model_.W;
-          p.best_b = model_.b;
+          h.keep_best();
         }
       } else {
         ++p.since_best;
       }
     }
     double total = now() - t0;
-    comm_.allreduce_max(&total, 1);
+    comm.allreduce_max(&total, 1);
     p.elapsed += total;
     p.epochs_done = epoch;
-    log.eta_seconds = p.elapsed / epoch * (cfg_.epochs - epoch);
+    log.eta_seconds = p.elapsed / epoch * (cfg.epochs - epoch);
     res.epochs.push_back(log);
     if (on_epoch) on_epoch(log);
-    if (log.validated && cfg_.patience > 0 && p.since_best >= cfg_.patience) {
+    if (log.validated && cfg.patience > 0 && p.since_best >= cfg.patience) {
       res.stopped_early = true;
       break;
     }
   }
   res.best_epoch = p.best_epoch;
   res.best_valid = p.best_valid;
-  if (res.best_epoch == 0 || !cfg_.keep_best || cfg_.eval_every == 0) {
+  if (res.best_epoch == 0 || !cfg.keep_best || cfg.eval_every == 0) {
     res.best_epoch = p.epochs_done;
   } else if (res.best_epoch != p.epochs_done) {
-    model_.user.local_data() = p.best_user;
-    model_.item.local_data() = p.best_item;
-    model_.W = p.best_W;
-    model_.b = p.best_b;
+    h.restore_best();
   }
   return res;
+}
+
+FitResult Trainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
+  stop_requested_ = false;
+  FitHooks h;
+  h.train_epoch = [&](int epoch) {
+    const double loss = train_epoch(epoch);
+    if (gpu_) gpu_->download(model_);  // evaluation, early stopping and export read the host tables
+    return loss;
+  };
+  h.stopped = [&] { return stop_requested_; };
+  h.validate = [&] { return evaluate(model_, data_, 1, cfg_.eval, comm_); };
+  h.keep_best = [&] {
+    prog_.best_user = model_.user.local_data();
+    prog_.best_item = model_.item.local_data();
+    prog_.best_W = model_.W;
+    prog_.best_b = model_.b;
+  };
+  h.restore_best = [&] {
+    model_.user.local_data() = prog_.best_user;
+    model_.item.local_data() = prog_.best_item;
+    model_.W = prog_.best_W;
+    model_.b = prog_.best_b;
+  };
+  return run_fit(cfg_, prog_, comm_, num_train_, h, on_epoch);
 }
 
 }  // namespace shardrec

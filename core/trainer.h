@@ -58,6 +58,21 @@ struct FitResult {
   bool interrupted = false;  // the step hook asked to stop (e.g. checkpoint before a time limit)
 };
 
+// The epoch loop both trainers run (Trainer, PointwiseTrainer): from p.epoch to cfg.epochs, train
+// an epoch and time it (slowest rank), stop when the step hook asked, validate every eval_every
+// epochs with early stopping (its state lives in p, so checkpoints carry it), log, and at the end
+// restore the kept best parameters. The hooks are the trainer's own parts.
+struct FitHooks {
+  std::function<double(int)> train_epoch;  // one epoch; the host parameters are current after it
+  std::function<bool()> stopped;           // the step hook stopped training during the epoch
+  std::function<EvalResult()> validate;    // metrics of the valid split, identical on every rank
+  std::function<void()> keep_best;         // copy this rank's parameters into p's best_*
+  std::function<void()> restore_best;      // and back
+};
+bool higher_is_better(const std::string& metric);
+FitResult run_fit(const TrainConfig& cfg, TrainProgress& p, dist::Comm& comm, int64_t num_train, const FitHooks& hooks,
+                  const std::function<void(const EpochLog&)>& on_epoch);
+
 class Trainer {
  public:
   Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm);
