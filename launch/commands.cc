@@ -469,6 +469,19 @@ void save_pointwise(const std::string& path, const TrainConfig& c, NcfModel& m, 
                      {"mlp_layers", std::to_string(c.mlp_layers)}});
 }
 
+// One epoch's line of RUN_DIR/metrics.jsonl (rank 0; nothing without a run directory).
+void append_metrics_line(const TrainConfig& c, const std::string& line) {
+  if (c.run_dir.empty()) return;
+  std::ofstream out(c.run_dir + "/metrics.jsonl", std::ios::app);
+  out << line;
+}
+
+// The validation part of an epoch's progress line.
+void print_valid(const TrainConfig& c, const EpochLog& e) {
+  if (e.validated)
+    std::printf("  valid %s %.4f%s", c.valid_metric.c_str(), e.valid.get(c.valid_metric), e.improved ? " *" : "");
+}
+
 std::string ig_json(const IgStats& s) {
   return "{\"forward\": " + std::to_string(s.forward) + ", \"inverse\": " + std::to_string(s.inverse) +
          ", \"mid\": " + std::to_string(s.mid) + "}";
@@ -499,16 +512,10 @@ int train_pointwise(const TrainConfig& c, bool quiet, bool final_eval, const io:
                              ", \"seconds\": " + json_number(e.seconds);
           if (c.strategy == "ig") line += ", \"ig\": " + ig_json(trainer.ig_stats());
           if (e.validated) line += ", \"valid\": " + json_metrics(e.valid);
-          line += "}\n";
-          if (!c.run_dir.empty()) {
-            std::ofstream out(c.run_dir + "/metrics.jsonl", std::ios::app);
-            out << line;
-          }
+          append_metrics_line(c, line + "}\n");
           if (quiet) return;
           std::printf("epoch %d/%d  loss %.5f  %.1fs", e.epoch, c.epochs, e.loss, e.seconds);
-          if (e.validated)
-            std::printf("  valid %s %.4f%s", c.valid_metric.c_str(), e.valid.get(c.valid_metric),
-                        e.improved ? " *" : "");
+          print_valid(c, e);
           if (c.strategy == "ig")
             std::printf("  ig f/i/m %lld/%lld/%lld", (long long)trainer.ig_stats().forward,
                         (long long)trainer.ig_stats().inverse, (long long)trainer.ig_stats().mid);
@@ -832,7 +839,6 @@ int cmd_train(int argc, char** argv) {
         Trainer trainer(c, data, comm);
         if (root && !quiet && !trainer.device_name().empty())
           std::printf("device %s\n", trainer.device_name().c_str());
-        std::string log_lines;
         const auto checkpointer = setup_checkpoints(
             trainer, c, ckpt, resume, params_file_bytes(trainer.model().user, trainer.model().item, 0), quiet, comm);
         auto res = trainer.fit([&](const EpochLog& e) {
@@ -841,18 +847,11 @@ int cmd_train(int argc, char** argv) {
                              ", \"seconds\": " + json_number(e.seconds) +
                              ", \"samples_per_s\": " + json_number(e.samples_per_s);
           if (e.validated) line += ", \"valid\": " + json_metrics(e.valid);
-          line += "}\n";
-          log_lines += line;
-          if (!c.run_dir.empty()) {
-            std::ofstream out(c.run_dir + "/metrics.jsonl", std::ios::app);
-            out << line;
-          }
+          append_metrics_line(c, line + "}\n");
           if (quiet) return;
           std::printf("epoch %d/%d  loss %.5f  %s samples/s  %.1fs", e.epoch, c.epochs, e.loss,
                       human_rate(e.samples_per_s).c_str(), e.seconds);
-          if (e.validated)
-            std::printf("  valid %s %.4f%s", c.valid_metric.c_str(), e.valid.get(c.valid_metric),
-                        e.improved ? " *" : "");
+          print_valid(c, e);
           std::printf("  eta %s\n", human_time(e.eta_seconds).c_str());
           std::fflush(stdout);
         });
