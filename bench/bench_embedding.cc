@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "core/rng.h"
+#include "base/rng.h"
 #include "dist/inproc_comm.h"
 #include "dist/sharded_embedding.h"
 #include "kernels/embedding_ops.h"

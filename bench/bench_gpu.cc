@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "core/gpu_backend.h"
-#include "core/rng.h"
+#include "base/rng.h"
 #include "core/trainer.h"
 #include "dist/cuda_comm.h"
 #include "dist/device_embedding.h"

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "core/optimizer.h"
+#include "kernels/row_optimizer.h"
 #include "dist/sharded_embedding.h"
 
 namespace shardrec {

@@ -5,10 +5,10 @@
 #include <cstring>
 #include <limits>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/gpu_backend.h"
 #include "core/metrics.h"
-#include "core/rng.h"
+#include "base/rng.h"
 #include "dist/exact_sum.h"
 
 namespace shardrec {

@@ -7,13 +7,13 @@
 #include <cstring>
 #include <vector>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/gpu_context.h"
-#include "core/rng.h"
+#include "base/rng.h"
 #include "dist/cuda_comm.h"
 #include "dist/device_embedding.h"
 #include "dist/nccl_comm.h"
-#include "kernels/cuda_util.h"
+#include "base/cuda_util.h"
 #include "kernels/dense_ops.h"
 #include "kernels/sparse_ops.h"
 

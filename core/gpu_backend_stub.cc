@@ -1,5 +1,5 @@
 // The GPU backend of a build without CUDA (SHARDREC_CUDA=OFF, or no toolkit found).
-#include "core/error.h"
+#include "base/error.h"
 #include "core/gpu_backend.h"
 #include "core/gpu_pointwise.h"
 

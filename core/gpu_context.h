@@ -12,7 +12,7 @@
 #include "dist/comm.h"
 #include "dist/cuda_comm.h"
 #include "dist/nccl_comm.h"
-#include "kernels/cuda_util.h"
+#include "base/cuda_util.h"
 
 namespace shardrec {
 

@@ -5,12 +5,12 @@
 #include <cmath>
 #include <cstring>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/gpu_backend.h"
 #include "core/gpu_context.h"
 #include "core/inverse_gradient.h"
 #include "dist/device_embedding.h"
-#include "kernels/cuda_util.h"
+#include "base/cuda_util.h"
 #include "kernels/dense_ops.h"
 #include "kernels/ncf_ops.h"
 #include "kernels/sparse_ops.h"

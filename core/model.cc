@@ -4,8 +4,8 @@
 #include <cstring>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/rng.h"
+#include "base/error.h"
+#include "base/rng.h"
 #include "io/features.h"
 #include "io/hdf5_util.h"
 

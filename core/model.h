@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "core/config.h"
-#include "core/optimizer.h"
+#include "kernels/row_optimizer.h"
 #include "dist/dense_allreduce.h"
 #include "dist/sharded_embedding.h"
 #include "kernels/embedding_ops.h"

@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "core/error.h"
-#include "core/rng.h"
+#include "base/error.h"
+#include "base/rng.h"
 #include "kernels/embedding_ops.h"
 
 namespace shardrec {

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "core/config.h"
-#include "core/optimizer.h"
+#include "kernels/row_optimizer.h"
 #include "dist/comm.h"
 #include "dist/sharded_embedding.h"
 

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
-#include "core/error.h"
-#include "core/optimizer.h"
+#include "base/error.h"
+#include "kernels/row_optimizer.h"
 
 namespace shardrec {
 

@@ -4,11 +4,11 @@
 #include <cmath>
 #include <cstring>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/gpu_backend.h"
 #include "core/idl_loss.h"
 #include "core/inverse_gradient.h"
-#include "core/rng.h"
+#include "base/rng.h"
 
 namespace shardrec {
 

@@ -29,7 +29,7 @@
 #include "core/gpu_pointwise.h"
 #include "core/labeled_metrics.h"
 #include "core/ncf_model.h"
-#include "core/scratch.h"
+#include "base/scratch.h"
 #include "core/trainer.h"
 #include "dist/comm.h"
 #include "dist/exact_sum.h"

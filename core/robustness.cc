@@ -4,8 +4,8 @@
 #include <cstring>
 #include <sstream>
 
-#include "core/error.h"
-#include "core/rng.h"
+#include "base/error.h"
+#include "base/rng.h"
 #include "dist/exact_sum.h"
 
 namespace shardrec {

@@ -1,7 +1,7 @@
 #include "core/strategy.h"
 
 #include "core/config.h"
-#include "core/error.h"
+#include "base/error.h"
 
 namespace shardrec {
 

@@ -14,7 +14,7 @@
 #include "core/evaluator.h"
 #include "core/gpu_backend.h"
 #include "core/model.h"
-#include "core/scratch.h"
+#include "base/scratch.h"
 #include "core/strategy.h"
 #include "dist/comm.h"
 #include "dist/exact_sum.h"

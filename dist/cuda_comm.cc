@@ -2,7 +2,7 @@
 
 #include <cuda_runtime.h>
 
-#include "kernels/cuda_util.h"
+#include "base/cuda_util.h"
 
 namespace shardrec::dist {
 

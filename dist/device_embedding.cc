@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "core/error.h"
+#include "base/error.h"
 
 namespace shardrec::dist {
 
@@ -56,7 +56,7 @@ void DeviceEmbedding::route(Comm& comm, const int64_t* ids, size_t n, bool local
   r.num_ids = n;
   r.direct = local_only || world == 1;
   kc::ShardingView view;
-  view.kind = static_cast<int>(sharding_.kind());
+  view.kind = sharding_.kind();
   view.world = sharding_.world();
   view.table_owner = sharding_.table_owner();
   view.rows = rows_;
@@ -133,7 +133,7 @@ void DeviceEmbedding::apply(Comm& comm, const DeviceRouting& r, const uint64_t* 
   host_opt_.begin_step();
   const OptimizerConfig& c = host_opt_.config();
   kc::OptimizerParams p;
-  p.kind = static_cast<int>(c.kind);
+  p.kind = c.kind;
   p.lr = c.lr;
   p.beta1 = c.beta1;
   p.beta2 = c.beta2;
@@ -181,10 +181,10 @@ void DeviceEmbedding::reduce(Comm& comm, const DeviceRouting& r, const uint64_t*
   owner_side(recv, rt / rec);
 }
 
-kc::OptimizerParams DeviceEmbedding::candidate_params(int kind, float lr, bool fresh_adam) const {
+kc::OptimizerParams DeviceEmbedding::candidate_params(RowMove move, float lr, bool fresh_adam) const {
   const OptimizerConfig& c = host_opt_.config();
   kc::OptimizerParams p;
-  p.kind = kind;
+  p.move = move;
   p.fresh_adam = fresh_adam;
   p.lr = lr;
   p.beta1 = c.beta1;
@@ -198,7 +198,7 @@ kc::OptimizerParams DeviceEmbedding::candidate_params(int kind, float lr, bool f
 
 void DeviceEmbedding::candidate(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads,
                                 float lr, bool fresh_adam, float* d_out) {
-  reduce(comm, r, keys, grads, candidate_params(4, lr, fresh_adam), 0, true);
+  reduce(comm, r, keys, grads, candidate_params(RowMove::kCandidate, lr, fresh_adam), 0, true);
   // The owners' rows now hold d: one gather brings every requester the d rows of its ids; then
   // the rows get their old values back.
   gather(comm, r, d_out);
@@ -215,7 +215,7 @@ void DeviceEmbedding::commit_candidate(float sign) {
 
 void DeviceEmbedding::fresh_step(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads,
                                  float lr) {
-  reduce(comm, r, keys, grads, candidate_params(5, lr, true), 0, false);
+  reduce(comm, r, keys, grads, candidate_params(RowMove::kFreshStep, lr, true), 0, false);
 }
 
 void DeviceEmbedding::reset_optimizer() {

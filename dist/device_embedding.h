@@ -11,10 +11,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "core/optimizer.h"
+#include "kernels/row_optimizer.h"
 #include "dist/comm.h"
 #include "dist/sharded_embedding.h"
-#include "kernels/cuda_util.h"
+#include "base/cuda_util.h"
 #include "kernels/sparse_ops.h"
 
 namespace shardrec::dist {
@@ -70,11 +70,11 @@ class DeviceEmbedding {
 
  private:
   // apply()'s exchange and owner-side reduction with optimizer parameters p; save_candidate keeps
-  // the touched rows for commit_candidate (p.kind 4).
+  // the touched rows for commit_candidate (RowMove::kCandidate).
   void reduce(Comm& comm, const DeviceRouting& r, const uint64_t* keys, const float* grads,
               const shardrec::kernels::cuda::OptimizerParams& p, uint64_t key_bound, bool save_candidate);
   shardrec::kernels::cuda::CandidateRows saved_candidate();
-  shardrec::kernels::cuda::OptimizerParams candidate_params(int kind, float lr, bool fresh_adam) const;
+  shardrec::kernels::cuda::OptimizerParams candidate_params(RowMove move, float lr, bool fresh_adam) const;
 
   std::string name_;
   int dim_;

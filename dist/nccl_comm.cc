@@ -7,8 +7,8 @@
 #include <string>
 #include <thread>
 
-#include "core/error.h"
-#include "kernels/cuda_util.h"
+#include "base/error.h"
+#include "base/cuda_util.h"
 
 namespace shardrec::dist {
 

@@ -5,8 +5,8 @@
 #include <cstring>
 #include <numeric>
 
-#include "core/error.h"
-#include "core/rng.h"
+#include "base/error.h"
+#include "base/rng.h"
 #include "kernels/embedding_ops.h"
 
 namespace shardrec::dist {

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "core/optimizer.h"
-#include "core/scratch.h"
+#include "kernels/row_optimizer.h"
+#include "base/scratch.h"
 #include "dist/comm.h"
 #include "dist/sharding.h"
 

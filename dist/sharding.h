@@ -11,11 +11,13 @@
 #include <string>
 #include <vector>
 
+#include "base/kinds.h"
+
 namespace shardrec::dist {
 
 class Sharding {
  public:
-  enum class Kind { kRange, kModulo, kTable };
+  using Kind = ShardingKind;
 
   static Sharding range(std::vector<int64_t> bounds);
   static Sharding modulo(int64_t rows, int world);

@@ -11,41 +11,92 @@
 // complete, so a crash mid-write leaves the previous checkpoint as it was. Every dataset carries
 // a 64-bit checksum of its rows (an XOR over rows of hash(id, row bytes), so it does not depend
 // on who wrote which row) and the state text carries one too; loading verifies them all.
+//
+// This layer knows the file: its layout, checksums, the parallel write, loading by id and the
+// cross-rank agreement. What a training puts into it comes through a StateDict: named blocks of
+// rows and key-value lines. The trainers' adapters live above, in core/checkpoint_state.h.
 #pragma once
 #include <csignal>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
-#include "core/pointwise_trainer.h"
-#include "core/trainer.h"
 #include "dist/comm.h"
+#include "io/dataset.h"
 
 namespace shardrec::io {
 
 inline constexpr const char* kCheckpointFormat = "shardrec-checkpoint";
 inline constexpr int kCheckpointVersion = 1;
 
-// Collective. Writes the trainer's state to `path` atomically (via "<path>.tmp").
-void save_checkpoint(const std::string& path, Trainer& trainer, dist::Comm& comm);
-void save_checkpoint(const std::string& path, PointwiseTrainer& trainer, dist::Comm& comm);
+// One dataset of a checkpoint and this rank's rows of it: global ids first, first + stride, ...
+// (count rows of width() floats at data).
+struct StateBlock {
+  std::string name;
+  int64_t rows = 0, cols = 0;  // cols 0: a vector
+  bool replicated = false;     // identical on every rank: rank 0 writes it, every rank reads it
+  int64_t first = 0, stride = 1, count = 0;
+  float* data = nullptr;
+  int64_t width() const { return cols > 0 ? cols : 1; }
+};
 
-// Collective. Restores parameters, optimizer state and progress from `path` into a trainer
-// built from `cfg` on this job's ranks. Errors (not a checkpoint, another model or dataset, an
-// incompatible config, a damaged file) name the file and the mismatch; the file is only read.
-void load_checkpoint(const std::string& path, Trainer& trainer, const TrainConfig& cfg,
-                     const io::DatasetInfo& data, dist::Comm& comm);
-void load_checkpoint(const std::string& path, PointwiseTrainer& trainer, const TrainConfig& cfg,
-                     const io::DatasetInfo& data, dist::Comm& comm);
+// A checkpoint's key-value state, read with errors that name the file.
+class StateValues {
+ public:
+  StateValues(std::map<std::string, std::string> kv, std::string where) : kv_(std::move(kv)), where_(std::move(where)) {}
+  const std::string& str(const std::string& key) const;
+  int64_t i64(const std::string& key) const { return static_cast<int64_t>(std::stoll(str(key))); }
+  double dbl(const std::string& key) const { return std::strtod(str(key).c_str(), nullptr); }
+  const std::string& where() const { return where_; }  // "checkpoint PATH: "
+
+ private:
+  std::map<std::string, std::string> kv_;
+  std::string where_;
+};
+
+// What a training exposes to a checkpoint.
+class StateDict {
+ public:
+  virtual ~StateDict() = default;
+  virtual std::string model() = 0;
+  virtual std::string config_text() = 0;  // the resolved configuration, "key = value" lines
+  virtual const DatasetInfo& dataset() = 0;
+  virtual int64_t global_step() = 0;
+  // A device backend's state lives on the device: copy it into the host blocks and back.
+  virtual void to_host() = 0;
+  virtual void to_device() = 0;
+  // HDF5 groups of the layout, and the blocks (reading: sized by prepare() first).
+  virtual std::vector<std::string> groups() = 0;
+  virtual std::vector<StateBlock> blocks(int rank, bool reading) = 0;
+  // "key = value" lines of where training stands; a collective (partial sums are summed).
+  virtual std::string state(dist::Comm& comm) = 0;
+  // Loading: check the stored position and size the buffers of blocks(); after the rows,
+  // restore the key-values.
+  virtual void prepare(const StateValues& st) = 0;
+  virtual void restore(const StateValues& st, dist::Comm& comm) = 0;
+  // Bytes of blocks that appear later in training (the kept best parameters), for space checks.
+  virtual int64_t later_bytes() = 0;
+};
+
+// Collective. Writes the state to `path` atomically (via "<path>.tmp").
+void save_checkpoint(const std::string& path, StateDict& state, dist::Comm& comm);
+
+// Collective. Restores blocks and key-values from `path`. The stored configuration must equal
+// config_now but for the keys that may change on resume, and the dataset `data` (at data_path,
+// for messages) must be the one it was written for. Errors (not a checkpoint, another model or
+// dataset, an incompatible config, a damaged file) name the file and the mismatch; the file is
+// only read.
+void load_checkpoint(const std::string& path, StateDict& state, const std::string& config_now,
+                     const DatasetInfo& data, const std::string& data_path, dist::Comm& comm);
 
 // The checkpoint files of a directory ("ckpt-<global step>.h5"), oldest first.
 std::vector<std::string> list_checkpoints(const std::string& dir);
-// Bytes a checkpoint of this trainer takes (the free-space check before training).
-int64_t checkpoint_bytes(Trainer& trainer, dist::Comm& comm);
-int64_t checkpoint_bytes(PointwiseTrainer& trainer, dist::Comm& comm);
+// Bytes a checkpoint of this state takes (the free-space check before training).
+int64_t checkpoint_bytes(StateDict& state, dist::Comm& comm);
 
-// When to write checkpoints during fit(): every `every_steps` steps, every `every_minutes`, and
+// When to write checkpoints during training: every `every_steps` steps, every `every_minutes`, and
 // when *signal_flag becomes non-zero on any rank (then training stops after the checkpoint).
 // Time and signal decisions differ between ranks, so they are agreed with one small allreduce
 // per step whenever either is in use.
@@ -60,13 +111,10 @@ struct CheckpointPolicy {
 class Checkpointer {
  public:
   Checkpointer(CheckpointPolicy policy, dist::Comm& comm);
-  // The step hook (Trainer::set_step_hook, PointwiseTrainer::set_step_hook): writes when due;
-  // true = stop training now.
-  bool operator()(Trainer& trainer);
-  bool operator()(PointwiseTrainer& trainer);
+  // For a trainer's step hook: writes when due; true = stop training now.
+  bool operator()(StateDict& state);
   // Writes one now (collective) and removes old ones; returns its path.
-  std::string write(Trainer& trainer);
-  std::string write(PointwiseTrainer& trainer);
+  std::string write(StateDict& state);
   const std::string& last_written() const { return last_; }
 
  private:

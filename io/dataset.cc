@@ -5,7 +5,7 @@
 #include <map>
 #include <numeric>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "dist/mpi_comm.h"
 
 namespace shardrec::io {

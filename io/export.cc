@@ -3,7 +3,7 @@
 #include <cstring>
 #include <memory>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "io/dataset.h"
 #include "io/hdf5_util.h"
 

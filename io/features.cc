@@ -11,7 +11,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "io/text.h"
 
 namespace shardrec::io {

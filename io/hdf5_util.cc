@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "shardrec_config.h"
 #ifdef H5_HAVE_PARALLEL
 #include <mpi.h>

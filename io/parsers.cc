@@ -9,7 +9,7 @@
 #include <functional>
 #include <unordered_map>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "io/text.h"
 
 namespace shardrec::io {

@@ -5,8 +5,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "core/error.h"
-#include "core/rng.h"
+#include "base/error.h"
+#include "base/rng.h"
 #include "io/dataset.h"
 
 namespace shardrec::io {

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <string>
 
-#include "kernels/cuda_util.h"
+#include "base/cuda_util.h"
 
 namespace shardrec::kernels::cuda {
 

@@ -1,6 +1,6 @@
 #include "kernels/ncf_ops.h"
 
-#include "kernels/cuda_util.h"
+#include "base/cuda_util.h"
 
 namespace shardrec::kernels::cuda {
 

@@ -33,10 +33,10 @@ __global__ void owner_local_k(const int64_t* ids, size_t n, ShardingView s, int3
   }
   int o;
   int64_t l;
-  if (s.kind == 1) {
+  if (s.kind == ShardingKind::kModulo) {
     o = static_cast<int>(id % s.world);
     l = id / s.world;
-  } else if (s.kind == 2) {
+  } else if (s.kind == ShardingKind::kTable) {
     o = s.table_owner;
     l = id;
   } else {  // range: the number of inner bounds at or below id (upper_bound, as the CPU)
@@ -176,14 +176,30 @@ __global__ void reduce_apply_k(const char* rec_base, size_t rec, const uint32_t*
   }
   __syncwarp();
   float* wr = w + row * dim;
+  if (p.move != RowMove::kOptimizer) {
+    const bool cand_move = p.move == RowMove::kCandidate;
+    if (cand_move && s == 0 && lane == 0) *cand.count = *num_runs;
+    for (int c = lane; c < dim; c += 32) {
+      const float d = candidate_delta(gs[c], p);
+      if (!cand_move) {
+        wr[c] += d;
+      } else {
+        cand.orig[s * dim + c] = wr[c];
+        cand.delta[s * dim + c] = d;
+        wr[c] = d;
+      }
+    }
+    if (cand_move && lane == 0) cand.rows[s] = row;
+    return;
+  }
   switch (p.kind) {
-    case 0:
+    case OptimizerKind::kSgd:
       for (int c = lane; c < dim; c += 32) {
         if (p.weight_decay == 0.0f) wr[c] -= p.lr * gs[c];
         else wr[c] -= p.lr * (gs[c] + p.weight_decay * wr[c]);
       }
       break;
-    case 1: {
+    case OptimizerKind::kAdagrad: {
       float scale = 0;
       if (lane == 0) {
         float g2 = 0.0f;
@@ -200,26 +216,11 @@ __global__ void reduce_apply_k(const char* rec_base, size_t rec, const uint32_t*
       for (int c = lane; c < dim; c += 32) wr[c] -= scale * (gs[c] + p.weight_decay * wr[c]);
       break;
     }
-    case 4:
-    case 5:
-      if (p.kind == 4 && s == 0 && lane == 0) *cand.count = *num_runs;
-      for (int c = lane; c < dim; c += 32) {
-        const float d = candidate_delta(gs[c], p);
-        if (p.kind == 5) {
-          wr[c] += d;
-        } else {
-          cand.orig[s * dim + c] = wr[c];
-          cand.delta[s * dim + c] = d;
-          wr[c] = d;
-        }
-      }
-      if (p.kind == 4 && lane == 0) cand.rows[s] = row;
-      break;
     default: {
       float* mr = m + row * dim;
       float* vr = v + row * dim;
       for (int c = lane; c < dim; c += 32) adam_elem(wr[c], mr[c], vr[c], gs[c], p);
-      if (p.kind == 3 && lane == 0) stamp[row] = gen;
+      if (p.kind == OptimizerKind::kAdamDense && lane == 0) stamp[row] = gen;
     }
   }
 }
@@ -625,11 +626,11 @@ void commit_rows(const CandidateRows& c, int dim, float sign, float* w, cudaStre
 void reduce_apply(const char* records, size_t n, int dim, int64_t local_rows, float* w, float* m, float* v,
                   const OptimizerParams& p, Workspace& ws, cudaStream_t st, uint64_t key_bound,
                   const CandidateRows* cand) {
-  if (p.kind == 4) {
+  if (p.move == RowMove::kCandidate) {
     if (!cand) ::shardrec::fail("reduce_apply: a candidate reduction needs its CandidateRows");
     CK(cudaMemsetAsync(cand->count, 0, sizeof(int), st));  // no records: no touched rows
   }
-  const bool dense = p.kind == 3;
+  const bool dense = p.move == RowMove::kOptimizer && p.kind == OptimizerKind::kAdamDense;
   if (dense && ws.stamp_rows != static_cast<uint32_t>(local_rows)) {
     ws.stamp.get(std::max<int64_t>(local_rows, 1));
     CK(cudaMemsetAsync(ws.stamp.data(), 0, std::max<int64_t>(local_rows, 1) * sizeof(uint32_t), st));

@@ -11,13 +11,14 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/cuda_util.h"
+#include "base/cuda_util.h"
+#include "base/kinds.h"
 
 namespace shardrec::kernels::cuda {
 
-// Device view of a dist::Sharding. kind: 0 range, 1 modulo, 2 table (dist::Sharding::Kind).
+// Device view of a dist::Sharding.
 struct ShardingView {
-  int kind = 1;
+  ShardingKind kind = ShardingKind::kModulo;
   int world = 1;
   int table_owner = 0;
   int64_t rows = 0;
@@ -70,17 +71,17 @@ void pack_records_direct(const int64_t* local, const uint64_t* keys, const float
                          size_t n, char* out, cudaStream_t st);
 
 struct OptimizerParams {
-  // 0 sgd, 1 adagrad, 2 adam (lazy), 3 adam_dense (OptimizerConfig::Kind); and the Inverse Gradient
-  // meta-step's row moves (core/inverse_gradient.h), with d(g) = -lr * g, or a fresh Adam's first
-  // step when fresh_adam (adam_step = lr / (1 - beta1), adam_bc2_sqrt = sqrt(1 - beta2)):
-  // 4 candidate: w := d(g), the row and its old value saved to a CandidateRows; 5 stateless step: w += d(g).
-  int kind = 0;
+  // An optimizer step of `kind`, or an Inverse Gradient move (base/kinds.h), with d(g) = -lr * g,
+  // or a fresh Adam's first step when fresh_adam (adam_step = lr / (1 - beta1), adam_bc2_sqrt =
+  // sqrt(1 - beta2)); kCandidate saves the touched rows and their old values to a CandidateRows.
+  OptimizerKind kind = OptimizerKind::kSgd;
+  RowMove move = RowMove::kOptimizer;
   bool fresh_adam = false;
   float lr = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
   float adam_step = 0, adam_bc2_sqrt = 1;  // this step's factors (RowOptimizer::begin_step)
 };
 
-// Where a candidate reduction (kind 4) leaves the touched rows: their local index, old value and
+// Where a candidate reduction (RowMove::kCandidate) leaves the touched rows: their local index, old value and
 // d, `count` of them (device int). Capacity: one per record.
 struct CandidateRows {
   int64_t* rows = nullptr;

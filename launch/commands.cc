@@ -20,7 +20,7 @@
 #include <cstring>
 
 #include "core/config.h"
-#include "core/error.h"
+#include "base/error.h"
 #include "core/evaluator.h"
 #include "core/landscape.h"
 #include "core/planner.h"
@@ -30,7 +30,7 @@
 #include "core/gpu_backend.h"
 #include "dist/mpi_comm.h"
 #include "io/dataset.h"
-#include "io/checkpoint.h"
+#include "core/checkpoint_state.h"
 #include "io/export.h"
 #include "io/features.h"
 #include "io/prep.h"
@@ -309,7 +309,7 @@ std::unique_ptr<io::Checkpointer> setup_checkpoints(TrainerT& trainer, const Tra
   if (c.run_dir.empty()) return nullptr;
   const bool root = comm.rank() == 0;
   // Before training: the disk must hold the checkpoints (and the one being written) and params.h5.
-  const double ck = static_cast<double>(io::checkpoint_bytes(trainer, comm));
+  const double ck = static_cast<double>(checkpoint_bytes(trainer, comm));
   const bool periodic = ckpt.every_steps > 0 || ckpt.every_minutes > 0;
   if (root)
     check_free_space(c.run_dir, (periodic ? ckpt.keep + 1 : 1) * ck + params_bytes,
@@ -331,7 +331,7 @@ std::unique_ptr<io::Checkpointer> setup_checkpoints(TrainerT& trainer, const Tra
   from.resize(len);
   comm.broadcast(from.data(), len, 0);
   if (!from.empty()) {
-    io::load_checkpoint(from, trainer, c, trainer.data_info(), comm);
+    load_checkpoint(from, trainer, c, trainer.data_info(), comm);
     const auto& p = trainer.progress();
     if (root && !quiet)
       std::printf("resumed from %s: epoch %d, step %lld of %lld\n", from.c_str(), p.epoch,
@@ -348,7 +348,7 @@ std::unique_ptr<io::Checkpointer> setup_checkpoints(TrainerT& trainer, const Tra
   }
   ckpt.signal_flag = &g_checkpoint_signal;
   auto checkpointer = std::make_unique<io::Checkpointer>(ckpt, comm);
-  trainer.set_step_hook([cp = checkpointer.get()](TrainerT& t) { return (*cp)(t); });
+  checkpoint_steps(trainer, *checkpointer);
   return checkpointer;
 }
 

@@ -9,13 +9,13 @@
 
 #include <cstring>
 
-#include "core/rng.h"
+#include "base/rng.h"
 #include "dist/comm.h"
 #include "dist/sharded_embedding.h"
 #include "core/pointwise_trainer.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
-#include "io/checkpoint.h"
+#include "core/checkpoint_state.h"
 #include "io/dataset.h"
 #include "io/features.h"
 #include "io/interactions.h"
@@ -134,11 +134,11 @@ inline std::string vbpr_dataset(const std::string& name, int users, int items, i
 template <class TrainerT>
 void checkpoint_and_resume(TrainerT& t, const TrainConfig& c, const io::DatasetInfo& info, dist::Comm& comm,
                            const std::string& load, int64_t stop_at, const std::string& save) {
-  if (!load.empty()) io::load_checkpoint(load, t, c, info, comm);
+  if (!load.empty()) load_checkpoint(load, t, c, info, comm);
   if (stop_at > 0)
     t.set_step_hook([&comm, stop_at, save](TrainerT& tr) {
       if (tr.global_step() != stop_at) return false;
-      io::save_checkpoint(save, tr, comm);
+      save_checkpoint(save, tr, comm);
       return true;
     });
 }

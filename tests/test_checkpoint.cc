@@ -11,12 +11,12 @@
 #include <fstream>
 #include <iterator>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/pointwise_trainer.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
-#include "io/checkpoint.h"
+#include "core/checkpoint_state.h"
 #include "io/dataset.h"
 #include "io/export.h"
 #include "io/features.h"
@@ -197,7 +197,7 @@ std::string load_error(const std::string& ck, const io::PreparedDataset& d, cons
   dist::run_ranks(2, [&](dist::Comm& comm) {
     auto shard = io::shard_from_memory(d, comm);
     TrainerT t(c, shard, comm);
-    auto e = error_of([&] { io::load_checkpoint(ck, t, c, shard.info, comm); });
+    auto e = error_of([&] { load_checkpoint(ck, t, c, shard.info, comm); });
     if (comm.rank() == 0) err = e;
   });
   return err;
@@ -305,9 +305,10 @@ TEST(Checkpoint, CheckpointerKeepsTheNewestAndStopsOnTheSignal) {
     p.keep = 2;
     p.signal_flag = &flag;
     io::Checkpointer ck(p, comm);
+    auto sd = state_dict(t);
     t.set_step_hook([&](Trainer& tr) {
       if (comm.rank() == 1 && tr.global_step() == 10) flag = 1;  // only one rank sees it
-      return ck(tr);
+      return ck(*sd);
     });
     auto fit = t.fit();
     EXPECT_TRUE(fit.interrupted);
@@ -335,7 +336,7 @@ TEST(Checkpoint, CheckpointerWritesEveryMinutesWhenDue) {
     p.every_minutes = 1e-9;  // due at every step
     p.keep = 100;
     io::Checkpointer ck(p, comm);
-    t.set_step_hook([&](Trainer& tr) { return ck(tr); });
+    checkpoint_steps(t, ck);
     EXPECT_FALSE(t.fit().interrupted);
     if (comm.rank() == 0) EXPECT_EQ(static_cast<int64_t>(io::list_checkpoints(dir).size()), t.steps_per_epoch());
   });
@@ -348,7 +349,7 @@ TEST(Checkpoint, CheckpointerWritesEveryMinutesWhenDue) {
     p.dir = dir;
     p.every_minutes = 60;
     io::Checkpointer ck(p, comm);
-    t.set_step_hook([&](Trainer& tr) { return ck(tr); });
+    checkpoint_steps(t, ck);
     t.fit();
   });
   EXPECT_TRUE(io::list_checkpoints(dir).empty());

@@ -2,7 +2,7 @@
 
 #include <numeric>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "dist/exact_sum.h"
 #include "dist/inproc_comm.h"
 #include "dist/sharding.h"

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
 #include "io/dataset.h"

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "core/error.h"
-#include "core/rng.h"
+#include "base/error.h"
+#include "base/rng.h"
 #include "dist/dense_allreduce.h"
 #include "dist/inproc_comm.h"
 

@@ -16,13 +16,13 @@
 #include <numeric>
 #include <tuple>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/gpu_backend.h"
 #include "core/pointwise_trainer.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
-#include "io/checkpoint.h"
+#include "core/checkpoint_state.h"
 #include "shardrec_config.h"
 
 #if SHARDREC_HAVE_CUDA

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <limits>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
 #include "io/dataset.h"

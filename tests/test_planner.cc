@@ -1,7 +1,7 @@
 // The plan's byte model against the communicator's counters of real training steps.
 #include <gtest/gtest.h>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/planner.h"
 #include "core/pointwise_trainer.h"
 #include "core/trainer.h"

@@ -14,7 +14,7 @@
 #include <tuple>
 #include <vector>
 
-#include "core/error.h"
+#include "base/error.h"
 
 namespace shardrec::io {
 namespace {

@@ -3,7 +3,7 @@
 #include <set>
 #include <vector>
 
-#include "core/rng.h"
+#include "base/rng.h"
 
 namespace shardrec {
 

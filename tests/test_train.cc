@@ -6,7 +6,7 @@
 #include <cstring>
 #include <map>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/landscape.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"

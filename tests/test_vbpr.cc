@@ -8,7 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "core/error.h"
+#include "base/error.h"
 #include "core/robustness.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"

@@ -15,10 +15,12 @@
 #include <string>
 #include <vector>
 
+#include "base/kinds.h"
+
 namespace shardrec {
 
 struct OptimizerConfig {
-  enum class Kind { kSgd, kAdagrad, kAdam, kAdamDense };
+  using Kind = OptimizerKind;
   Kind kind = Kind::kAdamDense;
   float lr = 0.001f;
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;

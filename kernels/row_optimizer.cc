@@ -1,8 +1,8 @@
-#include "core/optimizer.h"
+#include "kernels/row_optimizer.h"
 
 #include <cmath>
 
-#include "core/error.h"
+#include "base/error.h"
 
 namespace shardrec {
 

@@ -1,0 +1,317 @@
+#include "core/checkpoint_state.h"
+
+#include <cstdio>
+#include <sstream>
+
+#include "base/error.h"
+
+namespace shardrec {
+
+namespace {
+
+void local_progression(const dist::Sharding& sh, int rank, int64_t* first, int64_t* stride, int64_t* count) {
+  *count = sh.local_rows(rank);
+  *first = *count > 0 ? sh.global_id(rank, 0) : 0;
+  *stride = *count > 1 ? sh.global_id(rank, 1) - *first : 1;
+}
+
+std::string hexfloat(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%a", v);
+  return buf;
+}
+
+// A table's rows with their optimizer state (and the kept best rows when `best` is given).
+void add_table(std::vector<io::StateBlock>& out, dist::ShardedEmbedding& tb, int rank, std::vector<float>* best) {
+  io::StateBlock b;
+  b.rows = tb.rows();
+  b.cols = tb.dim();
+  local_progression(tb.sharding(), rank, &b.first, &b.stride, &b.count);
+  const std::string g = "/tables/" + tb.name();
+  auto add = [&](const std::string& name, int64_t cols, std::vector<float>& v) {
+    io::StateBlock x = b;
+    x.name = name;
+    x.cols = cols;
+    x.data = v.data();
+    out.push_back(x);
+  };
+  add(g + "/embedding", tb.dim(), tb.local_data());
+  RowOptimizer& o = tb.optimizer();
+  const bool adagrad = o.config().kind == OptimizerConfig::Kind::kAdagrad;
+  if (!o.state_m().empty()) add(g + "/adam_m", tb.dim(), o.state_m());
+  if (!o.state_v().empty()) add(g + (adagrad ? "/adagrad_sum" : "/adam_v"), adagrad ? 0 : tb.dim(), o.state_v());
+  if (best) add("/best/" + tb.name(), tb.dim(), *best);
+}
+
+// A block every rank holds the same of: rank 0 writes it, every rank reads it.
+void add_replicated(std::vector<io::StateBlock>& out, const std::string& name, int64_t rows, int64_t cols, float* data,
+                    int rank, bool reading) {
+  io::StateBlock x;
+  x.name = name;
+  x.rows = rows;
+  x.cols = cols;
+  x.replicated = true;
+  x.count = reading || rank == 0 ? rows : 0;
+  x.data = data;
+  out.push_back(x);
+}
+
+// A replicated parameter's optimizer state (rows x cols parameters): "<name>_adam_m" and
+// "<name>_adam_v", or "<name>_adagrad_sum" (one per row).
+void add_replicated_state(std::vector<io::StateBlock>& out, const std::string& name, int64_t rows, int64_t cols,
+                          RowOptimizer& opt, int rank, bool reading) {
+  if (!opt.state_m().empty()) add_replicated(out, name + "_adam_m", rows, cols, opt.state_m().data(), rank, reading);
+  if (opt.state_v().empty()) return;
+  if (opt.config().kind != OptimizerConfig::Kind::kAdagrad)
+    add_replicated(out, name + "_adam_v", rows, cols, opt.state_v().data(), rank, reading);
+  else
+    add_replicated(out, name + "_adagrad_sum", rows, 0, opt.state_v().data(), rank, reading);
+}
+
+// The early-stopping state both trainers keep (TrainProgress).
+std::string progress_text(const TrainProgress& p) {
+  std::ostringstream o;
+  o << "\nepochs_done = " << p.epochs_done << "\nbest = " << hexfloat(p.best) << "\nsince_best = " << p.since_best
+    << "\nbest_epoch = " << p.best_epoch << "\nbest_valid = " << hexfloat(p.best_valid)
+    << "\nhas_best = " << (p.has_best ? 1 : 0) << "\nelapsed = " << hexfloat(p.elapsed);
+  return o.str();
+}
+
+void restore_progress(const io::StateValues& st, TrainProgress& p) {
+  p.epochs_done = static_cast<int>(st.i64("epochs_done"));
+  p.best = st.dbl("best");
+  p.since_best = static_cast<int>(st.i64("since_best"));
+  p.best_epoch = static_cast<int>(st.i64("best_epoch"));
+  p.best_valid = st.dbl("best_valid");
+  p.elapsed = st.dbl("elapsed");
+}
+
+void check_position(const io::StateValues& st, int64_t epoch, int64_t step, int64_t steps, int64_t global,
+                    int64_t steps_per_epoch) {
+  if (epoch < 1 || step < 0 || step > steps || global != st.i64("global_step"))
+    fail(st.where() + "its position (epoch " + std::to_string(epoch) + ", step " + std::to_string(step) +
+         ") does not fit this dataset and batch (" + std::to_string(steps_per_epoch) + " steps per epoch)");
+}
+
+void resize_best(TrainProgress& p, dist::ShardedEmbedding& user, dist::ShardedEmbedding& item) {
+  p.best_user.resize(user.local_data().size());
+  p.best_item.resize(item.local_data().size());
+}
+
+int64_t table_bytes(dist::ShardedEmbedding& tb) { return tb.rows() * tb.dim() * 4; }
+
+// The parts every trainer provides alike.
+template <class TrainerT>
+class SourceOf : public io::StateDict {
+ public:
+  explicit SourceOf(TrainerT& t) : t_(t) {}
+  std::string model() override { return t_.config().model; }
+  std::string config_text() override { return t_.config().to_ini(); }
+  const io::DatasetInfo& dataset() override { return t_.data_info(); }
+  int64_t global_step() override { return t_.global_step(); }
+  void to_host() override { t_.sync_state_to_host(); }
+  void to_device() override { t_.sync_state_to_device(); }
+  std::string state(dist::Comm& comm) override { return position(comm) + progress_text(t_.progress()) + opt_steps(); }
+  void prepare(const io::StateValues& st) override {
+    t_.progress().has_best = st.i64("has_best") != 0;
+    prepare_position(st);
+  }
+  void restore(const io::StateValues& st, dist::Comm& comm) override {
+    restore_position(st, comm);
+    restore_progress(st, t_.progress());
+  }
+  int64_t later_bytes() override {
+    const TrainConfig& c = t_.config();
+    return !t_.progress().has_best && c.keep_best && c.eval_every > 0 ? best_bytes() : 0;
+  }
+
+ protected:
+  // The trainer's own lines: its position (a collective) and the optimizers' step counters,
+  // each line starting with "\n" except the position's first.
+  virtual std::string position(dist::Comm& comm) = 0;
+  virtual std::string opt_steps() = 0;
+  virtual void prepare_position(const io::StateValues& st) = 0;
+  virtual void restore_position(const io::StateValues& st, dist::Comm& comm) = 0;
+  virtual int64_t best_bytes() = 0;
+
+  TrainerT& t_;
+};
+
+// MF and VBPR.
+class TrainerSource final : public SourceOf<Trainer> {
+ public:
+  using SourceOf::SourceOf;
+  std::vector<std::string> groups() override { return {"/tables", "/tables/user", "/tables/item", "/best", "/dense"}; }
+
+  std::vector<io::StateBlock> blocks(int rank, bool reading) override {
+    MFModel& m = t_.model();
+    TrainProgress& p = t_.progress();
+    std::vector<io::StateBlock> out;
+    add_table(out, m.user, rank, p.has_best ? &p.best_user : nullptr);
+    add_table(out, m.item, rank, p.has_best ? &p.best_item : nullptr);
+    if (m.vbpr()) {
+      const int64_t d = m.item_dim(), F = m.feat_dim();
+      add_replicated(out, "/dense/W", d, F, m.W.data(), rank, reading);
+      add_replicated(out, "/dense/b", d, 0, m.b.data(), rank, reading);
+      add_replicated_state(out, "/dense/W", d, F, *m.optimizer_W(), rank, reading);
+      add_replicated_state(out, "/dense/b", 1, d, *m.optimizer_b(), rank, reading);
+      if (p.has_best) {
+        add_replicated(out, "/best/W", d, F, p.best_W.data(), rank, reading);
+        add_replicated(out, "/best/b", d, 0, p.best_b.data(), rank, reading);
+      }
+    }
+    return out;
+  }
+
+  std::string position(dist::Comm& comm) override {
+    // The epoch's loss sum so far, over all ranks (each holds its own samples' part).
+    int64_t loss_total = t_.epoch_loss().raw(0);
+    comm.allreduce_sum(&loss_total, 1);
+    const TrainProgress& p = t_.progress();
+    return "epoch = " + std::to_string(p.epoch) + "\nstep = " + std::to_string(p.step) +
+           "\nglobal_step = " + std::to_string(t_.global_step()) + "\nepoch_loss = " + std::to_string(loss_total);
+  }
+
+  std::string opt_steps() override {
+    MFModel& m = t_.model();
+    std::string o = "\nopt_step.user = " + std::to_string(m.user.optimizer().step()) +
+                    "\nopt_step.item = " + std::to_string(m.item.optimizer().step());
+    if (m.vbpr())
+      o += "\nopt_step.W = " + std::to_string(m.optimizer_W()->step()) +
+           "\nopt_step.b = " + std::to_string(m.optimizer_b()->step());
+    return o;
+  }
+
+  void prepare_position(const io::StateValues& st) override {
+    const int64_t S = t_.steps_per_epoch();
+    const int64_t epoch = st.i64("epoch"), step = st.i64("step");
+    check_position(st, epoch, step, S, (epoch - 1) * S + step, S);
+    TrainProgress& p = t_.progress();
+    MFModel& m = t_.model();
+    if (!p.has_best) return;
+    resize_best(p, m.user, m.item);
+    p.best_W.resize(m.W.size());
+    p.best_b.resize(m.b.size());
+  }
+
+  void restore_position(const io::StateValues& st, dist::Comm& comm) override {
+    MFModel& m = t_.model();
+    m.user.optimizer().set_step(st.i64("opt_step.user"));
+    m.item.optimizer().set_step(st.i64("opt_step.item"));
+    if (m.vbpr()) {
+      m.optimizer_W()->set_step(st.i64("opt_step.W"));
+      m.optimizer_b()->set_step(st.i64("opt_step.b"));
+    }
+    TrainProgress& p = t_.progress();
+    p.epoch = static_cast<int>(st.i64("epoch"));
+    p.step = st.i64("step");
+    // The loss sum so far counts once: rank 0 carries it, whatever the number of ranks.
+    t_.epoch_loss() = dist::ExactSums(1, 24);
+    t_.epoch_loss().set_raw(0, comm.rank() == 0 ? st.i64("epoch_loss") : 0);
+  }
+
+  int64_t best_bytes() override { return table_bytes(t_.model().user) + table_bytes(t_.model().item); }
+};
+
+// GMF and NeuMF (plain and Inverse Gradient training).
+class PointwiseSource final : public SourceOf<PointwiseTrainer> {
+ public:
+  using SourceOf::SourceOf;
+  std::vector<std::string> groups() override {
+    return {"/tables", "/tables/user", "/tables/item", "/best", "/dense", "/ig"};
+  }
+
+  std::vector<io::StateBlock> blocks(int rank, bool reading) override {
+    NcfModel& m = t_.model();
+    PointwiseProgress& p = t_.progress();
+    const int64_t D = static_cast<int64_t>(m.dense.size());
+    std::vector<io::StateBlock> out;
+    add_table(out, m.user, rank, p.has_best ? &p.best_user : nullptr);
+    add_table(out, m.item, rank, p.has_best ? &p.best_item : nullptr);
+    add_replicated(out, "/dense/ncf", 1, D, m.dense.data(), rank, reading);
+    add_replicated_state(out, "/dense/ncf", 1, D, m.dense_optimizer(), rank, reading);
+    if (p.has_best) add_replicated(out, "/best/ncf", 1, D, p.best_dense.data(), rank, reading);
+    if (!reading) {
+      const auto& d = t_.ig_stats().decisions;
+      decisions_.assign(d.begin(), d.end());
+    }
+    // In step order, all epochs: 0 mid, 1 forward, 2 inverse (exact as floats).
+    if (!decisions_.empty())
+      add_replicated(out, "/ig/decisions", static_cast<int64_t>(decisions_.size()), 0, decisions_.data(), rank,
+                     reading);
+    return out;
+  }
+
+  std::string position(dist::Comm& comm) override {
+    const PointwiseProgress& p = t_.progress();
+    int64_t loss[2] = {p.phase_loss.raw(0), p.phase_loss.raw(1)};
+    comm.allreduce_sum(loss, 2);
+    const IgStats& ig = t_.ig_stats();
+    return "epoch = " + std::to_string(p.epoch) + "\nphase = " + std::to_string(p.phase) +
+           "\nstep = " + std::to_string(p.step) + "\nglobal_step = " + std::to_string(t_.global_step()) +
+           "\nphase_loss.0 = " + std::to_string(loss[0]) + "\nphase_loss.1 = " + std::to_string(loss[1]) +
+           "\nepoch_sum = " + hexfloat(p.epoch_sum) + "\nepoch_terms = " + std::to_string(p.epoch_terms) +
+           "\nig.forward = " + std::to_string(ig.forward) + "\nig.inverse = " + std::to_string(ig.inverse) +
+           "\nig.mid = " + std::to_string(ig.mid) + "\nig.decisions = " + std::to_string(ig.decisions.size());
+  }
+
+  std::string opt_steps() override {
+    NcfModel& m = t_.model();
+    return "\nopt_step.user = " + std::to_string(m.user.optimizer().step()) +
+           "\nopt_step.item = " + std::to_string(m.item.optimizer().step()) +
+           "\nopt_step.dense = " + std::to_string(m.dense_optimizer().step());
+  }
+
+  void prepare_position(const io::StateValues& st) override {
+    const int64_t epoch = st.i64("epoch"), phase = st.i64("phase"), step = st.i64("step");
+    const int64_t S = t_.steps_per_epoch();
+    if (phase < 0 || phase >= t_.num_phases())
+      fail(st.where() + "phase " + std::to_string(phase) + " does not exist with strategy " + t_.config().strategy);
+    const int64_t S0 = phase == 1 ? t_.phase_steps(0) : 0;
+    check_position(st, epoch, step, t_.phase_steps(static_cast<int>(phase)), (epoch - 1) * S + S0 + step, S);
+    const int64_t n = st.i64("ig.decisions");
+    if (n < 0) fail(st.where() + "ig.decisions is negative");
+    decisions_.assign(static_cast<size_t>(n), 0.0f);
+    PointwiseProgress& p = t_.progress();
+    NcfModel& m = t_.model();
+    if (!p.has_best) return;
+    resize_best(p, m.user, m.item);
+    p.best_dense.resize(m.dense.size());
+  }
+
+  void restore_position(const io::StateValues& st, dist::Comm& comm) override {
+    NcfModel& m = t_.model();
+    m.user.optimizer().set_step(st.i64("opt_step.user"));
+    m.item.optimizer().set_step(st.i64("opt_step.item"));
+    m.dense_optimizer().set_step(st.i64("opt_step.dense"));
+    PointwiseProgress& p = t_.progress();
+    p.epoch = static_cast<int>(st.i64("epoch"));
+    p.phase = static_cast<int>(st.i64("phase"));
+    p.step = st.i64("step");
+    // The phase's loss sums so far count once: rank 0 carries them, whatever the number of ranks.
+    p.phase_loss = dist::ExactSums(2, 24);
+    for (int k = 0; k < 2; ++k) p.phase_loss.set_raw(k, comm.rank() == 0 ? st.i64("phase_loss." + std::to_string(k)) : 0);
+    p.epoch_sum = st.dbl("epoch_sum");
+    p.epoch_terms = st.i64("epoch_terms");
+    IgStats& ig = t_.ig_stats();
+    ig.forward = st.i64("ig.forward");
+    ig.inverse = st.i64("ig.inverse");
+    ig.mid = st.i64("ig.mid");
+    ig.decisions.assign(decisions_.begin(), decisions_.end());
+  }
+
+  int64_t best_bytes() override {
+    return table_bytes(t_.model().user) + table_bytes(t_.model().item) +
+           static_cast<int64_t>(t_.model().dense.size()) * 4;
+  }
+
+ private:
+  std::vector<float> decisions_;  // IgStats::decisions as floats, for their dataset
+};
+
+}  // namespace
+
+std::unique_ptr<io::StateDict> state_dict(Trainer& t) { return std::make_unique<TrainerSource>(t); }
+std::unique_ptr<io::StateDict> state_dict(PointwiseTrainer& t) { return std::make_unique<PointwiseSource>(t); }
+
+}  // namespace shardrec
