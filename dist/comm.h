@@ -9,44 +9,68 @@
 
 namespace shardrec::dist {
 
-// Traffic counters, per rank; the planner (issue 5) and tests read them.
+// Traffic counters, per rank, counted once by Comm itself for every backend: the planner and
+// tests read them. Bytes are those a rank sends to other ranks (its own share is a local copy).
 struct CommStats {
   uint64_t alltoall_calls = 0;  // fixed-size exchanges (counts ahead of an all-to-all-v)
   uint64_t alltoallv_calls = 0;
   uint64_t alltoallv_bytes_sent = 0;
   uint64_t allreduce_calls = 0;
   uint64_t allreduce_bytes = 0;
-  uint64_t allgather_calls = 0;
+  uint64_t allgather_calls = 0;  // allgatherv and allgather_u64
   uint64_t bcast_calls = 0;
+  uint64_t barrier_calls = 0;
 };
 
+// Where a collective's buffers live. Device buffers need a communicator that handles them
+// (dist/cuda_comm.h); a host-only backend refuses them with an error instead of reading garbage.
+enum class Memory { kHost, kDevice };
+
+// The collectives are non-virtual: they count the traffic, check the memory kind, and call the
+// backend's do_* hook, so every backend counts alike and implements only the transport.
 class Comm {
  public:
   virtual ~Comm() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // True when the backend can exchange device buffers (Memory::kDevice).
+  virtual bool handles_device_memory() const { return false; }
 
   // Personalised exchange: send_bytes[k] bytes starting at send_displs[k] go to rank k; the caller
   // knows recv_bytes[k] (exchange counts first with alltoall_counts) and receives at recv_displs[k].
-  virtual void alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs,
-                         void* recv, const size_t* recv_bytes, const size_t* recv_displs) = 0;
+  void alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs, void* recv,
+                 const size_t* recv_bytes, const size_t* recv_displs, Memory mem = Memory::kHost);
   // Every rank sends one uint64 to every rank: send[k] -> rank k, recv[k] <- rank k.
-  virtual void alltoall_u64(const uint64_t* send, uint64_t* recv) = 0;
+  void alltoall_u64(const uint64_t* send, uint64_t* recv);
   // Sum of int64 is exact and so independent of the reduction order (see dist/exact_sum.h).
-  virtual void allreduce_sum(int64_t* data, size_t n) = 0;
-  virtual void allreduce_max(double* data, size_t n) = 0;
+  void allreduce_sum(int64_t* data, size_t n, Memory mem = Memory::kHost);
+  void allreduce_max(double* data, size_t n, Memory mem = Memory::kHost);
   // Gather bytes from every rank to every rank, concatenated in rank order. recv_bytes[k] is what
   // rank k contributes (exchange it first with allgather_u64 when unknown).
-  virtual void allgatherv(const void* send, size_t send_bytes, void* recv,
-                          const size_t* recv_bytes) = 0;
-  virtual void allgather_u64(uint64_t value, uint64_t* recv) = 0;
-  virtual void broadcast(void* data, size_t bytes, int root) = 0;
-  virtual void barrier() = 0;
+  void allgatherv(const void* send, size_t send_bytes, void* recv, const size_t* recv_bytes,
+                  Memory mem = Memory::kHost);
+  void allgather_u64(uint64_t value, uint64_t* recv);
+  void broadcast(void* data, size_t bytes, int root, Memory mem = Memory::kHost);
+  void barrier();
 
   const CommStats& stats() const { return stats_; }
   void reset_stats() { stats_ = CommStats{}; }
 
  protected:
+  // The transport. `mem` is kDevice only when handles_device_memory().
+  virtual void do_alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs, void* recv,
+                            const size_t* recv_bytes, const size_t* recv_displs, Memory mem) = 0;
+  virtual void do_alltoall_u64(const uint64_t* send, uint64_t* recv) = 0;
+  virtual void do_allreduce_sum(int64_t* data, size_t n, Memory mem) = 0;
+  virtual void do_allreduce_max(double* data, size_t n, Memory mem) = 0;
+  virtual void do_allgatherv(const void* send, size_t send_bytes, void* recv, const size_t* recv_bytes,
+                             Memory mem) = 0;
+  virtual void do_allgather_u64(uint64_t value, uint64_t* recv) = 0;
+  virtual void do_broadcast(void* data, size_t bytes, int root, Memory mem) = 0;
+  virtual void do_barrier() = 0;
+
+ private:
+  void check_memory(Memory mem, const char* op) const;
   CommStats stats_;
 };
 

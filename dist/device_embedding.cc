@@ -104,7 +104,7 @@ void DeviceEmbedding::route(Comm& comm, const int64_t* ids, size_t n, bool local
     rb[k] = r.serve_count[k] * sizeof(int64_t); rd[k] = rt; rt += rb[k];
   }
   comm.alltoallv(r.uniq_local.data(), sb.data(), sd.data(), r.serve.get(std::max<size_t>(rt / 8, 1)), rb.data(),
-                 rd.data());
+                 rd.data(), Memory::kDevice);
 }
 
 void DeviceEmbedding::gather(Comm& comm, const DeviceRouting& r, float* out) {
@@ -124,7 +124,7 @@ void DeviceEmbedding::gather(Comm& comm, const DeviceRouting& r, float* out) {
   float* recv = recv_rows_.get(std::max<size_t>(rt / sizeof(float), 1));
   kc::gather_rows(w_.data(), dim_, r.serve.data(), st / rowb, send, st_);
   SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st_));
-  comm.alltoallv(send, sb.data(), sd.data(), recv, rb.data(), rd.data());
+  comm.alltoallv(send, sb.data(), sd.data(), recv, rb.data(), rd.data(), Memory::kDevice);
   kc::expand_rows(recv, dim_, r.slot.data(), r.num_ids, out, st_);
 }
 
@@ -177,7 +177,7 @@ void DeviceEmbedding::reduce(Comm& comm, const DeviceRouting& r, const uint64_t*
   // Records leave in (owner, row) order: each owner's records are one contiguous run.
   kc::pack_records(r.perm.data(), r.local.data(), keys, grads, dim_, r.num_ids, send, st_);
   SHARDREC_CUDA_CHECK(cudaStreamSynchronize(st_));
-  comm.alltoallv(send, sb.data(), sd.data(), recv, rb.data(), rd.data());
+  comm.alltoallv(send, sb.data(), sd.data(), recv, rb.data(), rd.data(), Memory::kDevice);
   owner_side(recv, rt / rec);
 }
 

@@ -53,11 +53,8 @@ InProcComm::InProcComm(std::shared_ptr<InProcGroup> group, int rank)
 
 int InProcComm::size() const { return group_->size(); }
 
-void InProcComm::alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs,
-                           void* recv, const size_t* recv_bytes, const size_t* recv_displs) {
-  ++stats_.alltoallv_calls;
-  for (int k = 0; k < size(); ++k)
-    if (k != rank_) stats_.alltoallv_bytes_sent += send_bytes[k];
+void InProcComm::do_alltoallv(const void* send, const size_t* /*send_bytes*/, const size_t* send_displs,
+                             void* recv, const size_t* recv_bytes, const size_t* recv_displs, Memory) {
   // Publish the send buffer and its displacements; peers copy out what is theirs.
   group_->slots_[rank_] = send;
   group_->aux_[rank_] = send_displs;
@@ -70,17 +67,14 @@ void InProcComm::alltoallv(const void* send, const size_t* send_bytes, const siz
   group_->sync();
 }
 
-void InProcComm::alltoall_u64(const uint64_t* send, uint64_t* recv) {
-  ++stats_.alltoall_calls;
+void InProcComm::do_alltoall_u64(const uint64_t* send, uint64_t* recv) {
   group_->slots_[rank_] = send;
   group_->sync();
   for (int k = 0; k < size(); ++k) recv[k] = static_cast<const uint64_t*>(group_->slots_[k])[rank_];
   group_->sync();
 }
 
-void InProcComm::allreduce_sum(int64_t* data, size_t n) {
-  ++stats_.allreduce_calls;
-  stats_.allreduce_bytes += n * sizeof(int64_t);
+void InProcComm::do_allreduce_sum(int64_t* data, size_t n, Memory) {
   std::vector<int64_t> mine(data, data + n);
   group_->slots_[rank_] = mine.data();
   group_->sync();
@@ -92,9 +86,7 @@ void InProcComm::allreduce_sum(int64_t* data, size_t n) {
   group_->sync();
 }
 
-void InProcComm::allreduce_max(double* data, size_t n) {
-  ++stats_.allreduce_calls;
-  stats_.allreduce_bytes += n * sizeof(double);
+void InProcComm::do_allreduce_max(double* data, size_t n, Memory) {
   std::vector<double> mine(data, data + n);
   group_->slots_[rank_] = mine.data();
   group_->sync();
@@ -106,9 +98,7 @@ void InProcComm::allreduce_max(double* data, size_t n) {
   group_->sync();
 }
 
-void InProcComm::allgatherv(const void* send, size_t send_bytes, void* recv,
-                            const size_t* recv_bytes) {
-  ++stats_.allgather_calls;
+void InProcComm::do_allgatherv(const void* send, size_t send_bytes, void* recv, const size_t* recv_bytes, Memory) {
   (void)send_bytes;
   group_->slots_[rank_] = send;
   group_->sync();
@@ -121,15 +111,14 @@ void InProcComm::allgatherv(const void* send, size_t send_bytes, void* recv,
   group_->sync();
 }
 
-void InProcComm::allgather_u64(uint64_t value, uint64_t* recv) {
+void InProcComm::do_allgather_u64(uint64_t value, uint64_t* recv) {
   group_->slots_[rank_] = &value;
   group_->sync();
   for (int k = 0; k < size(); ++k) recv[k] = *static_cast<const uint64_t*>(group_->slots_[k]);
   group_->sync();
 }
 
-void InProcComm::broadcast(void* data, size_t bytes, int root) {
-  ++stats_.bcast_calls;
+void InProcComm::do_broadcast(void* data, size_t bytes, int root, Memory) {
   group_->slots_[rank_] = data;
   group_->sync();
   if (rank_ != root)
@@ -137,7 +126,7 @@ void InProcComm::broadcast(void* data, size_t bytes, int root) {
   group_->sync();
 }
 
-void InProcComm::barrier() { group_->sync(); }
+void InProcComm::do_barrier() { group_->sync(); }
 
 void run_ranks(int world, const std::function<void(Comm&)>& fn) {
   auto group = std::make_shared<InProcGroup>(world);

@@ -16,16 +16,19 @@ class InProcComm final : public Comm {
   InProcComm(std::shared_ptr<InProcGroup> group, int rank);
   int rank() const override { return rank_; }
   int size() const override;
-  void alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs, void* recv,
-                 const size_t* recv_bytes, const size_t* recv_displs) override;
-  void alltoall_u64(const uint64_t* send, uint64_t* recv) override;
-  void allreduce_sum(int64_t* data, size_t n) override;
-  void allreduce_max(double* data, size_t n) override;
-  void allgatherv(const void* send, size_t send_bytes, void* recv,
-                  const size_t* recv_bytes) override;
-  void allgather_u64(uint64_t value, uint64_t* recv) override;
-  void broadcast(void* data, size_t bytes, int root) override;
-  void barrier() override;
+ protected:
+  void do_alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs, void* recv,
+                    const size_t* recv_bytes, const size_t* recv_displs, Memory mem) override;
+  void do_alltoall_u64(const uint64_t* send, uint64_t* recv) override;
+  void do_allreduce_sum(int64_t* data, size_t n, Memory mem) override;
+  void do_allreduce_max(double* data, size_t n, Memory mem) override;
+  void do_allgatherv(const void* send, size_t send_bytes, void* recv, const size_t* recv_bytes,
+                     Memory mem) override;
+  void do_allgather_u64(uint64_t value, uint64_t* recv) override;
+  void do_broadcast(void* data, size_t bytes, int root, Memory mem) override;
+  void do_barrier() override;
+
+ public:
 
  private:
   std::shared_ptr<InProcGroup> group_;

@@ -55,44 +55,35 @@ MpiComm::~MpiComm() {
 
 const void* MpiComm::native_handle() const { return &impl_->comm; }
 
-void MpiComm::alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs,
-                        void* recv, const size_t* recv_bytes, const size_t* recv_displs) {
-  ++stats_.alltoallv_calls;
+void MpiComm::do_alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs,
+                          void* recv, const size_t* recv_bytes, const size_t* recv_displs, Memory) {
   std::vector<int> sc(size_), sd(size_), rc(size_), rd(size_);
   for (int k = 0; k < size_; ++k) {
     sc[k] = to_int(send_bytes[k], "alltoallv");
     sd[k] = to_int(send_displs[k], "alltoallv");
     rc[k] = to_int(recv_bytes[k], "alltoallv");
     rd[k] = to_int(recv_displs[k], "alltoallv");
-    if (k != rank_) stats_.alltoallv_bytes_sent += send_bytes[k];
   }
   check(MPI_Alltoallv(send, sc.data(), sd.data(), MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE,
                       impl_->comm),
         "Alltoallv");
 }
 
-void MpiComm::alltoall_u64(const uint64_t* send, uint64_t* recv) {
-  ++stats_.alltoall_calls;
+void MpiComm::do_alltoall_u64(const uint64_t* send, uint64_t* recv) {
   check(MPI_Alltoall(send, 1, MPI_UINT64_T, recv, 1, MPI_UINT64_T, impl_->comm), "Alltoall");
 }
 
-void MpiComm::allreduce_sum(int64_t* data, size_t n) {
-  ++stats_.allreduce_calls;
-  stats_.allreduce_bytes += n * sizeof(int64_t);
+void MpiComm::do_allreduce_sum(int64_t* data, size_t n, Memory) {
   check(MPI_Allreduce(MPI_IN_PLACE, data, to_int(n, "allreduce"), MPI_INT64_T, MPI_SUM, impl_->comm),
         "Allreduce");
 }
 
-void MpiComm::allreduce_max(double* data, size_t n) {
-  ++stats_.allreduce_calls;
-  stats_.allreduce_bytes += n * sizeof(double);
+void MpiComm::do_allreduce_max(double* data, size_t n, Memory) {
   check(MPI_Allreduce(MPI_IN_PLACE, data, to_int(n, "allreduce"), MPI_DOUBLE, MPI_MAX, impl_->comm),
         "Allreduce");
 }
 
-void MpiComm::allgatherv(const void* send, size_t send_bytes, void* recv,
-                         const size_t* recv_bytes) {
-  ++stats_.allgather_calls;
+void MpiComm::do_allgatherv(const void* send, size_t send_bytes, void* recv, const size_t* recv_bytes, Memory) {
   std::vector<int> rc(size_), rd(size_);
   size_t off = 0;
   for (int k = 0; k < size_; ++k) {
@@ -105,15 +96,14 @@ void MpiComm::allgatherv(const void* send, size_t send_bytes, void* recv,
         "Allgatherv");
 }
 
-void MpiComm::allgather_u64(uint64_t value, uint64_t* recv) {
+void MpiComm::do_allgather_u64(uint64_t value, uint64_t* recv) {
   check(MPI_Allgather(&value, 1, MPI_UINT64_T, recv, 1, MPI_UINT64_T, impl_->comm), "Allgather");
 }
 
-void MpiComm::broadcast(void* data, size_t bytes, int root) {
-  ++stats_.bcast_calls;
+void MpiComm::do_broadcast(void* data, size_t bytes, int root, Memory) {
   check(MPI_Bcast(data, to_int(bytes, "broadcast"), MPI_BYTE, root, impl_->comm), "Bcast");
 }
 
-void MpiComm::barrier() { check(MPI_Barrier(impl_->comm), "Barrier"); }
+void MpiComm::do_barrier() { check(MPI_Barrier(impl_->comm), "Barrier"); }
 
 }  // namespace shardrec::dist

@@ -3,13 +3,32 @@
 #include <numeric>
 
 #include "base/error.h"
+#include "comm_conformance.h"
 #include "dist/exact_sum.h"
 #include "dist/inproc_comm.h"
 #include "dist/sharding.h"
+#include "shardrec_config.h"
+#if SHARDREC_HAVE_CUDA
+#include "dist/cuda_comm.h"
+#endif
 
 namespace shardrec::dist {
 
 class CommTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(CommTest, InProcessBackendConforms) {
+  run_ranks(GetParam(), [&](Comm& comm) { testing::check_comm_conformance(comm); });
+}
+
+#if SHARDREC_HAVE_CUDA
+// The CUDA communicator with host buffers (no GPU needed): the host path and its counters.
+TEST_P(CommTest, CudaCommunicatorOnHostBuffersConforms) {
+  run_ranks(GetParam(), [&](Comm& host) {
+    CudaAwareComm comm(host, nullptr);
+    testing::check_comm_conformance(comm);
+  });
+}
+#endif
 
 TEST_P(CommTest, ExchangeDeliversEachRanksMessages) {
   const int world = GetParam();

@@ -9,6 +9,7 @@
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "dist/mpi_comm.h"
+#include "comm_conformance.h"
 #include "fixtures.h"
 #include "io/dataset.h"
 
@@ -32,6 +33,8 @@ std::string shared_dataset(const io::PreparedDataset& d, const std::string& name
   comm.barrier();
   return path;
 }
+
+TEST(Mpi, MpiBackendConforms) { testing::check_comm_conformance(*g_comm); }
 
 TEST(Mpi, CollectivesDeliverTheRightBytes) {
   dist::Comm& comm = *g_comm;
