@@ -10,23 +10,4 @@ Permutation::Permutation(uint64_t n, uint64_t seed) : n_(n) {
   mask_ = (uint64_t{1} << half_bits_) - 1;
 }
 
-uint64_t Permutation::encrypt(uint64_t x) const {
-  uint64_t l = x >> half_bits_, r = x & mask_;
-  for (uint64_t round = 0; round < 4; ++round) {
-    // One keyed mixer per round: the rounds are the hot path of the epoch shuffle.
-    const uint64_t f = mix64(r ^ keys_[round]) & mask_;
-    const uint64_t nl = r;
-    r = l ^ f;
-    l = nl;
-  }
-  return (l << half_bits_) | r;
-}
-
-uint64_t Permutation::operator()(uint64_t x) const {
-  // The domain is at most 4n, so the expected number of walks is below 4.
-  uint64_t y = encrypt(x);
-  while (y >= n_) y = encrypt(y);
-  return y;
-}
-
 }  // namespace shardrec

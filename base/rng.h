@@ -1,21 +1,25 @@
 // Counter-based randomness: every random number is a pure function of (seed, stream keys, counter),
 // so a value never depends on how many ranks drew numbers before it. This is what makes negatives,
 // initial rows and the epoch shuffle identical for any world size.
+// The mixers, the range reduction and the Feistel permutation are SHARDREC_HD (base/hd.h): the
+// GPU backend draws its epoch order and samples with these very functions.
 #pragma once
 #include <cmath>
 #include <cstdint>
 
+#include "base/hd.h"
+
 namespace shardrec {
 
 // splitmix64's finaliser: a bijective 64-bit mixer with good avalanche.
-inline uint64_t mix64(uint64_t z) {
+SHARDREC_HD inline uint64_t mix64(uint64_t z) {
   z += 0x9e3779b97f4a7c15ULL;
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
 }
 
-inline uint64_t hash64(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0, uint64_t d = 0) {
+SHARDREC_HD inline uint64_t hash64(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0, uint64_t d = 0) {
   uint64_t h = mix64(seed ^ 0x5851f42d4c957f2dULL);
   h = mix64(h ^ a);
   h = mix64(h ^ b);
@@ -27,8 +31,12 @@ inline uint64_t hash64(uint64_t seed, uint64_t a, uint64_t b = 0, uint64_t c = 0
 inline double to_unit(uint64_t x) { return static_cast<double>(x >> 11) * 0x1.0p-53; }
 
 // Uniform integer in [0, n) (Lemire's multiply-shift; bias below 2^-40 for n < 2^24).
-inline uint64_t to_range(uint64_t x, uint64_t n) {
+SHARDREC_HD inline uint64_t to_range(uint64_t x, uint64_t n) {
+#if defined(__CUDA_ARCH__)
+  return __umul64hi(x, n);  // the same high word
+#else
   return static_cast<uint64_t>((static_cast<unsigned __int128>(x) * n) >> 64);
+#endif
 }
 
 // A sequence of draws under fixed keys: draw i is hash64(seed, a, b, c, i).
@@ -59,23 +67,35 @@ class CounterRng {
 };
 
 // A seeded random permutation of [0, n) evaluated pointwise: a 4-round Feistel network on the
-// smallest even power of two >= n, with cycle walking to stay inside [0, n).
-class Permutation {
- public:
+// smallest even power of two >= n, with cycle walking to stay inside [0, n). Plain data, so a
+// kernel takes it by value.
+struct Permutation {
+  Permutation() = default;
   Permutation(uint64_t n, uint64_t seed);
-  uint64_t operator()(uint64_t x) const;  // position of x
-  uint64_t size() const { return n_; }
-  // The network's parameters, for the GPU backend's copy of it (kernels/sparse_ops.cu).
-  uint64_t round_key(int k) const { return keys_[k]; }
-  int half_bits() const { return half_bits_; }
-  uint64_t mask() const { return mask_; }
+  SHARDREC_HD uint64_t operator()(uint64_t x) const {
+    // The domain is at most 4n, so the expected number of walks is below 4.
+    uint64_t y = encrypt(x);
+    while (y >= n_) y = encrypt(y);
+    return y;
+  }
+  SHARDREC_HD uint64_t size() const { return n_; }
 
  private:
-  uint64_t encrypt(uint64_t x) const;
-  uint64_t n_;
-  uint64_t keys_[4];  // round keys derived from the seed
-  int half_bits_;
-  uint64_t mask_;
+  SHARDREC_HD uint64_t encrypt(uint64_t x) const {
+    uint64_t l = x >> half_bits_, r = x & mask_;
+    for (int round = 0; round < 4; ++round) {
+      // One keyed mixer per round: the rounds are the hot path of the epoch shuffle.
+      const uint64_t f = mix64(r ^ keys_[round]) & mask_;
+      const uint64_t nl = r;
+      r = l ^ f;
+      l = nl;
+    }
+    return (l << half_bits_) | r;
+  }
+  uint64_t n_ = 0;
+  uint64_t keys_[4] = {0, 0, 0, 0};  // round keys derived from the seed
+  int half_bits_ = 1;
+  uint64_t mask_ = 1;
 };
 
 }  // namespace shardrec

@@ -10,6 +10,7 @@
 #include "base/error.h"
 #include "core/gpu_context.h"
 #include "base/rng.h"
+#include "base/sampling.h"
 #include "dist/cuda_comm.h"
 #include "dist/device_embedding.h"
 #include "dist/nccl_comm.h"
@@ -126,19 +127,14 @@ class CudaBackend final : public GpuBackend {
     cudaStream_t st = ctx_.stream();
     const int64_t B = cfg_.batch, S = (num_train_ + B - 1) / B;
     const Permutation perm(static_cast<uint64_t>(num_train_), hash64(cfg_.seed, 0xe90c, epoch));
-    kc::PermView pv;
-    pv.n = perm.size();
-    for (int k = 0; k < 4; ++k) pv.keys[k] = perm.round_key(k);
-    pv.half_bits = perm.half_bits();
-    pv.mask = perm.mask();
     const size_t r1 = std::max<size_t>(rows_, 1);
-    kc::epoch_order(pv, row_lo_, rows_, B, S, order_ws_, pos_.get(r1), row_.get(r1), bounds_.get(S + 1), st);
+    kc::epoch_order(perm, row_lo_, rows_, B, S, order_ws_, pos_.get(r1), row_.get(r1), bounds_.get(S + 1), st);
     std::vector<int64_t> bounds(S + 1);
     SHARDREC_CUDA_CHECK(cudaMemcpyAsync(bounds.data(), bounds_.data(), (S + 1) * 8, cudaMemcpyDeviceToHost, st));
     SHARDREC_CUDA_CHECK(cudaMemsetAsync(failed_.get(1), 0xff, sizeof(int64_t), st));  // -1: none
     ctx_.sync();
     kc::SampleParams sp;
-    sp.neg_base = hash64(cfg_.seed, 0x4e67, static_cast<uint64_t>(epoch));
+    sp.neg_base = sampling::negative_base(cfg_.seed, epoch);
     sp.num_items = num_items_;
     sp.negatives = cfg_.negatives;
     sp.row_lo = row_lo_;

@@ -13,11 +13,12 @@
 #include <cstdint>
 #include <span>
 
+#include "base/math.h"
+
 namespace shardrec::idl {
 
-// log(1 + e^x) without overflow.
-inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
-inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+using hd::sigmoid;   // base/math.h: shared with the CUDA loss kernel
+using hd::softplus;
 
 // BCE of logit y against target t in {0, 1}; *dy = d loss / d y.
 inline double bce(double y, double t, double* dy) {

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "base/math.h"
+
 namespace shardrec::ig {
 
 void CandidateStep::delta(const float* g, float* d, int n) const {
@@ -11,13 +13,9 @@ void CandidateStep::delta(const float* g, float* d, int n) const {
     return;
   }
   // A fresh Adam at t = 1, with the bias corrections formed as RowOptimizer forms them.
-  const float s = static_cast<float>(lr / (1.0 - static_cast<double>(beta1)));
-  const float bc2 = static_cast<float>(std::sqrt(1.0 - static_cast<double>(beta2)));
-  for (int k = 0; k < n; ++k) {
-    const float m = (1.0f - beta1) * g[k];
-    const float v = (1.0f - beta2) * g[k] * g[k];
-    d[k] = -(s * m / (std::sqrt(v) / bc2 + eps));
-  }
+  const hd::AdamStep a{beta1, beta2, eps, 0.0f, static_cast<float>(lr / (1.0 - static_cast<double>(beta1))),
+                       static_cast<float>(std::sqrt(1.0 - static_cast<double>(beta2)))};
+  for (int k = 0; k < n; ++k) d[k] = hd::fresh_adam_delta(g[k], a);
 }
 
 void CandidateStep::step(const float* g, float* w, int n) const {

@@ -9,6 +9,7 @@
 #include "core/idl_loss.h"
 #include "core/inverse_gradient.h"
 #include "base/rng.h"
+#include "base/sampling.h"
 
 namespace shardrec {
 
@@ -62,28 +63,13 @@ void PointwiseTrainer::sync_state_to_device() {
 
 int64_t PointwiseTrainer::sample_unlabeled(int epoch, int64_t global_row, int k,
                                            std::span<const int32_t> seen) const {
-  const int64_t n_items = data_.info.num_items;
-  CounterRng rng(cfg_.seed, 0x1d1a, static_cast<uint64_t>(epoch),
-                 static_cast<uint64_t>(global_row) * 1024 + static_cast<uint64_t>(k));
-  // Rejection against the user's (sorted) training items, as the reference does.
-  for (int attempt = 0; attempt < 64; ++attempt) {
-    const int64_t j = static_cast<int64_t>(rng.below(static_cast<uint64_t>(n_items)));
-    if (!std::binary_search(seen.begin(), seen.end(), static_cast<int32_t>(j))) return j;
-  }
-  // A very dense user: the x-th item the user has not rated, directly.
-  std::vector<int32_t> uniq(seen.begin(), seen.end());
-  uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
-  const int64_t free_items = n_items - static_cast<int64_t>(uniq.size());
-  if (free_items <= 0)
+  bool failed = false;
+  const int64_t j = sampling::unlabeled(cfg_.seed, static_cast<uint64_t>(epoch), global_row, k, seen.data(),
+                                        static_cast<int64_t>(seen.size()), data_.info.num_items, &failed);
+  if (failed)
     fail("dataset " + data_.info.path + ": the user of training row " + std::to_string(global_row) +
          " rated every item, so no unlabeled item exists");
-  const int64_t x = static_cast<int64_t>(rng.below(static_cast<uint64_t>(free_items)));
-  size_t lo = 0, hi = uniq.size();
-  while (lo < hi) {
-    const size_t mid = (lo + hi) / 2;
-    if (uniq[mid] - static_cast<int64_t>(mid) <= x) lo = mid + 1; else hi = mid;
-  }
-  return x + static_cast<int64_t>(lo);
+  return j;
 }
 
 void PointwiseTrainer::build_batch(int epoch, int64_t step, const Sample* s, size_t n, int per) {

@@ -6,15 +6,16 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/math.h"
 #include "base/rng.h"
+#include "base/sampling.h"
 #include "dist/exact_sum.h"
 
 namespace shardrec {
 
 namespace {
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-// log(1 + e^x) without overflow.
-inline double softplus(double x) { return x > 0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+using hd::sigmoid;
+using hd::softplus;
 double now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -59,36 +60,17 @@ int64_t Trainer::steps_per_epoch() const { return (num_train_ + cfg_.batch - 1) 
 
 int64_t Trainer::sample_negative(int epoch, int64_t global_row, int k,
                                  std::span<const int32_t> seen) const {
-  const int64_t n_items = data_.info.num_items;
-  // SplitMix64 over a counter keyed by (seed, epoch, row, k): one mixer per draw.
-  // Each (row, k) owns 128 consecutive counters; at most 65 are drawn.
   if (epoch != neg_epoch_) {
     neg_epoch_ = epoch;
-    neg_base_ = hash64(cfg_.seed, 0x4e67, static_cast<uint64_t>(epoch));
+    neg_base_ = sampling::negative_base(cfg_.seed, epoch);
   }
-  uint64_t state = neg_base_ + (static_cast<uint64_t>(global_row) * 1024 + static_cast<uint64_t>(k)) *
-                                   0x9e3779b97f4a7c15ULL * 128;
-  auto next = [&] { return mix64(state += 0x9e3779b97f4a7c15ULL); };
-  // Rejection sampling against the user's sorted training items, as the papers' code does.
-  for (int attempt = 0; attempt < 64; ++attempt) {
-    const int64_t j = static_cast<int64_t>(to_range(next(), static_cast<uint64_t>(n_items)));
-    if (!std::binary_search(seen.begin(), seen.end(), static_cast<int32_t>(j))) return j;
-  }
-  // Very dense user: pick uniformly among the items the user has not seen, directly.
-  std::vector<int32_t> uniq(seen.begin(), seen.end());
-  uniq.erase(std::unique(uniq.begin(), uniq.end()), uniq.end());
-  const int64_t free_items = n_items - static_cast<int64_t>(uniq.size());
-  if (free_items <= 0)
+  bool failed = false;
+  const int64_t j = sampling::negative(neg_base_, global_row, k, seen.data(), static_cast<int64_t>(seen.size()),
+                                       data_.info.num_items, &failed);
+  if (failed)
     fail("dataset " + data_.info.path + ": a user of training row " + std::to_string(global_row) +
          " interacted with every item, so no negative item exists");
-  int64_t x = static_cast<int64_t>(to_range(next(), static_cast<uint64_t>(free_items)));
-  // The x-th missing id: x plus the number of seen ids at or below the answer.
-  size_t lo = 0, hi = uniq.size();
-  while (lo < hi) {
-    size_t mid = (lo + hi) / 2;
-    if (uniq[mid] - static_cast<int64_t>(mid) <= x) lo = mid + 1; else hi = mid;
-  }
-  return x + static_cast<int64_t>(lo);
+  return j;
 }
 
 void Trainer::train_step(int epoch, int64_t step, const LocalSample* s, size_t n,

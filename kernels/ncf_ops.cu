@@ -1,6 +1,7 @@
 #include "kernels/ncf_ops.h"
 
 #include "base/cuda_util.h"
+#include "base/math.h"
 
 namespace shardrec::kernels::cuda {
 
@@ -9,8 +10,6 @@ namespace {
 constexpr int kThreads = 256;
 inline unsigned blocks_for(size_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
 
-__device__ __forceinline__ double softplus_d(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
-__device__ __forceinline__ double sigmoid_d(double x) { return 1.0 / (1.0 + exp(-x)); }
 
 __global__ void inputs_k(const float* U, const float* I, size_t n, NcfShape s, float* P, int ldp, float* X0) {
   const int R = s.g + s.m, w = s.g + 2 * s.m;
@@ -36,13 +35,13 @@ __global__ void loss_k(const float* y, size_t n, NcfShape s, const uint8_t* lab,
   double l, d;
   if (labeled || unl_neg) {  // core/idl_loss.h bce()
     const double t = labeled ? (lab[r / s.per_used] ? 1.0 : 0.0) : 0.0;
-    d = sigmoid_d(v) - t;
-    l = t > 0.5 ? softplus_d(-v) : softplus_d(v);
+    d = hd::sigmoid(v) - t;
+    l = t > 0.5 ? hd::softplus(-v) : hd::softplus(v);
   } else {  // dual()
-    const double lp = softplus_d(-v), ln = softplus_d(v);
+    const double lp = hd::softplus(-v), ln = hd::softplus(v);
     const double sum = lp * lp + ln * ln;
     const double pos = ln * ln / sum, neg = lp * lp / sum;
-    d = sigmoid_d(v) - pos;
+    d = hd::sigmoid(v) - pos;
     l = pos * lp + neg * ln;
   }
   loss[r] = l;

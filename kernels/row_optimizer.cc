@@ -74,15 +74,10 @@ void RowOptimizer::update(int64_t r, float* w, const float* grad) {
     case OptimizerConfig::Kind::kAdam:
     case OptimizerConfig::Kind::kAdamDense: {
       if (!grad && !cfg_.dense()) return;
-      const float step = adam_step_, bc2_sqrt = adam_bc2_sqrt_;
+      const hd::AdamStep a = adam_factors();
       float* m = &m_[r * d];
       float* v = &v_[r * d];
-      for (int k = 0; k < d; ++k) {
-        const float g = (grad ? grad[k] : 0.0f) + wd * w[k];
-        m[k] = cfg_.beta1 * m[k] + (1.0f - cfg_.beta1) * g;
-        v[k] = cfg_.beta2 * v[k] + (1.0f - cfg_.beta2) * g * g;
-        w[k] -= step * m[k] / (std::sqrt(v[k]) / bc2_sqrt + cfg_.eps);
-      }
+      for (int k = 0; k < d; ++k) hd::adam(w[k], m[k], v[k], grad ? grad[k] : 0.0f, a);
       return;
     }
   }

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/kinds.h"
+#include "base/math.h"
 
 namespace shardrec {
 
@@ -52,6 +53,9 @@ class RowOptimizer {
   // backend reads them so its update kernel uses the very same floats.
   float adam_step() const { return adam_step_; }
   float adam_bc2_sqrt() const { return adam_bc2_sqrt_; }
+  hd::AdamStep adam_factors() const {
+    return {cfg_.beta1, cfg_.beta2, cfg_.eps, cfg_.weight_decay, adam_step_, adam_bc2_sqrt_};
+  }
 
  private:
   OptimizerConfig cfg_;

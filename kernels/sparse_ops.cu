@@ -5,6 +5,10 @@
 #include <cfloat>
 #include <cmath>
 
+#include "base/math.h"
+#include "base/rng.h"
+#include "base/sampling.h"
+
 namespace shardrec::kernels::cuda {
 
 namespace {
@@ -130,20 +134,13 @@ __global__ void permute_rows_k(const int64_t* rows, const uint32_t* idx, size_t 
   if (i < n) out[i] = rows[idx[i]];
 }
 
-__device__ __forceinline__ void adam_elem(float& w, float& m, float& v, float grad, const OptimizerParams& p) {
-  // Operation for operation as RowOptimizer::update (left to right, no contraction).
-  const float g = grad + p.weight_decay * w;
-  m = p.beta1 * m + (1.0f - p.beta1) * g;
-  v = p.beta2 * v + (1.0f - p.beta2) * g * g;
-  w -= p.adam_step * m / (sqrtf(v) / p.adam_bc2_sqrt + p.eps);
+__device__ __forceinline__ hd::AdamStep adam_of(const OptimizerParams& p) {
+  return {p.beta1, p.beta2, p.eps, p.weight_decay, p.adam_step, p.adam_bc2_sqrt};
 }
 
-// ig::CandidateStep::delta, operation for operation.
+// ig::CandidateStep::delta's d(g).
 __device__ __forceinline__ float candidate_delta(float g, const OptimizerParams& p) {
-  if (!p.fresh_adam) return -p.lr * g;
-  const float m = (1.0f - p.beta1) * g;
-  const float v = (1.0f - p.beta2) * g * g;
-  return -(p.adam_step * m / (sqrtf(v) / p.adam_bc2_sqrt + p.eps));
+  return p.fresh_adam ? hd::fresh_adam_delta(g, adam_of(p)) : -p.lr * g;
 }
 
 __global__ void candidate_rows_k(CandidateRows c, int dim, float sign, bool commit, float* w, size_t cap) {
@@ -219,7 +216,8 @@ __global__ void reduce_apply_k(const char* rec_base, size_t rec, const uint32_t*
     default: {
       float* mr = m + row * dim;
       float* vr = v + row * dim;
-      for (int c = lane; c < dim; c += 32) adam_elem(wr[c], mr[c], vr[c], gs[c], p);
+      const hd::AdamStep a = adam_of(p);
+      for (int c = lane; c < dim; c += 32) hd::adam(wr[c], mr[c], vr[c], gs[c], a);
       if (p.kind == OptimizerKind::kAdamDense && lane == 0) stamp[row] = gen;
     }
   }
@@ -231,7 +229,7 @@ __global__ void dense_rest_k(int64_t rows, int dim, float* w, float* m, float* v
   const size_t t = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
   if (t >= static_cast<size_t>(rows) * dim) return;
   if (stamp[t / dim] == gen) return;
-  adam_elem(w[t], m[t], v[t], 0.0f, p);
+  hd::adam(w[t], m[t], v[t], 0.0f, adam_of(p));
 }
 
 // ---- MF forward/backward: eight lanes per sample, lane l owns the elements q = l (mod 8), as the
@@ -244,10 +242,6 @@ __device__ __forceinline__ float dot8(const float* a, const float* b, int d, int
   s = s + __shfl_xor_sync(0xffffffffu, s, 1, 8);
   s = s + __shfl_xor_sync(0xffffffffu, s, 2, 8);
   return s;
-}
-__device__ __forceinline__ float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
-__device__ __forceinline__ double softplus_(double x) {
-  return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
 }
 
 __global__ void mf_fb_k(const float* U, const float* I, size_t n, MfParams p, float* gU, float* gI,
@@ -273,8 +267,8 @@ __global__ void mf_fb_k(const float* U, const float* I, size_t n, MfParams p, fl
       const float* jn = ip + (1 + k) * d;
       float* gjn = gip + (1 + k) * d;
       const float x = sp - dot8(u, jn, d, l);
-      loss += softplus_(-static_cast<double>(x));
-      const float c = -sigmoidf_(-x) * p.inv;
+      loss += hd::softplus(-static_cast<double>(x));
+      const float c = -hd::sigmoid(-x) * p.inv;
       if (live)
         for (int q = l; q < d; q += 8) {
           gu[q] += c * (ip[q] - jn[q]);
@@ -288,8 +282,8 @@ __global__ void mf_fb_k(const float* U, const float* I, size_t n, MfParams p, fl
       float* git = gip + k * d;
       const float y = k == 0 ? sp : dot8(u, it, d, l);
       const float t = k == 0 ? 1.0f : 0.0f;
-      loss += softplus_(static_cast<double>(y)) - t * y;
-      const float c = (sigmoidf_(y) - t) * p.inv;
+      loss += hd::softplus(static_cast<double>(y)) - t * y;
+      const float c = (hd::sigmoid(y) - t) * p.inv;
       if (live)
         for (int q = l; q < d; q += 8) {
           gu[q] += c * it[q];
@@ -382,34 +376,10 @@ __global__ void topk_k(float* scores, int64_t* sid, size_t ni, int k, float* top
 }
 
 // ---- Epoch order and batches (the CPU's core/rng.h and Trainer::sample_negative, on the device).
-__device__ __forceinline__ uint64_t mix64_d(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-__device__ __forceinline__ uint64_t to_range_d(uint64_t x, uint64_t n) { return __umul64hi(x, n); }
-
-__device__ uint64_t perm_d(const PermView& p, uint64_t x) {
-  auto enc = [&](uint64_t v) {
-    uint64_t l = v >> p.half_bits, r = v & p.mask;
-    for (int round = 0; round < 4; ++round) {
-      const uint64_t f = mix64_d(r ^ p.keys[round]) & p.mask;
-      const uint64_t nl = r;
-      r = l ^ f;
-      l = nl;
-    }
-    return (l << p.half_bits) | r;
-  };
-  uint64_t y = enc(x);
-  while (y >= p.n) y = enc(y);
-  return y;
-}
-
-__global__ void positions_k(PermView p, int64_t row_lo, size_t n, uint64_t* pos, uint32_t* row) {
+__global__ void positions_k(Permutation p, int64_t row_lo, size_t n, uint64_t* pos, uint32_t* row) {
   const size_t r = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x;
   if (r >= n) return;
-  pos[r] = perm_d(p, static_cast<uint64_t>(row_lo) + r);
+  pos[r] = p(static_cast<uint64_t>(row_lo) + r);
   row[r] = static_cast<uint32_t>(r);
 }
 
@@ -425,65 +395,6 @@ __global__ void bounds_k(const uint64_t* pos, size_t n, int64_t batch, int64_t s
   bounds[s] = static_cast<int64_t>(lo);
 }
 
-__device__ bool seen_d(const int32_t* seen, int64_t cnt, int64_t j) {
-  int64_t lo = 0, hi = cnt;
-  while (lo < hi) {
-    const int64_t mid = (lo + hi) / 2;
-    if (seen[mid] < static_cast<int32_t>(j)) lo = mid + 1; else hi = mid;
-  }
-  return lo < cnt && seen[lo] == static_cast<int32_t>(j);
-}
-
-// A very dense user's fallback (both samplers): the x-th item the user has not seen, x = the
-// draw over the free items.
-__device__ int64_t unseen_d(uint64_t draw, const int32_t* seen, int64_t cnt, int64_t n_items, bool* failed) {
-  int64_t distinct = 0;
-  for (int64_t i = 0; i < cnt; ++i) distinct += (i == 0 || seen[i] != seen[i - 1]);
-  const int64_t free_items = n_items - distinct;
-  if (free_items <= 0) {
-    *failed = true;
-    return 0;
-  }
-  const int64_t x = static_cast<int64_t>(to_range_d(draw, static_cast<uint64_t>(free_items)));
-  // The x-th missing id is x + (the number of distinct seen ids u_d with u_d - d <= x).
-  int64_t d = 0, lo = 0;
-  for (int64_t i = 0; i < cnt; ++i) {
-    if (i > 0 && seen[i] == seen[i - 1]) continue;
-    if (seen[i] - d <= x) lo = d + 1; else break;
-    ++d;
-  }
-  return x + lo;
-}
-
-// Trainer::sample_negative: SplitMix64 draws keyed by (seed, epoch, row, k), rejected against the
-// user's sorted training items.
-__device__ int64_t negative_d(uint64_t base, int64_t grow, int k, const int32_t* seen, int64_t cnt,
-                              int64_t n_items, bool* failed) {
-  uint64_t state = base + (static_cast<uint64_t>(grow) * 1024 + static_cast<uint64_t>(k)) * 0x9e3779b97f4a7c15ULL * 128;
-  for (int attempt = 0; attempt < 64; ++attempt) {
-    state += 0x9e3779b97f4a7c15ULL;
-    const int64_t j = static_cast<int64_t>(to_range_d(mix64_d(state), static_cast<uint64_t>(n_items)));
-    if (!seen_d(seen, cnt, j)) return j;
-  }
-  state += 0x9e3779b97f4a7c15ULL;
-  return unseen_d(mix64_d(state), seen, cnt, n_items, failed);
-}
-
-// PointwiseTrainer::sample_unlabeled: draw i is core/rng.h's hash64(seed, 0x1d1a, epoch,
-// row * 1024 + k, i) (a CounterRng), rejected against the user's training items the same way.
-__device__ int64_t unlabeled_d(uint64_t seed, uint64_t epoch, int64_t grow, int k, const int32_t* seen, int64_t cnt,
-                               int64_t n_items, bool* failed) {
-  uint64_t pre = mix64_d(seed ^ 0x5851f42d4c957f2dULL);
-  pre = mix64_d(pre ^ 0x1d1aULL);
-  pre = mix64_d(pre ^ epoch);
-  pre = mix64_d(pre ^ (static_cast<uint64_t>(grow) * 1024 + static_cast<uint64_t>(k)));
-  for (uint64_t attempt = 0; attempt < 64; ++attempt) {
-    const int64_t j = static_cast<int64_t>(to_range_d(mix64_d(pre ^ attempt), static_cast<uint64_t>(n_items)));
-    if (!seen_d(seen, cnt, j)) return j;
-  }
-  return unseen_d(mix64_d(pre ^ 64), seen, cnt, n_items, failed);
-}
-
 __global__ void unlabeled_k(const int64_t* grow, const int32_t* user, size_t n, int per, const int64_t* ptr,
                             const int32_t* item, int64_t n_items, uint64_t seed, uint64_t epoch, int64_t* iid,
                             int64_t* failed_row) {
@@ -493,7 +404,7 @@ __global__ void unlabeled_k(const int64_t* grow, const int32_t* user, size_t n, 
   const int k = static_cast<int>(t % (per - 1));
   const int32_t u = user[i];
   bool failed = false;
-  iid[i * per + 1 + k] = unlabeled_d(seed, epoch, grow[i], k, item + ptr[u], ptr[u + 1] - ptr[u], n_items, &failed);
+  iid[i * per + 1 + k] = sampling::unlabeled(seed, epoch, grow[i], k, item + ptr[u], ptr[u + 1] - ptr[u], n_items, &failed);
   if (failed) *failed_row = grow[i];
 }
 
@@ -515,7 +426,7 @@ __global__ void batch_k(const uint64_t* pos_sorted, const uint32_t* row_sorted, 
   const int64_t cnt = ptr[u + 1] - ptr[u];
   for (int k = 0; k < p.negatives; ++k) {
     bool failed = false;
-    iid[i * per + 1 + k] = negative_d(p.neg_base, g, k, seen, cnt, p.num_items, &failed);
+    iid[i * per + 1 + k] = sampling::negative(p.neg_base, g, k, seen, cnt, p.num_items, &failed);
     if (failed) *failed_row = g;
   }
   for (int k = 0; k < per; ++k) ikey[i * per + k] = pos * per + k;
@@ -525,13 +436,13 @@ __global__ void batch_k(const uint64_t* pos_sorted, const uint32_t* row_sorted, 
 
 }  // namespace
 
-void epoch_order(const PermView& perm, int64_t row_lo, size_t n, int64_t batch, int64_t steps, Workspace& ws,
+void epoch_order(const Permutation& perm, int64_t row_lo, size_t n, int64_t batch, int64_t steps, Workspace& ws,
                  uint64_t* pos_sorted, uint32_t* row_sorted, int64_t* bounds, cudaStream_t st) {
   if (n > 0) {
     uint64_t* pos = ws.a64.get(n);
     uint32_t* row = ws.a32.get(n);
     positions_k<<<blocks_for(n), kThreads, 0, st>>>(perm, row_lo, n, pos, row);
-    const int end_bit = bits_for(perm.n > 0 ? perm.n - 1 : 0);
+    const int end_bit = bits_for(perm.size() > 0 ? perm.size() - 1 : 0);
     size_t need = 0;
     CK(cub::DeviceRadixSort::SortPairs(nullptr, need, pos, pos_sorted, row, row_sorted, n, 0, end_bit, st));
     void* tmp = ws.temp.get(need);

@@ -13,6 +13,7 @@
 
 #include "base/cuda_util.h"
 #include "base/kinds.h"
+#include "base/rng.h"
 
 namespace shardrec::kernels::cuda {
 
@@ -115,17 +116,11 @@ struct MfParams {
 void mf_forward_backward(const float* U, const float* I, size_t n, const MfParams& p, float* gU,
                          float* gI, double* loss, cudaStream_t st);
 
-// ---- The epoch's samples, drawn on the device with the CPU trainer's pure functions (core/rng.h
-// Permutation, Trainer::sample_negative), so both backends train on identical batches.
-struct PermView {  // a core/rng.h Permutation
-  uint64_t n = 0;
-  uint64_t keys[4] = {0, 0, 0, 0};
-  int half_bits = 1;
-  uint64_t mask = 1;
-};
+// ---- The epoch's samples, drawn on the device with the functions the CPU trainer draws with
+// (base/rng.h's Permutation, base/sampling.h), so both backends train on identical batches.
 // pos[r] = perm(row_lo + r) and row[r] = r for r < n, then both sorted by pos (the epoch's order of
 // this rank's rows); bounds[s] = first index whose pos >= s * batch, for s = 0..steps.
-void epoch_order(const PermView& perm, int64_t row_lo, size_t n, int64_t batch, int64_t steps, Workspace& ws,
+void epoch_order(const Permutation& perm, int64_t row_lo, size_t n, int64_t batch, int64_t steps, Workspace& ws,
                  uint64_t* pos_sorted, uint32_t* row_sorted, int64_t* bounds, cudaStream_t st);
 
 struct SampleParams {

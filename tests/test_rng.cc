@@ -1,9 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 #include <vector>
 
 #include "base/rng.h"
+#include "base/sampling.h"
 
 namespace shardrec {
 
@@ -67,6 +69,45 @@ TEST(Permutation, SeedsGiveDifferentOrdersAndMixWell) {
   std::set<uint64_t> decile;
   for (uint64_t x = 0; x < 100; ++x) decile.insert(a(x) * 10 / n);
   EXPECT_EQ(decile.size(), 10u);
+}
+
+// The dense-user fallback: the x-th id the user has not seen, against an enumeration of them
+// (seen lists with duplicates, at the ends, and empty).
+TEST(Sampling, NthUnseenIsTheXthMissingId) {
+  const std::vector<std::vector<int32_t>> cases = {{}, {0}, {9}, {0, 1, 2}, {3, 3, 5, 8, 8, 8, 9}, {1, 2, 4, 7}};
+  const int64_t n_items = 10;
+  for (const auto& seen : cases) {
+    std::vector<int64_t> missing;
+    for (int64_t j = 0; j < n_items; ++j)
+      if (!std::binary_search(seen.begin(), seen.end(), static_cast<int32_t>(j))) missing.push_back(j);
+    for (uint64_t draw : {uint64_t{0}, uint64_t{1} << 60, ~uint64_t{0}, uint64_t{0x9e3779b97f4a7c15}}) {
+      bool failed = false;
+      const int64_t got = sampling::nth_unseen(draw, seen.data(), static_cast<int64_t>(seen.size()), n_items, &failed);
+      ASSERT_FALSE(failed);
+      EXPECT_EQ(got, missing[to_range(draw, missing.size())]) << "draw " << draw << ", " << seen.size() << " seen";
+      EXPECT_FALSE(std::binary_search(seen.begin(), seen.end(), static_cast<int32_t>(got)));
+    }
+  }
+  std::vector<int32_t> all(n_items);
+  for (int32_t j = 0; j < n_items; ++j) all[j] = j;
+  bool failed = false;
+  sampling::nth_unseen(7, all.data(), n_items, n_items, &failed);
+  EXPECT_TRUE(failed);
+}
+
+// Rejection draws never return a seen item, and a user who saw all but one item gets that one.
+TEST(Sampling, DrawsRejectTheUsersItems) {
+  std::vector<int32_t> seen;
+  for (int32_t j = 0; j < 50; ++j)
+    if (j != 17) seen.push_back(j);
+  const uint64_t base = sampling::negative_base(42, 3);
+  for (int64_t row = 0; row < 20; ++row)
+    for (int k = 0; k < 3; ++k) {
+      bool failed = false;
+      EXPECT_EQ(sampling::negative(base, row, k, seen.data(), 49, 50, &failed), 17);
+      EXPECT_EQ(sampling::unlabeled(42, 3, row, k, seen.data(), 49, 50, &failed), 17);
+      EXPECT_FALSE(failed);
+    }
 }
 
 }  // namespace shardrec
