@@ -284,7 +284,7 @@ Options for_command(Options all, Command cmd) {
 }
 
 Option params_option(std::string& params) {
-  return Option("params", params, "parameters (params.h5 of a run, or for eval an export)").required();
+  return Option("params", params, "parameters (params.h5 of a run, or an export)").required();
 }
 
 void default_pointwise_loss(TrainConfig& c, const Args& args) {
@@ -298,7 +298,7 @@ Options config_options(TrainConfig& c) {
   const std::string m = "model", o = "optimizer", t = "training", e = "evaluation",
                     il = "Inverse Learning (gmf, neumf)", dev = "device";
   return {
-      Option("data", c.data, "dataset (.h5); plan: take users, items and row counts from it")
+      Option("data", c.data, "dataset (.h5); plan takes the table sizes and row counts from it")
           .in(kTrain | kEval | kLandscape | kPlan | kExport).required(kTrain | kEval | kLandscape | kExport).ini(Ini::kYes),
       Option("run-dir", c.run_dir, "directory for config.ini, metrics.jsonl, result.json and params.h5").in(kTrain),
       Option("model", c.model, "mf, vbpr (needs --features), gmf or neumf (labeled data)")
