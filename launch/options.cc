@@ -126,7 +126,7 @@ void add_option(po::options_description& desc, const Option& o) {
   if (o.has_default && !o.default_text.empty()) v->default_value(o.default_text);
   if (o.is_flag) v->implicit_value("true");
   if (o.required_in) v->required();
-  if (!o.allowed_.empty()) v->value_name(join(o.allowed_, "|"));
+  if (!o.allowed.empty()) v->value_name(join(o.allowed, "|"));
   desc.add_options()(key.c_str(), v, o.help.c_str());
 }
 
@@ -175,8 +175,8 @@ Option::Option(std::string n, std::optional<double>& var, std::string h)
 void Option::bad(const std::string& what) const { throw po::error("option --" + name + ": " + what); }
 
 void Option::check_choice(const std::string& v) const {
-  if (!allowed_.empty() && std::find(allowed_.begin(), allowed_.end(), v) == allowed_.end())
-    bad("'" + v + "': expected " + or_list(allowed_));
+  if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), v) == allowed.end())
+    bad("'" + v + "': expected " + or_list(allowed));
 }
 
 void Option::check_range(double v) const {

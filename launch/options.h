@@ -40,7 +40,7 @@ struct Option {
   template <class E>
   static Option named(std::string name, E& var, std::vector<std::pair<std::string, E>> names, std::string help);
 
-  Option& choices(std::vector<std::string> allowed) { return allowed_ = std::move(allowed), *this; }
+  Option& choices(std::vector<std::string> values) { return allowed = std::move(values), *this; }
   Option& range(double lo, double hi, bool lo_open = false, bool hi_open = false) {
     lo_ = lo, hi_ = hi, lo_open_ = lo_open, hi_open_ = hi_open;
     return *this;
@@ -62,12 +62,13 @@ struct Option {
   [[noreturn]] void bad(const std::string& what) const;  // "option --name: what"
 
   static constexpr double kInf = std::numeric_limits<double>::infinity();
+  // What the parser, --help and ini_text read; set through the modifiers above.
   std::string name, help, heading, default_text;
   char short_name = 0;
   unsigned commands = ~0u, required_in = 0;
   Ini record = Ini::kNo;
   bool is_flag = false, multi = false, has_default = true;
-  std::vector<std::string> allowed_;
+  std::vector<std::string> allowed;
 
  private:
   Option(std::string name, std::string help, Setter set, std::function<std::string()> get);
@@ -91,7 +92,7 @@ Option Option::named(std::string name, E& var, std::vector<std::pair<std::string
                if (n == t[0]) var = v;
            },
            get);
-  for (const auto& [n, v] : names) o.allowed_.push_back(n);
+  for (const auto& [n, v] : names) o.allowed.push_back(n);
   return o;
 }
 
