@@ -123,7 +123,7 @@ void add_option(po::options_description& desc, const Option& o) {
     return;
   }
   auto* v = po::value<std::string>();
-  if (o.has_default && !o.default_text.empty()) v->default_value(o.default_text);
+  if (!o.default_text.empty()) v->default_value(o.default_text);
   if (o.is_flag) v->implicit_value("true");
   if (o.required_in) v->required();
   if (!o.allowed.empty()) v->value_name(join(o.allowed, "|"));
@@ -163,14 +163,11 @@ Option::Option(std::string n, std::vector<std::string>& var, std::string h)
     : Option(std::move(n), std::move(h), [&var](const Option&, const std::vector<std::string>& t) { var = t; },
              [&var] { return join(var, " "); }) {
   multi = true;
-  has_default = false;
 }
 Option::Option(std::string n, std::optional<double>& var, std::string h)
     : Option(std::move(n), std::move(h),
              [&var](const Option& o, const std::vector<std::string>& t) { var = parse_value<double>(o, t.at(0)); },
-             [&var] { return var ? format_number(*var) : std::string(); }) {
-  has_default = false;
-}
+             [&var] { return var ? format_number(*var) : std::string(); }) {}
 
 void Option::bad(const std::string& what) const { throw po::error("option --" + name + ": " + what); }
 

@@ -67,7 +67,7 @@ struct Option {
   char short_name = 0;
   unsigned commands = ~0u, required_in = 0;
   Ini record = Ini::kNo;
-  bool is_flag = false, multi = false, has_default = true;
+  bool is_flag = false, multi = false;
   std::vector<std::string> allowed;
 
  private:
