@@ -1,4 +1,4 @@
-// Configuration of training and evaluation. The command line (launch/commands.cc) fills these
+// Configuration of training and evaluation. The command line (launch/options.cc) fills these
 // from flags or a config file; to_ini() writes the resolved values back into the run directory.
 #pragma once
 #include <cstdint>

@@ -76,6 +76,24 @@ expect_error "gmf resume without a run directory" "option --resume: needs --run-
 if ! nvidia-smi -L >/dev/null 2>&1; then
   expect_error "gmf on a machine without a GPU" "option --device cuda" "$bin" train --data good.h5 --model gmf --device cuda --quiet
 fi
+# Option names match exactly: a typo gets a suggestion, a prefix is refused, and so is a stray
+# argument; --help prints defaults as they would be written.
+expect_error "option typo" "did you mean --negatives?" "$bin" train --data good.h5 --negatvies 2
+expect_error "option prefix" "unrecognised option '--negat'" "$bin" train --data good.h5 --negat 2
+expect_error "stray argument" "unexpected argument 'extra'" "$bin" train --data good.h5 extra
+expect_error "config typo" "did you mean patience?" "$bin" train --data good.h5 --config <(printf 'patiense = 3\n')
+expect_error "value out of range in a config file" "config file" "$bin" train --data good.h5 --config <(printf 'lr = -1\n')
+help=$("$bin" train --help)
+if grep -q -- "--lr arg (=0.001) " <<<"$help" && grep -q -- "--keep-best arg (=true)" <<<"$help"; then
+  echo "ok   --help prints defaults as written"
+else echo "FAIL --help defaults:"; grep -E -- "--lr|--keep-best" <<<"$help"; fails=$((fails+1)); fi
+# config.ini reads back: a run from a config, then a run from its config.ini, write the same config.ini.
+printf 'dim = 4\nlr = 0.003\noptimizer = adagrad\nks = 5,10\nkeep-best = no\nepochs = 1\n' > run.ini
+"$bin" train --data good.h5 --config run.ini --run-dir rt1 --quiet --final-eval false >/dev/null \
+  && "$bin" train --config rt1/config.ini --run-dir rt2 --quiet --final-eval false >/dev/null \
+  && grep -qx "lr = 0.003" rt1/config.ini && cmp -s rt1/config.ini rt2/config.ini \
+  && echo "ok   config.ini reads back to the same config.ini" \
+  || { echo "FAIL config.ini round trip"; diff rt1/config.ini rt2/config.ini; fails=$((fails+1)); }
 expect_error "unknown command" "unknown command" "$bin" frobnicate
 if [ $fails -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
 echo "all error cases ok"

@@ -1,0 +1,109 @@
+// shardrec eval: metrics of trained parameters on the valid or test split; for vbpr, also under
+// shifted item features.
+#include <cstdio>
+
+#include "base/error.h"
+#include "core/config.h"
+#include "core/evaluator.h"
+#include "core/gpu_backend.h"
+#include "core/pointwise_trainer.h"
+#include "core/robustness.h"
+#include "dist/mpi_comm.h"
+#include "io/dataset.h"
+#include "launch/cli_util.h"
+#include "launch/commands.h"
+#include "launch/options.h"
+#include "launch/params.h"
+
+namespace shardrec::cli {
+
+namespace {
+// shardrec eval for gmf/neumf parameters: the labeled protocol.
+int eval_pointwise(TrainConfig c, const std::string& params, const std::string& split, const std::string& out,
+                   int argc, char** argv) {
+  return run_mpi(
+      [&](dist::Comm& comm) {
+        {
+          auto f = io::H5File::open_read(params);
+          c.model = f.read_attr_str("/", "model");
+          c.dim = std::stoi(f.read_attr_str("/", "dim"));
+          c.mlp_layers = std::stoi(f.read_attr_str("/", "mlp_layers"));
+        }
+        c.loss = "bce";
+        c.eval_every = 0;
+        const auto data = io::load_shard(c.data, comm);
+        PointwiseTrainer t(c, data, comm);
+        io::load_tables(params, {&t.model().user, &t.model().item},
+                        {{"ncf", static_cast<int64_t>(t.model().dense.size()), 0, &t.model().dense}});
+        const auto r = t.evaluate(split == "valid" ? 1 : 2);
+        if (comm.rank() == 0) {
+          print_metrics(split.c_str(), r);
+          if (!out.empty()) write_text(out, json_metrics(r) + "\n");
+        }
+        return 0;
+      },
+      argc, argv);
+}
+}  // namespace
+
+int cmd_eval(int argc, char** argv) {
+  TrainConfig c;  // its data and eval options
+  std::string params, split = "test", out;
+  std::vector<std::string> perturb;
+  uint64_t perturb_seed = 99;
+  Options opts = for_command(config_options(c), kEval);
+  opts.insert(opts.end(), {
+      params_option(params),
+      Option("split", split, "the split to evaluate").choices({"valid", "test"}),
+      Option("out", out, "also write the metrics as JSON here"),
+      Option("perturb", perturb,
+             "vbpr: also evaluate with shifted item features, e.g. noise:0.1,0.5 (Gaussian, relative to each "
+             "modality's std) or adjust:0.1,0.3 (that fraction of items take another item's features)"),
+      Option("perturb-seed", perturb_seed, "seed of the perturbations"),
+  });
+  if (parse(argc, argv, "usage: [mpirun -np N] shardrec eval --data DATA.h5 --params PARAMS.h5 [options]", opts).help)
+    return 0;
+  std::vector<Perturbation> shifts;
+  for (const auto& spec : perturb)
+    for (const auto& p : parse_perturbations(spec, perturb_seed)) shifts.push_back(p);
+  c.eval.device = resolve_device(c.eval.device);
+  if (is_pointwise_params(params)) {
+    if (!shifts.empty()) fail("option --perturb: only for vbpr parameters");
+    return eval_pointwise(c, params, split, out, argc, argv);
+  }
+  return run_mpi(
+      [&](dist::Comm& comm) {
+        auto m = load_model(c.data, params, "mod", comm);
+        const int sp = split == "valid" ? 1 : 2;
+        const auto r = evaluate(*m.model, m.data, sp, c.eval, comm);
+        std::string json = json_metrics(r);
+        if (comm.rank() == 0) print_metrics(split.c_str(), r);
+        if (!shifts.empty()) {
+          // Each shift starts from the trained features; the drop is relative to the clean run.
+          const auto clean = m.model->features ? m.model->features->local_data() : std::vector<float>{};
+          if (comm.rank() == 0) std::printf("\nfeature shift      strength  metric        value    drop\n");
+          json = "{\"clean\": " + json + ", \"shifted\": [";
+          for (size_t k = 0; k < shifts.size(); ++k) {
+            perturb_features(*m.model, shifts[k], comm);
+            const auto q = evaluate(*m.model, m.data, sp, c.eval, comm);
+            m.model->features->local_data() = clean;
+            json += std::string(k ? ", " : "") + "{\"kind\": \"" + shifts[k].kind + "\", \"strength\": " +
+                    json_number(shifts[k].strength) + ", \"metrics\": " + json_metrics(q) + "}";
+            if (comm.rank() == 0)
+              for (int kk : c.eval.ks)
+                for (const char* name : {"recall", "ndcg"}) {
+                  const std::string key = std::string(name) + "@" + std::to_string(kk);
+                  std::printf("%-18s %8.3f  %-12s %.4f  %+.1f%%\n", shifts[k].kind.c_str(), shifts[k].strength,
+                              key.c_str(), q.get(key), 100.0 * (q.get(key) / r.get(key) - 1.0));
+                }
+          }
+          json += "]}";
+        }
+        if (comm.rank() == 0 && !out.empty())
+          write_text(out, json + "\n");
+        return 0;
+      },
+      argc, argv);
+}
+
+}  // namespace shardrec::cli

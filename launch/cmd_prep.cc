@@ -1,0 +1,111 @@
+// shardrec prep: raw interactions (and item features) into a shardrec HDF5 dataset.
+#include <algorithm>
+#include <cstdio>
+
+#include "base/error.h"
+#include "io/dataset.h"
+#include "io/features.h"
+#include "io/prep.h"
+#include "launch/commands.h"
+#include "launch/options.h"
+
+namespace shardrec::cli {
+
+int cmd_prep(int argc, char** argv) {
+  io::PrepOptions o;
+  o.seed = 2020;
+  std::string out, format = "csv", sep = ",", split = "ratio", rating_range, unknown = "error";
+  std::vector<std::string> feature_specs;
+  const Options opts = {
+      Option("input", o.inputs, "input file(s); with --split presplit: train [valid [test]]").abbrev('i'),
+      Option("out", out, "output dataset (.h5)").abbrev('o').required(),
+      Option("format", format, "ml-dat (ratings.dat, '::'), ml-udata (u.data, tab), recbole (.inter), csv, adjacency, json"),
+      Option("sep", sep, "csv: separator (a character, 'tab' or 'space')"),
+      Option("header", o.header, "csv: the first line names the columns"),
+      Option("user-col", o.user_column, "user column (index or header name)"),
+      Option("item-col", o.item_column, "item column"),
+      Option("rating-col", o.rating_column, "rating column"),
+      Option("time-col", o.timestamp_column, "timestamp column"),
+      Option("split", split, "ratio, loo (leave-one-out by time) or presplit"),
+      Option("ratios", o.ratios, "ratio split: train,valid,test").at_least(0),
+      Option("seed", o.seed, "seed of the ratio split"),
+      Option("threshold", o.rating_threshold, "keep rows with rating >= this (implicit feedback)"),
+      Option("label-threshold", o.label_threshold,
+             "labeled rows (gmf/neumf): keep every row, label = rating > this (Inverse Learning: 2)"),
+      Option("rating-range", rating_range, "ratings must lie in LO:HI (e.g. 1:5)"),
+      Option("dedup", o.dedup, "drop repeated (user, item) pairs"),
+      Option("user-core", o.user_core, "k-core: minimum rows per user").at_least(0),
+      Option("item-core", o.item_core, "k-core: minimum rows per item").at_least(0),
+      Option("features", feature_specs,
+             "item features, repeatable: NAME=PATH (.npy, .csv, .tsv, .h5), NAME=PATH:FORMAT or "
+             "NAME=PATH:recbole:COLUMN (multi-hot from a RecBole .item file)"),
+      Option("features-unknown", unknown,
+             "feature rows of raw item ids the dataset lacks (e.g. removed by k-core): error or skip")
+          .choices({"error", "skip"}),
+  };
+  if (parse(argc, argv, "usage: shardrec prep --input FILE... --out DATA.h5 [options]", opts).help) return 0;
+  if (o.inputs.empty()) fail("option --input: at least one input file is required");
+  o.format = io::parse_format(format);
+  o.separator = io::parse_separator(sep);
+  o.split = io::parse_split_mode(split);
+  if (!rating_range.empty()) {
+    std::replace(rating_range.begin(), rating_range.end(), ':', ',');
+    std::vector<double> lo_hi;
+    const Option range("rating-range", lo_hi, "");
+    range.set({rating_range});
+    if (lo_hi.size() != 2) range.bad("expected LO:HI, e.g. 1:5");
+    o.rating_range = std::make_pair(lo_hi[0], lo_hi[1]);
+  }
+  // Specs are checked before the (slow) preparation, so a typo fails at once.
+  std::vector<io::FeatureSpec> features;
+  for (const auto& text : feature_specs) {
+      try {
+        features.push_back(io::parse_feature_spec(text));
+      } catch (const Error& e) {
+        fail(std::string("option --features: ") + e.what());
+      }
+      for (size_t k = 0; k + 1 < features.size(); ++k)
+        if (features[k].name == features.back().name)
+          fail("option --features: modality '" + features.back().name + "' is given twice");
+    }
+  for (auto& spec : features) spec.unknown = unknown == "skip" ? io::UnknownIds::kSkip : io::UnknownIds::kError;
+  io::PrepReport rep;
+  const auto data = io::prepare(o, &rep);
+  std::string source = "shardrec prep --format " + format;
+  for (auto& f : o.inputs) source += " " + f;
+  // Modalities are built one at a time (one matrix in memory) inside the atomic write, so a bad
+  // feature file leaves no dataset behind.
+  io::write_dataset(data, out, source, [&](io::H5File& f) {
+    for (const auto& spec : features) {
+      int64_t fill = 0, dim = 0, skipped = 0;
+      const auto values = io::build_modality(spec, data.item_raw, &fill, &dim, &skipped);
+      if (skipped > 0)
+        std::fprintf(stderr, "warning: modality %s: skipped %lld rows whose raw item id is not in the dataset\n",
+                     spec.name.c_str(), (long long)skipped);
+      if (fill > 0)
+        std::fprintf(stderr, "warning: modality %s: %lld of %lld items had no row and got the mean\n",
+                     spec.name.c_str(), (long long)fill, (long long)data.num_items());
+      io::write_modality(f, spec.name, values, data.num_items(), dim, fill, spec.describe());
+      std::printf("modality %s: %lld x %lld from %s\n", spec.name.c_str(),
+                  (long long)data.num_items(), (long long)dim, spec.describe().c_str());
+    }
+  });
+  std::printf("read %lld rows; after threshold %lld, dedup %lld, k-core %lld\n",
+              (long long)rep.rows_read, (long long)rep.after_threshold, (long long)rep.after_dedup,
+              (long long)rep.after_kcore);
+  std::printf("wrote %s: %lld users, %lld items, train %zu, valid %zu, test %zu\n", out.c_str(),
+              (long long)data.num_users(), (long long)data.num_items(), data.train.size(),
+              data.valid.size(), data.test.size());
+  if (o.label_threshold) {
+    int64_t pos[3] = {0, 0, 0};
+    const io::Interactions* parts[3] = {&data.train, &data.valid, &data.test};
+    for (int k = 0; k < 3; ++k)
+      for (float r : parts[k]->rating) pos[k] += r > *o.label_threshold;
+    std::printf("labels (rating > %g): positive train %lld/%zu, valid %lld/%zu, test %lld/%zu\n",
+                *o.label_threshold, (long long)pos[0], data.train.size(), (long long)pos[1],
+                data.valid.size(), (long long)pos[2], data.test.size());
+  }
+  return 0;
+}
+
+}  // namespace shardrec::cli

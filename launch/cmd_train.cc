@@ -1,0 +1,239 @@
+// shardrec train: MF/VBPR (Trainer) and the pointwise models gmf/neumf (PointwiseTrainer).
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "base/error.h"
+#include "core/checkpoint_state.h"
+#include "core/config.h"
+#include "core/gpu_backend.h"
+#include "core/pointwise_trainer.h"
+#include "core/trainer.h"
+#include "io/dataset.h"
+#include "launch/cli_util.h"
+#include "launch/commands.h"
+#include "launch/options.h"
+#include "launch/params.h"
+#include "launch/run_dir.h"
+
+namespace shardrec::cli {
+
+namespace {
+
+// Options of the run itself, not of what is trained (config.ini does not record them).
+struct RunOptions {
+  bool final_eval = true, quiet = false;
+  std::string checkpoint_every, resume;
+  int keep_checkpoints = 3;
+  io::CheckpointPolicy ckpt;
+  std::string ini;  // config.ini
+};
+
+// Rank 0's closing lines of train: the best epoch (and `extra`), then the final metrics.
+void print_final(int best_epoch, bool stopped_early, const std::string& extra, bool final_eval,
+                 const EvalResult& valid, const EvalResult& test) {
+  std::printf("best epoch %d%s%s\n", best_epoch, stopped_early ? " (stopped early)" : "", extra.c_str());
+  if (final_eval) {
+    print_metrics("valid", valid);
+    print_metrics("test", test);
+  }
+}
+
+// Per-rank memory as JSON: peak resident set, and the shares of tables, optimizer state and
+// data slices, so the overhead beyond them can be read off (docs/benchmarks.md).
+std::string memory_report(const MFModel& m, const io::DataShard& data, dist::Comm& comm) {
+  struct rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  double tables = 0, opt = 0, slices = 0;
+  for (const auto* t : {&m.user, &m.item}) {
+    tables += t->local_data().size() * sizeof(float);
+    opt += t->optimizer().state_bytes();
+  }
+  for (const auto& s : data.split)
+    slices += s.item.size() * sizeof(int32_t) + s.ptr.size() * sizeof(int64_t) + s.rating.size() * sizeof(float);
+  const double mib = 1024.0 * 1024.0;
+  std::vector<double> mine = {ru.ru_maxrss / 1024.0, tables / mib, opt / mib, slices / mib};
+  auto all = dist::allgather(comm, mine);
+  std::string s = "[";
+  for (int k = 0; k < comm.size(); ++k) {
+    char buf[200];
+    std::snprintf(buf, sizeof buf,
+                  "%s{\"rank\": %d, \"peak_rss_mib\": %.1f, \"tables_mib\": %.1f, \"optimizer_mib\": %.1f, \"data_mib\": %.1f}",
+                  k ? ", " : "", k, all[k][0], all[k][1], all[k][2], all[k][3]);
+    s += buf;
+  }
+  return s + "]";
+}
+
+// One epoch's line of RUN_DIR/metrics.jsonl (rank 0; nothing without a run directory).
+void append_metrics_line(const TrainConfig& c, const std::string& line) {
+  if (c.run_dir.empty()) return;
+  std::ofstream out(c.run_dir + "/metrics.jsonl", std::ios::app);
+  out << line;
+}
+
+// The validation part of an epoch's progress line.
+void print_valid(const TrainConfig& c, const EpochLog& e) {
+  if (e.validated)
+    std::printf("  valid %s %.4f%s", c.valid_metric.c_str(), e.valid.get(c.valid_metric), e.improved ? " *" : "");
+}
+
+std::string ig_json(const IgStats& s) {
+  return "{\"forward\": " + std::to_string(s.forward) + ", \"inverse\": " + std::to_string(s.inverse) +
+         ", \"mid\": " + std::to_string(s.mid) + "}";
+}
+
+int train_pointwise(const TrainConfig& c, const RunOptions& r, int argc, char** argv) {
+  return run_mpi(
+      [&](dist::Comm& comm) {
+        install_checkpoint_signal(c);
+        const bool root = comm.rank() == 0;
+        const auto lock = open_run_dir(c, root, !r.resume.empty(), r.ini);
+        const auto data = io::load_shard(c.data, comm);
+        if (root && !r.quiet)
+          std::printf("data %s: %lld users, %lld items, %lld labeled train rows on %d rank(s); %s %s %s dim %d\n",
+                      c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
+                      (long long)data.info.rows[0], comm.size(), c.model.c_str(), c.loss.c_str(),
+                      c.strategy.c_str(), c.dim);
+        PointwiseTrainer trainer(c, data, comm);
+        if (root && !r.quiet && !trainer.device_name().empty())
+          std::printf("device %s\n", trainer.device_name().c_str());
+        const auto checkpointer = setup_checkpoints(
+            trainer, c, r.ckpt, r.resume,
+            params_file_bytes(trainer.model().user, trainer.model().item, trainer.model().dense.size()), r.quiet, r.ini, comm);
+        auto res = trainer.fit([&](const EpochLog& e) {
+          if (!root) return;
+          std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
+                             ", \"seconds\": " + json_number(e.seconds);
+          if (c.strategy == "ig") line += ", \"ig\": " + ig_json(trainer.ig_stats());
+          if (e.validated) line += ", \"valid\": " + json_metrics(e.valid);
+          append_metrics_line(c, line + "}\n");
+          if (r.quiet) return;
+          std::printf("epoch %d/%d  loss %.5f  %.1fs", e.epoch, c.epochs, e.loss, e.seconds);
+          print_valid(c, e);
+          if (c.strategy == "ig")
+            std::printf("  ig f/i/m %lld/%lld/%lld", (long long)trainer.ig_stats().forward,
+                        (long long)trainer.ig_stats().inverse, (long long)trainer.ig_stats().mid);
+          std::printf("\n");
+          std::fflush(stdout);
+        });
+        if (res.interrupted) return requeue_exit(trainer, *checkpointer, root);
+        EvalResult valid, test;
+        if (r.final_eval) {
+          valid = trainer.evaluate(1);
+          test = trainer.evaluate(2);
+        }
+        double secs = 0;
+        for (const auto& e : res.epochs) secs += e.seconds;
+        const double per_epoch = res.epochs.empty() ? 0 : secs / static_cast<double>(res.epochs.size());
+        if (root) {
+          char extra[64];
+          std::snprintf(extra, sizeof extra, "; %.2fs per epoch", per_epoch);
+          print_final(res.best_epoch, res.stopped_early, extra, r.final_eval, valid, test);
+        }
+        if (!c.run_dir.empty()) {
+          save_pointwise(c.run_dir + "/params.h5", c, trainer.model(), comm);
+          if (root)
+            write_text(c.run_dir + "/result.json",
+                       "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
+                           std::to_string(trainer.progress().epochs_done) + ", \"ranks\": " + std::to_string(comm.size()) +
+                           ", \"seconds_per_epoch\": " + json_number(per_epoch) +
+                           (c.strategy == "ig" ? ", \"ig\": " + ig_json(trainer.ig_stats()) : std::string()) +
+                           ", \"valid\": " + json_metrics(valid) + ", \"test\": " + json_metrics(test) + "}\n");
+        }
+        return 0;
+      },
+      argc, argv);
+}
+
+int train_mf(const TrainConfig& c, const RunOptions& r, int argc, char** argv) {
+  return run_mpi(
+      [&](dist::Comm& comm) {
+        install_checkpoint_signal(c);
+        const bool root = comm.rank() == 0;
+        const auto lock = open_run_dir(c, root, !r.resume.empty(), r.ini);
+        const auto data = io::load_shard(c.data, comm);
+        if (root && !r.quiet)
+          std::printf("data %s: %lld users, %lld items, %lld train rows on %d rank(s); %s %s dim %d\n",
+                      c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
+                      (long long)data.info.rows[0], comm.size(), c.model.c_str(), c.loss.c_str(), c.dim);
+        Trainer trainer(c, data, comm);
+        if (root && !r.quiet && !trainer.device_name().empty())
+          std::printf("device %s\n", trainer.device_name().c_str());
+        const auto checkpointer = setup_checkpoints(
+            trainer, c, r.ckpt, r.resume, params_file_bytes(trainer.model().user, trainer.model().item, 0), r.quiet, r.ini,
+            comm);
+        auto res = trainer.fit([&](const EpochLog& e) {
+          if (!root) return;
+          std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
+                             ", \"seconds\": " + json_number(e.seconds) +
+                             ", \"samples_per_s\": " + json_number(e.samples_per_s);
+          if (e.validated) line += ", \"valid\": " + json_metrics(e.valid);
+          append_metrics_line(c, line + "}\n");
+          if (r.quiet) return;
+          std::printf("epoch %d/%d  loss %.5f  %s samples/s  %.1fs", e.epoch, c.epochs, e.loss,
+                      human_rate(e.samples_per_s).c_str(), e.seconds);
+          print_valid(c, e);
+          std::printf("  eta %s\n", human_time(e.eta_seconds).c_str());
+          std::fflush(stdout);
+        });
+        if (res.interrupted) return requeue_exit(trainer, *checkpointer, root);
+        EvalResult valid, test;
+        if (r.final_eval) {
+          valid = evaluate(trainer.model(), data, 1, c.eval, comm);
+          test = evaluate(trainer.model(), data, 2, c.eval, comm);
+        }
+        const std::string memory = memory_report(trainer.model(), data, comm);
+        if (root) print_final(res.best_epoch, res.stopped_early, "", r.final_eval, valid, test);
+        if (!c.run_dir.empty()) {
+          save_params(c.run_dir + "/params.h5", c, trainer.model(), comm);
+          if (root)
+            write_text(c.run_dir + "/result.json",
+                       "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
+                           std::to_string(trainer.progress().epochs_done) + ", \"ranks\": " + std::to_string(comm.size()) +
+                           ", \"valid\": " + json_metrics(valid) + ", \"test\": " + json_metrics(test) +
+                           ", \"memory\": " + memory + "}\n");
+        }
+        return 0;
+      },
+      argc, argv);
+}
+
+}  // namespace
+
+int cmd_train(int argc, char** argv) {
+  TrainConfig c;
+  RunOptions r;
+  Options opts = for_command(config_options(c), kTrain);
+  opts.insert(opts.end(), {
+      Option("final-eval", r.final_eval, "evaluate valid and test at the end (full ranking over all items)"),
+      Option("quiet", r.quiet, "no progress lines").flag(),
+      Option("checkpoint-every", r.checkpoint_every,
+             "write a checkpoint to RUN_DIR/checkpoints every N steps (e.g. 500) or minutes (e.g. 30m); "
+             "SIGUSR1 also writes one and stops with exit code 75 (requeue)"),
+      Option("keep-checkpoints", r.keep_checkpoints, "keep the newest K checkpoints").at_least(1),
+      Option("resume", r.resume,
+             "continue from a checkpoint: latest (the newest in RUN_DIR/checkpoints), auto (latest if "
+             "there is one, else start afresh) or a checkpoint file"),
+  });
+  const Args args = parse(argc, argv, "usage: [mpirun -np N] shardrec train --data DATA.h5 [options]", opts);
+  if (args.help) return 0;
+  if (!r.checkpoint_every.empty())
+    io::parse_checkpoint_every(r.checkpoint_every, &r.ckpt.every_steps, &r.ckpt.every_minutes);
+  r.ckpt.keep = r.keep_checkpoints;
+  if (c.run_dir.empty() && (r.ckpt.every_steps > 0 || r.ckpt.every_minutes > 0 || !r.resume.empty()))
+    fail(std::string("option --") + (r.resume.empty() ? "checkpoint-every" : "resume") +
+         ": needs --run-dir (checkpoints live in RUN_DIR/checkpoints)");
+  if (!c.run_dir.empty()) r.ckpt.dir = c.run_dir + "/checkpoints";
+  install_checkpoint_signal(c);
+  c.eval.device = resolve_device(c.eval.device);
+  default_pointwise_loss(c, args);
+  c.validate();
+  c.device = resolve_device(c.device);
+  r.ini = ini_text(opts, c.pointwise_model());
+  // Checkpoints work on the GPU backend too (the trainers copy the device state for them).
+  return c.pointwise_model() ? train_pointwise(c, r, argc, argv) : train_mf(c, r, argc, argv);
+}
+
+}  // namespace shardrec::cli

@@ -1,0 +1,59 @@
+#include "launch/params.h"
+
+#include "base/error.h"
+
+namespace shardrec::cli {
+
+std::vector<io::DenseParam> dense_params(MFModel& m) {
+  if (!m.vbpr()) return {};
+  return {{"W", m.item_dim(), m.feat_dim(), &m.W}, {"b", m.item_dim(), 0, &m.b}};
+}
+
+void save_params(const std::string& path, const TrainConfig& c, MFModel& m, dist::Comm& comm) {
+  io::export_tables(path, {&m.user, &m.item}, {"user", "item"}, c.data, comm, 1 << 16, dense_params(m),
+                    {{"model", c.model}, {"features", c.features}});
+}
+
+void save_pointwise(const std::string& path, const TrainConfig& c, NcfModel& m, dist::Comm& comm) {
+  io::export_tables(path, {&m.user, &m.item}, {"user", "item"}, c.data, comm, 1 << 16,
+                    {{"ncf", static_cast<int64_t>(m.dense.size()), 0, &m.dense}},
+                    {{"model", c.model}, {"features", ""}, {"dim", std::to_string(c.dim)},
+                     {"mlp_layers", std::to_string(c.mlp_layers)}});
+}
+
+void read_model_config(const std::string& params, TrainConfig& c) {
+  auto f = io::H5File::open_read(params);
+  if (!f.exists("/item/embedding")) fail(params + ": no /item/embedding (not a shardrec parameters file?)");
+  c.dim = static_cast<int>(f.shape("/item/embedding").at(1));
+  c.model = "mf";
+  try {
+    c.model = f.read_attr_str("/", "model");
+    c.features = f.read_attr_str("/", "features");
+  } catch (const Error&) {
+    // files without the attributes hold MF parameters
+  }
+}
+
+bool is_pointwise_params(const std::string& params) {
+  try {
+    auto f = io::H5File::open_read(params);
+    const std::string m = f.read_attr_str("/", "model");
+    return m == "gmf" || m == "neumf";
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+LoadedModel load_model(const std::string& data_path, const std::string& params,
+                       const std::string& item_sharding, dist::Comm& comm) {
+  LoadedModel m;
+  m.data = io::load_shard(data_path, comm);
+  m.cfg.data = data_path;
+  read_model_config(params, m.cfg);
+  m.cfg.item_sharding = item_sharding;
+  m.model = std::make_unique<MFModel>(m.cfg, m.data.users, m.data.info.num_items, comm.rank(), data_path);
+  io::load_tables(params, {&m.model->user, &m.model->item}, dense_params(*m.model));
+  return m;
+}
+
+}  // namespace shardrec::cli

@@ -1,0 +1,120 @@
+// A training's run directory: its lock, config.ini and metrics.jsonl, the free-space check, and
+// checkpoints (--checkpoint-every, --resume, SIGUSR1 before a time limit).
+#pragma once
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "base/error.h"
+#include "core/checkpoint_state.h"
+#include "core/config.h"
+#include "dist/comm.h"
+#include "launch/cli_util.h"
+
+namespace shardrec::cli {
+
+// One training at a time per run directory: a second one would interleave metrics.jsonl lines
+// and race on params.h5. The lock is a file created exclusively and removed on exit.
+class RunDirLock {
+ public:
+  explicit RunDirLock(const std::string& dir);
+  ~RunDirLock();
+  RunDirLock(const RunDirLock&) = delete;
+  RunDirLock& operator=(const RunDirLock&) = delete;
+
+ private:
+  std::string path_;
+  bool stale() const;
+};
+
+// Set by SIGUSR1 (SLURM's warning before the time limit, sbatch --signal): the training loop
+// checks it at every step boundary, writes a checkpoint and exits with kExitRequeue.
+extern volatile std::sig_atomic_t g_checkpoint_signal;
+constexpr int kExitRequeue = 75;  // EX_TEMPFAIL: checkpointed before a limit; requeue to go on
+
+// SIGUSR1 -> g_checkpoint_signal, when checkpoints can be written. Installed before MPI starts
+// (an early signal, a job started close to its limit, is kept for the first step boundary instead
+// of ending the process) and again once MPI runs: its start-up may put its own SIGUSR1 handler in
+// place of ours (a singleton whose PMIx differs from the build's did, on the GPU machine).
+void install_checkpoint_signal(const TrainConfig& c);
+
+// Rank 0: creates and locks the run directory, failing before any training when it cannot be
+// written; a fresh run (not a resume) starts config.ini (`ini`) and metrics.jsonl.
+std::unique_ptr<RunDirLock> open_run_dir(const TrainConfig& c, bool root, bool resuming, const std::string& ini);
+
+// Fails before training when dir cannot hold `bytes` more.
+void check_free_space(const std::string& dir, double bytes, const std::string& what);
+
+// About what params.h5 takes: the tables and `dense` more floats, with room for HDF5's overhead.
+double params_file_bytes(const dist::ShardedEmbedding& user, const dist::ShardedEmbedding& item, size_t dense);
+
+// With a run directory: checks the free space, resumes from a checkpoint (--resume) and installs
+// the step hook that writes checkpoints (--checkpoint-every, SIGUSR1). TrainerT is Trainer or
+// PointwiseTrainer; `params_bytes` is what params.h5 will take; a resume rewrites config.ini as `ini`.
+template <class TrainerT>
+std::unique_ptr<io::Checkpointer> setup_checkpoints(TrainerT& trainer, const TrainConfig& c, io::CheckpointPolicy ckpt,
+                                                    const std::string& resume, double params_bytes, bool quiet,
+                                                    const std::string& ini, dist::Comm& comm) {
+  if (c.run_dir.empty()) return nullptr;
+  const bool root = comm.rank() == 0;
+  // Before training: the disk must hold the checkpoints (and the one being written) and params.h5.
+  const double ck = static_cast<double>(checkpoint_bytes(trainer, comm));
+  const bool periodic = ckpt.every_steps > 0 || ckpt.every_minutes > 0;
+  if (root)
+    check_free_space(c.run_dir, (periodic ? ckpt.keep + 1 : 1) * ck + params_bytes,
+                     periodic ? std::to_string(ckpt.keep + 1) + " checkpoints and params.h5"
+                              : "a checkpoint on SIGUSR1 and params.h5");
+  // Resume: rank 0 picks the file, every rank reads its own rows of it.
+  std::string from;
+  if (root && !resume.empty()) {
+    if (resume == "latest" || resume == "auto") {
+      const auto all = io::list_checkpoints(ckpt.dir);
+      if (!all.empty()) from = all.back();
+      else if (resume == "latest") fail("option --resume: no checkpoint in " + ckpt.dir);
+    } else {
+      from = resume;
+    }
+  }
+  uint64_t len = from.size();
+  comm.broadcast(&len, sizeof len, 0);
+  from.resize(len);
+  comm.broadcast(from.data(), len, 0);
+  if (!from.empty()) {
+    load_checkpoint(from, trainer, c, trainer.data_info(), comm);
+    const auto& p = trainer.progress();
+    if (root && !quiet)
+      std::printf("resumed from %s: epoch %d, step %lld of %lld\n", from.c_str(), p.epoch,
+                  (long long)trainer.global_step() - (long long)(p.epoch - 1) * trainer.steps_per_epoch(),
+                  (long long)trainer.steps_per_epoch());
+  }
+  if (root && !resume.empty()) {
+    write_text(c.run_dir + "/config.ini", ini);
+    // metrics.jsonl keeps the lines of the epochs the checkpoint had completed.
+    std::ifstream in(c.run_dir + "/metrics.jsonl");
+    std::string line, kept;
+    for (int e = 0; e < trainer.progress().epochs_done && std::getline(in, line); ++e) kept += line + "\n";
+    write_text(c.run_dir + "/metrics.jsonl", kept);
+  }
+  ckpt.signal_flag = &g_checkpoint_signal;
+  auto checkpointer = std::make_unique<io::Checkpointer>(ckpt, comm);
+  checkpoint_steps(trainer, *checkpointer);
+  return checkpointer;
+}
+
+// After fit() was interrupted by SIGUSR1: the checkpoint is written; the exit code asks to requeue.
+template <class TrainerT>
+int requeue_exit(TrainerT& trainer, const io::Checkpointer& checkpointer, bool root) {
+  if (root) {
+    const auto& p = trainer.progress();
+    std::printf("stopped by SIGUSR1 at epoch %d step %lld: checkpoint %s written; exit %d (requeue and "
+                "run again with --resume auto to continue)\n",
+                p.epoch, (long long)trainer.global_step() - (long long)(p.epoch - 1) * trainer.steps_per_epoch(),
+                checkpointer.last_written().c_str(), kExitRequeue);
+  }
+  std::fflush(stdout);
+  return kExitRequeue;
+}
+
+}  // namespace shardrec::cli
