@@ -25,7 +25,7 @@ using shardrec::cuda::PinnedBuffer;
 
 constexpr double kMaxAbs = 64.0;  // core/ncf_model.cc: beyond this a fixed-point sum could overflow
 
-class CudaPointwise final : public GpuPointwise {
+class CudaPointwise final : public GpuPointwise, public MetaStepOps {
  public:
   CudaPointwise(const TrainConfig& cfg, NcfModel& model, const io::DataShard& data, dist::Comm& host)
       : cfg_(cfg), model_(model), ctx_(cfg.gpu_comm, host), blas_(ctx_.stream()) {
@@ -82,88 +82,90 @@ class CudaPointwise final : public GpuPointwise {
     item_->route(ctx_.comm(), iid_.data(), n_ * per, /*local_only=*/false, ir_);
   }
 
-  void plain_step(double c_lab, double c_unl, dist::ExactSums& loss) override {
-    gather();
-    pass(U_.data(), I_.data(), w_.data(), c_lab, c_unl, &loss, 0, 1, gU_.data(), gI_.data(), gd_);
-    apply_main(gU_.data(), gI_.data());
+  MetaStepOps& ops(double c_lab, double c_unl, dist::ExactSums* loss) override {
+    c_lab_ = c_lab;
+    c_unl_ = c_unl;
+    epoch_loss_ = loss;
+    return *this;
   }
 
-  int meta_step(double c_lab, double c_unl, bool meta_disabled, dist::ExactSums& L) override {
-    cudaStream_t st = ctx_.stream();
-    const bool ref = cfg_.il_reference;
-    const size_t nu = n_ * R_, ni = n_ * per_ * R_;
+  // ---- MetaStepOps: the strategy's moves on the device (core/strategy.h).
+  void forward_backward(float scale, bool record) override {
     gather();
-    float* U = U_.data();
-    float* I = I_.data();
-    // BCE of the labeled rows at theta ("mid"), with its gradient.
-    pass(U, I, w_.data(), c_lab, 0.0, &L, 2, 2, gU_.data(), gI_.data(), gd_);
-    int decision = 0;
-    std::vector<float> gdense_idl;
+    pass(U_.data(), I_.data(), w_.data(), c_lab_ * scale, c_unl_ * scale, record ? epoch_loss_ : nullptr, 0, 1,
+         gU_.data(), gI_.data(), gd_);
+  }
+  void apply() override { apply_main(gU_.data(), gI_.data()); }
+
+  void labeled_gradient(dist::ExactSums& L) override {
+    gather();
+    pass(U_.data(), I_.data(), w_.data(), c_lab_, 0.0, &L, 2, 2, gU_.data(), gI_.data(), gd_);
+  }
+
+  void propose() override {
+    const size_t nu = n_ * R_, ni = n_ * per_ * R_;
+    const bool ref = cfg_.il_reference;
     float* gU2 = gU2_.get(std::max<size_t>(nu, 1));
     float* gI2 = gI2_.get(std::max<size_t>(ni, 1));
     float* DU = DU_.get(std::max<size_t>(nu, 1));
     float* DI = DI_.get(std::max<size_t>(ni, 1));
-    ig::CandidateStep cand{cfg_.ig_sample_lr, ref, cfg_.opt.beta1, cfg_.opt.beta2, cfg_.opt.eps};
-    if (!meta_disabled) {
-      // The dual loss's gradient on the unlabeled rows at theta: the candidates' direction.
-      pass(U, I, w_.data(), 0.0, c_unl, nullptr, 0, 0, gU2, gI2, gd2_);
-      gdense_idl.resize(nd_);
-      gd2_.allreduce(ctx_.host(), gdense_idl.data());
-      delta_.resize(nd_);
-      cand.delta(gdense_idl.data(), delta_.data(), static_cast<int>(nd_));
-      user_->candidate(ctx_.comm(), ur_, ukey_.data(), gU2, cfg_.ig_sample_lr, ref, DU);
-      item_->candidate(ctx_.comm(), ir_, ikey_.data(), gI2, cfg_.ig_sample_lr, ref, DI);
-      // Both candidates over the labeled rows, from local rows: theta + d and theta - d.
-      std::vector<float> wc(nd_);
-      for (int c = 0; c < 2; ++c) {
-        const float sign = c == 0 ? 1.0f : -1.0f;
-        for (size_t k = 0; k < nd_; ++k) wc[k] = c == 0 ? model_.dense[k] + delta_[k] : model_.dense[k] - delta_[k];
-        upload_dense(wc.data(), wc_.get(nd_));
-        float* Uc = Uc_.get(std::max<size_t>(nu, 1));
-        float* Ic = Ic_.get(std::max<size_t>(ni, 1));
-        kc::signed_sum(U, DU, sign, nu, Uc, st);
-        kc::signed_sum(I, DI, sign, ni, Ic, st);
-        pass(Uc, Ic, wc_.data(), 1.0, 0.0, &L, c, c, nullptr, nullptr, gd_);
-      }
-      // One small allreduce; exact integer sums, so every rank compares the same numbers.
-      L.allreduce(ctx_.host());
-      const int64_t lf = L.raw(0), li = L.raw(1), lm = L.raw(2);
-      decision = (lf < li && lf < lm) ? 1 : (li < lm ? 2 : 0);
-    } else {
-      L.allreduce(ctx_.host());
+    const ig::CandidateStep cand{cfg_.ig_sample_lr, ref, cfg_.opt.beta1, cfg_.opt.beta2, cfg_.opt.eps};
+    pass(U_.data(), I_.data(), w_.data(), 0.0, c_unl_, nullptr, 0, 0, gU2, gI2, gd2_);
+    gdense_idl_.resize(nd_);
+    gd2_.allreduce(ctx_.host(), gdense_idl_.data());
+    delta_.resize(nd_);
+    cand.delta(gdense_idl_.data(), delta_.data(), static_cast<int>(nd_));
+    user_->candidate(ctx_.comm(), ur_, ukey_.data(), gU2, cfg_.ig_sample_lr, ref, DU);
+    item_->candidate(ctx_.comm(), ir_, ikey_.data(), gI2, cfg_.ig_sample_lr, ref, DI);
+  }
+
+  void candidate_losses(dist::ExactSums& L) override {
+    // Both candidates over the labeled rows, from local rows: theta + d and theta - d.
+    cudaStream_t st = ctx_.stream();
+    const size_t nu = n_ * R_, ni = n_ * per_ * R_;
+    std::vector<float> wc(nd_);
+    for (int c = 0; c < 2; ++c) {
+      const float sign = c == 0 ? 1.0f : -1.0f;
+      for (size_t k = 0; k < nd_; ++k) wc[k] = c == 0 ? model_.dense[k] + delta_[k] : model_.dense[k] - delta_[k];
+      upload_dense(wc.data(), wc_.get(nd_));
+      float* Uc = Uc_.get(std::max<size_t>(nu, 1));
+      float* Ic = Ic_.get(std::max<size_t>(ni, 1));
+      kc::signed_sum(U_.data(), DU_.data(), sign, nu, Uc, st);
+      kc::signed_sum(I_.data(), DI_.data(), sign, ni, Ic, st);
+      pass(Uc, Ic, wc_.data(), 1.0, 0.0, &L, c, c, nullptr, nullptr, gd_);
     }
-    const float sign = decision == 1 ? 1.0f : -1.0f;
-    if (decision != 0) {
-      // Commit the candidate (touched rows at their owners, dense everywhere) ...
-      user_->commit_candidate(sign);
-      item_->commit_candidate(sign);
-      for (size_t k = 0; k < nd_; ++k)
-        model_.dense[k] = sign > 0 ? model_.dense[k] + delta_[k] : model_.dense[k] - delta_[k];
-      upload_dense(model_.dense.data(), w_.data());
-      // ... and take the BCE gradient there, from the candidate's rows (held locally).
-      kc::signed_sum(U, DU, sign, nu, U, st);
-      kc::signed_sum(I, DI, sign, ni, I, st);
-      pass(U, I, w_.data(), c_lab, 0.0, nullptr, 0, 0, gU_.data(), gI_.data(), gd_);
-      if (ref) {
-        // The reference's candidate still holds its dual-loss gradient (sign included).
-        kc::signed_sum(gU_.data(), gU2, sign, nu, gU_.data(), st);
-        kc::signed_sum(gI_.data(), gI2, sign, ni, gI_.data(), st);
-      }
-    }
-    if (!ref) {
-      apply_main(gU_.data(), gI_.data());
-      return decision;
-    }
-    // Reference: the main Adam is re-created for every meta-iteration: a fresh step.
+  }
+
+  void allreduce(dist::ExactSums& L) override { L.allreduce(ctx_.host()); }
+
+  void commit(int sign_i, bool add_dual) override {
+    cudaStream_t st = ctx_.stream();
+    const size_t nu = n_ * R_, ni = n_ * per_ * R_;
+    const float sign = static_cast<float>(sign_i);
+    // Commit the candidate (touched rows at their owners, dense everywhere) ...
+    user_->commit_candidate(sign);
+    item_->commit_candidate(sign);
+    for (size_t k = 0; k < nd_; ++k)
+      model_.dense[k] = sign > 0 ? model_.dense[k] + delta_[k] : model_.dense[k] - delta_[k];
+    upload_dense(model_.dense.data(), w_.data());
+    // ... and take the BCE gradient there, from the candidate's rows (held locally).
+    kc::signed_sum(U_.data(), DU_.data(), sign, nu, U_.data(), st);
+    kc::signed_sum(I_.data(), DI_.data(), sign, ni, I_.data(), st);
+    pass(U_.data(), I_.data(), w_.data(), c_lab_, 0.0, nullptr, 0, 0, gU_.data(), gI_.data(), gd_);
+    if (!add_dual) return;
+    kc::signed_sum(gU_.data(), gU2_.data(), sign, nu, gU_.data(), st);
+    kc::signed_sum(gI_.data(), gI2_.data(), sign, ni, gI_.data(), st);
+  }
+
+  void fresh_apply(int sign) override {
     user_->fresh_step(ctx_.comm(), ur_, ukey_.data(), gU_.data(), cfg_.opt.lr);
     item_->fresh_step(ctx_.comm(), ir_, ikey_.data(), gI_.data(), cfg_.opt.lr);
     gd_.allreduce(ctx_.host(), gdense_.data());
-    if (decision != 0)
-      for (size_t k = 0; k < nd_; ++k) gdense_[k] += sign * gdense_idl[k];
-    ig::CandidateStep main{cfg_.opt.lr, true, cfg_.opt.beta1, cfg_.opt.beta2, cfg_.opt.eps};
+    if (sign != 0)
+      for (size_t k = 0; k < nd_; ++k) gdense_[k] += static_cast<float>(sign) * gdense_idl_[k];
+    const ig::CandidateStep main{cfg_.opt.lr, true, cfg_.opt.beta1, cfg_.opt.beta2, cfg_.opt.eps};
     main.step(gdense_.data(), model_.dense.data(), static_cast<int>(nd_));
     upload_dense(model_.dense.data(), w_.data());
-    return decision;
   }
 
   void reset_table_optimizers() override {
@@ -334,7 +336,10 @@ class CudaPointwise final : public GpuPointwise {
   DeviceBuffer<double> loss_;
   PinnedBuffer<double> loss_h_;
   DenseGradAccum gd_, gd2_;
-  std::vector<float> delta_, gdense_;
+  std::vector<float> delta_, gdense_, gdense_idl_;
+  // The step's weights and the epoch's loss sums (ops()).
+  double c_lab_ = 0, c_unl_ = 0;
+  dist::ExactSums* epoch_loss_ = nullptr;
 };
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include "core/config.h"
 #include "core/ncf_model.h"
+#include "core/strategy.h"
 #include "dist/comm.h"
 #include "dist/exact_sum.h"
 #include "io/dataset.h"
@@ -37,13 +38,9 @@ class GpuPointwise {
                           const std::vector<int64_t>& iid, const std::vector<uint64_t>& ikey,
                           const std::vector<uint8_t>& lab, const std::vector<int64_t>& grow,
                           const std::vector<int32_t>& user, int per) = 0;
-  // PointwiseTrainer::plain_step: losses of labeled rows (weight c_lab) to slot 0, of unlabeled
-  // rows (weight c_unl; 0 skips them) to slot 1; one optimizer step on tables and dense.
-  virtual void plain_step(double c_lab, double c_unl, dist::ExactSums& loss) = 0;
-  // PointwiseTrainer::meta_step: fills the three labeled-BCE sums (forward, inverse, mid; summed
-  // over ranks), takes the main step from the chosen point and returns the decision (0 mid,
-  // 1 forward, 2 inverse). With meta_disabled: a plain BCE step (decision 0).
-  virtual int meta_step(double c_lab, double c_unl, bool meta_disabled, dist::ExactSums& L) = 0;
+  // The strategies' moves over the step begin_step made (core/strategy.h): labeled rows weigh
+  // c_lab, unlabeled ones c_unl (0 skips them); forward_backward's losses go to loss's slots 0/1.
+  virtual MetaStepOps& ops(double c_lab, double c_unl, dist::ExactSums* loss) = 0;
   // A fresh optimizer for the tables (the dense one is the host model's).
   virtual void reset_table_optimizers() = 0;
   // Copies the trained rows back into the host tables (evaluation, export, early stopping).

@@ -14,7 +14,12 @@
 namespace shardrec {
 
 PointwiseTrainer::PointwiseTrainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm)
-    : cfg_(cfg), data_(data), comm_(comm), model_(cfg, data.users, data.info.num_items, comm.rank()) {
+    : cfg_(cfg),
+      data_(data),
+      comm_(comm),
+      model_(cfg, data.users, data.info.num_items, comm.rank()),
+      meta_(cfg.il_reference),
+      cpu_ops_(std::make_unique<CpuOps>(*this)) {
   cfg_.validate();
   if (std::isfinite(data.info.label_threshold)) {
     threshold_ = data.info.label_threshold;
@@ -148,143 +153,164 @@ void PointwiseTrainer::reset_main_optimizer() {
   model_.reset_dense_optimizer();
 }
 
-void PointwiseTrainer::plain_step(size_t n, int per, int64_t lab_global, int64_t unl_global,
-                                  dist::ExactSums& loss) {
-  const double c = 1.0 / static_cast<double>(lab_global + unl_global);
-  if (gpu_) {
-    gpu_->plain_step(c, per > 1 ? c : 0.0, loss);
-    return;
-  }
-  const int R = model_.row_dim();
-  float* U = U_.get(n * R);
-  float* I = I_.get(n * per * R);
-  model_.user.gather(comm_, ur_, U);
-  model_.item.gather(comm_, ir_, I);
-  float* gU = gU_.get(n * R);
-  float* gI = gI_.get(n * per * R);
-  std::fill(gU, gU + n * R, 0.0f);
-  std::fill(gI, gI + n * per * R, 0.0f);
-  gd_.clear();
-  pass(n, per, U, I, model_.dense.data(), c, per > 1 ? c : 0.0, &loss, 0, 1, gU, gI, &gd_);
-  apply_main(gU, gI, gd_);
-}
-
 void PointwiseTrainer::record_decision(int decision, const dist::ExactSums& L, dist::ExactSums& loss) {
   ig_.decisions.push_back(static_cast<uint8_t>(decision));
   (decision == 1 ? ig_.forward : decision == 2 ? ig_.inverse : ig_.mid) += 1;
   if (comm_.rank() == 0) loss.add(0, L.value(decision == 1 ? 0 : decision == 2 ? 1 : 2));
 }
 
-void PointwiseTrainer::meta_step(size_t n, int per, int64_t lab_global, dist::ExactSums& loss) {
-  if (gpu_) {
-    dist::ExactSums L(3, 32);  // forward, inverse, mid: labeled BCE sums
-    const int decision = gpu_->meta_step(1.0 / static_cast<double>(lab_global),
-                                         1.0 / static_cast<double>(lab_global * (per - 1)), meta_disabled_, L);
-    record_decision(decision, L, loss);
-    return;
+// The CPU backend's moves over the batch that build_batch routed: the labeled rows' terms weigh
+// c_lab and the unlabeled rows' c_unl (0 skips them); forward_backward's losses go to slots 0/1.
+class PointwiseTrainer::CpuOps final : public MetaStepOps {
+ public:
+  explicit CpuOps(PointwiseTrainer& t) : t_(t) {}
+  void begin(size_t n, int per, double c_lab, double c_unl, dist::ExactSums* loss) {
+    n_ = n;
+    per_ = per;
+    c_lab_ = c_lab;
+    c_unl_ = c_unl;
+    loss_ = loss;
+    const int R = t_.model_.row_dim();
+    nu_ = n * R;
+    ni_ = n * per * R;
   }
-  const int R = model_.row_dim();
-  const size_t nu = n * R, ni = n * per * R;
-  const bool ref = cfg_.il_reference;
-  float* U = U_.get(nu);
-  float* I = I_.get(ni);
-  model_.user.gather(comm_, ur_, U);
-  model_.item.gather(comm_, ir_, I);
-  const double c_lab = 1.0 / static_cast<double>(lab_global);
-  const double c_unl = 1.0 / static_cast<double>(lab_global * (per - 1));
-  // BCE of the labeled rows at theta ("mid"), with its gradient.
-  float* gU = gU_.get(nu);
-  float* gI = gI_.get(ni);
-  std::fill(gU, gU + nu, 0.0f);
-  std::fill(gI, gI + ni, 0.0f);
-  gd_.clear();
-  dist::ExactSums L(3, 32);  // forward, inverse, mid: labeled BCE sums
-  pass(n, per, U, I, model_.dense.data(), c_lab, 0.0, &L, 2, 2, gU, gI, &gd_);
-  int decision = 0;  // 0 mid, 1 forward, 2 inverse
-  ig::CandidateStep cand{cfg_.ig_sample_lr, ref, cfg_.opt.beta1, cfg_.opt.beta2, cfg_.opt.eps};
-  ig::TentativeRows tu, ti;
-  float* gU2 = gU2_.get(nu);
-  float* gI2 = gI2_.get(ni);
-  float* DU = DU_.get(nu);
-  float* DI = DI_.get(ni);
-  std::vector<float> gdense_idl;
-  if (!meta_disabled_) {
-    // The dual loss's gradient on the unlabeled rows at theta: the candidates' direction.
-    std::fill(gU2, gU2 + nu, 0.0f);
-    std::fill(gI2, gI2 + ni, 0.0f);
-    gd2_.clear();
-    pass(n, per, U, I, model_.dense.data(), 0.0, c_unl, nullptr, 0, 0, gU2, gI2, &gd2_);
-    gdense_idl.resize(model_.dense.size());
-    gd2_.allreduce(comm_, gdense_idl.data());
-    dense_delta_.resize(model_.dense.size());
-    cand.delta(gdense_idl.data(), dense_delta_.data(), static_cast<int>(dense_delta_.size()));
-    tu.prepare(comm_, model_.user, ur_, ukey_, gU2, cand, DU);
-    ti.prepare(comm_, model_.item, ir_, ikey_, gI2, cand, DI);
+
+  void forward_backward(float scale, bool record) override {
+    gather();
+    main_pass(t_.model_.dense.data(), c_lab_ * scale, c_unl_ * scale, record ? loss_ : nullptr, 0, 1);
+  }
+  void apply() override { t_.apply_main(gU_, gI_, t_.gd_); }
+
+  void labeled_gradient(dist::ExactSums& L) override {
+    gather();
+    main_pass(t_.model_.dense.data(), c_lab_, 0.0, &L, 2, 2);
+  }
+
+  void propose() override {
+    NcfModel& m = t_.model_;
+    const TrainConfig& cfg = t_.cfg_;
+    const bool ref = cfg.il_reference;
+    const ig::CandidateStep cand{cfg.ig_sample_lr, ref, cfg.opt.beta1, cfg.opt.beta2, cfg.opt.eps};
+    gU2_ = t_.gU2_.get(nu_);
+    gI2_ = t_.gI2_.get(ni_);
+    DU_ = t_.DU_.get(nu_);
+    DI_ = t_.DI_.get(ni_);
+    std::fill(gU2_, gU2_ + nu_, 0.0f);
+    std::fill(gI2_, gI2_ + ni_, 0.0f);
+    t_.gd2_.clear();
+    t_.pass(n_, per_, U_, I_, m.dense.data(), 0.0, c_unl_, nullptr, 0, 0, gU2_, gI2_, &t_.gd2_);
+    t_.gdense_idl_.resize(m.dense.size());
+    t_.gd2_.allreduce(t_.comm_, t_.gdense_idl_.data());
+    t_.dense_delta_.resize(m.dense.size());
+    cand.delta(t_.gdense_idl_.data(), t_.dense_delta_.data(), static_cast<int>(t_.dense_delta_.size()));
+    tu_.prepare(t_.comm_, m.user, t_.ur_, t_.ukey_, gU2_, cand, DU_);
+    ti_.prepare(t_.comm_, m.item, t_.ir_, t_.ikey_, gI2_, cand, DI_);
+  }
+
+  void candidate_losses(dist::ExactSums& L) override {
     // Both candidates in one pass over the labeled rows, from local rows: theta + d, theta - d.
-    const size_t nd = model_.dense.size();
+    NcfModel& m = t_.model_;
+    const int R = m.row_dim();
+    const size_t nd = m.dense.size();
+    const std::vector<float>& dd = t_.dense_delta_;
     std::vector<float> wf(nd), wi(nd);
     for (size_t k = 0; k < nd; ++k) {
-      wf[k] = model_.dense[k] + dense_delta_[k];
-      wi[k] = model_.dense[k] - dense_delta_[k];
+      wf[k] = m.dense[k] + dd[k];
+      wi[k] = m.dense[k] - dd[k];
     }
     std::vector<float> uf(R), ui(R), itf(R), iti(R);
-    float* act = act_.get(model_.act_size());
-    for (size_t i = 0; i < n; ++i) {
-      const float* u = U + i * R;
-      const float* du = DU + i * R;
-      const float* it = I + i * per * R;
-      const float* di = DI + i * per * R;
+    float* act = t_.act_.get(m.act_size());
+    for (size_t i = 0; i < n_; ++i) {
+      const float* u = U_ + i * R;
+      const float* du = DU_ + i * R;
+      const float* it = I_ + i * per_ * R;
+      const float* di = DI_ + i * per_ * R;
       for (int j = 0; j < R; ++j) {
         uf[j] = u[j] + du[j];
         ui[j] = u[j] - du[j];
         itf[j] = it[j] + di[j];
         iti[j] = it[j] - di[j];
       }
-      L.add(0, idl::bce(model_.forward(uf.data(), itf.data(), wf.data(), act), lab_[i], nullptr));
-      L.add(1, idl::bce(model_.forward(ui.data(), iti.data(), wi.data(), act), lab_[i], nullptr));
+      L.add(0, idl::bce(m.forward(uf.data(), itf.data(), wf.data(), act), t_.lab_[i], nullptr));
+      L.add(1, idl::bce(m.forward(ui.data(), iti.data(), wi.data(), act), t_.lab_[i], nullptr));
     }
-    // One small allreduce; exact integer sums, so every rank compares the same numbers.
-    L.allreduce(comm_);
-    const int64_t lf = L.raw(0), li = L.raw(1), lm = L.raw(2);
-    decision = (lf < li && lf < lm) ? 1 : (li < lm ? 2 : 0);
-  } else {
-    L.allreduce(comm_);
   }
-  record_decision(decision, L, loss);
 
-  if (decision != 0) {
-    const int sign = decision == 1 ? 1 : -1;
-    // Commit the candidate (touched rows at their owners, dense everywhere) ...
-    tu.commit(model_.user, sign);
-    ti.commit(model_.item, sign);
-    for (size_t k = 0; k < model_.dense.size(); ++k)
-      model_.dense[k] = sign > 0 ? model_.dense[k] + dense_delta_[k] : model_.dense[k] - dense_delta_[k];
-    // ... and take the BCE gradient there, from the candidate's rows (held locally).
-    for (size_t k = 0; k < nu; ++k) U[k] = sign > 0 ? U[k] + DU[k] : U[k] - DU[k];
-    for (size_t k = 0; k < ni; ++k) I[k] = sign > 0 ? I[k] + DI[k] : I[k] - DI[k];
-    std::fill(gU, gU + nu, 0.0f);
-    std::fill(gI, gI + ni, 0.0f);
-    gd_.clear();
-    pass(n, per, U, I, model_.dense.data(), c_lab, 0.0, nullptr, 0, 0, gU, gI, &gd_);
-    if (ref) {
-      // The reference's candidate still holds its dual-loss gradient (sign included).
-      for (size_t k = 0; k < nu; ++k) gU[k] += static_cast<float>(sign) * gU2[k];
-      for (size_t k = 0; k < ni; ++k) gI[k] += static_cast<float>(sign) * gI2[k];
-    }
+  void allreduce(dist::ExactSums& L) override { L.allreduce(t_.comm_); }
+
+  void commit(int sign, bool add_dual) override {
+    NcfModel& m = t_.model_;
+    const std::vector<float>& dd = t_.dense_delta_;
+    // The touched rows at their owners, the dense parameters everywhere ...
+    tu_.commit(m.user, sign);
+    ti_.commit(m.item, sign);
+    for (size_t k = 0; k < m.dense.size(); ++k) m.dense[k] = sign > 0 ? m.dense[k] + dd[k] : m.dense[k] - dd[k];
+    // ... and the BCE gradient there, from the candidate's rows (held locally).
+    for (size_t k = 0; k < nu_; ++k) U_[k] = sign > 0 ? U_[k] + DU_[k] : U_[k] - DU_[k];
+    for (size_t k = 0; k < ni_; ++k) I_[k] = sign > 0 ? I_[k] + DI_[k] : I_[k] - DI_[k];
+    main_pass(m.dense.data(), c_lab_, 0.0, nullptr, 0, 0);
+    if (!add_dual) return;
+    for (size_t k = 0; k < nu_; ++k) gU_[k] += static_cast<float>(sign) * gU2_[k];
+    for (size_t k = 0; k < ni_; ++k) gI_[k] += static_cast<float>(sign) * gI2_[k];
   }
-  if (!ref) {
-    apply_main(gU, gI, gd_);
-    return;
+
+  void fresh_apply(int sign) override {
+    const TrainConfig& cfg = t_.cfg_;
+    NcfModel& m = t_.model_;
+    const ig::CandidateStep main{cfg.opt.lr, true, cfg.opt.beta1, cfg.opt.beta2, cfg.opt.eps};
+    ig::fresh_step(t_.comm_, m.user, t_.ur_, t_.ukey_, gU_, main);
+    ig::fresh_step(t_.comm_, m.item, t_.ir_, t_.ikey_, gI_, main);
+    std::vector<float>& g = t_.gdense_;
+    t_.gd_.allreduce(t_.comm_, g.data());
+    if (sign != 0)
+      for (size_t k = 0; k < g.size(); ++k) g[k] += static_cast<float>(sign) * t_.gdense_idl_[k];
+    main.step(g.data(), m.dense.data(), static_cast<int>(g.size()));
   }
-  // Reference: the main Adam is re-created for every meta-iteration: a fresh step.
-  ig::CandidateStep main{cfg_.opt.lr, true, cfg_.opt.beta1, cfg_.opt.beta2, cfg_.opt.eps};
-  ig::fresh_step(comm_, model_.user, ur_, ukey_, gU, main);
-  ig::fresh_step(comm_, model_.item, ir_, ikey_, gI, main);
-  gd_.allreduce(comm_, gdense_.data());
-  if (decision != 0)
-    for (size_t k = 0; k < gdense_.size(); ++k)
-      gdense_[k] += (decision == 1 ? 1.0f : -1.0f) * gdense_idl[k];
-  main.step(gdense_.data(), model_.dense.data(), static_cast<int>(gdense_.size()));
+
+ private:
+  void gather() {
+    U_ = t_.U_.get(nu_);
+    I_ = t_.I_.get(ni_);
+    t_.model_.user.gather(t_.comm_, t_.ur_, U_);
+    t_.model_.item.gather(t_.comm_, t_.ir_, I_);
+  }
+  // The main gradient (gU_, gI_, gd_) of the terms weighed c_lab / c_unl at rows U_, I_ and dense w.
+  void main_pass(const float* w, double c_lab, double c_unl, dist::ExactSums* loss, int slot_lab, int slot_unl) {
+    gU_ = t_.gU_.get(nu_);
+    gI_ = t_.gI_.get(ni_);
+    std::fill(gU_, gU_ + nu_, 0.0f);
+    std::fill(gI_, gI_ + ni_, 0.0f);
+    t_.gd_.clear();
+    t_.pass(n_, per_, U_, I_, w, c_lab, c_unl, loss, slot_lab, slot_unl, gU_, gI_, &t_.gd_);
+  }
+
+  PointwiseTrainer& t_;
+  size_t n_ = 0, nu_ = 0, ni_ = 0;
+  int per_ = 1;
+  double c_lab_ = 0, c_unl_ = 0;
+  dist::ExactSums* loss_ = nullptr;
+  float *U_ = nullptr, *I_ = nullptr, *gU_ = nullptr, *gI_ = nullptr;
+  float *gU2_ = nullptr, *gI2_ = nullptr, *DU_ = nullptr, *DI_ = nullptr;
+  ig::TentativeRows tu_, ti_;
+};
+
+PointwiseTrainer::~PointwiseTrainer() = default;
+
+void PointwiseTrainer::run_step(Kind kind, int64_t step, size_t n, int per, int64_t lab_global, int64_t unl_global,
+                                dist::ExactSums& loss) {
+  // Plain steps weigh every row alike; the meta-step's labeled and unlabeled means are separate.
+  const bool meta = kind == Kind::kMeta;
+  const double c_lab = 1.0 / static_cast<double>(meta ? lab_global : lab_global + unl_global);
+  const double c_unl = per == 1 ? 0.0 : meta ? 1.0 / static_cast<double>(lab_global * (per - 1)) : c_lab;
+  MetaStepOps* ops = nullptr;
+  if (gpu_) {
+    ops = &gpu_->ops(c_lab, c_unl, &loss);
+  } else {
+    cpu_ops_->begin(n, per, c_lab, c_unl, &loss);
+    ops = cpu_ops_.get();
+  }
+  ops->on_decision = [&](int decision, const dist::ExactSums& L) { record_decision(decision, L, loss); };
+  (meta ? static_cast<Strategy&>(meta_) : plain_).step(step, *ops);
 }
 
 bool PointwiseTrainer::run_phase(int epoch, int phase, int64_t m, const std::vector<uint32_t>& rows,
@@ -325,10 +351,7 @@ bool PointwiseTrainer::run_phase(int epoch, int phase, int64_t m, const std::vec
     const int64_t global_n = std::min<int64_t>(B, m - s * B);
     const size_t n = static_cast<size_t>(e - b);
     build_batch(epoch, s, n ? &*b : nullptr, n, per);
-    if (kind == Kind::kMeta)
-      meta_step(n, per, global_n, loss);
-    else
-      plain_step(n, per, global_n, use_unlabeled ? global_n * cfg_.il_unlabeled : 0, loss);
+    run_step(kind, s, n, per, global_n, use_unlabeled ? global_n * cfg_.il_unlabeled : 0, loss);
     p.step = s + 1;
     if (step_hook_ && step_hook_(*this)) {
       stop_requested_ = true;  // every rank agreed (the hook's contract): no collective below

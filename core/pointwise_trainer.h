@@ -29,6 +29,7 @@
 #include "core/gpu_pointwise.h"
 #include "core/labeled_metrics.h"
 #include "core/ncf_model.h"
+#include "core/strategy.h"
 #include "base/scratch.h"
 #include "core/trainer.h"
 #include "dist/comm.h"
@@ -57,6 +58,7 @@ struct PointwiseProgress : TrainProgress {
 class PointwiseTrainer {
  public:
   PointwiseTrainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm);
+  ~PointwiseTrainer();
   FitResult fit(const std::function<void(const EpochLog&)>& on_epoch = {});
   // One epoch (from progress(), when a resume left it inside this epoch); returns the mean
   // recorded training loss (per labeled row for bce and ig's training-train part; per row for
@@ -86,7 +88,7 @@ class PointwiseTrainer {
   void sync_state_to_device();
   // Tests: take a plain BCE step where the meta-step would run (the reference for "IG with a zero
   // sample rate equals plain training").
-  void set_meta_disabled(bool v) { meta_disabled_ = v; }
+  void set_meta_disabled(bool v) { meta_.set_disabled(v); }
   int64_t sample_unlabeled(int epoch, int64_t global_row, int k, std::span<const int32_t> seen) const;
   // The label of a split's row (local index), from the rating.
   bool label(int split, int64_t local_row) const { return labels_[split][local_row] != 0; }
@@ -114,8 +116,10 @@ class PointwiseTrainer {
   void pass(size_t n, int per, const float* U, const float* I, const float* w, double c_lab,
             double c_unl, dist::ExactSums* loss, int slot_lab, int slot_unl, float* gU, float* gI,
             DenseGradAccum* gd);
-  void plain_step(size_t n, int per, int64_t lab_global, int64_t unl_global, dist::ExactSums& loss);
-  void meta_step(size_t n, int per, int64_t lab_global, dist::ExactSums& loss);
+  // One step of the phase's strategy over the batch build_batch made: n local rows with per item
+  // slots each; lab_global / unl_global: the step's labeled and unlabeled rows over all ranks.
+  void run_step(Kind kind, int64_t step, size_t n, int per, int64_t lab_global, int64_t unl_global,
+                dist::ExactSums& loss);
   void apply_main(const float* gU, const float* gI, DenseGradAccum& gd);
   // IG bookkeeping of one meta-step: the decision, and the chosen point's labeled BCE as the loss.
   void record_decision(int decision, const dist::ExactSums& L, dist::ExactSums& loss);
@@ -128,7 +132,6 @@ class PointwiseTrainer {
   double threshold_ = 2.0;
   std::vector<uint8_t> labels_[3];
   int64_t num_train_ = 0;
-  bool meta_disabled_ = false;
   bool unlabeled_negative_ = false;  // loss bce-neg: unlabeled draws count as negatives
   IgStats ig_;
   PointwiseProgress prog_;
@@ -143,8 +146,14 @@ class PointwiseTrainer {
   std::vector<int32_t> ulocal_;
   dist::Routing ur_, ir_;
   Scratch<float> U_, I_, gU_, gI_, gU2_, gI2_, DU_, DI_, act_;
-  std::vector<float> gdense_, cand_dense_, dense_delta_;
+  std::vector<float> gdense_, gdense_idl_, dense_delta_;
   DenseGradAccum gd_, gd2_;
+  // The phases' strategies: plain steps (training-train, or every step without ig) and the
+  // Inverse Gradient meta-step, and the CPU backend's moves they drive (pointwise_trainer.cc).
+  PlainStrategy plain_;
+  InverseGradientStrategy meta_;
+  class CpuOps;
+  std::unique_ptr<CpuOps> cpu_ops_;
   // --device cuda: the steps run there (core/gpu_pointwise.h); the host tables follow each epoch.
   std::unique_ptr<GpuPointwise> gpu_;
   double train_epoch_steps(int epoch);
