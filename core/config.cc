@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "core/model_kind.h"
 
 namespace shardrec {
 
@@ -69,33 +70,23 @@ std::string TrainConfig::to_ini() const {
   return o.str();
 }
 
+bool TrainConfig::pointwise_model() const { return model_kind(model).pointwise; }
+
 void TrainConfig::validate() const {
   auto need = [](bool ok, const std::string& field, const std::string& what) {
     if (!ok) fail("option --" + field + ": " + what);
   };
   need(!data.empty(), "data", "a dataset file is required");
-  need(model == "mf" || model == "vbpr" || model == "gmf" || model == "neumf", "model",
-       "'" + model + "' is not available (this build has: mf, vbpr, gmf, neumf)");
-  need(model != "vbpr" || !features.empty(), "features", "vbpr needs item modalities (e.g. --features genre)");
+  const ModelKind& kind = model_kind(model);
   need(dim > 0 && dim <= 4096, "dim", "must be in 1..4096");
-  if (pointwise_model()) {
-    need(loss == "bce" || loss == "idl" || loss == "bce-neg", "loss",
-         "'" + loss + "': " + model + " takes bce, idl or bce-neg");
-    need(strategy == "plain" || strategy == "ig", "strategy",
-         "'" + strategy + "': " + model + " takes plain or ig");
-    need(strategy != "ig" || loss == "idl", "loss",
-         "strategy ig steps its candidates on the inverse dual loss: use --loss idl");
-    need(mlp_layers >= 1 && mlp_layers <= 8, "mlp-layers", "must be in 1..8");
-    need(model != "neumf" || 2 * dim * (1 << (mlp_layers - 1)) <= 4096, "mlp-layers",
-         "the MLP input (2 * dim * 2^(layers-1)) must be at most 4096 wide");
-    need(std::isfinite(label_threshold), "label-threshold", "must be a finite number");
-    need(il_unlabeled >= 1 && il_unlabeled <= 1000, "il-unlabeled", "must be in 1..1000");
-    need(ig_sample_lr >= 0 && std::isfinite(ig_sample_lr), "ig-sample-lr", "must be a non-negative number");
-    need(ig_train_ratio > 0 && ig_train_ratio < 1, "ig-train-ratio", "must be in (0, 1)");
-  } else {
-    need(loss == "bpr" || loss == "bce", "loss", "'" + loss + "': expected bpr or bce");
-    need(strategy == "plain" || strategy == "mirror", "strategy", "'" + strategy + "': expected plain or mirror");
-  }
+  auto takes = [&](const std::vector<std::string>& list, const std::string& v, const char* field) {
+    std::string all;
+    for (const auto& x : list) all += (all.empty() ? "" : ", ") + x;
+    need(std::find(list.begin(), list.end(), v) != list.end(), field, "'" + v + "': " + model + " takes " + all);
+  };
+  takes(kind.losses, loss, "loss");
+  takes(kind.strategies, strategy, "strategy");
+  kind.validate(*this, need);
   need(negatives >= 1 && negatives <= 1000, "negatives", "must be in 1..1000");
   need(batch >= 1, "batch", "must be positive");
   need(epochs >= 0, "epochs", "must not be negative");
@@ -116,8 +107,9 @@ void TrainConfig::validate() const {
   std::vector<std::string> known;
   for (const char* m : {"recall", "ndcg", "precision", "hit", "mrr", "map"})
     for (int k : eval.ks) known.push_back(std::string(m) + "@" + std::to_string(k));
-  if (eval.pointwise || pointwise_model()) known.insert(known.end(), {"auc", "gauc", "logloss"});
-  if (pointwise_model()) known.push_back("mrr");
+  const bool labeled = kind.pointwise;
+  if (eval.pointwise || labeled) known.insert(known.end(), {"auc", "gauc", "logloss"});
+  if (labeled) known.push_back("mrr");
   if (eval_every > 0 && std::find(known.begin(), known.end(), valid_metric) == known.end()) {
     std::string list;
     for (auto& k : known) list += (list.empty() ? "" : ", ") + k;

@@ -23,7 +23,7 @@ struct EvalConfig {
 struct TrainConfig {
   std::string data;     // dataset file (shardrec prep / synth)
   std::string run_dir;  // outputs; empty = write nothing
-  std::string model = "mf";  // mf or vbpr
+  std::string model = "mf";  // a registered model (core/model_kind.h)
   std::string features;      // vbpr: dataset modalities to use, comma separated
   int dim = 64;
   std::string loss = "bpr";  // bpr or bce
@@ -58,7 +58,8 @@ struct TrainConfig {
   float ig_sample_lr = 0.001f;   // ig: rate of the candidate steps
   float ig_train_ratio = 0.9f;   // ig: share of labeled rows in training-train
   bool il_reference = false;     // ig: reproduce the reference code's optimizer quirks
-  bool pointwise_model() const { return model == "gmf" || model == "neumf"; }
+  // The model trains on labeled rows (core/model_kind.h).
+  bool pointwise_model() const;
 
   std::string to_ini() const;
   void validate() const;     // throws Error naming the bad field

@@ -6,6 +6,8 @@
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "core/model_kind.h"
+#include "core/planner.h"
 #include "io/features.h"
 #include "io/hdf5_util.h"
 
@@ -101,6 +103,36 @@ void MFModel::apply_dense(dist::Comm& comm, dist::ExactGradientSum& gW, dist::Ex
   opt_b_->update(0, b.data(), gb_.data());
   gW.clear();
   gb.clear();
+}
+
+ModelKind mf_kind() {
+  ModelKind k;
+  k.name = "mf";
+  k.summary = "matrix factorisation: score <p_u, e_i>";
+  k.losses = {"bpr", "bce"};
+  k.strategies = {"plain", "mirror"};
+  k.validate = [](const TrainConfig&, const Need&) {};
+  k.shape = [](const PlanInput& in) {
+    const double d = in.dim;
+    return ModelShape{d, d, 0, 1.0 + in.negatives, 0};
+  };
+  return k;
+}
+
+ModelKind vbpr_kind() {
+  ModelKind k = mf_kind();
+  k.name = "vbpr";
+  k.summary = "VBPR: score <p_u, [e_i, W f_i + b]> with the dataset's item features f";
+  k.item_features = true;
+  k.validate = [](const TrainConfig& c, const Need& need) {
+    need(!c.features.empty(), "features", "vbpr needs item modalities (e.g. --features genre)");
+  };
+  k.shape = [](const PlanInput& in) {
+    if (in.feature_dim < 1) fail("plan: model vbpr needs --feature-dim (the item features' width)");
+    const double d = in.dim;
+    return ModelShape{2 * d, d, static_cast<double>(in.feature_dim), 1.0 + in.negatives, d * in.feature_dim + d};
+  };
+  return k;
 }
 
 }  // namespace shardrec

@@ -7,6 +7,8 @@
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "core/model_kind.h"
+#include "core/planner.h"
 #include "kernels/embedding_ops.h"
 
 namespace shardrec {
@@ -179,6 +181,48 @@ void NcfModel::backward(float dy, const float* u, const float* it, const float* 
     gu[g + k] += dh[k];
     gi[g + k] += dh[m + k];
   }
+}
+
+namespace {
+// What GMF and NeuMF share: labeled rows, the Inverse Learning losses and strategies.
+ModelKind pointwise_kind(const char* name, const char* summary, bool neumf) {
+  ModelKind k;
+  k.name = name;
+  k.summary = summary;
+  k.pointwise = true;
+  k.losses = {"bce", "idl", "bce-neg"};
+  k.strategies = {"plain", "ig"};
+  k.validate = [neumf](const TrainConfig& c, const Need& need) {
+    need(c.strategy != "ig" || c.loss == "idl", "loss",
+         "strategy ig steps its candidates on the inverse dual loss: use --loss idl");
+    need(c.mlp_layers >= 1 && c.mlp_layers <= 8, "mlp-layers", "must be in 1..8");
+    need(!neumf || 2 * c.dim * (1 << (c.mlp_layers - 1)) <= 4096, "mlp-layers",
+         "the MLP input (2 * dim * 2^(layers-1)) must be at most 4096 wide");
+    need(std::isfinite(c.label_threshold), "label-threshold", "must be a finite number");
+    need(c.il_unlabeled >= 1 && c.il_unlabeled <= 1000, "il-unlabeled", "must be in 1..1000");
+    need(c.ig_sample_lr >= 0 && std::isfinite(c.ig_sample_lr), "ig-sample-lr", "must be a non-negative number");
+    need(c.ig_train_ratio > 0 && c.ig_train_ratio < 1, "ig-train-ratio", "must be in (0, 1)");
+  };
+  k.shape = [name, neumf](const PlanInput& in) {
+    if (!in.loss.empty() && in.loss != "bce" && in.loss != "idl" && in.loss != "bce-neg")
+      fail("plan: --loss '" + in.loss + "': expected bce, idl or bce-neg for " + name);
+    const double d = in.dim;
+    const double per = in.loss == "idl" || in.loss == "bce-neg" ? 1.0 + in.unlabeled : 1.0;
+    if (!neumf) return ModelShape{d, d, 0, per, d + 1};
+    // The MLP input 2m, each layer halving it, then the prediction layer over [gmf, mlp out].
+    const double m = d * std::ldexp(1.0, in.mlp_layers - 1);
+    double dense = 0, width = 2 * m;
+    for (int l = 0; l < in.mlp_layers; ++l, width /= 2) dense += width * (width / 2) + width / 2;
+    dense += d + width + 1;
+    return ModelShape{d + m, d + m, 0, per, dense};
+  };
+  return k;
+}
+}  // namespace
+
+ModelKind gmf_kind() { return pointwise_kind("gmf", "GMF: y = w . (p_u * q_i) + b, on labeled rows", false); }
+ModelKind neumf_kind() {
+  return pointwise_kind("neumf", "NeuMF: GMF and an MLP over [a_u, c_i], on labeled rows", true);
 }
 
 }  // namespace shardrec

@@ -1,9 +1,12 @@
 #include "core/planner.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstdio>
 
 #include "base/error.h"
+#include "core/model_kind.h"
 #include "kernels/row_optimizer.h"
 
 namespace shardrec {
@@ -29,39 +32,17 @@ std::string mib(double b) {
   return buf;
 }
 
-// Row widths, items scored per sample and replicated dense parameters of a model.
-struct Shape {
-  double user_w, item_w, feat_w = 0, per, dense = 0;
-};
-Shape model_shape(const PlanInput& in) {
-  const double d = in.dim;
-  if (in.model == "mf") return {d, d, 0, 1.0 + in.negatives, 0};
-  if (in.model == "vbpr") {
-    if (in.feature_dim < 1) fail("plan: model vbpr needs --feature-dim (the item features' width)");
-    return {2 * d, d, static_cast<double>(in.feature_dim), 1.0 + in.negatives, d * in.feature_dim + d};
-  }
-  if (in.model != "gmf" && in.model != "neumf") fail("plan: --model '" + in.model + "': expected mf, vbpr, gmf or neumf");
-  if (!in.loss.empty() && in.loss != "bce" && in.loss != "idl" && in.loss != "bce-neg")
-    fail("plan: --loss '" + in.loss + "': expected bce, idl or bce-neg for " + in.model);
-  const double per = in.loss == "idl" || in.loss == "bce-neg" ? 1.0 + in.unlabeled : 1.0;
-  if (in.model == "gmf") return {d, d, 0, per, d + 1};
-  // NeuMF: MLP input 2m, each layer halving it, then the prediction layer over [gmf, mlp out].
-  const double m = d * std::ldexp(1.0, in.mlp_layers - 1);
-  double dense = 0, width = 2 * m;
-  for (int l = 0; l < in.mlp_layers; ++l, width /= 2) dense += width * (width / 2) + width / 2;
-  dense += d + width + 1;
-  return {d + m, d + m, 0, per, dense};
-}
 }  // namespace
 
 Plan make_plan(const PlanInput& in) {
   if (in.users <= 0 || in.items <= 0 || in.train_rows <= 0) fail("plan: users, items and train rows must be positive");
   if (in.world < 1) fail("plan: --world must be at least 1");
   if (in.dim < 1 || in.negatives < 1 || in.batch < 1) fail("plan: dim, negatives and batch must be positive");
-  const bool pointwise = in.model == "gmf" || in.model == "neumf";
-  if (in.strategy == "ig" && !pointwise) fail("plan: strategy ig is for gmf and neumf");
-  if (in.strategy == "mirror" && pointwise) fail("plan: strategy mirror is for mf and vbpr");
-  const Shape sh = model_shape(in);
+  const ModelKind& kind = model_kind(in.model);
+  const auto& st = kind.strategies;
+  if (std::find(st.begin(), st.end(), in.strategy) == st.end())
+    fail("plan: strategy " + in.strategy + " is not one that model " + in.model + " takes");
+  const ModelShape sh = kind.shape(in);
   Plan p;
   const double N = in.world, d = sh.item_w, per = sh.per;
   const double urows = ceil_div(in.users, N), irows = ceil_div(in.items, N);

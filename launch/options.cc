@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/config.h"
+#include "core/model_kind.h"
 
 namespace po = boost::program_options;
 
@@ -280,12 +281,27 @@ Options for_command(Options all, Command cmd) {
   return out;
 }
 
+namespace {
+// The registered models (core/model_kind.h) and what each is.
+std::vector<std::string> model_choices() {
+  std::vector<std::string> names;
+  for (const auto& k : model_kinds()) names.push_back(k.name);
+  return names;
+}
+std::string model_help() {
+  std::string h;
+  for (const auto& k : model_kinds())
+    h += (h.empty() ? "" : "; ") + k.name + ": " + k.summary + (k.item_features ? " (needs --features)" : "");
+  return h;
+}
+}  // namespace
+
 Option params_option(std::string& params) {
   return Option("params", params, "parameters (params.h5 of a run, or an export)").required();
 }
 
 void default_pointwise_loss(TrainConfig& c, const Args& args) {
-  if (c.pointwise_model() && !args.has("loss")) c.loss = "bce";
+  if (!args.has("loss")) c.loss = model_kind(c.model).losses.front();
 }
 
 Options config_options(TrainConfig& c) {
@@ -298,8 +314,7 @@ Options config_options(TrainConfig& c) {
       Option("data", c.data, "dataset (.h5); plan takes the table sizes and row counts from it")
           .in(kTrain | kEval | kLandscape | kPlan | kExport).required(kTrain | kEval | kLandscape | kExport).ini(Ini::kYes),
       Option("run-dir", c.run_dir, "directory for config.ini, metrics.jsonl, result.json and params.h5").in(kTrain),
-      Option("model", c.model, "mf, vbpr (needs --features), gmf or neumf (labeled data)")
-          .choices({"mf", "vbpr", "gmf", "neumf"}).in(model).group(m).ini(Ini::kYes),
+      Option("model", c.model, model_help()).choices(model_choices()).in(model).group(m).ini(Ini::kYes),
       Option("features", c.features,
              "vbpr: the dataset's item modalities to use, comma separated (shardrec prep --features)")
           .in(kTrain).group(m).ini(Ini::kYes),

@@ -1,6 +1,7 @@
 #include "launch/params.h"
 
 #include "base/error.h"
+#include "core/model_kind.h"
 
 namespace shardrec::cli {
 
@@ -38,7 +39,7 @@ bool is_pointwise_params(const std::string& params) {
   try {
     auto f = io::H5File::open_read(params);
     const std::string m = f.read_attr_str("/", "model");
-    return m == "gmf" || m == "neumf";
+    return model_kind(m).pointwise;
   } catch (const Error&) {
     return false;
   }
