@@ -93,14 +93,9 @@ void check_position(const io::StateValues& st, int64_t epoch, int64_t step, int6
          ") does not fit this dataset and batch (" + std::to_string(steps_per_epoch) + " steps per epoch)");
 }
 
-void resize_best(TrainProgress& p, dist::ShardedEmbedding& user, dist::ShardedEmbedding& item) {
-  p.best_user.resize(user.local_data().size());
-  p.best_item.resize(item.local_data().size());
-}
-
-int64_t table_bytes(dist::ShardedEmbedding& tb) { return tb.rows() * tb.dim() * 4; }
-
 // The parts every trainer provides alike.
+// The parts every trainer provides alike: the model's tables and dense blocks (core/model_state.h)
+// with their optimizer state and kept best copies, the early-stopping state, the step counters.
 template <class TrainerT>
 class SourceOf : public io::StateDict {
  public:
@@ -111,28 +106,70 @@ class SourceOf : public io::StateDict {
   int64_t global_step() override { return t_.global_step(); }
   void to_host() override { t_.sync_state_to_host(); }
   void to_device() override { t_.sync_state_to_device(); }
-  std::string state(dist::Comm& comm) override { return position(comm) + progress_text(t_.progress()) + opt_steps(); }
-  void prepare(const io::StateValues& st) override {
-    t_.progress().has_best = st.i64("has_best") != 0;
-    prepare_position(st);
+
+  std::vector<std::string> groups() override {
+    std::vector<std::string> g = {"/tables"};
+    for (auto* tb : t_.model().state().tables) g.push_back("/tables/" + tb->name());
+    g.insert(g.end(), {"/best", "/dense"});
+    for (auto& x : extra_groups()) g.push_back(x);
+    return g;
   }
+
+  std::vector<io::StateBlock> blocks(int rank, bool reading) override {
+    const ModelState m = t_.model().state();
+    TrainProgress& p = t_.progress();
+    std::vector<io::StateBlock> out;
+    for (auto* tb : m.tables) add_table(out, *tb, rank, p.has_best ? &p.best_params.values[tb->name()] : nullptr);
+    for (const auto& d : m.dense) add_replicated(out, "/dense/" + d.name, d.rows, d.cols, d.values->data(), rank, reading);
+    for (const auto& d : m.dense)
+      add_replicated_state(out, "/dense/" + d.name, d.opt->rows(), d.opt->dim(), *d.opt, rank, reading);
+    if (p.has_best)
+      for (const auto& d : m.dense)
+        add_replicated(out, "/best/" + d.name, d.rows, d.cols, p.best_params.values[d.name].data(), rank, reading);
+    extra_blocks(out, rank, reading);
+    return out;
+  }
+
+  std::string state(dist::Comm& comm) override {
+    std::string steps;
+    const ModelState m = t_.model().state();
+    for (auto* tb : m.tables) steps += "\nopt_step." + tb->name() + " = " + std::to_string(tb->optimizer().step());
+    for (const auto& d : m.dense) steps += "\nopt_step." + d.step_name + " = " + std::to_string(d.opt->step());
+    return position(comm) + progress_text(t_.progress()) + steps;
+  }
+
+  void prepare(const io::StateValues& st) override {
+    TrainProgress& p = t_.progress();
+    p.has_best = st.i64("has_best") != 0;
+    prepare_position(st);
+    if (p.has_best) p.best_params.size_like(t_.model().state());
+  }
+
   void restore(const io::StateValues& st, dist::Comm& comm) override {
+    const ModelState m = t_.model().state();
+    for (auto* tb : m.tables) tb->optimizer().set_step(st.i64("opt_step." + tb->name()));
+    for (const auto& d : m.dense) d.opt->set_step(st.i64("opt_step." + d.step_name));
     restore_position(st, comm);
     restore_progress(st, t_.progress());
   }
+
   int64_t later_bytes() override {
     const TrainConfig& c = t_.config();
-    return !t_.progress().has_best && c.keep_best && c.eval_every > 0 ? best_bytes() : 0;
+    if (t_.progress().has_best || !c.keep_best || c.eval_every == 0) return 0;
+    int64_t bytes = 0;  // the best copies of every table and dense block
+    const ModelState m = t_.model().state();
+    for (auto* tb : m.tables) bytes += tb->rows() * tb->dim() * 4;
+    for (const auto& d : m.dense) bytes += static_cast<int64_t>(d.values->size()) * 4;
+    return bytes;
   }
 
  protected:
-  // The trainer's own lines: its position (a collective) and the optimizers' step counters,
-  // each line starting with "\n" except the position's first.
+  // The trainer's own lines: its position (a collective), starting without "\n".
   virtual std::string position(dist::Comm& comm) = 0;
-  virtual std::string opt_steps() = 0;
   virtual void prepare_position(const io::StateValues& st) = 0;
   virtual void restore_position(const io::StateValues& st, dist::Comm& comm) = 0;
-  virtual int64_t best_bytes() = 0;
+  virtual std::vector<std::string> extra_groups() { return {}; }
+  virtual void extra_blocks(std::vector<io::StateBlock>&, int, bool) {}
 
   TrainerT& t_;
 };
@@ -141,28 +178,8 @@ class SourceOf : public io::StateDict {
 class TrainerSource final : public SourceOf<Trainer> {
  public:
   using SourceOf::SourceOf;
-  std::vector<std::string> groups() override { return {"/tables", "/tables/user", "/tables/item", "/best", "/dense"}; }
 
-  std::vector<io::StateBlock> blocks(int rank, bool reading) override {
-    MFModel& m = t_.model();
-    TrainProgress& p = t_.progress();
-    std::vector<io::StateBlock> out;
-    add_table(out, m.user, rank, p.has_best ? &p.best_user : nullptr);
-    add_table(out, m.item, rank, p.has_best ? &p.best_item : nullptr);
-    if (m.vbpr()) {
-      const int64_t d = m.item_dim(), F = m.feat_dim();
-      add_replicated(out, "/dense/W", d, F, m.W.data(), rank, reading);
-      add_replicated(out, "/dense/b", d, 0, m.b.data(), rank, reading);
-      add_replicated_state(out, "/dense/W", d, F, *m.optimizer_W(), rank, reading);
-      add_replicated_state(out, "/dense/b", 1, d, *m.optimizer_b(), rank, reading);
-      if (p.has_best) {
-        add_replicated(out, "/best/W", d, F, p.best_W.data(), rank, reading);
-        add_replicated(out, "/best/b", d, 0, p.best_b.data(), rank, reading);
-      }
-    }
-    return out;
-  }
-
+ protected:
   std::string position(dist::Comm& comm) override {
     // The epoch's loss sum so far, over all ranks (each holds its own samples' part).
     int64_t loss_total = t_.epoch_loss().raw(0);
@@ -172,36 +189,13 @@ class TrainerSource final : public SourceOf<Trainer> {
            "\nglobal_step = " + std::to_string(t_.global_step()) + "\nepoch_loss = " + std::to_string(loss_total);
   }
 
-  std::string opt_steps() override {
-    MFModel& m = t_.model();
-    std::string o = "\nopt_step.user = " + std::to_string(m.user.optimizer().step()) +
-                    "\nopt_step.item = " + std::to_string(m.item.optimizer().step());
-    if (m.vbpr())
-      o += "\nopt_step.W = " + std::to_string(m.optimizer_W()->step()) +
-           "\nopt_step.b = " + std::to_string(m.optimizer_b()->step());
-    return o;
-  }
-
   void prepare_position(const io::StateValues& st) override {
     const int64_t S = t_.steps_per_epoch();
     const int64_t epoch = st.i64("epoch"), step = st.i64("step");
     check_position(st, epoch, step, S, (epoch - 1) * S + step, S);
-    TrainProgress& p = t_.progress();
-    MFModel& m = t_.model();
-    if (!p.has_best) return;
-    resize_best(p, m.user, m.item);
-    p.best_W.resize(m.W.size());
-    p.best_b.resize(m.b.size());
   }
 
   void restore_position(const io::StateValues& st, dist::Comm& comm) override {
-    MFModel& m = t_.model();
-    m.user.optimizer().set_step(st.i64("opt_step.user"));
-    m.item.optimizer().set_step(st.i64("opt_step.item"));
-    if (m.vbpr()) {
-      m.optimizer_W()->set_step(st.i64("opt_step.W"));
-      m.optimizer_b()->set_step(st.i64("opt_step.b"));
-    }
     TrainProgress& p = t_.progress();
     p.epoch = static_cast<int>(st.i64("epoch"));
     p.step = st.i64("step");
@@ -209,28 +203,18 @@ class TrainerSource final : public SourceOf<Trainer> {
     t_.epoch_loss() = dist::ExactSums(1, 24);
     t_.epoch_loss().set_raw(0, comm.rank() == 0 ? st.i64("epoch_loss") : 0);
   }
-
-  int64_t best_bytes() override { return table_bytes(t_.model().user) + table_bytes(t_.model().item); }
 };
 
-// GMF and NeuMF (plain and Inverse Gradient training).
+// GMF and NeuMF (plain and Inverse Gradient training): the position inside the epoch's phases and
+// the IG decisions.
 class PointwiseSource final : public SourceOf<PointwiseTrainer> {
  public:
   using SourceOf::SourceOf;
-  std::vector<std::string> groups() override {
-    return {"/tables", "/tables/user", "/tables/item", "/best", "/dense", "/ig"};
-  }
 
-  std::vector<io::StateBlock> blocks(int rank, bool reading) override {
-    NcfModel& m = t_.model();
-    PointwiseProgress& p = t_.progress();
-    const int64_t D = static_cast<int64_t>(m.dense.size());
-    std::vector<io::StateBlock> out;
-    add_table(out, m.user, rank, p.has_best ? &p.best_user : nullptr);
-    add_table(out, m.item, rank, p.has_best ? &p.best_item : nullptr);
-    add_replicated(out, "/dense/ncf", 1, D, m.dense.data(), rank, reading);
-    add_replicated_state(out, "/dense/ncf", 1, D, m.dense_optimizer(), rank, reading);
-    if (p.has_best) add_replicated(out, "/best/ncf", 1, D, p.best_dense.data(), rank, reading);
+ protected:
+  std::vector<std::string> extra_groups() override { return {"/ig"}; }
+
+  void extra_blocks(std::vector<io::StateBlock>& out, int rank, bool reading) override {
     if (!reading) {
       const auto& d = t_.ig_stats().decisions;
       decisions_.assign(d.begin(), d.end());
@@ -239,7 +223,6 @@ class PointwiseSource final : public SourceOf<PointwiseTrainer> {
     if (!decisions_.empty())
       add_replicated(out, "/ig/decisions", static_cast<int64_t>(decisions_.size()), 0, decisions_.data(), rank,
                      reading);
-    return out;
   }
 
   std::string position(dist::Comm& comm) override {
@@ -255,13 +238,6 @@ class PointwiseSource final : public SourceOf<PointwiseTrainer> {
            "\nig.mid = " + std::to_string(ig.mid) + "\nig.decisions = " + std::to_string(ig.decisions.size());
   }
 
-  std::string opt_steps() override {
-    NcfModel& m = t_.model();
-    return "\nopt_step.user = " + std::to_string(m.user.optimizer().step()) +
-           "\nopt_step.item = " + std::to_string(m.item.optimizer().step()) +
-           "\nopt_step.dense = " + std::to_string(m.dense_optimizer().step());
-  }
-
   void prepare_position(const io::StateValues& st) override {
     const int64_t epoch = st.i64("epoch"), phase = st.i64("phase"), step = st.i64("step");
     const int64_t S = t_.steps_per_epoch();
@@ -272,18 +248,9 @@ class PointwiseSource final : public SourceOf<PointwiseTrainer> {
     const int64_t n = st.i64("ig.decisions");
     if (n < 0) fail(st.where() + "ig.decisions is negative");
     decisions_.assign(static_cast<size_t>(n), 0.0f);
-    PointwiseProgress& p = t_.progress();
-    NcfModel& m = t_.model();
-    if (!p.has_best) return;
-    resize_best(p, m.user, m.item);
-    p.best_dense.resize(m.dense.size());
   }
 
   void restore_position(const io::StateValues& st, dist::Comm& comm) override {
-    NcfModel& m = t_.model();
-    m.user.optimizer().set_step(st.i64("opt_step.user"));
-    m.item.optimizer().set_step(st.i64("opt_step.item"));
-    m.dense_optimizer().set_step(st.i64("opt_step.dense"));
     PointwiseProgress& p = t_.progress();
     p.epoch = static_cast<int>(st.i64("epoch"));
     p.phase = static_cast<int>(st.i64("phase"));
@@ -298,11 +265,6 @@ class PointwiseSource final : public SourceOf<PointwiseTrainer> {
     ig.inverse = st.i64("ig.inverse");
     ig.mid = st.i64("ig.mid");
     ig.decisions.assign(decisions_.begin(), decisions_.end());
-  }
-
-  int64_t best_bytes() override {
-    return table_bytes(t_.model().user) + table_bytes(t_.model().item) +
-           static_cast<int64_t>(t_.model().dense.size()) * 4;
   }
 
  private:

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/model_state.h"
 #include "kernels/row_optimizer.h"
 #include "dist/dense_allreduce.h"
 #include "dist/sharded_embedding.h"
@@ -46,6 +47,13 @@ class MFModel {
   std::vector<float> local_item_vectors() const;
   // One optimizer step on W and b from exactly summed gradients (identical on every rank).
   void apply_dense(dist::Comm& comm, dist::ExactGradientSum& gW, dist::ExactGradientSum& gb);
+  // The tables and VBPR's projection (W: d x F, b: d; b's optimizer state is one row of d).
+  ModelState state() {
+    ModelState s{{&user, &item}, {}};
+    if (vbpr())
+      s.dense = {{"W", "W", item_dim(), feat_dim(), &W, opt_W_.get()}, {"b", "b", item_dim(), 0, &b, opt_b_.get()}};
+    return s;
+  }
   // VBPR's optimizers of W and b (null for MF), for checkpoints.
   RowOptimizer* optimizer_W() { return opt_W_.get(); }
   RowOptimizer* optimizer_b() { return opt_b_.get(); }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/model_state.h"
 #include "kernels/row_optimizer.h"
 #include "dist/comm.h"
 #include "dist/sharded_embedding.h"
@@ -75,6 +76,10 @@ class NcfModel {
   void reset_dense_optimizer();
   // Its state (checkpoints): Adam's m, v over the dense vector (one row) and the step counter.
   RowOptimizer& dense_optimizer() { return *opt_; }
+  // The tables and the dense vector (one row of dense.size()).
+  ModelState state() {
+    return {{&user, &item}, {{"ncf", "dense", 1, static_cast<int64_t>(dense.size()), &dense, opt_.get()}}};
+  }
   // The layers (the GPU backend runs them with cuBLAS): the MLP's, then the prediction layer
   // (in = gmf_dim + the last MLP width, out 1) whose input is [p_u * q_i, MLP output].
   const std::vector<Layer>& mlp() const { return mlp_; }

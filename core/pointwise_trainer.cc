@@ -474,16 +474,8 @@ FitResult PointwiseTrainer::fit(const std::function<void(const EpochLog&)>& on_e
   h.train_epoch = [&](int epoch) { return train_epoch(epoch); };
   h.stopped = [&] { return stop_requested_; };
   h.validate = [&] { return evaluate(1); };
-  h.keep_best = [&] {
-    prog_.best_user = model_.user.local_data();
-    prog_.best_item = model_.item.local_data();
-    prog_.best_dense = model_.dense;
-  };
-  h.restore_best = [&] {
-    model_.user.local_data() = prog_.best_user;
-    model_.item.local_data() = prog_.best_item;
-    model_.dense = prog_.best_dense;
-  };
+  h.keep_best = [&] { prog_.best_params.take(model_.state()); };
+  h.restore_best = [&] { prog_.best_params.restore(model_.state()); };
   return run_fit(cfg_, prog_, comm_, num_train_, h, on_epoch);
 }
 

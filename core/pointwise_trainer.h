@@ -52,7 +52,6 @@ struct PointwiseProgress : TrainProgress {
   dist::ExactSums phase_loss{2, 24};  // the phase's loss sums so far: this rank's part
   double epoch_sum = 0;               // the finished phases' recorded losses and terms
   int64_t epoch_terms = 0;
-  std::vector<float> best_dense;      // with best_user/best_item (keep_best)
 };
 
 class PointwiseTrainer {

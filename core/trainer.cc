@@ -384,18 +384,8 @@ FitResult Trainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
   };
   h.stopped = [&] { return stop_requested_; };
   h.validate = [&] { return evaluate(model_, data_, 1, cfg_.eval, comm_); };
-  h.keep_best = [&] {
-    prog_.best_user = model_.user.local_data();
-    prog_.best_item = model_.item.local_data();
-    prog_.best_W = model_.W;
-    prog_.best_b = model_.b;
-  };
-  h.restore_best = [&] {
-    model_.user.local_data() = prog_.best_user;
-    model_.item.local_data() = prog_.best_item;
-    model_.W = prog_.best_W;
-    model_.b = prog_.best_b;
-  };
+  h.keep_best = [&] { prog_.best_params.take(model_.state()); };
+  h.restore_best = [&] { prog_.best_params.restore(model_.state()); };
   return run_fit(cfg_, prog_, comm_, num_train_, h, on_epoch);
 }
 

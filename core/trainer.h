@@ -46,7 +46,7 @@ struct TrainProgress {
   int best_epoch = 0;
   double best_valid = 0;
   bool has_best = false;     // best_* hold the best validated parameters (keep_best)
-  std::vector<float> best_user, best_item, best_W, best_b;  // this rank's rows
+  ParamCopy best_params;     // this rank's part of the best validated parameters
   double elapsed = 0;        // seconds of the completed epochs (for the ETA only)
 };
 

@@ -25,7 +25,7 @@ std::string OptimizerConfig::kind_name(Kind k) {
 }
 
 RowOptimizer::RowOptimizer(const OptimizerConfig& cfg, int64_t rows, int dim)
-    : cfg_(cfg), dim_(dim) {
+    : cfg_(cfg), rows_(rows), dim_(dim) {
   switch (cfg.kind) {
     case OptimizerConfig::Kind::kSgd: break;
     case OptimizerConfig::Kind::kAdagrad: v_.assign(rows, cfg.adagrad_init); break;

@@ -47,6 +47,8 @@ class RowOptimizer {
   // Updates one row; grad == nullptr means a zero gradient (dense Adam's untouched rows).
   void update(int64_t local_row, float* w, const float* grad);
   const OptimizerConfig& config() const { return cfg_; }
+  int64_t rows() const { return rows_; }
+  int dim() const { return dim_; }
   int64_t step() const { return t_; }
   size_t state_bytes() const;
   // This step's Adam factors (set by begin_step): lr / (1 - beta1^t) and sqrt(1 - beta2^t). The GPU
@@ -59,6 +61,7 @@ class RowOptimizer {
 
  private:
   OptimizerConfig cfg_;
+  int64_t rows_;
   int dim_;
   int64_t t_ = 0;
   float adam_step_ = 0, adam_bc2_sqrt_ = 1;  // this step's bias corrections
