@@ -37,9 +37,9 @@ void add_table(std::vector<io::StateBlock>& out, dist::ShardedEmbedding& tb, int
   };
   add(g + "/embedding", tb.dim(), tb.local_data());
   RowOptimizer& o = tb.optimizer();
-  const bool adagrad = o.config().kind == OptimizerConfig::Kind::kAdagrad;
-  if (!o.state_m().empty()) add(g + "/adam_m", tb.dim(), o.state_m());
-  if (!o.state_v().empty()) add(g + (adagrad ? "/adagrad_sum" : "/adam_v"), adagrad ? 0 : tb.dim(), o.state_v());
+  const OptimizerTraits& t = traits_of(o.config().kind);
+  if (t.m_name) add(g + "/" + t.m_name, tb.dim(), o.state_m());
+  if (t.v_name) add(g + "/" + t.v_name, t.v_per_row ? 0 : tb.dim(), o.state_v());
   if (best) add("/best/" + tb.name(), tb.dim(), *best);
 }
 
@@ -56,16 +56,13 @@ void add_replicated(std::vector<io::StateBlock>& out, const std::string& name, i
   out.push_back(x);
 }
 
-// A replicated parameter's optimizer state (rows x cols parameters): "<name>_adam_m" and
-// "<name>_adam_v", or "<name>_adagrad_sum" (one per row).
+// A replicated parameter's optimizer state (rows x cols parameters): "<name>_<m name>" and
+// "<name>_<v name>" (OptimizerTraits; a row-wise v has one float per row).
 void add_replicated_state(std::vector<io::StateBlock>& out, const std::string& name, int64_t rows, int64_t cols,
                           RowOptimizer& opt, int rank, bool reading) {
-  if (!opt.state_m().empty()) add_replicated(out, name + "_adam_m", rows, cols, opt.state_m().data(), rank, reading);
-  if (opt.state_v().empty()) return;
-  if (opt.config().kind != OptimizerConfig::Kind::kAdagrad)
-    add_replicated(out, name + "_adam_v", rows, cols, opt.state_v().data(), rank, reading);
-  else
-    add_replicated(out, name + "_adagrad_sum", rows, 0, opt.state_v().data(), rank, reading);
+  const OptimizerTraits& t = traits_of(opt.config().kind);
+  if (t.m_name) add_replicated(out, name + "_" + t.m_name, rows, cols, opt.state_m().data(), rank, reading);
+  if (t.v_name) add_replicated(out, name + "_" + t.v_name, rows, t.v_per_row ? 0 : cols, opt.state_v().data(), rank, reading);
 }
 
 // The early-stopping state both trainers keep (TrainProgress).
@@ -93,7 +90,6 @@ void check_position(const io::StateValues& st, int64_t epoch, int64_t step, int6
          ") does not fit this dataset and batch (" + std::to_string(steps_per_epoch) + " steps per epoch)");
 }
 
-// The parts every trainer provides alike.
 // The parts every trainer provides alike: the model's tables and dense blocks (core/model_state.h)
 // with their optimizer state and kept best copies, the early-stopping state, the step counters.
 template <class TrainerT>

@@ -15,15 +15,7 @@ namespace {
 double ceil_div(double a, double b) { return std::ceil(a / b); }
 
 // Optimizer state in floats per row of width d.
-double state_floats(const std::string& opt, int d) {
-  switch (OptimizerConfig::parse_kind(opt)) {
-    case OptimizerConfig::Kind::kSgd: return 0;
-    case OptimizerConfig::Kind::kAdagrad: return 1;
-    case OptimizerConfig::Kind::kAdam:
-    case OptimizerConfig::Kind::kAdamDense: return 2.0 * d;
-  }
-  return 0;
-}
+double state_floats(const std::string& opt, int d) { return traits_of(OptimizerConfig::parse_kind(opt)).state_floats(d); }
 
 std::string mib(double b) {
   char buf[32];

@@ -246,12 +246,10 @@ namespace {
 // The optimizer state the host table keeps (RowOptimizer's layout): Adam's m and v are
 // local_rows x dim, Adagrad's accumulators one per row in v; SGD keeps none.
 void state_sizes(const OptimizerConfig& c, int64_t local_rows, int dim, size_t* m, size_t* v) {
+  const OptimizerTraits& t = traits_of(c.kind);
   const size_t cells = static_cast<size_t>(local_rows) * dim;
-  switch (c.kind) {
-    case OptimizerConfig::Kind::kSgd: *m = *v = 0; break;
-    case OptimizerConfig::Kind::kAdagrad: *m = 0; *v = static_cast<size_t>(local_rows); break;
-    default: *m = *v = cells;
-  }
+  *m = t.m_name ? cells : 0;
+  *v = t.v_name ? (t.v_per_row ? static_cast<size_t>(local_rows) : cells) : 0;
 }
 }  // namespace
 

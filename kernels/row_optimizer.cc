@@ -6,23 +6,33 @@
 
 namespace shardrec {
 
-OptimizerConfig::Kind OptimizerConfig::parse_kind(const std::string& name) {
-  if (name == "sgd") return Kind::kSgd;
-  if (name == "adagrad") return Kind::kAdagrad;
-  if (name == "adam") return Kind::kAdam;
-  if (name == "adam_dense") return Kind::kAdamDense;
-  fail("optimizer '" + name + "': expected sgd, adagrad, adam (lazy) or adam_dense");
+const std::vector<OptimizerTraits>& optimizer_traits() {
+  static const std::vector<OptimizerTraits> t = {
+      {OptimizerKind::kSgd, "sgd", "w -= lr g", nullptr, nullptr, false},
+      {OptimizerKind::kAdagrad, "adagrad", "row-wise Adagrad (one accumulator per row)", nullptr, "adagrad_sum", true},
+      {OptimizerKind::kAdam, "adam", "lazy Adam (the rows of the batch)", "adam_m", "adam_v", false},
+      {OptimizerKind::kAdamDense, "adam_dense", "Adam on every row every step (PyTorch's dense Adam)", "adam_m",
+       "adam_v", false},
+  };
+  return t;
 }
 
-std::string OptimizerConfig::kind_name(Kind k) {
-  switch (k) {
-    case Kind::kSgd: return "sgd";
-    case Kind::kAdagrad: return "adagrad";
-    case Kind::kAdam: return "adam";
-    case Kind::kAdamDense: return "adam_dense";
-  }
-  return "?";
+const OptimizerTraits& traits_of(OptimizerKind kind) {
+  for (const auto& t : optimizer_traits())
+    if (t.kind == kind) return t;
+  fail("unknown optimizer kind " + std::to_string(static_cast<int>(kind)));
 }
+
+OptimizerConfig::Kind OptimizerConfig::parse_kind(const std::string& name) {
+  std::string all;
+  for (const auto& t : optimizer_traits()) {
+    if (name == t.name) return t.kind;
+    all += (all.empty() ? "" : ", ") + std::string(t.name);
+  }
+  fail("optimizer '" + name + "': expected " + all);
+}
+
+std::string OptimizerConfig::kind_name(Kind k) { return traits_of(k).name; }
 
 RowOptimizer::RowOptimizer(const OptimizerConfig& cfg, int64_t rows, int dim)
     : cfg_(cfg), rows_(rows), dim_(dim) {

@@ -20,6 +20,21 @@
 
 namespace shardrec {
 
+// What the rest of the system asks of an optimizer kind, in one table (row_optimizer.cc): its
+// name for options and files, and the state it keeps per table row: m (dim floats) and v (dim
+// floats, or one per row), with the names their checkpoint blocks take.
+struct OptimizerTraits {
+  OptimizerKind kind;
+  const char* name;
+  const char* help;
+  const char* m_name;  // null: no m
+  const char* v_name;  // null: no v
+  bool v_per_row;      // v holds one float per row (row-wise Adagrad)
+  double state_floats(int dim) const { return (m_name ? dim : 0) + (v_name ? (v_per_row ? 1 : dim) : 0); }
+};
+const std::vector<OptimizerTraits>& optimizer_traits();
+const OptimizerTraits& traits_of(OptimizerKind kind);
+
 struct OptimizerConfig {
   using Kind = OptimizerKind;
   Kind kind = Kind::kAdamDense;

@@ -294,6 +294,17 @@ std::string model_help() {
     h += (h.empty() ? "" : "; ") + k.name + ": " + k.summary + (k.item_features ? " (needs --features)" : "");
   return h;
 }
+// The optimizers (kernels/row_optimizer.h's table).
+std::vector<std::pair<std::string, OptimizerKind>> optimizer_names() {
+  std::vector<std::pair<std::string, OptimizerKind>> v;
+  for (const auto& t : optimizer_traits()) v.emplace_back(t.name, t.kind);
+  return v;
+}
+std::string optimizer_help() {
+  std::string h;
+  for (const auto& t : optimizer_traits()) h += (h.empty() ? "" : "; ") + std::string(t.name) + ": " + t.help;
+  return h;
+}
 }  // namespace
 
 Option params_option(std::string& params) {
@@ -305,7 +316,6 @@ void default_pointwise_loss(TrainConfig& c, const Args& args) {
 }
 
 Options config_options(TrainConfig& c) {
-  using K = OptimizerConfig::Kind;
   using I = dist::InitSpec::Kind;
   const unsigned model = kTrain | kPlan, loss = kTrain | kLandscape | kPlan, eval = kTrain | kEval;
   const std::string m = "model", o = "optimizer", t = "training", e = "evaluation",
@@ -327,9 +337,7 @@ Options config_options(TrainConfig& c) {
       Option("batch", c.batch, "global batch size (any number of ranks)").at_least(1).in(loss).group(t).ini(Ini::kYes),
       Option("epochs", c.epochs, "maximum epochs").at_least(0).in(kTrain).group(t).ini(Ini::kYes),
       Option("seed", c.seed, "seed of init, shuffle and negatives").in(kTrain | kLandscape).group(t).ini(Ini::kYes),
-      Option::named("optimizer", c.opt.kind,
-                    {{"sgd", K::kSgd}, {"adagrad", K::kAdagrad}, {"adam", K::kAdam}, {"adam_dense", K::kAdamDense}},
-                    "adagrad is row-wise, adam lazy (the rows of the batch), adam_dense updates every row every step")
+      Option::named("optimizer", c.opt.kind, optimizer_names(), optimizer_help())
           .in(model).group(o).ini(Ini::kYes),
       Option("lr", c.opt.lr, "learning rate").positive().in(kTrain).group(o).ini(Ini::kYes),
       Option("beta1", c.opt.beta1, "Adam beta1").range(0, 1, false, true).in(kTrain).group(o).ini(Ini::kYes),
