@@ -11,7 +11,7 @@ rm -rf "$out"
 mkdir -p "$out/bin" "$out/lib" "$out/ompi"
 bins=("$build/shardrec" "$build/tests/test_device" "$build/bench/bench_gpu")
 for b in "${bins[@]}"; do
-  [[ -x $b ]] || { echo "gpu_bundle: $b is missing; build with the CUDA backend first" >&2; exit 1; }
+  [[ -x $b ]] || { echo "gpu_bundle: $b is missing; build with the CUDA backend first (bash launch/build.sh -DSHARDREC_CUDA=ON)" >&2; exit 1; }
   cp "$b" "$out/bin/"
 done
 # glibc, libstdc++ and libgcc come from the target's own (newer) system; NCCL and cuBLAS (600 MB)

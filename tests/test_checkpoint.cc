@@ -338,7 +338,9 @@ TEST(Checkpoint, CheckpointerWritesEveryMinutesWhenDue) {
     io::Checkpointer ck(p, comm);
     checkpoint_steps(t, ck);
     EXPECT_FALSE(t.fit().interrupted);
-    if (comm.rank() == 0) EXPECT_EQ(static_cast<int64_t>(io::list_checkpoints(dir).size()), t.steps_per_epoch());
+    if (comm.rank() == 0) {
+      EXPECT_EQ(static_cast<int64_t>(io::list_checkpoints(dir).size()), t.steps_per_epoch());
+    }
   });
   // A long interval writes none in a short run.
   fs::remove_all(dir);

@@ -362,8 +362,9 @@ TEST_P(PointwiseBackends, ReproducibleWorldSizeInvariantAndCloseToTheCpuReferenc
   EXPECT_LT(di, kPointwiseTolerance);
   EXPECT_LT(dd, kPointwiseTolerance);
   EXPECT_EQ(one.decisions, cpu.decisions);
-  if (std::string(k.strategy) == "ig")  // the meta-step does choose candidates here
+  if (std::string(k.strategy) == "ig") {  // the meta-step does choose candidates here
     EXPECT_GT(std::count_if(one.decisions.begin(), one.decisions.end(), [](uint8_t x) { return x != 0; }), 0);
+  }
   for (size_t e = 0; e < cpu.losses.size(); ++e) EXPECT_NEAR(one.losses[e], cpu.losses[e], 1e-4) << "epoch " << e + 1;
   // It trains.
   TrainConfig c0 = c;
@@ -803,9 +804,13 @@ TEST_P(BackendCheckpoint, StopAndResumeEqualsUninterruptedForAnyRanks) {
   ASSERT_GT(S, 3);
   // The optimizer kept state, and its step counters count every update (one a step, plain).
   const bool plain = std::string(k.strategy) == "plain";
-  if (plain) EXPECT_EQ(ref.user_step, 3 * S);
+  if (plain) {
+    EXPECT_EQ(ref.user_step, 3 * S);
+  }
   EXPECT_GE(ref.item_step, 3 * S);
-  if (k.opt != OptimizerConfig::Kind::kSgd) EXPECT_FALSE(ref.item_v.empty());
+  if (k.opt != OptimizerConfig::Kind::kSgd) {
+    EXPECT_FALSE(ref.item_v.empty());
+  }
   // Mid-epoch (epoch 2, two steps in) and at the last step of epoch 1 (its loss not yet taken).
   for (const int64_t stop : {S + 2, S}) {
     for (auto [n, m] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{3, 1}}) {
@@ -816,7 +821,9 @@ TEST_P(BackendCheckpoint, StopAndResumeEqualsUninterruptedForAnyRanks) {
       const CkptRun first = train_ckpt(n, c, d, "", stop, ck);
       ASSERT_TRUE(first.interrupted);
       ASSERT_TRUE(std::filesystem::exists(ck));
-      if (plain) EXPECT_EQ(first.user_step, stop);  // stopped exactly at the hook's step
+      if (plain) {
+        EXPECT_EQ(first.user_step, stop);  // stopped exactly at the hook's step
+      }
       EXPECT_EQ(first.losses.size(), static_cast<size_t>((stop - 1) / S));
       const CkptRun resumed = train_ckpt(m, c, d, ck);
       ASSERT_FALSE(resumed.interrupted);
