@@ -1,53 +1,75 @@
-// shardrec: prep | synth | train | eval | export. Run train/eval/export under mpirun for N ranks.
+// shardrec <command>: the commands, --help and --version. Run train/eval/export under mpirun for N ranks.
 #include <boost/program_options/errors.hpp>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "launch/commands.h"
+#include "launch/options.h"
+#include "shardrec_commit.h"
 #include "shardrec_config.h"
 
 namespace {
-const char* kUsage =
-    "shardrec " SHARDREC_VERSION " - sharded embedding training for recommendation\n"
-    "\n"
-    "usage: shardrec <command> [options]     (shardrec <command> --help for its options)\n"
-    "\n"
-    "  prep    turn raw interactions into a shardrec HDF5 dataset\n"
-    "  synth   generate a synthetic dataset (popularity skew, planted structure)\n"
-    "  train   train a model; run under mpirun -np N to shard it over N ranks\n"
-    "  eval    evaluate trained parameters on the valid or test split\n"
-    "  export  write trained tables with raw ids (HDF5 or TSV)\n"
-    "  landscape  training loss around trained parameters (1-D/2-D, CSV) and a sharpness number\n"
-    "  plan    memory per rank, bytes per step and step time of a configuration, before running it\n";
+struct Command {
+  const char* name;
+  int (*fn)(int, char**);
+  const char* summary;
+};
+const Command kCommands[] = {
+    {"prep", shardrec::cli::cmd_prep, "turn raw interactions into a shardrec HDF5 dataset"},
+    {"synth", shardrec::cli::cmd_synth, "generate a synthetic dataset (popularity skew, planted structure)"},
+    {"train", shardrec::cli::cmd_train, "train a model; run under mpirun -np N to shard it over N ranks"},
+    {"eval", shardrec::cli::cmd_eval, "evaluate trained parameters on the valid or test split"},
+    {"export", shardrec::cli::cmd_export, "write trained tables with raw ids (HDF5 or TSV)"},
+    {"landscape", shardrec::cli::cmd_landscape, "training loss around trained parameters (1-D/2-D, CSV) and a sharpness number"},
+    {"plan", shardrec::cli::cmd_plan, "memory per rank, bytes per step and step time of a configuration, before running it"},
+};
+
+std::string usage() {
+  std::string u = "shardrec " SHARDREC_VERSION " - sharded embedding training for recommendation\n\n"
+                  "usage: shardrec <command> [options]     (shardrec <command> --help for its options)\n\n";
+  for (const auto& c : kCommands) {
+    char line[160];
+    std::snprintf(line, sizeof line, "  %-10s %s\n", c.name, c.summary);
+    u += line;
+  }
+  return u;
+}
+
+// shardrec 0.1.0 (commit 1a2b3c4d5e6f, Release; CUDA backend: sm 80;90 | not built)
+std::string version() {
+  std::string v = "shardrec " SHARDREC_VERSION " (commit " SHARDREC_COMMIT ", " SHARDREC_BUILD_TYPE "; CUDA backend: ";
+  v += SHARDREC_HAVE_CUDA ? std::string("built for sm ") + SHARDREC_CUDA_ARCHS + ", NCCL" : std::string("not built");
+  return v + ")";
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
-    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    std::fputs(usage().c_str(), argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
   if (!std::strcmp(argv[1], "--version")) {
-    std::printf("shardrec %s\n", SHARDREC_VERSION);
+    std::printf("%s\n", version().c_str());
     return 0;
   }
   const std::string cmd = argv[1];
-  using Fn = int (*)(int, char**);
-  Fn fn = cmd == "prep"     ? shardrec::cli::cmd_prep
-          : cmd == "synth"  ? shardrec::cli::cmd_synth
-          : cmd == "train"  ? shardrec::cli::cmd_train
-          : cmd == "eval"   ? shardrec::cli::cmd_eval
-          : cmd == "export" ? shardrec::cli::cmd_export
-          : cmd == "landscape" ? shardrec::cli::cmd_landscape
-          : cmd == "plan" ? shardrec::cli::cmd_plan
-                            : nullptr;
-  if (!fn) {
-    std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+  const Command* found = nullptr;
+  std::vector<std::string> names;
+  for (const auto& c : kCommands) {
+    names.push_back(c.name);
+    if (cmd == c.name) found = &c;
+  }
+  if (!found) {
+    const std::string near = shardrec::cli::nearest(cmd, names);
+    std::fprintf(stderr, "error: unknown command '%s'%s\n\n%s", cmd.c_str(),
+                 near.empty() ? "" : ("; did you mean '" + near + "'?").c_str(), usage().c_str());
     return 2;
   }
   try {
-    return fn(argc - 1, argv + 1);
+    return found->fn(argc - 1, argv + 1);
   } catch (const boost::program_options::error& e) {
     std::fprintf(stderr, "error: %s (see shardrec %s --help)\n", e.what(), cmd.c_str());
     return 2;

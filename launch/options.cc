@@ -107,12 +107,8 @@ std::string suggestion(std::string typed, const Options& options, const char* da
   for (const auto& n : names)
     if (n.rfind(typed, 0) == 0) prefixed.push_back(dashes + n);
   if (!typed.empty() && !prefixed.empty() && prefixed.size() <= 4) return "; did you mean " + or_list(prefixed) + "?";
-  const std::string* best = nullptr;
-  size_t dist = 0;
-  for (const auto& n : names)
-    if (const size_t d = edit_distance(typed, n); !best || d < dist) best = &n, dist = d;
-  if (best && dist <= std::max<size_t>(2, typed.size() / 3)) return "; did you mean " + (dashes + *best) + "?";
-  return "";
+  const std::string best = nearest(typed, names);
+  return best.empty() ? "" : "; did you mean " + (dashes + best) + "?";
 }
 
 void add_option(po::options_description& desc, const Option& o) {
@@ -306,6 +302,14 @@ std::string optimizer_help() {
   return h;
 }
 }  // namespace
+
+std::string nearest(const std::string& typed, const std::vector<std::string>& names) {
+  const std::string* best = nullptr;
+  size_t dist = 0;
+  for (const auto& n : names)
+    if (const size_t d = edit_distance(typed, n); !best || d < dist) best = &n, dist = d;
+  return best && dist <= std::max<size_t>(2, typed.size() / 3) ? *best : "";
+}
 
 Option params_option(std::string& params) {
   return Option("params", params, "parameters (params.h5 of a run, or an export)").required();

@@ -121,6 +121,10 @@ Options config_options(TrainConfig& c);
 Options for_command(Options all, Command cmd);
 // --params, shared by eval, export and landscape.
 Option params_option(std::string& params);
+
+// The name of `names` nearest to `typed` by edit distance, or "" when none is near enough to
+// suggest (the "did you mean" of unknown options and commands).
+std::string nearest(const std::string& typed, const std::vector<std::string>& names);
 // A model that trains on labeled rows (gmf, neumf): its loss defaults to BCE.
 void default_pointwise_loss(TrainConfig& c, const Args& args);
 

@@ -95,5 +95,12 @@ printf 'dim = 4\nlr = 0.003\noptimizer = adagrad\nks = 5,10\nkeep-best = no\nepo
   && echo "ok   config.ini reads back to the same config.ini" \
   || { echo "FAIL config.ini round trip"; diff rt1/config.ini rt2/config.ini; fails=$((fails+1)); }
 expect_error "unknown command" "unknown command" "$bin" frobnicate
+expect_error "a mistyped command gets a suggestion" "unknown command 'trian'; did you mean 'train'?" "$bin" trian
+ver=$("$bin" --version)
+if grep -qE '^shardrec [0-9.]+ \(commit ([0-9a-f]+(-dirty)?|unknown), [A-Za-z]+; CUDA backend: (built for sm .*|not built)\)$' <<<"$ver"; then
+  echo "ok   --version: $ver"
+else
+  echo "FAIL --version: '$ver'"; fails=$((fails+1))
+fi
 if [ $fails -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
 echo "all error cases ok"
