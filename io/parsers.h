@@ -34,8 +34,10 @@ char parse_separator(const std::string& text);
 struct ParseOptions {
   Format format = Format::Csv;
 
-  // csv: field separator. ' ' means "runs of spaces and tabs". Fields are trimmed of surrounding
-  // spaces and one pair of surrounding double quotes; a separator inside quotes is not supported.
+  // csv: field separator. ' ' means "runs of spaces and tabs". Fields follow RFC 4180: trimmed
+  // of surrounding spaces and tabs, or in double quotes, inside which the separator, line breaks
+  // and "" (one quote) belong to the field. An unterminated quoted field, text after a closing
+  // quote, or a quote inside an unquoted field is an error naming the line.
   char separator = ',';
   // csv: the first line names the columns (columns may then be chosen by name).
   bool header = false;
@@ -61,7 +63,7 @@ struct RawInteractions {
   const std::string& raw_item(size_t row) const { return item_ids[item[row]]; }
 };
 
-// Reads and parses a whole file. A file without any interaction is an error ("empty file").
+// Reads and parses a whole file, block by block. A file without any interaction is an error ("empty file").
 RawInteractions parse_file(const std::string& path, const ParseOptions& options);
 
 // Parses text already in memory; `source` names it in messages. Same rules as parse_file.

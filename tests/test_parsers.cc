@@ -189,6 +189,71 @@ TEST(Parsers, CsvDetails) {
             (std::vector<Row>{{"a", "x"}, {"b", "y"}}));
 }
 
+TEST(Parsers, CsvQuotedFieldsFollowRfc4180) {
+  // Separators, line breaks and "" inside quotes; spaces around quotes (not inside) trimmed.
+  const std::string text =
+      "1,\"Title 10, The\",10,2\n"
+      "2,\"He said \"\"hi\"\"\",11,3\r\n"
+      "3,\"two\r\nlines, and \"\"more\"\"\",12,4\n"
+      "4,  \" x \"  ,13,5\n"
+      "5,plain,14,1\n";
+  ParseOptions o = opts(Format::Csv);
+  o.item_column = "2";
+  o.rating_column = "3";
+  const RawInteractions r = parse_text(text, "q.csv", o);
+  EXPECT_EQ(pairs(r), (std::vector<Row>{{"1", "10"}, {"2", "11"}, {"3", "12"}, {"4", "13"},
+                                        {"5", "14"}}));
+  EXPECT_EQ(r.rating, (std::vector<float>{2, 3, 4, 5, 1}));
+  // The quoted column itself, as a value: quotes undone, the line break kept as "\n".
+  o.item_column = "1";
+  o.rating_column.clear();
+  EXPECT_THAT(parse_text(text, "q.csv", o).item_ids,
+              ElementsAre("Title 10, The", "He said \"hi\"", "two\nlines, and \"more\"", " x ",
+                          "plain"));
+  // The same with a header naming the columns, and with a tab separator.
+  ParseOptions h = opts(Format::Csv);
+  h.header = true;
+  h.user_column = "user";
+  h.item_column = "movie";
+  EXPECT_EQ(parse_text("user,\"title, long\",movie\n1,\"A, B\",7\n", "h.csv", h).item_ids,
+            std::vector<std::string>{"7"});
+  ParseOptions t = opts(Format::Csv);
+  t.separator = '\t';
+  EXPECT_EQ(pairs(parse_text("\"a\tb\"\tx\n", "t.tsv", t)), (std::vector<Row>{{"a\tb", "x"}}));
+}
+
+// The issue's log: a title with the separator, in quotes. Without a header the columns used to
+// shift silently (most rows lost as duplicates); with one the row was refused without a word
+// about quoting.
+TEST(Parsers, CsvQuotedTitlesDoNotShiftColumns) {
+  std::string text;
+  for (int u = 1; u <= 4; ++u)
+    for (int i = 1; i <= 6; ++i)
+      text += std::to_string(u) + ",\"Title " + std::to_string(i) + ", The\"," +
+              std::to_string(i) + "," + std::to_string(1 + (u + i) % 5) + "\n";
+  ParseOptions o = opts(Format::Csv);
+  o.item_column = "2";
+  o.rating_column = "3";
+  const RawInteractions r = parse_text(text, "movies.csv", o);
+  EXPECT_EQ(r.size(), 24u);
+  EXPECT_EQ(r.item_ids.size(), 6u);
+  EXPECT_EQ(r.raw_item(5), "6");
+  ParseOptions h = o;
+  h.header = true;
+  h.user_column = "user";
+  h.item_column = "item";
+  h.rating_column = "rating";
+  EXPECT_EQ(parse_text("user,title,item,rating\n" + text, "movies.csv", h).size(), 24u);
+  // Unquoted, the extra separator is an error that says what to do.
+  EXPECT_THAT(error_of([&] { parse_text("user,title,item,rating\n1,Title 10, The,10,2\n",
+                                        "m.csv", h); }),
+              AllOf(HasSubstr("m.csv:2:"), HasSubstr("expected 4 fields, found 5"),
+                    HasSubstr("header on line 1"), HasSubstr("must be in double quotes")));
+  EXPECT_THAT(error_of([&] { parse_text("1,a,10,2\n1,Title 10, The,10,2\n", "m.csv", o); }),
+              AllOf(HasSubstr("m.csv:2:"), HasSubstr("found 5"), HasSubstr("as on line 1"),
+                    HasSubstr("double quotes")));
+}
+
 TEST(Parsers, JsonDetails) {
   const std::string text =
       "\n  {\n"
@@ -311,6 +376,30 @@ TEST(ParserErrors, HeaderColumns) {
   idx.timestamp_column = "7";
   EXPECT_THAT(error_of([&] { parse_file(csv, idx); }),
               AllOf(HasSubstr(csv + ":2:"), HasSubstr("index 7 is out of range")));
+}
+
+TEST(ParserErrors, CsvQuotes) {
+  TempDir dir;
+  struct Case {
+    std::string text;
+    int line;
+    std::string what;
+  };
+  const std::vector<Case> cases = {
+      // Unterminated at the end of the file: the line where the field starts.
+      {"a,b\nc,\"d\ne,f\n", 2, "unterminated quoted field"},
+      {"a,\"b\"\"\n", 1, "unterminated quoted field"},
+      // A quote in the middle of an unquoted field.
+      {"a,b\nc,d\"e\n", 2, "field 2 'd\"e' has a '\"' inside"},
+      // Text after a closing quote, on the record's second line.
+      {"a,\"b\nc\"x,d\n", 2, "field 2: 'x' after the closing quote"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    const std::string path = dir.write("bad.csv", c.text);
+    EXPECT_THAT(error_of([&] { parse_file(path, opts(Format::Csv)); }),
+                AllOf(HasSubstr(path + ":" + std::to_string(c.line) + ":"), HasSubstr(c.what)));
+  }
 }
 
 TEST(ParserErrors, ColumnOptionsOnFixedFormats) {
