@@ -4,8 +4,17 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <vector>
 
 #include "base/error.h"
+#include "shardrec_config.h"
+
+#if SHARDREC_HAVE_ZLIB
+#include <zlib.h>
+#endif
+#if SHARDREC_HAVE_ZSTD
+#include <zstd.h>
+#endif
 
 namespace shardrec::io {
 namespace {
@@ -51,9 +60,114 @@ class MemorySource : public Source {
   size_t pos_ = 0;
 };
 
+bool ends_with(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+#if SHARDREC_HAVE_ZLIB
+// gzip (or zlib) members one after another, as `cat a.gz b.gz` makes them.
+class GzipSource : public Source {
+ public:
+  explicit GzipSource(const std::string& path) : path_(path), file_(path), in_(kBlock) {
+    if (inflateInit2(&z_, 15 + 32) != Z_OK) fail(path + ": cannot start the gzip decoder");
+  }
+  ~GzipSource() override { inflateEnd(&z_); }
+  size_t read(char* dst, size_t n) override {
+    z_.next_out = reinterpret_cast<Bytef*>(dst);
+    z_.avail_out = static_cast<uInt>(std::min<size_t>(n, 1u << 30));
+    while (z_.avail_out == static_cast<uInt>(std::min<size_t>(n, 1u << 30))) {
+      if (z_.avail_in == 0) {
+        z_.avail_in = static_cast<uInt>(file_.read(in_.data(), in_.size()));
+        z_.next_in = reinterpret_cast<Bytef*>(in_.data());
+        if (z_.avail_in == 0) {
+          if (in_member_) fail(path_ + ": truncated gzip data (the file ends inside a member)");
+          break;
+        }
+      }
+      in_member_ = true;
+      const int rc = inflate(&z_, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) {
+        in_member_ = false;
+        inflateReset(&z_);  // another member may follow
+      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        fail(path_ + ": corrupt gzip data" + (z_.msg ? std::string(" (") + z_.msg + ")" : ""));
+      }
+    }
+    return std::min<size_t>(n, 1u << 30) - z_.avail_out;
+  }
+  uint64_t stored_bytes() const override { return file_.stored_bytes(); }
+
+ private:
+  std::string path_;
+  FileSource file_;
+  std::vector<char> in_;
+  z_stream z_{};
+  bool in_member_ = false;
+};
+#endif
+
+#if SHARDREC_HAVE_ZSTD
+class ZstdSource : public Source {
+ public:
+  explicit ZstdSource(const std::string& path)
+      : path_(path), file_(path), in_(ZSTD_DStreamInSize()), ctx_(ZSTD_createDCtx()) {
+    if (!ctx_) fail(path + ": cannot start the zstd decoder");
+  }
+  ~ZstdSource() override { ZSTD_freeDCtx(ctx_); }
+  size_t read(char* dst, size_t n) override {
+    ZSTD_outBuffer out{dst, n, 0};
+    while (out.pos == 0) {
+      if (input_.pos == input_.size) {
+        input_ = {in_.data(), file_.read(in_.data(), in_.size()), 0};
+        if (input_.size == 0) {
+          if (pending_ != 0) fail(path_ + ": truncated zstd data (the file ends inside a frame)");
+          break;
+        }
+      }
+      pending_ = ZSTD_decompressStream(ctx_, &out, &input_);
+      if (ZSTD_isError(pending_))
+        fail(path_ + ": corrupt zstd data (" + ZSTD_getErrorName(pending_) + ")");
+    }
+    return out.pos;
+  }
+  uint64_t stored_bytes() const override { return file_.stored_bytes(); }
+
+ private:
+  std::string path_;
+  FileSource file_;
+  std::vector<char> in_;
+  ZSTD_DCtx* ctx_;
+  ZSTD_inBuffer input_{nullptr, 0, 0};
+  size_t pending_ = 0;  // ZSTD_decompressStream's last answer: 0 = at a frame's end
+};
+#endif
+
 }  // namespace
 
+std::string uncompressed_name(const std::string& path) {
+  if (ends_with(path, ".gz")) return path.substr(0, path.size() - 3);
+  if (ends_with(path, ".zst")) return path.substr(0, path.size() - 4);
+  return path;
+}
+
 std::unique_ptr<Source> open_source(const std::string& path) {
+  if (ends_with(path, ".gz")) {
+#if SHARDREC_HAVE_ZLIB
+    return std::make_unique<GzipSource>(path);
+#else
+    fail(path + ": reading .gz files needs zlib, which this build of shardrec lacks: install the "
+         "Debian package zlib1g-dev and rebuild (or decompress the file first)");
+#endif
+  }
+  if (ends_with(path, ".zst")) {
+#if SHARDREC_HAVE_ZSTD
+    return std::make_unique<ZstdSource>(path);
+#else
+    fail(path + ": reading .zst files needs zstd, which this build of shardrec lacks: install the "
+         "Debian package libzstd-dev and rebuild (or decompress the file first)");
+#endif
+  }
   return std::make_unique<FileSource>(path);
 }
 

@@ -1,6 +1,6 @@
 // Reading a raw log in blocks: the parsers (io/parsers.cc) pull lines or bytes from an Input, so a
-// file is never held whole in memory. The bytes come from a Source: a plain file or text already
-// in memory.
+// file is never held whole in memory, compressed or not. The bytes come from a Source: a plain
+// file, a gzip (.gz) or zstd (.zst) file decompressed as it is read, or text already in memory.
 //
 // Errors name the file ("<file>: ...").
 #pragma once
@@ -22,8 +22,14 @@ class Source {
   virtual uint64_t stored_bytes() const = 0;
 };
 
-// The file's bytes (a directory or an unreadable file is an error naming it).
+// The file's bytes, decompressed by extension: ".gz" (gzip, several members allowed) and ".zst"
+// (zstd, several frames allowed). A directory, an unreadable file, corrupt or truncated compressed
+// data, or a compression this build lacks (the message names the Debian package) is an error
+// naming the file.
 std::unique_ptr<Source> open_source(const std::string& path);
+
+// The path without a ".gz" / ".zst" suffix: what the content's own extension is.
+std::string uncompressed_name(const std::string& path);
 
 class Input {
  public:

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# prep's inputs through the command line: compressed logs, format detection and mismatches,
+# presplit roles, attributes rewritten by h5py, provenance, progress and --json. Every error names
+# the file (and line or option), exits non-zero and leaves no output behind.
+# usage: prep_inputs.sh SHARDREC WORKDIR
+set -uo pipefail
+bin=$1; dir=$2
+rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+fails=0
+fail() { echo "FAIL $*"; fails=$((fails+1)); }
+# expect_error "what" "expected message part" command...
+expect_error() {
+  local what=$1 want=$2; shift 2
+  local out rc
+  out=$("$@" 2>&1); rc=$?
+  if [ $rc -eq 0 ]; then fail "$what: exit 0"; return; fi
+  if ! grep -qF -- "$want" <<<"$out"; then fail "$what: message lacks '$want':"; echo "$out" | head -5; return; fi
+  echo "ok   $what (exit $rc): $(grep -m1 error <<<"$out")"
+}
+no_file() { if [ -e "$1" ] || ls "$1".tmp* >/dev/null 2>&1; then fail "output left: $1"; fi; }
+# The data of two datasets (every dataset's bytes, not the attributes) is the same.
+same_data() {
+  python3 - "$1" "$2" <<'PY'
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r") for p in sys.argv[1:3])
+def collect(f):
+    out = {}
+    f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out
+x, y = collect(a), collect(b)
+assert x.keys() == y.keys(), (x.keys(), y.keys())
+for k in x:
+    assert np.array_equal(x[k], y[k]), k
+PY
+}
+
+# A u.data-like log: 30 users x 8 items, rating, timestamp.
+python3 -c "
+for u in range(1, 31):
+    for k in range(8):
+        i = (u * 7 + k * 3) % 40 + 1
+        print(f'{u}\t{i}\t{1 + (u + k) % 5}\t{1000 + u * 10 + k}')
+" > u.data
+
+# ---- compressed inputs -------------------------------------------------------------------------
+"$bin" prep --format ml-udata --input u.data --out plain.h5 >/dev/null || fail "plain prep"
+gzip -c u.data > u.data.gz
+if "$bin" prep --format ml-udata --input u.data.gz --out gz.h5 >/dev/null && same_data plain.h5 gz.h5; then
+  echo "ok   .gz input gives the same data"; else fail ".gz input"; fi
+# Two gzip members one after the other (cat a.gz b.gz) read as one file.
+head -n 100 u.data | gzip -c > two.gz; tail -n +101 u.data | gzip -c >> two.gz
+if "$bin" prep --format ml-udata --input two.gz --out two.h5 >/dev/null && same_data plain.h5 two.h5; then
+  echo "ok   .gz with two members"; else fail ".gz with two members"; fi
+head -c 300 u.data.gz > cut.gz
+expect_error "truncated .gz" "cut.gz: truncated gzip data" "$bin" prep --format ml-udata --input cut.gz --out cut.h5
+no_file cut.h5
+printf 'not gzip at all\n' > bad.gz
+expect_error "corrupt .gz" "bad.gz: corrupt gzip data" "$bin" prep --format ml-udata --input bad.gz --out bad.h5
+no_file bad.h5
+if command -v zstd >/dev/null; then
+  zstd -q -c u.data > u.data.zst
+  if "$bin" prep --format ml-udata --input u.data.zst --out zst.h5 >/dev/null && same_data plain.h5 zst.h5; then
+    echo "ok   .zst input gives the same data"; else fail ".zst input"; fi
+  head -c 200 u.data.zst > cut.zst
+  expect_error "truncated .zst" "cut.zst: truncated zstd data" "$bin" prep --format ml-udata --input cut.zst --out cutz.h5
+  no_file cutz.h5
+else
+  echo "skip .zst (no zstd command to make the fixture)"
+fi
+
+# ---- RFC 4180 csv through the command line -------------------------------------------------------
+printf 'user,title,item,rating\n1,"Title 10, The",10,2\n2,"A ""quoted"" one",11,3\n3,"two\nlines",12,4\n' > movies.csv
+out=$("$bin" prep --format csv --header true --item-col item --rating-col rating --input movies.csv --out movies.h5 2>&1)
+if grep -q "3 users, 3 items" <<<"$out"; then echo "ok   quoted csv fields"; else fail "quoted csv: $out"; fi
+printf '1,Title 10, The,10,2\n1,"ok",11,2\n' > shifted.csv
+expect_error "unquoted separator" "shifted.csv:2: expected 5 fields, found 4" "$bin" prep --format csv --input shifted.csv --out s.h5
+printf '1,"open,10,2\n2,b,11,3\n' > open.csv
+expect_error "unterminated quote" "open.csv:1: unterminated quoted field" "$bin" prep --format csv --input open.csv --out o.h5
+no_file o.h5
+
+if [ $fails -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
+echo "all prep input cases ok"
