@@ -1,6 +1,7 @@
 #include "io/parsers.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -70,7 +71,10 @@ struct StringHash {
 // Accumulates rows, interning raw ids so that later stages work on integers.
 class Builder {
  public:
-  explicit Builder(const std::string& source) { out_.source = source; }
+  Builder(const std::string& source, Format format) {
+    out_.source = source;
+    out_.format = format;
+  }
   void set_columns(bool rating, bool timestamp) {
     out_.has_rating = rating;
     out_.has_timestamp = timestamp;
@@ -540,8 +544,8 @@ class JsonParser {
 }  // namespace
 
 Format parse_format(const std::string& name) {
-  static constexpr Format kAll[] = {Format::MlDat,     Format::MlUdata, Format::RecBole,
-                                    Format::Csv,       Format::Adjacency, Format::Json};
+  static constexpr Format kAll[] = {Format::MlDat, Format::MlUdata,   Format::RecBole,
+                                    Format::Csv,   Format::Adjacency, Format::Json, Format::Auto};
   std::string known;
   for (Format f : kAll) {
     if (name == format_name(f)) return f;
@@ -558,6 +562,7 @@ std::string format_name(Format format) {
     case Format::Csv: return "csv";
     case Format::Adjacency: return "adjacency";
     case Format::Json: return "json";
+    case Format::Auto: return "auto";
   }
   return "?";
 }
@@ -575,15 +580,108 @@ char parse_separator(const std::string& text) {
 
 namespace {
 
-RawInteractions parse(Input& in, const ParseOptions& options) {
+constexpr size_t kHead = 1 << 16;  // bytes looked at to detect or check a format
+
+// The first line of head that is not blank (without its line ending).
+std::string_view first_line(std::string_view head) {
+  for (;;) {
+    const size_t nl = head.find('\n');
+    std::string_view line = head.substr(0, nl);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") != std::string_view::npos || nl == std::string_view::npos)
+      return line;
+    head.remove_prefix(nl + 1);
+  }
+}
+
+bool is_number(std::string_view s) {
+  double v;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return !s.empty() && ec == std::errc() && end == s.data() + s.size();
+}
+
+// What the content looks like, from its first line.
+Format sniff(std::string_view head) {
+  const size_t first = head.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && head[first] == '{') return Format::Json;
+  const std::string_view line = first_line(head);
+  Fields f;
+  split(line, "\t", f);
+  bool typed = !line.empty();
+  for (auto field : f) {
+    const size_t colon = field.find(':');
+    const std::string_view type = colon == std::string_view::npos ? "" : trim(field, '\t').substr(colon + 1);
+    typed = typed && (type == "token" || type == "float" || type == "token_seq" || type == "float_seq");
+  }
+  if (typed) return Format::RecBole;
+  bool numbers = f.size() == 4;
+  for (auto field : f) numbers = numbers && is_number(trim(field, '\t'));
+  if (numbers) return Format::MlUdata;
+  split(line, "::", f);
+  if (f.size() == 4) return Format::MlDat;
+  return Format::Csv;
+}
+
+std::string looks_like(Format f) {
+  switch (f) {
+    case Format::Json: return "a JSON document (it starts with '{')";
+    case Format::RecBole: return "a RecBole atomic file (typed header like user_id:token)";
+    case Format::MlDat: return "MovieLens ratings.dat (fields separated by '::')";
+    case Format::MlUdata: return "MovieLens u.data (four tab-separated numbers)";
+    default: return "delimited text (csv)";
+  }
+}
+
+// Whether content that sniffs as `seen` (first line `line`) can be read as `format`.
+// Lenient where the format's own parser explains a bad file better (a RecBole header's types,
+// JSON syntax).
+bool fits(Format format, Format seen, std::string_view line, char sep) {
+  const bool other = seen == Format::MlDat || seen == Format::MlUdata || seen == Format::RecBole;
+  if (format == Format::Json) return seen == Format::Json || (!other && trim(line, 0).substr(0, 1) == "[");
+  if (seen == Format::Json) return false;
+  switch (format) {
+    case Format::RecBole:
+      return seen == format || (!other && line.find_first_of("\t:") != std::string_view::npos);
+    case Format::MlDat: return seen == format;
+    case Format::MlUdata: return line.find('\t') != std::string_view::npos;
+    case Format::Adjacency:
+      return seen != Format::RecBole && seen != Format::MlDat &&
+             line.find(',') == std::string_view::npos;
+    case Format::Csv:  // a user and an item column at least
+      return sep == ' ' ? line.find_first_of(" \t") != std::string_view::npos
+                        : line.find(sep) != std::string_view::npos;
+    default: return true;
+  }
+}
+
+RawInteractions parse(Input& in, const ParseOptions& given) {
   const std::string& source = in.name();
+  ParseOptions options = given;
   const bool columns_set = !options.user_column.empty() || !options.item_column.empty() ||
                            !options.rating_column.empty() || !options.timestamp_column.empty();
+  const std::string_view head = in.head(kHead);
+  if (options.format == Format::Auto) {
+    options.format = detect_format(source, head);
+    // Column options are for csv and recbole: with them, text detected as anything else is csv.
+    if (columns_set && options.format != Format::RecBole) options.format = Format::Csv;
+  }
+  const Format seen = sniff(head);
+  const std::string_view line = first_line(head);
+  if (head.find_first_not_of(" \t\r\n") != std::string_view::npos &&
+      !fits(options.format, seen, line, options.separator)) {
+    if (options.format == Format::Csv && seen == Format::Csv)
+      fail(source + ": the first line " + show(line) + " has no separator " +
+           (options.separator == '\t' ? std::string("tab") : show(std::string(1, options.separator))) +
+           ": give the right one with --sep");
+    fail(source + ": the content does not look like format " + format_name(options.format) +
+         " but like " + looks_like(seen) + " (first line: " + show(line) + "); give --format " +
+         format_name(seen) + ", or leave --format out to detect it");
+  }
   if (columns_set && options.format != Format::Csv && options.format != Format::RecBole)
     fail(source + ": column options apply to the csv and recbole formats only, not to " +
          format_name(options.format) + " (its columns are fixed)");
 
-  Builder b(source);
+  Builder b(source, options.format);
   switch (options.format) {
     case Format::MlDat:
       parse_movielens(in, "::", "user::item::rating::timestamp", b, source);
@@ -595,11 +693,26 @@ RawInteractions parse(Input& in, const ParseOptions& options) {
     case Format::Csv: parse_csv(in, options, b, source); break;
     case Format::Adjacency: parse_adjacency(in, b); break;
     case Format::Json: JsonParser(in, b, source).parse(); break;
+    case Format::Auto: break;  // resolved above
   }
   return b.finish();
 }
 
 }  // namespace
+
+Format detect_format(const std::string& path, std::string_view head) {
+  const std::string name = uncompressed_name(path);
+  auto has_ext = [&](const char* ext) {
+    const size_t n = std::strlen(ext);
+    if (name.size() < n) return false;
+    for (size_t i = 0; i < n; ++i)
+      if (std::tolower(static_cast<unsigned char>(name[name.size() - n + i])) != ext[i]) return false;
+    return true;
+  };
+  if (has_ext(".json")) return Format::Json;
+  if (has_ext(".inter")) return Format::RecBole;
+  return sniff(head);
+}
 
 RawInteractions parse_text(std::string_view text, const std::string& source,
                            const ParseOptions& options) {

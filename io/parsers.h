@@ -19,11 +19,18 @@ enum class Format {
   Csv,        // "csv": generic delimited text, see ParseOptions
   Adjacency,  // "adjacency": `user item item ...`, one user per line, whitespace separated
   Json,       // "json": `{"user": [item, item, ...], ...}`
+  Auto,       // "auto": detected per file, see detect_format
 };
 
 // Format from its command-line name (listed above); unknown names throw, listing the known ones.
 Format parse_format(const std::string& name);
 std::string format_name(Format format);
+
+// The format of a file from its name (without a .gz / .zst suffix) and first bytes: ".json" ->
+// json, ".inter" -> recbole; else by content: a document starting with '{' -> json, a typed
+// RecBole header (`user_id:token<TAB>...`) -> recbole, `a::b::c::d` -> ml-dat, four
+// tab-separated numbers -> ml-udata, anything else -> csv.
+Format detect_format(const std::string& path, std::string_view head);
 
 // Separator from a command-line spelling: any single character, or "tab"/"\t" (backslash t),
 // "space", "comma", "semicolon", "pipe".
@@ -32,6 +39,9 @@ char parse_separator(const std::string& text);
 // How to read one file. The column fields apply to csv and recbole only; leave them empty for the
 // format's default. Setting one with another format is an error (those formats have fixed columns).
 struct ParseOptions {
+  // Auto: detect_format per file. Any other format is checked against the file's first line: a
+  // file that plainly is something else (a JSON document read as csv, a csv read as ml-dat, ...)
+  // is an error naming the file and the format it looks like, not a dataset of nonsense.
   Format format = Format::Csv;
 
   // csv: field separator. ' ' means "runs of spaces and tabs". Fields follow RFC 4180: trimmed
@@ -52,6 +62,7 @@ struct ParseOptions {
 // The rows of one file. Raw ids are interned: `user[r]` indexes `user_ids`, in first-seen order.
 struct RawInteractions {
   std::string source;                          // file name, for messages
+  Format format = Format::Csv;                 // as read (never Auto)
   std::vector<std::string> user_ids, item_ids;  // distinct raw ids, first-seen order
   std::vector<int64_t> user, item;              // per row
   std::vector<float> rating;                    // per row when has_rating, else empty

@@ -21,6 +21,7 @@ struct Table {
   std::string path;
   Interactions rows;
   bool has_rating = false, has_timestamp = false;
+  Format format = Format::Csv;  // as read
 };
 
 std::string fmt(double v) {
@@ -121,7 +122,7 @@ class Loader {
     RawInteractions raw = parse_file(path, options);
     const std::vector<int64_t> users = global_ids(raw.user_ids, user_index_, user_raw);
     const std::vector<int64_t> items = global_ids(raw.item_ids, item_index_, item_raw);
-    Table t{path, {}, raw.has_rating, raw.has_timestamp};
+    Table t{path, {}, raw.has_rating, raw.has_timestamp, raw.format};
     t.rows.user.resize(raw.size());
     t.rows.item.resize(raw.size());
     for (size_t r = 0; r < raw.size(); ++r) {
@@ -331,8 +332,8 @@ PreparedDataset prepare(const PrepOptions& options, PrepReport* report) {
     if (options.label_threshold && !t->has_rating)
       fail(t->path + ": field rating: a label threshold (label = rating > " +
            fmt(*options.label_threshold) + ") needs a rating column, but this " +
-           format_name(options.format) + " input has none" +
-           (options.format == Format::Csv ? " (set the rating column)" : ""));
+           format_name(t->format) + " input has none" +
+           (t->format == Format::Csv ? " (set the rating column)" : ""));
     if (options.rating_range && !t->has_rating)
       fail(t->path + ": field rating: a rating range needs a rating column, but this input has none");
     if (options.rating_range)
@@ -345,12 +346,12 @@ PreparedDataset prepare(const PrepOptions& options, PrepReport* report) {
       }
     if (options.rating_threshold && !t->has_rating)
       fail(t->path + ": a rating threshold needs a rating column, but this " +
-           format_name(options.format) + " input has none" +
-           (options.format == Format::Csv ? " (set the rating column)" : ""));
+           format_name(t->format) + " input has none" +
+           (t->format == Format::Csv ? " (set the rating column)" : ""));
     if (options.split == SplitMode::LeaveOneOut && !t->has_timestamp)
       fail(t->path + ": the leave-one-out split needs a timestamp column, but this " +
-           format_name(options.format) + " input has none" +
-           (options.format == Format::Csv ? " (set the timestamp column)" : ""));
+           format_name(t->format) + " input has none" +
+           (t->format == Format::Csv ? " (set the timestamp column)" : ""));
   }
 
   // Ratio mode with several inputs: one data set, the rows of each file in turn.

@@ -14,12 +14,14 @@ namespace shardrec::cli {
 int cmd_prep(int argc, char** argv) {
   io::PrepOptions o;
   o.seed = 2020;
-  std::string out, format = "csv", sep = ",", split = "ratio", rating_range, unknown = "error";
+  std::string out, format = "auto", sep = ",", split = "ratio", rating_range, unknown = "error";
   std::vector<std::string> feature_specs;
   const Options opts = {
       Option("input", o.inputs, "input file(s); with --split presplit: train [valid [test]]").abbrev('i'),
       Option("out", out, "output dataset (.h5)").abbrev('o').required(),
-      Option("format", format, "ml-dat (ratings.dat, '::'), ml-udata (u.data, tab), recbole (.inter), csv, adjacency, json"),
+      Option("format", format,
+             "auto (from the extension and content; csv when --sep or --header is given), ml-dat "
+             "(ratings.dat, '::'), ml-udata (u.data, tab), recbole (.inter), csv, adjacency, json"),
       Option("sep", sep, "csv: separator (a character, 'tab' or 'space')"),
       Option("header", o.header, "csv: the first line names the columns"),
       Option("user-col", o.user_column, "user column (index or header name)"),
@@ -43,7 +45,10 @@ int cmd_prep(int argc, char** argv) {
              "feature rows of raw item ids the dataset lacks (e.g. removed by k-core): error or skip")
           .choices({"error", "skip"}),
   };
-  if (parse(argc, argv, "usage: shardrec prep --input FILE... --out DATA.h5 [options]", opts).help) return 0;
+  const Args args = parse(argc, argv, "usage: shardrec prep --input FILE... --out DATA.h5 [options]", opts);
+  if (args.help) return 0;
+  // The csv-only options say what the file is.
+  if (!args.has("format") && (args.has("sep") || args.has("header"))) format = "csv";
   if (o.inputs.empty()) fail("option --input: at least one input file is required");
   o.format = io::parse_format(format);
   o.separator = io::parse_separator(sep);

@@ -78,5 +78,24 @@ printf '1,"open,10,2\n2,b,11,3\n' > open.csv
 expect_error "unterminated quote" "open.csv:1: unterminated quoted field" "$bin" prep --format csv --input open.csv --out o.h5
 no_file o.h5
 
+# ---- format detection and mismatches -------------------------------------------------------------
+python3 -c "
+import json
+print(json.dumps({str(u): [(u * 5 + k) % 23 for k in range(6)] for u in range(12)}))
+" > train.json
+expect_error "csv given on a JSON file" "train.json: the content does not look like format csv but like a JSON document" \
+  "$bin" prep --format csv --input train.json --out j.h5
+no_file j.h5
+out=$("$bin" prep --input train.json --out j.h5 2>&1)
+if grep -q "12 users" <<<"$out"; then echo "ok   .json detected without --format"; else fail "json detection: $out"; fi
+"$bin" prep --input u.data --out auto.h5 >/dev/null && same_data plain.h5 auto.h5 \
+  && echo "ok   u.data detected as ml-udata" || fail "u.data detection"
+awk -F'\t' '{print $1 "::" $2 "::" $3 "::" $4}' u.data > ratings.dat
+"$bin" prep --input ratings.dat --out dat.h5 >/dev/null && same_data plain.h5 dat.h5 \
+  && echo "ok   ratings.dat detected as ml-dat" || fail "ratings.dat detection"
+expect_error "ml-dat given on u.data" "give --format ml-udata" "$bin" prep --format ml-dat --input u.data --out m.h5
+expect_error "csv with the wrong separator" "has no separator ','" "$bin" prep --header true --input <(printf 'u;i\n1;2\n') --out m.h5
+no_file m.h5
+
 if [ $fails -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
 echo "all prep input cases ok"

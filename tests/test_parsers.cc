@@ -80,10 +80,72 @@ const std::vector<float> kRatings = {4, 5, 3, 1.5f};
 const std::vector<double> kTimes = {100, 150, 200, 50};
 
 TEST(ParseFormat, NamesRoundTrip) {
-  for (const char* name : {"ml-dat", "ml-udata", "recbole", "csv", "adjacency", "json"})
+  for (const char* name : {"ml-dat", "ml-udata", "recbole", "csv", "adjacency", "json", "auto"})
     EXPECT_EQ(format_name(parse_format(name)), name);
   EXPECT_THAT(error_of([] { parse_format("parquet"); }),
               AllOf(HasSubstr("'parquet'"), HasSubstr("ml-dat"), HasSubstr("json")));
+}
+
+TEST(ParseFormat, DetectedFromNameAndContent) {
+  EXPECT_EQ(detect_format("a/train.json", "1,2\n"), Format::Json);  // the extension first
+  EXPECT_EQ(detect_format("train.JSON.gz", ""), Format::Json);
+  EXPECT_EQ(detect_format("ml-100k.inter.zst", ""), Format::RecBole);
+  EXPECT_EQ(detect_format("x.txt", "\n  {\"0\": [5809, 1]}"), Format::Json);
+  EXPECT_EQ(detect_format("x.txt", "user_id:token\titem_id:token\n1\t2\n"), Format::RecBole);
+  EXPECT_EQ(detect_format("ratings.dat", "1::1193::5::978300760\n"), Format::MlDat);
+  EXPECT_EQ(detect_format("u.data", "196\t242\t3\t881250949\n"), Format::MlUdata);
+  EXPECT_EQ(detect_format("u.data", "\r\n196\t242\t3.5\t881250949\r\n"), Format::MlUdata);
+  EXPECT_EQ(detect_format("log.tsv", "a\tb\t3\t4\n"), Format::Csv);  // ids are not numbers
+  EXPECT_EQ(detect_format("log.csv", "user,item\n1,2\n"), Format::Csv);
+  EXPECT_EQ(detect_format("log", ""), Format::Csv);
+}
+
+TEST(Parsers, AutoFormatReadsWhatItDetects) {
+  ParseOptions o = opts(Format::Auto);
+  RawInteractions r = parse_text("{\"u\": [\"a\", \"b\"]}", "x.txt", o);
+  EXPECT_EQ(r.format, Format::Json);
+  EXPECT_EQ(pairs(r), (std::vector<Row>{{"u", "a"}, {"u", "b"}}));
+  r = parse_text("1::2::3::4\n", "ratings.dat", o);
+  EXPECT_EQ(r.format, Format::MlDat);
+  EXPECT_TRUE(r.has_timestamp);
+  o.rating_column = "2";  // column options: csv unless the file is recbole
+  r = parse_text("1,2,3\n", "x.txt", o);
+  EXPECT_EQ(r.format, Format::Csv);
+  EXPECT_EQ(r.rating, std::vector<float>{3});
+}
+
+// A format given that the content plainly contradicts: an error naming the file and the format
+// the content looks like (the issue: csv on a JSON file wrote "1 users, 1 items" and exit 0).
+TEST(ParserErrors, FormatContradictsTheContent) {
+  struct Case {
+    Format given;
+    std::string file, text, likely;
+  };
+  const std::vector<Case> cases = {
+      {Format::Csv, "train.json", "{\"0\": [5809, 1], \"1\": [3]}", "--format json"},
+      {Format::Csv, "ratings.dat", "1::1193::5::978300760\n", "--format ml-dat"},
+      {Format::Csv, "u.data", "196\t242\t3\t881250949\n", "--format ml-udata"},
+      {Format::Csv, "log.csv", "a;b;3\n", "has no separator ','"},
+      {Format::MlDat, "u.data", "196\t242\t3\t881250949\n", "--format ml-udata"},
+      {Format::MlUdata, "log.csv", "1,2,3,4\n", "--format csv"},
+      {Format::RecBole, "log.csv", "user,item\n1,2\n", "--format csv"},
+      {Format::Json, "log.csv", "1,2\n", "--format csv"},
+      {Format::Adjacency, "train.json", "{\"0\": [1]}", "--format json"},
+      {Format::Adjacency, "log.csv", "1,2,3\n", "--format csv"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(format_name(c.given) + " on " + c.text);
+    EXPECT_THAT(error_of([&] { parse_text(c.text, c.file, opts(c.given)); }),
+                AllOf(HasSubstr(c.file + ": "), HasSubstr(c.likely),
+                      HasSubstr(c.given == Format::Csv && c.file == "log.csv"
+                                    ? "give the right one with --sep"
+                                    : "does not look like format " + format_name(c.given))));
+  }
+  // What fits is read as before: csv with a tab separator on u.data, adjacency on numbers.
+  ParseOptions tab = opts(Format::Csv);
+  tab.separator = '\t';
+  EXPECT_EQ(parse_text("196\t242\t3\t881250949\n", "u.data", tab).size(), 1u);
+  EXPECT_EQ(parse_text("1 2 3\n", "a.txt", opts(Format::Adjacency)).size(), 2u);
 }
 
 TEST(ParseSeparator, Spellings) {
