@@ -352,7 +352,8 @@ void parse_adjacency(Input& in, Builder& b) {
 
 class JsonParser {
  public:
-  JsonParser(Input& in, Builder& b, const std::string& source) : in_(in), b_(b), source_(source) {}
+  JsonParser(Input& in, Builder& b, const std::string& source, bool merge_duplicates)
+      : in_(in), b_(b), source_(source), merge_(merge_duplicates) {}
 
   void parse() {
     ws();
@@ -364,7 +365,13 @@ class JsonParser {
       for (;;) {
         ws();
         if (peek() != '"') error("a string key (user id)");
+        const int64_t key_line = line_;
         const std::string user = string();
+        if (auto [it, added] = keys_.try_emplace(user, key_line); !added && !merge_)
+          fail_at(source_, key_line,
+                  "user key " + show(user) + " appears again (first on line " +
+                      std::to_string(it->second) +
+                      "); give each user one key, or --json-duplicates merge to merge the lists");
         ws();
         expect(':', "':' after the key");
         ws();
@@ -538,6 +545,8 @@ class JsonParser {
   Input& in_;
   Builder& b_;
   const std::string& source_;
+  const bool merge_;
+  std::unordered_map<std::string, int64_t> keys_;  // user key -> line of its first appearance
   int64_t line_ = 1;
 };
 
@@ -692,7 +701,7 @@ RawInteractions parse(Input& in, const ParseOptions& given) {
     case Format::RecBole: parse_recbole(in, options, b, source); break;
     case Format::Csv: parse_csv(in, options, b, source); break;
     case Format::Adjacency: parse_adjacency(in, b); break;
-    case Format::Json: JsonParser(in, b, source).parse(); break;
+    case Format::Json: JsonParser(in, b, source, options.json_merge_duplicates).parse(); break;
     case Format::Auto: break;  // resolved above
   }
   return b.finish();

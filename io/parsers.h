@@ -57,6 +57,9 @@ struct ParseOptions {
   // recbole: a field name from the header (the part before ':'). Defaults: "user_id", "item_id",
   //      and "rating" / "timestamp" when the header has them. A name given explicitly must exist.
   std::string user_column, item_column, rating_column, timestamp_column;
+
+  // json: a user key that appears twice is an error naming both lines, unless its lists merge.
+  bool json_merge_duplicates = false;
 };
 
 // The rows of one file. Raw ids are interned: `user[r]` indexes `user_ids`, in first-seen order.

@@ -14,7 +14,8 @@ namespace shardrec::cli {
 int cmd_prep(int argc, char** argv) {
   io::PrepOptions o;
   o.seed = 2020;
-  std::string out, format = "auto", sep = ",", split = "ratio", rating_range, unknown = "error";
+  std::string out, format = "auto", sep = ",", split = "ratio", rating_range, unknown = "error",
+              presplit, json_duplicates = "error";
   std::vector<std::string> feature_specs;
   const Options opts = {
       Option("input", o.inputs, "input file(s); with --split presplit: train [valid [test]]").abbrev('i'),
@@ -29,6 +30,11 @@ int cmd_prep(int argc, char** argv) {
       Option("rating-col", o.rating_column, "rating column"),
       Option("time-col", o.timestamp_column, "timestamp column"),
       Option("split", split, "ratio, loo (leave-one-out by time) or presplit"),
+      Option("presplit", presplit,
+             "presplit: the split of each input file in order, e.g. train,test (needed for two files; "
+             "three default to train,valid,test)"),
+      Option("json-duplicates", json_duplicates, "json: a user key given twice is an error, or merge its lists")
+          .choices({"error", "merge"}),
       Option("ratios", o.ratios, "ratio split: train,valid,test").at_least(0),
       Option("seed", o.seed, "seed of the ratio split"),
       Option("threshold", o.rating_threshold, "keep rows with rating >= this (implicit feedback)"),
@@ -53,6 +59,11 @@ int cmd_prep(int argc, char** argv) {
   o.format = io::parse_format(format);
   o.separator = io::parse_separator(sep);
   o.split = io::parse_split_mode(split);
+  o.json_merge_duplicates = json_duplicates == "merge";
+  for (size_t a = 0, b; !presplit.empty() && a <= presplit.size(); a = b + 1) {
+    b = std::min(presplit.find(',', a), presplit.size());
+    o.presplit_roles.push_back(presplit.substr(a, b - a));
+  }
   if (!rating_range.empty()) {
     std::replace(rating_range.begin(), rating_range.end(), ':', ',');
     std::vector<double> lo_hi;

@@ -97,5 +97,18 @@ expect_error "ml-dat given on u.data" "give --format ml-udata" "$bin" prep --for
 expect_error "csv with the wrong separator" "has no separator ','" "$bin" prep --header true --input <(printf 'u;i\n1;2\n') --out m.h5
 no_file m.h5
 
+# ---- presplit roles, duplicate JSON keys --------------------------------------------------------
+head -n 200 u.data > tr.tsv; tail -n +201 u.data > te.tsv
+expect_error "presplit with two files and no roles" "option --presplit" \
+  "$bin" prep --format ml-udata --split presplit --input tr.tsv te.tsv --out p.h5
+no_file p.h5
+out=$("$bin" prep --format ml-udata --split presplit --presplit train,test --input tr.tsv te.tsv --out p.h5 2>&1)
+if grep -q "train 200, valid 0, test 40" <<<"$out"; then echo "ok   --presplit train,test"; else fail "presplit roles: $out"; fi
+printf '{"1": [1, 2],\n "2": [3],\n "1": [4]}\n' > dup.json
+expect_error "duplicate JSON key" "dup.json:3: user key '1' appears again (first on line 1)" "$bin" prep --input dup.json --out d.h5
+no_file d.h5
+out=$("$bin" prep --input dup.json --json-duplicates merge --ratios 1,0,0 --out d.h5 2>&1)
+if grep -q "train 4," <<<"$out"; then echo "ok   --json-duplicates merge"; else fail "json merge: $out"; fi
+
 if [ $fails -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
 echo "all prep input cases ok"

@@ -332,6 +332,17 @@ TEST(Parsers, JsonDetails) {
   EXPECT_THAT(r.user_ids, ElementsAre("u\"1", "u2"));  // a user without items has no rows
 }
 
+TEST(Parsers, JsonDuplicateUserKeys) {
+  const std::string text = "{\n\"a\": [1, 2],\n\"b\": [3],\n\"a\": [4]\n}";
+  EXPECT_THAT(error_of([&] { parse_text(text, "d.json", opts(Format::Json)); }),
+              AllOf(HasSubstr("d.json:4: user key 'a' appears again (first on line 2)"),
+                    HasSubstr("--json-duplicates merge")));
+  ParseOptions merge = opts(Format::Json);
+  merge.json_merge_duplicates = true;
+  EXPECT_EQ(pairs(parse_text(text, "d.json", merge)),
+            (std::vector<Row>{{"a", "1"}, {"a", "2"}, {"b", "3"}, {"a", "4"}}));
+}
+
 TEST(Parsers, LargeInputKeepsOrder) {
   std::string text;
   const int n = 20000;
