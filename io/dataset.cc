@@ -25,12 +25,9 @@ void write_header(H5File& f, int64_t users, int64_t items, const std::string& so
 DatasetInfo read_info(const H5File& f) {
   DatasetInfo info;
   info.path = f.path();
-  std::string fmt;
-  try {
-    fmt = f.read_attr_str("/", "format");
-  } catch (const Error&) {
+  if (!f.has_attr("/", "format"))
     fail(f.path() + ": not a shardrec dataset (root attribute 'format' is missing)");
-  }
+  const std::string fmt = f.read_attr_str("/", "format");
   if (fmt != kDatasetFormat)
     fail(f.path() + ": root attribute 'format' is '" + fmt + "', expected '" + kDatasetFormat + "'");
   const int version = f.read_attr<int32_t>("/", "version");

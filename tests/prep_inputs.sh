@@ -110,5 +110,24 @@ no_file d.h5
 out=$("$bin" prep --input dup.json --json-duplicates merge --ratios 1,0,0 --out d.h5 2>&1)
 if grep -q "train 4," <<<"$out"; then echo "ok   --json-duplicates merge"; else fail "json merge: $out"; fi
 
+# ---- attributes rewritten by h5py: variable-length (a Python str) and fixed-length (bytes) -------
+cp plain.h5 vlen.h5; cp plain.h5 fixed.h5
+python3 -c "
+import h5py, numpy as np
+with h5py.File('vlen.h5', 'r+') as f: f.attrs['format'] = 'shardrec-dataset'; f.attrs['source'] = 'edited'
+with h5py.File('fixed.h5', 'r+') as f: f.attrs['format'] = np.bytes_(b'shardrec-dataset')
+"
+for f in vlen.h5 fixed.h5; do
+  if h5dump -A "$f" | grep -q "STRSIZE H5T_VARIABLE" || [ $f = fixed.h5 ]; then :; else fail "$f: h5py did not write a vlen string"; fi
+  if "$bin" train --data $f --epochs 1 --quiet --final-eval false >/dev/null 2>err.txt; then
+    echo "ok   dataset with a $f format attribute (h5py) loads"; else fail "$f: $(cat err.txt)"; fi
+done
+cp plain.h5 wrong.h5
+python3 -c "
+import h5py
+with h5py.File('wrong.h5', 'r+') as f: f.attrs['format'] = 'something-else'
+"
+expect_error "vlen attribute with a wrong value" "root attribute 'format' is 'something-else'" "$bin" train --data wrong.h5 --epochs 1 --quiet
+
 if [ $fails -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
 echo "all prep input cases ok"
