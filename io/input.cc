@@ -34,14 +34,17 @@ class FileSource : public Source {
     const size_t got = std::fread(dst, 1, n, f_);
     if (got < n && std::ferror(f_)) fail(path_ + ": read error: " + std::strerror(errno));
     bytes_ += got;
+    hash_.add(dst, got);
     return got;
   }
   uint64_t stored_bytes() const override { return bytes_; }
+  uint64_t stored_hash() const override { return hash_.h; }
 
  private:
   std::string path_;
   std::FILE* f_ = nullptr;
   uint64_t bytes_ = 0;
+  Fnv64 hash_;
 };
 
 class MemorySource : public Source {
@@ -50,14 +53,17 @@ class MemorySource : public Source {
   size_t read(char* dst, size_t n) override {
     n = std::min(n, text_.size() - pos_);
     std::memcpy(dst, text_.data() + pos_, n);
+    hash_.add(dst, n);
     pos_ += n;
     return n;
   }
   uint64_t stored_bytes() const override { return pos_; }
+  uint64_t stored_hash() const override { return hash_.h; }
 
  private:
   std::string_view text_;
   size_t pos_ = 0;
+  Fnv64 hash_;
 };
 
 bool ends_with(const std::string& s, const char* suffix) {
@@ -97,6 +103,7 @@ class GzipSource : public Source {
     return std::min<size_t>(n, 1u << 30) - z_.avail_out;
   }
   uint64_t stored_bytes() const override { return file_.stored_bytes(); }
+  uint64_t stored_hash() const override { return file_.stored_hash(); }
 
  private:
   std::string path_;
@@ -132,6 +139,7 @@ class ZstdSource : public Source {
     return out.pos;
   }
   uint64_t stored_bytes() const override { return file_.stored_bytes(); }
+  uint64_t stored_hash() const override { return file_.stored_hash(); }
 
  private:
   std::string path_;
@@ -144,6 +152,12 @@ class ZstdSource : public Source {
 #endif
 
 }  // namespace
+
+std::string Fnv64::hex() const {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
 
 std::string uncompressed_name(const std::string& path) {
   if (ends_with(path, ".gz")) return path.substr(0, path.size() - 3);

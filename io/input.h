@@ -4,6 +4,7 @@
 //
 // Errors name the file ("<file>: ...").
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -11,6 +12,17 @@
 #include <string_view>
 
 namespace shardrec::io {
+
+// 64-bit FNV-1a, the checksum of input files and the dataset fingerprint (docs/data-format.md):
+// simple enough to recompute in a few lines of Python.
+struct Fnv64 {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  void add(const void* data, size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ULL;
+  }
+  std::string hex() const;  // 16 lowercase hex digits
+};
 
 // A stream of decoded bytes.
 class Source {
@@ -20,6 +32,8 @@ class Source {
   virtual size_t read(char* dst, size_t n) = 0;
   // Bytes taken from the file so far (as stored, before any decoding).
   virtual uint64_t stored_bytes() const = 0;
+  // Fnv64 of those bytes.
+  virtual uint64_t stored_hash() const = 0;
 };
 
 // The file's bytes, decompressed by extension: ".gz" (gzip, several members allowed) and ".zst"
@@ -53,11 +67,12 @@ class Input {
     if (buf_.size() - pos_ <= k && !fill(k + 1)) return -1;
     return static_cast<unsigned char>(buf_[pos_ + k]);
   }
-  void skip(size_t n = 1) { pos_ += n; }
+  void skip(size_t n = 1) { pos_ = std::min(pos_ + n, buf_.size()); }
 
   // Called after every block read with the stored bytes read so far (progress reports).
   void on_block(std::function<void(uint64_t)> f) { on_block_ = std::move(f); }
   uint64_t stored_bytes() const { return source_->stored_bytes(); }
+  uint64_t stored_hash() const { return source_->stored_hash(); }
 
  private:
   // Reads blocks until at least `ahead` unconsumed bytes are buffered; false when the input ends

@@ -85,6 +85,7 @@ class Builder {
     out_.user.push_back(intern(user, users_, out_.user_ids));
     out_.item.push_back(intern(item, items_, out_.item_ids));
   }
+  int64_t rows() const { return static_cast<int64_t>(out_.size()); }
   void rating(float r) { out_.rating.push_back(r); }
   void timestamp(double t) { out_.timestamp.push_back(t); }
   RawInteractions finish() {
@@ -691,6 +692,8 @@ RawInteractions parse(Input& in, const ParseOptions& given) {
          format_name(options.format) + " (its columns are fixed)");
 
   Builder b(source, options.format);
+  if (options.progress)
+    in.on_block([&](uint64_t bytes) { options.progress(source, bytes, b.rows()); });
   switch (options.format) {
     case Format::MlDat:
       parse_movielens(in, "::", "user::item::rating::timestamp", b, source);
@@ -704,7 +707,11 @@ RawInteractions parse(Input& in, const ParseOptions& given) {
     case Format::Json: JsonParser(in, b, source, options.json_merge_duplicates).parse(); break;
     case Format::Auto: break;  // resolved above
   }
-  return b.finish();
+  while (in.peek() >= 0) in.skip(kHead);  // the checksum covers the whole file
+  RawInteractions out = b.finish();
+  out.file_bytes = in.stored_bytes();
+  out.file_hash = in.stored_hash();
+  return out;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 // for problems with the whole file, "<file>: ".
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,12 +61,17 @@ struct ParseOptions {
 
   // json: a user key that appears twice is an error naming both lines, unless its lists merge.
   bool json_merge_duplicates = false;
+
+  // Called after every block read (about 1 MiB) with the file, its stored bytes read so far and
+  // the rows parsed so far (progress reports).
+  std::function<void(const std::string& file, uint64_t bytes, int64_t rows)> progress;
 };
 
 // The rows of one file. Raw ids are interned: `user[r]` indexes `user_ids`, in first-seen order.
 struct RawInteractions {
   std::string source;                          // file name, for messages
   Format format = Format::Csv;                 // as read (never Auto)
+  uint64_t file_bytes = 0, file_hash = 0;      // the file as stored: size and Fnv64 (io/input.h)
   std::vector<std::string> user_ids, item_ids;  // distinct raw ids, first-seen order
   std::vector<int64_t> user, item;              // per row
   std::vector<float> rating;                    // per row when has_rating, else empty

@@ -152,8 +152,10 @@ void validate(const PrepOptions& o) {
 // Parses the inputs and puts their raw ids into one provisional id space.
 class Loader {
  public:
-  Table load(const std::string& path, const ParseOptions& options) {
+  Table load(const std::string& path, const ParseOptions& options, const std::string& split) {
     RawInteractions raw = parse_file(path, options);
+    files.push_back({path, split, raw.format, raw.file_bytes, raw.file_hash,
+                     static_cast<int64_t>(raw.size())});
     const std::vector<int64_t> users = global_ids(raw.user_ids, user_index_, user_raw);
     const std::vector<int64_t> items = global_ids(raw.item_ids, item_index_, item_raw);
     Table t{path, {}, raw.has_rating, raw.has_timestamp, raw.format};
@@ -169,6 +171,7 @@ class Loader {
   }
 
   std::vector<std::string> user_raw, item_raw;  // provisional id -> raw id
+  std::vector<PrepReport::InputFile> files;
 
  private:
   using Index = std::unordered_map<std::string, int64_t>;
@@ -353,8 +356,10 @@ PreparedDataset prepare(const PrepOptions& options, PrepReport* report) {
   for (size_t k = 0; k < files.size(); ++k) {
     if (files[k].empty()) continue;
     if (k < 3) slot_of[k] = static_cast<int>(storage.size());  // ratio mode may have more
-    storage.push_back(loader.load(files[k], options));
+    const bool pre = options.split == SplitMode::Presplit;
+    storage.push_back(loader.load(files[k], options, pre ? kSplitRoles[k] : "all"));
   }
+  rep.inputs = loader.files;
   std::vector<Table*> tables;
   for (Table& t : storage) tables.push_back(&t);
   Table& train = storage[0];

@@ -92,6 +92,14 @@ struct PrepReport {
   int64_t after_dedup = 0;
   int64_t after_kcore = 0;
   int kcore_rounds = 0;  // filtering passes that removed something
+  // Each file read, in reading order (provenance: the dataset's prep_config attribute).
+  struct InputFile {
+    std::string path, split;  // split: "train", "valid" or "test" (presplit), else "all"
+    Format format = Format::Csv;
+    uint64_t bytes = 0, hash = 0;  // as stored; hash = Fnv64 (io/input.h)
+    int64_t rows = 0;
+  };
+  std::vector<InputFile> inputs;
 };
 
 PreparedDataset prepare(const PrepOptions& options, PrepReport* report = nullptr);
