@@ -17,6 +17,28 @@ target_include_directories(shardrec::hdf5 INTERFACE ${HDF5_INCLUDE_DIRS})
 target_link_libraries(shardrec::hdf5 INTERFACE ${HDF5_C_LIBRARIES})
 target_compile_definitions(shardrec::hdf5 INTERFACE ${HDF5_DEFINITIONS})
 
+# Compressed raw logs for prep (.gz, .zst). Optional: without one, prep builds and says at run
+# time which package a compressed input needs.
+find_package(ZLIB QUIET)
+set(SHARDREC_HAVE_ZLIB 0)
+add_library(shardrec::compress INTERFACE IMPORTED)
+if(ZLIB_FOUND)
+  set(SHARDREC_HAVE_ZLIB 1)
+  target_link_libraries(shardrec::compress INTERFACE ZLIB::ZLIB)
+else()
+  message(STATUS "shardrec: zlib not found (Debian: zlib1g-dev): prep will refuse .gz inputs")
+endif()
+find_path(ZSTD_INCLUDE_DIR zstd.h)
+find_library(ZSTD_LIBRARY zstd)
+set(SHARDREC_HAVE_ZSTD 0)
+if(ZSTD_INCLUDE_DIR AND ZSTD_LIBRARY)
+  set(SHARDREC_HAVE_ZSTD 1)
+  target_include_directories(shardrec::compress INTERFACE ${ZSTD_INCLUDE_DIR})
+  target_link_libraries(shardrec::compress INTERFACE ${ZSTD_LIBRARY})
+else()
+  message(STATUS "shardrec: zstd not found (Debian: libzstd-dev): prep will refuse .zst inputs")
+endif()
+
 set(SHARDREC_HAVE_CUDA 0)
 # AUTO builds the CUDA backend when the toolkit is found and this machine shows a GPU: a user's
 # build on a CPU-only machine skips minutes of nvcc. CI and bench/gpu_bundle.sh ask for ON.

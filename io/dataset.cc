@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "dist/mpi_comm.h"
+#include "io/input.h"
 
 namespace shardrec::io {
 
@@ -25,12 +26,9 @@ void write_header(H5File& f, int64_t users, int64_t items, const std::string& so
 DatasetInfo read_info(const H5File& f) {
   DatasetInfo info;
   info.path = f.path();
-  std::string fmt;
-  try {
-    fmt = f.read_attr_str("/", "format");
-  } catch (const Error&) {
+  if (!f.has_attr("/", "format"))
     fail(f.path() + ": not a shardrec dataset (root attribute 'format' is missing)");
-  }
+  const std::string fmt = f.read_attr_str("/", "format");
   if (fmt != kDatasetFormat)
     fail(f.path() + ": root attribute 'format' is '" + fmt + "', expected '" + kDatasetFormat + "'");
   const int version = f.read_attr<int32_t>("/", "version");
@@ -61,6 +59,7 @@ DatasetInfo read_info(const H5File& f) {
   }
   if (!std::isnan(info.label_threshold) && !(info.has_rating[0] && std::isfinite(info.label_threshold)))
     fail(f.path() + ": root attribute label_threshold needs a finite value and a /train/rating dataset");
+  if (f.has_attr("/", "fingerprint")) info.fingerprint = f.read_attr_str("/", "fingerprint");
   if (info.has_mapping) {
     if (f.shape("/mapping/user_raw") != std::vector<int64_t>{info.num_users} ||
         f.shape("/mapping/item_raw") != std::vector<int64_t>{info.num_items})
@@ -69,30 +68,59 @@ DatasetInfo read_info(const H5File& f) {
   return info;
 }
 
+std::string dataset_fingerprint(const PreparedDataset& d) {
+  Fnv64 h;
+  auto u64 = [&](uint64_t v) {  // little-endian, whatever the machine
+    unsigned char b[8];
+    for (int k = 0; k < 8; ++k) b[k] = static_cast<unsigned char>(v >> (8 * k));
+    h.add(b, 8);
+  };
+  u64(static_cast<uint64_t>(d.num_users()));
+  u64(static_cast<uint64_t>(d.num_items()));
+  // /train/indptr, then /train/item (each item as 8 bytes, so the layout has one integer width).
+  std::vector<int64_t> ptr(d.num_users() + 1, 0);
+  for (int64_t u : d.train.user) ++ptr[u + 1];
+  for (int64_t u = 0; u < d.num_users(); ++u) ptr[u + 1] += ptr[u];
+  for (int64_t p : ptr) u64(static_cast<uint64_t>(p));
+  for (int64_t i : d.train.item) u64(static_cast<uint64_t>(i));
+  for (const auto* ids : {&d.user_raw, &d.item_raw})
+    for (const std::string& id : *ids) {
+      u64(id.size());
+      h.add(id.data(), id.size());
+    }
+  return h.hex();
+}
+
 void write_dataset(const PreparedDataset& d, const std::string& path, const std::string& source,
                    const std::function<void(H5File&)>& extra) {
-  DatasetWriter w(path, d.num_users(), d.num_items(), !d.train.rating.empty(), source);
+  const bool timed = !d.train.timestamp.empty();
+  DatasetWriter w(path, d.num_users(), d.num_items(), !d.train.rating.empty(), source, timed);
   const Interactions* parts[3] = {&d.train, &d.valid, &d.test};
   for (int s = 0; s < 3; ++s) {
     const Interactions& x = *parts[s];
     const bool rated = !d.train.rating.empty();
     if (rated && x.rating.size() != x.size())
       fail(std::string("prepared ") + kSplitNames[s] + " split has no ratings while train has");
+    if (timed && x.timestamp.size() != x.size())
+      fail(std::string("prepared ") + kSplitNames[s] + " split has no timestamps while train has");
     std::vector<int32_t> items;
     std::vector<float> ratings;
+    std::vector<double> times;
     for (size_t i = 0; i < x.size();) {
       size_t j = i;
       items.clear();
       ratings.clear();
+      times.clear();
       while (j < x.size() && x.user[j] == x.user[i]) {
         if (x.item[j] < 0 || x.item[j] >= d.num_items())
           fail(std::string("prepared ") + kSplitNames[s] + " split: item id " +
                std::to_string(x.item[j]) + " at row " + std::to_string(j) + " outside the table");
         items.push_back(static_cast<int32_t>(x.item[j]));
         if (rated) ratings.push_back(x.rating[j]);
+        if (timed) times.push_back(x.timestamp[j]);
         ++j;
       }
-      w.add_user(s, x.user[i], items, ratings);
+      w.add_user(s, x.user[i], items, ratings, times);
       i = j;
     }
   }
@@ -101,6 +129,7 @@ void write_dataset(const PreparedDataset& d, const std::string& path, const std:
     if (d.train.rating.empty()) fail("a labeled dataset (label threshold) needs ratings");
     w.file().write_attr<double>("/", "label_threshold", d.label_threshold);
   }
+  w.file().write_attr_str("/", "fingerprint", dataset_fingerprint(d));
   if (extra) extra(w.file());
   w.finish();
 }
@@ -116,8 +145,12 @@ void DatasetWriter::write_mapping(const std::vector<std::string>& user_raw,
 }
 
 DatasetWriter::DatasetWriter(const std::string& path, int64_t num_users, int64_t num_items,
-                             bool has_rating, const std::string& source)
-    : out_(path), num_users_(num_users), num_items_(num_items), has_rating_(has_rating) {
+                             bool has_rating, const std::string& source, bool has_timestamp)
+    : out_(path),
+      num_users_(num_users),
+      num_items_(num_items),
+      has_rating_(has_rating),
+      has_timestamp_(has_timestamp) {
   if (num_items > INT32_MAX) fail(path + ": more than 2^31 items is not supported");
   file_ = H5File::create(out_.tmp_path());
   write_header(file_, num_users, num_items, source);
@@ -126,21 +159,25 @@ DatasetWriter::DatasetWriter(const std::string& path, int64_t num_users, int64_t
     file_.create_dataset<int64_t>(sp(s, "indptr"), 0, 0, true);
     file_.create_dataset<int32_t>(sp(s, "item"), 0, 0, true);
     if (has_rating) file_.create_dataset<float>(sp(s, "rating"), 0, 0, true);
+    if (has_timestamp) file_.create_dataset<double>(sp(s, "timestamp"), 0, 0, true);
     splits_[s].ptr.push_back(0);
   }
 }
 
 void DatasetWriter::add_user(int split, int64_t user, std::span<const int32_t> items,
-                             std::span<const float> ratings) {
+                             std::span<const float> ratings, std::span<const double> timestamps) {
   Split& s = splits_[split];
   if (user < s.next_user || user >= num_users_)
     fail(out_.tmp_path() + ": users must arrive in increasing order within [0, num_users)");
   if (has_rating_ && ratings.size() != items.size())
     fail(out_.tmp_path() + ": every row needs a rating in this dataset");
+  if (has_timestamp_ && timestamps.size() != items.size())
+    fail(out_.tmp_path() + ": every row needs a timestamp in this dataset");
   // Users without rows in between get empty ranges.
   for (; s.next_user < user; ++s.next_user) s.ptr.push_back(s.rows);
   s.item.insert(s.item.end(), items.begin(), items.end());
   if (has_rating_) s.rating.insert(s.rating.end(), ratings.begin(), ratings.end());
+  if (has_timestamp_) s.timestamp.insert(s.timestamp.end(), timestamps.begin(), timestamps.end());
   s.rows += static_cast<int64_t>(items.size());
   s.ptr.push_back(s.rows);
   s.next_user = user + 1;
@@ -153,11 +190,15 @@ void DatasetWriter::flush(int split) {
   file_.write_rows<int32_t>(sp(split, "item"), s.rows_written, s.item.data(), s.item.size());
   if (has_rating_)
     file_.write_rows<float>(sp(split, "rating"), s.rows_written, s.rating.data(), s.rating.size());
+  if (has_timestamp_)
+    file_.write_rows<double>(sp(split, "timestamp"), s.rows_written, s.timestamp.data(),
+                             s.timestamp.size());
   s.ptr_written += s.ptr.size();
   s.rows_written += s.item.size();
   s.ptr.clear();
   s.item.clear();
   s.rating.clear();
+  s.timestamp.clear();
 }
 
 void DatasetWriter::finish() {

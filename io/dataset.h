@@ -29,7 +29,14 @@ struct DatasetInfo {
   // Labeled datasets (shardrec prep --label-threshold): label = rating > this. NaN when the root
   // attribute label_threshold is absent (older files, implicit feedback).
   double label_threshold = std::numeric_limits<double>::quiet_NaN();
+  // The root attribute fingerprint (prep datasets, see dataset_fingerprint); empty when absent.
+  std::string fingerprint;
 };
+
+// 16 hex digits: Fnv64 (io/input.h) of the training CSR and the id mappings, laid out as
+// docs/data-format.md says. Equal for datasets whose training data and ids are equal, whatever
+// the files' other bytes; what params and checkpoints can name the dataset by.
+std::string dataset_fingerprint(const PreparedDataset& d);
 
 // Reads and validates the schema; errors name the file and the offending dataset or attribute.
 DatasetInfo read_info(const H5File& f);
@@ -45,10 +52,10 @@ void write_dataset(const PreparedDataset& d, const std::string& path, const std:
 class DatasetWriter {
  public:
   DatasetWriter(const std::string& path, int64_t num_users, int64_t num_items, bool has_rating,
-                const std::string& source);
+                const std::string& source, bool has_timestamp = false);
   // Appends the rows of `user` (>= every earlier user) to `split` (0 train, 1 valid, 2 test).
   void add_user(int split, int64_t user, std::span<const int32_t> items,
-                std::span<const float> ratings = {});
+                std::span<const float> ratings = {}, std::span<const double> timestamps = {});
   // Raw ids by dense id; without them readers take raw id = dense id.
   void write_mapping(const std::vector<std::string>& user_raw,
                      const std::vector<std::string>& item_raw);
@@ -61,12 +68,13 @@ class DatasetWriter {
   AtomicOutput out_;
   H5File file_;
   int64_t num_users_, num_items_;
-  bool has_rating_;
+  bool has_rating_, has_timestamp_;
   struct Split {
     int64_t next_user = 0, rows = 0, rows_written = 0, ptr_written = 0;
     std::vector<int64_t> ptr;  // pending indptr entries
     std::vector<int32_t> item;
     std::vector<float> rating;
+    std::vector<double> timestamp;
   } splits_[3];
 };
 

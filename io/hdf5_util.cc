@@ -194,6 +194,12 @@ T H5File::read_attr(const std::string& obj, const std::string& name) const {
   return v;
 }
 
+bool H5File::has_attr(const std::string& obj, const std::string& name) const {
+  Lock lk(hdf5_mutex());
+  H5Handle o = open_object(file_.get(), path_, obj);
+  return H5Aexists(o.get(), name.c_str()) > 0;
+}
+
 std::string H5File::read_attr_str(const std::string& obj, const std::string& name) const {
   Lock lk(hdf5_mutex());
   H5Handle o = open_object(file_.get(), path_, obj);
@@ -202,10 +208,11 @@ std::string H5File::read_attr_str(const std::string& obj, const std::string& nam
   H5Handle a(H5Aopen(o.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
   H5Handle t(H5Aget_type(a.get()), H5Tclose);
   if (H5Tget_class(t.get()) != H5T_STRING) fail(path_ + ": attribute " + name + " is not a string");
-  if (H5Tis_variable_str(t.get()) > 0) {
+  if (H5Tis_variable_str(t.get()) > 0) {  // as h5py writes a Python str
     char* s = nullptr;
     H5Handle mt(H5Tcopy(H5T_C_S1), H5Tclose);
     H5Tset_size(mt.get(), H5T_VARIABLE);
+    H5Tset_cset(mt.get(), H5Tget_cset(t.get()));  // HDF5 converts no character set to another
     checked_rc(H5Aread(a.get(), mt.get(), &s), path_ + ": cannot read attribute " + name);
     std::string out = s ? s : "";
     H5free_memory(s);

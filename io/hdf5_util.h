@@ -70,6 +70,7 @@ class H5File {
   void write_attr_str(const std::string& obj, const std::string& name, const std::string& value);
   template <class T> T read_attr(const std::string& obj, const std::string& name) const;
   std::string read_attr_str(const std::string& obj, const std::string& name) const;
+  bool has_attr(const std::string& obj, const std::string& name) const;
 
   // Creates a dataset of shape {rows} or {rows, cols}; chunked (so it can grow) when extendible.
   template <class T>

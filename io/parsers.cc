@@ -1,15 +1,15 @@
 #include "io/parsers.h"
 
-#include <cerrno>
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <unordered_map>
 
 #include "base/error.h"
+#include "io/input.h"
 #include "io/text.h"
 
 namespace shardrec::io {
@@ -17,7 +17,6 @@ namespace {
 
 using Fields = std::vector<std::string_view>;
 using text::fail_at;
-using text::for_each_line;
 using text::show;
 using text::split;
 
@@ -72,7 +71,10 @@ struct StringHash {
 // Accumulates rows, interning raw ids so that later stages work on integers.
 class Builder {
  public:
-  explicit Builder(const std::string& source) { out_.source = source; }
+  Builder(const std::string& source, Format format) {
+    out_.source = source;
+    out_.format = format;
+  }
   void set_columns(bool rating, bool timestamp) {
     out_.has_rating = rating;
     out_.has_timestamp = timestamp;
@@ -83,6 +85,7 @@ class Builder {
     out_.user.push_back(intern(user, users_, out_.user_ids));
     out_.item.push_back(intern(item, items_, out_.item_ids));
   }
+  int64_t rows() const { return static_cast<int64_t>(out_.size()); }
   void rating(float r) { out_.rating.push_back(r); }
   void timestamp(double t) { out_.timestamp.push_back(t); }
   RawInteractions finish() {
@@ -105,11 +108,11 @@ class Builder {
 
 // ---- MovieLens: exactly four fields with a fixed separator ---------------------------------------
 
-void parse_movielens(std::string_view text, std::string_view sep, const std::string& layout,
-                     Builder& b, const std::string& source) {
+void parse_movielens(Input& in, std::string_view sep, const std::string& layout, Builder& b,
+                     const std::string& source) {
   b.set_columns(true, true);
   Fields f;
-  for_each_line(text, [&](std::string_view line, int64_t n) {
+  for_each_line(in, [&](std::string_view line, int64_t n) {
     split(line, sep, f);
     if (f.size() != 4)
       fail_at(source, n, "expected 4 fields (" + layout + "), found " + std::to_string(f.size()));
@@ -126,22 +129,120 @@ struct Columns {
   int user = -1, item = -1, rating = -1, timestamp = -1;
 };
 
-// `keep`: a separator that trimming must leave alone; `unquote`: strip one pair of '"' (csv).
+// `f` holds the fields as values (trimmed, unquoted). `hint` ends a wrong field count's message.
 void read_columns(const Fields& f, const Columns& c, Builder& b, const std::string& source,
-                  int64_t n, char keep, bool unquote) {
+                  int64_t n, const std::string& hint = "") {
   if (f.size() != c.count)
     fail_at(source, n, "expected " + std::to_string(c.count) + " fields, found " +
-                           std::to_string(f.size()));
-  auto field = [&](int i) {
-    std::string_view s = trim(f[i], keep);
-    if (unquote && s.size() >= 2 && s.front() == '"' && s.back() == '"')
-      s = s.substr(1, s.size() - 2);
-    return s;
-  };
-  b.add(field(c.user), field(c.item), n);
-  if (c.rating >= 0) b.rating(number<float>(field(c.rating), "rating", source, n));
-  if (c.timestamp >= 0) b.timestamp(number<double>(field(c.timestamp), "timestamp", source, n));
+                           std::to_string(f.size()) + hint);
+  b.add(f[c.user], f[c.item], n);
+  if (c.rating >= 0) b.rating(number<float>(f[c.rating], "rating", source, n));
+  if (c.timestamp >= 0) b.timestamp(number<double>(f[c.timestamp], "timestamp", source, n));
 }
+
+// ---- RFC 4180 records (csv) ----------------------------------------------------------------------
+
+// Records of delimited text: fields separated by `sep` (' ' = runs of spaces and tabs), each
+// trimmed of surrounding spaces and tabs, or in double quotes, inside which separators, line
+// breaks and doubled quotes ("" for ") belong to the field. A record whose quoted field runs past
+// the end of its line continues on the next lines (numbered by its first).
+class CsvRecords {
+ public:
+  CsvRecords(Input& in, char sep) : in_(in), sep_(sep) {}
+
+  // The next record that is not a blank line; false at the end. The views hold until the next call.
+  bool next(Fields& out, int64_t& line) {
+    std::string_view s;
+    do {
+      if (!in_.next_line(s, line)) return false;
+    } while (s.find_first_not_of(" \t") == std::string_view::npos);
+    if (scan(s, out, line)) return true;
+    // A quoted field goes on: join the following lines (rescanned whole; such records are rare).
+    joined_.assign(s);
+    for (int64_t n; in_.next_line(s, n);) {
+      joined_ += '\n';
+      joined_ += s;
+      if (scan(joined_, out, line)) return true;
+    }
+    fail_at(in_.name(), line,
+            "unterminated quoted field: no closing '\"' before the end of the file (the field "
+            "starts on this line; a quote inside a quoted field is written \"\")");
+  }
+
+ private:
+  bool is_sep(char c) const { return sep_ == ' ' ? c == ' ' || c == '\t' : c == sep_; }
+  bool is_trim(char c) const { return (c == ' ' || c == '\t') && !is_sep(c); }
+
+  // Splits record text s into out; false when a quoted field is still open at its end.
+  bool scan(std::string_view s, Fields& out, int64_t line) {
+    pieces_.clear();
+    unquoted_.clear();
+    const size_t n = s.size();
+    auto at = [&](size_t i) {  // the line of offset i
+      return line + std::count(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(i), '\n');
+    };
+    auto field_no = [&] { return "field " + std::to_string(pieces_.size() + 1); };
+    size_t i = 0;
+    if (sep_ == ' ')
+      while (i < n && is_sep(s[i])) ++i;
+    for (;;) {
+      while (i < n && is_trim(s[i])) ++i;
+      if (i < n && s[i] == '"') {
+        const size_t begin = unquoted_.size();
+        for (++i;;) {
+          const size_t q = s.find('"', i);
+          if (q == std::string_view::npos) return false;
+          unquoted_.append(s.substr(i, q - i));
+          i = q + 1;
+          if (i < n && s[i] == '"') {
+            unquoted_ += '"';
+            ++i;
+            continue;
+          }
+          break;
+        }
+        while (i < n && is_trim(s[i])) ++i;
+        if (i < n && !is_sep(s[i]))
+          fail_at(in_.name(), at(i),
+                  field_no() + ": " + show(s.substr(i, 1)) +
+                      " after the closing quote (a quote inside a quoted field is written \"\")");
+        pieces_.push_back({true, begin, unquoted_.size() - begin});
+      } else {
+        size_t j = i;
+        while (j < n && !is_sep(s[j])) ++j;
+        size_t e = j;
+        while (e > i && is_trim(s[e - 1])) --e;
+        if (s.substr(i, e - i).find('"') != std::string_view::npos)
+          fail_at(in_.name(), at(i),
+                  field_no() + " " + show(s.substr(i, e - i)) +
+                      " has a '\"' inside but does not start with one: quote the whole field, "
+                      "with \"\" for each quote in it (RFC 4180)");
+        pieces_.push_back({false, i, e - i});
+        i = j;
+      }
+      if (i >= n) break;
+      ++i;  // the separator
+      if (sep_ == ' ') {
+        while (i < n && is_sep(s[i])) ++i;
+        if (i >= n) break;
+      }
+    }
+    out.clear();
+    for (const Piece& p : pieces_)
+      out.push_back(p.quoted ? std::string_view(unquoted_).substr(p.begin, p.size)
+                             : s.substr(p.begin, p.size));
+    return true;
+  }
+
+  struct Piece {
+    bool quoted;  // in unquoted_ (else in the record text)
+    size_t begin, size;
+  };
+  Input& in_;
+  char sep_;
+  std::string joined_, unquoted_;
+  std::vector<Piece> pieces_;
+};
 
 // A csv column: a header name first (names may look like numbers), else a 0-based index.
 int csv_column(const std::string& spec, const char* role, const Fields* header, size_t count,
@@ -165,58 +266,50 @@ int csv_column(const std::string& spec, const char* role, const Fields* header, 
        " is not a 0-based index, and names need a header line (header = true)");
 }
 
-void parse_csv(std::string_view text, const ParseOptions& o, Builder& b,
-               const std::string& source) {
+void parse_csv(Input& in, const ParseOptions& o, Builder& b, const std::string& source) {
   const char sep = o.separator;
-  const char keep = sep;  // trimming must not eat a tab or space separator
-  Fields f, header_fields;
+  const std::string sep_name = sep == '\t' ? "tab" : sep == ' ' ? "space" : show(std::string(1, sep));
+  const std::string hint =
+      sep == ' ' ? "" : " (a field that holds the separator " + sep_name + " must be in double quotes)";
+  CsvRecords records(in, sep);
+  Fields f;
   Columns c;
-  bool first = true;
-  for_each_line(text, [&](std::string_view line, int64_t n) {
-    if (sep == ' ')
-      split_ws(line, f);
-    else
-      split(line, std::string_view(&sep, 1), f);
-    if (first) {
-      first = false;
-      c.count = f.size();
-      const Fields* header = nullptr;
-      if (o.header) {
-        for (auto s : f) header_fields.push_back(trim(s, keep));
-        for (auto& s : header_fields)
-          if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
-        header = &header_fields;
-      }
-      auto column = [&](const std::string& spec, const char* dflt, const char* role) {
-        const std::string s = spec.empty() ? std::string(dflt) : spec;
-        return s.empty() ? -1 : csv_column(s, role, header, c.count, source, n);
-      };
-      c.user = column(o.user_column, "0", "user");
-      c.item = column(o.item_column, "1", "item");
-      c.rating = column(o.rating_column, "", "rating");
-      c.timestamp = column(o.timestamp_column, "", "timestamp");
-      b.set_columns(c.rating >= 0, c.timestamp >= 0);
-      if (o.header) return;
-    }
-    read_columns(f, c, b, source, n, keep, true);
-  });
+  int64_t n = 0;
+  if (!records.next(f, n)) return;  // empty: finish() says so
+  {
+    c.count = f.size();
+    const Fields* header = o.header ? &f : nullptr;
+    auto column = [&](const std::string& spec, const char* dflt, const char* role) {
+      const std::string s = spec.empty() ? std::string(dflt) : spec;
+      return s.empty() ? -1 : csv_column(s, role, header, c.count, source, n);
+    };
+    c.user = column(o.user_column, "0", "user");
+    c.item = column(o.item_column, "1", "item");
+    c.rating = column(o.rating_column, "", "rating");
+    c.timestamp = column(o.timestamp_column, "", "timestamp");
+    b.set_columns(c.rating >= 0, c.timestamp >= 0);
+  }
+  const std::string counted = (o.header ? " (as in the header on line " : " (as on line ") +
+                              std::to_string(n) + ")" + hint;
+  if (!o.header) read_columns(f, c, b, source, n, counted);
+  while (records.next(f, n)) read_columns(f, c, b, source, n, counted);
 }
 
-void parse_recbole(std::string_view text, const ParseOptions& o, Builder& b,
-                   const std::string& source) {
+void parse_recbole(Input& in, const ParseOptions& o, Builder& b, const std::string& source) {
   Fields f, names;
+  std::vector<std::string> name_store;
   Columns c;
   bool first = true;
-  for_each_line(text, [&](std::string_view line, int64_t n) {
+  for_each_line(in, [&](std::string_view line, int64_t n) {
     split(line, "\t", f);
+    for (auto& field : f) field = trim(field, '\t');
     if (!first) {
-      read_columns(f, c, b, source, n, '\t', false);
+      read_columns(f, c, b, source, n);
       return;
     }
     first = false;
     // Typed header: name:type, where the type is one of RecBole's four.
     for (auto field : f) {
-      field = trim(field, '\t');
       const size_t colon = field.find(':');
       if (colon == std::string_view::npos)
         fail_at(source, n, "header field " + show(field) +
@@ -225,8 +318,9 @@ void parse_recbole(std::string_view text, const ParseOptions& o, Builder& b,
       if (type != "token" && type != "float" && type != "token_seq" && type != "float_seq")
         fail_at(source, n, "header field " + show(field) + " has unknown type " + show(type) +
                                " (expected token, float, token_seq or float_seq)");
-      names.push_back(field.substr(0, colon));
+      name_store.emplace_back(field.substr(0, colon));
     }
+    for (const auto& s : name_store) names.push_back(s);  // the line's view ends with this call
     c.count = names.size();
     auto column = [&](const std::string& spec, const char* dflt, bool required) {
       const std::string name = spec.empty() ? dflt : spec;
@@ -247,9 +341,9 @@ void parse_recbole(std::string_view text, const ParseOptions& o, Builder& b,
 
 // ---- Adjacency lists ------------------------------------------------------------------------------
 
-void parse_adjacency(std::string_view text, Builder& b) {
+void parse_adjacency(Input& in, Builder& b) {
   Fields f;
-  for_each_line(text, [&](std::string_view line, int64_t n) {
+  for_each_line(in, [&](std::string_view line, int64_t n) {
     split_ws(line, f);
     for (size_t i = 1; i < f.size(); ++i) b.add(f[0], f[i], n);
   });
@@ -259,27 +353,33 @@ void parse_adjacency(std::string_view text, Builder& b) {
 
 class JsonParser {
  public:
-  JsonParser(std::string_view text, Builder& b, const std::string& source)
-      : p_(text.data()), end_(text.data() + text.size()), b_(b), source_(source) {}
+  JsonParser(Input& in, Builder& b, const std::string& source, bool merge_duplicates)
+      : in_(in), b_(b), source_(source), merge_(merge_duplicates) {}
 
   void parse() {
     ws();
     expect('{', "'{' at the start of the document");
     ws();
     if (peek() == '}') {
-      ++p_;
+      in_.skip();
     } else {
       for (;;) {
         ws();
         if (peek() != '"') error("a string key (user id)");
+        const int64_t key_line = line_;
         const std::string user = string();
+        if (auto [it, added] = keys_.try_emplace(user, key_line); !added && !merge_)
+          fail_at(source_, key_line,
+                  "user key " + show(user) + " appears again (first on line " +
+                      std::to_string(it->second) +
+                      "); give each user one key, or --json-duplicates merge to merge the lists");
         ws();
         expect(':', "':' after the key");
         ws();
         expect('[', "'[' starting the item list");
         ws();
         if (peek() == ']') {
-          ++p_;
+          in_.skip();
         } else {
           for (;;) {
             ws();
@@ -288,7 +388,7 @@ class JsonParser {
             b_.add(user, item, line);
             ws();
             if (peek() == ']') {
-              ++p_;
+              in_.skip();
               break;
             }
             expect(',', "',' or ']' in the item list");
@@ -296,39 +396,35 @@ class JsonParser {
         }
         ws();
         if (peek() == '}') {
-          ++p_;
+          in_.skip();
           break;
         }
         expect(',', "',' or '}' after an item list");
       }
     }
     ws();
-    if (p_ != end_) error("the end of the document after the closing '}'");
+    if (peek() >= 0) error("the end of the document after the closing '}'");
   }
 
  private:
-  char peek() const { return p_ < end_ ? *p_ : '\0'; }
+  int peek(size_t k = 0) { return in_.peek(k); }
 
-  [[noreturn]] void error(const std::string& expected) const {
+  [[noreturn]] void error(const std::string& expected) {
     std::string found = "end of file";
-    if (p_ < end_) {
-      const auto c = static_cast<unsigned char>(*p_);
-      found = c >= 0x20 && c < 0x7f ? "'" + std::string(1, *p_) + "'"
-                                    : "byte " + std::to_string(static_cast<int>(c));
-    }
+    if (const int c = peek(); c >= 0)
+      found = c >= 0x20 && c < 0x7f ? "'" + std::string(1, static_cast<char>(c)) + "'"
+                                    : "byte " + std::to_string(c);
     fail_at(source_, line_, "JSON syntax error: expected " + expected + ", found " + found);
   }
 
   void expect(char c, const char* what) {
     if (peek() != c) error(what);
-    ++p_;
+    in_.skip();
   }
 
   void ws() {
-    while (p_ < end_ && is_space(*p_)) {
-      if (*p_ == '\n') ++line_;
-      ++p_;
-    }
+    for (int c; (c = peek()) >= 0 && is_space(static_cast<char>(c)); in_.skip())
+      if (c == '\n') ++line_;
   }
 
   std::string scalar() {
@@ -339,40 +435,44 @@ class JsonParser {
 
   // A JSON number, kept as its text: the raw id is what the file says.
   std::string number_text() {
-    const char* start = p_;
-    auto digits = [&] {
-      const char* d = p_;
-      while (p_ < end_ && *p_ >= '0' && *p_ <= '9') ++p_;
-      if (p_ == d) error("a digit");
+    std::string out;
+    auto take = [&] {
+      out += static_cast<char>(peek());
+      in_.skip();
     };
-    if (peek() == '-') ++p_;
+    auto digits = [&] {
+      const size_t d = out.size();
+      while (peek() >= '0' && peek() <= '9') take();
+      if (out.size() == d) error("a digit");
+    };
+    if (peek() == '-') take();
     if (peek() == '0')
-      ++p_;
+      take();
     else
       digits();
     if (peek() == '.') {
-      ++p_;
+      take();
       digits();
     }
     if (peek() == 'e' || peek() == 'E') {
-      ++p_;
-      if (peek() == '+' || peek() == '-') ++p_;
+      take();
+      if (peek() == '+' || peek() == '-') take();
       digits();
     }
-    return std::string(start, p_);
+    return out;
   }
 
   unsigned hex4() {
     unsigned v = 0;
     for (int i = 0; i < 4; ++i) {
-      const char c = peek();
+      const int c = peek();
       int d = c >= '0' && c <= '9'   ? c - '0'
               : c >= 'a' && c <= 'f' ? c - 'a' + 10
               : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                      : -1;
       if (d < 0) error("4 hex digits after \\u");
       v = v * 16 + static_cast<unsigned>(d);
-      ++p_;
+      in_.skip();
     }
     return v;
   }
@@ -396,23 +496,25 @@ class JsonParser {
   }
 
   std::string string() {
-    ++p_;  // opening quote
+    in_.skip();  // opening quote
     std::string out;
     for (;;) {
-      if (p_ == end_) error("'\"' closing the string");
-      const char c = *p_;
+      if (peek() < 0) error("'\"' closing the string");
+      const char c = static_cast<char>(peek());
       if (c == '"') {
-        ++p_;
+        in_.skip();
         return out;
       }
       if (static_cast<unsigned char>(c) < 0x20) error("'\"' closing the string");
-      ++p_;
+      in_.skip();
       if (c != '\\') {
         out += c;
         continue;
       }
-      const char e = peek();
-      ++p_;
+      const int e = peek();
+      if (e <= 0 || !std::strchr("\"\\/bfnrtu", e))
+        error("a valid escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
+      in_.skip();
       switch (e) {
         case '"': out += '"'; break;
         case '\\': out += '\\'; break;
@@ -426,8 +528,8 @@ class JsonParser {
           unsigned cp = hex4();
           // A high surrogate must pair with a low one to form one code point.
           if (cp >= 0xD800 && cp < 0xDC00) {
-            if (peek() != '\\' || p_ + 1 >= end_ || p_[1] != 'u') error("a low surrogate \\u");
-            p_ += 2;
+            if (peek() != '\\' || peek(1) != 'u') error("a low surrogate \\u");
+            in_.skip(2);
             const unsigned lo = hex4();
             if (lo < 0xDC00 || lo >= 0xE000) error("a low surrogate \\uDC00-\\uDFFF");
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
@@ -437,39 +539,23 @@ class JsonParser {
           utf8(cp, out);
           break;
         }
-        default:
-          --p_;
-          error("a valid escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
       }
     }
   }
 
-  const char* p_;
-  const char* end_;
+  Input& in_;
   Builder& b_;
   const std::string& source_;
+  const bool merge_;
+  std::unordered_map<std::string, int64_t> keys_;  // user key -> line of its first appearance
   int64_t line_ = 1;
 };
-
-std::string read_whole_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) fail(path + ": is a directory, not a file");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path + ": cannot open file: " + std::strerror(errno));
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) fail(path + ": cannot determine the file size");
-  in.seekg(0, std::ios::beg);
-  std::string text(static_cast<size_t>(size), '\0');
-  if (!in.read(text.data(), size)) fail(path + ": read error");
-  return text;
-}
 
 }  // namespace
 
 Format parse_format(const std::string& name) {
-  static constexpr Format kAll[] = {Format::MlDat,     Format::MlUdata, Format::RecBole,
-                                    Format::Csv,       Format::Adjacency, Format::Json};
+  static constexpr Format kAll[] = {Format::MlDat, Format::MlUdata,   Format::RecBole,
+                                    Format::Csv,   Format::Adjacency, Format::Json, Format::Auto};
   std::string known;
   for (Format f : kAll) {
     if (name == format_name(f)) return f;
@@ -486,6 +572,7 @@ std::string format_name(Format format) {
     case Format::Csv: return "csv";
     case Format::Adjacency: return "adjacency";
     case Format::Json: return "json";
+    case Format::Auto: return "auto";
   }
   return "?";
 }
@@ -501,34 +588,157 @@ char parse_separator(const std::string& text) {
        " must be one character or one of tab, \\t, space, comma, semicolon, pipe");
 }
 
-RawInteractions parse_text(std::string_view text, const std::string& source,
-                           const ParseOptions& options) {
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // UTF-8 byte-order mark
+namespace {
+
+constexpr size_t kHead = 1 << 16;  // bytes looked at to detect or check a format
+
+// The first line of head that is not blank (without its line ending).
+std::string_view first_line(std::string_view head) {
+  for (;;) {
+    const size_t nl = head.find('\n');
+    std::string_view line = head.substr(0, nl);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") != std::string_view::npos || nl == std::string_view::npos)
+      return line;
+    head.remove_prefix(nl + 1);
+  }
+}
+
+bool is_number(std::string_view s) {
+  double v;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return !s.empty() && ec == std::errc() && end == s.data() + s.size();
+}
+
+// What the content looks like, from its first line.
+Format sniff(std::string_view head) {
+  const size_t first = head.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && head[first] == '{') return Format::Json;
+  const std::string_view line = first_line(head);
+  Fields f;
+  split(line, "\t", f);
+  bool typed = !line.empty();
+  for (auto field : f) {
+    const size_t colon = field.find(':');
+    const std::string_view type = colon == std::string_view::npos ? "" : trim(field, '\t').substr(colon + 1);
+    typed = typed && (type == "token" || type == "float" || type == "token_seq" || type == "float_seq");
+  }
+  if (typed) return Format::RecBole;
+  bool numbers = f.size() == 4;
+  for (auto field : f) numbers = numbers && is_number(trim(field, '\t'));
+  if (numbers) return Format::MlUdata;
+  split(line, "::", f);
+  if (f.size() == 4) return Format::MlDat;
+  return Format::Csv;
+}
+
+std::string looks_like(Format f) {
+  switch (f) {
+    case Format::Json: return "a JSON document (it starts with '{')";
+    case Format::RecBole: return "a RecBole atomic file (typed header like user_id:token)";
+    case Format::MlDat: return "MovieLens ratings.dat (fields separated by '::')";
+    case Format::MlUdata: return "MovieLens u.data (four tab-separated numbers)";
+    default: return "delimited text (csv)";
+  }
+}
+
+// Whether content that sniffs as `seen` (first line `line`) can be read as `format`.
+// Lenient where the format's own parser explains a bad file better (a RecBole header's types,
+// JSON syntax).
+bool fits(Format format, Format seen, std::string_view line, char sep) {
+  const bool other = seen == Format::MlDat || seen == Format::MlUdata || seen == Format::RecBole;
+  if (format == Format::Json) return seen == Format::Json || (!other && trim(line, 0).substr(0, 1) == "[");
+  if (seen == Format::Json) return false;
+  switch (format) {
+    case Format::RecBole:
+      return seen == format || (!other && line.find_first_of("\t:") != std::string_view::npos);
+    case Format::MlDat: return seen == format;
+    case Format::MlUdata: return line.find('\t') != std::string_view::npos;
+    case Format::Adjacency:
+      return seen != Format::RecBole && seen != Format::MlDat &&
+             line.find(',') == std::string_view::npos;
+    case Format::Csv:  // a user and an item column at least
+      return sep == ' ' ? line.find_first_of(" \t") != std::string_view::npos
+                        : line.find(sep) != std::string_view::npos;
+    default: return true;
+  }
+}
+
+RawInteractions parse(Input& in, const ParseOptions& given) {
+  const std::string& source = in.name();
+  ParseOptions options = given;
   const bool columns_set = !options.user_column.empty() || !options.item_column.empty() ||
                            !options.rating_column.empty() || !options.timestamp_column.empty();
+  const std::string_view head = in.head(kHead);
+  if (options.format == Format::Auto) {
+    options.format = detect_format(source, head);
+    // Column options are for csv and recbole: with them, text detected as anything else is csv.
+    if (columns_set && options.format != Format::RecBole) options.format = Format::Csv;
+  }
+  const Format seen = sniff(head);
+  const std::string_view line = first_line(head);
+  if (head.find_first_not_of(" \t\r\n") != std::string_view::npos &&
+      !fits(options.format, seen, line, options.separator)) {
+    if (options.format == Format::Csv && seen == Format::Csv)
+      fail(source + ": the first line " + show(line) + " has no separator " +
+           (options.separator == '\t' ? std::string("tab") : show(std::string(1, options.separator))) +
+           ": give the right one with --sep");
+    fail(source + ": the content does not look like format " + format_name(options.format) +
+         " but like " + looks_like(seen) + " (first line: " + show(line) + "); give --format " +
+         format_name(seen) + ", or leave --format out to detect it");
+  }
   if (columns_set && options.format != Format::Csv && options.format != Format::RecBole)
     fail(source + ": column options apply to the csv and recbole formats only, not to " +
          format_name(options.format) + " (its columns are fixed)");
 
-  Builder b(source);
+  Builder b(source, options.format);
+  if (options.progress)
+    in.on_block([&](uint64_t bytes) { options.progress(source, bytes, b.rows()); });
   switch (options.format) {
     case Format::MlDat:
-      parse_movielens(text, "::", "user::item::rating::timestamp", b, source);
+      parse_movielens(in, "::", "user::item::rating::timestamp", b, source);
       break;
     case Format::MlUdata:
-      parse_movielens(text, "\t", "user<TAB>item<TAB>rating<TAB>timestamp", b, source);
+      parse_movielens(in, "\t", "user<TAB>item<TAB>rating<TAB>timestamp", b, source);
       break;
-    case Format::RecBole: parse_recbole(text, options, b, source); break;
-    case Format::Csv: parse_csv(text, options, b, source); break;
-    case Format::Adjacency: parse_adjacency(text, b); break;
-    case Format::Json: JsonParser(text, b, source).parse(); break;
+    case Format::RecBole: parse_recbole(in, options, b, source); break;
+    case Format::Csv: parse_csv(in, options, b, source); break;
+    case Format::Adjacency: parse_adjacency(in, b); break;
+    case Format::Json: JsonParser(in, b, source, options.json_merge_duplicates).parse(); break;
+    case Format::Auto: break;  // resolved above
   }
-  return b.finish();
+  while (in.peek() >= 0) in.skip(kHead);  // the checksum covers the whole file
+  RawInteractions out = b.finish();
+  out.file_bytes = in.stored_bytes();
+  out.file_hash = in.stored_hash();
+  return out;
+}
+
+}  // namespace
+
+Format detect_format(const std::string& path, std::string_view head) {
+  const std::string name = uncompressed_name(path);
+  auto has_ext = [&](const char* ext) {
+    const size_t n = std::strlen(ext);
+    if (name.size() < n) return false;
+    for (size_t i = 0; i < n; ++i)
+      if (std::tolower(static_cast<unsigned char>(name[name.size() - n + i])) != ext[i]) return false;
+    return true;
+  };
+  if (has_ext(".json")) return Format::Json;
+  if (has_ext(".inter")) return Format::RecBole;
+  return sniff(head);
+}
+
+RawInteractions parse_text(std::string_view text, const std::string& source,
+                           const ParseOptions& options) {
+  Input in = Input::memory(text, source);
+  return parse(in, options);
 }
 
 RawInteractions parse_file(const std::string& path, const ParseOptions& options) {
-  const std::string text = read_whole_file(path);
-  return parse_text(text, path, options);
+  Input in = Input::file(path);
+  return parse(in, options);
 }
 
 }  // namespace shardrec::io

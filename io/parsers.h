@@ -6,6 +6,7 @@
 // for problems with the whole file, "<file>: ".
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,11 +20,18 @@ enum class Format {
   Csv,        // "csv": generic delimited text, see ParseOptions
   Adjacency,  // "adjacency": `user item item ...`, one user per line, whitespace separated
   Json,       // "json": `{"user": [item, item, ...], ...}`
+  Auto,       // "auto": detected per file, see detect_format
 };
 
 // Format from its command-line name (listed above); unknown names throw, listing the known ones.
 Format parse_format(const std::string& name);
 std::string format_name(Format format);
+
+// The format of a file from its name (without a .gz / .zst suffix) and first bytes: ".json" ->
+// json, ".inter" -> recbole; else by content: a document starting with '{' -> json, a typed
+// RecBole header (`user_id:token<TAB>...`) -> recbole, `a::b::c::d` -> ml-dat, four
+// tab-separated numbers -> ml-udata, anything else -> csv.
+Format detect_format(const std::string& path, std::string_view head);
 
 // Separator from a command-line spelling: any single character, or "tab"/"\t" (backslash t),
 // "space", "comma", "semicolon", "pipe".
@@ -32,10 +40,15 @@ char parse_separator(const std::string& text);
 // How to read one file. The column fields apply to csv and recbole only; leave them empty for the
 // format's default. Setting one with another format is an error (those formats have fixed columns).
 struct ParseOptions {
+  // Auto: detect_format per file. Any other format is checked against the file's first line: a
+  // file that plainly is something else (a JSON document read as csv, a csv read as ml-dat, ...)
+  // is an error naming the file and the format it looks like, not a dataset of nonsense.
   Format format = Format::Csv;
 
-  // csv: field separator. ' ' means "runs of spaces and tabs". Fields are trimmed of surrounding
-  // spaces and one pair of surrounding double quotes; a separator inside quotes is not supported.
+  // csv: field separator. ' ' means "runs of spaces and tabs". Fields follow RFC 4180: trimmed
+  // of surrounding spaces and tabs, or in double quotes, inside which the separator, line breaks
+  // and "" (one quote) belong to the field. An unterminated quoted field, text after a closing
+  // quote, or a quote inside an unquoted field is an error naming the line.
   char separator = ',';
   // csv: the first line names the columns (columns may then be chosen by name).
   bool header = false;
@@ -45,11 +58,20 @@ struct ParseOptions {
   // recbole: a field name from the header (the part before ':'). Defaults: "user_id", "item_id",
   //      and "rating" / "timestamp" when the header has them. A name given explicitly must exist.
   std::string user_column, item_column, rating_column, timestamp_column;
+
+  // json: a user key that appears twice is an error naming both lines, unless its lists merge.
+  bool json_merge_duplicates = false;
+
+  // Called after every block read (about 1 MiB) with the file, its stored bytes read so far and
+  // the rows parsed so far (progress reports).
+  std::function<void(const std::string& file, uint64_t bytes, int64_t rows)> progress;
 };
 
 // The rows of one file. Raw ids are interned: `user[r]` indexes `user_ids`, in first-seen order.
 struct RawInteractions {
   std::string source;                          // file name, for messages
+  Format format = Format::Csv;                 // as read (never Auto)
+  uint64_t file_bytes = 0, file_hash = 0;      // the file as stored: size and Fnv64 (io/input.h)
   std::vector<std::string> user_ids, item_ids;  // distinct raw ids, first-seen order
   std::vector<int64_t> user, item;              // per row
   std::vector<float> rating;                    // per row when has_rating, else empty
@@ -61,7 +83,7 @@ struct RawInteractions {
   const std::string& raw_item(size_t row) const { return item_ids[item[row]]; }
 };
 
-// Reads and parses a whole file. A file without any interaction is an error ("empty file").
+// Reads and parses a whole file, block by block. A file without any interaction is an error ("empty file").
 RawInteractions parse_file(const std::string& path, const ParseOptions& options);
 
 // Parses text already in memory; `source` names it in messages. Same rules as parse_file.

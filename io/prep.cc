@@ -13,6 +13,7 @@
 namespace shardrec::io {
 namespace {
 
+constexpr const char* kSplitRoles[3] = {"train", "valid", "test"};
 constexpr uint64_t kRatioSplitTag = 0x726174696f5f7370ULL;  // keys the per-user shuffle
 
 // One input file's rows. Interactions doubles as the row table: ids are provisional (global
@@ -21,6 +22,7 @@ struct Table {
   std::string path;
   Interactions rows;
   bool has_rating = false, has_timestamp = false;
+  Format format = Format::Csv;  // as read
 };
 
 std::string fmt(double v) {
@@ -76,8 +78,41 @@ Groups group_by_user(const Interactions& t, int64_t num_users) {
   return g;
 }
 
+// presplit: the file of each split [train, valid, test], "" when absent.
+std::vector<std::string> presplit_files(const PrepOptions& o) {
+  const size_t n = o.inputs.size();
+  std::vector<std::string> files = o.inputs;
+  files.resize(3);
+  if (o.presplit_roles.empty()) {
+    if (n == 2 && !o.inputs[0].empty() && !o.inputs[1].empty())
+      fail("option --presplit: two input files with --split presplit; say which is which: "
+           "--presplit train,test or --presplit train,valid");
+    return files;
+  }
+  SHARDREC_CHECK(o.presplit_roles.size() == n,
+                 "option --presplit: " + std::to_string(o.presplit_roles.size()) +
+                     " roles for " + std::to_string(n) + " input files");
+  files.assign(3, "");
+  std::vector<char> seen(3, 0);
+  for (size_t k = 0; k < n; ++k) {
+    const std::string& role = o.presplit_roles[k];
+    int slot = -1;
+    for (int s = 0; s < 3; ++s)
+      if (role == kSplitRoles[s]) slot = s;
+    SHARDREC_CHECK(slot >= 0, "option --presplit: unknown split '" + role +
+                                  "' (expected train, valid or test)");
+    SHARDREC_CHECK(!seen[slot], "option --presplit: split '" + role + "' is given twice");
+    seen[slot] = 1;
+    files[slot] = o.inputs[k];
+  }
+  SHARDREC_CHECK(seen[0], "option --presplit: one of the files must be the train split");
+  return files;
+}
+
 void validate(const PrepOptions& o) {
   const size_t n = o.inputs.size();
+  SHARDREC_CHECK(o.presplit_roles.empty() || o.split == SplitMode::Presplit,
+                 "option --presplit applies to --split presplit only");
   if (o.split == SplitMode::Presplit) {
     SHARDREC_CHECK(n >= 1 && n <= 3 && !o.inputs[0].empty(),
                    "split mode presplit takes 1 to 3 inputs [train, valid, test] with a train "
@@ -117,11 +152,13 @@ void validate(const PrepOptions& o) {
 // Parses the inputs and puts their raw ids into one provisional id space.
 class Loader {
  public:
-  Table load(const std::string& path, const ParseOptions& options) {
+  Table load(const std::string& path, const ParseOptions& options, const std::string& split) {
     RawInteractions raw = parse_file(path, options);
+    files.push_back({path, split, raw.format, raw.file_bytes, raw.file_hash,
+                     static_cast<int64_t>(raw.size())});
     const std::vector<int64_t> users = global_ids(raw.user_ids, user_index_, user_raw);
     const std::vector<int64_t> items = global_ids(raw.item_ids, item_index_, item_raw);
-    Table t{path, {}, raw.has_rating, raw.has_timestamp};
+    Table t{path, {}, raw.has_rating, raw.has_timestamp, raw.format};
     t.rows.user.resize(raw.size());
     t.rows.item.resize(raw.size());
     for (size_t r = 0; r < raw.size(); ++r) {
@@ -134,6 +171,7 @@ class Loader {
   }
 
   std::vector<std::string> user_raw, item_raw;  // provisional id -> raw id
+  std::vector<PrepReport::InputFile> files;
 
  private:
   using Index = std::unordered_map<std::string, int64_t>;
@@ -313,11 +351,15 @@ PreparedDataset prepare(const PrepOptions& options, PrepReport* report) {
   std::vector<Table> storage;
   storage.reserve(3);
   int slot_of[3] = {-1, -1, -1};
-  for (size_t k = 0; k < options.inputs.size(); ++k) {
-    if (options.inputs[k].empty()) continue;
-    slot_of[k] = static_cast<int>(storage.size());
-    storage.push_back(loader.load(options.inputs[k], options));
+  const std::vector<std::string> files =
+      options.split == SplitMode::Presplit ? presplit_files(options) : options.inputs;
+  for (size_t k = 0; k < files.size(); ++k) {
+    if (files[k].empty()) continue;
+    if (k < 3) slot_of[k] = static_cast<int>(storage.size());  // ratio mode may have more
+    const bool pre = options.split == SplitMode::Presplit;
+    storage.push_back(loader.load(files[k], options, pre ? kSplitRoles[k] : "all"));
   }
+  rep.inputs = loader.files;
   std::vector<Table*> tables;
   for (Table& t : storage) tables.push_back(&t);
   Table& train = storage[0];
@@ -331,8 +373,8 @@ PreparedDataset prepare(const PrepOptions& options, PrepReport* report) {
     if (options.label_threshold && !t->has_rating)
       fail(t->path + ": field rating: a label threshold (label = rating > " +
            fmt(*options.label_threshold) + ") needs a rating column, but this " +
-           format_name(options.format) + " input has none" +
-           (options.format == Format::Csv ? " (set the rating column)" : ""));
+           format_name(t->format) + " input has none" +
+           (t->format == Format::Csv ? " (set the rating column)" : ""));
     if (options.rating_range && !t->has_rating)
       fail(t->path + ": field rating: a rating range needs a rating column, but this input has none");
     if (options.rating_range)
@@ -345,12 +387,12 @@ PreparedDataset prepare(const PrepOptions& options, PrepReport* report) {
       }
     if (options.rating_threshold && !t->has_rating)
       fail(t->path + ": a rating threshold needs a rating column, but this " +
-           format_name(options.format) + " input has none" +
-           (options.format == Format::Csv ? " (set the rating column)" : ""));
+           format_name(t->format) + " input has none" +
+           (t->format == Format::Csv ? " (set the rating column)" : ""));
     if (options.split == SplitMode::LeaveOneOut && !t->has_timestamp)
       fail(t->path + ": the leave-one-out split needs a timestamp column, but this " +
-           format_name(options.format) + " input has none" +
-           (options.format == Format::Csv ? " (set the timestamp column)" : ""));
+           format_name(t->format) + " input has none" +
+           (t->format == Format::Csv ? " (set the timestamp column)" : ""));
   }
 
   // Ratio mode with several inputs: one data set, the rows of each file in turn.

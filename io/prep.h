@@ -33,6 +33,8 @@
 //       test and the second last to valid when the user has >= 3 rows; with 2 rows the last goes
 //       to test; a single row stays in train. Needs a timestamp column.
 //     - presplit ("presplit"): inputs are [train, valid, test]; valid and test may be "" (absent).
+//       Which file is which is said by `presplit_roles` (e.g. {"train", "test"}); without it three
+//       inputs are train, valid, test, and two files are an error (train,valid or train,test?).
 //  7. Each split is sorted by user, stably: a user's rows keep input order (ratio, presplit) or
 //     chronological order (loo). Ratings / timestamps are filled when every input has them.
 //
@@ -65,6 +67,9 @@ struct PrepOptions : ParseOptions {
   // an empty string means that split is absent.
   std::vector<std::string> inputs;
   SplitMode split = SplitMode::Ratio;
+  // presplit: the split of each input ("train", "valid" or "test", each at most once, train
+  // required), as many as inputs. Empty: by position, except that two files must say.
+  std::vector<std::string> presplit_roles;
   // ratio split: {train, valid, test} or {train, test}; non-negative, normalised by their sum.
   std::vector<double> ratios{0.8, 0.1, 0.1};
   uint64_t seed = 0;  // ratio split randomness
@@ -87,6 +92,14 @@ struct PrepReport {
   int64_t after_dedup = 0;
   int64_t after_kcore = 0;
   int kcore_rounds = 0;  // filtering passes that removed something
+  // Each file read, in reading order (provenance: the dataset's prep_config attribute).
+  struct InputFile {
+    std::string path, split;  // split: "train", "valid" or "test" (presplit), else "all"
+    Format format = Format::Csv;
+    uint64_t bytes = 0, hash = 0;  // as stored; hash = Fnv64 (io/input.h)
+    int64_t rows = 0;
+  };
+  std::vector<InputFile> inputs;
 };
 
 PreparedDataset prepare(const PrepOptions& options, PrepReport* report = nullptr);

@@ -1,25 +1,72 @@
 // shardrec prep: raw interactions (and item features) into a shardrec HDF5 dataset.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <string_view>
 
 #include "base/error.h"
 #include "io/dataset.h"
 #include "io/features.h"
+#include "io/input.h"
 #include "io/prep.h"
 #include "launch/commands.h"
 #include "launch/options.h"
 
 namespace shardrec::cli {
+namespace {
+
+std::string json_str(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// Every option as resolved (defaults included), and what each input file was: prep_config.
+std::string config_json(const Options& opts, const io::PrepReport& rep) {
+  std::string s = "{\"command\": \"prep\", \"options\": {";
+  for (size_t k = 0; k < opts.size(); ++k)
+    s += (k ? ", " : "") + json_str(opts[k].name) + ": " + json_str(opts[k].value());
+  s += "}, \"inputs\": [";
+  for (size_t k = 0; k < rep.inputs.size(); ++k) {
+    const auto& in = rep.inputs[k];
+    s += std::string(k ? ", " : "") + "{\"path\": " + json_str(in.path) +
+         ", \"split\": " + json_str(in.split) + ", \"format\": " + json_str(io::format_name(in.format)) +
+         ", \"bytes\": " + std::to_string(in.bytes) + ", \"fnv64\": " + json_str(io::Fnv64{in.hash}.hex()) +
+         ", \"rows\": " + std::to_string(in.rows) + "}";
+  }
+  return s + "]}";
+}
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+}  // namespace
 
 int cmd_prep(int argc, char** argv) {
   io::PrepOptions o;
   o.seed = 2020;
-  std::string out, format = "csv", sep = ",", split = "ratio", rating_range, unknown = "error";
+  std::string out, format = "auto", sep = ",", split = "ratio", rating_range, unknown = "error",
+              presplit, json_duplicates = "error";
   std::vector<std::string> feature_specs;
+  double progress = 5;
+  bool json = false;
   const Options opts = {
       Option("input", o.inputs, "input file(s); with --split presplit: train [valid [test]]").abbrev('i'),
       Option("out", out, "output dataset (.h5)").abbrev('o').required(),
-      Option("format", format, "ml-dat (ratings.dat, '::'), ml-udata (u.data, tab), recbole (.inter), csv, adjacency, json"),
+      Option("format", format,
+             "auto (from the extension and content; csv when --sep or --header is given), ml-dat "
+             "(ratings.dat, '::'), ml-udata (u.data, tab), recbole (.inter), csv, adjacency, json"),
       Option("sep", sep, "csv: separator (a character, 'tab' or 'space')"),
       Option("header", o.header, "csv: the first line names the columns"),
       Option("user-col", o.user_column, "user column (index or header name)"),
@@ -27,6 +74,11 @@ int cmd_prep(int argc, char** argv) {
       Option("rating-col", o.rating_column, "rating column"),
       Option("time-col", o.timestamp_column, "timestamp column"),
       Option("split", split, "ratio, loo (leave-one-out by time) or presplit"),
+      Option("presplit", presplit,
+             "presplit: the split of each input file in order, e.g. train,test (needed for two files; "
+             "three default to train,valid,test)"),
+      Option("json-duplicates", json_duplicates, "json: a user key given twice is an error, or merge its lists")
+          .choices({"error", "merge"}),
       Option("ratios", o.ratios, "ratio split: train,valid,test").at_least(0),
       Option("seed", o.seed, "seed of the ratio split"),
       Option("threshold", o.rating_threshold, "keep rows with rating >= this (implicit feedback)"),
@@ -39,15 +91,26 @@ int cmd_prep(int argc, char** argv) {
       Option("features", feature_specs,
              "item features, repeatable: NAME=PATH (.npy, .csv, .tsv, .h5), NAME=PATH:FORMAT or "
              "NAME=PATH:recbole:COLUMN (multi-hot from a RecBole .item file)"),
+      Option("progress", progress, "seconds between progress lines on stderr while reading (0 = none)").at_least(0),
+      Option("json", json, "print a machine-readable summary (one JSON object) on stdout instead of the text one")
+          .flag(),
       Option("features-unknown", unknown,
              "feature rows of raw item ids the dataset lacks (e.g. removed by k-core): error or skip")
           .choices({"error", "skip"}),
   };
-  if (parse(argc, argv, "usage: shardrec prep --input FILE... --out DATA.h5 [options]", opts).help) return 0;
+  const Args args = parse(argc, argv, "usage: shardrec prep --input FILE... --out DATA.h5 [options]", opts);
+  if (args.help) return 0;
+  // The csv-only options say what the file is.
+  if (!args.has("format") && (args.has("sep") || args.has("header"))) format = "csv";
   if (o.inputs.empty()) fail("option --input: at least one input file is required");
   o.format = io::parse_format(format);
   o.separator = io::parse_separator(sep);
   o.split = io::parse_split_mode(split);
+  o.json_merge_duplicates = json_duplicates == "merge";
+  for (size_t a = 0, b; !presplit.empty() && a <= presplit.size(); a = b + 1) {
+    b = std::min(presplit.find(',', a), presplit.size());
+    o.presplit_roles.push_back(presplit.substr(a, b - a));
+  }
   if (!rating_range.empty()) {
     std::replace(rating_range.begin(), rating_range.end(), ':', ',');
     std::vector<double> lo_hi;
@@ -69,13 +132,32 @@ int cmd_prep(int argc, char** argv) {
           fail("option --features: modality '" + features.back().name + "' is given twice");
     }
   for (auto& spec : features) spec.unknown = unknown == "skip" ? io::UnknownIds::kSkip : io::UnknownIds::kError;
+  const auto start = Clock::now();
+  if (progress > 0) {
+    auto last = start;
+    o.progress = [&, last](const std::string& file, uint64_t bytes, int64_t rows) mutable {
+      if (seconds_since(last) < progress) return;
+      last = Clock::now();
+      const double mb = static_cast<double>(bytes) / (1 << 20);
+      std::fprintf(stderr, "prep: %s: %lld rows, %.0f MiB read, %.1f MiB/s\n", file.c_str(), (long long)rows, mb,
+                   mb / seconds_since(start));
+    };
+  }
   io::PrepReport rep;
   const auto data = io::prepare(o, &rep);
+  // The source line names the format as read (the detected one when --format was auto).
+  if (format == "auto" && !rep.inputs.empty()) {
+    format = io::format_name(rep.inputs[0].format);
+    for (const auto& in : rep.inputs)
+      if (io::format_name(in.format) != format) format = "auto";
+  }
   std::string source = "shardrec prep --format " + format;
   for (auto& f : o.inputs) source += " " + f;
   // Modalities are built one at a time (one matrix in memory) inside the atomic write, so a bad
   // feature file leaves no dataset behind.
+  std::FILE* text_out = json ? stderr : stdout;  // --json: stdout holds only the summary
   io::write_dataset(data, out, source, [&](io::H5File& f) {
+    f.write_attr_str("/", "prep_config", config_json(opts, rep));
     for (const auto& spec : features) {
       int64_t fill = 0, dim = 0, skipped = 0;
       const auto values = io::build_modality(spec, data.item_raw, &fill, &dim, &skipped);
@@ -86,10 +168,23 @@ int cmd_prep(int argc, char** argv) {
         std::fprintf(stderr, "warning: modality %s: %lld of %lld items had no row and got the mean\n",
                      spec.name.c_str(), (long long)fill, (long long)data.num_items());
       io::write_modality(f, spec.name, values, data.num_items(), dim, fill, spec.describe());
-      std::printf("modality %s: %lld x %lld from %s\n", spec.name.c_str(),
+      std::fprintf(text_out, "modality %s: %lld x %lld from %s\n", spec.name.c_str(),
                   (long long)data.num_items(), (long long)dim, spec.describe().c_str());
     }
   });
+  if (json) {
+    const io::Interactions* parts[3] = {&data.train, &data.valid, &data.test};
+    std::string s = "{\"out\": " + json_str(out) + ", \"users\": " + std::to_string(data.num_users()) +
+                    ", \"items\": " + std::to_string(data.num_items());
+    for (int k = 0; k < 3; ++k) s += ", \"" + std::string(io::kSplitNames[k]) + "\": " + std::to_string(parts[k]->size());
+    s += ", \"rows_read\": " + std::to_string(rep.rows_read) + ", \"after_threshold\": " +
+         std::to_string(rep.after_threshold) + ", \"after_dedup\": " + std::to_string(rep.after_dedup) +
+         ", \"after_kcore\": " + std::to_string(rep.after_kcore) + ", \"kcore_rounds\": " +
+         std::to_string(rep.kcore_rounds) + ", \"fingerprint\": " + json_str(io::dataset_fingerprint(data)) +
+         ", \"seconds\": " + format_number(seconds_since(start)) + ", \"config\": " + config_json(opts, rep) + "}";
+    std::printf("%s\n", s.c_str());
+    return 0;
+  }
   std::printf("read %lld rows; after threshold %lld, dedup %lld, k-core %lld\n",
               (long long)rep.rows_read, (long long)rep.after_threshold, (long long)rep.after_dedup,
               (long long)rep.after_kcore);

@@ -80,10 +80,72 @@ const std::vector<float> kRatings = {4, 5, 3, 1.5f};
 const std::vector<double> kTimes = {100, 150, 200, 50};
 
 TEST(ParseFormat, NamesRoundTrip) {
-  for (const char* name : {"ml-dat", "ml-udata", "recbole", "csv", "adjacency", "json"})
+  for (const char* name : {"ml-dat", "ml-udata", "recbole", "csv", "adjacency", "json", "auto"})
     EXPECT_EQ(format_name(parse_format(name)), name);
   EXPECT_THAT(error_of([] { parse_format("parquet"); }),
               AllOf(HasSubstr("'parquet'"), HasSubstr("ml-dat"), HasSubstr("json")));
+}
+
+TEST(ParseFormat, DetectedFromNameAndContent) {
+  EXPECT_EQ(detect_format("a/train.json", "1,2\n"), Format::Json);  // the extension first
+  EXPECT_EQ(detect_format("train.JSON.gz", ""), Format::Json);
+  EXPECT_EQ(detect_format("ml-100k.inter.zst", ""), Format::RecBole);
+  EXPECT_EQ(detect_format("x.txt", "\n  {\"0\": [5809, 1]}"), Format::Json);
+  EXPECT_EQ(detect_format("x.txt", "user_id:token\titem_id:token\n1\t2\n"), Format::RecBole);
+  EXPECT_EQ(detect_format("ratings.dat", "1::1193::5::978300760\n"), Format::MlDat);
+  EXPECT_EQ(detect_format("u.data", "196\t242\t3\t881250949\n"), Format::MlUdata);
+  EXPECT_EQ(detect_format("u.data", "\r\n196\t242\t3.5\t881250949\r\n"), Format::MlUdata);
+  EXPECT_EQ(detect_format("log.tsv", "a\tb\t3\t4\n"), Format::Csv);  // ids are not numbers
+  EXPECT_EQ(detect_format("log.csv", "user,item\n1,2\n"), Format::Csv);
+  EXPECT_EQ(detect_format("log", ""), Format::Csv);
+}
+
+TEST(Parsers, AutoFormatReadsWhatItDetects) {
+  ParseOptions o = opts(Format::Auto);
+  RawInteractions r = parse_text("{\"u\": [\"a\", \"b\"]}", "x.txt", o);
+  EXPECT_EQ(r.format, Format::Json);
+  EXPECT_EQ(pairs(r), (std::vector<Row>{{"u", "a"}, {"u", "b"}}));
+  r = parse_text("1::2::3::4\n", "ratings.dat", o);
+  EXPECT_EQ(r.format, Format::MlDat);
+  EXPECT_TRUE(r.has_timestamp);
+  o.rating_column = "2";  // column options: csv unless the file is recbole
+  r = parse_text("1,2,3\n", "x.txt", o);
+  EXPECT_EQ(r.format, Format::Csv);
+  EXPECT_EQ(r.rating, std::vector<float>{3});
+}
+
+// A format given that the content plainly contradicts: an error naming the file and the format
+// the content looks like (the issue: csv on a JSON file wrote "1 users, 1 items" and exit 0).
+TEST(ParserErrors, FormatContradictsTheContent) {
+  struct Case {
+    Format given;
+    std::string file, text, likely;
+  };
+  const std::vector<Case> cases = {
+      {Format::Csv, "train.json", "{\"0\": [5809, 1], \"1\": [3]}", "--format json"},
+      {Format::Csv, "ratings.dat", "1::1193::5::978300760\n", "--format ml-dat"},
+      {Format::Csv, "u.data", "196\t242\t3\t881250949\n", "--format ml-udata"},
+      {Format::Csv, "log.csv", "a;b;3\n", "has no separator ','"},
+      {Format::MlDat, "u.data", "196\t242\t3\t881250949\n", "--format ml-udata"},
+      {Format::MlUdata, "log.csv", "1,2,3,4\n", "--format csv"},
+      {Format::RecBole, "log.csv", "user,item\n1,2\n", "--format csv"},
+      {Format::Json, "log.csv", "1,2\n", "--format csv"},
+      {Format::Adjacency, "train.json", "{\"0\": [1]}", "--format json"},
+      {Format::Adjacency, "log.csv", "1,2,3\n", "--format csv"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(format_name(c.given) + " on " + c.text);
+    EXPECT_THAT(error_of([&] { parse_text(c.text, c.file, opts(c.given)); }),
+                AllOf(HasSubstr(c.file + ": "), HasSubstr(c.likely),
+                      HasSubstr(c.given == Format::Csv && c.file == "log.csv"
+                                    ? "give the right one with --sep"
+                                    : "does not look like format " + format_name(c.given))));
+  }
+  // What fits is read as before: csv with a tab separator on u.data, adjacency on numbers.
+  ParseOptions tab = opts(Format::Csv);
+  tab.separator = '\t';
+  EXPECT_EQ(parse_text("196\t242\t3\t881250949\n", "u.data", tab).size(), 1u);
+  EXPECT_EQ(parse_text("1 2 3\n", "a.txt", opts(Format::Adjacency)).size(), 2u);
 }
 
 TEST(ParseSeparator, Spellings) {
@@ -189,6 +251,71 @@ TEST(Parsers, CsvDetails) {
             (std::vector<Row>{{"a", "x"}, {"b", "y"}}));
 }
 
+TEST(Parsers, CsvQuotedFieldsFollowRfc4180) {
+  // Separators, line breaks and "" inside quotes; spaces around quotes (not inside) trimmed.
+  const std::string text =
+      "1,\"Title 10, The\",10,2\n"
+      "2,\"He said \"\"hi\"\"\",11,3\r\n"
+      "3,\"two\r\nlines, and \"\"more\"\"\",12,4\n"
+      "4,  \" x \"  ,13,5\n"
+      "5,plain,14,1\n";
+  ParseOptions o = opts(Format::Csv);
+  o.item_column = "2";
+  o.rating_column = "3";
+  const RawInteractions r = parse_text(text, "q.csv", o);
+  EXPECT_EQ(pairs(r), (std::vector<Row>{{"1", "10"}, {"2", "11"}, {"3", "12"}, {"4", "13"},
+                                        {"5", "14"}}));
+  EXPECT_EQ(r.rating, (std::vector<float>{2, 3, 4, 5, 1}));
+  // The quoted column itself, as a value: quotes undone, the line break kept as "\n".
+  o.item_column = "1";
+  o.rating_column.clear();
+  EXPECT_THAT(parse_text(text, "q.csv", o).item_ids,
+              ElementsAre("Title 10, The", "He said \"hi\"", "two\nlines, and \"more\"", " x ",
+                          "plain"));
+  // The same with a header naming the columns, and with a tab separator.
+  ParseOptions h = opts(Format::Csv);
+  h.header = true;
+  h.user_column = "user";
+  h.item_column = "movie";
+  EXPECT_EQ(parse_text("user,\"title, long\",movie\n1,\"A, B\",7\n", "h.csv", h).item_ids,
+            std::vector<std::string>{"7"});
+  ParseOptions t = opts(Format::Csv);
+  t.separator = '\t';
+  EXPECT_EQ(pairs(parse_text("\"a\tb\"\tx\n", "t.tsv", t)), (std::vector<Row>{{"a\tb", "x"}}));
+}
+
+// The issue's log: a title with the separator, in quotes. Without a header the columns used to
+// shift silently (most rows lost as duplicates); with one the row was refused without a word
+// about quoting.
+TEST(Parsers, CsvQuotedTitlesDoNotShiftColumns) {
+  std::string text;
+  for (int u = 1; u <= 4; ++u)
+    for (int i = 1; i <= 6; ++i)
+      text += std::to_string(u) + ",\"Title " + std::to_string(i) + ", The\"," +
+              std::to_string(i) + "," + std::to_string(1 + (u + i) % 5) + "\n";
+  ParseOptions o = opts(Format::Csv);
+  o.item_column = "2";
+  o.rating_column = "3";
+  const RawInteractions r = parse_text(text, "movies.csv", o);
+  EXPECT_EQ(r.size(), 24u);
+  EXPECT_EQ(r.item_ids.size(), 6u);
+  EXPECT_EQ(r.raw_item(5), "6");
+  ParseOptions h = o;
+  h.header = true;
+  h.user_column = "user";
+  h.item_column = "item";
+  h.rating_column = "rating";
+  EXPECT_EQ(parse_text("user,title,item,rating\n" + text, "movies.csv", h).size(), 24u);
+  // Unquoted, the extra separator is an error that says what to do.
+  EXPECT_THAT(error_of([&] { parse_text("user,title,item,rating\n1,Title 10, The,10,2\n",
+                                        "m.csv", h); }),
+              AllOf(HasSubstr("m.csv:2:"), HasSubstr("expected 4 fields, found 5"),
+                    HasSubstr("header on line 1"), HasSubstr("must be in double quotes")));
+  EXPECT_THAT(error_of([&] { parse_text("1,a,10,2\n1,Title 10, The,10,2\n", "m.csv", o); }),
+              AllOf(HasSubstr("m.csv:2:"), HasSubstr("found 5"), HasSubstr("as on line 1"),
+                    HasSubstr("double quotes")));
+}
+
 TEST(Parsers, JsonDetails) {
   const std::string text =
       "\n  {\n"
@@ -203,6 +330,17 @@ TEST(Parsers, JsonDetails) {
                                         {"u\"1", "\xF0\x9F\x98\x80"},
                                         {"u2", "a/b\\c\t"}}));
   EXPECT_THAT(r.user_ids, ElementsAre("u\"1", "u2"));  // a user without items has no rows
+}
+
+TEST(Parsers, JsonDuplicateUserKeys) {
+  const std::string text = "{\n\"a\": [1, 2],\n\"b\": [3],\n\"a\": [4]\n}";
+  EXPECT_THAT(error_of([&] { parse_text(text, "d.json", opts(Format::Json)); }),
+              AllOf(HasSubstr("d.json:4: user key 'a' appears again (first on line 2)"),
+                    HasSubstr("--json-duplicates merge")));
+  ParseOptions merge = opts(Format::Json);
+  merge.json_merge_duplicates = true;
+  EXPECT_EQ(pairs(parse_text(text, "d.json", merge)),
+            (std::vector<Row>{{"a", "1"}, {"a", "2"}, {"b", "3"}, {"a", "4"}}));
 }
 
 TEST(Parsers, LargeInputKeepsOrder) {
@@ -311,6 +449,30 @@ TEST(ParserErrors, HeaderColumns) {
   idx.timestamp_column = "7";
   EXPECT_THAT(error_of([&] { parse_file(csv, idx); }),
               AllOf(HasSubstr(csv + ":2:"), HasSubstr("index 7 is out of range")));
+}
+
+TEST(ParserErrors, CsvQuotes) {
+  TempDir dir;
+  struct Case {
+    std::string text;
+    int line;
+    std::string what;
+  };
+  const std::vector<Case> cases = {
+      // Unterminated at the end of the file: the line where the field starts.
+      {"a,b\nc,\"d\ne,f\n", 2, "unterminated quoted field"},
+      {"a,\"b\"\"\n", 1, "unterminated quoted field"},
+      // A quote in the middle of an unquoted field.
+      {"a,b\nc,d\"e\n", 2, "field 2 'd\"e' has a '\"' inside"},
+      // Text after a closing quote, on the record's second line.
+      {"a,\"b\nc\"x,d\n", 2, "field 2: 'x' after the closing quote"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    const std::string path = dir.write("bad.csv", c.text);
+    EXPECT_THAT(error_of([&] { parse_file(path, opts(Format::Csv)); }),
+                AllOf(HasSubstr(path + ":" + std::to_string(c.line) + ":"), HasSubstr(c.what)));
+  }
 }
 
 TEST(ParserErrors, ColumnOptionsOnFixedFormats) {

@@ -329,6 +329,39 @@ TEST(Prep, PresplitKeepsEachFilesRows) {
   EXPECT_EQ(d.test.rating.size(), 2u);
 }
 
+// Two files: which is which must be said (the second used to become validation silently).
+TEST(Prep, PresplitRolesAreExplicit) {
+  TempDir dir;
+  const std::string train = dir.write("train.csv", "1,a,1,1\n2,b,1,2\n");
+  const std::string test = dir.write("test.csv", "1,b,1,3\n");
+  PrepOptions o = csv_options({train, test}, SplitMode::Presplit);
+  EXPECT_THAT(error_of([&] { prepare(o); }),
+              AllOf(HasSubstr("option --presplit"), HasSubstr("train,test")));
+  o.presplit_roles = {"train", "test"};
+  PreparedDataset d = prepare(o);
+  EXPECT_EQ(d.valid.size(), 0u);
+  EXPECT_EQ(raw_rows(d, d.test), (std::vector<Row>{{"1", "b"}}));
+  o.inputs = {test, train};  // any order
+  o.presplit_roles = {"test", "train"};
+  d = prepare(o);
+  EXPECT_EQ(d.train.size(), 2u);
+  EXPECT_EQ(d.test.size(), 1u);
+  o.presplit_roles = {"train", "valid"};
+  o.inputs = {train, test};
+  EXPECT_EQ(prepare(o).valid.size(), 1u);
+  for (auto [roles, what] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"train"}, "1 roles for 2 input files"},
+           {{"train", "train"}, "'train' is given twice"},
+           {{"test", "valid"}, "must be the train split"},
+           {{"train", "tset"}, "unknown split 'tset'"}}) {
+    o.presplit_roles = roles;
+    EXPECT_THAT(error_of([&] { prepare(o); }), AllOf(HasSubstr("option --presplit"), HasSubstr(what)));
+  }
+  o = csv_options({train}, SplitMode::Ratio);
+  o.presplit_roles = {"train"};
+  EXPECT_THAT(error_of([&] { prepare(o); }), HasSubstr("applies to --split presplit only"));
+}
+
 TEST(Prep, PresplitKCoreCountsAllFiles) {
   TempDir dir;
   // Item b has one train row and one test row: with item_core = 2 it survives only because
@@ -336,6 +369,7 @@ TEST(Prep, PresplitKCoreCountsAllFiles) {
   const std::string train = dir.write("train.csv", "1,a,1,1\n2,a,1,1\n1,b,1,1\n2,c,1,1\n");
   const std::string valid = dir.write("valid.csv", "2,b,1,1\n");
   PrepOptions o = csv_options({train, valid}, SplitMode::Presplit);
+  o.presplit_roles = {"train", "valid"};
   o.item_core = 2;
   const PreparedDataset d = prepare(o);
   EXPECT_THAT(d.item_raw, ElementsAre("a", "b"));

@@ -1,0 +1,240 @@
+#include "io/input.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <vector>
+
+#include "base/error.h"
+#include "shardrec_config.h"
+
+#if SHARDREC_HAVE_ZLIB
+#include <zlib.h>
+#endif
+#if SHARDREC_HAVE_ZSTD
+#include <zstd.h>
+#endif
+
+namespace shardrec::io {
+namespace {
+
+constexpr size_t kBlock = 1 << 20;
+
+class FileSource : public Source {
+ public:
+  explicit FileSource(const std::string& path) : path_(path) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) fail(path + ": is a directory, not a file");
+    f_ = std::fopen(path.c_str(), "rb");
+    if (!f_) fail(path + ": cannot open file: " + std::strerror(errno));
+  }
+  ~FileSource() override { std::fclose(f_); }
+  size_t read(char* dst, size_t n) override {
+    const size_t got = std::fread(dst, 1, n, f_);
+    if (got < n && std::ferror(f_)) fail(path_ + ": read error: " + std::strerror(errno));
+    bytes_ += got;
+    hash_.add(dst, got);
+    return got;
+  }
+  uint64_t stored_bytes() const override { return bytes_; }
+  uint64_t stored_hash() const override { return hash_.h; }
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+  uint64_t bytes_ = 0;
+  Fnv64 hash_;
+};
+
+class MemorySource : public Source {
+ public:
+  explicit MemorySource(std::string_view text) : text_(text) {}
+  size_t read(char* dst, size_t n) override {
+    n = std::min(n, text_.size() - pos_);
+    std::memcpy(dst, text_.data() + pos_, n);
+    hash_.add(dst, n);
+    pos_ += n;
+    return n;
+  }
+  uint64_t stored_bytes() const override { return pos_; }
+  uint64_t stored_hash() const override { return hash_.h; }
+
+ private:
+  std::string_view text_;
+  size_t pos_ = 0;
+  Fnv64 hash_;
+};
+
+bool ends_with(const std::string& s, const char* suffix) {
+  const size_t n = std::strlen(suffix);
+  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
+}
+
+#if SHARDREC_HAVE_ZLIB
+// gzip (or zlib) members one after another, as `cat a.gz b.gz` makes them.
+class GzipSource : public Source {
+ public:
+  explicit GzipSource(const std::string& path) : path_(path), file_(path), in_(kBlock) {
+    if (inflateInit2(&z_, 15 + 32) != Z_OK) fail(path + ": cannot start the gzip decoder");
+  }
+  ~GzipSource() override { inflateEnd(&z_); }
+  size_t read(char* dst, size_t n) override {
+    z_.next_out = reinterpret_cast<Bytef*>(dst);
+    z_.avail_out = static_cast<uInt>(std::min<size_t>(n, 1u << 30));
+    while (z_.avail_out == static_cast<uInt>(std::min<size_t>(n, 1u << 30))) {
+      if (z_.avail_in == 0) {
+        z_.avail_in = static_cast<uInt>(file_.read(in_.data(), in_.size()));
+        z_.next_in = reinterpret_cast<Bytef*>(in_.data());
+        if (z_.avail_in == 0) {
+          if (in_member_) fail(path_ + ": truncated gzip data (the file ends inside a member)");
+          break;
+        }
+      }
+      in_member_ = true;
+      const int rc = inflate(&z_, Z_NO_FLUSH);
+      if (rc == Z_STREAM_END) {
+        in_member_ = false;
+        inflateReset(&z_);  // another member may follow
+      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        fail(path_ + ": corrupt gzip data" + (z_.msg ? std::string(" (") + z_.msg + ")" : ""));
+      }
+    }
+    return std::min<size_t>(n, 1u << 30) - z_.avail_out;
+  }
+  uint64_t stored_bytes() const override { return file_.stored_bytes(); }
+  uint64_t stored_hash() const override { return file_.stored_hash(); }
+
+ private:
+  std::string path_;
+  FileSource file_;
+  std::vector<char> in_;
+  z_stream z_{};
+  bool in_member_ = false;
+};
+#endif
+
+#if SHARDREC_HAVE_ZSTD
+class ZstdSource : public Source {
+ public:
+  explicit ZstdSource(const std::string& path)
+      : path_(path), file_(path), in_(ZSTD_DStreamInSize()), ctx_(ZSTD_createDCtx()) {
+    if (!ctx_) fail(path + ": cannot start the zstd decoder");
+  }
+  ~ZstdSource() override { ZSTD_freeDCtx(ctx_); }
+  size_t read(char* dst, size_t n) override {
+    ZSTD_outBuffer out{dst, n, 0};
+    while (out.pos == 0) {
+      if (input_.pos == input_.size) {
+        input_ = {in_.data(), file_.read(in_.data(), in_.size()), 0};
+        if (input_.size == 0) {
+          if (pending_ != 0) fail(path_ + ": truncated zstd data (the file ends inside a frame)");
+          break;
+        }
+      }
+      pending_ = ZSTD_decompressStream(ctx_, &out, &input_);
+      if (ZSTD_isError(pending_))
+        fail(path_ + ": corrupt zstd data (" + ZSTD_getErrorName(pending_) + ")");
+    }
+    return out.pos;
+  }
+  uint64_t stored_bytes() const override { return file_.stored_bytes(); }
+  uint64_t stored_hash() const override { return file_.stored_hash(); }
+
+ private:
+  std::string path_;
+  FileSource file_;
+  std::vector<char> in_;
+  ZSTD_DCtx* ctx_;
+  ZSTD_inBuffer input_{nullptr, 0, 0};
+  size_t pending_ = 0;  // ZSTD_decompressStream's last answer: 0 = at a frame's end
+};
+#endif
+
+}  // namespace
+
+std::string Fnv64::hex() const {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::string uncompressed_name(const std::string& path) {
+  if (ends_with(path, ".gz")) return path.substr(0, path.size() - 3);
+  if (ends_with(path, ".zst")) return path.substr(0, path.size() - 4);
+  return path;
+}
+
+std::unique_ptr<Source> open_source(const std::string& path) {
+  if (ends_with(path, ".gz")) {
+#if SHARDREC_HAVE_ZLIB
+    return std::make_unique<GzipSource>(path);
+#else
+    fail(path + ": reading .gz files needs zlib, which this build of shardrec lacks: install the "
+         "Debian package zlib1g-dev and rebuild (or decompress the file first)");
+#endif
+  }
+  if (ends_with(path, ".zst")) {
+#if SHARDREC_HAVE_ZSTD
+    return std::make_unique<ZstdSource>(path);
+#else
+    fail(path + ": reading .zst files needs zstd, which this build of shardrec lacks: install the "
+         "Debian package libzstd-dev and rebuild (or decompress the file first)");
+#endif
+  }
+  return std::make_unique<FileSource>(path);
+}
+
+Input::Input(std::unique_ptr<Source> source, std::string name)
+    : source_(std::move(source)), name_(std::move(name)) {}
+
+Input Input::memory(std::string_view text, std::string name) {
+  return Input(std::make_unique<MemorySource>(text), std::move(name));
+}
+
+bool Input::fill(size_t ahead) {
+  if (pos_ > 0) {
+    buf_.erase(0, pos_);
+    pos_ = 0;
+  }
+  while (buf_.size() < ahead && !eof_) {
+    const size_t old = buf_.size();
+    buf_.resize(old + std::max(kBlock, ahead - old));
+    const size_t got = source_->read(buf_.data() + old, buf_.size() - old);
+    buf_.resize(old + got);
+    eof_ = got == 0;
+    if (on_block_) on_block_(source_->stored_bytes());
+    if (!started_ && buf_.size() >= 3) {
+      started_ = true;
+      if (buf_.compare(0, 3, "\xEF\xBB\xBF") == 0) buf_.erase(0, 3);  // UTF-8 byte-order mark
+    }
+  }
+  started_ = true;
+  return buf_.size() >= ahead;
+}
+
+std::string_view Input::head(size_t max) {
+  fill(max);
+  return std::string_view(buf_).substr(pos_, max);
+}
+
+bool Input::next_line(std::string_view& line, int64_t& number) {
+  size_t scanned = pos_;
+  size_t nl;
+  while ((nl = buf_.find('\n', scanned)) == std::string::npos) {
+    if (eof_) {
+      if (pos_ == buf_.size()) return false;
+      nl = buf_.size();
+      break;
+    }
+    scanned = buf_.size() - pos_;  // fill moves the unconsumed bytes to the front
+    fill(buf_.size() - pos_ + 1);
+  }
+  line = std::string_view(buf_).substr(pos_, nl - pos_);
+  pos_ = std::min(nl + 1, buf_.size());
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  number = ++line_;
+  return true;
+}
+
+}  // namespace shardrec::io
