@@ -77,7 +77,7 @@ int64_t PointwiseTrainer::sample_unlabeled(int epoch, int64_t global_row, int k,
   return j;
 }
 
-void PointwiseTrainer::build_batch(int epoch, int64_t step, const Sample* s, size_t n, int per) {
+void PointwiseTrainer::build_batch(int epoch, int64_t step, const LocalSample* s, size_t n, int per) {
   const io::UserSlice& tr = data_.train();
   const uint64_t pos0 = static_cast<uint64_t>(step) * static_cast<uint64_t>(cfg_.batch);
   uid_.resize(n);
@@ -323,35 +323,16 @@ bool PointwiseTrainer::run_phase(int epoch, int phase, int64_t m, const std::vec
   }
   if (p.step == 0) p.phase_loss = dist::ExactSums(2, 24);
   if (m <= 0) return true;
-  const io::UserSlice& tr = data_.train();
   const int64_t B = cfg_.batch, S = (m + B - 1) / B;
-  const Permutation perm(static_cast<uint64_t>(m), hash64(cfg_.seed, 0x11e0 + phase, static_cast<uint64_t>(epoch)));
-  std::vector<int64_t> start(S + 1, 0);
-  std::vector<uint64_t> pos(rows.size());
-  for (size_t k = 0; k < rows.size(); ++k) {
-    pos[k] = perm(static_cast<uint64_t>(index[k]));
-    ++start[pos[k] / B + 1];
-  }
-  for (int64_t s = 0; s < S; ++s) start[s + 1] += start[s];
-  std::vector<Sample> order(rows.size());
-  {
-    std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    for (size_t k = 0; k < rows.size(); ++k) {
-      const uint32_t r = rows[k];
-      const uint32_t user = static_cast<uint32_t>(
-          std::upper_bound(tr.ptr.begin(), tr.ptr.end(), static_cast<int64_t>(r)) - tr.ptr.begin() - 1);
-      order[fill[pos[k] / B]++] = {static_cast<uint32_t>(pos[k] % B), r, user};
-    }
-  }
+  EpochOrder order(Permutation(static_cast<uint64_t>(m), hash64(cfg_.seed, 0x11e0 + phase, static_cast<uint64_t>(epoch))),
+                   B, data_.train(), rows.size(), [&](size_t k) { return rows[k]; }, [&](size_t k) { return index[k]; });
   const int per = use_unlabeled ? 1 + cfg_.il_unlabeled : 1;
   dist::ExactSums& loss = p.phase_loss;
   for (int64_t s = std::min(p.step, S); s < S; ++s) {
-    auto b = order.begin() + start[s], e = order.begin() + start[s + 1];
-    std::sort(b, e, [](const Sample& x, const Sample& y) { return x.off < y.off; });
+    const auto samples = order.step(s);
     const int64_t global_n = std::min<int64_t>(B, m - s * B);
-    const size_t n = static_cast<size_t>(e - b);
-    build_batch(epoch, s, n ? &*b : nullptr, n, per);
-    run_step(kind, s, n, per, global_n, use_unlabeled ? global_n * cfg_.il_unlabeled : 0, loss);
+    build_batch(epoch, s, samples.data(), samples.size(), per);
+    run_step(kind, s, samples.size(), per, global_n, use_unlabeled ? global_n * cfg_.il_unlabeled : 0, loss);
     p.step = s + 1;
     if (step_hook_ && step_hook_(*this)) {
       stop_requested_ = true;  // every rank agreed (the hook's contract): no collective below

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/epoch_order.h"
 #include "core/evaluator.h"
 #include "core/gpu_pointwise.h"
 #include "core/labeled_metrics.h"
@@ -93,11 +94,6 @@ class PointwiseTrainer {
   bool label(int split, int64_t local_row) const { return labels_[split][local_row] != 0; }
 
  private:
-  struct Sample {
-    uint32_t off;   // position within the step
-    uint32_t row;   // local training row
-    uint32_t user;  // local user index
-  };
   enum class Kind { kPlain, kMeta };
   // Runs the steps of one phase: the local rows in `rows` with their phase index in `index`,
   // m rows in the phase globally.
@@ -107,7 +103,7 @@ class PointwiseTrainer {
                  const std::vector<int64_t>& index, Kind kind, bool use_unlabeled);
   // Rows of a phase, globally: training-train and training-test for ig, all rows otherwise.
   int64_t phase_rows(int phase) const;
-  void build_batch(int epoch, int64_t step, const Sample* s, size_t n, int per);
+  void build_batch(int epoch, int64_t step, const LocalSample* s, size_t n, int per);
   // Loss terms of this rank's rows at rows U, I (n x R, n*per x R) and dense w. Labeled rows add
   // BCE scaled by c_lab (skipped when 0), unlabeled rows add the dual loss scaled by c_unl; the
   // unscaled losses go to *loss_lab / *loss_unl (exactly summable doubles). Gradients of the scaled

@@ -9,6 +9,7 @@
 #include "base/math.h"
 #include "base/rng.h"
 #include "base/sampling.h"
+#include "core/epoch_order.h"
 #include "dist/exact_sum.h"
 
 namespace shardrec {
@@ -234,30 +235,14 @@ double Trainer::train_epoch(int epoch) {
   }
   const io::UserSlice& tr = data_.train();
   const int64_t B = cfg_.batch;
-  const Permutation perm(static_cast<uint64_t>(num_train_), hash64(cfg_.seed, 0xe90c, epoch));
-  // This rank's samples, grouped by step (a counting sort in two passes over the permutation:
-  // evaluating it twice is cheaper than holding every row's position, 8 bytes a row, measured)
-  // and ordered by position within a step.
-  const size_t n = static_cast<size_t>(tr.rows());
-  std::vector<int64_t> start(S + 1, 0);
-  for (size_t r = 0; r < n; ++r) ++start[perm(static_cast<uint64_t>(tr.row_lo + r)) / B + 1];
-  for (int64_t s = 0; s < S; ++s) start[s + 1] += start[s];
-  std::vector<LocalSample> order(n);
-  {
-    std::vector<int64_t> fill(start.begin(), start.end() - 1);
-    uint32_t user = 0;  // rows are grouped by user, so the user only moves forward
-    for (size_t r = 0; r < n; ++r) {
-      while (static_cast<int64_t>(r) >= tr.ptr[user + 1]) ++user;
-      const uint64_t pos = perm(static_cast<uint64_t>(tr.row_lo + r));
-      order[fill[pos / B]++] = {static_cast<uint32_t>(pos % B), static_cast<uint32_t>(r), user};
-    }
-  }
+  EpochOrder order(Permutation(static_cast<uint64_t>(num_train_), hash64(cfg_.seed, 0xe90c, epoch)), B, tr,
+                   static_cast<size_t>(tr.rows()), [](size_t k) { return static_cast<uint32_t>(k); },
+                   [&](size_t k) { return tr.row_lo + static_cast<int64_t>(k); });
   dist::ExactSums& loss = epoch_loss_;
   for (int64_t s = first; s < S; ++s) {
-    auto b = order.begin() + start[s], e = order.begin() + start[s + 1];
-    std::sort(b, e, [](const LocalSample& x, const LocalSample& y) { return x.off < y.off; });
+    const auto samples = order.step(s);
     const int64_t global_n = std::min<int64_t>(B, num_train_ - s * B);
-    train_step(epoch, s, &*b, static_cast<size_t>(e - b), global_n, loss);
+    train_step(epoch, s, samples.data(), samples.size(), global_n, loss);
     prog_.step = s + 1;
     if (step_hook_ && step_hook_(*this)) {
       stop_requested_ = true;  // every rank agreed (the hook's contract): no collective below

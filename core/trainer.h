@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/epoch_order.h"
 #include "core/evaluator.h"
 #include "core/gpu_backend.h"
 #include "core/model.h"
@@ -111,11 +112,6 @@ class Trainer {
   void sync_state_to_device();
 
  private:
-  struct LocalSample {
-    uint32_t off;   // position in the epoch's global order, minus the step's first position
-    uint32_t row;   // index in this rank's training slice
-    uint32_t user;  // user index within this rank's users
-  };
   void train_step(int epoch, int64_t step, const LocalSample* s, size_t n, int64_t global_n,
                   dist::ExactSums& loss_sum);
   // The end of an epoch on either backend: progress to the next epoch, the mean loss (collective).

@@ -60,7 +60,9 @@ run 1 "$bin" export --data data.h5 --params run1/params.h5 --out export1.h5
 run 3 "$bin" export --data data.h5 --params run3/params.h5 --out export3.h5
 cmp export1.h5 export3.h5
 run 2 "$bin" export --data data.h5 --params run3/params.h5 --out emb --format tsv
-users=$(h5dump -A data.h5 | awk '/"num_users"/{f=1} f && /\(0\)/{print $2; exit}')
+# Into a file first: awk stops reading early, which would end h5dump with SIGPIPE (pipefail).
+h5dump -A data.h5 > data.attrs
+users=$(awk '/"num_users"/{f=1} f && /\(0\)/{print $2; exit}' data.attrs)
 test "$(wc -l < emb.user.tsv)" -eq "$users"
 head -c 200 emb.item.tsv | grep -qP '^\d+\t-?[0-9.e-]+\t'
 
