@@ -15,7 +15,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# Python is only used around the product (interop test, benchmarks, plots).
-if ! python3 -c 'import h5py, numpy' 2>/dev/null; then
-  python3 -m pip install -q h5py numpy 2>/dev/null || python3 -m pip install -q --break-system-packages h5py numpy
+# Python is used around the product (interop test, benchmarks, plots) and by the python/ package
+# (h5py, numpy, scipy: its readers hand splits over as scipy CSR matrices).
+if ! python3 -c 'import h5py, numpy, scipy' 2>/dev/null; then
+  python3 -m pip install -q h5py numpy scipy 2>/dev/null || python3 -m pip install -q --break-system-packages h5py numpy scipy
 fi
