@@ -2,14 +2,15 @@
 #include <sys/resource.h>
 
 #include <cstdio>
-#include <fstream>
 
+#include "base/atomic_file.h"
 #include "base/error.h"
 #include "core/checkpoint_state.h"
 #include "core/config.h"
 #include "core/gpu_backend.h"
 #include "core/pointwise_trainer.h"
 #include "core/trainer.h"
+#include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "launch/cli_util.h"
 #include "launch/commands.h"
@@ -68,9 +69,7 @@ std::string memory_report(const MFModel& m, const io::DataShard& data, dist::Com
 
 // One epoch's line of RUN_DIR/metrics.jsonl (rank 0; nothing without a run directory).
 void append_metrics_line(const TrainConfig& c, const std::string& line) {
-  if (c.run_dir.empty()) return;
-  std::ofstream out(c.run_dir + "/metrics.jsonl", std::ios::app);
-  out << line;
+  if (!c.run_dir.empty()) append_file(c.run_dir + "/metrics.jsonl", line);
 }
 
 // The validation part of an epoch's progress line.
@@ -89,7 +88,9 @@ int train_pointwise(const TrainConfig& c, const RunOptions& r, int argc, char** 
       [&](dist::Comm& comm) {
         install_checkpoint_signal(c);
         const bool root = comm.rank() == 0;
-        const auto lock = open_run_dir(c, root, !r.resume.empty(), r.ini);
+        check_inputs(comm, c.data);
+        std::unique_ptr<RunDirLock> lock;  // rank 0's; a directory it cannot use stops every rank
+        io::agree(comm, [&] { lock = open_run_dir(c, root, !r.resume.empty(), r.ini); });
         const auto data = io::load_shard(c.data, comm);
         if (root && !r.quiet)
           std::printf("data %s: %lld users, %lld items, %lld labeled train rows on %d rank(s); %s %s %s dim %d\n",
@@ -135,7 +136,7 @@ int train_pointwise(const TrainConfig& c, const RunOptions& r, int argc, char** 
         if (!c.run_dir.empty()) {
           save_pointwise(c.run_dir + "/params.h5", c, trainer.model(), comm);
           if (root)
-            write_text(c.run_dir + "/result.json",
+            write_file(c.run_dir + "/result.json",
                        "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
                            std::to_string(trainer.progress().epochs_done) + ", \"ranks\": " + std::to_string(comm.size()) +
                            ", \"seconds_per_epoch\": " + json_number(per_epoch) +
@@ -152,7 +153,9 @@ int train_mf(const TrainConfig& c, const RunOptions& r, int argc, char** argv) {
       [&](dist::Comm& comm) {
         install_checkpoint_signal(c);
         const bool root = comm.rank() == 0;
-        const auto lock = open_run_dir(c, root, !r.resume.empty(), r.ini);
+        check_inputs(comm, c.data);
+        std::unique_ptr<RunDirLock> lock;  // rank 0's; a directory it cannot use stops every rank
+        io::agree(comm, [&] { lock = open_run_dir(c, root, !r.resume.empty(), r.ini); });
         const auto data = io::load_shard(c.data, comm);
         if (root && !r.quiet)
           std::printf("data %s: %lld users, %lld items, %lld train rows on %d rank(s); %s %s dim %d\n",
@@ -189,7 +192,7 @@ int train_mf(const TrainConfig& c, const RunOptions& r, int argc, char** argv) {
         if (!c.run_dir.empty()) {
           save_params(c.run_dir + "/params.h5", c, trainer.model(), comm);
           if (root)
-            write_text(c.run_dir + "/result.json",
+            write_file(c.run_dir + "/result.json",
                        "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
                            std::to_string(trainer.progress().epochs_done) + ", \"ranks\": " + std::to_string(comm.size()) +
                            ", \"valid\": " + json_metrics(valid) + ", \"test\": " + json_metrics(test) +

@@ -1,10 +1,12 @@
 // shardrec: prep | synth | train | eval | export. Run train/eval/export under mpirun for N ranks.
 #include <boost/program_options/errors.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "base/error.h"
+#include "io/hdf5_util.h"
 #include "launch/commands.h"
 #include "shardrec_config.h"
 
@@ -46,13 +48,20 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 2;
   }
+  int rc = 1;
   try {
-    return fn(argc - 1, argv + 1);
+    rc = fn(argc - 1, argv + 1);
   } catch (const boost::program_options::error& e) {
     std::fprintf(stderr, "error: %s (see shardrec %s --help)\n", e.what(), cmd.c_str());
-    return 2;
+    rc = 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    rc = 1;
   }
+  // HDF5's exit handler would crash on a file whose close failed (io/hdf5_util.h).
+  if (shardrec::io::hdf5_close_failed()) {
+    std::fflush(nullptr);
+    std::_Exit(rc);
+  }
+  return rc;
 }

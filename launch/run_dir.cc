@@ -8,6 +8,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "base/atomic_file.h"
 #include "base/error.h"
 
 namespace fs = std::filesystem;
@@ -82,15 +83,15 @@ std::unique_ptr<RunDirLock> open_run_dir(const TrainConfig& c, bool root, bool r
   auto lock = std::make_unique<RunDirLock>(c.run_dir);
   // Probe: a directory that exists but cannot take files fails here, not after training.
   try {
-    write_text(c.run_dir + "/.write-test", "");
+    write_file(c.run_dir + "/.write-test", "");
   } catch (const std::exception&) {
     fail("run directory " + c.run_dir + ": files cannot be written there (read-only or full?)");
   }
   std::remove((c.run_dir + "/.write-test").c_str());
   // A resume rewrites them once the checkpoint has been accepted (setup_checkpoints).
   if (!resuming) {
-    write_text(c.run_dir + "/config.ini", ini);
-    write_text(c.run_dir + "/metrics.jsonl", "");
+    write_file(c.run_dir + "/config.ini", ini);
+    write_file(c.run_dir + "/metrics.jsonl", "");
   }
   return lock;
 }

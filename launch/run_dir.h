@@ -7,10 +7,12 @@
 #include <memory>
 #include <string>
 
+#include "base/atomic_file.h"
 #include "base/error.h"
 #include "core/checkpoint_state.h"
 #include "core/config.h"
 #include "dist/comm.h"
+#include "io/checkpoint.h"
 #include "launch/cli_util.h"
 
 namespace shardrec::cli {
@@ -62,10 +64,12 @@ std::unique_ptr<io::Checkpointer> setup_checkpoints(TrainerT& trainer, const Tra
   // Before training: the disk must hold the checkpoints (and the one being written) and params.h5.
   const double ck = static_cast<double>(checkpoint_bytes(trainer, comm));
   const bool periodic = ckpt.every_steps > 0 || ckpt.every_minutes > 0;
-  if (root)
-    check_free_space(c.run_dir, (periodic ? ckpt.keep + 1 : 1) * ck + params_bytes,
-                     periodic ? std::to_string(ckpt.keep + 1) + " checkpoints and params.h5"
-                              : "a checkpoint on SIGUSR1 and params.h5");
+  io::agree(comm, [&] {
+    if (root)
+      check_free_space(c.run_dir, (periodic ? ckpt.keep + 1 : 1) * ck + params_bytes,
+                       periodic ? std::to_string(ckpt.keep + 1) + " checkpoints and params.h5"
+                                : "a checkpoint on a signal and params.h5");
+  });
   // Resume: rank 0 picks the file, every rank reads its own rows of it.
   std::string from;
   if (root && !resume.empty()) {
@@ -90,12 +94,12 @@ std::unique_ptr<io::Checkpointer> setup_checkpoints(TrainerT& trainer, const Tra
                   (long long)trainer.steps_per_epoch());
   }
   if (root && !resume.empty()) {
-    write_text(c.run_dir + "/config.ini", ini);
+    write_file(c.run_dir + "/config.ini", ini);
     // metrics.jsonl keeps the lines of the epochs the checkpoint had completed.
     std::ifstream in(c.run_dir + "/metrics.jsonl");
     std::string line, kept;
     for (int e = 0; e < trainer.progress().epochs_done && std::getline(in, line); ++e) kept += line + "\n";
-    write_text(c.run_dir + "/metrics.jsonl", kept);
+    write_file(c.run_dir + "/metrics.jsonl", kept);
   }
   ckpt.signal_flag = &g_checkpoint_signal;
   auto checkpointer = std::make_unique<io::Checkpointer>(ckpt, comm);
