@@ -23,9 +23,19 @@ std::string json_number(double v) {
   return buf;
 }
 
+bool empty_split(const EvalResult& r) {
+  if (r.users > 0) return false;
+  // Ranking metrics of 0 users read 0; the others (auc, logloss) are NaN without rows.
+  for (auto& [k, v] : r.values)
+    if (k != "users" && k.find('@') == std::string::npos && std::isfinite(v)) return false;
+  return true;
+}
+
 std::string json_metrics(const EvalResult& r) {
   std::string s = "{";
-  for (auto& [k, v] : r.values) s += (s.size() > 1 ? ", \"" : "\"") + k + "\": " + json_number(v);
+  const bool none = empty_split(r);  // no metric is defined: null, not 0
+  for (auto& [k, v] : r.values)
+    s += (s.size() > 1 ? ", \"" : "\"") + k + "\": " + (none && k != "users" ? "null" : json_number(v));
   return s + "}";
 }
 
@@ -46,7 +56,7 @@ std::string human_rate(double r) {
 }
 
 void print_metrics(const char* split, const EvalResult& r, std::FILE* to) {
-  if (r.users == 0) {  // no user has a row there: every metric is undefined
+  if (empty_split(r)) {
     std::fprintf(to, "%s: no rows\n", split);
     return;
   }

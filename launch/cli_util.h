@@ -11,7 +11,10 @@
 namespace shardrec::cli {
 
 std::string json_number(double v);  // null for NaN and infinities
+// Metrics as JSON; those of an empty split are null.
 std::string json_metrics(const EvalResult& r);
+// Whether the split had no rows to evaluate (no user, no defined metric).
+bool empty_split(const EvalResult& r);
 std::string human_time(double seconds);  // 42s, 3m05s, 2h10m
 std::string human_rate(double per_second);  // 950, 12.5k, 1.25M
 // A readable table of metrics: one row per metric family, one column per cutoff; "no rows" for an

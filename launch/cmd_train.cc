@@ -83,7 +83,17 @@ std::string ig_json(const IgStats& s) {
          ", \"mid\": " + std::to_string(s.mid) + "}";
 }
 
-int train_pointwise(const TrainConfig& c, const RunOptions& r, int argc, char** argv) {
+// An empty validation split gives no metric to stop on: validation (and with it early stopping)
+// is turned off with one warning, instead of stopping on the metric of 0 users.
+void skip_empty_validation(TrainConfig& c, const io::DataShard& data, bool root) {
+  if (data.info.rows[1] > 0 || c.eval_every == 0) return;
+  if (root)
+    std::fprintf(stderr, "warning: %s has no validation rows: per-epoch validation and early stopping are off "
+                 "(as with --eval-every 0); training runs all %d epochs\n", c.data.c_str(), c.epochs);
+  c.eval_every = 0;
+}
+
+int train_pointwise(TrainConfig c, const RunOptions& r, int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
         install_checkpoint_signal(c);
@@ -92,6 +102,7 @@ int train_pointwise(const TrainConfig& c, const RunOptions& r, int argc, char** 
         std::unique_ptr<RunDirLock> lock;  // rank 0's; a directory it cannot use stops every rank
         io::agree(comm, [&] { lock = open_run_dir(c, root, !r.resume.empty(), r.ini); });
         const auto data = io::load_shard(c.data, comm);
+        skip_empty_validation(c, data, root);
         if (root && !r.quiet)
           std::printf("data %s: %lld users, %lld items, %lld labeled train rows on %d rank(s); %s %s %s dim %d\n",
                       c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
@@ -148,7 +159,7 @@ int train_pointwise(const TrainConfig& c, const RunOptions& r, int argc, char** 
       argc, argv);
 }
 
-int train_mf(const TrainConfig& c, const RunOptions& r, int argc, char** argv) {
+int train_mf(TrainConfig c, const RunOptions& r, int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
         install_checkpoint_signal(c);
@@ -157,6 +168,7 @@ int train_mf(const TrainConfig& c, const RunOptions& r, int argc, char** argv) {
         std::unique_ptr<RunDirLock> lock;  // rank 0's; a directory it cannot use stops every rank
         io::agree(comm, [&] { lock = open_run_dir(c, root, !r.resume.empty(), r.ini); });
         const auto data = io::load_shard(c.data, comm);
+        skip_empty_validation(c, data, root);
         if (root && !r.quiet)
           std::printf("data %s: %lld users, %lld items, %lld train rows on %d rank(s); %s %s dim %d\n",
                       c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
@@ -214,7 +226,7 @@ int cmd_train(int argc, char** argv) {
       Option("quiet", r.quiet, "no progress lines").flag(),
       Option("checkpoint-every", r.checkpoint_every,
              "write a checkpoint to RUN_DIR/checkpoints every N steps (e.g. 500) or minutes (e.g. 30m); "
-             "SIGUSR1 also writes one and stops with exit code 75 (requeue)"),
+             "SIGUSR1, SIGTERM and SIGINT also write one and stop (exit codes 75, 143, 130)"),
       Option("keep-checkpoints", r.keep_checkpoints, "keep the newest K checkpoints").at_least(1),
       Option("resume", r.resume,
              "continue from a checkpoint: latest (the newest in RUN_DIR/checkpoints), auto (latest if "

@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "io/hdf5_util.h"
 #include "launch/commands.h"
+#include "launch/run_dir.h"
 #include "shardrec_config.h"
 
 namespace {
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
     return 2;
   }
+  if (cmd == "train") shardrec::cli::hold_stop_signals();  // a stop signal from now on is kept
   int rc = 1;
   try {
     rc = fn(argc - 1, argv + 1);

@@ -22,7 +22,14 @@ std::string host() {
   return h;
 }
 // A signal handler can only reach a global.
-extern "C" void on_checkpoint_signal(int) { g_checkpoint_signal = 1; }
+extern "C" void on_checkpoint_signal(int sig) {
+  if (sig == SIGINT && g_checkpoint_signal == SIGINT) {  // Ctrl-C twice: stop now
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+  }
+  g_checkpoint_signal = sig;
+}
+constexpr int kStopSignals[] = {SIGUSR1, SIGTERM, SIGINT};
 }  // namespace
 
 volatile std::sig_atomic_t g_checkpoint_signal = 0;
@@ -59,8 +66,17 @@ bool RunDirLock::stale() const {
   return comm_end != std::string::npos && comm_end + 2 < stat.size() && stat[comm_end + 2] == 'Z';
 }
 
+int stop_exit_code(int sig) { return sig == SIGTERM ? kExitTerminated : sig == SIGINT ? kExitInterrupted : kExitRequeue; }
+const char* signal_name(int sig) { return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGUSR1"; }
+
+void hold_stop_signals() {
+  for (int s : kStopSignals) std::signal(s, on_checkpoint_signal);
+}
+
 void install_checkpoint_signal(const TrainConfig& c) {
-  if (!c.run_dir.empty()) std::signal(SIGUSR1, on_checkpoint_signal);
+  if (!c.run_dir.empty()) return hold_stop_signals();
+  for (int s : kStopSignals) std::signal(s, SIG_DFL);
+  if (g_checkpoint_signal) std::raise(static_cast<int>(g_checkpoint_signal));
 }
 
 void check_free_space(const std::string& dir, double bytes, const std::string& what) {
