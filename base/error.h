@@ -12,6 +12,13 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Thrown on every rank with the same message once the ranks have agreed on an error (io::agree),
+// so that it is reported once, not once per rank.
+class AgreedError : public Error {
+ public:
+  using Error::Error;
+};
+
 [[noreturn]] inline void fail(const std::string& msg) { throw Error(msg); }
 
 #define SHARDREC_CHECK(cond, msg)            \

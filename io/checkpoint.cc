@@ -1,7 +1,5 @@
 #include "io/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -10,8 +8,10 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <sstream>
 
+#include "base/atomic_file.h"
 #include "base/error.h"
 #include "base/rng.h"
 #include "dist/mpi_comm.h"
@@ -27,8 +27,8 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// Runs fn on every rank; if it failed anywhere, every rank throws the first failing rank's
-// message, so that no rank goes on alone into a collective.
+}  // namespace
+
 void agree(dist::Comm& comm, const std::function<void()>& fn) {
   std::string err;
   try {
@@ -44,19 +44,15 @@ void agree(dist::Comm& comm, const std::function<void()>& fn) {
     std::string msg(lens[k], '\0');
     if (comm.rank() == k) msg = err;
     comm.broadcast(msg.data(), msg.size(), k);
-    fail(msg);
+    throw AgreedError(msg);
   }
 }
-
-}  // namespace
 
 const std::string& StateValues::str(const std::string& key) const {
   auto it = kv_.find(key);
   if (it == kv_.end()) fail(where_ + "state has no '" + key + "'");
   return it->second;
 }
-
-namespace {
 
 // XOR over this rank's rows of hash(id, row bytes): independent of which rank holds which row.
 uint64_t rows_hash(const StateBlock& b) {
@@ -91,6 +87,8 @@ uint64_t global_hash(const StateBlock& b, dist::Comm& comm) {
   for (auto x : all) h ^= x;
   return h;
 }
+
+namespace {
 
 uint64_t text_hash(const std::string& s) {
   uint64_t h = hash64(0x74657874, s.size());
@@ -166,7 +164,16 @@ void save(const std::string& path, StateDict& t, dist::Comm& comm) {
   const auto groups = t.groups();
   std::vector<uint64_t> hashes;
   for (const auto& b : blocks) hashes.push_back(global_hash(b, comm));
-  const std::string tmp = path + ".tmp";
+  // Rank 0 owns the temporary (base/atomic_file.h): removed on any failure, renamed when whole.
+  std::unique_ptr<AtomicFile> out;
+  agree(comm, [&] {
+    if (comm.rank() == 0) out = std::make_unique<AtomicFile>(path);
+  });
+  std::string tmp = out ? out->tmp_path() : std::string();
+  uint64_t len = tmp.size();
+  comm.broadcast(&len, sizeof len, 0);
+  tmp.resize(len);
+  comm.broadcast(tmp.data(), len, 0);
   if (mpi) {
     // Parallel HDF5: the layout is collective, every rank then writes its own rows.
     agree(comm, [&] {
@@ -191,22 +198,9 @@ void save(const std::string& path, StateDict& t, dist::Comm& comm) {
         f.close();
       });
   }
+  // On disk before it replaces anything: a crash after the rename must not find it half there.
   agree(comm, [&] {
-    if (comm.rank() != 0) return;
-    // On disk before it replaces anything: a crash after the rename must not find it half there.
-    const int fd = ::open(tmp.c_str(), O_RDONLY);
-    if (fd < 0 || ::fsync(fd) != 0) {
-      if (fd >= 0) ::close(fd);
-      std::remove(tmp.c_str());
-      fail(tmp + ": cannot sync the checkpoint to disk (" + std::strerror(errno) + ")");
-    }
-    ::close(fd);
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) {
-      std::remove(tmp.c_str());
-      fail(path + ": cannot move the finished checkpoint into place: " + ec.message());
-    }
+    if (out) out->commit();
   });
 }
 

@@ -7,8 +7,8 @@
 // sharding.
 //
 // Writing: with MPI, every rank writes its own rows into one file through parallel HDF5; ranks
-// that are threads (tests) take turns. The file is written as "<path>.tmp" and renamed when
-// complete, so a crash mid-write leaves the previous checkpoint as it was. Every dataset carries
+// that are threads (tests) take turns. The file is written as a unique "<path>.tmp-XXXXXX"
+// (base/atomic_file.h), synced and renamed when complete, removed on failure, so a crash mid-write leaves the previous checkpoint as it was. Every dataset carries
 // a 64-bit checksum of its rows (an XOR over rows of hash(id, row bytes), so it does not depend
 // on who wrote which row) and the state text carries one too; loading verifies them all.
 //
@@ -56,6 +56,16 @@ class StateValues {
   std::string where_;
 };
 
+// A block's checksum: XOR over its rows of hash(global id, row bytes), so it does not depend on
+// which rank holds which row. rows_hash: this rank's rows; global_hash: over all ranks
+// (collective; a replicated block counts once, from rank 0). params.h5 uses the same.
+uint64_t rows_hash(const StateBlock& b);
+uint64_t global_hash(const StateBlock& b, dist::Comm& comm);
+
+// Collective. Runs fn on every rank; if it failed anywhere, every rank throws AgreedError with the
+// first failing rank's message, so that no rank goes on alone into a collective.
+void agree(dist::Comm& comm, const std::function<void()>& fn);
+
 // What a training exposes to a checkpoint.
 class StateDict {
  public:
@@ -80,7 +90,7 @@ class StateDict {
   virtual int64_t later_bytes() = 0;
 };
 
-// Collective. Writes the state to `path` atomically (via "<path>.tmp").
+// Collective. Writes the state to `path` atomically (via a unique "<path>.tmp-XXXXXX").
 void save_checkpoint(const std::string& path, StateDict& state, dist::Comm& comm);
 
 // Collective. Restores blocks and key-values from `path`. The stored configuration must equal

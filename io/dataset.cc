@@ -152,7 +152,7 @@ DatasetWriter::DatasetWriter(const std::string& path, int64_t num_users, int64_t
       has_rating_(has_rating),
       has_timestamp_(has_timestamp) {
   if (num_items > INT32_MAX) fail(path + ": more than 2^31 items is not supported");
-  file_ = H5File::create(out_.tmp_path());
+  file_ = H5File::create(out_.tmp_path(), path);
   write_header(file_, num_users, num_items, source);
   for (int s = 0; s < 3; ++s) {
     file_.create_group(std::string("/") + kSplitNames[s]);

@@ -65,7 +65,7 @@ class DatasetWriter {
 
  private:
   void flush(int split);
-  AtomicOutput out_;
+  AtomicFile out_;
   H5File file_;
   int64_t num_users_, num_items_;
   bool has_rating_, has_timestamp_;

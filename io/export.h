@@ -1,7 +1,9 @@
 // Trained tables as an HDF5 file (docs/data-format.md, "Parameters"): for each table
 // /<name>/embedding (rows x dim, float32, in id order) and /<name>/raw_id (the dataset's raw ids).
 // Written by rank 0 in chunks of rows gathered from their owners, so the file is byte-identical
-// whatever the number of ranks; loaded back by every rank reading only its own rows.
+// whatever the number of ranks; loaded back by every rank reading only its own rows. Every
+// dataset of floats carries the checkpoints' row checksum (io/checkpoint.h) in its "checksum"
+// attribute, verified on load.
 #pragma once
 #include <string>
 #include <vector>
@@ -22,16 +24,24 @@ struct DenseParam {
 
 // dataset: the dataset file whose /mapping gives raw ids (raw id = dense id when it has none).
 // kinds[t] names the id space of tables[t] ("user" or "item"). attrs: root string attributes
-// (model, features) that tell a reader which model the parameters belong to.
+// (model, features) that tell a reader which model the parameters belong to. Collective; an
+// error on rank 0 (the writer) is thrown on every rank and leaves no file behind.
 void export_tables(const std::string& path, const std::vector<const dist::ShardedEmbedding*>& tables,
                    const std::vector<std::string>& kinds, const std::string& dataset,
                    dist::Comm& comm, int64_t chunk_rows = 1 << 16,
                    const std::vector<DenseParam>& dense = {},
                    const std::vector<std::pair<std::string, std::string>>& attrs = {});
 
-// Fills each table's local rows (and the dense parameters) from a parameters file; errors name
-// the file and the mismatch.
-void load_tables(const std::string& path, const std::vector<dist::ShardedEmbedding*>& tables,
+// The same tables as text: PREFIX.<kind>.tsv, one line per row (raw id, then the values). Both
+// files appear together once complete, or neither does.
+void export_tsv(const std::string& prefix, const std::vector<const dist::ShardedEmbedding*>& tables,
+                const std::vector<std::string>& kinds, const std::string& dataset, dist::Comm& comm,
+                int64_t chunk_rows = 1 << 16);
+
+// Collective. Fills each table's local rows (and the dense parameters) from a parameters file;
+// errors name the file and the mismatch, a value that is not finite names the tensor and row,
+// and a dataset that fails its checksum is refused.
+void load_tables(const std::string& path, const std::vector<dist::ShardedEmbedding*>& tables, dist::Comm& comm,
                  const std::vector<DenseParam>& dense = {});
 
 }  // namespace shardrec::io

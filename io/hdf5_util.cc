@@ -64,15 +64,16 @@ H5File H5File::open_read(const std::string& path, const void* mpi_comm) {
   return f;
 }
 
-H5File H5File::create(const std::string& path) {
+H5File H5File::create(const std::string& path, const std::string& shown) {
   Lock lk(hdf5_mutex());
   silence_hdf5();
   H5File f;
-  f.path_ = path;
+  f.path_ = shown.empty() ? path : shown;
   H5Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
   H5Pset_obj_track_times(fcpl.get(), false);
+  f.writable_ = true;
   f.file_ = H5Handle(checked(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), H5P_DEFAULT),
-                             path + ": cannot create HDF5 file"),
+                             f.path_ + ": cannot create HDF5 file"),
                      H5Fclose);
   return f;
 }
@@ -87,6 +88,7 @@ H5File H5File::create_parallel(const std::string& path, const void* mpi_comm) {
   H5Pset_obj_track_times(fcpl.get(), false);
   H5Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   H5Pset_fapl_mpio(fapl.get(), *static_cast<const MPI_Comm*>(mpi_comm), MPI_INFO_NULL);
+  f.writable_ = true;
   f.file_ = H5Handle(checked(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()),
                              path + ": cannot create HDF5 file"),
                      H5Fclose);
@@ -102,10 +104,55 @@ H5File H5File::open_rw(const std::string& path) {
   silence_hdf5();
   H5File f;
   f.path_ = path;
+  f.writable_ = true;
   f.file_ = H5Handle(checked(H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT),
                              path + ": cannot open HDF5 file for writing"),
                      H5Fclose);
   return f;
+}
+
+namespace {
+bool g_close_failed = false;
+
+// Flushes and closes; on a failed flush, first gives the (abandoned) file's space back so that
+// the close can write its metadata and HDF5 is left consistent.
+bool flush_and_close(hid_t id, bool writable) {
+  bool ok = !writable || H5Fflush(id, H5F_SCOPE_LOCAL) >= 0;
+  if (!ok) {
+    H5Handle fapl(H5Fget_access_plist(id), H5Pclose);
+    void* vfd = nullptr;
+    if (fapl.valid() && H5Pget_driver(fapl.get()) == H5FD_SEC2 && H5Fget_vfd_handle(id, H5P_DEFAULT, &vfd) >= 0 && vfd)
+      if (::ftruncate(*static_cast<int*>(vfd), 0) != 0) { /* the close below reports it */ }
+  }
+  if (H5Fclose(id) < 0) {
+    g_close_failed = true;
+    ok = false;
+  }
+  return ok;
+}
+}  // namespace
+
+bool hdf5_close_failed() { return g_close_failed; }
+
+H5File& H5File::operator=(H5File&& o) noexcept {
+  if (this != &o) {
+    abandon();
+    file_ = std::move(o.file_);
+    path_ = std::move(o.path_);
+    writable_ = o.writable_;
+  }
+  return *this;
+}
+
+void H5File::close() {
+  Lock lk(hdf5_mutex());
+  if (!file_.valid()) return;
+  if (!flush_and_close(file_.release(), writable_)) fail(path_ + ": cannot finish writing the file (disk full?)");
+}
+
+void H5File::abandon() noexcept {
+  Lock lk(hdf5_mutex());
+  if (file_.valid()) flush_and_close(file_.release(), writable_);
 }
 
 bool H5File::exists(const std::string& name) const {
@@ -426,19 +473,5 @@ SHARDREC_H5_INSTANTIATE(int64_t)
 SHARDREC_H5_INSTANTIATE(uint8_t)
 SHARDREC_H5_INSTANTIATE(float)
 SHARDREC_H5_INSTANTIATE(double)
-
-AtomicOutput::AtomicOutput(std::string path)
-    : path_(std::move(path)), tmp_(path_ + ".tmp-" + std::to_string(::getpid())) {}
-
-AtomicOutput::~AtomicOutput() {
-  if (!done_) std::remove(tmp_.c_str());
-}
-
-void AtomicOutput::commit() {
-  std::error_code ec;
-  std::filesystem::rename(tmp_, path_, ec);
-  if (ec) fail(path_ + ": cannot move finished output into place: " + ec.message());
-  done_ = true;
-}
 
 }  // namespace shardrec::io

@@ -9,9 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "base/atomic_file.h"
+
 namespace shardrec::io {
 
 std::recursive_mutex& hdf5_mutex();
+
+// HDF5 1.10 cannot recover from a close whose flush failed (a full disk): the file stays half
+// closed and the library's exit handler (or MPI_Finalize's) crashes on it. True once that
+// happened: the process must then end with _exit after its message (launch/main.cc).
+bool hdf5_close_failed();
 
 // Owns one hid_t and closes it with the matching H5*close.
 class H5Handle {
@@ -29,6 +36,7 @@ class H5Handle {
   H5Handle& operator=(const H5Handle&) = delete;
   hid_t get() const { return id_; }
   bool valid() const { return id_ >= 0; }
+  hid_t release() { const hid_t id = id_; id_ = -1; return id; }
   void reset() {
     std::lock_guard<std::recursive_mutex> lk(hdf5_mutex());
     if (id_ >= 0 && closer_) closer_(id_);
@@ -52,15 +60,23 @@ template <> inline hid_t h5_type<double>() { return H5T_NATIVE_DOUBLE; }
 class H5File {
  public:
   static H5File open_read(const std::string& path, const void* mpi_comm = nullptr);
-  static H5File create(const std::string& path);  // truncates; serial (sec2) driver
+  // Truncates; serial (sec2) driver. `shown`: the name errors give (an output's target, when path
+  // is its temporary).
+  static H5File create(const std::string& path, const std::string& shown = {});
   static H5File open_rw(const std::string& path);
   // Creates (truncates) a file with the MPI-IO driver: collective over *mpi_comm, and so is every
   // later call that changes the file's structure (datasets, attributes); row writes are
   // independent. Without parallel HDF5 this is create().
   static H5File create_parallel(const std::string& path, const void* mpi_comm);
+  H5File() = default;
+  H5File(H5File&&) = default;
+  H5File& operator=(H5File&& o) noexcept;
+  // A writable file destroyed without close() is an abandoned output (an error is unwinding).
+  ~H5File() { abandon(); }
   hid_t id() const { return file_.get(); }
   const std::string& path() const { return path_; }
-  void close() { file_.reset(); }
+  // Closes the file; a write that HDF5 only finishes here (metadata on a full disk) fails, naming it.
+  void close();
 
   bool exists(const std::string& name) const;
   void create_group(const std::string& name);
@@ -101,6 +117,8 @@ class H5File {
  private:
   H5Handle file_;
   std::string path_;
+  bool writable_ = false;
+  void abandon() noexcept;
   H5Handle open_dataset(const std::string& name) const;
   // A dataset with rows start, start + stride, ... (count) selected in its file space, and the
   // matching memory space: what strided reads and writes share.
@@ -108,20 +126,6 @@ class H5File {
     H5Handle ds, file_space, mem_space;
   };
   StridedRows select_rows_strided(const std::string& name, int64_t start, int64_t stride, int64_t count) const;
-};
-
-// Writes go to "<path>.tmp-<pid>" and land under `path` only on commit(); an unfinished output
-// is removed by the destructor, so a failed run leaves nothing half written.
-class AtomicOutput {
- public:
-  explicit AtomicOutput(std::string path);
-  ~AtomicOutput();
-  const std::string& tmp_path() const { return tmp_; }
-  void commit();
-
- private:
-  std::string path_, tmp_;
-  bool done_ = false;
 };
 
 }  // namespace shardrec::io

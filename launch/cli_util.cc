@@ -2,13 +2,17 @@
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
+#include <cstdlib>
 #include <map>
 #include <vector>
 
+#include "base/atomic_file.h"
 #include "base/error.h"
 #include "dist/mpi_comm.h"
+#include "io/checkpoint.h"
+#include "io/dataset.h"
+#include "io/export.h"
+#include "io/hdf5_util.h"
 
 namespace shardrec::cli {
 
@@ -19,9 +23,19 @@ std::string json_number(double v) {
   return buf;
 }
 
+bool empty_split(const EvalResult& r) {
+  if (r.users > 0) return false;
+  // Ranking metrics of 0 users read 0; the others (auc, logloss) are NaN without rows.
+  for (auto& [k, v] : r.values)
+    if (k != "users" && k.find('@') == std::string::npos && std::isfinite(v)) return false;
+  return true;
+}
+
 std::string json_metrics(const EvalResult& r) {
   std::string s = "{";
-  for (auto& [k, v] : r.values) s += (s.size() > 1 ? ", \"" : "\"") + k + "\": " + json_number(v);
+  const bool none = empty_split(r);  // no metric is defined: null, not 0
+  for (auto& [k, v] : r.values)
+    s += (s.size() > 1 ? ", \"" : "\"") + k + "\": " + (none && k != "users" ? "null" : json_number(v));
   return s + "}";
 }
 
@@ -41,43 +55,68 @@ std::string human_rate(double r) {
   return buf;
 }
 
-void print_metrics(const char* split, const EvalResult& r) {
+void print_metrics(const char* split, const EvalResult& r, std::FILE* to) {
+  if (empty_split(r)) {
+    std::fprintf(to, "%s: no rows\n", split);
+    return;
+  }
   std::map<std::string, std::vector<std::pair<std::string, double>>> rows;
   for (auto& [k, v] : r.values) {
     const auto at = k.find('@');
     rows[at == std::string::npos ? k : k.substr(0, at)].push_back({k, v});
   }
-  std::printf("%s (%lld users):\n", split, (long long)r.users);
+  std::fprintf(to, "%s (%lld users):\n", split, (long long)r.users);
   for (auto& [fam, cols] : rows) {
-    std::printf("  ");
-    for (auto& [k, v] : cols) std::printf("%-14s %.4f   ", k.c_str(), v);
-    std::printf("\n");
+    std::fprintf(to, "  ");
+    for (auto& [k, v] : cols) std::fprintf(to, "%-14s %.4f   ", k.c_str(), v);
+    std::fprintf(to, "\n");
   }
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) fail(path + ": cannot be written");
-    out << text;
-    if (!out.flush()) fail(path + ": write failed (disk full?)");
-  }
-  std::filesystem::rename(tmp, path);
+void write_output(const std::string& path, const std::string& text) {
+  if (path != "-") return write_file(path, text);
+  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
+    fail("standard output: write failed");
+}
+
+void check_inputs(dist::Comm& comm, const std::string& data, const std::string& params) {
+  io::agree(comm, [&] {
+    if (!data.empty()) io::read_info(io::H5File::open_read(data));
+    if (params.empty()) return;
+    const auto f = io::H5File::open_read(params);
+    std::string fmt;
+    if (f.has_attr("/", "format")) fmt = f.read_attr_str("/", "format");
+    if (fmt != io::kParamsFormat)
+      fail(params + ": not a shardrec parameters file (root attribute 'format' is '" + fmt + "')");
+  });
 }
 
 int run_mpi(const std::function<int(dist::Comm&)>& body, int argc, char** argv) {
   dist::MpiEnv env(&argc, &argv);
   dist::MpiComm comm;
+  std::string error;
+  bool agreed = false;  // every rank holds the same error and stops in step (io::agree)
   try {
     return body(comm);
+  } catch (const AgreedError& e) {
+    error = e.what();
+    agreed = true;
   } catch (const std::exception& e) {
-    if (comm.size() == 1) throw;
-    std::fprintf(stderr, "error (rank %d of %d): %s\n", comm.rank(), comm.size(), e.what());
-    std::fflush(stderr);
-    dist::MpiEnv::abort(1);
-    return 1;
+    error = e.what();
   }
+  const bool single = comm.size() == 1;
+  // One copy of the message: rank 0's when every rank has it, else the failing rank's.
+  if (single || agreed) {
+    if (comm.rank() == 0) std::fprintf(stderr, "error: %s\n", error.c_str());
+  } else {
+    std::fprintf(stderr, "error (rank %d of %d): %s\n", comm.rank(), comm.size(), error.c_str());
+  }
+  std::fflush(nullptr);
+  // MPI_Finalize would run HDF5's cleanup, which crashes on a file whose close failed.
+  if (io::hdf5_close_failed()) std::_Exit(1);
+  // A rank that failed alone: the others may wait in a collective, so the job ends here.
+  if (!single && !agreed) dist::MpiEnv::abort(1);
+  return 1;
 }
 
 }  // namespace shardrec::cli

@@ -1,6 +1,7 @@
 // Helpers the commands share: JSON and human-readable numbers, the metrics table, atomic text
 // files and the MPI wrapper of a command body.
 #pragma once
+#include <cstdio>
 #include <functional>
 #include <string>
 
@@ -10,15 +11,26 @@
 namespace shardrec::cli {
 
 std::string json_number(double v);  // null for NaN and infinities
+// Metrics as JSON; those of an empty split are null.
 std::string json_metrics(const EvalResult& r);
+// Whether the split had no rows to evaluate (no user, no defined metric).
+bool empty_split(const EvalResult& r);
 std::string human_time(double seconds);  // 42s, 3m05s, 2h10m
 std::string human_rate(double per_second);  // 950, 12.5k, 1.25M
-// A readable table of metrics: one row per metric family, one column per cutoff.
-void print_metrics(const char* split, const EvalResult& r);
-// Writes text to path through a temporary name.
-void write_text(const std::string& path, const std::string& text);
-// Runs an MPI command body. An error on one rank ends the whole job (MPI_Abort) so that no rank
-// waits forever in a collective; a single rank just reports it.
+// A readable table of metrics: one row per metric family, one column per cutoff; "no rows" for an
+// empty split.
+void print_metrics(const char* split, const EvalResult& r, std::FILE* to = stdout);
+// A command's text output: "-" is standard output, anything else a file written atomically
+// (base/atomic_file.h).
+void write_output(const std::string& path, const std::string& text);
+// Runs an MPI command body; an error exits 1 with its message printed once. An error the ranks
+// agreed on (AgreedError: every rank has it) is printed by rank 0 and every rank stops cleanly;
+// an error on one rank alone is printed by that rank and ends the whole job (MPI_Abort) so that
+// no rank waits forever in a collective.
+// Every rank opens the input files alone and reads their headers (the dataset; the parameters file
+// when given); a missing or foreign file is then one agreed error, before any collective read.
+void check_inputs(dist::Comm& comm, const std::string& data, const std::string& params = {});
+
 int run_mpi(const std::function<int(dist::Comm&)>& body, int argc, char** argv);
 
 }  // namespace shardrec::cli

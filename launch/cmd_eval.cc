@@ -2,6 +2,7 @@
 // shifted item features.
 #include <cstdio>
 
+#include "base/atomic_file.h"
 #include "base/error.h"
 #include "core/config.h"
 #include "core/evaluator.h"
@@ -18,11 +19,15 @@
 namespace shardrec::cli {
 
 namespace {
+// With --out - the JSON is standard output, so the readable tables go to standard error.
+std::FILE* table_stream(const std::string& out) { return out == "-" ? stderr : stdout; }
+
 // shardrec eval for gmf/neumf parameters: the labeled protocol.
 int eval_pointwise(TrainConfig c, const std::string& params, const std::string& split, const std::string& out,
                    int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
+        check_inputs(comm, c.data, params);
         {
           auto f = io::H5File::open_read(params);
           c.model = f.read_attr_str("/", "model");
@@ -33,12 +38,12 @@ int eval_pointwise(TrainConfig c, const std::string& params, const std::string& 
         c.eval_every = 0;
         const auto data = io::load_shard(c.data, comm);
         PointwiseTrainer t(c, data, comm);
-        io::load_tables(params, {&t.model().user, &t.model().item},
+        io::load_tables(params, {&t.model().user, &t.model().item}, comm,
                         {{"ncf", static_cast<int64_t>(t.model().dense.size()), 0, &t.model().dense}});
         const auto r = t.evaluate(split == "valid" ? 1 : 2);
         if (comm.rank() == 0) {
-          print_metrics(split.c_str(), r);
-          if (!out.empty()) write_text(out, json_metrics(r) + "\n");
+          print_metrics(split.c_str(), r, table_stream(out));
+          if (!out.empty()) write_output(out, json_metrics(r) + "\n");
         }
         return 0;
       },
@@ -55,7 +60,7 @@ int cmd_eval(int argc, char** argv) {
   opts.insert(opts.end(), {
       params_option(params),
       Option("split", split, "the split to evaluate").choices({"valid", "test"}),
-      Option("out", out, "also write the metrics as JSON here"),
+      Option("out", out, "also write the metrics as JSON here (- for standard output; the tables then go to standard error)"),
       Option("perturb", perturb,
              "vbpr: also evaluate with shifted item features, e.g. noise:0.1,0.5 (Gaussian, relative to each "
              "modality's std) or adjust:0.1,0.3 (that fraction of items take another item's features)"),
@@ -63,6 +68,7 @@ int cmd_eval(int argc, char** argv) {
   });
   if (parse(argc, argv, "usage: [mpirun -np N] shardrec eval --data DATA.h5 --params PARAMS.h5 [options]", opts).help)
     return 0;
+  if (!out.empty() && out != "-") output_target(out);  // a bad target fails before the evaluation
   std::vector<Perturbation> shifts;
   for (const auto& spec : perturb)
     for (const auto& p : parse_perturbations(spec, perturb_seed)) shifts.push_back(p);
@@ -73,15 +79,16 @@ int cmd_eval(int argc, char** argv) {
   }
   return run_mpi(
       [&](dist::Comm& comm) {
+        check_inputs(comm, c.data, params);
         auto m = load_model(c.data, params, "mod", comm);
         const int sp = split == "valid" ? 1 : 2;
         const auto r = evaluate(*m.model, m.data, sp, c.eval, comm);
         std::string json = json_metrics(r);
-        if (comm.rank() == 0) print_metrics(split.c_str(), r);
+        if (comm.rank() == 0) print_metrics(split.c_str(), r, table_stream(out));
         if (!shifts.empty()) {
           // Each shift starts from the trained features; the drop is relative to the clean run.
           const auto clean = m.model->features ? m.model->features->local_data() : std::vector<float>{};
-          if (comm.rank() == 0) std::printf("\nfeature shift      strength  metric        value    drop\n");
+          if (comm.rank() == 0) std::fprintf(table_stream(out), "\nfeature shift      strength  metric        value    drop\n");
           json = "{\"clean\": " + json + ", \"shifted\": [";
           for (size_t k = 0; k < shifts.size(); ++k) {
             perturb_features(*m.model, shifts[k], comm);
@@ -93,14 +100,14 @@ int cmd_eval(int argc, char** argv) {
               for (int kk : c.eval.ks)
                 for (const char* name : {"recall", "ndcg"}) {
                   const std::string key = std::string(name) + "@" + std::to_string(kk);
-                  std::printf("%-18s %8.3f  %-12s %.4f  %+.1f%%\n", shifts[k].kind.c_str(), shifts[k].strength,
+                  std::fprintf(table_stream(out), "%-18s %8.3f  %-12s %.4f  %+.1f%%\n", shifts[k].kind.c_str(), shifts[k].strength,
                               key.c_str(), q.get(key), 100.0 * (q.get(key) / r.get(key) - 1.0));
                 }
           }
           json += "]}";
         }
         if (comm.rank() == 0 && !out.empty())
-          write_text(out, json + "\n");
+          write_output(out, json + "\n");
         return 0;
       },
       argc, argv);

@@ -2,6 +2,8 @@
 // number.
 #include <cstdio>
 
+#include "base/atomic_file.h"
+#include "base/error.h"
 #include "core/config.h"
 #include "core/landscape.h"
 #include "core/trainer.h"
@@ -34,26 +36,32 @@ int cmd_landscape(int argc, char** argv) {
   });
   const char* usage = "usage: [mpirun -np N] shardrec landscape --data DATA.h5 --params PARAMS.h5 --out SURFACE.csv [options]";
   if (parse(argc, argv, usage, opts).help) return 0;
+  if (out == "-") fail("option --out: landscape writes two files (OUT and OUT.json); give a file name");
+  output_target(out);  // a bad target fails before the computation
+  output_target(out + ".json");
   c.eval_every = 0;
   c.epochs = 0;
   read_model_config(params, c);
   c.validate();
   return run_mpi(
       [&](dist::Comm& comm) {
+        check_inputs(comm, c.data, params);
         const auto data = io::load_shard(c.data, comm);
         Trainer t(c, data, comm);
-        io::load_tables(params, {&t.model().user, &t.model().item}, dense_params(t.model()));
+        io::load_tables(params, {&t.model().user, &t.model().item}, comm, dense_params(t.model()));
         const auto surface = loss_surface(t, dims, steps, radius, dir_seed);
         const auto sharp = sharpness(t, sharp_dirs, sharp_radius, dir_seed);
         if (comm.rank() == 0) {
           std::string csv = "a,b,loss\n";
           for (const auto& p : surface) csv += json_number(p.a) + "," + json_number(p.b) + "," + json_number(p.loss) + "\n";
-          write_text(out, csv);
+          AtomicFiles files;  // the surface and its summary appear together
+          files.add(out).write(csv);
           const std::string summary = "{\"base_loss\": " + json_number(sharp.base_loss) + ", \"sharpness_radius\": " +
                                       json_number(sharp_radius) + ", \"sharpness_mean\": " + json_number(sharp.mean_increase) +
                                       ", \"sharpness_max\": " + json_number(sharp.max_increase) + ", \"directions\": " +
                                       std::to_string(sharp_dirs) + "}\n";
-          write_text(out + ".json", summary);
+          files.add(out + ".json").write(summary);
+          files.commit();
           std::printf("wrote %s (%zu points) and %s.json\nloss %.6f; increase at radius %g over %d directions: mean %.6f, max %.6f\n",
                       out.c_str(), surface.size(), out.c_str(), sharp.base_loss, sharp_radius, sharp_dirs,
                       sharp.mean_increase, sharp.max_increase);

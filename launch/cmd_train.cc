@@ -2,14 +2,15 @@
 #include <sys/resource.h>
 
 #include <cstdio>
-#include <fstream>
 
+#include "base/atomic_file.h"
 #include "base/error.h"
 #include "core/checkpoint_state.h"
 #include "core/config.h"
 #include "core/gpu_backend.h"
 #include "core/pointwise_trainer.h"
 #include "core/trainer.h"
+#include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "launch/cli_util.h"
 #include "launch/commands.h"
@@ -68,9 +69,7 @@ std::string memory_report(const MFModel& m, const io::DataShard& data, dist::Com
 
 // One epoch's line of RUN_DIR/metrics.jsonl (rank 0; nothing without a run directory).
 void append_metrics_line(const TrainConfig& c, const std::string& line) {
-  if (c.run_dir.empty()) return;
-  std::ofstream out(c.run_dir + "/metrics.jsonl", std::ios::app);
-  out << line;
+  if (!c.run_dir.empty()) append_file(c.run_dir + "/metrics.jsonl", line);
 }
 
 // The validation part of an epoch's progress line.
@@ -84,13 +83,26 @@ std::string ig_json(const IgStats& s) {
          ", \"mid\": " + std::to_string(s.mid) + "}";
 }
 
-int train_pointwise(const TrainConfig& c, const RunOptions& r, int argc, char** argv) {
+// An empty validation split gives no metric to stop on: validation (and with it early stopping)
+// is turned off with one warning, instead of stopping on the metric of 0 users.
+void skip_empty_validation(TrainConfig& c, const io::DataShard& data, bool root) {
+  if (data.info.rows[1] > 0 || c.eval_every == 0) return;
+  if (root)
+    std::fprintf(stderr, "warning: %s has no validation rows: per-epoch validation and early stopping are off "
+                 "(as with --eval-every 0); training runs all %d epochs\n", c.data.c_str(), c.epochs);
+  c.eval_every = 0;
+}
+
+int train_pointwise(TrainConfig c, const RunOptions& r, int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
         install_checkpoint_signal(c);
         const bool root = comm.rank() == 0;
-        const auto lock = open_run_dir(c, root, !r.resume.empty(), r.ini);
+        check_inputs(comm, c.data);
+        std::unique_ptr<RunDirLock> lock;  // rank 0's; a directory it cannot use stops every rank
+        io::agree(comm, [&] { lock = open_run_dir(c, root, !r.resume.empty(), r.ini); });
         const auto data = io::load_shard(c.data, comm);
+        skip_empty_validation(c, data, root);
         if (root && !r.quiet)
           std::printf("data %s: %lld users, %lld items, %lld labeled train rows on %d rank(s); %s %s %s dim %d\n",
                       c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
@@ -135,7 +147,7 @@ int train_pointwise(const TrainConfig& c, const RunOptions& r, int argc, char** 
         if (!c.run_dir.empty()) {
           save_pointwise(c.run_dir + "/params.h5", c, trainer.model(), comm);
           if (root)
-            write_text(c.run_dir + "/result.json",
+            write_file(c.run_dir + "/result.json",
                        "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
                            std::to_string(trainer.progress().epochs_done) + ", \"ranks\": " + std::to_string(comm.size()) +
                            ", \"seconds_per_epoch\": " + json_number(per_epoch) +
@@ -147,13 +159,16 @@ int train_pointwise(const TrainConfig& c, const RunOptions& r, int argc, char** 
       argc, argv);
 }
 
-int train_mf(const TrainConfig& c, const RunOptions& r, int argc, char** argv) {
+int train_mf(TrainConfig c, const RunOptions& r, int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
         install_checkpoint_signal(c);
         const bool root = comm.rank() == 0;
-        const auto lock = open_run_dir(c, root, !r.resume.empty(), r.ini);
+        check_inputs(comm, c.data);
+        std::unique_ptr<RunDirLock> lock;  // rank 0's; a directory it cannot use stops every rank
+        io::agree(comm, [&] { lock = open_run_dir(c, root, !r.resume.empty(), r.ini); });
         const auto data = io::load_shard(c.data, comm);
+        skip_empty_validation(c, data, root);
         if (root && !r.quiet)
           std::printf("data %s: %lld users, %lld items, %lld train rows on %d rank(s); %s %s dim %d\n",
                       c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
@@ -189,7 +204,7 @@ int train_mf(const TrainConfig& c, const RunOptions& r, int argc, char** argv) {
         if (!c.run_dir.empty()) {
           save_params(c.run_dir + "/params.h5", c, trainer.model(), comm);
           if (root)
-            write_text(c.run_dir + "/result.json",
+            write_file(c.run_dir + "/result.json",
                        "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
                            std::to_string(trainer.progress().epochs_done) + ", \"ranks\": " + std::to_string(comm.size()) +
                            ", \"valid\": " + json_metrics(valid) + ", \"test\": " + json_metrics(test) +
@@ -211,7 +226,7 @@ int cmd_train(int argc, char** argv) {
       Option("quiet", r.quiet, "no progress lines").flag(),
       Option("checkpoint-every", r.checkpoint_every,
              "write a checkpoint to RUN_DIR/checkpoints every N steps (e.g. 500) or minutes (e.g. 30m); "
-             "SIGUSR1 also writes one and stops with exit code 75 (requeue)"),
+             "SIGUSR1, SIGTERM and SIGINT also write one and stop (exit codes 75, 143, 130)"),
       Option("keep-checkpoints", r.keep_checkpoints, "keep the newest K checkpoints").at_least(1),
       Option("resume", r.resume,
              "continue from a checkpoint: latest (the newest in RUN_DIR/checkpoints), auto (latest if "

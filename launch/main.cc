@@ -1,13 +1,16 @@
 // shardrec <command>: the commands, --help and --version. Run train/eval/export under mpirun for N ranks.
 #include <boost/program_options/errors.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "base/error.h"
+#include "io/hdf5_util.h"
 #include "launch/commands.h"
 #include "launch/options.h"
+#include "launch/run_dir.h"
 #include "shardrec_commit.h"
 #include "shardrec_config.h"
 
@@ -68,13 +71,21 @@ int main(int argc, char** argv) {
                  near.empty() ? "" : ("; did you mean '" + near + "'?").c_str(), usage().c_str());
     return 2;
   }
+  if (cmd == "train") shardrec::cli::hold_stop_signals();  // a stop signal from now on is kept
+  int rc = 1;
   try {
-    return found->fn(argc - 1, argv + 1);
+    rc = found->fn(argc - 1, argv + 1);
   } catch (const boost::program_options::error& e) {
     std::fprintf(stderr, "error: %s (see shardrec %s --help)\n", e.what(), cmd.c_str());
-    return 2;
+    rc = 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    rc = 1;
   }
+  // HDF5's exit handler would crash on a file whose close failed (io/hdf5_util.h).
+  if (shardrec::io::hdf5_close_failed()) {
+    std::fflush(nullptr);
+    std::_Exit(rc);
+  }
+  return rc;
 }

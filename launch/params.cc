@@ -53,7 +53,7 @@ LoadedModel load_model(const std::string& data_path, const std::string& params,
   read_model_config(params, m.cfg);
   m.cfg.item_sharding = item_sharding;
   m.model = std::make_unique<MFModel>(m.cfg, m.data.users, m.data.info.num_items, comm.rank(), data_path);
-  io::load_tables(params, {&m.model->user, &m.model->item}, dense_params(*m.model));
+  io::load_tables(params, {&m.model->user, &m.model->item}, comm, dense_params(*m.model));
   return m;
 }
 

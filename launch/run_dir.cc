@@ -8,6 +8,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "base/atomic_file.h"
 #include "base/error.h"
 
 namespace fs = std::filesystem;
@@ -21,7 +22,14 @@ std::string host() {
   return h;
 }
 // A signal handler can only reach a global.
-extern "C" void on_checkpoint_signal(int) { g_checkpoint_signal = 1; }
+extern "C" void on_checkpoint_signal(int sig) {
+  if (sig == SIGINT && g_checkpoint_signal == SIGINT) {  // Ctrl-C twice: stop now
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+  }
+  g_checkpoint_signal = sig;
+}
+constexpr int kStopSignals[] = {SIGUSR1, SIGTERM, SIGINT};
 }  // namespace
 
 volatile std::sig_atomic_t g_checkpoint_signal = 0;
@@ -58,8 +66,17 @@ bool RunDirLock::stale() const {
   return comm_end != std::string::npos && comm_end + 2 < stat.size() && stat[comm_end + 2] == 'Z';
 }
 
+int stop_exit_code(int sig) { return sig == SIGTERM ? kExitTerminated : sig == SIGINT ? kExitInterrupted : kExitRequeue; }
+const char* signal_name(int sig) { return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGUSR1"; }
+
+void hold_stop_signals() {
+  for (int s : kStopSignals) std::signal(s, on_checkpoint_signal);
+}
+
 void install_checkpoint_signal(const TrainConfig& c) {
-  if (!c.run_dir.empty()) std::signal(SIGUSR1, on_checkpoint_signal);
+  if (!c.run_dir.empty()) return hold_stop_signals();
+  for (int s : kStopSignals) std::signal(s, SIG_DFL);
+  if (g_checkpoint_signal) std::raise(static_cast<int>(g_checkpoint_signal));
 }
 
 void check_free_space(const std::string& dir, double bytes, const std::string& what) {
@@ -82,15 +99,15 @@ std::unique_ptr<RunDirLock> open_run_dir(const TrainConfig& c, bool root, bool r
   auto lock = std::make_unique<RunDirLock>(c.run_dir);
   // Probe: a directory that exists but cannot take files fails here, not after training.
   try {
-    write_text(c.run_dir + "/.write-test", "");
+    write_file(c.run_dir + "/.write-test", "");
   } catch (const std::exception&) {
     fail("run directory " + c.run_dir + ": files cannot be written there (read-only or full?)");
   }
   std::remove((c.run_dir + "/.write-test").c_str());
   // A resume rewrites them once the checkpoint has been accepted (setup_checkpoints).
   if (!resuming) {
-    write_text(c.run_dir + "/config.ini", ini);
-    write_text(c.run_dir + "/metrics.jsonl", "");
+    write_file(c.run_dir + "/config.ini", ini);
+    write_file(c.run_dir + "/metrics.jsonl", "");
   }
   return lock;
 }

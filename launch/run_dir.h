@@ -7,10 +7,12 @@
 #include <memory>
 #include <string>
 
+#include "base/atomic_file.h"
 #include "base/error.h"
 #include "core/checkpoint_state.h"
 #include "core/config.h"
 #include "dist/comm.h"
+#include "io/checkpoint.h"
 #include "launch/cli_util.h"
 
 namespace shardrec::cli {
@@ -29,15 +31,24 @@ class RunDirLock {
   bool stale() const;
 };
 
-// Set by SIGUSR1 (SLURM's warning before the time limit, sbatch --signal): the training loop
-// checks it at every step boundary, writes a checkpoint and exits with kExitRequeue.
+// The number of the stop signal received: SIGUSR1 (SLURM's warning before the time limit, sbatch
+// --signal), SIGTERM (scancel, preemption, a SLURM time limit's first signal) or SIGINT (Ctrl-C).
+// The training loop checks it at every step boundary, writes a checkpoint and exits with
+// stop_exit_code() (README, "Exit codes"). A second SIGINT ends the process at once.
 extern volatile std::sig_atomic_t g_checkpoint_signal;
-constexpr int kExitRequeue = 75;  // EX_TEMPFAIL: checkpointed before a limit; requeue to go on
+constexpr int kExitRequeue = 75;     // SIGUSR1 (EX_TEMPFAIL): checkpointed before a limit; requeue
+constexpr int kExitTerminated = 143; // SIGTERM (128 + 15): checkpointed, then stopped
+constexpr int kExitInterrupted = 130;  // SIGINT (128 + 2): checkpointed, then stopped
+int stop_exit_code(int signal);
+const char* signal_name(int signal);
 
-// SIGUSR1 -> g_checkpoint_signal, when checkpoints can be written. Installed before MPI starts
-// (an early signal, a job started close to its limit, is kept for the first step boundary instead
-// of ending the process) and again once MPI runs: its start-up may put its own SIGUSR1 handler in
-// place of ours (a singleton whose PMIx differs from the build's did, on the GPU machine).
+// Records the stop signals from the start of `shardrec train` (main), so that one that arrives
+// before training starts (a job started close to its limit) is kept for the first step boundary
+// instead of ending the process.
+void hold_stop_signals();
+// With a run directory, (re)installs the handlers: MPI's start-up may put its own in place of
+// ours (a singleton whose PMIx differs from the build's did, on the GPU machine). Without one
+// (nowhere to checkpoint), restores the default actions and delivers a signal already held.
 void install_checkpoint_signal(const TrainConfig& c);
 
 // Rank 0: creates and locks the run directory, failing before any training when it cannot be
@@ -62,10 +73,12 @@ std::unique_ptr<io::Checkpointer> setup_checkpoints(TrainerT& trainer, const Tra
   // Before training: the disk must hold the checkpoints (and the one being written) and params.h5.
   const double ck = static_cast<double>(checkpoint_bytes(trainer, comm));
   const bool periodic = ckpt.every_steps > 0 || ckpt.every_minutes > 0;
-  if (root)
-    check_free_space(c.run_dir, (periodic ? ckpt.keep + 1 : 1) * ck + params_bytes,
-                     periodic ? std::to_string(ckpt.keep + 1) + " checkpoints and params.h5"
-                              : "a checkpoint on SIGUSR1 and params.h5");
+  io::agree(comm, [&] {
+    if (root)
+      check_free_space(c.run_dir, (periodic ? ckpt.keep + 1 : 1) * ck + params_bytes,
+                       periodic ? std::to_string(ckpt.keep + 1) + " checkpoints and params.h5"
+                                : "a checkpoint on a signal and params.h5");
+  });
   // Resume: rank 0 picks the file, every rank reads its own rows of it.
   std::string from;
   if (root && !resume.empty()) {
@@ -90,12 +103,12 @@ std::unique_ptr<io::Checkpointer> setup_checkpoints(TrainerT& trainer, const Tra
                   (long long)trainer.steps_per_epoch());
   }
   if (root && !resume.empty()) {
-    write_text(c.run_dir + "/config.ini", ini);
+    write_file(c.run_dir + "/config.ini", ini);
     // metrics.jsonl keeps the lines of the epochs the checkpoint had completed.
     std::ifstream in(c.run_dir + "/metrics.jsonl");
     std::string line, kept;
     for (int e = 0; e < trainer.progress().epochs_done && std::getline(in, line); ++e) kept += line + "\n";
-    write_text(c.run_dir + "/metrics.jsonl", kept);
+    write_file(c.run_dir + "/metrics.jsonl", kept);
   }
   ckpt.signal_flag = &g_checkpoint_signal;
   auto checkpointer = std::make_unique<io::Checkpointer>(ckpt, comm);
@@ -103,18 +116,23 @@ std::unique_ptr<io::Checkpointer> setup_checkpoints(TrainerT& trainer, const Tra
   return checkpointer;
 }
 
-// After fit() was interrupted by SIGUSR1: the checkpoint is written; the exit code asks to requeue.
+// After fit() was interrupted by a stop signal: the checkpoint is written; the exit code tells
+// which signal it was (75 asks to requeue).
 template <class TrainerT>
 int requeue_exit(TrainerT& trainer, const io::Checkpointer& checkpointer, bool root) {
+  // Ranks may have seen different signals (or none): the step's agreement stopped them all.
+  const int sig = g_checkpoint_signal ? static_cast<int>(g_checkpoint_signal) : SIGUSR1;
+  const int code = stop_exit_code(sig);
   if (root) {
     const auto& p = trainer.progress();
-    std::printf("stopped by SIGUSR1 at epoch %d step %lld: checkpoint %s written; exit %d (requeue and "
+    std::printf("stopped by %s at epoch %d step %lld: checkpoint %s written; exit %d (%s and "
                 "run again with --resume auto to continue)\n",
-                p.epoch, (long long)trainer.global_step() - (long long)(p.epoch - 1) * trainer.steps_per_epoch(),
-                checkpointer.last_written().c_str(), kExitRequeue);
+                signal_name(sig), p.epoch,
+                (long long)trainer.global_step() - (long long)(p.epoch - 1) * trainer.steps_per_epoch(),
+                checkpointer.last_written().c_str(), code, code == kExitRequeue ? "requeue" : "stopped");
   }
   std::fflush(stdout);
-  return kExitRequeue;
+  return code;
 }
 
 }  // namespace shardrec::cli

@@ -99,23 +99,23 @@ else
 fi
 
 # 6. SIGKILL in the middle of writing a checkpoint (a node lost, an OOM kill): checkpoints go to
-# "<name>.tmp" and are renamed when complete, so the directory keeps only whole checkpoints (the
-# half-written .tmp is never listed), and --resume auto continues from the newest whole one to
+# "<name>.tmp-XXXXXX" and are renamed when complete, so the directory keeps only whole checkpoints (the
+# half-written temporary is never listed), and --resume auto continues from the newest whole one to
 # the same params.h5 as the uninterrupted run.
 "$mpiexec" --oversubscribe -np 2 "$bin" train "${args[@]}" --run-dir killed --checkpoint-every 1 >kill1.log 2>&1 &
 job=$!
 for _ in $(seq 600); do [ "$(ls killed/checkpoints/ckpt-*.h5 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.05; done
 # Wait for a write in progress, then kill the ranks at once (mpirun cannot forward SIGKILL).
-for _ in $(seq 2000); do ls killed/checkpoints/*.tmp >/dev/null 2>&1 && break; done
+for _ in $(seq 2000); do ls killed/checkpoints/*.tmp-* >/dev/null 2>&1 && break; done
 pkill -9 -f "run-dir killed --checkpoint-every 1"
 wait "$job" 2>/dev/null
 # The resume must not wait for the killed ranks to be reaped: its lock check treats a zombie as gone.
-if ls killed/checkpoints/*.tmp >/dev/null 2>&1; then mid="killed mid-write: $(basename killed/checkpoints/*.tmp) left behind"
+if ls killed/checkpoints/*.tmp-* >/dev/null 2>&1; then mid="killed mid-write: $(basename killed/checkpoints/*.tmp-*) left behind"
 else mid="killed between writes this time"; fi
 if [ -f killed/params.h5 ]; then bad "a killed run wrote params.h5"; fi
 "$mpiexec" --oversubscribe -np 3 "$bin" train "${args[@]}" --run-dir killed --checkpoint-every 50 --resume auto >kill2.log 2>&1; rc=$?
 from=$(grep -o "resumed from [^:]*" kill2.log)
-if [ $rc -eq 0 ] && [ -n "$from" ] && [[ "$from" != *.tmp ]] && cmp -s ref/params.h5 killed/params.h5; then
+if [ $rc -eq 0 ] && [ -n "$from" ] && [[ "$from" != *.tmp* ]] && cmp -s ref/params.h5 killed/params.h5; then
   ok "SIGKILL during checkpointing ($mid): $from, params.h5 byte-identical to the uninterrupted run"
 else
   bad "resume after SIGKILL (exit $rc, $mid, ${from:-no resume}) differs from the uninterrupted run"; tail -5 kill2.log

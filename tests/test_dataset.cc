@@ -132,7 +132,7 @@ TEST(Export, ByteIdenticalForAnyWorldAndLoadsBack) {
       // Load into zeroed tables and compare.
       dist::ShardedEmbedding u2("user", 0, 23, 4, shard.users, comm.rank(), 6, {}, opt);
       dist::ShardedEmbedding i2("item", 1, 19, 4, dist::Sharding::modulo(19, world), comm.rank(), 6, {}, opt);
-      io::load_tables(out, {&u2, &i2});
+      io::load_tables(out, {&u2, &i2}, comm);
       EXPECT_EQ(u.local_data(), u2.local_data());
       EXPECT_EQ(i.local_data(), i2.local_data());
     });
@@ -144,9 +144,9 @@ TEST(Export, ByteIdenticalForAnyWorldAndLoadsBack) {
     EXPECT_EQ(f.read_strings("/item/raw_id", 0, 2), (std::vector<std::string>{"i0", "i1"}));
   }
   // A table of another shape is refused with the file and the shapes named.
-  dist::run_ranks(1, [&](dist::Comm&) {
+  dist::run_ranks(1, [&](dist::Comm& comm) {
     dist::ShardedEmbedding wrong("user", 0, 23, 8, dist::Sharding::modulo(23, 1), 0, 5, {}, opt);
-    EXPECT_THAT(error_of([&] { io::load_tables(testing::temp_dir("dataset") + "/exp_1.h5", {&wrong}); }),
+    EXPECT_THAT(error_of([&] { io::load_tables(testing::temp_dir("dataset") + "/exp_1.h5", {&wrong}, comm); }),
                 HasSubstr("has shape 23x4, the model needs 23x8"));
   });
 }
