@@ -125,6 +125,7 @@ std::string state_text(StateDict& src, dist::Comm& comm) {
   o << "\nnum_users = " << info.num_users << "\nnum_items = " << info.num_items
     << "\ntrain_rows = " << info.rows[0] << "\nvalid_rows = " << info.rows[1]
     << "\ntest_rows = " << info.rows[2] << "\n";
+  if (!info.fingerprint.empty()) o << "fingerprint = " << info.fingerprint << "\n";
   return o.str();
 }
 
@@ -258,6 +259,10 @@ void load(const std::string& path, StateDict& t, const std::string& config_now, 
     if (st.i64(key) != v)
       fail(where + "written for another dataset: " + key + " = " + std::to_string(st.i64(key)) + " there, " +
            std::to_string(v) + " in " + data_path);
+  // Same shape is not the same data: the dataset fingerprint (prep), where both sides have one.
+  if (st.has("fingerprint") && !info.fingerprint.empty() && st.str("fingerprint") != info.fingerprint)
+    fail(where + "written for another dataset: fingerprint " + st.str("fingerprint") + " there, " +
+         info.fingerprint + " in " + data_path);
   t.prepare(st);
   const auto blocks = t.blocks(comm.rank(), true);
   std::vector<uint64_t> stored(blocks.size());

@@ -47,6 +47,7 @@ class StateValues {
  public:
   StateValues(std::map<std::string, std::string> kv, std::string where) : kv_(std::move(kv)), where_(std::move(where)) {}
   const std::string& str(const std::string& key) const;
+  bool has(const std::string& key) const { return kv_.count(key) != 0; }
   int64_t i64(const std::string& key) const { return static_cast<int64_t>(std::stoll(str(key))); }
   double dbl(const std::string& key) const { return std::strtod(str(key).c_str(), nullptr); }
   const std::string& where() const { return where_; }  // "checkpoint PATH: "

@@ -98,6 +98,8 @@ void export_tables(const std::string& path, const std::vector<const dist::Sharde
     info = read_info(ds);
     file.write_attr_str("/", "format", kParamsFormat);
     for (const auto& [k, v] : attrs) file.write_attr_str("/", k, v);
+    // Which dataset these rows belong to: eval, export and landscape refuse another one.
+    if (!info.fingerprint.empty()) file.write_attr_str("/", "dataset_fingerprint", info.fingerprint);
     if (!dense.empty()) file.create_group("/dense");
     for (const auto& p : dense) {  // replicated: rank 0's copy is everyone's
       const std::string name = "/dense/" + p.name;

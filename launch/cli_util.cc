@@ -81,13 +81,20 @@ void write_output(const std::string& path, const std::string& text) {
 
 void check_inputs(dist::Comm& comm, const std::string& data, const std::string& params) {
   io::agree(comm, [&] {
-    if (!data.empty()) io::read_info(io::H5File::open_read(data));
+    io::DatasetInfo info;
+    if (!data.empty()) info = io::read_info(io::H5File::open_read(data));
     if (params.empty()) return;
     const auto f = io::H5File::open_read(params);
     std::string fmt;
     if (f.has_attr("/", "format")) fmt = f.read_attr_str("/", "format");
     if (fmt != io::kParamsFormat)
       fail(params + ": not a shardrec parameters file (root attribute 'format' is '" + fmt + "')");
+    // Parameters of another dataset of the same shape would be relabelled silently with these ids.
+    if (data.empty() || info.fingerprint.empty() || !f.has_attr("/", "dataset_fingerprint")) return;
+    const std::string trained = f.read_attr_str("/", "dataset_fingerprint");
+    if (trained != info.fingerprint)
+      fail(params + ": trained on the dataset with fingerprint " + trained + ", but " + data + " has fingerprint " +
+           info.fingerprint + " (another dataset, or one prepared differently)");
   });
 }
 

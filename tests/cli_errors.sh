@@ -95,6 +95,20 @@ printf 'dim = 4\nlr = 0.003\noptimizer = adagrad\nks = 5,10\nkeep-best = no\nepo
   && echo "ok   config.ini reads back to the same config.ini" \
   || { echo "FAIL config.ini round trip"; diff rt1/config.ini rt2/config.ini; fails=$((fails+1)); }
 expect_error "unknown command" "unknown command" "$bin" frobnicate
+
+# Two datasets of the same shape whose raw user ids differ: parameters, exports and checkpoints of
+# one are refused with the other (the dataset fingerprint), not relabelled silently.
+awk 'BEGIN { for (u = 1; u <= 40; u++) for (k = 0; k < 6; k++) printf "%d\t%d\t5\t%d\n", u, 1 + (u * 7 + k * 3) % 25, 100 * u + k }' > fa.tsv
+awk -F'\t' '{ printf "%d\t%s\t%s\t%s\n", $1 + 500, $2, $3, $4 }' fa.tsv > fb.tsv
+"$bin" prep --format ml-udata --input fa.tsv --out fa.h5 --seed 1 >/dev/null && "$bin" prep --format ml-udata --input fb.tsv --out fb.h5 --seed 1 >/dev/null \
+  && "$bin" train --data fa.h5 --epochs 2 --dim 4 --batch 32 --run-dir fa_run --checkpoint-every 3 --quiet >/dev/null \
+  || { echo "FAIL fingerprint fixtures"; fails=$((fails+1)); }
+expect_error "eval with another dataset" "trained on the dataset with fingerprint" "$bin" eval --data fb.h5 --params fa_run/params.h5
+expect_error "export with another dataset" "but fb.h5 has fingerprint" "$bin" export --data fb.h5 --params fa_run/params.h5 --out fx.h5
+no_file fx.h5
+ck=$(ls fa_run/checkpoints/ckpt-*.h5 | tail -n 1)
+expect_error "resume on another dataset" "written for another dataset: fingerprint" "$bin" train --data fb.h5 --epochs 2 --dim 4 --batch 32 --run-dir fb_run --resume "$ck" --quiet
+"$bin" eval --data fa.h5 --params fa_run/params.h5 >/dev/null && echo "ok   eval with its own dataset" || { echo "FAIL eval with its own dataset"; fails=$((fails+1)); }
 expect_error "a mistyped command gets a suggestion" "unknown command 'trian'; did you mean 'train'?" "$bin" trian
 ver=$("$bin" --version)
 if grep -qE '^shardrec [0-9.]+ \(commit ([0-9a-f]+(-dirty)?|unknown), [A-Za-z]+; CUDA backend: (built for sm .*|not built)\)$' <<<"$ver"; then
