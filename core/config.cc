@@ -24,7 +24,7 @@ std::string TrainConfig::to_ini() const {
   std::ostringstream o;
   o.precision(9);
   std::string ks;
-  for (size_t i = 0; i < eval.ks.size(); ++i) ks += (i ? "," : "") + std::to_string(eval.ks[i]);
+  for (size_t i = 0; i < eval.ks.size(); ++i) ks.append(i ? "," : "").append(std::to_string(eval.ks[i]));
   o << "data = " << data << "\n"
     << "model = " << model << "\n"
     << "features = " << features << "\n"

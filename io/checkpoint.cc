@@ -273,7 +273,7 @@ void load(const std::string& path, StateDict& t, const std::string& config_now, 
       const std::vector<int64_t> want = b.cols > 0 ? std::vector<int64_t>{b.rows, b.cols} : std::vector<int64_t>{b.rows};
       if (shape != want) {
         std::string have;
-        for (auto x : shape) have += (have.empty() ? "" : "x") + std::to_string(x);
+        for (auto x : shape) have.append(have.empty() ? "" : "x").append(std::to_string(x));
         fail(where + "dataset " + b.name + " has shape " + have + ", this model needs " +
              std::to_string(b.rows) + (b.cols > 0 ? "x" + std::to_string(b.cols) : ""));
       }

@@ -27,8 +27,9 @@ namespace shardrec::testing {
 inline io::PreparedDataset planted_dataset(int users, int items, int groups, uint64_t seed,
                                            int spread = 12) {
   io::PreparedDataset d;
-  for (int u = 0; u < users; ++u) d.user_raw.push_back("u" + std::to_string(u));
-  for (int i = 0; i < items; ++i) d.item_raw.push_back("i" + std::to_string(i));
+  // Appended, not "u" + to_string(u): GCC 12's -Wrestrict misfires on that (its bug 105651).
+  for (int u = 0; u < users; ++u) d.user_raw.push_back(std::string("u").append(std::to_string(u)));
+  for (int i = 0; i < items; ++i) d.item_raw.push_back(std::string("i").append(std::to_string(i)));
   io::Interactions* parts[3] = {&d.train, &d.valid, &d.test};
   for (int u = 0; u < users; ++u) {
     CounterRng r(seed, 1, u);

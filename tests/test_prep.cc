@@ -216,8 +216,8 @@ std::string ratio_fixture(const std::vector<int>& counts) {
   int t = 0;
   for (size_t u = 0; u < counts.size(); ++u)
     for (int j = 0; j < counts[u]; ++j)
-      text += "u" + std::to_string(u) + ",i" + std::to_string(u) + "_" + std::to_string(j) +
-              ",1," + std::to_string(t++) + "\n";
+      text.append("u").append(std::to_string(u)).append(",i").append(std::to_string(u)).append("_")
+          .append(std::to_string(j)).append(",1,").append(std::to_string(t++)).append("\n");
   return text;
 }
 
