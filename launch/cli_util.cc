@@ -1,5 +1,6 @@
 #include "launch/cli_util.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -23,6 +24,19 @@ std::string json_number(double v) {
   return buf;
 }
 
+namespace {
+// The metrics in reading order: by name, then cutoff as a number (hit@5 before hit@10).
+std::vector<std::pair<std::string, double>> in_order(const EvalResult& r) {
+  std::vector<std::pair<std::string, double>> v(r.values.begin(), r.values.end());
+  auto key = [](const std::string& k) {
+    const auto at = k.find('@');
+    return std::pair{k.substr(0, at), at == std::string::npos ? -1L : std::atol(k.c_str() + at + 1)};
+  };
+  std::stable_sort(v.begin(), v.end(), [&](const auto& a, const auto& b) { return key(a.first) < key(b.first); });
+  return v;
+}
+}  // namespace
+
 bool empty_split(const EvalResult& r) {
   if (r.users > 0) return false;
   // Ranking metrics of 0 users read 0; the others (auc, logloss) are NaN without rows.
@@ -34,7 +48,7 @@ bool empty_split(const EvalResult& r) {
 std::string json_metrics(const EvalResult& r) {
   std::string s = "{";
   const bool none = empty_split(r);  // no metric is defined: null, not 0
-  for (auto& [k, v] : r.values)
+  for (auto& [k, v] : in_order(r))
     s += (s.size() > 1 ? ", \"" : "\"") + k + "\": " + (none && k != "users" ? "null" : json_number(v));
   return s + "}";
 }
@@ -61,7 +75,7 @@ void print_metrics(const char* split, const EvalResult& r, std::FILE* to) {
     return;
   }
   std::map<std::string, std::vector<std::pair<std::string, double>>> rows;
-  for (auto& [k, v] : r.values) {
+  for (auto& [k, v] : in_order(r)) {
     const auto at = k.find('@');
     rows[at == std::string::npos ? k : k.substr(0, at)].push_back({k, v});
   }

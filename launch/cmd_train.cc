@@ -2,6 +2,7 @@
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <filesystem>
 
 #include "base/atomic_file.h"
 #include "base/error.h"
@@ -245,8 +246,18 @@ int cmd_train(int argc, char** argv) {
   c.eval.device = resolve_device(c.eval.device);
   default_pointwise_loss(c, args);
   c.validate();
+  const std::string asked = c.device;
   c.device = resolve_device(c.device);
+  if (asked == "auto" && c.device == "cpu" && !r.quiet)
+    std::fprintf(stderr, "note: --device auto: no GPU is visible, training on the CPU\n");
+  if (c.run_dir.empty() && !r.quiet)
+    std::fprintf(stderr, "note: no --run-dir: the trained parameters are not saved (give --run-dir to keep them)\n");
+  // config.ini names the dataset absolutely, so that it reads back from any directory; messages
+  // keep the path as the user gave it.
+  const std::string data_given = c.data;
+  if (!c.data.empty()) c.data = std::filesystem::absolute(c.data).lexically_normal().string();
   r.ini = ini_text(opts, c.pointwise_model());
+  c.data = data_given;
   // Checkpoints work on the GPU backend too (the trainers copy the device state for them).
   return c.pointwise_model() ? train_pointwise(c, r, argc, argv) : train_mf(c, r, argc, argv);
 }

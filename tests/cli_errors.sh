@@ -109,6 +109,19 @@ no_file fx.h5
 ck=$(ls fa_run/checkpoints/ckpt-*.h5 | tail -n 1)
 expect_error "resume on another dataset" "written for another dataset: fingerprint" "$bin" train --data fb.h5 --epochs 2 --dim 4 --batch 32 --run-dir fb_run --resume "$ck" --quiet
 "$bin" eval --data fa.h5 --params fa_run/params.h5 >/dev/null && echo "ok   eval with its own dataset" || { echo "FAIL eval with its own dataset"; fails=$((fails+1)); }
+
+# Cutoffs print in numeric order; config.ini names the dataset absolutely; notices for a run
+# that keeps nothing and for --device auto without a GPU.
+order=$("$bin" eval --data fa.h5 --params fa_run/params.h5 --ks 5,10,50,100 --split test | grep -o 'hit@[0-9]*' | tr '\n' ' ')
+[ "$order" = "hit@5 hit@10 hit@50 hit@100 " ] && echo "ok   cutoffs in numeric order" || { echo "FAIL cutoff order: $order"; fails=$((fails+1)); }
+grep -qx "data = $PWD/fa.h5" fa_run/config.ini && echo "ok   config.ini: data = $PWD/fa.h5" || { echo "FAIL config.ini data path: $(grep '^data' fa_run/config.ini)"; fails=$((fails+1)); }
+note=$("$bin" train --data fa.h5 --epochs 1 --dim 4 --final-eval false 2>&1 >/dev/null)
+grep -q "no --run-dir: the trained parameters are not saved" <<<"$note" && echo "ok   no --run-dir: a notice" || { echo "FAIL no --run-dir notice: $note"; fails=$((fails+1)); }
+if [ ! -e /dev/nvidia0 ]; then
+  note=$("$bin" train --data fa.h5 --epochs 1 --dim 4 --device auto --final-eval false 2>&1 >/dev/null)
+  grep -q "device auto: no GPU is visible, training on the CPU" <<<"$note" && echo "ok   --device auto on a CPU machine: a notice" \
+    || { echo "FAIL --device auto notice: $note"; fails=$((fails+1)); }
+fi
 expect_error "a mistyped command gets a suggestion" "unknown command 'trian'; did you mean 'train'?" "$bin" trian
 ver=$("$bin" --version)
 if grep -qE '^shardrec [0-9.]+ \(commit ([0-9a-f]+(-dirty)?|unknown), [A-Za-z]+; CUDA backend: (built for sm .*|not built)\)$' <<<"$ver"; then
