@@ -34,22 +34,17 @@ inline bool better(const Cand& a, const Cand& b) {
   return a.score > b.score || (a.score == b.score && a.item < b.item);
 }
 
-void ranking(const MFModel& model, const io::DataShard& data, int split, const EvalConfig& cfg,
-             dist::Comm& comm, EvalResult& res) {
+}  // namespace
+
+void top_k(const MFModel& model, const io::DataShard& data, const std::vector<int64_t>& users, int K,
+           bool mask_valid, const EvalConfig& cfg, dist::Comm& comm, const TopKSink& sink) {
   const int n = comm.size(), me = comm.rank();
   const int d = model.dim();
-  const int K = *std::max_element(cfg.ks.begin(), cfg.ks.end());
   // Scoring vectors of this rank's items (the rows themselves for MF; [e, W f + b] for VBPR).
   const std::vector<float> qloc = model.local_item_vectors();
   auto qrow = [&](int64_t l) { return &qloc[static_cast<size_t>(l) * d]; };
   const auto& items = model.item;
   const int64_t num_items = items.rows();
-  const io::UserSlice& target = data.split[split];
-  const bool mask_valid = split == 2 && cfg.mask_valid_in_test;
-
-  std::vector<int64_t> users;  // local users with held-out items in this split
-  for (int64_t u = target.user_lo; u < target.user_hi; ++u)
-    if (!target.items_of(u).empty()) users.push_back(u);
 
   // Users per rank per round so that all gathered users x local items fit the score budget.
   const int64_t per_round = std::max<int64_t>(1, cfg.score_budget / std::max<int64_t>(1, num_items));
@@ -58,9 +53,6 @@ void ranking(const MFModel& model, const io::DataShard& data, int split, const E
   comm.allreduce_max(&rounds_d, 1);
   const int64_t rounds = static_cast<int64_t>(rounds_d);
 
-  const size_t nks = cfg.ks.size();
-  dist::ExactSums sums(metrics::kNumRankMetrics * nks + 1);
-  std::vector<double> per_user(metrics::kNumRankMetrics * nks);
   std::vector<float> scores;
 
   for (int64_t round = 0; round < rounds; ++round) {
@@ -160,7 +152,8 @@ void ranking(const MFModel& model, const io::DataShard& data, int split, const E
     }
     auto top_recv = dist::all_to_all(comm, top_send);
     std::vector<Cand> merged;
-    std::vector<int64_t> topk, relevant;
+    std::vector<int64_t> topk;
+    std::vector<float> topk_scores;
     for (size_t i = 0; i < mine.size(); ++i) {
       merged.clear();
       for (int k = 0; k < n; ++k)
@@ -171,17 +164,40 @@ void ranking(const MFModel& model, const io::DataShard& data, int split, const E
       const size_t keep = std::min<size_t>(K, merged.size());
       std::partial_sort(merged.begin(), merged.begin() + keep, merged.end(), better);
       topk.clear();
-      for (size_t j = 0; j < keep; ++j) topk.push_back(merged[j].item);
-      auto rel = target.items_of(mine[i]);
-      relevant.assign(rel.begin(), rel.end());
-      std::sort(relevant.begin(), relevant.end());
-      relevant.erase(std::unique(relevant.begin(), relevant.end()), relevant.end());
-      std::fill(per_user.begin(), per_user.end(), 0.0);
-      metrics::add_user_ranking(topk, relevant, cfg.ks, per_user.data());
-      for (size_t m = 0; m < per_user.size(); ++m) sums.add(m, per_user[m]);
-      sums.add(per_user.size(), 1.0);
+      topk_scores.clear();
+      for (size_t j = 0; j < keep; ++j) {
+        topk.push_back(merged[j].item);
+        topk_scores.push_back(merged[j].score);
+      }
+      sink(mine[i], topk, topk_scores);
     }
   }
+}
+
+namespace {
+
+void ranking(const MFModel& model, const io::DataShard& data, int split, const EvalConfig& cfg,
+             dist::Comm& comm, EvalResult& res) {
+  const int K = *std::max_element(cfg.ks.begin(), cfg.ks.end());
+  const io::UserSlice& target = data.split[split];
+  std::vector<int64_t> users;  // local users with held-out items in this split
+  for (int64_t u = target.user_lo; u < target.user_hi; ++u)
+    if (!target.items_of(u).empty()) users.push_back(u);
+  const size_t nks = cfg.ks.size();
+  dist::ExactSums sums(metrics::kNumRankMetrics * nks + 1);
+  std::vector<double> per_user(metrics::kNumRankMetrics * nks);
+  std::vector<int64_t> relevant;
+  top_k(model, data, users, K, split == 2 && cfg.mask_valid_in_test, cfg, comm,
+        [&](int64_t user, std::span<const int64_t> topk, std::span<const float>) {
+          auto rel = target.items_of(user);
+          relevant.assign(rel.begin(), rel.end());
+          std::sort(relevant.begin(), relevant.end());
+          relevant.erase(std::unique(relevant.begin(), relevant.end()), relevant.end());
+          std::fill(per_user.begin(), per_user.end(), 0.0);
+          metrics::add_user_ranking(topk, relevant, cfg.ks, per_user.data());
+          for (size_t m = 0; m < per_user.size(); ++m) sums.add(m, per_user[m]);
+          sums.add(per_user.size(), 1.0);
+        });
   sums.allreduce(comm);
   const double nu = sums.value(per_user.size());
   res.users = static_cast<int64_t>(std::llround(nu));

@@ -7,8 +7,11 @@
 // Pointwise: the split's positives plus one sampled negative per positive (rejecting the user's
 // items of every split), scored as logits: pooled AUC, GAUC and log loss (docs/metrics.md).
 #pragma once
+#include <functional>
 #include <map>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 #include "core/model.h"
@@ -22,6 +25,16 @@ struct EvalResult {
   int64_t users = 0;                     // users with at least one item in the split
   double get(const std::string& name) const;
 };
+
+// The top K items of `users` (this rank's, owned here) by full ranking, without each user's
+// training items (and validation items with mask_valid): scored where the item rows live and
+// merged at the users' owners with the total order (score desc, item id asc), so the lists are
+// the same for any number of ranks. Collective: every rank calls it (with its own users); sink
+// gets each of this rank's users with its items and scores, best first (fewer than K when fewer
+// items are left). Users go in rounds bounded by cfg.score_budget; cfg.device picks the scorer.
+using TopKSink = std::function<void(int64_t user, std::span<const int64_t> items, std::span<const float> scores)>;
+void top_k(const MFModel& model, const io::DataShard& data, const std::vector<int64_t>& users, int K,
+           bool mask_valid, const EvalConfig& cfg, dist::Comm& comm, const TopKSink& sink);
 
 // split: 1 = valid, 2 = test. Masks the user's training items, and for the test split also the
 // validation items when cfg.mask_valid_in_test.

@@ -37,6 +37,23 @@ std::vector<std::pair<std::string, double>> in_order(const EvalResult& r) {
 }
 }  // namespace
 
+std::string json_str(std::string_view s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
 bool empty_split(const EvalResult& r) {
   if (r.users > 0) return false;
   // Ranking metrics of 0 users read 0; the others (auc, logloss) are NaN without rows.

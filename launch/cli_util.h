@@ -4,12 +4,15 @@
 #include <cstdio>
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "core/evaluator.h"
 #include "dist/comm.h"
 
 namespace shardrec::cli {
 
+// A JSON string literal of s (quotes, backslashes and control characters escaped).
+std::string json_str(std::string_view s);
 std::string json_number(double v);  // null for NaN and infinities
 // Metrics as JSON; those of an empty split are null.
 std::string json_metrics(const EvalResult& r);

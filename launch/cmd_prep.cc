@@ -9,28 +9,13 @@
 #include "io/features.h"
 #include "io/input.h"
 #include "io/prep.h"
+#include "launch/cli_util.h"
 #include "launch/commands.h"
 #include "launch/options.h"
 
 namespace shardrec::cli {
 namespace {
 
-std::string json_str(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 // Every option as resolved (defaults included), and what each input file was: prep_config.
 std::string config_json(const Options& opts, const io::PrepReport& rep) {

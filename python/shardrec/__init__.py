@@ -10,7 +10,7 @@ The file layouts are docs/data-format.md's; nothing here needs the shardrec bina
 launchers (shardrec.cli), which find it on PATH or in $SHARDREC_BIN.
 """
 from .files import Dataset, Params, Run, read_dataset, read_params, read_run
-from .cli import ShardrecError, eval, export, prep, run, synth, train
+from .cli import ShardrecError, eval, export, prep, recommend, run, synth, train
 
 __all__ = ["Dataset", "Params", "Run", "read_dataset", "read_params", "read_run",
-           "ShardrecError", "run", "prep", "synth", "train", "eval", "export"]
+           "ShardrecError", "run", "prep", "synth", "train", "eval", "export", "recommend"]

@@ -80,3 +80,17 @@ def eval(ranks: int = 1, **kwargs):  # noqa: A001 (the command's name)
 
 def export(ranks: int = 1, **kwargs):
     return run("export", ranks=ranks, **kwargs)
+
+
+def recommend(ranks: int = 1, **kwargs) -> "list[tuple[str, int, str, float]]":
+    """Top-K items per user as (user, rank, item, score) tuples, raw ids as str (the command's TSV
+    on standard output, unless out= names a file: then that file is read back)."""
+    out = kwargs.pop("out", None)
+    p = run("recommend", ranks=ranks, format="tsv", out=out or "-", **kwargs)
+    text = open(out).read() if out else p.stdout
+    rows = []
+    for line in text.splitlines()[1:]:
+        parts = line.split("\t")
+        if len(parts) == 4:  # other lines are progress messages
+            rows.append((parts[0], int(parts[1]), parts[2], float(parts[3])))
+    return rows

@@ -81,6 +81,16 @@ class Package(unittest.TestCase):
         np.testing.assert_array_equal(e.item_embedding, p.item_embedding)
         self.assertEqual(list(e.item_ids), list(p.item_ids))
 
+    def test_recommend_leaves_out_training_items(self):
+        ds = shardrec.read_dataset(self.path("data.h5"))
+        rows = shardrec.recommend(ranks=2, data=self.path("data.h5"), params=self.path("run", "params.h5"), k=3)
+        users = ds.user_index()
+        self.assertEqual(len(rows), 3 * ds.num_users)
+        items = ds.item_index()
+        for user, rank, item, score in rows:
+            self.assertIn(rank, (1, 2, 3))
+            self.assertEqual(ds.train[users[user], items[item]], 0)  # not a training item
+
     def test_a_failing_command_raises_with_its_message(self):
         with self.assertRaises(shardrec.ShardrecError) as cm:
             shardrec.train(data=self.path("data.h5"), learning_rate=0.1)
