@@ -94,16 +94,25 @@ void skip_empty_validation(TrainConfig& c, const io::DataShard& data, bool root)
   c.eval_every = 0;
 }
 
+// What both trainers do first, on every rank: the signals, the inputs checked together, the run
+// directory locked (rank 0's; a directory it cannot use stops every rank), this rank's data.
+std::pair<std::unique_ptr<RunDirLock>, io::DataShard> start_training(TrainConfig& c, const RunOptions& r,
+                                                                     dist::Comm& comm) {
+  install_checkpoint_signal(c);
+  const bool root = comm.rank() == 0;
+  check_inputs(comm, c.data);
+  std::unique_ptr<RunDirLock> lock;
+  io::agree(comm, [&] { lock = open_run_dir(c, root, !r.resume.empty(), r.ini); });
+  auto data = io::load_shard(c.data, comm);
+  skip_empty_validation(c, data, root);
+  return {std::move(lock), std::move(data)};
+}
+
 int train_pointwise(TrainConfig c, const RunOptions& r, int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
-        install_checkpoint_signal(c);
         const bool root = comm.rank() == 0;
-        check_inputs(comm, c.data);
-        std::unique_ptr<RunDirLock> lock;  // rank 0's; a directory it cannot use stops every rank
-        io::agree(comm, [&] { lock = open_run_dir(c, root, !r.resume.empty(), r.ini); });
-        const auto data = io::load_shard(c.data, comm);
-        skip_empty_validation(c, data, root);
+        const auto [lock, data] = start_training(c, r, comm);
         if (root && !r.quiet)
           std::printf("data %s: %lld users, %lld items, %lld labeled train rows on %d rank(s); %s %s %s dim %d\n",
                       c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
@@ -163,13 +172,8 @@ int train_pointwise(TrainConfig c, const RunOptions& r, int argc, char** argv) {
 int train_mf(TrainConfig c, const RunOptions& r, int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
-        install_checkpoint_signal(c);
         const bool root = comm.rank() == 0;
-        check_inputs(comm, c.data);
-        std::unique_ptr<RunDirLock> lock;  // rank 0's; a directory it cannot use stops every rank
-        io::agree(comm, [&] { lock = open_run_dir(c, root, !r.resume.empty(), r.ini); });
-        const auto data = io::load_shard(c.data, comm);
-        skip_empty_validation(c, data, root);
+        const auto [lock, data] = start_training(c, r, comm);
         if (root && !r.quiet)
           std::printf("data %s: %lld users, %lld items, %lld train rows on %d rank(s); %s %s dim %d\n",
                       c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
