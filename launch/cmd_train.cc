@@ -44,11 +44,11 @@ void print_final(int best_epoch, bool stopped_early, const std::string& extra, b
 
 // Per-rank memory as JSON: peak resident set, and the shares of tables, optimizer state and
 // data slices, so the overhead beyond them can be read off (docs/benchmarks.md).
-std::string memory_report(const MFModel& m, const io::DataShard& data, dist::Comm& comm) {
+std::string memory_report(const ModelState& m, const io::DataShard& data, dist::Comm& comm) {
   struct rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   double tables = 0, opt = 0, slices = 0;
-  for (const auto* t : {&m.user, &m.item}) {
+  for (const auto* t : m.tables) {
     tables += t->local_data().size() * sizeof(float);
     opt += t->optimizer().state_bytes();
   }
@@ -108,6 +108,24 @@ std::pair<std::unique_ptr<RunDirLock>, io::DataShard> start_training(TrainConfig
   return {std::move(lock), std::move(data)};
 }
 
+// RUN_DIR/result.json, one schema for every model (docs/data-format.md): ig is null without
+// Inverse Gradient; seconds_per_epoch is the mean over the epochs this run trained.
+double seconds_per_epoch(const FitResult& res) {
+  double secs = 0;
+  for (const auto& e : res.epochs) secs += e.seconds;
+  return res.epochs.empty() ? 0 : secs / static_cast<double>(res.epochs.size());
+}
+
+std::string result_json(const TrainConfig& c, const FitResult& res, int epochs_run, int ranks, const std::string& ig,
+                        const EvalResult& valid, const EvalResult& test, const std::string& memory) {
+  const double per_epoch = seconds_per_epoch(res);
+  return "{\"model\": " + json_str(c.model) + ", \"best_epoch\": " + std::to_string(res.best_epoch) +
+         ", \"epochs_run\": " + std::to_string(epochs_run) +
+         ", \"stopped_early\": " + (res.stopped_early ? "true" : "false") + ", \"ranks\": " + std::to_string(ranks) +
+         ", \"seconds_per_epoch\": " + json_number(per_epoch) + ", \"ig\": " + ig + ", \"valid\": " +
+         json_metrics(valid) + ", \"test\": " + json_metrics(test) + ", \"memory\": " + memory + "}\n";
+}
+
 int train_pointwise(TrainConfig c, const RunOptions& r, int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
@@ -146,23 +164,19 @@ int train_pointwise(TrainConfig c, const RunOptions& r, int argc, char** argv) {
           valid = trainer.evaluate(1);
           test = trainer.evaluate(2);
         }
-        double secs = 0;
-        for (const auto& e : res.epochs) secs += e.seconds;
-        const double per_epoch = res.epochs.empty() ? 0 : secs / static_cast<double>(res.epochs.size());
+        const double per_epoch = seconds_per_epoch(res);
         if (root) {
           char extra[64];
           std::snprintf(extra, sizeof extra, "; %.2fs per epoch", per_epoch);
           print_final(res.best_epoch, res.stopped_early, extra, r.final_eval, valid, test);
         }
+        const std::string memory = memory_report(trainer.model().state(), data, comm);
         if (!c.run_dir.empty()) {
           save_pointwise(c.run_dir + "/params.h5", c, trainer.model(), comm);
           if (root)
             write_file(c.run_dir + "/result.json",
-                       "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
-                           std::to_string(trainer.progress().epochs_done) + ", \"ranks\": " + std::to_string(comm.size()) +
-                           ", \"seconds_per_epoch\": " + json_number(per_epoch) +
-                           (c.strategy == "ig" ? ", \"ig\": " + ig_json(trainer.ig_stats()) : std::string()) +
-                           ", \"valid\": " + json_metrics(valid) + ", \"test\": " + json_metrics(test) + "}\n");
+                       result_json(c, res, trainer.progress().epochs_done, comm.size(),
+                                   c.strategy == "ig" ? ig_json(trainer.ig_stats()) : "null", valid, test, memory));
         }
         return 0;
       },
@@ -204,16 +218,13 @@ int train_mf(TrainConfig c, const RunOptions& r, int argc, char** argv) {
           valid = evaluate(trainer.model(), data, 1, c.eval, comm);
           test = evaluate(trainer.model(), data, 2, c.eval, comm);
         }
-        const std::string memory = memory_report(trainer.model(), data, comm);
+        const std::string memory = memory_report(trainer.model().state(), data, comm);
         if (root) print_final(res.best_epoch, res.stopped_early, "", r.final_eval, valid, test);
         if (!c.run_dir.empty()) {
           save_params(c.run_dir + "/params.h5", c, trainer.model(), comm);
           if (root)
             write_file(c.run_dir + "/result.json",
-                       "{\"best_epoch\": " + std::to_string(res.best_epoch) + ", \"epochs_run\": " +
-                           std::to_string(trainer.progress().epochs_done) + ", \"ranks\": " + std::to_string(comm.size()) +
-                           ", \"valid\": " + json_metrics(valid) + ", \"test\": " + json_metrics(test) +
-                           ", \"memory\": " + memory + "}\n");
+                       result_json(c, res, trainer.progress().epochs_done, comm.size(), "null", valid, test, memory));
         }
         return 0;
       },

@@ -131,6 +131,9 @@ r = json.load(open(sys.argv[1])); e = json.load(open(sys.argv[2]))
 assert set(e) >= {"auc", "gauc", "ndcg@5", "mrr", "logloss"}, e
 for k in e: assert abs(e[k] - r["test"][k]) < 1e-12, (k, e[k], r["test"][k])
 assert sum(r["ig"].values()) > 0, r
+mf = json.load(open("run1/result.json"))
+assert set(mf) == set(r), ("one result.json schema for every model", sorted(set(mf) ^ set(r)))
+assert mf["ig"] is None and mf["model"] == "mf" and r["model"] == "neumf"
 print("inverse learning e2e ok")
 PY
 echo "e2e ok"
