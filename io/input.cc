@@ -71,11 +71,27 @@ bool ends_with(const std::string& s, const char* suffix) {
   return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
 }
 
+#if SHARDREC_HAVE_ZLIB || SHARDREC_HAVE_ZSTD
+// What the decoders share: the compressed file underneath (its size and hash are the stored
+// file's) and a buffer of its bytes.
+class Decompressing : public Source {
+ public:
+  Decompressing(const std::string& path, size_t buffer) : path_(path), file_(path), in_(buffer) {}
+  uint64_t stored_bytes() const override { return file_.stored_bytes(); }
+  uint64_t stored_hash() const override { return file_.stored_hash(); }
+
+ protected:
+  std::string path_;
+  FileSource file_;
+  std::vector<char> in_;
+};
+#endif
+
 #if SHARDREC_HAVE_ZLIB
 // gzip (or zlib) members one after another, as `cat a.gz b.gz` makes them.
-class GzipSource : public Source {
+class GzipSource final : public Decompressing {
  public:
-  explicit GzipSource(const std::string& path) : path_(path), file_(path), in_(kBlock) {
+  explicit GzipSource(const std::string& path) : Decompressing(path, kBlock) {
     if (inflateInit2(&z_, 15 + 32) != Z_OK) fail(path + ": cannot start the gzip decoder");
   }
   ~GzipSource() override { inflateEnd(&z_); }
@@ -102,23 +118,17 @@ class GzipSource : public Source {
     }
     return std::min<size_t>(n, 1u << 30) - z_.avail_out;
   }
-  uint64_t stored_bytes() const override { return file_.stored_bytes(); }
-  uint64_t stored_hash() const override { return file_.stored_hash(); }
 
  private:
-  std::string path_;
-  FileSource file_;
-  std::vector<char> in_;
   z_stream z_{};
   bool in_member_ = false;
 };
 #endif
 
 #if SHARDREC_HAVE_ZSTD
-class ZstdSource : public Source {
+class ZstdSource final : public Decompressing {
  public:
-  explicit ZstdSource(const std::string& path)
-      : path_(path), file_(path), in_(ZSTD_DStreamInSize()), ctx_(ZSTD_createDCtx()) {
+  explicit ZstdSource(const std::string& path) : Decompressing(path, ZSTD_DStreamInSize()), ctx_(ZSTD_createDCtx()) {
     if (!ctx_) fail(path + ": cannot start the zstd decoder");
   }
   ~ZstdSource() override { ZSTD_freeDCtx(ctx_); }
@@ -138,13 +148,8 @@ class ZstdSource : public Source {
     }
     return out.pos;
   }
-  uint64_t stored_bytes() const override { return file_.stored_bytes(); }
-  uint64_t stored_hash() const override { return file_.stored_hash(); }
 
  private:
-  std::string path_;
-  FileSource file_;
-  std::vector<char> in_;
   ZSTD_DCtx* ctx_;
   ZSTD_inBuffer input_{nullptr, 0, 0};
   size_t pending_ = 0;  // ZSTD_decompressStream's last answer: 0 = at a frame's end

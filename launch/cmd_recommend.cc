@@ -13,6 +13,7 @@
 #include "io/dataset.h"
 #include "io/checkpoint.h"
 #include "io/hdf5_util.h"
+#include "io/text.h"
 #include "launch/cli_util.h"
 #include "launch/commands.h"
 #include "launch/options.h"
@@ -36,18 +37,12 @@ std::vector<int64_t> listed_users(const std::string& path, const std::vector<std
     line.erase(0, line.find_first_not_of(" \t"));
     if (line.empty() || line[0] == '#') continue;
     auto it = dense.find(line);
-    if (it == dense.end()) fail(path + ":" + std::to_string(n) + ": user '" + line + "' is not in the dataset");
+    if (it == dense.end()) io::text::fail_at(path, n, "user " + io::text::show(line) + " is not in the dataset");
     out.push_back(it->second);
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
-}
-
-std::string score_text(float s) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.9g", s);
-  return buf;
 }
 
 }  // namespace
@@ -81,11 +76,14 @@ int cmd_recommend(int argc, char** argv) {
         auto m = load_model(c.data, params, "mod", comm);
         const io::DatasetInfo& info = m.data.info;
         const auto f = io::H5File::open_read(c.data);
-        const auto user_raw = io::read_raw_ids(f, info, "user", 0, info.num_users);
+        // Raw user ids: rank 0 writes them; with a --users list every rank maps it through them.
+        const bool all = users == "all";
+        const auto user_raw = all && comm.rank() != 0 ? std::vector<std::string>{}
+                                                      : io::read_raw_ids(f, info, "user", 0, info.num_users);
         // Every rank reads the list (the same file), then keeps the users it owns.
         std::vector<int64_t> chosen;
         io::agree(comm, [&] {  // a bad list stops every rank with one message
-          if (users == "all") {
+          if (all) {
             chosen.resize(info.num_users);
             for (int64_t u = 0; u < info.num_users; ++u) chosen[u] = u;
           } else {
@@ -124,13 +122,13 @@ int cmd_recommend(int argc, char** argv) {
               std::string it, sc;
               for (int64_t j = 0; j < n; ++j) {
                 it.append(j ? ", " : "").append(json_str(item_raw[items[j]]));
-                sc.append(j ? ", " : "").append(score_text(sv[j]));
+                sc.append(j ? ", " : "").append(json_number(sv[j]));
               }
               text += "{\"user\": " + json_str(user) + ", \"items\": [" + it + "], \"scores\": [" + sc + "]}\n";
             } else {
               for (int64_t j = 0; j < n; ++j)
                 text.append(user).append(1, sep).append(std::to_string(j + 1)).append(1, sep)
-                    .append(item_raw[items[j]]).append(1, sep).append(score_text(sv[j])).append("\n");
+                    .append(item_raw[items[j]]).append(1, sep).append(json_number(sv[j])).append("\n");
             }
             sv += n;
             at += 2 + static_cast<size_t>(n);
