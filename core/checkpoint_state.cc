@@ -65,7 +65,7 @@ void add_replicated_state(std::vector<io::StateBlock>& out, const std::string& n
   if (t.v_name) add_replicated(out, name + "_" + t.v_name, rows, t.v_per_row ? 0 : cols, opt.state_v().data(), rank, reading);
 }
 
-// The early-stopping state both trainers keep (TrainProgress).
+// The early-stopping state (TrainProgress).
 std::string progress_text(const TrainProgress& p) {
   std::ostringstream o;
   o << "\nepochs_done = " << p.epochs_done << "\nbest = " << hexfloat(p.best) << "\nsince_best = " << p.since_best
@@ -90,12 +90,12 @@ void check_position(const io::StateValues& st, int64_t epoch, int64_t step, int6
          ") does not fit this dataset and batch (" + std::to_string(steps_per_epoch) + " steps per epoch)");
 }
 
-// The parts every trainer provides alike: the model's tables and dense blocks (core/model_state.h)
-// with their optimizer state and kept best copies, the early-stopping state, the step counters.
-template <class TrainerT>
-class SourceOf : public io::StateDict {
+// The trainer's state: the model's tables and dense blocks (core/model_state.h) with their
+// optimizer state and kept best copies, the position in the epoch's phases with the partial loss
+// sums, the early-stopping state, the step counters and the Inverse Gradient decisions.
+class TrainerSource final : public io::StateDict {
  public:
-  explicit SourceOf(TrainerT& t) : t_(t) {}
+  explicit TrainerSource(Trainer& t) : t_(t) {}
   std::string model() override { return t_.config().model; }
   std::string config_text() override { return t_.config().to_ini(); }
   const io::DatasetInfo& dataset() override { return t_.data_info(); }
@@ -106,8 +106,7 @@ class SourceOf : public io::StateDict {
   std::vector<std::string> groups() override {
     std::vector<std::string> g = {"/tables"};
     for (auto* tb : t_.model().state().tables) g.push_back("/tables/" + tb->name());
-    g.insert(g.end(), {"/best", "/dense"});
-    for (auto& x : extra_groups()) g.push_back(x);
+    g.insert(g.end(), {"/best", "/dense", "/ig"});
     return g;
   }
 
@@ -122,22 +121,49 @@ class SourceOf : public io::StateDict {
     if (p.has_best)
       for (const auto& d : m.dense)
         add_replicated(out, "/best/" + d.name, d.rows, d.cols, p.best_params.values[d.name].data(), rank, reading);
-    extra_blocks(out, rank, reading);
+    if (!reading) {
+      const auto& d = t_.ig_stats().decisions;
+      decisions_.assign(d.begin(), d.end());
+    }
+    // In step order, all epochs: 0 mid, 1 forward, 2 inverse (exact as floats).
+    if (!decisions_.empty())
+      add_replicated(out, "/ig/decisions", static_cast<int64_t>(decisions_.size()), 0, decisions_.data(), rank,
+                     reading);
     return out;
   }
 
   std::string state(dist::Comm& comm) override {
-    std::string steps;
+    const TrainProgress& p = t_.progress();
+    // The phase's loss sums so far, over all ranks (each holds its own samples' part).
+    int64_t loss[2] = {p.phase_loss.raw(0), p.phase_loss.raw(1)};
+    comm.allreduce_sum(loss, 2);
+    const IgStats& ig = t_.ig_stats();
+    std::string s = "epoch = " + std::to_string(p.epoch) + "\nphase = " + std::to_string(p.phase) +
+                    "\nstep = " + std::to_string(p.step) + "\nglobal_step = " + std::to_string(t_.global_step()) +
+                    "\nphase_loss.0 = " + std::to_string(loss[0]) + "\nphase_loss.1 = " + std::to_string(loss[1]) +
+                    "\nepoch_sum = " + hexfloat(p.epoch_sum) + "\nepoch_terms = " + std::to_string(p.epoch_terms) +
+                    "\nig.forward = " + std::to_string(ig.forward) + "\nig.inverse = " + std::to_string(ig.inverse) +
+                    "\nig.mid = " + std::to_string(ig.mid) + "\nig.decisions = " + std::to_string(ig.decisions.size()) +
+                    progress_text(p);
     const ModelState m = t_.model().state();
-    for (auto* tb : m.tables) steps += "\nopt_step." + tb->name() + " = " + std::to_string(tb->optimizer().step());
-    for (const auto& d : m.dense) steps += "\nopt_step." + d.step_name + " = " + std::to_string(d.opt->step());
-    return position(comm) + progress_text(t_.progress()) + steps;
+    for (auto* tb : m.tables) s += "\nopt_step." + tb->name() + " = " + std::to_string(tb->optimizer().step());
+    for (const auto& d : m.dense) s += "\nopt_step." + d.step_name + " = " + std::to_string(d.opt->step());
+    return s;
   }
 
   void prepare(const io::StateValues& st) override {
     TrainProgress& p = t_.progress();
     p.has_best = st.i64("has_best") != 0;
-    prepare_position(st);
+    // Checkpoints of MF/VBPR from before the one trainer have no phase (one phase, epoch_loss).
+    const int64_t epoch = st.i64("epoch"), phase = st.has("phase") ? st.i64("phase") : 0, step = st.i64("step");
+    const int64_t S = t_.steps_per_epoch();
+    if (phase < 0 || phase >= t_.num_phases())
+      fail(st.where() + "phase " + std::to_string(phase) + " does not exist with strategy " + t_.config().strategy);
+    const int64_t S0 = phase == 1 ? t_.phase_steps(0) : 0;
+    check_position(st, epoch, step, t_.phase_steps(static_cast<int>(phase)), (epoch - 1) * S + S0 + step, S);
+    const int64_t n = st.has("ig.decisions") ? st.i64("ig.decisions") : 0;
+    if (n < 0) fail(st.where() + "ig.decisions is negative");
+    decisions_.assign(static_cast<size_t>(n), 0.0f);
     if (p.has_best) p.best_params.size_like(t_.model().state());
   }
 
@@ -145,8 +171,25 @@ class SourceOf : public io::StateDict {
     const ModelState m = t_.model().state();
     for (auto* tb : m.tables) tb->optimizer().set_step(st.i64("opt_step." + tb->name()));
     for (const auto& d : m.dense) d.opt->set_step(st.i64("opt_step." + d.step_name));
-    restore_position(st, comm);
-    restore_progress(st, t_.progress());
+    TrainProgress& p = t_.progress();
+    const bool old = !st.has("phase");
+    p.epoch = static_cast<int>(st.i64("epoch"));
+    p.phase = old ? 0 : static_cast<int>(st.i64("phase"));
+    p.step = st.i64("step");
+    // The phase's loss sums so far count once: rank 0 carries them, whatever the number of ranks.
+    p.phase_loss = dist::ExactSums(2, 24);
+    for (int k = 0; k < 2; ++k) {
+      const std::string key = old ? (k == 0 ? "epoch_loss" : "") : "phase_loss." + std::to_string(k);
+      p.phase_loss.set_raw(k, comm.rank() == 0 && !key.empty() ? st.i64(key) : 0);
+    }
+    p.epoch_sum = old ? 0 : st.dbl("epoch_sum");
+    p.epoch_terms = old ? 0 : st.i64("epoch_terms");
+    IgStats& ig = t_.ig_stats();
+    ig.forward = old ? 0 : st.i64("ig.forward");
+    ig.inverse = old ? 0 : st.i64("ig.inverse");
+    ig.mid = old ? 0 : st.i64("ig.mid");
+    ig.decisions.assign(decisions_.begin(), decisions_.end());
+    restore_progress(st, p);
   }
 
   int64_t later_bytes() override {
@@ -159,117 +202,13 @@ class SourceOf : public io::StateDict {
     return bytes;
   }
 
- protected:
-  // The trainer's own lines: its position (a collective), starting without "\n".
-  virtual std::string position(dist::Comm& comm) = 0;
-  virtual void prepare_position(const io::StateValues& st) = 0;
-  virtual void restore_position(const io::StateValues& st, dist::Comm& comm) = 0;
-  virtual std::vector<std::string> extra_groups() { return {}; }
-  virtual void extra_blocks(std::vector<io::StateBlock>&, int, bool) {}
-
-  TrainerT& t_;
-};
-
-// MF and VBPR.
-class TrainerSource final : public SourceOf<Trainer> {
- public:
-  using SourceOf::SourceOf;
-
- protected:
-  std::string position(dist::Comm& comm) override {
-    // The epoch's loss sum so far, over all ranks (each holds its own samples' part).
-    int64_t loss_total = t_.epoch_loss().raw(0);
-    comm.allreduce_sum(&loss_total, 1);
-    const TrainProgress& p = t_.progress();
-    return "epoch = " + std::to_string(p.epoch) + "\nstep = " + std::to_string(p.step) +
-           "\nglobal_step = " + std::to_string(t_.global_step()) + "\nepoch_loss = " + std::to_string(loss_total);
-  }
-
-  void prepare_position(const io::StateValues& st) override {
-    const int64_t S = t_.steps_per_epoch();
-    const int64_t epoch = st.i64("epoch"), step = st.i64("step");
-    check_position(st, epoch, step, S, (epoch - 1) * S + step, S);
-  }
-
-  void restore_position(const io::StateValues& st, dist::Comm& comm) override {
-    TrainProgress& p = t_.progress();
-    p.epoch = static_cast<int>(st.i64("epoch"));
-    p.step = st.i64("step");
-    // The loss sum so far counts once: rank 0 carries it, whatever the number of ranks.
-    t_.epoch_loss() = dist::ExactSums(1, 24);
-    t_.epoch_loss().set_raw(0, comm.rank() == 0 ? st.i64("epoch_loss") : 0);
-  }
-};
-
-// GMF and NeuMF (plain and Inverse Gradient training): the position inside the epoch's phases and
-// the IG decisions.
-class PointwiseSource final : public SourceOf<PointwiseTrainer> {
- public:
-  using SourceOf::SourceOf;
-
- protected:
-  std::vector<std::string> extra_groups() override { return {"/ig"}; }
-
-  void extra_blocks(std::vector<io::StateBlock>& out, int rank, bool reading) override {
-    if (!reading) {
-      const auto& d = t_.ig_stats().decisions;
-      decisions_.assign(d.begin(), d.end());
-    }
-    // In step order, all epochs: 0 mid, 1 forward, 2 inverse (exact as floats).
-    if (!decisions_.empty())
-      add_replicated(out, "/ig/decisions", static_cast<int64_t>(decisions_.size()), 0, decisions_.data(), rank,
-                     reading);
-  }
-
-  std::string position(dist::Comm& comm) override {
-    const PointwiseProgress& p = t_.progress();
-    int64_t loss[2] = {p.phase_loss.raw(0), p.phase_loss.raw(1)};
-    comm.allreduce_sum(loss, 2);
-    const IgStats& ig = t_.ig_stats();
-    return "epoch = " + std::to_string(p.epoch) + "\nphase = " + std::to_string(p.phase) +
-           "\nstep = " + std::to_string(p.step) + "\nglobal_step = " + std::to_string(t_.global_step()) +
-           "\nphase_loss.0 = " + std::to_string(loss[0]) + "\nphase_loss.1 = " + std::to_string(loss[1]) +
-           "\nepoch_sum = " + hexfloat(p.epoch_sum) + "\nepoch_terms = " + std::to_string(p.epoch_terms) +
-           "\nig.forward = " + std::to_string(ig.forward) + "\nig.inverse = " + std::to_string(ig.inverse) +
-           "\nig.mid = " + std::to_string(ig.mid) + "\nig.decisions = " + std::to_string(ig.decisions.size());
-  }
-
-  void prepare_position(const io::StateValues& st) override {
-    const int64_t epoch = st.i64("epoch"), phase = st.i64("phase"), step = st.i64("step");
-    const int64_t S = t_.steps_per_epoch();
-    if (phase < 0 || phase >= t_.num_phases())
-      fail(st.where() + "phase " + std::to_string(phase) + " does not exist with strategy " + t_.config().strategy);
-    const int64_t S0 = phase == 1 ? t_.phase_steps(0) : 0;
-    check_position(st, epoch, step, t_.phase_steps(static_cast<int>(phase)), (epoch - 1) * S + S0 + step, S);
-    const int64_t n = st.i64("ig.decisions");
-    if (n < 0) fail(st.where() + "ig.decisions is negative");
-    decisions_.assign(static_cast<size_t>(n), 0.0f);
-  }
-
-  void restore_position(const io::StateValues& st, dist::Comm& comm) override {
-    PointwiseProgress& p = t_.progress();
-    p.epoch = static_cast<int>(st.i64("epoch"));
-    p.phase = static_cast<int>(st.i64("phase"));
-    p.step = st.i64("step");
-    // The phase's loss sums so far count once: rank 0 carries them, whatever the number of ranks.
-    p.phase_loss = dist::ExactSums(2, 24);
-    for (int k = 0; k < 2; ++k) p.phase_loss.set_raw(k, comm.rank() == 0 ? st.i64("phase_loss." + std::to_string(k)) : 0);
-    p.epoch_sum = st.dbl("epoch_sum");
-    p.epoch_terms = st.i64("epoch_terms");
-    IgStats& ig = t_.ig_stats();
-    ig.forward = st.i64("ig.forward");
-    ig.inverse = st.i64("ig.inverse");
-    ig.mid = st.i64("ig.mid");
-    ig.decisions.assign(decisions_.begin(), decisions_.end());
-  }
-
  private:
+  Trainer& t_;
   std::vector<float> decisions_;  // IgStats::decisions as floats, for their dataset
 };
 
 }  // namespace
 
 std::unique_ptr<io::StateDict> state_dict(Trainer& t) { return std::make_unique<TrainerSource>(t); }
-std::unique_ptr<io::StateDict> state_dict(PointwiseTrainer& t) { return std::make_unique<PointwiseSource>(t); }
 
 }  // namespace shardrec

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "base/error.h"
+
 namespace shardrec {
 
 std::span<const LocalSample> EpochOrder::step(int64_t s) {
@@ -10,6 +12,83 @@ std::span<const LocalSample> EpochOrder::step(int64_t s) {
   // Positions are distinct, so the order is total; sorting a step at a time keeps it cheap.
   std::sort(b, e, [](const LocalSample& x, const LocalSample& y) { return x.off < y.off; });
   return {b, static_cast<size_t>(e - b)};
+}
+
+bool run_steps(const PhaseRun& r, const io::UserSlice& tr,
+               const std::function<void(int64_t, std::span<const LocalSample>, int64_t)>& fn) {
+  const int64_t B = r.batch, m = r.rows, S = (m + B - 1) / B;
+  if (m <= 0) return true;
+  const bool all = r.whole_split;
+  if (r.dataset_order) {
+    if (!all) fail("internal: a dataset-order pass covers the whole training split");
+    // Step s holds dataset rows [s*B, (s+1)*B); this rank's rows are one contiguous range.
+    std::vector<LocalSample> order(tr.rows());
+    uint32_t user = 0;
+    for (int64_t k = 0; k < tr.rows(); ++k) {
+      while (k >= tr.ptr[user + 1]) ++user;
+      order[k] = {static_cast<uint32_t>((tr.row_lo + k) % B), static_cast<uint32_t>(k), user};
+    }
+    size_t at = 0;
+    for (int64_t s = 0; s < S; ++s) {
+      const size_t begin = at;
+      while (at < order.size() && (tr.row_lo + static_cast<int64_t>(at)) / B == s) ++at;
+      if (s < r.first) continue;
+      fn(s, {order.data() + begin, at - begin}, std::min<int64_t>(B, m - s * B));
+      if (r.after_step && r.after_step(s)) return false;
+    }
+    return true;
+  }
+  const size_t count = all ? static_cast<size_t>(tr.rows()) : r.local.size();
+  const Permutation perm(static_cast<uint64_t>(m), r.order_key);
+  auto run = [&](EpochOrder order) {
+    for (int64_t s = std::min(r.first, S); s < S; ++s) {
+      fn(s, order.step(s), std::min<int64_t>(B, m - s * B));
+      if (r.after_step && r.after_step(s)) return false;
+    }
+    return true;
+  };
+  if (all)
+    return run(EpochOrder(perm, B, tr, count, [](size_t k) { return static_cast<uint32_t>(k); },
+                          [&](size_t k) { return tr.row_lo + static_cast<int64_t>(k); }));
+  return run(EpochOrder(perm, B, tr, count, [&](size_t k) { return r.local[k]; }, [&](size_t k) { return r.index[k]; }));
+}
+
+void HostBatch::build(const PhaseRun& r, int64_t step, std::span<const LocalSample> s, int64_t global_n,
+                      const io::UserSlice& tr, const uint8_t* labels, const Sampler* sampler, DrawKind kind, int rank) {
+  const size_t n = s.size();
+  const int per = 1 + r.draws;
+  const uint64_t pos0 = static_cast<uint64_t>(step) * static_cast<uint64_t>(r.batch);
+  uid.resize(n);
+  ukey.resize(n);
+  row.resize(n);
+  ulocal.resize(n);
+  iid.resize(n * per);
+  ikey.resize(n * per);
+  lab.resize(labels ? n : 0);
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t user = tr.user_lo + s[i].user;
+    const uint64_t pos = pos0 + s[i].off;
+    uid[i] = user;
+    ukey[i] = pos;
+    row[i] = tr.row_lo + s[i].row;
+    ulocal[i] = static_cast<int32_t>(s[i].user);
+    if (labels) lab[i] = labels[s[i].row];
+    iid[i * per] = tr.item[s[i].row];
+    if (sampler) {
+      const auto seen = tr.items_of(user);
+      for (int k = 0; k < r.draws; ++k) iid[i * per + 1 + k] = sampler->draw(kind, r.epoch, row[i], k, seen);
+    }
+    for (int k = 0; k < per; ++k) ikey[i * per + k] = pos * per + k;
+  }
+  b.epoch = r.epoch;
+  b.step = step;
+  b.n = n;
+  b.per = per;
+  b.global_n = global_n;
+  b.meta = r.meta;
+  b.label = labels ? lab.data() : nullptr;
+  b.row = row.data();
+  b.rank = rank;
 }
 
 }  // namespace shardrec

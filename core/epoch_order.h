@@ -1,14 +1,18 @@
 // This rank's samples of one pass over m rows in a seeded order: a row's position is perm(index),
 // step s holds positions [s*B, (s+1)*B), and each step's samples come in position order. A counting
 // sort in two passes over the permutation groups them by step: evaluating it twice is cheaper than
-// holding every row's position (8 bytes a row, measured). Both trainers draw their epochs (and
-// Inverse Gradient's phases) from it, so every rank sees its part of the same global order.
+// holding every row's position (8 bytes a row, measured). Every epoch (and Inverse Gradient's
+// phases) comes from it, so every rank sees its part of the same global order.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
 #include "base/rng.h"
+#include "core/model.h"
+#include "core/sampler.h"
+#include "core/step_engine.h"
 #include "io/dataset.h"
 
 namespace shardrec {
@@ -53,5 +57,28 @@ EpochOrder::EpochOrder(const Permutation& perm, int64_t batch, const io::UserSli
     order_[fill[pos / B]++] = {static_cast<uint32_t>(pos % B), r, user};
   }
 }
+
+}  // namespace shardrec
+
+namespace shardrec {
+
+// The steps of phase r from r.first on, on the host: fn(step, samples, global_n) for each, then
+// r.after_step; false when after_step stopped the phase. (CUDA engines that order on the device
+// reproduce the same steps.)
+bool run_steps(const PhaseRun& r, const io::UserSlice& tr,
+               const std::function<void(int64_t, std::span<const LocalSample>, int64_t)>& fn);
+
+// One step's batch on the host: users with order keys, item slots (own item, then the draws)
+// with keys, labels and dataset rows.
+struct HostBatch {
+  std::vector<int64_t> uid, iid, row;
+  std::vector<uint64_t> ukey, ikey;
+  std::vector<uint8_t> lab;
+  std::vector<int32_t> ulocal;  // the samples' users within this rank's users
+  StepBatch b;
+  // sampler null: the draw slots are left to the device (only slot 0 of each sample is set).
+  void build(const PhaseRun& r, int64_t step, std::span<const LocalSample> s, int64_t global_n,
+             const io::UserSlice& tr, const uint8_t* labels, const Sampler* sampler, DrawKind kind, int rank);
+};
 
 }  // namespace shardrec

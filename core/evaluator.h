@@ -14,11 +14,12 @@
 #include <vector>
 
 #include "core/config.h"
-#include "core/model.h"
 #include "dist/comm.h"
 #include "io/dataset.h"
 
 namespace shardrec {
+
+class MFModel;
 
 struct EvalResult {
   std::map<std::string, double> values;  // "recall@10", "ndcg@20", "auc", "gauc", "logloss", ...

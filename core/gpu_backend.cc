@@ -193,7 +193,7 @@ class CudaBackend final : public GpuBackend {
       p.per = per;
       p.negs = negs;
       p.bpr = bpr;
-      // The same floats as the CPU step (Trainer::train_step).
+      // The same floats as the CPU step (MFModel::pass).
       p.inv = scale / static_cast<float>(global_n * (bpr ? negs : per));
       p.reg = scale * cfg_.l2 / static_cast<float>(global_n);
       p.l2 = cfg_.l2;

@@ -1,4 +1,4 @@
-// The GPU backend of the trainer (MF and VBPR). Everything of a training step runs on this rank's
+// The GPU backend of MF and VBPR. Everything of a training step runs on this rank's
 // GPU: the epoch order and the negatives (the CPU trainer's pure functions of the seed, so both
 // backends see identical batches), routing, row exchange, forward/backward (VBPR's projection on
 // cuBLAS; W and b stay host masters), gradient exchange and the fused optimizer update. The
@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "core/config.h"
-#include "core/model.h"
+#include "core/mf_model.h"
+#include "core/step_engine.h"
 #include "core/strategy.h"
 #include "dist/comm.h"
 #include "dist/exact_sum.h"
@@ -63,5 +64,9 @@ class GpuBackend {
   // "cuda:0 (NVIDIA H100 80GB HBM3), nccl 22703" and the like.
   virtual std::string describe() const = 0;
 };
+
+// MF/VBPR's CUDA step engine (core/step_engine.h) over GpuBackend; core/cuda_engines.cc.
+std::unique_ptr<StepEngine> make_mf_cuda_engine(const TrainConfig& cfg, MFModel& model, const io::DataShard& data,
+                                                dist::Comm& comm);
 
 }  // namespace shardrec

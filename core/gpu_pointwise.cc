@@ -213,7 +213,7 @@ class CudaPointwise final : public GpuPointwise, public MetaStepOps {
     item_->gather(ctx_.comm(), ir_, I_.data());
   }
 
-  // PointwiseTrainer::pass on the device: the rows of the step at rows U, I and dense w (device).
+  // NcfModel::pass on the device: the rows of the step at rows U, I and dense w (device).
   // Labeled rows weigh c_lab, unlabeled ones c_unl (0: skipped; all unlabeled weights 0 runs the
   // labeled rows only). Unweighted losses go to loss slots (when loss), gradients of the weighted
   // loss to gU, gI and gd (when gU).

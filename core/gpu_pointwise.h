@@ -1,5 +1,5 @@
-// The GPU backend of the pointwise trainer (GMF, NeuMF; BCE, IDL, bce-neg; plain and Inverse
-// Gradient steps). The trainer keeps the control flow on the host: the epoch's order, the exact
+// The GPU backend of the pointwise models (GMF, NeuMF; BCE, IDL, bce-neg; plain and Inverse
+// Gradient steps). The host keeps the control flow: the epoch's order, the exact
 // loss sums and the IG decision, and the dense parameters with their optimizer (small,
 // replicated: updated on the host exactly as on the CPU, then uploaded). Per step the device does
 // what grows with the batch: the unlabeled draws (the CPU's pure functions), routing, row exchange,
@@ -15,6 +15,7 @@
 
 #include "core/config.h"
 #include "core/ncf_model.h"
+#include "core/step_engine.h"
 #include "core/strategy.h"
 #include "dist/comm.h"
 #include "dist/exact_sum.h"
@@ -31,7 +32,7 @@ class GpuPointwise {
                                               dist::Comm& comm);
 
   // The step's rows (host): n users with order keys, n * per item slots (the labeled item first;
-  // the per - 1 unlabeled draws of row i are drawn here, PointwiseTrainer::sample_unlabeled's
+  // the per - 1 unlabeled draws of row i are drawn here, Sampler::unlabeled's
   // draws for dataset row grow[i] of local user user[i]) with keys, n labels. Uploads, draws and
   // routes them (a collective).
   virtual void begin_step(int epoch, const std::vector<int64_t>& uid, const std::vector<uint64_t>& ukey,
@@ -51,5 +52,9 @@ class GpuPointwise {
   virtual void upload_state(const NcfModel& model) = 0;
   virtual std::string describe() const = 0;
 };
+
+// GMF/NeuMF's CUDA step engine (core/step_engine.h) over GpuPointwise; core/cuda_engines.cc.
+std::unique_ptr<StepEngine> make_ncf_cuda_engine(const TrainConfig& cfg, NcfModel& model, const io::DataShard& data,
+                                                 dist::Comm& comm);
 
 }  // namespace shardrec

@@ -4,6 +4,7 @@
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "core/mf_model.h"
 
 namespace shardrec {
 
@@ -55,7 +56,7 @@ std::vector<LandscapePoint> loss_surface(Trainer& t, int dims, int steps, double
                                          uint64_t seed) {
   if (dims != 1 && dims != 2) fail("landscape: --dims must be 1 or 2");
   if (steps < 2) fail("landscape: --steps must be at least 2");
-  MFModel& m = t.model();
+  MFModel& m = t.model_as<MFModel>();
   const auto base_u = m.user.local_data(), base_i = m.item.local_data();
   const Direction d1 = make_direction(m, seed, 1), d2 = make_direction(m, seed, 2);
   std::vector<LandscapePoint> out;
@@ -75,7 +76,7 @@ std::vector<LandscapePoint> loss_surface(Trainer& t, int dims, int steps, double
 
 Sharpness sharpness(Trainer& t, int directions, double radius, uint64_t seed) {
   if (directions < 1) fail("landscape: --sharpness-dirs must be positive");
-  MFModel& m = t.model();
+  MFModel& m = t.model_as<MFModel>();
   const auto base_u = m.user.local_data(), base_i = m.item.local_data();
   Sharpness s;
   s.base_loss = t.training_loss();

@@ -1,66 +1,116 @@
-// The embedding models. score(u, i) = <p_u, q_i>, where q_i is the item's scoring vector:
-//   mf:   q_i = e_i (d floats); p_u has d floats.
-//   vbpr: q_i = [e_i, W f_i + b] (2d floats), f_i = the item's feature rows (the dataset's
-//         modalities, concatenated), W (d x F) and b (d) a projection replicated on every rank
-//         (data-parallel; its gradient is summed exactly, dist/dense_allreduce.h); p_u has 2d.
-// The user table follows the data partition (range), so a rank's samples look their users up
-// locally; the item table and the item feature rows share the item sharding (mod by default),
-// so one routing serves both.
+// What the trainer asks of a model (core/trainer.h drives every model through this interface).
+// A model owns a user and an item table (sharded rows with their optimizer state), optionally
+// frozen item feature rows sharded like the items, and replicated dense parameters. One step's
+// samples come to it as gathered rows: n users and n * per item slots (slot 0 the sample's own
+// item, then per - 1 draws); the model computes its loss terms and the gradients of the scaled
+// loss, and steps its dense parameters from their exactly summed gradient. It never routes,
+// gathers or applies rows itself: the step engine does (core/step_engine.h), on the CPU or a GPU.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "core/config.h"
+#include "core/evaluator.h"
 #include "core/model_state.h"
-#include "kernels/row_optimizer.h"
-#include "dist/dense_allreduce.h"
+#include "dist/exact_sum.h"
 #include "dist/sharded_embedding.h"
-#include "kernels/embedding_ops.h"
+#include "io/dataset.h"
+#include "io/export.h"
 
 namespace shardrec {
 
-// VBPR's projection gradients sum exactly at 2^-44 (any backend, any number of ranks).
-constexpr int kVbprFracBits = 44;
+struct TrainConfig;
+class StepEngine;
 
-class MFModel {
- public:
-  // dataset: the dataset file, read for VBPR's feature rows (this rank's items only).
-  MFModel(const TrainConfig& cfg, const dist::Sharding& user_sharding, int64_t num_items, int rank,
-          const std::string& dataset = "");
-  static float score(const float* u, const float* q, int dim) { return kernels::dot(u, q, dim); }
-
-  dist::ShardedEmbedding user, item;
-  // VBPR only: frozen feature rows sharded like the items, and the replicated projection.
-  std::unique_ptr<dist::ShardedEmbedding> features;
-  std::vector<float> W, b;  // W row-major [d][F]
-  std::vector<std::pair<std::string, int>> modalities;  // name and width, in column order
-
-  bool vbpr() const { return features != nullptr; }
-  int dim() const { return user.dim(); }       // the scoring dimension (user vector width)
-  int item_dim() const { return item.dim(); }  // embedding row width
-  int feat_dim() const { return features ? features->dim() : 0; }
-  // q for n items from their embedding rows (item_dim wide) and feature rows (feat_dim wide).
-  void item_vectors(const float* e, const float* f, size_t n, float* q) const;
-  // q of this rank's items, in local order.
-  std::vector<float> local_item_vectors() const;
-  // One optimizer step on W and b from exactly summed gradients (identical on every rank).
-  void apply_dense(dist::Comm& comm, dist::ExactGradientSum& gW, dist::ExactGradientSum& gb);
-  // The tables and VBPR's projection (W: d x F, b: d; b's optimizer state is one row of d).
-  ModelState state() {
-    ModelState s{{&user, &item}, {}};
-    if (vbpr())
-      s.dense = {{"W", "W", item_dim(), feat_dim(), &W, opt_W_.get()}, {"b", "b", item_dim(), 0, &b, opt_b_.get()}};
-    return s;
-  }
-  // VBPR's optimizers of W and b (null for MF), for checkpoints.
-  RowOptimizer* optimizer_W() { return opt_W_.get(); }
-  RowOptimizer* optimizer_b() { return opt_b_.get(); }
-
- private:
-  std::unique_ptr<RowOptimizer> opt_W_, opt_b_;
-  std::vector<float> gW_, gb_;
+// One step's samples on this rank (built by the step engine from the epoch order).
+struct StepBatch {
+  int epoch = 0;
+  int64_t step = 0;
+  size_t n = 0;           // this rank's samples
+  int per = 1;            // item slots per sample
+  int64_t global_n = 0;   // the step's samples over all ranks
+  bool meta = false;      // an Inverse Gradient meta-step: own-item and draw terms are separate means
+  const uint8_t* label = nullptr;  // n labels (labeled models)
+  const int64_t* row = nullptr;    // n dataset rows, for messages
+  int rank = 0;
 };
+
+// Which terms of the samples a pass computes: all, only the own items', or only the draws'.
+enum class Terms { kAll, kOwn, kDraws };
+
+struct PassArgs {
+  const float* U = nullptr;  // n user rows
+  const float* I = nullptr;  // n * per item rows
+  const float* F = nullptr;  // n * per frozen feature rows (models with item features)
+  const float* w = nullptr;  // dense parameters to use (a tentative copy); null: the model's own
+  float scale = 1.0f;        // multiplies the gradients only
+  Terms terms = Terms::kAll;
+  dist::ExactSums* loss = nullptr;  // unscaled losses: own-item terms to slot_own, draws to slot_draw
+  int slot_own = 0, slot_draw = 1;
+  // Gradients, overwritten (null: losses only): n rows of U's width, n * per of I's; the dense
+  // gradient goes to the model's accumulator `grad` (0: the main step's, 1: a second one).
+  float* gU = nullptr;
+  float* gI = nullptr;
+  int grad = 0;
+};
+
+// How a sample's draw slots are filled: uniform over the items not in the user's training items,
+// from one of two counter-RNG streams (core/sampler.h).
+enum class DrawKind { kNegative, kUnlabeled };
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  // The user table follows the data partition, so a sample's user row is local to its rank.
+  dist::ShardedEmbedding user, item;
+
+  // Trainable state by name: checkpoints, keep-best, the memory report.
+  virtual ModelState state() = 0;
+  // Frozen rows gathered through the item routing once per step (null: none).
+  virtual dist::ShardedEmbedding* item_features() { return nullptr; }
+
+  // Data and sampling.
+  virtual bool labeled() const { return false; }  // trains on labels (rating > threshold)
+  virtual DrawKind draw_kind() const = 0;
+  // Draw slots per sample in a phase's steps (meta: Inverse Gradient's meta phase).
+  virtual int draws(const TrainConfig& cfg, bool meta) const = 0;
+  // Loss terms per sample that the epoch's mean loss divides by.
+  virtual double terms_per_sample(const TrainConfig& cfg) const = 0;
+  // Salt of the data order's key (hash64(seed, salt + phase, epoch)).
+  virtual uint64_t order_salt() const = 0;
+
+  // The step's maths over gathered rows.
+  virtual void pass(const StepBatch& b, const PassArgs& a) = 0;
+  // One optimizer step on the dense parameters from accumulator 0 (summed over ranks; collective).
+  virtual void apply_dense(dist::Comm& comm) = 0;
+  // Inverse Gradient's moves on the dense parameters: one flat vector (null: the model has none),
+  // an accumulator summed over ranks into out, and fresh optimizer state for tables and dense.
+  virtual std::vector<float>* flat_dense() { return nullptr; }
+  virtual void reduce_dense_grad(int /*grad*/, dist::Comm& /*comm*/, float* /*out*/) {}
+  virtual void reset_optimizers();
+
+  // Validation and final metrics of split 1 (valid) or 2 (test), identical on every rank.
+  virtual EvalResult evaluate(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) = 0;
+  // What params.h5 holds besides the tables: dense parameters and root attributes.
+  virtual std::vector<io::DenseParam> exported_dense() { return {}; }
+  virtual std::vector<std::pair<std::string, std::string>> export_attrs(const TrainConfig& cfg) const = 0;
+  // The GPU step engine of this model (CUDA builds; others fail with the reason).
+  virtual std::unique_ptr<StepEngine> cuda_engine(const TrainConfig& cfg, const io::DataShard& data,
+                                                  dist::Comm& comm) = 0;
+
+ protected:
+  Model(dist::ShardedEmbedding u, dist::ShardedEmbedding i) : user(std::move(u)), item(std::move(i)) {}
+};
+
+// Labeled models: label = rating > this threshold (the dataset's own, else the configured one).
+double label_threshold(const TrainConfig& cfg, const io::DatasetInfo& info);
+
+// The model `cfg.model` for this rank's shard (core/model_kind.h's registry).
+std::unique_ptr<Model> make_model(const TrainConfig& cfg, const io::DataShard& data, int rank);
 
 }  // namespace shardrec

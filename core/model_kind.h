@@ -5,6 +5,7 @@
 // branches on its name.
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,10 @@ namespace shardrec {
 
 struct TrainConfig;
 struct PlanInput;
+class Model;
+namespace io {
+struct DataShard;
+}
 
 // Row widths (floats) of the user and item tables and the frozen item features, item slots a
 // sample scores, and replicated dense parameters.
@@ -25,12 +30,14 @@ using Need = std::function<void(bool, const std::string&, const std::string&)>;
 struct ModelKind {
   std::string name;
   std::string summary;            // one line for --help and docs
-  bool pointwise = false;         // labeled rows (core/pointwise_trainer.h), else ranking with negatives
+  bool pointwise = false;         // labeled rows and labeled metrics, else ranking with negatives
   bool item_features = false;     // needs the dataset's item modalities (--features)
   std::vector<std::string> losses;      // the first is the default
   std::vector<std::string> strategies;  // the first is the default
   std::function<void(const TrainConfig&, const Need&)> validate;  // checks beyond the shared ones
   std::function<ModelShape(const PlanInput&)> shape;
+  // The model for this rank's shard of the data (core/model.h).
+  std::function<std::unique_ptr<Model>(const TrainConfig&, const io::DataShard&, int rank)> make;
 };
 
 // The registered models, in the order help texts list them.

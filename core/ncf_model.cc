@@ -7,6 +7,9 @@
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "core/gpu_pointwise.h"
+#include "core/idl_loss.h"
+#include "core/labeled_metrics.h"
 #include "core/model_kind.h"
 #include "core/planner.h"
 #include "kernels/embedding_ops.h"
@@ -71,11 +74,11 @@ void DenseGradAccum::allreduce(dist::Comm& comm, float* out) {
 
 NcfModel::NcfModel(const TrainConfig& cfg, const dist::Sharding& user_sharding, int64_t num_items,
                    int rank)
-    : user("user", 0, user_sharding.rows(), cfg.dim + mlp_width(cfg), user_sharding, rank, cfg.seed,
-           embedding_init(), cfg.opt),
-      item("item", 1, num_items, cfg.dim + mlp_width(cfg),
-           dist::Sharding::parse(cfg.item_sharding, num_items, user_sharding.world()), rank,
-           cfg.seed, embedding_init(), cfg.opt),
+    : Model(dist::ShardedEmbedding("user", 0, user_sharding.rows(), cfg.dim + mlp_width(cfg), user_sharding, rank,
+                                   cfg.seed, embedding_init(), cfg.opt),
+            dist::ShardedEmbedding("item", 1, num_items, cfg.dim + mlp_width(cfg),
+                                   dist::Sharding::parse(cfg.item_sharding, num_items, user_sharding.world()), rank,
+                                   cfg.seed, embedding_init(), cfg.opt)),
       neumf_(cfg.model == "neumf"),
       gmf_dim_(cfg.dim),
       mlp_dim_(mlp_width(cfg)),
@@ -102,6 +105,113 @@ NcfModel::NcfModel(const TrainConfig& cfg, const dist::Sharding& user_sharding, 
     uniform(L.w, static_cast<size_t>(L.in) * L.out, std::sqrt(6.0 / (L.in + L.out)));
   uniform(pred_.w, pin, std::sqrt(3.0 / pin));  // Kaiming-uniform, a = 1
   reset_dense_optimizer();
+  draws_negative_ = cfg.loss == "bce-neg";
+  for (auto& g : gd_) g.resize(dense.size());
+  gdense_.resize(dense.size());
+}
+
+std::pair<double, double> NcfModel::weights(const StepBatch& b) {
+  // Plain steps weigh every row alike; the meta-step's labeled and unlabeled means are separate.
+  const int per = b.per;
+  const int64_t lab = b.global_n, unl = b.global_n * (per - 1);
+  const double c_lab = 1.0 / static_cast<double>(b.meta ? lab : lab + unl);
+  return {c_lab, per == 1 ? 0.0 : b.meta ? 1.0 / static_cast<double>(lab * (per - 1)) : c_lab};
+}
+
+void NcfModel::pass(const StepBatch& b, const PassArgs& a) {
+  const int R = row_dim(), per = b.per;
+  const size_t n = b.n;
+  auto [c_lab, c_unl] = weights(b);
+  if (a.terms == Terms::kDraws) c_lab = 0;
+  if (a.terms == Terms::kOwn) c_unl = 0;
+  c_lab *= a.scale;
+  c_unl *= a.scale;
+  const float* w = a.w ? a.w : dense.data();
+  if (a.gU) {
+    std::fill(a.gU, a.gU + n * R, 0.0f);
+    std::fill(a.gI, a.gI + n * per * R, 0.0f);
+    gd_[a.grad].clear();
+  }
+  float* act = act_.get(act_size_);
+  for (size_t i = 0; i < n; ++i) {
+    const float* u = a.U + i * R;
+    for (int k = 0; k < per; ++k) {
+      const bool own = k == 0;
+      const double c = own ? c_lab : c_unl;
+      if (c == 0) continue;
+      const size_t o = i * per + k;
+      const float* it = a.I + o * R;
+      const float y = forward(u, it, w, act);
+      double dy = 0;
+      const double l = own ? idl::bce(y, b.label[i], &dy) : (draws_negative_ ? idl::bce(y, 0.0, &dy) : idl::dual(y, &dy));
+      if (a.gU && !std::isfinite(l))
+        fail("training diverged: a loss term is " + std::to_string(l) + " on rank " + std::to_string(b.rank) +
+             " (lower the learning rate?)");
+      if (a.loss) a.loss->add(own ? a.slot_own : a.slot_draw, l);
+      if (a.gU) backward(static_cast<float>(dy * c), u, it, w, act, a.gU + i * R, a.gI + o * R, gd_[a.grad]);
+    }
+  }
+}
+
+void NcfModel::apply_dense(dist::Comm& comm) {
+  gd_[0].allreduce(comm, gdense_.data());
+  apply_dense(gdense_.data());
+}
+
+EvalResult NcfModel::evaluate(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) {
+  const io::UserSlice& sl = data.split[split];
+  const double threshold = label_threshold(cfg, data.info);
+  const int R = row_dim();
+  const int64_t n = sl.rows(), chunk = 8192;
+  double chunks = static_cast<double>((n + chunk - 1) / chunk);
+  comm.allreduce_max(&chunks, 1);  // route/gather are collectives: every rank runs as many
+  metrics::LabeledRows mine;
+  std::vector<int64_t> uid, iid;
+  std::vector<float> U, I;
+  std::vector<float> act(act_size());
+  int64_t row = 0, u = 0;
+  for (int64_t c = 0; c < static_cast<int64_t>(chunks); ++c) {
+    uid.clear();
+    iid.clear();
+    const int64_t end = std::min(n, row + chunk);
+    for (int64_t r = row; r < end; ++r) {
+      while (r >= sl.ptr[u + 1]) ++u;
+      uid.push_back(sl.user_lo + u);
+      iid.push_back(sl.item[r]);
+    }
+    auto ur = user.route(comm, uid, true);
+    auto ir = item.route(comm, iid);
+    U.resize(uid.size() * R);
+    I.resize(iid.size() * R);
+    user.gather(comm, ur, U.data());
+    item.gather(comm, ir, I.data());
+    for (size_t k = 0; k < uid.size(); ++k) {
+      mine.user.push_back(uid[k]);
+      mine.item.push_back(iid[k]);
+      mine.label.push_back(sl.rating[row + static_cast<int64_t>(k)] > threshold ? 1 : 0);
+      mine.logit.push_back(forward(&U[k * R], &I[k * R], dense.data(), act.data()));
+    }
+    row = end;
+  }
+  // Every rank gets all rows in rank order, which is dataset order: the metrics do not depend on
+  // the number of ranks.
+  metrics::LabeledRows all;
+  for (auto& v : dist::allgather(comm, mine.user)) all.user.insert(all.user.end(), v.begin(), v.end());
+  for (auto& v : dist::allgather(comm, mine.item)) all.item.insert(all.item.end(), v.begin(), v.end());
+  for (auto& v : dist::allgather(comm, mine.label)) all.label.insert(all.label.end(), v.begin(), v.end());
+  for (auto& v : dist::allgather(comm, mine.logit)) all.logit.insert(all.logit.end(), v.begin(), v.end());
+  EvalResult res;
+  res.values = metrics::labeled_metrics(
+      all, cfg.eval.ks,
+      cfg.eval.gauc_impressions ? metrics::GaucWeight::kImpressions : metrics::GaucWeight::kUnweighted);
+  res.users = static_cast<int64_t>(res.values["users"]);
+  res.values.erase("users");
+  return res;
+}
+
+std::unique_ptr<StepEngine> NcfModel::cuda_engine(const TrainConfig& cfg, const io::DataShard& data,
+                                                  dist::Comm& comm) {
+  return make_ncf_cuda_engine(cfg, *this, data, comm);
 }
 
 void NcfModel::reset_dense_optimizer() {
@@ -202,6 +312,9 @@ ModelKind pointwise_kind(const char* name, const char* summary, bool neumf) {
     need(c.il_unlabeled >= 1 && c.il_unlabeled <= 1000, "il-unlabeled", "must be in 1..1000");
     need(c.ig_sample_lr >= 0 && std::isfinite(c.ig_sample_lr), "ig-sample-lr", "must be a non-negative number");
     need(c.ig_train_ratio > 0 && c.ig_train_ratio < 1, "ig-train-ratio", "must be in (0, 1)");
+  };
+  k.make = [](const TrainConfig& c, const io::DataShard& data, int rank) -> std::unique_ptr<Model> {
+    return std::make_unique<NcfModel>(c, data.users, data.info.num_items, rank);
   };
   k.shape = [name, neumf](const PlanInput& in) {
     if (!in.loss.empty() && in.loss != "bce" && in.loss != "idl" && in.loss != "bce-neg")

@@ -20,7 +20,9 @@
 #include <memory>
 #include <vector>
 
+#include "base/scratch.h"
 #include "core/config.h"
+#include "core/model.h"
 #include "core/model_state.h"
 #include "kernels/row_optimizer.h"
 #include "dist/comm.h"
@@ -46,7 +48,7 @@ class DenseGradAccum {
   std::vector<int64_t> acc_;
 };
 
-class NcfModel {
+class NcfModel final : public Model {
  public:
   struct Layer {
     int in, out;
@@ -54,7 +56,6 @@ class NcfModel {
   };
   NcfModel(const TrainConfig& cfg, const dist::Sharding& user_sharding, int64_t num_items, int rank);
 
-  dist::ShardedEmbedding user, item;
   std::vector<float> dense;  // MLP layers then the prediction layer, see the offsets below
 
   bool neumf() const { return neumf_; }
@@ -76,8 +77,40 @@ class NcfModel {
   void reset_dense_optimizer();
   // Its state (checkpoints): Adam's m, v over the dense vector (one row) and the step counter.
   RowOptimizer& dense_optimizer() { return *opt_; }
+  // core/model.h. Labeled rows add BCE with their label; draws (unlabeled rows) add the dual loss,
+  // or BCE as negatives with loss bce-neg. A plain step's terms are one mean over all rows; a
+  // meta-step's labeled and unlabeled terms are separate means.
+  bool labeled() const override { return true; }
+  DrawKind draw_kind() const override { return DrawKind::kUnlabeled; }
+  int draws(const TrainConfig& cfg, bool meta) const override {
+    return (cfg.strategy == "ig" ? meta : cfg.loss != "bce") ? cfg.il_unlabeled : 0;
+  }
+  double terms_per_sample(const TrainConfig&) const override { return 1; }
+  uint64_t order_salt() const override { return 0x11e0; }
+  void pass(const StepBatch& b, const PassArgs& a) override;
+  // The weights of a batch's labeled and unlabeled terms (before Terms and scale).
+  static std::pair<double, double> weights(const StepBatch& b);
+  void apply_dense(dist::Comm& comm) override;
+  std::vector<float>* flat_dense() override { return &dense; }
+  void reduce_dense_grad(int grad, dist::Comm& comm, float* out) override { gd_[grad].allreduce(comm, out); }
+  void reset_optimizers() override {
+    Model::reset_optimizers();
+    reset_dense_optimizer();
+  }
+  // The labeled protocol (core/labeled_metrics.h): every row of the split scored as a logit.
+  EvalResult evaluate(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) override;
+  std::vector<io::DenseParam> exported_dense() override {
+    return {{"ncf", static_cast<int64_t>(dense.size()), 0, &dense}};
+  }
+  std::vector<std::pair<std::string, std::string>> export_attrs(const TrainConfig& cfg) const override {
+    return {{"model", cfg.model}, {"features", ""}, {"dim", std::to_string(cfg.dim)},
+            {"mlp_layers", std::to_string(cfg.mlp_layers)}};
+  }
+  std::unique_ptr<StepEngine> cuda_engine(const TrainConfig& cfg, const io::DataShard& data,
+                                          dist::Comm& comm) override;
+
   // The tables and the dense vector (one row of dense.size()).
-  ModelState state() {
+  ModelState state() override {
     return {{&user, &item}, {{"ncf", "dense", 1, static_cast<int64_t>(dense.size()), &dense, opt_.get()}}};
   }
   // The layers (the GPU backend runs them with cuBLAS): the MLP's, then the prediction layer
@@ -92,6 +125,10 @@ class NcfModel {
   Layer pred_{};
   OptimizerConfig opt_cfg_;
   std::unique_ptr<RowOptimizer> opt_;
+  bool draws_negative_ = false;  // loss bce-neg: draws are negatives
+  DenseGradAccum gd_[2];         // the dense gradients of pass(), by PassArgs::grad
+  std::vector<float> gdense_;
+  Scratch<float> act_;
 };
 
 }  // namespace shardrec

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/model.h"
+#include "core/mf_model.h"
 #include "dist/comm.h"
 
 namespace shardrec {

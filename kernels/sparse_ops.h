@@ -112,7 +112,7 @@ struct MfParams {
 };
 // Forward and backward of MF for n samples: U (n x dim), I (n x per x dim, positive first) ->
 // gU, gI (the gradients of scale * loss, pre-scaled into inv and reg) and loss[i], the sample's
-// unscaled loss in double. Mirrors the CPU loop of Trainer::train_step term by term.
+// unscaled loss in double. Mirrors the CPU loop of MFModel::pass term by term.
 void mf_forward_backward(const float* U, const float* I, size_t n, const MfParams& p, float* gU,
                          float* gI, double* loss, cudaStream_t st);
 
@@ -137,7 +137,7 @@ void build_batch(const uint64_t* pos_sorted, const uint32_t* row_sorted, size_t 
                  int64_t* uid, int64_t* iid, uint64_t* ukey, uint64_t* ikey, int64_t* grow, int64_t* failed_row,
                  cudaStream_t st);
 
-// PointwiseTrainer::sample_unlabeled on the device, the same draws: for each of n rows (dataset
+// Sampler::unlabeled on the device, the same draws: for each of n rows (dataset
 // row grow[i], local user user[i] of the rank's CSR ptr/item), iid[i * per + 1 + k] for k < per - 1.
 // A user who has rated every item sets *failed_row to that row.
 void draw_unlabeled(const int64_t* grow, const int32_t* user, size_t n, int per, const int64_t* ptr, const int32_t* item,

@@ -7,7 +7,7 @@
 #include "core/config.h"
 #include "core/evaluator.h"
 #include "core/gpu_backend.h"
-#include "core/pointwise_trainer.h"
+#include "core/trainer.h"
 #include "core/robustness.h"
 #include "dist/mpi_comm.h"
 #include "io/dataset.h"
@@ -37,9 +37,8 @@ int eval_pointwise(TrainConfig c, const std::string& params, const std::string& 
         c.loss = "bce";
         c.eval_every = 0;
         const auto data = io::load_shard(c.data, comm);
-        PointwiseTrainer t(c, data, comm);
-        io::load_tables(params, {&t.model().user, &t.model().item}, comm,
-                        {{"ncf", static_cast<int64_t>(t.model().dense.size()), 0, &t.model().dense}});
+        Trainer t(c, data, comm);
+        io::load_tables(params, {&t.model().user, &t.model().item}, comm, t.model().exported_dense());
         const auto r = t.evaluate(split == "valid" ? 1 : 2);
         if (comm.rank() == 0) {
           print_metrics(split.c_str(), r, table_stream(out));

@@ -35,7 +35,7 @@ int cmd_export(int argc, char** argv) {
         auto m = load_model(data, params, "mod", comm);
         if (fmt == "h5") {
           io::export_tables(out, {&m.model->user, &m.model->item}, {"user", "item"}, data, comm, 1 << 16,
-                            dense_params(*m.model), {{"model", m.cfg.model}, {"features", m.cfg.features}});
+                            m.model->exported_dense(), m.model->export_attrs(m.cfg));
           if (comm.rank() == 0) std::printf("wrote %s\n", out.c_str());
         } else {
           io::export_tsv(out, {&m.model->user, &m.model->item}, {"user", "item"}, data, comm);

@@ -48,7 +48,7 @@ int cmd_landscape(int argc, char** argv) {
         check_inputs(comm, c.data, params);
         const auto data = io::load_shard(c.data, comm);
         Trainer t(c, data, comm);
-        io::load_tables(params, {&t.model().user, &t.model().item}, comm, dense_params(t.model()));
+        io::load_tables(params, {&t.model().user, &t.model().item}, comm, t.model().exported_dense());
         const auto surface = loss_surface(t, dims, steps, radius, dir_seed);
         const auto sharp = sharpness(t, sharp_dirs, sharp_radius, dir_seed);
         if (comm.rank() == 0) {

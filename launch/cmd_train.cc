@@ -1,4 +1,4 @@
-// shardrec train: MF/VBPR (Trainer) and the pointwise models gmf/neumf (PointwiseTrainer).
+// shardrec train: any model (core/trainer.h).
 #include <sys/resource.h>
 
 #include <cstdio>
@@ -9,7 +9,6 @@
 #include "core/checkpoint_state.h"
 #include "core/config.h"
 #include "core/gpu_backend.h"
-#include "core/pointwise_trainer.h"
 #include "core/trainer.h"
 #include "io/checkpoint.h"
 #include "io/dataset.h"
@@ -94,7 +93,7 @@ void skip_empty_validation(TrainConfig& c, const io::DataShard& data, bool root)
   c.eval_every = 0;
 }
 
-// What both trainers do first, on every rank: the signals, the inputs checked together, the run
+// What training does first, on every rank: the signals, the inputs checked together, the run
 // directory locked (rank 0's; a directory it cannot use stops every rank), this rank's data.
 std::pair<std::unique_ptr<RunDirLock>, io::DataShard> start_training(TrainConfig& c, const RunOptions& r,
                                                                      dist::Comm& comm) {
@@ -126,36 +125,38 @@ std::string result_json(const TrainConfig& c, const FitResult& res, int epochs_r
          json_metrics(valid) + ", \"test\": " + json_metrics(test) + ", \"memory\": " + memory + "}\n";
 }
 
-int train_pointwise(TrainConfig c, const RunOptions& r, int argc, char** argv) {
+int train(TrainConfig c, const RunOptions& r, int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
         const bool root = comm.rank() == 0;
         const auto [lock, data] = start_training(c, r, comm);
+        const bool ig = c.strategy == "ig";
         if (root && !r.quiet)
-          std::printf("data %s: %lld users, %lld items, %lld labeled train rows on %d rank(s); %s %s %s dim %d\n",
+          std::printf("data %s: %lld users, %lld items, %lld %strain rows on %d rank(s); %s %s %s dim %d\n",
                       c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
-                      (long long)data.info.rows[0], comm.size(), c.model.c_str(), c.loss.c_str(),
-                      c.strategy.c_str(), c.dim);
-        PointwiseTrainer trainer(c, data, comm);
+                      (long long)data.info.rows[0], c.pointwise_model() ? "labeled " : "", comm.size(),
+                      c.model.c_str(), c.loss.c_str(), c.strategy.c_str(), c.dim);
+        Trainer trainer(c, data, comm);
         if (root && !r.quiet && !trainer.device_name().empty())
           std::printf("device %s\n", trainer.device_name().c_str());
-        const auto checkpointer = setup_checkpoints(
-            trainer, c, r.ckpt, r.resume,
-            params_file_bytes(trainer.model().user, trainer.model().item, trainer.model().dense.size()), r.quiet, r.ini, comm);
+        const auto checkpointer =
+            setup_checkpoints(trainer, c, r.ckpt, r.resume, params_file_bytes(trainer.model()), r.quiet, r.ini, comm);
         auto res = trainer.fit([&](const EpochLog& e) {
           if (!root) return;
           std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
-                             ", \"seconds\": " + json_number(e.seconds);
-          if (c.strategy == "ig") line += ", \"ig\": " + ig_json(trainer.ig_stats());
+                             ", \"seconds\": " + json_number(e.seconds) +
+                             ", \"samples_per_s\": " + json_number(e.samples_per_s);
+          if (ig) line += ", \"ig\": " + ig_json(trainer.ig_stats());
           if (e.validated) line += ", \"valid\": " + json_metrics(e.valid);
           append_metrics_line(c, line + "}\n");
           if (r.quiet) return;
-          std::printf("epoch %d/%d  loss %.5f  %.1fs", e.epoch, c.epochs, e.loss, e.seconds);
+          std::printf("epoch %d/%d  loss %.5f  %s samples/s  %.1fs", e.epoch, c.epochs, e.loss,
+                      human_rate(e.samples_per_s).c_str(), e.seconds);
           print_valid(c, e);
-          if (c.strategy == "ig")
+          if (ig)
             std::printf("  ig f/i/m %lld/%lld/%lld", (long long)trainer.ig_stats().forward,
                         (long long)trainer.ig_stats().inverse, (long long)trainer.ig_stats().mid);
-          std::printf("\n");
+          std::printf("  eta %s\n", human_time(e.eta_seconds).c_str());
           std::fflush(stdout);
         });
         if (res.interrupted) return requeue_exit(trainer, *checkpointer, root);
@@ -164,67 +165,18 @@ int train_pointwise(TrainConfig c, const RunOptions& r, int argc, char** argv) {
           valid = trainer.evaluate(1);
           test = trainer.evaluate(2);
         }
-        const double per_epoch = seconds_per_epoch(res);
+        const std::string memory = memory_report(trainer.model().state(), data, comm);
         if (root) {
           char extra[64];
-          std::snprintf(extra, sizeof extra, "; %.2fs per epoch", per_epoch);
+          std::snprintf(extra, sizeof extra, "; %.2fs per epoch", seconds_per_epoch(res));
           print_final(res.best_epoch, res.stopped_early, extra, r.final_eval, valid, test);
         }
-        const std::string memory = memory_report(trainer.model().state(), data, comm);
-        if (!c.run_dir.empty()) {
-          save_pointwise(c.run_dir + "/params.h5", c, trainer.model(), comm);
-          if (root)
-            write_file(c.run_dir + "/result.json",
-                       result_json(c, res, trainer.progress().epochs_done, comm.size(),
-                                   c.strategy == "ig" ? ig_json(trainer.ig_stats()) : "null", valid, test, memory));
-        }
-        return 0;
-      },
-      argc, argv);
-}
-
-int train_mf(TrainConfig c, const RunOptions& r, int argc, char** argv) {
-  return run_mpi(
-      [&](dist::Comm& comm) {
-        const bool root = comm.rank() == 0;
-        const auto [lock, data] = start_training(c, r, comm);
-        if (root && !r.quiet)
-          std::printf("data %s: %lld users, %lld items, %lld train rows on %d rank(s); %s %s dim %d\n",
-                      c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
-                      (long long)data.info.rows[0], comm.size(), c.model.c_str(), c.loss.c_str(), c.dim);
-        Trainer trainer(c, data, comm);
-        if (root && !r.quiet && !trainer.device_name().empty())
-          std::printf("device %s\n", trainer.device_name().c_str());
-        const auto checkpointer = setup_checkpoints(
-            trainer, c, r.ckpt, r.resume, params_file_bytes(trainer.model().user, trainer.model().item, 0), r.quiet, r.ini,
-            comm);
-        auto res = trainer.fit([&](const EpochLog& e) {
-          if (!root) return;
-          std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
-                             ", \"seconds\": " + json_number(e.seconds) +
-                             ", \"samples_per_s\": " + json_number(e.samples_per_s);
-          if (e.validated) line += ", \"valid\": " + json_metrics(e.valid);
-          append_metrics_line(c, line + "}\n");
-          if (r.quiet) return;
-          std::printf("epoch %d/%d  loss %.5f  %s samples/s  %.1fs", e.epoch, c.epochs, e.loss,
-                      human_rate(e.samples_per_s).c_str(), e.seconds);
-          print_valid(c, e);
-          std::printf("  eta %s\n", human_time(e.eta_seconds).c_str());
-          std::fflush(stdout);
-        });
-        if (res.interrupted) return requeue_exit(trainer, *checkpointer, root);
-        EvalResult valid, test;
-        if (r.final_eval) {
-          valid = evaluate(trainer.model(), data, 1, c.eval, comm);
-          test = evaluate(trainer.model(), data, 2, c.eval, comm);
-        }
-        const std::string memory = memory_report(trainer.model().state(), data, comm);
-        if (root) print_final(res.best_epoch, res.stopped_early, "", r.final_eval, valid, test);
         if (!c.run_dir.empty()) {
           save_params(c.run_dir + "/params.h5", c, trainer.model(), comm);
           if (root)
             write_file(c.run_dir + "/result.json",
-                       result_json(c, res, trainer.progress().epochs_done, comm.size(), "null", valid, test, memory));
+                       result_json(c, res, trainer.progress().epochs_done, comm.size(),
+                                   ig ? ig_json(trainer.ig_stats()) : "null", valid, test, memory));
         }
         return 0;
       },
@@ -274,7 +226,7 @@ int cmd_train(int argc, char** argv) {
   r.ini = ini_text(opts, c.pointwise_model());
   c.data = data_given;
   // Checkpoints work on the GPU backend too (the trainers copy the device state for them).
-  return c.pointwise_model() ? train_pointwise(c, r, argc, argv) : train_mf(c, r, argc, argv);
+  return train(c, r, argc, argv);
 }
 
 }  // namespace shardrec::cli

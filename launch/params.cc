@@ -5,21 +5,9 @@
 
 namespace shardrec::cli {
 
-std::vector<io::DenseParam> dense_params(MFModel& m) {
-  if (!m.vbpr()) return {};
-  return {{"W", m.item_dim(), m.feat_dim(), &m.W}, {"b", m.item_dim(), 0, &m.b}};
-}
-
-void save_params(const std::string& path, const TrainConfig& c, MFModel& m, dist::Comm& comm) {
-  io::export_tables(path, {&m.user, &m.item}, {"user", "item"}, c.data, comm, 1 << 16, dense_params(m),
-                    {{"model", c.model}, {"features", c.features}});
-}
-
-void save_pointwise(const std::string& path, const TrainConfig& c, NcfModel& m, dist::Comm& comm) {
-  io::export_tables(path, {&m.user, &m.item}, {"user", "item"}, c.data, comm, 1 << 16,
-                    {{"ncf", static_cast<int64_t>(m.dense.size()), 0, &m.dense}},
-                    {{"model", c.model}, {"features", ""}, {"dim", std::to_string(c.dim)},
-                     {"mlp_layers", std::to_string(c.mlp_layers)}});
+void save_params(const std::string& path, const TrainConfig& c, Model& m, dist::Comm& comm) {
+  io::export_tables(path, {&m.user, &m.item}, {"user", "item"}, c.data, comm, 1 << 16, m.exported_dense(),
+                    m.export_attrs(c));
 }
 
 void read_model_config(const std::string& params, TrainConfig& c) {
@@ -53,7 +41,7 @@ LoadedModel load_model(const std::string& data_path, const std::string& params,
   read_model_config(params, m.cfg);
   m.cfg.item_sharding = item_sharding;
   m.model = std::make_unique<MFModel>(m.cfg, m.data.users, m.data.info.num_items, comm.rank(), data_path);
-  io::load_tables(params, {&m.model->user, &m.model->item}, comm, dense_params(*m.model));
+  io::load_tables(params, {&m.model->user, &m.model->item}, comm, m.model->exported_dense());
   return m;
 }
 

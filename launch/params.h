@@ -5,20 +5,18 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/mf_model.h"
 #include "core/model.h"
-#include "core/ncf_model.h"
 #include "io/dataset.h"
 #include "io/export.h"
 
 namespace shardrec::cli {
 
-// The dense parameters of a model, for export and load.
-std::vector<io::DenseParam> dense_params(MFModel& m);
-void save_params(const std::string& path, const TrainConfig& c, MFModel& m, dist::Comm& comm);
-void save_pointwise(const std::string& path, const TrainConfig& c, NcfModel& m, dist::Comm& comm);
+// params.h5: the model's tables, its dense parameters and the attributes that name the model.
+void save_params(const std::string& path, const TrainConfig& c, Model& m, dist::Comm& comm);
 // Model type, features and width from a parameters file (written by save_params).
 void read_model_config(const std::string& params, TrainConfig& c);
-// Whether the file holds gmf/neumf parameters (written by save_pointwise).
+// Whether the file holds the parameters of a labeled model (gmf, neumf).
 bool is_pointwise_params(const std::string& params);
 
 // A model shaped like the parameters file, sharded over this job's ranks.

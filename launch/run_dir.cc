@@ -112,9 +112,10 @@ std::unique_ptr<RunDirLock> open_run_dir(const TrainConfig& c, bool root, bool r
   return lock;
 }
 
-double params_file_bytes(const dist::ShardedEmbedding& user, const dist::ShardedEmbedding& item, size_t dense) {
-  return static_cast<double>(user.rows() * user.dim() + item.rows() * item.dim() + static_cast<int64_t>(dense)) *
-         4 * 1.5;
+double params_file_bytes(Model& m) {
+  int64_t floats = m.user.rows() * m.user.dim() + m.item.rows() * m.item.dim();
+  for (const auto& d : m.exported_dense()) floats += static_cast<int64_t>(d.data->size());
+  return static_cast<double>(floats) * 4 * 1.5;
 }
 
 }  // namespace shardrec::cli

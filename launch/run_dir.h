@@ -59,13 +59,11 @@ std::unique_ptr<RunDirLock> open_run_dir(const TrainConfig& c, bool root, bool r
 void check_free_space(const std::string& dir, double bytes, const std::string& what);
 
 // About what params.h5 takes: the tables and `dense` more floats, with room for HDF5's overhead.
-double params_file_bytes(const dist::ShardedEmbedding& user, const dist::ShardedEmbedding& item, size_t dense);
+double params_file_bytes(Model& m);
 
 // With a run directory: checks the free space, resumes from a checkpoint (--resume) and installs
-// the step hook that writes checkpoints (--checkpoint-every, SIGUSR1). TrainerT is Trainer or
-// PointwiseTrainer; `params_bytes` is what params.h5 will take; a resume rewrites config.ini as `ini`.
-template <class TrainerT>
-std::unique_ptr<io::Checkpointer> setup_checkpoints(TrainerT& trainer, const TrainConfig& c, io::CheckpointPolicy ckpt,
+// the step hook that writes checkpoints (--checkpoint-every, SIGUSR1); `params_bytes` is what params.h5 will take; a resume rewrites config.ini as `ini`.
+inline std::unique_ptr<io::Checkpointer> setup_checkpoints(Trainer& trainer, const TrainConfig& c, io::CheckpointPolicy ckpt,
                                                     const std::string& resume, double params_bytes, bool quiet,
                                                     const std::string& ini, dist::Comm& comm) {
   if (c.run_dir.empty()) return nullptr;
@@ -118,8 +116,7 @@ std::unique_ptr<io::Checkpointer> setup_checkpoints(TrainerT& trainer, const Tra
 
 // After fit() was interrupted by a stop signal: the checkpoint is written; the exit code tells
 // which signal it was (75 asks to requeue).
-template <class TrainerT>
-int requeue_exit(TrainerT& trainer, const io::Checkpointer& checkpointer, bool root) {
+inline int requeue_exit(Trainer& trainer, const io::Checkpointer& checkpointer, bool root) {
   // Ranks may have seen different signals (or none): the step's agreement stopped them all.
   const int sig = g_checkpoint_signal ? static_cast<int>(g_checkpoint_signal) : SIGUSR1;
   const int code = stop_exit_code(sig);

@@ -12,7 +12,7 @@
 #include "base/rng.h"
 #include "dist/comm.h"
 #include "dist/sharded_embedding.h"
-#include "core/pointwise_trainer.h"
+#include "core/ncf_model.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "core/checkpoint_state.h"
@@ -131,13 +131,11 @@ inline std::string vbpr_dataset(const std::string& name, int users, int items, i
 
 // Resumes t from the checkpoint `load` (when given) and, with stop_at > 0, makes it write the
 // checkpoint `save` at that global step and stop there (the tests' checkpoint/resume harness).
-// TrainerT: Trainer or PointwiseTrainer.
-template <class TrainerT>
-void checkpoint_and_resume(TrainerT& t, const TrainConfig& c, const io::DatasetInfo& info, dist::Comm& comm,
+void checkpoint_and_resume(Trainer& t, const TrainConfig& c, const io::DatasetInfo& info, dist::Comm& comm,
                            const std::string& load, int64_t stop_at, const std::string& save) {
   if (!load.empty()) load_checkpoint(load, t, c, info, comm);
   if (stop_at > 0)
-    t.set_step_hook([&comm, stop_at, save](TrainerT& tr) {
+    t.set_step_hook([&comm, stop_at, save](Trainer& tr) {
       if (tr.global_step() != stop_at) return false;
       save_checkpoint(save, tr, comm);
       return true;
@@ -160,15 +158,15 @@ inline PointwiseRun run_pointwise(int world, const TrainConfig& c, const io::Pre
   PointwiseRun out;
   dist::run_ranks(world, [&](dist::Comm& comm) {
     auto shard = io::shard_from_memory(d, comm);
-    PointwiseTrainer t(c, shard, comm);
+    Trainer t(c, shard, comm);
     checkpoint_and_resume(t, c, shard.info, comm, load, stop_at, save);
     auto fit = t.fit();
     t.sync_state_to_host();
     auto u = full_table(t.model().user, comm);
     auto i = full_table(t.model().item, comm);
     if (comm.rank() != 0) return;
-    RowOptimizer& o = t.model().dense_optimizer();
-    out = {u, i, t.model().dense, o.state_m(), o.state_v(), t.ig_stats(), {}, fit.best_epoch, fit.interrupted,
+    RowOptimizer& o = t.model_as<NcfModel>().dense_optimizer();
+    out = {u, i, t.model_as<NcfModel>().dense, o.state_m(), o.state_v(), t.ig_stats(), {}, fit.best_epoch, fit.interrupted,
            t.steps_per_epoch(), t.phase_steps(0)};
     for (auto& e : fit.epochs) out.losses.push_back(e.loss);
   });

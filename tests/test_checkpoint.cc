@@ -12,7 +12,8 @@
 #include <iterator>
 
 #include "base/error.h"
-#include "core/pointwise_trainer.h"
+#include "core/mf_model.h"
+#include "core/ncf_model.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
@@ -54,8 +55,8 @@ Final run(int world, const TrainConfig& c, const Loader& loader, const std::stri
     if (comm.rank() != 0) return;
     out.user = u;
     out.item = i;
-    out.W = t.model().W;
-    out.b = t.model().b;
+    out.W = t.model_as<MFModel>().W;
+    out.b = t.model_as<MFModel>().b;
     for (auto& e : fit.epochs) out.losses.push_back(e.loss);
     out.best_epoch = fit.best_epoch;
     out.interrupted = fit.interrupted;
@@ -191,13 +192,12 @@ std::string make_checkpoint(const std::string& name, const io::PreparedDataset& 
   return ck;
 }
 
-// The error of loading `ck` into a trainer (Trainer or PointwiseTrainer) for `c` and `d` on 2 ranks.
-template <class TrainerT = Trainer>
+// The error of loading `ck` into a trainer for `c` and `d` on 2 ranks.
 std::string load_error(const std::string& ck, const io::PreparedDataset& d, const TrainConfig& c) {
   std::string err;
   dist::run_ranks(2, [&](dist::Comm& comm) {
     auto shard = io::shard_from_memory(d, comm);
-    TrainerT t(c, shard, comm);
+    Trainer t(c, shard, comm);
     auto e = error_of([&] { load_checkpoint(ck, t, c, shard.info, comm); });
     if (comm.rank() == 0) err = e;
   });
@@ -470,20 +470,20 @@ TEST(Checkpoint, PointwiseDamagedOrIncompatibleIsRefused) {
   const std::string ck = testing::fresh_path("checkpoint", "pw-compat.h5");
   run_pointwise(2, c, d, "", 7, ck);
   const std::string before = file_bytes(ck);
-  EXPECT_EQ(load_error<PointwiseTrainer>(ck, d, c), "(no error)");
+  EXPECT_EQ(load_error(ck, d, c), "(no error)");
   // Another strategy and model.
   TrainConfig other = c;
   other.strategy = "plain";
-  std::string err = load_error<PointwiseTrainer>(ck, d, other);
+  std::string err = load_error(ck, d, other);
   EXPECT_NE(err.find("incompatible configuration"), std::string::npos) << err;
   EXPECT_NE(err.find("strategy = ig there, plain here"), std::string::npos) << err;
   other = c;
   other.model = "gmf";
-  err = load_error<PointwiseTrainer>(ck, d, other);
+  err = load_error(ck, d, other);
   EXPECT_NE(err.find("model = neumf there, gmf here"), std::string::npos) << err;
   // An MF checkpoint is not one for NeuMF.
   const std::string mf = make_checkpoint("pw-mf.h5", d, base_config());
-  err = load_error<PointwiseTrainer>(mf, d, c);
+  err = load_error(mf, d, c);
   EXPECT_NE(err.find("incompatible configuration"), std::string::npos) << err;
   // A flipped byte in the dense parameters fails their checksum.
   const std::string bad = testing::fresh_path("checkpoint", "pw-bad.h5");
@@ -498,14 +498,14 @@ TEST(Checkpoint, PointwiseDamagedOrIncompatibleIsRefused) {
     f.seekp(static_cast<std::streamoff>(off) + 5);
     f.write(&b, 1);
   }
-  err = load_error<PointwiseTrainer>(bad, d, c);
+  err = load_error(bad, d, c);
   EXPECT_NE(err.find("dataset /dense/ncf fails its checksum"), std::string::npos) << err;
   EXPECT_NE(err.find(bad), std::string::npos) << err;
   // Truncated.
   const std::string cut = testing::fresh_path("checkpoint", "pw-cut.h5");
   fs::copy_file(ck, cut);
   fs::resize_file(cut, fs::file_size(cut) / 2);
-  err = load_error<PointwiseTrainer>(cut, d, c);
+  err = load_error(cut, d, c);
   EXPECT_NE(err.find("checkpoint " + cut), std::string::npos) << err;
   EXPECT_EQ(file_bytes(ck), before);
 }

@@ -17,8 +17,9 @@
 #include <tuple>
 
 #include "base/error.h"
+#include "core/mf_model.h"
 #include "core/gpu_backend.h"
-#include "core/pointwise_trainer.h"
+#include "core/ncf_model.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
@@ -225,8 +226,8 @@ TEST_P(BackendEvaluation, FullRankingGivesTheCpuMetricsForAnyRanks) {
       EvalConfig e = c.eval;
       e.device = dev_name(dev);
       e.score_budget = 200;  // several rounds
-      const auto cpu_res = evaluate(t.model(), shard, 2, c.eval, comm);
-      const auto got = evaluate(t.model(), shard, 2, e, comm);
+      const auto cpu_res = evaluate(t.model_as<MFModel>(), shard, 2, c.eval, comm);
+      const auto got = evaluate(t.model_as<MFModel>(), shard, 2, e, comm);
       if (comm.rank() != 0) return;
       EXPECT_EQ(got.values, cpu_res.values) << world << " ranks";
       if (world == 1) ref = got.values;
@@ -296,12 +297,12 @@ PwOut train_pointwise_on(int world, const TrainConfig& c, const io::PreparedData
   PwOut out;
   dist::run_ranks(world, [&](dist::Comm& comm) {
     auto shard = io::shard_from_memory(d, comm);
-    PointwiseTrainer t(c, shard, comm);
+    Trainer t(c, shard, comm);
     auto fit = t.fit();
     auto u = full_table(t.model().user, comm);
     auto i = full_table(t.model().item, comm);
     if (comm.rank() == 0) {
-      out = {u, i, t.model().dense, t.ig_stats().decisions, {}};
+      out = {u, i, t.model_as<NcfModel>().dense, t.ig_stats().decisions, {}};
       for (auto& e : fit.epochs) out.losses.push_back(e.loss);
     }
   });
@@ -445,7 +446,7 @@ TEST_P(VbprBackends, ReproducibleWorldSizeInvariantAndCloseToTheCpuReference) {
       t.fit();
       auto u = full_table(t.model().user, comm);
       auto i = full_table(t.model().item, comm);
-      if (comm.rank() == 0) out = {u, i, t.model().W, t.model().b};
+      if (comm.rank() == 0) out = {u, i, t.model_as<MFModel>().W, t.model_as<MFModel>().b};
     });
     return out;
   };

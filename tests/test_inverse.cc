@@ -12,7 +12,7 @@
 #include "core/idl_loss.h"
 #include "core/labeled_metrics.h"
 #include "core/ncf_model.h"
-#include "core/pointwise_trainer.h"
+#include "core/ncf_model.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
 #include "io/dataset.h"
@@ -147,14 +147,14 @@ Out run(int world, const TrainConfig& c, const io::PreparedDataset& d, bool meta
   if (decisions) decisions->assign(world, {});
   dist::run_ranks(world, [&](dist::Comm& comm) {
     auto shard = io::shard_from_memory(d, comm);
-    PointwiseTrainer t(c, shard, comm);
+    Trainer t(c, shard, comm);
     t.set_meta_disabled(meta_disabled);
     t.fit();
     auto u = full_table(t.model().user, comm);
     auto i = full_table(t.model().item, comm);
     auto test = t.evaluate(2);
     if (decisions) (*decisions)[comm.rank()] = t.ig_stats().decisions;
-    if (comm.rank() == 0) out = {u, i, t.model().dense, t.ig_stats(), test};
+    if (comm.rank() == 0) out = {u, i, t.model_as<NcfModel>().dense, t.ig_stats(), test};
   });
   return out;
 }
@@ -284,14 +284,14 @@ TEST(Pointwise, UnlabeledDrawsAvoidTrainingItems) {
   TrainConfig c = il_config("gmf");
   dist::run_ranks(1, [&](dist::Comm& comm) {
     auto shard = io::shard_from_memory(d, comm);
-    PointwiseTrainer t(c, shard, comm);
+    Trainer t(c, shard, comm);
     const auto& tr = shard.train();
     for (int64_t u = 0; u < 30; ++u) {
       auto seen = tr.items_of(u);
       for (int k = 0; k < 20; ++k) {
-        const int64_t j = t.sample_unlabeled(1, u, k, seen);
+        const int64_t j = t.sampler().unlabeled(1, u, k, seen);
         EXPECT_FALSE(std::binary_search(seen.begin(), seen.end(), static_cast<int32_t>(j)));
-        EXPECT_EQ(j, t.sample_unlabeled(1, u, k, seen));  // a pure function of its arguments
+        EXPECT_EQ(j, t.sampler().unlabeled(1, u, k, seen));  // a pure function of its arguments
       }
     }
   });
@@ -341,7 +341,7 @@ TEST(LabeledData, TwoFilesAreOneDataSetWithLabels) {
     EXPECT_TRUE(std::isnan(shard.info.label_threshold));
     // ... but a pointwise model cannot train on it: it has no ratings to label.
     TrainConfig c = il_config("gmf");
-    EXPECT_THAT(error_of([&] { PointwiseTrainer t(c, shard, comm); }),
+    EXPECT_THAT(error_of([&] { Trainer t(c, shard, comm); }),
                 HasSubstr("has no ratings"));
   });
 }

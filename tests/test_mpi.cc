@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/mf_model.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "dist/mpi_comm.h"
@@ -90,7 +91,7 @@ TEST(Mpi, TrainingMatchesTheOneRankReferenceBitwise) {
   auto fit = t.fit();
   auto user = full_table(t.model().user, comm);
   auto item = full_table(t.model().item, comm);
-  auto test = evaluate(t.model(), shard, 2, c.eval, comm);
+  auto test = evaluate(t.model_as<MFModel>(), shard, 2, c.eval, comm);
   if (comm.rank() != 0) return;
   std::vector<float> ref_user, ref_item;
   EvalResult ref_test;
@@ -101,7 +102,7 @@ TEST(Mpi, TrainingMatchesTheOneRankReferenceBitwise) {
     ref_loss = r.fit().epochs.back().loss;
     ref_user = full_table(r.model().user, one);
     ref_item = full_table(r.model().item, one);
-    ref_test = evaluate(r.model(), s1, 2, c.eval, one);
+    ref_test = evaluate(r.model_as<MFModel>(), s1, 2, c.eval, one);
   });
   EXPECT_EQ(0, std::memcmp(user.data(), ref_user.data(), user.size() * sizeof(float)));
   EXPECT_EQ(0, std::memcmp(item.data(), ref_item.data(), item.size() * sizeof(float)));

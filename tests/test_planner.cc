@@ -3,7 +3,7 @@
 
 #include "base/error.h"
 #include "core/planner.h"
-#include "core/pointwise_trainer.h"
+#include "core/ncf_model.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
@@ -121,7 +121,7 @@ TEST(Planner, OtherModelsTrackTheCounters) {
           comm.reset_stats();
           t.train_epoch(1);
         } else {
-          PointwiseTrainer t(c, shard, comm);
+          Trainer t(c, shard, comm);
           comm.reset_stats();
           t.train_epoch(1);
         }

@@ -7,6 +7,8 @@
 #include <map>
 
 #include "base/error.h"
+#include "kernels/embedding_ops.h"
+#include "core/mf_model.h"
 #include "core/landscape.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
@@ -31,7 +33,7 @@ RunOut train_on(int world, const TrainConfig& cfg, const io::PreparedDataset& d)
     auto fit = t.fit();
     auto u = full_table(t.model().user, comm);
     auto i = full_table(t.model().item, comm);
-    auto test = evaluate(t.model(), shard, 2, cfg.eval, comm);
+    auto test = evaluate(t.model_as<MFModel>(), shard, 2, cfg.eval, comm);
     if (comm.rank() == 0) {
       out.user = u;
       out.item = i;
@@ -273,7 +275,7 @@ TEST(Training, EarlyStoppingRestoresTheBestValidatedParameters) {
     auto fit = t.fit();
     ASSERT_TRUE(fit.stopped_early);
     EXPECT_EQ(static_cast<int>(fit.epochs.size()), fit.best_epoch + c.patience);
-    const auto v = evaluate(t.model(), shard, 1, c.eval, comm);
+    const auto v = evaluate(t.model_as<MFModel>(), shard, 1, c.eval, comm);
     EXPECT_DOUBLE_EQ(v.get(c.valid_metric), fit.best_valid);
   });
 }
@@ -412,8 +414,8 @@ TEST(Training, NegativesAreUniformOverUnseenItems) {
     Trainer t(c, shard, comm);
     std::map<int64_t, int> dense, sparse;
     for (int row = 0; row < 2000; ++row) {
-      ++dense[t.sample_negative(1, row, 0, shard.train().items_of(0))];
-      ++sparse[t.sample_negative(1, row, 1, shard.train().items_of(1))];
+      ++dense[t.sampler().negative(1, row, 0, shard.train().items_of(0))];
+      ++sparse[t.sampler().negative(1, row, 1, shard.train().items_of(1))];
     }
     ASSERT_EQ(dense.size(), 2u);
     EXPECT_GT(dense[38], 850);
@@ -421,8 +423,8 @@ TEST(Training, NegativesAreUniformOverUnseenItems) {
     EXPECT_EQ(sparse.count(5), 0u);
     EXPECT_EQ(sparse.size(), 39u);
     // The same keys give the same negative (no hidden state).
-    EXPECT_EQ(t.sample_negative(3, 17, 2, shard.train().items_of(1)),
-              t.sample_negative(3, 17, 2, shard.train().items_of(1)));
+    EXPECT_EQ(t.sampler().negative(3, 17, 2, shard.train().items_of(1)),
+              t.sampler().negative(3, 17, 2, shard.train().items_of(1)));
   });
 }
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "base/error.h"
+#include "core/mf_model.h"
 #include "core/robustness.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
@@ -50,8 +51,8 @@ Out run(int world, const TrainConfig& c) {
     t.fit();
     auto u = full_table(t.model().user, comm);
     auto i = full_table(t.model().item, comm);
-    auto test = evaluate(t.model(), shard, 2, c.eval, comm);
-    if (comm.rank() == 0) out = {u, i, t.model().W, t.model().b, test};
+    auto test = evaluate(t.model_as<MFModel>(), shard, 2, c.eval, comm);
+    if (comm.rank() == 0) out = {u, i, t.model_as<MFModel>().W, t.model_as<MFModel>().b, test};
   });
   return out;
 }
@@ -89,7 +90,7 @@ TEST(Vbpr, ProjectionGradientMatchesFiniteDifferences) {
   dist::run_ranks(1, [&](dist::Comm& comm) {
     auto shard = io::load_shard(data, comm);
     Trainer t(c, shard, comm);
-    MFModel& m = t.model();
+    MFModel& m = t.model_as<MFModel>();
     const auto W0 = m.W;
     const auto users0 = m.user.local_data(), items0 = m.item.local_data();
     t.train_epoch(0);
@@ -125,7 +126,7 @@ TEST(Vbpr, ALossOnlyPassLeavesTrainingUnchanged) {
       Trainer t(c, shard, comm);
       if (probe) t.training_loss();
       t.train_epoch(1);
-      if (comm.rank() == 0) (probe ? probed_W : plain_W) = t.model().W;
+      if (comm.rank() == 0) (probe ? probed_W : plain_W) = t.model_as<MFModel>().W;
     });
   }
   EXPECT_EQ(probed_W, plain_W);
@@ -173,7 +174,7 @@ TEST(Robustness, FeatureShiftsAreTheSameForAnyWorldAndDoWhatTheySay) {
     dist::run_ranks(world, [&](dist::Comm& comm) {
       auto shard = io::load_shard(data, comm);
       Trainer t(c, shard, comm);
-      MFModel& m = t.model();
+      MFModel& m = t.model_as<MFModel>();
       const auto base = m.features->local_data();
       const auto orig = full_table(*m.features, comm);
       perturb_features(m, {"noise", 0.0, 1}, comm);
