@@ -1,5 +1,5 @@
-// What every part of the system asks of a model by its name, in one entry per model: which
-// trainer family runs it, what it needs from the data, which losses and strategies it takes, its
+// What every part of the system asks of a model by its name, in one entry per model: its
+// factory (core/model.h), whether it trains on labels, what it needs from the data, which losses and strategies it takes, its
 // own configuration checks, and its shape for `shardrec plan`. Each model defines its entry in its
 // own file; core/model_kind.cc lists them (one line per model). Nothing outside a model's files
 // branches on its name.

@@ -52,7 +52,7 @@ class MetaStepOps : public StepOps {
   std::function<void(int, const dist::ExactSums&)> on_decision;
 };
 
-// StepOps made of two callables: the trainers' steps (CPU and GPU) build theirs from lambdas.
+// StepOps made of two callables (the MF/VBPR CUDA backend builds its steps' from lambdas).
 struct FunctionOps final : StepOps {
   std::function<void(float, bool)> fb;
   std::function<void()> ap;

@@ -225,7 +225,7 @@ int cmd_train(int argc, char** argv) {
   if (!c.data.empty()) c.data = std::filesystem::absolute(c.data).lexically_normal().string();
   r.ini = ini_text(opts, c.pointwise_model());
   c.data = data_given;
-  // Checkpoints work on the GPU backend too (the trainers copy the device state for them).
+  // Checkpoints work on the GPU backend too (the trainer copies the device state for them).
   return train(c, r, argc, argv);
 }
 
