@@ -79,15 +79,6 @@ MFModel::MFModel(const TrainConfig& cfg, const dist::Sharding& user_sharding, in
   gb_sum_ = std::make_unique<dist::ExactGradientSum>(b.size(), kVbprFracBits, "vbpr.b");
 }
 
-namespace {
-// Index of the first NaN or Inf among n floats, or n.
-size_t first_nonfinite(const float* x, size_t n) {
-  for (size_t i = 0; i < n; ++i)
-    if (!std::isfinite(x[i])) return i;
-  return n;
-}
-}  // namespace
-
 void MFModel::pass(const StepBatch& bt, const PassArgs& a) {
   const size_t n = bt.n;
   const int per = bt.per, negs = per - 1;
@@ -182,7 +173,7 @@ void MFModel::pass(const StepBatch& bt, const PassArgs& a) {
   // A NaN or Inf gradient would spread through the optimizer state silently; stop here with the
   // tensor named (one pass over the step's gradients, cheap next to computing them).
   auto check = [&](const float* g, size_t count, size_t per_sample, const char* tensor) {
-    const size_t at = first_nonfinite(g, count);
+    const size_t at = kernels::first_nonfinite(g, count);
     if (at == count) return;
     fail(std::string("training diverged: the gradient of ") + tensor + " is " + (std::isnan(g[at]) ? "NaN" : "Inf") +
          " at epoch " + std::to_string(bt.epoch) + " step " + std::to_string(bt.step) + " on rank " +

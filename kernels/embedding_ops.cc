@@ -1,5 +1,8 @@
 #include "kernels/embedding_ops.h"
 
+#include <cmath>
+#include <cstring>
+
 namespace shardrec::kernels {
 
 // Each kernel is compiled for AVX2 and for the baseline, picked at load time. Both versions give
@@ -53,5 +56,24 @@ SHARDREC_CLONES void bpr_backward(float c, const float* __restrict u, const floa
 }
 
 SHARDREC_CLONES float sum_squares(const float* a, int n) { return dot(a, a, n); }
+
+namespace {
+SHARDREC_CLONES bool any_nonfinite(const float* x, size_t n) {
+  uint32_t bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t b;
+    std::memcpy(&b, x + i, sizeof b);
+    bad |= static_cast<uint32_t>((b & 0x7f800000u) == 0x7f800000u);  // exponent all ones
+  }
+  return bad != 0;
+}
+}  // namespace
+
+size_t first_nonfinite(const float* x, size_t n) {
+  if (!any_nonfinite(x, n)) return n;
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return i;
+  return n;
+}
 
 }  // namespace shardrec::kernels

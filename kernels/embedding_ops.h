@@ -30,4 +30,8 @@ void bpr_backward(float c, const float* __restrict u, const float* __restrict i,
 // Sum of squares (for L2 regularisation and row-wise Adagrad).
 float sum_squares(const float* a, int n);
 
+// Index of the first NaN or Inf among n floats, or n. A branch-free scan of the exponent bits
+// first (vectorised), so the common all-finite case costs one pass at memory speed.
+size_t first_nonfinite(const float* x, size_t n);
+
 }  // namespace shardrec::kernels

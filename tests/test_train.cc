@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 
 #include "base/error.h"
@@ -381,6 +382,25 @@ TEST(Kernels, Dot4IsBitIdenticalToDot) {
     float out[4];
     kernels::dot4(four, b.data(), n, out);
     for (int k = 0; k < 4; ++k) EXPECT_EQ(out[k], kernels::dot(four[k], b.data(), n)) << n;
+  }
+}
+
+TEST(Kernels, FirstNonfiniteFindsTheFirstNanOrInfAndNothingElse) {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (size_t n : {1, 7, 8, 9, 33, 100}) {
+    std::vector<float> x(n, 1.0f);
+    // Finite extremes are not flagged: the largest float, the smallest denormal, -0.
+    x[0] = std::numeric_limits<float>::max();
+    x[n / 2] = std::numeric_limits<float>::denorm_min();
+    x[n - 1] = -0.0f;
+    EXPECT_EQ(kernels::first_nonfinite(x.data(), n), n);
+    for (float bad : {nan, inf, -inf})
+      for (size_t at : {size_t{0}, n / 2, n - 1}) {
+        std::vector<float> y = x;
+        y[at] = bad;
+        if (at + 1 < n) y[n - 1] = nan;  // a later one does not hide the first
+        EXPECT_EQ(kernels::first_nonfinite(y.data(), n), at) << n << " " << bad;
+      }
   }
 }
 
