@@ -89,8 +89,12 @@ bool Trainer::run_phase(int epoch, int phase, std::span<const uint32_t> rows, st
   r.strategy = meta ? static_cast<Strategy*>(&meta_) : strategy_.get();
   r.loss = &p.phase_loss;
   r.on_decision = [&](int decision, const dist::ExactSums& L) { record_decision(decision, L); };
+  // Named by a collective that times out (dist::Comm::set_context).
+  const std::string where = "epoch " + std::to_string(epoch) + (meta ? ", meta phase" : "");
+  comm_.set_context(where + ", step " + std::to_string(p.step + 1));
   r.after_step = [&](int64_t s) {
     p.step = s + 1;
+    comm_.set_context(where + ", step " + std::to_string(s + 2));
     if (!step_hook_ || !step_hook_(*this)) return false;
     stop_requested_ = true;  // every rank agreed (the hook's contract): no collective below
     return true;
@@ -194,6 +198,7 @@ FitResult Trainer::fit(const std::function<void(const EpochLog&)>& on_epoch) {
     log.seconds = secs;
     log.samples_per_s = static_cast<double>(num_train_) / std::max(secs, 1e-9);
     if (cfg_.eval_every > 0 && epoch % cfg_.eval_every == 0) {
+      comm_.set_context("validation after epoch " + std::to_string(epoch));
       log.validated = true;
       log.valid = evaluate(1);
       const double v = log.valid.get(cfg_.valid_metric);

@@ -5,7 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <vector>
+
+#include "base/error.h"
 
 namespace shardrec::dist {
 
@@ -20,6 +23,13 @@ struct CommStats {
   uint64_t allgather_calls = 0;  // allgatherv and allgather_u64
   uint64_t bcast_calls = 0;
   uint64_t barrier_calls = 0;
+};
+
+// A collective did not complete within the communicator's timeout: a rank stopped, or the
+// network between the ranks is down. The job cannot go on (the collective is still pending).
+class CommTimeout : public Error {
+ public:
+  using Error::Error;
 };
 
 // Where a collective's buffers live. Device buffers need a communicator that handles them
@@ -56,7 +66,17 @@ class Comm {
   const CommStats& stats() const { return stats_; }
   void reset_stats() { stats_ = CommStats{}; }
 
+  // A collective that has not completed after this many seconds throws CommTimeout (0: wait for
+  // ever). Backends that can bound their waits honour it (MPI); the others wait.
+  void set_timeout(double seconds) { timeout_ = seconds; }
+  double timeout() const { return timeout_; }
+  // What the ranks are doing ("epoch 2, after step 17"), named when a collective times out.
+  void set_context(std::string what) { context_ = std::move(what); }
+  const std::string& context() const { return context_; }
+
  protected:
+  double timeout_ = 0;
+  std::string context_;
   // The transport. `mem` is kDevice only when handles_device_memory().
   virtual void do_alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs, void* recv,
                             const size_t* recv_bytes, const size_t* recv_displs, Memory mem) = 0;

@@ -44,6 +44,8 @@ class MpiComm final : public Comm {
   const void* native_handle() const;
 
  private:
+  // Waits for a non-blocking collective (an MPI_Request*) within timeout().
+  void finish(void* request, const char* what);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int rank_ = 0, size_ = 1;

@@ -129,13 +129,31 @@ void check_inputs(dist::Comm& comm, const std::string& data, const std::string& 
   });
 }
 
-int run_mpi(const std::function<int(dist::Comm&)>& body, int argc, char** argv) {
+double default_comm_timeout() {
+  const char* v = std::getenv("SHARDREC_COMM_TIMEOUT");
+  if (!v || !*v) return 600;
+  char* end = nullptr;
+  const double t = std::strtod(v, &end);
+  if (*end || !(t >= 0) || !std::isfinite(t))
+    fail(std::string("SHARDREC_COMM_TIMEOUT: '") + v + "': expected seconds (0: no limit)");
+  return t;
+}
+
+int run_mpi(const std::function<int(dist::Comm&)>& body, int argc, char** argv, double comm_timeout) {
+  if (comm_timeout < 0) comm_timeout = default_comm_timeout();
   dist::MpiEnv env(&argc, &argv);
   dist::MpiComm comm;
+  comm.set_timeout(comm_timeout);
   std::string error;
   bool agreed = false;  // every rank holds the same error and stops in step (io::agree)
   try {
     return body(comm);
+  } catch (const dist::CommTimeout& e) {
+    // Every rank still alive times out on its own: each says which collective it waited in. The
+    // collective is still pending, so MPI cannot be shut down in order.
+    std::fprintf(stderr, "error (rank %d of %d): %s\n", comm.rank(), comm.size(), e.what());
+    std::fflush(nullptr);
+    std::_Exit(kExitCommTimeout);
   } catch (const AgreedError& e) {
     error = e.what();
     agreed = true;

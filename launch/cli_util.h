@@ -26,14 +26,20 @@ void print_metrics(const char* split, const EvalResult& r, std::FILE* to = stdou
 // A command's text output: "-" is standard output, anything else a file written atomically
 // (base/atomic_file.h).
 void write_output(const std::string& path, const std::string& text);
-// Runs an MPI command body; an error exits 1 with its message printed once. An error the ranks
-// agreed on (AgreedError: every rank has it) is printed by rank 0 and every rank stops cleanly;
-// an error on one rank alone is printed by that rank and ends the whole job (MPI_Abort) so that
-// no rank waits forever in a collective.
 // Every rank opens the input files alone and reads their headers (the dataset; the parameters file
 // when given); a missing or foreign file is then one agreed error, before any collective read.
 void check_inputs(dist::Comm& comm, const std::string& data, const std::string& params = {});
 
-int run_mpi(const std::function<int(dist::Comm&)>& body, int argc, char** argv);
+// Runs an MPI command body; an error exits 1 with its message printed once. An error the ranks
+// agreed on (AgreedError: every rank has it) is printed by rank 0 and every rank stops cleanly;
+// an error on one rank alone is printed by that rank and ends the whole job (MPI_Abort) so that
+// no rank waits forever in a collective. A collective that does not complete within
+// comm_timeout seconds (a rank or a link is gone) ends the job with exit code 124 and a message
+// naming the collective, the rank and what the ranks were doing; comm_timeout < 0 takes
+// default_comm_timeout(); 0 waits for ever.
+constexpr int kExitCommTimeout = 124;
+// SHARDREC_COMM_TIMEOUT from the environment, else 600 seconds.
+double default_comm_timeout();
+int run_mpi(const std::function<int(dist::Comm&)>& body, int argc, char** argv, double comm_timeout = -1);
 
 }  // namespace shardrec::cli

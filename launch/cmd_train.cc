@@ -27,6 +27,7 @@ struct RunOptions {
   bool final_eval = true, quiet = false;
   std::string checkpoint_every, resume;
   int keep_checkpoints = 3;
+  double comm_timeout = default_comm_timeout();
   io::CheckpointPolicy ckpt;
   std::string ini;  // config.ini
 };
@@ -180,7 +181,7 @@ int train(TrainConfig c, const RunOptions& r, int argc, char** argv) {
         }
         return 0;
       },
-      argc, argv);
+      argc, argv, r.comm_timeout);
 }
 
 }  // namespace
@@ -196,6 +197,11 @@ int cmd_train(int argc, char** argv) {
              "write a checkpoint to RUN_DIR/checkpoints every N steps (e.g. 500) or minutes (e.g. 30m); "
              "SIGUSR1, SIGTERM and SIGINT also write one and stop (exit codes 75, 143, 130)"),
       Option("keep-checkpoints", r.keep_checkpoints, "keep the newest K checkpoints").at_least(1),
+      Option("comm-timeout", r.comm_timeout,
+             "seconds a collective may wait for the other ranks before the job ends with exit code 124 and a "
+             "message naming the collective (a rank or a link is gone); 0: no limit (default: "
+             "SHARDREC_COMM_TIMEOUT, else 600)")
+          .at_least(0),
       Option("resume", r.resume,
              "continue from a checkpoint: latest (the newest in RUN_DIR/checkpoints), auto (latest if "
              "there is one, else start afresh) or a checkpoint file"),

@@ -3,8 +3,10 @@
 // a one-rank in-process reference bit for bit.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "core/mf_model.h"
 #include "core/trainer.h"
@@ -36,6 +38,42 @@ std::string shared_dataset(const io::PreparedDataset& d, const std::string& name
 }
 
 TEST(Mpi, MpiBackendConforms) { testing::check_comm_conformance(*g_comm); }
+
+// With a timeout the collectives run in their non-blocking form: the same results.
+TEST(Mpi, MpiBackendConformsWithATimeout) {
+  dist::MpiComm comm;
+  comm.set_timeout(120);
+  testing::check_comm_conformance(comm);
+}
+
+// A rank that does not arrive: the waiting rank gives up after the timeout with the collective,
+// its rank and the context named, instead of hanging.
+TEST(Mpi, ACollectiveThatTimesOutNamesItselfTheRankAndTheContext) {
+  if (g_comm->size() < 2) GTEST_SKIP() << "needs a second rank that stays away";
+  dist::MpiComm comm;
+  comm.set_timeout(0.5);
+  comm.set_context("epoch 3, step 7");
+  if (comm.rank() == 0) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string msg;
+    try {
+      comm.barrier();
+    } catch (const dist::CommTimeout& e) {
+      msg = e.what();
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_NE(msg.find("MPI Barrier did not complete within 0.5 s on rank 0 of " + std::to_string(comm.size()) +
+                       " (epoch 3, step 7)"),
+              std::string::npos)
+        << msg;
+    EXPECT_GE(secs, 0.5);
+    EXPECT_LT(secs, 2.5);  // the others arrive after 3 s
+  } else {
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    comm.barrier();  // rank 0's barrier is posted: this one completes
+  }
+  g_comm->barrier();
+}
 
 TEST(Mpi, CollectivesDeliverTheRightBytes) {
   dist::Comm& comm = *g_comm;
