@@ -10,14 +10,18 @@
 
 namespace shardrec::sampling {
 
-// Whether j is among the cnt sorted ids at seen.
+// Whether j is among the cnt sorted ids at seen. Branch-free (a conditional move per halving):
+// the draws are random, so a branchy search mispredicts about every other comparison.
 SHARDREC_HD inline bool contains(const int32_t* seen, int64_t cnt, int64_t j) {
-  int64_t lo = 0, hi = cnt;
-  while (lo < hi) {
-    const int64_t mid = (lo + hi) / 2;
-    if (seen[mid] < static_cast<int32_t>(j)) lo = mid + 1; else hi = mid;
+  if (cnt <= 0) return false;
+  const int32_t x = static_cast<int32_t>(j);
+  const int32_t* base = seen;  // the last element <= x, or the first
+  for (int64_t len = cnt; len > 1;) {
+    const int64_t half = len / 2;
+    base = base[half] <= x ? base + half : base;
+    len -= half;
   }
-  return lo < cnt && seen[lo] == static_cast<int32_t>(j);
+  return *base == x;
 }
 
 // A very dense user's fallback: the x-th item the user has not seen, x = draw over the free items.
@@ -48,6 +52,14 @@ SHARDREC_HD inline uint64_t negative_base(uint64_t seed, int epoch) {
 
 // The k-th negative of dataset row `row`: SplitMix64 over a counter keyed by (base, row, k), one
 // mixer per draw. Each (row, k) owns 128 consecutive counters; at most 65 are drawn.
+// Its first candidate (attempt 0), which negative() returns unless the user has seen it: a host
+// step tests many samples' first candidates at once (their searches' loads overlap) and calls
+// negative() only for the few it rejects.
+SHARDREC_HD inline int64_t negative_first(uint64_t base, int64_t row, int k, int64_t n_items) {
+  const uint64_t state = base + (static_cast<uint64_t>(row) * 1024 + static_cast<uint64_t>(k)) * 0x9e3779b97f4a7c15ULL * 128;
+  return static_cast<int64_t>(to_range(mix64(state + 0x9e3779b97f4a7c15ULL), static_cast<uint64_t>(n_items)));
+}
+
 SHARDREC_HD inline int64_t negative(uint64_t base, int64_t row, int k, const int32_t* seen, int64_t cnt,
                                     int64_t n_items, bool* failed) {
   uint64_t state = base + (static_cast<uint64_t>(row) * 1024 + static_cast<uint64_t>(k)) * 0x9e3779b97f4a7c15ULL * 128;

@@ -65,7 +65,18 @@ void HostBatch::build(const PhaseRun& r, int64_t step, std::span<const LocalSamp
   iid.resize(n * per);
   ikey.resize(n * per);
   lab.resize(labels ? n : 0);
+  // The samples' rows are spread over the slice: fetch a few samples ahead (the user's offsets,
+  // then the positive's line).
+  constexpr size_t kAhead = 8;
+  const bool host_negatives = sampler && kind == DrawKind::kNegative && r.draws > 0;
+  if (host_negatives) {
+    seen.resize(n);
+    seen_cnt.resize(n);
+  }
+  for (size_t i = 0; i < std::min(n, kAhead); ++i) __builtin_prefetch(&tr.ptr[s[i].user]);
   for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) __builtin_prefetch(&tr.ptr[s[i + kAhead].user]);
+    if (i + kAhead / 2 < n) __builtin_prefetch(&tr.item[s[i + kAhead / 2].row]);
     const int64_t user = tr.user_lo + s[i].user;
     const uint64_t pos = pos0 + s[i].off;
     uid[i] = user;
@@ -74,12 +85,18 @@ void HostBatch::build(const PhaseRun& r, int64_t step, std::span<const LocalSamp
     ulocal[i] = static_cast<int32_t>(s[i].user);
     if (labels) lab[i] = labels[s[i].row];
     iid[i * per] = tr.item[s[i].row];
-    if (sampler) {
-      const auto seen = tr.items_of(user);
-      for (int k = 0; k < r.draws; ++k) iid[i * per + 1 + k] = sampler->draw(kind, r.epoch, row[i], k, seen);
+    const auto items = tr.items_of(user);
+    if (host_negatives) {
+      seen[i] = items.data();
+      seen_cnt[i] = static_cast<int64_t>(items.size());
+    } else if (sampler) {
+      for (int k = 0; k < r.draws; ++k) iid[i * per + 1 + k] = sampler->draw(kind, r.epoch, row[i], k, items);
     }
     for (int k = 0; k < per; ++k) ikey[i * per + k] = pos * per + k;
   }
+  if (host_negatives)
+    for (int k = 0; k < r.draws; ++k)
+      sampler->negatives(r.epoch, k, n, row.data(), seen.data(), seen_cnt.data(), iid.data() + 1 + k, per);
   b.epoch = r.epoch;
   b.step = step;
   b.n = n;

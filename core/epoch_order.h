@@ -75,6 +75,8 @@ struct HostBatch {
   std::vector<uint64_t> ukey, ikey;
   std::vector<uint8_t> lab;
   std::vector<int32_t> ulocal;  // the samples' users within this rank's users
+  std::vector<const int32_t*> seen;  // the samples' users' training items (host negatives)
+  std::vector<int64_t> seen_cnt;
   StepBatch b;
   // sampler null: the draw slots are left to the device (only slot 0 of each sample is set).
   void build(const PhaseRun& r, int64_t step, std::span<const LocalSample> s, int64_t global_n,

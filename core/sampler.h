@@ -31,6 +31,11 @@ class Sampler {
            " interacted with every item, so no negative item exists");
     return j;
   }
+  // Slot k's negatives of n samples (dataset rows row[i], users' sorted items seen[i] of cnt[i])
+  // into out[i * stride], the same draws as negative(). The first candidates are tested in
+  // groups with interleaved searches, so that their cache misses overlap.
+  void negatives(int epoch, int k, size_t n, const int64_t* row, const int32_t* const* seen, const int64_t* cnt,
+                 int64_t* out, size_t stride) const;
   // The k-th unlabeled item of dataset row `row` in `epoch` (another stream, same distribution).
   int64_t unlabeled(int epoch, int64_t row, int k, std::span<const int32_t> seen) const {
     bool failed = false;

@@ -6,6 +6,7 @@
 
 #include "base/rng.h"
 #include "base/sampling.h"
+#include "core/sampler.h"
 
 namespace shardrec {
 
@@ -108,6 +109,54 @@ TEST(Sampling, DrawsRejectTheUsersItems) {
       EXPECT_EQ(sampling::unlabeled(42, 3, row, k, seen.data(), 49, 50, &failed), 17);
       EXPECT_FALSE(failed);
     }
+}
+
+TEST(Sampling, ContainsIsBinarySearch) {
+  CounterRng r(9, 1);
+  for (int64_t cnt = 0; cnt <= 70; ++cnt) {
+    std::vector<int32_t> seen(cnt);
+    for (auto& x : seen) x = static_cast<int32_t>(r.below(60));  // duplicates included
+    std::sort(seen.begin(), seen.end());
+    for (int64_t j = -1; j <= 61; ++j)
+      EXPECT_EQ(sampling::contains(seen.data(), cnt, j), std::binary_search(seen.begin(), seen.end(), j))
+          << cnt << " " << j;
+  }
+}
+
+// The batched draws are the one-at-a-time draws, for light users and for users who saw most of
+// the items (whose first candidate is often rejected, and the sampler's own loop takes over).
+TEST(Sampling, BatchedNegativesAreTheSamplersDraws) {
+  const int64_t n_items = 40;
+  const Sampler sampler(7, n_items, "test");
+  CounterRng r(11, 2);
+  std::vector<std::vector<int32_t>> users(37);
+  for (size_t u = 0; u < users.size(); ++u) {
+    const double p = u % 3 == 0 ? 0.95 : 0.1;
+    for (int32_t j = 0; j < n_items; ++j)
+      if (r.uniform() < p) users[u].push_back(j);
+    if (static_cast<int64_t>(users[u].size()) == n_items) users[u].pop_back();  // something to draw
+  }
+  std::vector<int64_t> row(users.size()), cnt(users.size());
+  std::vector<const int32_t*> seen(users.size());
+  for (size_t i = 0; i < users.size(); ++i) {
+    row[i] = 1000 + 7 * static_cast<int64_t>(i);
+    seen[i] = users[i].data();
+    cnt[i] = static_cast<int64_t>(users[i].size());
+  }
+  const int per = 3;
+  std::vector<int64_t> out(users.size() * per, -1);
+  int rejected_first = 0;
+  for (int epoch : {1, 2})
+    for (int k = 0; k < per; ++k) {
+      sampler.negatives(epoch, k, users.size(), row.data(), seen.data(), cnt.data(), out.data() + k, per);
+      for (size_t i = 0; i < users.size(); ++i) {
+        EXPECT_EQ(out[i * per + k], sampler.negative(epoch, row[i], k, users[i])) << i;
+        EXPECT_FALSE(std::binary_search(users[i].begin(), users[i].end(), static_cast<int32_t>(out[i * per + k])));
+        const int64_t first = sampling::negative_first(sampling::negative_base(7, epoch), row[i], k, n_items);
+        rejected_first += std::binary_search(users[i].begin(), users[i].end(), static_cast<int32_t>(first));
+      }
+    }
+  EXPECT_GT(rejected_first, 10);  // the fallback path ran
 }
 
 }  // namespace shardrec
