@@ -9,9 +9,24 @@ namespace shardrec {
 std::span<const LocalSample> EpochOrder::step(int64_t s) {
   LocalSample* b = order_.data() + start_[s];
   LocalSample* e = order_.data() + start_[s + 1];
-  // Positions are distinct, so the order is total; sorting a step at a time keeps it cheap.
-  std::sort(b, e, [](const LocalSample& x, const LocalSample& y) { return x.off < y.off; });
-  return {b, static_cast<size_t>(e - b)};
+  const size_t n = static_cast<size_t>(e - b);
+  // Positions within a step are distinct and below B, so the order is total. A step holding a
+  // good part of the batch (few ranks) is placed by position in one pass and read back in order;
+  // a sparse one (many ranks) is sorted.
+  if (n * 8 < batch_) {
+    std::sort(b, e, [](const LocalSample& x, const LocalSample& y) { return x.off < y.off; });
+  } else {
+    by_off_.resize(batch_);
+    here_.assign(batch_, 0);
+    for (const LocalSample* x = b; x != e; ++x) {
+      by_off_[x->off] = *x;
+      here_[x->off] = 1;
+    }
+    LocalSample* out = b;
+    for (uint32_t o = 0; o < batch_; ++o)
+      if (here_[o]) *out++ = by_off_[o];
+  }
+  return {b, n};
 }
 
 bool run_steps(const PhaseRun& r, const io::UserSlice& tr,

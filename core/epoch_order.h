@@ -37,12 +37,16 @@ class EpochOrder {
  private:
   std::vector<int64_t> start_;  // steps() + 1 bounds into order_
   std::vector<LocalSample> order_;
+  uint32_t batch_ = 0;
+  std::vector<LocalSample> by_off_;  // a full step's samples placed by position (step())
+  std::vector<uint8_t> here_;
 };
 
 template <class Rows, class Index>
 EpochOrder::EpochOrder(const Permutation& perm, int64_t batch, const io::UserSlice& tr, size_t count, Rows rows,
                        Index index) {
   const uint64_t B = static_cast<uint64_t>(batch);
+  batch_ = static_cast<uint32_t>(batch);
   const int64_t S = static_cast<int64_t>((perm.size() + B - 1) / B);
   start_.assign(S + 1, 0);
   for (size_t k = 0; k < count; ++k) ++start_[perm(static_cast<uint64_t>(index(k))) / B + 1];

@@ -2,6 +2,7 @@
 // bitwise world-size invariance (ranks as threads) for every optimizer, loss and placement.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -10,6 +11,7 @@
 #include "base/error.h"
 #include "kernels/embedding_ops.h"
 #include "core/mf_model.h"
+#include "core/epoch_order.h"
 #include "core/landscape.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
@@ -382,6 +384,45 @@ TEST(Kernels, Dot4IsBitIdenticalToDot) {
     float out[4];
     kernels::dot4(four, b.data(), n, out);
     for (int k = 0; k < 4; ++k) EXPECT_EQ(out[k], kernels::dot(four[k], b.data(), n)) << n;
+  }
+}
+
+// A rank's samples of every step, against the definition: position = perm(index), step =
+// position / B, in position order; for dense steps (placed by position) and sparse ones (sorted).
+TEST(EpochOrder, StepsHoldTheRowsOfTheirPositionsInOrder) {
+  io::UserSlice tr;
+  tr.row_lo = 1000;
+  tr.ptr = {0};
+  for (int u = 0; u < 40; ++u) {
+    for (int k = 0; k < 1 + u % 7; ++k) tr.item.push_back(k);
+    tr.ptr.push_back(static_cast<int64_t>(tr.item.size()));
+  }
+  // The pass's rows over all ranks: this rank holds all of them (dense steps) or 3% (sparse).
+  for (uint64_t m : {static_cast<uint64_t>(tr.rows()), uint64_t{5000}})
+  for (int64_t B : {7, 64, 1000, 4096}) {
+    const Permutation perm(m, hash64(3, 4, static_cast<uint64_t>(B)));
+    // Indices within the pass: 0..m-1 when the rank holds every row, row_lo + r otherwise.
+    const int64_t lo = m == static_cast<uint64_t>(tr.rows()) ? 0 : tr.row_lo;
+    EpochOrder order(perm, B, tr, static_cast<size_t>(tr.rows()), [](size_t k) { return static_cast<uint32_t>(k); },
+                     [&](size_t k) { return lo + static_cast<int64_t>(k); });
+    std::map<int64_t, std::vector<std::pair<uint64_t, uint32_t>>> want;  // step -> (position, row)
+    for (int64_t r = 0; r < tr.rows(); ++r) {
+      const uint64_t pos = perm(static_cast<uint64_t>(lo + r));
+      want[static_cast<int64_t>(pos / B)].push_back({pos, static_cast<uint32_t>(r)});
+    }
+    ASSERT_EQ(order.steps(), static_cast<int64_t>((m + B - 1) / B));
+    for (int64_t s = 0; s < order.steps(); ++s) {
+      auto& w = want[s];
+      std::sort(w.begin(), w.end());
+      const auto got = order.step(s);
+      ASSERT_EQ(got.size(), w.size()) << B << " " << s;
+      for (size_t i = 0; i < w.size(); ++i) {
+        EXPECT_EQ(got[i].off, w[i].first % B);
+        EXPECT_EQ(got[i].row, w[i].second);
+        EXPECT_GE(static_cast<int64_t>(got[i].row), tr.ptr[got[i].user]);  // the row's user
+        EXPECT_LT(static_cast<int64_t>(got[i].row), tr.ptr[got[i].user + 1]);
+      }
+    }
   }
 }
 
