@@ -31,6 +31,10 @@ class CommTimeout : public Error {
  public:
   using Error::Error;
 };
+// The exit code of a job that a communication timeout ended.
+constexpr int kExitCommTimeout = 124;
+
+class Comm;
 
 // Where a collective's buffers live. Device buffers need a communicator that handles them
 // (dist/cuda_comm.h); a host-only backend refuses them with an error instead of reading garbage.
@@ -73,6 +77,11 @@ class Comm {
   // What the ranks are doing ("epoch 2, after step 17"), named when a collective times out.
   void set_context(std::string what) { context_ = std::move(what); }
   const std::string& context() const { return context_; }
+  // A stretch in which this rank waits on the others outside these collectives (parallel HDF5's
+  // MPI-IO): a backend with a timeout ends the process (kExitCommTimeout, a message naming
+  // `what`) when it lasts longer. Use BlockingRegion.
+  virtual void enter_region(const std::string& /*what*/) {}
+  virtual void leave_region() {}
 
  protected:
   double timeout_ = 0;
@@ -139,5 +148,17 @@ std::vector<std::vector<T>> allgather(Comm& comm, const std::vector<T>& mine) {
   }
   return out;
 }
+
+// Marks a blocking stretch for the communicator's timeout (Comm::enter_region).
+class BlockingRegion {
+ public:
+  BlockingRegion(Comm& comm, const std::string& what) : comm_(comm) { comm_.enter_region(what); }
+  ~BlockingRegion() { comm_.leave_region(); }
+  BlockingRegion(const BlockingRegion&) = delete;
+  BlockingRegion& operator=(const BlockingRegion&) = delete;
+
+ private:
+  Comm& comm_;
+};
 
 }  // namespace shardrec::dist

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -78,12 +79,53 @@ MpiComm::MpiComm() : impl_(std::make_unique<Impl>()) {
   MPI_Comm_size(impl_->comm, &size_);
 }
 MpiComm::~MpiComm() {
+  if (watchdog_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    watchdog_.join();
+  }
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (impl_->comm != MPI_COMM_NULL && !finalized) MPI_Comm_free(&impl_->comm);
 }
 
 const void* MpiComm::native_handle() const { return &impl_->comm; }
+
+void MpiComm::enter_region(const std::string& what) {
+  if (timeout_ <= 0 || size_ == 1) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  region_ = what;
+  region_start_ = std::chrono::steady_clock::now();
+  in_region_ = true;
+  if (!watchdog_.joinable()) watchdog_ = std::thread([this] { watch(); });
+}
+
+void MpiComm::leave_region() {
+  std::lock_guard<std::mutex> lock(mu_);
+  in_region_ = false;
+}
+
+void MpiComm::watch() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    cv_.wait_for(lock, std::chrono::milliseconds(200));
+    if (!in_region_) continue;
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - region_start_).count();
+    if (waited <= timeout_) continue;
+    // The main thread is inside MPI (MPI-IO) and will not come back: say so and end here.
+    std::fprintf(stderr,
+                 "error (rank %d of %d): %s did not complete within %g s on rank %d of %d%s: a rank stopped or "
+                 "the network between the ranks is down; the job ends here (resume from the last checkpoint; "
+                 "--comm-timeout sets the limit)\n",
+                 rank_, size_, region_.c_str(), timeout_, rank_, size_,
+                 context_.empty() ? "" : (" (" + context_ + ")").c_str());
+    std::fflush(nullptr);
+    std::_Exit(kExitCommTimeout);
+  }
+}
 
 void MpiComm::do_alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs,
                           void* recv, const size_t* recv_bytes, const size_t* recv_displs, Memory) {

@@ -1,7 +1,12 @@
 // MPI communicator. MpiEnv owns MPI_Init/MPI_Finalize for a process; MpiComm owns a duplicate of
 // the world communicator. The MPI handle stays in the .cc file.
 #pragma once
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
 
 #include "dist/comm.h"
 
@@ -26,6 +31,10 @@ class MpiComm final : public Comm {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  // A watchdog thread (started on the first region when a timeout is set) ends the process when
+  // a region lasts longer than timeout(); it never calls MPI.
+  void enter_region(const std::string& what) override;
+  void leave_region() override;
  protected:
   void do_alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs, void* recv,
                     const size_t* recv_bytes, const size_t* recv_displs, Memory mem) override;
@@ -46,8 +55,15 @@ class MpiComm final : public Comm {
  private:
   // Waits for a non-blocking collective (an MPI_Request*) within timeout().
   void finish(void* request, const char* what);
+  void watch();
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread watchdog_;
+  bool stop_ = false, in_region_ = false;
+  std::string region_;
+  std::chrono::steady_clock::time_point region_start_;
   int rank_ = 0, size_ = 1;
 };
 

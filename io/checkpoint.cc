@@ -176,7 +176,9 @@ void save(const std::string& path, StateDict& t, dist::Comm& comm) {
   tmp.resize(len);
   comm.broadcast(tmp.data(), len, 0);
   if (mpi) {
-    // Parallel HDF5: the layout is collective, every rank then writes its own rows.
+    // Parallel HDF5: the layout is collective, every rank then writes its own rows. MPI-IO waits
+    // on the other ranks outside the communicator's collectives: the region bounds it.
+    dist::BlockingRegion region(comm, "writing checkpoint " + path + " (parallel HDF5)");
     agree(comm, [&] {
       H5File f = H5File::create_parallel(tmp, mpi->native_handle());
       write_layout(f, config, state, t.model(), groups, blocks, hashes);
@@ -209,6 +211,7 @@ void load(const std::string& path, StateDict& t, const std::string& config_now, 
           const std::string& data_path, dist::Comm& comm) {
   auto* mpi = dynamic_cast<dist::MpiComm*>(&comm);
   const std::string where = "checkpoint " + path + ": ";
+  dist::BlockingRegion region(comm, "reading checkpoint " + path + " (parallel HDF5)");
   H5File f;
   std::string config, state;
   // Open and check the header on every rank (each reads the same, so all reach the same verdict).

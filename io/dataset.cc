@@ -271,6 +271,7 @@ void sort_within_users(UserSlice& sl) {
 
 DataShard load_shard(const std::string& path, dist::Comm& comm) {
   auto* mpi = dynamic_cast<dist::MpiComm*>(&comm);
+  dist::BlockingRegion region(comm, "reading dataset " + path + " (parallel HDF5)");
   H5File f = H5File::open_read(path, mpi ? mpi->native_handle() : nullptr);
   DataShard shard;
   shard.info = read_info(f);

@@ -153,7 +153,7 @@ int run_mpi(const std::function<int(dist::Comm&)>& body, int argc, char** argv, 
     // collective is still pending, so MPI cannot be shut down in order.
     std::fprintf(stderr, "error (rank %d of %d): %s\n", comm.rank(), comm.size(), e.what());
     std::fflush(nullptr);
-    std::_Exit(kExitCommTimeout);
+    std::_Exit(dist::kExitCommTimeout);
   } catch (const AgreedError& e) {
     error = e.what();
     agreed = true;

@@ -37,7 +37,6 @@ void check_inputs(dist::Comm& comm, const std::string& data, const std::string& 
 // comm_timeout seconds (a rank or a link is gone) ends the job with exit code 124 and a message
 // naming the collective, the rank and what the ranks were doing; comm_timeout < 0 takes
 // default_comm_timeout(); 0 waits for ever.
-constexpr int kExitCommTimeout = 124;
 // SHARDREC_COMM_TIMEOUT from the environment, else 600 seconds.
 double default_comm_timeout();
 int run_mpi(const std::function<int(dist::Comm&)>& body, int argc, char** argv, double comm_timeout = -1);
