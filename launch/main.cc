@@ -27,6 +27,7 @@ const Command kCommands[] = {
     {"eval", shardrec::cli::cmd_eval, "evaluate trained parameters on the valid or test split"},
     {"export", shardrec::cli::cmd_export, "write trained tables with raw ids (HDF5 or TSV)"},
     {"recommend", shardrec::cli::cmd_recommend, "top-K items per user from trained parameters (training items left out)"},
+    {"similar-items", shardrec::cli::cmd_similar_items, "nearest items by the item scoring vectors of mf/vbpr parameters"},
     {"landscape", shardrec::cli::cmd_landscape, "training loss around trained parameters (1-D/2-D, CSV) and a sharpness number"},
     {"plan", shardrec::cli::cmd_plan, "memory per rank, bytes per step and step time of a configuration, before running it"},
 };
