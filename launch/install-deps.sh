@@ -20,3 +20,8 @@ fi
 if ! python3 -c 'import h5py, numpy, scipy' 2>/dev/null; then
   python3 -m pip install -q h5py numpy scipy 2>/dev/null || python3 -m pip install -q --break-system-packages h5py numpy scipy
 fi
+# matplotlib draws bench/plot_*.py (tests/plots.sh checks them, and skips without it): optional.
+if ! python3 -c 'import matplotlib' 2>/dev/null; then
+  python3 -m pip install -q matplotlib 2>/dev/null || python3 -m pip install -q --break-system-packages matplotlib \
+    || echo "install-deps: matplotlib not installed (only the plots need it)" >&2
+fi
