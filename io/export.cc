@@ -223,10 +223,10 @@ void put_le32(std::string& b, uint32_t v) {
 
 }  // namespace
 
-std::vector<std::string> npy_paths(const std::string& prefix, const std::vector<std::string>& kinds) {
+std::vector<std::string> npy_paths(const std::string& prefix, const std::vector<std::string>& kinds, bool faiss) {
   std::vector<std::string> out;
   for (const auto& kind : kinds) {
-    out.push_back(prefix + "." + kind + ".npy");
+    out.push_back(prefix + "." + kind + (faiss && &kind == &kinds.back() ? ".faiss" : ".npy"));
     out.push_back(prefix + "." + kind + "_ids.npy");
   }
   return out;
@@ -234,21 +234,23 @@ std::vector<std::string> npy_paths(const std::string& prefix, const std::vector<
 
 void export_npy(const std::string& prefix, const std::vector<const dist::ShardedEmbedding*>& tables,
                 const std::vector<std::string>& kinds, const std::string& dataset, dist::Comm& comm,
-                int64_t chunk_rows) {
+                int64_t chunk_rows, const FaissSpec* faiss) {
   static_assert(std::endian::native == std::endian::little, "the .npy files are written little-endian");
+  const size_t indexed = faiss ? tables.size() - 1 : tables.size();  // the table that goes to FAISS
+  std::vector<float> index_rows;  // rank 0: its vectors, all of them, for the index
   AtomicFiles files;
   std::vector<AtomicFile*> parts;
   H5File ds;
   DatasetInfo info;
   std::string error;
   on_root(comm, error, [&] {
-    const auto paths = npy_paths(prefix, kinds);
+    const auto paths = npy_paths(prefix, kinds, faiss != nullptr);
     for (const auto& p : paths) parts.push_back(&files.add(p));
     ds = H5File::open_read(dataset);
     info = read_info(ds);
     for (size_t t = 0; t < tables.size(); ++t) {
       const auto* tb = tables[t];
-      parts[2 * t]->write(npy_header("<f4", {tb->rows(), tb->dim()}));
+      if (t != indexed) parts[2 * t]->write(npy_header("<f4", {tb->rows(), tb->dim()}));
       // The ids as fixed-width UTF-32 ('<U' + the longest id), NumPy's own string arrays.
       std::vector<std::u32string> ids;
       size_t w = 1;
@@ -266,9 +268,16 @@ void export_npy(const std::string& prefix, const std::vector<const dist::Sharded
   });
   share_root_error(comm, error);
   gather_rows(tables, comm, chunk_rows, error, [&](size_t t, int64_t, int64_t n, const float* rows) {
-    parts[2 * t]->write({reinterpret_cast<const char*>(rows), static_cast<size_t>(n) * tables[t]->dim() * sizeof(float)});
+    const size_t count = static_cast<size_t>(n) * tables[t]->dim();
+    if (t == indexed) index_rows.insert(index_rows.end(), rows, rows + count);
+    else parts[2 * t]->write({reinterpret_cast<const char*>(rows), count * sizeof(float)});
   });
-  on_root(comm, error, [&] { files.commit(); });
+  on_root(comm, error, [&] {
+    if (faiss)  // FAISS writes the file by name: the temporary that commit() renames
+      write_faiss_index(parts[2 * indexed]->tmp_path(), index_rows.data(), tables[indexed]->rows(),
+                        tables[indexed]->dim(), *faiss);
+    files.commit();
+  });
   share_root_error(comm, error);
 }
 

@@ -10,6 +10,7 @@
 
 #include "dist/comm.h"
 #include "dist/sharded_embedding.h"
+#include "io/faiss_index.h"
 
 namespace shardrec::io {
 
@@ -43,10 +44,13 @@ void export_tsv(const std::string& prefix, const std::vector<const dist::Sharded
 // PREFIX.<kind>_ids.npy (the raw ids, a unicode string array '<Un' that np.load reads without
 // pickle), the names npy_paths gives. All the files appear together once complete, or none does;
 // a raw id that is not UTF-8 is an error naming it.
+// With faiss, the last table's vectors go to a FAISS index PREFIX.<kind>.faiss instead (FAISS id
+// = dense id; io/faiss_index.h), its ids still to PREFIX.<kind>_ids.npy.
 void export_npy(const std::string& prefix, const std::vector<const dist::ShardedEmbedding*>& tables,
                 const std::vector<std::string>& kinds, const std::string& dataset, dist::Comm& comm,
-                int64_t chunk_rows = 1 << 16);
-std::vector<std::string> npy_paths(const std::string& prefix, const std::vector<std::string>& kinds);
+                int64_t chunk_rows = 1 << 16, const FaissSpec* faiss = nullptr);
+std::vector<std::string> npy_paths(const std::string& prefix, const std::vector<std::string>& kinds,
+                                   bool faiss = false);
 
 // Collective. Fills each table's local rows (and the dense parameters) from a parameters file;
 // errors name the file and the mismatch, a value that is not finite names the tensor and row,

@@ -1,6 +1,6 @@
 // shardrec export: trained parameters with raw ids (h5), or the vectors a retrieval system needs
-// (tsv, npy): a user vector and an item vector whose dot product is the model's score
-// (docs/data-format.md, "Exported vectors"):
+// (tsv, npy; faiss: npy with the item vectors in a FAISS index): a user vector and an item vector
+// whose dot product is the model's score (docs/data-format.md, "Exported vectors"):
 //   mf:   the user and item rows;
 //   vbpr: the user row (2d) and the item scoring vector q = [e, W f + b] (2d);
 //   gmf:  p_u and w_p * q_i (elementwise); the logit is their dot product plus the bias b_p, a
@@ -15,6 +15,7 @@
 #include "core/model_kind.h"
 #include "io/dataset.h"
 #include "io/export.h"
+#include "io/faiss_index.h"
 #include "io/hdf5_util.h"
 #include "launch/cli_util.h"
 #include "launch/commands.h"
@@ -68,24 +69,36 @@ NcfParams load_ncf(const std::string& data, const std::string& params, dist::Com
 int cmd_export(int argc, char** argv) {
   TrainConfig c;  // its data
   std::string params, out, fmt = "h5";
+  io::FaissSpec index;
   Options opts = for_command(config_options(c), kExport);
   opts.insert(opts.end(), {
       params_option(params),
       Option("out", out, "output file (h5), or the prefix of the files (tsv, npy)").abbrev('o').required(),
       Option("format", fmt,
              "h5: the parameters (/user|item/{embedding,raw_id}, /dense); tsv: OUT.user.tsv, OUT.item.tsv; npy: "
-             "OUT.user.npy, OUT.user_ids.npy, OUT.item.npy, OUT.item_ids.npy. tsv and npy hold the retrieval "
-             "vectors: score = user . item (vbpr: the 2d scoring vectors; gmf: p_u and w_p*q_i, plus a constant)")
-          .choices({"h5", "tsv", "npy"}),
+             "OUT.user.npy, OUT.user_ids.npy, OUT.item.npy, OUT.item_ids.npy; faiss: as npy, with the item "
+             "vectors in an inner-product FAISS index OUT.item.faiss (id = row). tsv, npy and faiss hold the "
+             "retrieval vectors: score = user . item (vbpr: the 2d scoring vectors; gmf: p_u and w_p*q_i, plus a "
+             "constant)")
+          .choices({"h5", "tsv", "npy", "faiss"}),
+      Option("index-type", index.type, "faiss: flat (exact search) or hnsw (a graph: approximate, faster)")
+          .choices({"flat", "hnsw"}),
+      Option("hnsw-m", index.hnsw_m, "faiss hnsw: links per node").range(2, 512),
+      Option("hnsw-ef-construction", index.ef_construction, "faiss hnsw: candidates kept while building").at_least(1),
+      Option("hnsw-ef-search", index.ef_search, "faiss hnsw: candidates kept while searching (stored in the index)")
+          .at_least(1),
   });
   if (parse(argc, argv, "usage: [mpirun -np N] shardrec export --data DATA.h5 --params PARAMS.h5 --out FILE", opts).help)
     return 0;
-  if (out == "-") fail("option --out: export writes files; give a file name (a prefix for tsv and npy)");
+  if (out == "-") fail("option --out: export writes files; give a file name (a prefix for tsv, npy and faiss)");
+  if (fmt == "faiss" && !io::have_faiss())
+    fail("option --format faiss: this shardrec was built without FAISS (Debian: libfaiss-dev, which "
+         "launch/install-deps.sh installs; then rebuild)");
   const std::vector<std::string> kinds = {"user", "item"};
   std::vector<std::string> files;
   if (fmt == "h5") files = {out};
   else if (fmt == "tsv") files = {out + ".user.tsv", out + ".item.tsv"};
-  else files = io::npy_paths(out, kinds);
+  else files = io::npy_paths(out, kinds, fmt == "faiss");
   for (const auto& f : files) output_target(f);  // a bad target fails before the work
   std::string model = "mf";
   if (is_pointwise_params(params)) model = io::H5File::open_read(params).read_attr_str("/", "model");
@@ -98,6 +111,7 @@ int cmd_export(int argc, char** argv) {
         const std::string& data = c.data;
         check_inputs(comm, data, params);
         std::string what;
+        const io::FaissSpec* faiss = fmt == "faiss" ? &index : nullptr;
         if (model_kind(model).pointwise) {
           NcfParams p = load_ncf(data, params, comm);
           if (fmt == "h5") {
@@ -113,7 +127,7 @@ int cmd_export(int argc, char** argv) {
             for (int64_t l = 0; l < p.item->local_rows(); ++l)
               for (int k = 0; k < d; ++k) p.item->local_row(l)[k] *= p.dense[k];
             if (fmt == "tsv") io::export_tsv(out, {p.user.get(), p.item.get()}, kinds, data, comm);
-            else io::export_npy(out, {p.user.get(), p.item.get()}, kinds, data, comm);
+            else io::export_npy(out, {p.user.get(), p.item.get()}, kinds, data, comm, 1 << 16, faiss);
             what = " (gmf: logit = user . item + " + json_number(p.dense[d]) + ")";
           }
         } else {
@@ -131,7 +145,7 @@ int cmd_export(int argc, char** argv) {
               item = q.get();
             }
             if (fmt == "tsv") io::export_tsv(out, {&m.model->user, item}, kinds, data, comm);
-            else io::export_npy(out, {&m.model->user, item}, kinds, data, comm);
+            else io::export_npy(out, {&m.model->user, item}, kinds, data, comm, 1 << 16, faiss);
             if (m.model->vbpr()) what = " (vbpr: the 2d scoring vectors, score = user . item)";
           }
         }

@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       libboost-program-options-dev libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pip
-      zlib1g-dev libzstd-dev)  # prep reads .gz / .zst logs (optional: the build works without)
+      zlib1g-dev libzstd-dev   # prep reads .gz / .zst logs (optional: the build works without)
+      libfaiss-dev)            # export --format faiss (optional: the build works without)
 # CI also runs the SLURM test (tests/slurm.sh), which starts its own munged/slurmctld/slurmd.
 [ "${CI:-}" = "true" ] && pkgs+=(slurm-wlm munge)
 missing=()

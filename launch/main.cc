@@ -43,11 +43,11 @@ std::string usage() {
   return u;
 }
 
-// shardrec 0.1.0 (commit 1a2b3c4d5e6f, Release; CUDA backend: sm 80;90 | not built)
+// shardrec 0.1.0 (commit 1a2b3c4d5e6f, Release; CUDA backend: sm 80;90 | not built; FAISS: yes | no)
 std::string version() {
   std::string v = "shardrec " SHARDREC_VERSION " (commit " SHARDREC_COMMIT ", " SHARDREC_BUILD_TYPE "; CUDA backend: ";
   v += SHARDREC_HAVE_CUDA ? std::string("built for sm ") + SHARDREC_CUDA_ARCHS + ", NCCL" : std::string("not built");
-  return v + ")";
+  return v + (SHARDREC_HAVE_FAISS ? "; FAISS: yes)" : "; FAISS: no)");
 }
 }  // namespace
 

@@ -80,5 +80,25 @@ for m in gmf neumf; do
     && "$bin" eval --data il.h5 --params $m.h5 --out $m.b.json >/dev/null 2>&1 \
     && cmp -s $m.a.json $m.b.json && ok "$m h5 export evaluates as params.h5" || bad "$m h5 export"
 done
+# --format faiss: the npy files plus the item vectors in a FAISS index (tests/test_faiss.cc reads
+# such indexes back with FAISS); a flat index stores the vectors as they are, so its tail is the
+# npy export's item matrix, and it is byte-identical on 1 and 3 ranks.
+if "$bin" --version | grep -q "FAISS: yes"; then
+  out=$("$mpiexec" --oversubscribe -np 3 "$bin" export --data d.h5 --params vbpr/params.h5 --format faiss --out vf3) \
+    && "$bin" export --data d.h5 --params vbpr/params.h5 --format faiss --out vf1 >/dev/null \
+    && grep -q "^wrote vf3.user.npy, vf3.user_ids.npy, vf3.item.faiss and vf3.item_ids.npy" <<<"$out" \
+    && cmp -s vf1.item.faiss vf3.item.faiss && cmp -s vf3.user.npy vbpr.1.user.npy && cmp -s vf3.item_ids.npy vbpr.1.item_ids.npy \
+    && python3 -c '
+import sys, numpy as np
+I = np.load("vbpr.1.item.npy"); b = open("vf3.item.faiss", "rb").read()
+assert b[:4] == b"IxFI" and b.endswith(I.tobytes()), "not a flat inner-product index of the item vectors"' \
+    && ok "vbpr faiss (flat): files named, the item vectors, the same on 1 and 3 ranks" || bad "vbpr faiss: $out"
+  "$bin" export --data d.h5 --params vbpr/params.h5 --format faiss --index-type hnsw --hnsw-m 8 --out vh >/dev/null \
+    && [ "$(head -c 4 vh.item.faiss)" = IHNf ] && ok "faiss hnsw index written" || bad "faiss hnsw"
+else
+  out=$("$bin" export --data d.h5 --params vbpr/params.h5 --format faiss --out vf 2>&1); rc=$?
+  [ $rc -ne 0 ] && grep -q "built without FAISS (Debian: libfaiss-dev" <<<"$out" && ok "faiss: refused, names the package" \
+    || bad "faiss without FAISS (exit $rc): $out"
+fi
 [ $fails -eq 0 ] && echo "all export cases ok"
 exit $fails
