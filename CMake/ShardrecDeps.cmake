@@ -39,6 +39,36 @@ else()
   message(STATUS "shardrec: zstd not found (Debian: libzstd-dev): prep will refuse .zst inputs")
 endif()
 
+# FAISS indexes for export --format faiss (Debian: libfaiss-dev, a static library that needs
+# OpenMP and BLAS/LAPACK). Optional: without it export says at run time which package the format
+# needs. -DSHARDREC_FAISS=OFF leaves it out where it is installed.
+option(SHARDREC_FAISS "Build export --format faiss when libfaiss-dev is found" ON)
+set(SHARDREC_HAVE_FAISS 0)
+add_library(shardrec::faiss INTERFACE IMPORTED)
+if(SHARDREC_FAISS)
+  find_package(OpenMP QUIET COMPONENTS CXX)
+  if(OpenMP_CXX_FOUND)
+    find_package(faiss CONFIG QUIET)
+  endif()
+  if(TARGET faiss)
+    # Debian's target names BLAS and LAPACK by absolute path: all of them must be there.
+    get_target_property(_faiss_libs faiss INTERFACE_LINK_LIBRARIES)
+    set(_faiss_ok TRUE)
+    foreach(_lib IN LISTS _faiss_libs)
+      if(IS_ABSOLUTE "${_lib}" AND NOT EXISTS "${_lib}")
+        set(_faiss_ok FALSE)
+        message(STATUS "shardrec: FAISS found but ${_lib} is missing: export --format faiss left out")
+      endif()
+    endforeach()
+    if(_faiss_ok)
+      set(SHARDREC_HAVE_FAISS 1)
+      target_link_libraries(shardrec::faiss INTERFACE faiss)
+    endif()
+  else()
+    message(STATUS "shardrec: FAISS not found (Debian: libfaiss-dev): export will refuse --format faiss")
+  endif()
+endif()
+
 set(SHARDREC_HAVE_CUDA 0)
 # AUTO builds the CUDA backend when the toolkit is found and this machine shows a GPU: a user's
 # build on a CPU-only machine skips minutes of nvcc. CI and bench/gpu_bundle.sh ask for ON.

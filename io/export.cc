@@ -1,5 +1,7 @@
 #include "io/export.h"
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -11,6 +13,7 @@
 #include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "io/hdf5_util.h"
+#include "io/text.h"
 
 namespace shardrec::io {
 
@@ -154,6 +157,11 @@ void export_tsv(const std::string& prefix, const std::vector<const dist::Sharded
     const int d = tables[t]->dim();
     const auto ids = read_raw_ids(ds, info, kinds[t], c0, n);
     std::string text;
+    if (c0 == 0) {  // the header: the id space, then v1..vd
+      text = kinds[t];
+      for (int c = 1; c <= d; ++c) text.append("\tv").append(std::to_string(c));
+      text += "\n";
+    }
     for (int64_t r = 0; r < n; ++r) {
       text += ids[r];
       for (int c = 0; c < d; ++c) {
@@ -166,6 +174,110 @@ void export_tsv(const std::string& prefix, const std::vector<const dist::Sharded
     parts[t]->write(text);
   });
   on_root(comm, error, [&] { files.commit(); });
+  share_root_error(comm, error);
+}
+
+namespace {
+
+// The header of a version 1.0 .npy file: magic, version, header length, then the header dict
+// padded with spaces to a multiple of 64 bytes and ended by a newline (NumPy's format).
+std::string npy_header(const std::string& descr, const std::vector<int64_t>& shape) {
+  // Built by append: operator+ on literals here trips GCC 12's -Wrestrict false positive.
+  std::string dict = "{'descr': '";
+  dict.append(descr).append("', 'fortran_order': False, 'shape': (");
+  for (size_t k = 0; k < shape.size(); ++k) dict.append(k ? ", " : "").append(std::to_string(shape[k]));
+  if (shape.size() == 1) dict += ",";  // a 1-tuple
+  dict.append("), }");
+  const size_t total = (10 + dict.size() + 1 + 63) / 64 * 64;
+  dict.append(total - 10 - dict.size() - 1, ' ').append("\n");
+  std::string h("\x93NUMPY\x01\x00", 8);
+  h += static_cast<char>(dict.size() & 0xff);
+  h += static_cast<char>(dict.size() >> 8);
+  return h + dict;
+}
+
+// Code points of a UTF-8 string; ids that are not UTF-8 cannot be a NumPy unicode string.
+std::u32string utf32(const std::string& s, const std::string& kind) {
+  std::u32string out;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const int n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > s.size())
+      fail("export --format npy: raw " + kind + " id " + text::show(s) + " is not UTF-8 (use --format tsv or h5)");
+    char32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (int k = 1; k < n; ++k) {
+      const auto x = static_cast<unsigned char>(s[i + k]);
+      if ((x >> 6) != 2)
+        fail("export --format npy: raw " + kind + " id " + text::show(s) + " is not UTF-8 (use --format tsv or h5)");
+      cp = (cp << 6) | (x & 0x3f);
+    }
+    out += cp;
+    i += n;
+  }
+  return out;
+}
+
+void put_le32(std::string& b, uint32_t v) {
+  for (int k = 0; k < 4; ++k) b += static_cast<char>((v >> (8 * k)) & 0xff);
+}
+
+}  // namespace
+
+std::vector<std::string> npy_paths(const std::string& prefix, const std::vector<std::string>& kinds, bool faiss) {
+  std::vector<std::string> out;
+  for (const auto& kind : kinds) {
+    out.push_back(prefix + "." + kind + (faiss && &kind == &kinds.back() ? ".faiss" : ".npy"));
+    out.push_back(prefix + "." + kind + "_ids.npy");
+  }
+  return out;
+}
+
+void export_npy(const std::string& prefix, const std::vector<const dist::ShardedEmbedding*>& tables,
+                const std::vector<std::string>& kinds, const std::string& dataset, dist::Comm& comm,
+                int64_t chunk_rows, const FaissSpec* faiss) {
+  static_assert(std::endian::native == std::endian::little, "the .npy files are written little-endian");
+  const size_t indexed = faiss ? tables.size() - 1 : tables.size();  // the table that goes to FAISS
+  std::vector<float> index_rows;  // rank 0: its vectors, all of them, for the index
+  AtomicFiles files;
+  std::vector<AtomicFile*> parts;
+  H5File ds;
+  DatasetInfo info;
+  std::string error;
+  on_root(comm, error, [&] {
+    const auto paths = npy_paths(prefix, kinds, faiss != nullptr);
+    for (const auto& p : paths) parts.push_back(&files.add(p));
+    ds = H5File::open_read(dataset);
+    info = read_info(ds);
+    for (size_t t = 0; t < tables.size(); ++t) {
+      const auto* tb = tables[t];
+      if (t != indexed) parts[2 * t]->write(npy_header("<f4", {tb->rows(), tb->dim()}));
+      // The ids as fixed-width UTF-32 ('<U' + the longest id), NumPy's own string arrays.
+      std::vector<std::u32string> ids;
+      size_t w = 1;
+      for (const auto& id : read_raw_ids(ds, info, kinds[t], 0, tb->rows())) {
+        ids.push_back(utf32(id, kinds[t]));
+        w = std::max(w, ids.back().size());
+      }
+      std::string b = npy_header("<U" + std::to_string(w), {tb->rows()});
+      for (const auto& id : ids) {
+        for (char32_t cp : id) put_le32(b, cp);
+        for (size_t k = id.size(); k < w; ++k) put_le32(b, 0);
+      }
+      parts[2 * t + 1]->write(b);
+    }
+  });
+  share_root_error(comm, error);
+  gather_rows(tables, comm, chunk_rows, error, [&](size_t t, int64_t, int64_t n, const float* rows) {
+    const size_t count = static_cast<size_t>(n) * tables[t]->dim();
+    if (t == indexed) index_rows.insert(index_rows.end(), rows, rows + count);
+    else parts[2 * t]->write({reinterpret_cast<const char*>(rows), count * sizeof(float)});
+  });
+  on_root(comm, error, [&] {
+    if (faiss)  // FAISS writes the file by name: the temporary that commit() renames
+      write_faiss_index(parts[2 * indexed]->tmp_path(), index_rows.data(), tables[indexed]->rows(),
+                        tables[indexed]->dim(), *faiss);
+    files.commit();
+  });
   share_root_error(comm, error);
 }
 

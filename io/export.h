@@ -10,6 +10,7 @@
 
 #include "dist/comm.h"
 #include "dist/sharded_embedding.h"
+#include "io/faiss_index.h"
 
 namespace shardrec::io {
 
@@ -32,11 +33,24 @@ void export_tables(const std::string& path, const std::vector<const dist::Sharde
                    const std::vector<DenseParam>& dense = {},
                    const std::vector<std::pair<std::string, std::string>>& attrs = {});
 
-// The same tables as text: PREFIX.<kind>.tsv, one line per row (raw id, then the values). Both
+// The same tables as text: PREFIX.<kind>.tsv, a header (the kind, then v1..vd), then one line per
+// row (raw id, then the values). Both
 // files appear together once complete, or neither does.
 void export_tsv(const std::string& prefix, const std::vector<const dist::ShardedEmbedding*>& tables,
                 const std::vector<std::string>& kinds, const std::string& dataset, dist::Comm& comm,
                 int64_t chunk_rows = 1 << 16);
+
+// The same tables as NumPy arrays: PREFIX.<kind>.npy (float32 [rows, dim], in id order) and
+// PREFIX.<kind>_ids.npy (the raw ids, a unicode string array '<Un' that np.load reads without
+// pickle), the names npy_paths gives. All the files appear together once complete, or none does;
+// a raw id that is not UTF-8 is an error naming it.
+// With faiss, the last table's vectors go to a FAISS index PREFIX.<kind>.faiss instead (FAISS id
+// = dense id; io/faiss_index.h), its ids still to PREFIX.<kind>_ids.npy.
+void export_npy(const std::string& prefix, const std::vector<const dist::ShardedEmbedding*>& tables,
+                const std::vector<std::string>& kinds, const std::string& dataset, dist::Comm& comm,
+                int64_t chunk_rows = 1 << 16, const FaissSpec* faiss = nullptr);
+std::vector<std::string> npy_paths(const std::string& prefix, const std::vector<std::string>& kinds,
+                                   bool faiss = false);
 
 // Collective. Fills each table's local rows (and the dense parameters) from a parameters file;
 // errors name the file and the mismatch, a value that is not finite names the tensor and row,

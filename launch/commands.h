@@ -12,5 +12,6 @@ int cmd_export(int argc, char** argv);
 int cmd_landscape(int argc, char** argv);
 int cmd_plan(int argc, char** argv);
 int cmd_recommend(int argc, char** argv);
+int cmd_similar_items(int argc, char** argv);
 
 }  // namespace shardrec::cli

@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       libboost-program-options-dev libgtest-dev libgmock-dev libbenchmark-dev python3 python3-pip
-      zlib1g-dev libzstd-dev)  # prep reads .gz / .zst logs (optional: the build works without)
+      zlib1g-dev libzstd-dev   # prep reads .gz / .zst logs (optional: the build works without)
+      libfaiss-dev)            # export --format faiss (optional: the build works without)
 # CI also runs the SLURM test (tests/slurm.sh), which starts its own munged/slurmctld/slurmd.
 [ "${CI:-}" = "true" ] && pkgs+=(slurm-wlm munge)
 missing=()
@@ -19,4 +20,9 @@ fi
 # (h5py, numpy, scipy: its readers hand splits over as scipy CSR matrices).
 if ! python3 -c 'import h5py, numpy, scipy' 2>/dev/null; then
   python3 -m pip install -q h5py numpy scipy 2>/dev/null || python3 -m pip install -q --break-system-packages h5py numpy scipy
+fi
+# matplotlib draws bench/plot_*.py (tests/plots.sh checks them, and skips without it): optional.
+if ! python3 -c 'import matplotlib' 2>/dev/null; then
+  python3 -m pip install -q matplotlib 2>/dev/null || python3 -m pip install -q --break-system-packages matplotlib \
+    || echo "install-deps: matplotlib not installed (only the plots need it)" >&2
 fi

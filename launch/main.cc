@@ -25,8 +25,9 @@ const Command kCommands[] = {
     {"synth", shardrec::cli::cmd_synth, "generate a synthetic dataset (popularity skew, planted structure)"},
     {"train", shardrec::cli::cmd_train, "train a model; run under mpirun -np N to shard it over N ranks"},
     {"eval", shardrec::cli::cmd_eval, "evaluate trained parameters on the valid or test split"},
-    {"export", shardrec::cli::cmd_export, "write trained tables with raw ids (HDF5 or TSV)"},
+    {"export", shardrec::cli::cmd_export, "write trained parameters (HDF5) or retrieval vectors (TSV, .npy) with raw ids"},
     {"recommend", shardrec::cli::cmd_recommend, "top-K items per user from trained parameters (training items left out)"},
+    {"similar-items", shardrec::cli::cmd_similar_items, "nearest items by the item scoring vectors of mf/vbpr parameters"},
     {"landscape", shardrec::cli::cmd_landscape, "training loss around trained parameters (1-D/2-D, CSV) and a sharpness number"},
     {"plan", shardrec::cli::cmd_plan, "memory per rank, bytes per step and step time of a configuration, before running it"},
 };
@@ -42,11 +43,11 @@ std::string usage() {
   return u;
 }
 
-// shardrec 0.1.0 (commit 1a2b3c4d5e6f, Release; CUDA backend: sm 80;90 | not built)
+// shardrec 0.1.0 (commit 1a2b3c4d5e6f, Release; CUDA backend: sm 80;90 | not built; FAISS: yes | no)
 std::string version() {
   std::string v = "shardrec " SHARDREC_VERSION " (commit " SHARDREC_COMMIT ", " SHARDREC_BUILD_TYPE "; CUDA backend: ";
   v += SHARDREC_HAVE_CUDA ? std::string("built for sm ") + SHARDREC_CUDA_ARCHS + ", NCCL" : std::string("not built");
-  return v + ")";
+  return v + (SHARDREC_HAVE_FAISS ? "; FAISS: yes)" : "; FAISS: no)");
 }
 }  // namespace
 

@@ -124,7 +124,7 @@ if [ ! -e /dev/nvidia0 ]; then
 fi
 expect_error "a mistyped command gets a suggestion" "unknown command 'trian'; did you mean 'train'?" "$bin" trian
 ver=$("$bin" --version)
-if grep -qE '^shardrec [0-9.]+ \(commit ([0-9a-f]+(-dirty)?|unknown), [A-Za-z]+; CUDA backend: (built for sm .*|not built)\)$' <<<"$ver"; then
+if grep -qE '^shardrec [0-9.]+ \(commit ([0-9a-f]+(-dirty)?|unknown), [A-Za-z]+; CUDA backend: (built for sm .*|not built); FAISS: (yes|no)\)$' <<<"$ver"; then
   echo "ok   --version: $ver"
 else
   echo "FAIL --version: '$ver'"; fails=$((fails+1))

@@ -63,8 +63,9 @@ run 2 "$bin" export --data data.h5 --params run3/params.h5 --out emb --format ts
 # Into a file first: awk stops reading early, which would end h5dump with SIGPIPE (pipefail).
 h5dump -A data.h5 > data.attrs
 users=$(awk '/"num_users"/{f=1} f && /\(0\)/{print $2; exit}' data.attrs)
-test "$(wc -l < emb.user.tsv)" -eq "$users"
-head -c 200 emb.item.tsv | grep -qP '^\d+\t-?[0-9.e-]+\t'
+test "$(wc -l < emb.user.tsv)" -eq "$((users + 1))"   # a header, then a line per user
+head -1 emb.user.tsv | grep -qP '^user\tv1\tv2\t'
+sed -n 2p emb.item.tsv | grep -qP '^\d+\t-?[0-9.e-]+\t'
 
 # The loss landscape and sharpness do not depend on the number of ranks either.
 run 1 "$bin" landscape --data data.h5 --params run1/params.h5 --out land1.csv --dims 2 --steps 5 --sharpness-dirs 2 --negatives 2
