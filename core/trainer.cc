@@ -92,9 +92,25 @@ bool Trainer::run_phase(int epoch, int phase, std::span<const uint32_t> rows, st
   // Named by a collective that times out (dist::Comm::set_context).
   const std::string where = "epoch " + std::to_string(epoch) + (meta ? ", meta phase" : "");
   comm_.set_context(where + ", step " + std::to_string(p.step + 1));
+  const double t0 = now();
+  double last = t0;
+  const int64_t first = p.step, S = phase_steps(phase);
   r.after_step = [&](int64_t s) {
     p.step = s + 1;
     comm_.set_context(where + ", step " + std::to_string(s + 2));
+    if (progress_ && progress_every_ > 0 && p.step < S && now() - last >= progress_every_) {
+      last = now();
+      StepProgress sp;
+      sp.epoch = epoch;
+      sp.phase = phase;
+      sp.step = p.step;
+      sp.steps = S;
+      sp.seconds = last - t0;
+      const double done = static_cast<double>(p.step - first);
+      sp.samples_per_s = done * static_cast<double>(cfg_.batch) / std::max(sp.seconds, 1e-9);
+      sp.eta_seconds = sp.seconds / done * static_cast<double>(S - p.step);
+      progress_(sp);
+    }
     if (!step_hook_ || !step_hook_(*this)) return false;
     stop_requested_ = true;  // every rank agreed (the hook's contract): no collective below
     return true;

@@ -74,6 +74,16 @@ struct TrainProgress {
   double elapsed = 0;     // seconds of the completed epochs (for the ETA only)
 };
 
+// Where an epoch stands, for progress lines between the epoch lines (set_progress).
+struct StepProgress {
+  int epoch = 0;
+  int phase = 0;
+  int64_t step = 0, steps = 0;  // the phase's steps done, of steps
+  double seconds = 0;           // since the phase (or its resumed part) began
+  double samples_per_s = 0;     // rows of all ranks per second in it
+  double eta_seconds = 0;       // the phase's time left at that pace
+};
+
 struct FitResult {
   std::vector<EpochLog> epochs;  // the epochs run by this call (a resumed run: those after the resume)
   int best_epoch = 0;  // epoch whose parameters the model holds at the end (0 = initial)
@@ -128,6 +138,12 @@ class Trainer {
     return (prog_.epoch - 1) * steps_per_epoch() + (prog_.phase == 1 ? phase_steps(0) : 0) + prog_.step;
   }
   void set_step_hook(std::function<bool(Trainer&)> hook) { step_hook_ = std::move(hook); }
+  // Called on every rank at a step boundary once `every` seconds have passed since the phase
+  // began or the last call (0: never); no collective, so what it prints is its rank's view.
+  void set_progress(std::function<void(const StepProgress&)> fn, double every) {
+    progress_ = std::move(fn);
+    progress_every_ = every;
+  }
   // The device engine trains on its own copy of the state; checkpoints read and restore the host
   // tables. These copy the whole state down and back up (no-ops on the CPU).
   void sync_state_to_host() { engine_->state_to_host(); }
@@ -158,6 +174,8 @@ class Trainer {
   TrainProgress prog_;
   IgStats ig_;
   std::function<bool(Trainer&)> step_hook_;
+  std::function<void(const StepProgress&)> progress_;
+  double progress_every_ = 0;
   bool stop_requested_ = false;
 };
 

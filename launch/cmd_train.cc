@@ -28,6 +28,7 @@ struct RunOptions {
   std::string checkpoint_every, resume;
   int keep_checkpoints = 3;
   double comm_timeout = default_comm_timeout();
+  double progress_every = 10;
   io::CheckpointPolicy ckpt;
   std::string ini;  // config.ini
 };
@@ -142,6 +143,16 @@ int train(TrainConfig c, const RunOptions& r, int argc, char** argv) {
           std::printf("device %s\n", trainer.device_name().c_str());
         const auto checkpointer =
             setup_checkpoints(trainer, c, r.ckpt, r.resume, params_file_bytes(trainer.model()), r.quiet, r.ini, comm);
+        if (root && !r.quiet)
+          trainer.set_progress(
+              [&](const StepProgress& p) {
+                std::printf("  epoch %d/%d%s  step %lld/%lld  %s samples/s  %s left in the %s\n", p.epoch, c.epochs,
+                            ig ? (p.phase == 1 ? " meta" : " train") : "", (long long)p.step, (long long)p.steps,
+                            human_rate(p.samples_per_s).c_str(), human_time(p.eta_seconds).c_str(),
+                            ig ? "phase" : "epoch");
+                std::fflush(stdout);
+              },
+              r.progress_every);
         auto res = trainer.fit([&](const EpochLog& e) {
           if (!root) return;
           std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
@@ -197,6 +208,9 @@ int cmd_train(int argc, char** argv) {
              "write a checkpoint to RUN_DIR/checkpoints every N steps (e.g. 500) or minutes (e.g. 30m); "
              "SIGUSR1, SIGTERM and SIGINT also write one and stop (exit codes 75, 143, 130)"),
       Option("keep-checkpoints", r.keep_checkpoints, "keep the newest K checkpoints").at_least(1),
+      Option("progress-every", r.progress_every,
+             "inside an epoch, a progress line (step, samples/s, time left) every this many seconds; 0: none")
+          .at_least(0),
       Option("comm-timeout", r.comm_timeout,
              "seconds a collective may wait for the other ranks before the job ends with exit code 124 and a "
              "message naming the collective (a rank or a link is gone); 0: no limit (default: "

@@ -117,6 +117,14 @@ order=$("$bin" eval --data fa.h5 --params fa_run/params.h5 --ks 5,10,50,100 --sp
 grep -qx "data = $PWD/fa.h5" fa_run/config.ini && echo "ok   config.ini: data = $PWD/fa.h5" || { echo "FAIL config.ini data path: $(grep '^data' fa_run/config.ini)"; fails=$((fails+1)); }
 note=$("$bin" train --data fa.h5 --epochs 1 --dim 4 --final-eval false 2>&1 >/dev/null)
 grep -q "no --run-dir: the trained parameters are not saved" <<<"$note" && echo "ok   no --run-dir: a notice" || { echo "FAIL no --run-dir notice: $note"; fails=$((fails+1)); }
+# Progress lines inside an epoch: as often as asked (every step here), with the step count of
+# the epoch; none with --progress-every 0.
+prog=$("$bin" train --data fa.h5 --epochs 1 --dim 4 --batch 16 --final-eval false --progress-every 0.000001 2>/dev/null)
+steps=$(grep -cE "^  epoch 1/1  step [0-9]+/[0-9]+  .* samples/s  .* left in the epoch$" <<<"$prog")
+total=$(grep -m1 -oE "step [0-9]+/[0-9]+" <<<"$prog" | cut -d/ -f2)
+none=$("$bin" train --data fa.h5 --epochs 1 --dim 4 --batch 16 --final-eval false --progress-every 0 2>/dev/null | grep -c "  step ")
+[ -n "$total" ] && [ "$steps" -eq $((total - 1)) ] && [ "$none" -eq 0 ] && echo "ok   progress lines: $steps of $total steps, none with 0" \
+  || { echo "FAIL progress lines: $steps of '$total', $none with 0"; fails=$((fails+1)); }
 if [ ! -e /dev/nvidia0 ]; then
   note=$("$bin" train --data fa.h5 --epochs 1 --dim 4 --device auto --final-eval false 2>&1 >/dev/null)
   grep -q "device auto: no GPU is visible, training on the CPU" <<<"$note" && echo "ok   --device auto on a CPU machine: a notice" \
