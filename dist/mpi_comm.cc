@@ -127,6 +127,19 @@ void MpiComm::watch() {
   }
 }
 
+// A collective: its blocking call without a timeout, else its non-blocking form finished within
+// it. Both lambdas return an MPI error code; start gets the request to fill.
+template <class Blocking, class Start>
+void MpiComm::run(const char* what, Blocking blocking, Start start) {
+  if (timeout_ <= 0) {
+    check(blocking(), what);
+    return;
+  }
+  MPI_Request req;
+  check(start(&req), what);
+  finish(&req, what);
+}
+
 void MpiComm::do_alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs,
                           void* recv, const size_t* recv_bytes, const size_t* recv_displs, Memory) {
   std::vector<int> sc(size_), sd(size_), rc(size_), rd(size_);
@@ -136,47 +149,28 @@ void MpiComm::do_alltoallv(const void* send, const size_t* send_bytes, const siz
     rc[k] = to_int(recv_bytes[k], "alltoallv");
     rd[k] = to_int(recv_displs[k], "alltoallv");
   }
-  if (timeout_ <= 0) {
-    check(MPI_Alltoallv(send, sc.data(), sd.data(), MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE, impl_->comm),
-          "Alltoallv");
-    return;
-  }
-  MPI_Request req;
-  check(MPI_Ialltoallv(send, sc.data(), sd.data(), MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE, impl_->comm, &req),
-        "Alltoallv");
-  finish(&req, "Alltoallv");
+  run("Alltoallv",
+      [&] { return MPI_Alltoallv(send, sc.data(), sd.data(), MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE, impl_->comm); },
+      [&](MPI_Request* q) {
+        return MPI_Ialltoallv(send, sc.data(), sd.data(), MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE, impl_->comm, q);
+      });
 }
 
 void MpiComm::do_alltoall_u64(const uint64_t* send, uint64_t* recv) {
-  if (timeout_ <= 0) {
-    check(MPI_Alltoall(send, 1, MPI_UINT64_T, recv, 1, MPI_UINT64_T, impl_->comm), "Alltoall");
-    return;
-  }
-  MPI_Request req;
-  check(MPI_Ialltoall(send, 1, MPI_UINT64_T, recv, 1, MPI_UINT64_T, impl_->comm, &req), "Alltoall");
-  finish(&req, "Alltoall");
+  run("Alltoall", [&] { return MPI_Alltoall(send, 1, MPI_UINT64_T, recv, 1, MPI_UINT64_T, impl_->comm); },
+      [&](MPI_Request* q) { return MPI_Ialltoall(send, 1, MPI_UINT64_T, recv, 1, MPI_UINT64_T, impl_->comm, q); });
 }
 
 void MpiComm::do_allreduce_sum(int64_t* data, size_t n, Memory) {
   const int count = to_int(n, "allreduce");
-  if (timeout_ <= 0) {
-    check(MPI_Allreduce(MPI_IN_PLACE, data, count, MPI_INT64_T, MPI_SUM, impl_->comm), "Allreduce");
-    return;
-  }
-  MPI_Request req;
-  check(MPI_Iallreduce(MPI_IN_PLACE, data, count, MPI_INT64_T, MPI_SUM, impl_->comm, &req), "Allreduce");
-  finish(&req, "Allreduce");
+  run("Allreduce", [&] { return MPI_Allreduce(MPI_IN_PLACE, data, count, MPI_INT64_T, MPI_SUM, impl_->comm); },
+      [&](MPI_Request* q) { return MPI_Iallreduce(MPI_IN_PLACE, data, count, MPI_INT64_T, MPI_SUM, impl_->comm, q); });
 }
 
 void MpiComm::do_allreduce_max(double* data, size_t n, Memory) {
   const int count = to_int(n, "allreduce");
-  if (timeout_ <= 0) {
-    check(MPI_Allreduce(MPI_IN_PLACE, data, count, MPI_DOUBLE, MPI_MAX, impl_->comm), "Allreduce");
-    return;
-  }
-  MPI_Request req;
-  check(MPI_Iallreduce(MPI_IN_PLACE, data, count, MPI_DOUBLE, MPI_MAX, impl_->comm, &req), "Allreduce");
-  finish(&req, "Allreduce");
+  run("Allreduce", [&] { return MPI_Allreduce(MPI_IN_PLACE, data, count, MPI_DOUBLE, MPI_MAX, impl_->comm); },
+      [&](MPI_Request* q) { return MPI_Iallreduce(MPI_IN_PLACE, data, count, MPI_DOUBLE, MPI_MAX, impl_->comm, q); });
 }
 
 void MpiComm::do_allgatherv(const void* send, size_t send_bytes, void* recv, const size_t* recv_bytes, Memory) {
@@ -188,44 +182,25 @@ void MpiComm::do_allgatherv(const void* send, size_t send_bytes, void* recv, con
     off += recv_bytes[k];
   }
   const int sb = to_int(send_bytes, "allgatherv");
-  if (timeout_ <= 0) {
-    check(MPI_Allgatherv(send, sb, MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE, impl_->comm), "Allgatherv");
-    return;
-  }
-  MPI_Request req;
-  check(MPI_Iallgatherv(send, sb, MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE, impl_->comm, &req), "Allgatherv");
-  finish(&req, "Allgatherv");
+  run("Allgatherv", [&] { return MPI_Allgatherv(send, sb, MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE, impl_->comm); },
+      [&](MPI_Request* q) {
+        return MPI_Iallgatherv(send, sb, MPI_BYTE, recv, rc.data(), rd.data(), MPI_BYTE, impl_->comm, q);
+      });
 }
 
 void MpiComm::do_allgather_u64(uint64_t value, uint64_t* recv) {
-  if (timeout_ <= 0) {
-    check(MPI_Allgather(&value, 1, MPI_UINT64_T, recv, 1, MPI_UINT64_T, impl_->comm), "Allgather");
-    return;
-  }
-  MPI_Request req;
-  check(MPI_Iallgather(&value, 1, MPI_UINT64_T, recv, 1, MPI_UINT64_T, impl_->comm, &req), "Allgather");
-  finish(&req, "Allgather");
+  run("Allgather", [&] { return MPI_Allgather(&value, 1, MPI_UINT64_T, recv, 1, MPI_UINT64_T, impl_->comm); },
+      [&](MPI_Request* q) { return MPI_Iallgather(&value, 1, MPI_UINT64_T, recv, 1, MPI_UINT64_T, impl_->comm, q); });
 }
 
 void MpiComm::do_broadcast(void* data, size_t bytes, int root, Memory) {
   const int count = to_int(bytes, "broadcast");
-  if (timeout_ <= 0) {
-    check(MPI_Bcast(data, count, MPI_BYTE, root, impl_->comm), "Bcast");
-    return;
-  }
-  MPI_Request req;
-  check(MPI_Ibcast(data, count, MPI_BYTE, root, impl_->comm, &req), "Bcast");
-  finish(&req, "Bcast");
+  run("Bcast", [&] { return MPI_Bcast(data, count, MPI_BYTE, root, impl_->comm); },
+      [&](MPI_Request* q) { return MPI_Ibcast(data, count, MPI_BYTE, root, impl_->comm, q); });
 }
 
 void MpiComm::do_barrier() {
-  if (timeout_ <= 0) {
-    check(MPI_Barrier(impl_->comm), "Barrier");
-    return;
-  }
-  MPI_Request req;
-  check(MPI_Ibarrier(impl_->comm, &req), "Barrier");
-  finish(&req, "Barrier");
+  run("Barrier", [&] { return MPI_Barrier(impl_->comm); }, [&](MPI_Request* q) { return MPI_Ibarrier(impl_->comm, q); });
 }
 
 }  // namespace shardrec::dist

@@ -55,6 +55,8 @@ class MpiComm final : public Comm {
  private:
   // Waits for a non-blocking collective (an MPI_Request*) within timeout().
   void finish(void* request, const char* what);
+  template <class Blocking, class Start>
+  void run(const char* what, Blocking blocking, Start start);  // mpi_comm.cc only
   void watch();
   struct Impl;
   std::unique_ptr<Impl> impl_;
