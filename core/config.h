@@ -50,7 +50,7 @@ struct TrainConfig {
   std::string device = "cpu";
   // GPU exchange: auto (NCCL when every rank has its own GPU), nccl, or host (staged through MPI).
   std::string gpu_comm = "auto";
-  // Inverse Learning (models gmf / neumf; core/pointwise_trainer.h, core/inverse_gradient.h).
+  // Inverse Learning (models gmf / neumf; core/trainer.h, core/inverse_gradient.h).
   // Their losses are bce and idl, their strategies plain and ig; defaults are the reference's.
   int mlp_layers = 3;            // neumf: MLP depth (MLP embeddings dim * 2^(layers-1) wide)
   double label_threshold = 2.0;  // label = rating > this, for datasets without their own
