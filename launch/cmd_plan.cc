@@ -6,10 +6,38 @@
 #include "core/planner.h"
 #include "io/dataset.h"
 #include "io/hdf5_util.h"
+#include "launch/cli_util.h"
 #include "launch/commands.h"
 #include "launch/options.h"
 
 namespace shardrec::cli {
+
+namespace {
+// The plan as one JSON object (plan --json): what was planned for, the largest rank's memory
+// in bytes, the collectives of one step, and the time estimates.
+std::string plan_json(const PlanInput& in, const Plan& p) {
+  auto num = [](double v) { return json_number(v); };
+  std::string s = "{\"model\": " + json_str(in.model) + ", \"world\": " + std::to_string(in.world) +
+                  ", \"users\": " + std::to_string(in.users) + ", \"items\": " + std::to_string(in.items) +
+                  ", \"train_rows\": " + std::to_string(in.train_rows) + ", \"dim\": " + std::to_string(in.dim) +
+                  ", \"batch\": " + std::to_string(in.batch) + ", \"optimizer\": " + json_str(in.optimizer) +
+                  ", \"strategy\": " + json_str(in.strategy) + ", \"memory_per_rank\": {\"tables\": " +
+                  num(p.rank.tables) + ", \"optimizer\": " + num(p.rank.optimizer) + ", \"data\": " + num(p.rank.data) +
+                  ", \"buffers\": " + num(p.rank.buffers) + ", \"dense\": " + num(p.rank.dense) +
+                  ", \"total\": " + num(p.rank.total) + "}, \"collectives\": [";
+  for (size_t k = 0; k < p.collectives.size(); ++k) {
+    const auto& c = p.collectives[k];
+    s += (k ? ", " : "") + std::string("{\"name\": ") + json_str(c.name) + ", \"bytes_per_step\": " +
+         num(c.bytes_per_step) + ", \"calls_per_step\": " + std::to_string(c.calls_per_step) +
+         ", \"allreduce\": " + (c.allreduce ? "true" : "false") + "}";
+  }
+  return s + "], \"bytes_per_step\": " + num(p.bytes_per_step) + ", \"steps_per_epoch\": " +
+         std::to_string(p.steps_per_epoch) + ", \"step_seconds\": " + num(p.step_seconds) +
+         ", \"compute_seconds\": " + num(p.compute_seconds) + ", \"comm_seconds\": " + num(p.comm_seconds) +
+         ", \"epoch_seconds\": " + num(p.epoch_seconds) + ", \"fits\": " + (p.fits ? "true" : "false") +
+         ", \"advice\": " + json_str(p.advice) + "}\n";
+}
+}  // namespace
 
 int cmd_plan(int argc, char** argv) {
   TrainConfig c;  // the model options it shares with train
@@ -17,6 +45,7 @@ int cmd_plan(int argc, char** argv) {
   in.heldout_rows = -1;
   std::string preset = "cpu";
   double mem_gib = 0, bw_gbs = 0, lat_us = 0, rate = 0;
+  bool json = false;
   Options opts = for_command(config_options(c), kPlan);
   opts.insert(opts.end(), {
       Option("users", in.users, "user table rows").at_least(0),
@@ -32,6 +61,7 @@ int cmd_plan(int argc, char** argv) {
       Option("bandwidth", bw_gbs, "GB/s per rank (overrides the preset)"),
       Option("latency-us", lat_us, "microseconds per message (overrides)"),
       Option("samples-per-s", rate, "compute rate per rank (overrides)"),
+      Option("json", json, "print the plan as one JSON object (bytes and seconds) instead of the table").flag(),
   });
   const Args args =
       parse(argc, argv, "usage: shardrec plan (--data DATA.h5 | --users U --items I --train-rows M) --world N [options]", opts);
@@ -64,7 +94,7 @@ int cmd_plan(int argc, char** argv) {
   if (rate > 0) in.samples_per_s = rate;
   in.mem_per_rank = mem_gib * 1024.0 * 1024.0 * 1024.0;
   const Plan p = make_plan(in);
-  std::fputs(format_plan(in, p).c_str(), stdout);
+  std::fputs(json ? plan_json(in, p).c_str() : format_plan(in, p).c_str(), stdout);
   if (!p.fits) {
     std::fprintf(stderr, "error: the plan does not fit: %s\n", p.advice.c_str());
     return 3;

@@ -125,6 +125,16 @@ total=$(grep -m1 -oE "step [0-9]+/[0-9]+" <<<"$prog" | cut -d/ -f2)
 none=$("$bin" train --data fa.h5 --epochs 1 --dim 4 --batch 16 --final-eval false --progress-every 0 2>/dev/null | grep -c "  step ")
 [ -n "$total" ] && [ "$steps" -eq $((total - 1)) ] && [ "$none" -eq 0 ] && echo "ok   progress lines: $steps of $total steps, none with 0" \
   || { echo "FAIL progress lines: $steps of '$total', $none with 0"; fails=$((fails+1)); }
+# plan --json: one object that says what it planned for and agrees with the table.
+plan=$("$bin" plan --data fa.h5 --world 3 --dim 8 --batch 64 --json)
+table=$("$bin" plan --data fa.h5 --world 3 --dim 8 --batch 64)
+if python3 -c "
+import json, sys
+d = json.loads(sys.argv[1])
+assert d['world'] == 3 and d['dim'] == 8 and d['batch'] == 64 and d['fits'] is True, d
+assert d['memory_per_rank']['total'] > d['memory_per_rank']['tables'] > 0 and d['collectives'], d
+assert 'steps per epoch %d' % d['steps_per_epoch'] in sys.argv[2] or str(d['steps_per_epoch']) in sys.argv[2]
+" "$plan" "$table"; then echo "ok   plan --json"; else echo "FAIL plan --json: $plan"; fails=$((fails+1)); fi
 if [ ! -e /dev/nvidia0 ]; then
   note=$("$bin" train --data fa.h5 --epochs 1 --dim 4 --device auto --final-eval false 2>&1 >/dev/null)
   grep -q "device auto: no GPU is visible, training on the CPU" <<<"$note" && echo "ok   --device auto on a CPU machine: a notice" \
