@@ -45,7 +45,7 @@ struct TrainConfig {
   std::string strategy = "plain";
   float mg_alpha1 = 1.0f, mg_alpha2 = 0.2f;
   int mg_beta = 3;
-  int log_every_steps = 0;   // extra progress lines within an epoch (0 = only per epoch)
+  int threads = 1;  // threads inside a rank (the results do not depend on it); 0: the cores it may run on
   // Backend (core/gpu_backend.h): cpu (the reference), cuda, or auto (cuda when a GPU is visible).
   std::string device = "cpu";
   // GPU exchange: auto (NCCL when every rank has its own GPU), nccl, or host (staged through MPI).

@@ -2,7 +2,12 @@
 
 #include <algorithm>
 
+#include <sched.h>
+
+#include <thread>
+
 #include "base/scratch.h"
+#include "base/thread_pool.h"
 #include "core/epoch_order.h"
 #include "core/inverse_gradient.h"
 
@@ -14,12 +19,29 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
  public:
   CpuEngine(const TrainConfig& cfg, Model& m, const io::DataShard& data, dist::Comm& comm, const Sampler& sampler,
             const uint8_t* labels)
-      : cfg_(cfg), m_(m), data_(data), comm_(comm), sampler_(sampler), labels_(labels) {}
+      : cfg_(cfg), m_(m), data_(data), comm_(comm), sampler_(sampler), labels_(labels), pool_(threads(cfg)) {
+    m_.user.set_pool(&pool_);
+    m_.item.set_pool(&pool_);
+    if (dist::ShardedEmbedding* f = m_.item_features()) f->set_pool(&pool_);
+  }
+  ~CpuEngine() override {
+    m_.user.set_pool(nullptr);
+    m_.item.set_pool(nullptr);
+    if (dist::ShardedEmbedding* f = m_.item_features()) f->set_pool(nullptr);
+  }
+
+  // --threads 0: the cores this process may run on (what the launcher bound it to).
+  static int threads(const TrainConfig& cfg) {
+    if (cfg.threads > 0) return cfg.threads;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }
 
   bool run_phase(const PhaseRun& r) override {
     const io::UserSlice& tr = data_.train();
     return run_steps(r, tr, [&](int64_t s, std::span<const LocalSample> samples, int64_t global_n) {
-      hb_.build(r, s, samples, global_n, tr, labels_, &sampler_, m_.draw_kind(), comm_.rank());
+      hb_.build(r, s, samples, global_n, tr, labels_, &sampler_, m_.draw_kind(), comm_.rank(), &pool_);
       // A sample runs on its user's owner, so user rows never travel: no collective for them.
       ur_ = m_.user.route(comm_, hb_.uid, /*local_only=*/true);
       ir_ = m_.item.route(comm_, hb_.iid);
@@ -164,6 +186,7 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
     a.w = w;
     a.scale = scale;
     a.terms = terms;
+    a.pool = &pool_;
     return a;
   }
 
@@ -186,6 +209,7 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
   dist::Comm& comm_;
   const Sampler& sampler_;
   const uint8_t* labels_;
+  mutable ThreadPool pool_;
   // The step in progress.
   HostBatch hb_;
   dist::Routing ur_, ir_;

@@ -69,7 +69,8 @@ bool run_steps(const PhaseRun& r, const io::UserSlice& tr,
 }
 
 void HostBatch::build(const PhaseRun& r, int64_t step, std::span<const LocalSample> s, int64_t global_n,
-                      const io::UserSlice& tr, const uint8_t* labels, const Sampler* sampler, DrawKind kind, int rank) {
+                      const io::UserSlice& tr, const uint8_t* labels, const Sampler* sampler, DrawKind kind, int rank,
+                      ThreadPool* pool) {
   const size_t n = s.size();
   const int per = 1 + r.draws;
   const uint64_t pos0 = static_cast<uint64_t>(step) * static_cast<uint64_t>(r.batch);
@@ -88,30 +89,41 @@ void HostBatch::build(const PhaseRun& r, int64_t step, std::span<const LocalSamp
     seen.resize(n);
     seen_cnt.resize(n);
   }
-  for (size_t i = 0; i < std::min(n, kAhead); ++i) __builtin_prefetch(&tr.ptr[s[i].user]);
-  for (size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) __builtin_prefetch(&tr.ptr[s[i + kAhead].user]);
-    if (i + kAhead / 2 < n) __builtin_prefetch(&tr.item[s[i + kAhead / 2].row]);
-    const int64_t user = tr.user_lo + s[i].user;
-    const uint64_t pos = pos0 + s[i].off;
-    uid[i] = user;
-    ukey[i] = pos;
-    row[i] = tr.row_lo + s[i].row;
-    ulocal[i] = static_cast<int32_t>(s[i].user);
-    if (labels) lab[i] = labels[s[i].row];
-    iid[i * per] = tr.item[s[i].row];
-    const auto items = tr.items_of(user);
-    if (host_negatives) {
-      seen[i] = items.data();
-      seen_cnt[i] = static_cast<int64_t>(items.size());
-    } else if (sampler) {
-      for (int k = 0; k < r.draws; ++k) iid[i * per + 1 + k] = sampler->draw(kind, r.epoch, row[i], k, items);
+  auto samples = [&](size_t lo, size_t hi, int) {
+    for (size_t i = lo; i < std::min(hi, lo + kAhead); ++i) __builtin_prefetch(&tr.ptr[s[i].user]);
+    for (size_t i = lo; i < hi; ++i) {
+      if (i + kAhead < n) __builtin_prefetch(&tr.ptr[s[i + kAhead].user]);
+      if (i + kAhead / 2 < n) __builtin_prefetch(&tr.item[s[i + kAhead / 2].row]);
+      const int64_t user = tr.user_lo + s[i].user;
+      const uint64_t pos = pos0 + s[i].off;
+      uid[i] = user;
+      ukey[i] = pos;
+      row[i] = tr.row_lo + s[i].row;
+      ulocal[i] = static_cast<int32_t>(s[i].user);
+      if (labels) lab[i] = labels[s[i].row];
+      iid[i * per] = tr.item[s[i].row];
+      const auto items = tr.items_of(user);
+      if (host_negatives) {
+        seen[i] = items.data();
+        seen_cnt[i] = static_cast<int64_t>(items.size());
+      } else if (sampler) {
+        for (int k = 0; k < r.draws; ++k) iid[i * per + 1 + k] = sampler->draw(kind, r.epoch, row[i], k, items);
+      }
+      for (int k = 0; k < per; ++k) ikey[i * per + k] = pos * per + k;
     }
-    for (int k = 0; k < per; ++k) ikey[i * per + k] = pos * per + k;
-  }
-  if (host_negatives)
+  };
+  auto negatives = [&](size_t lo, size_t hi, int) {
     for (int k = 0; k < r.draws; ++k)
-      sampler->negatives(r.epoch, k, n, row.data(), seen.data(), seen_cnt.data(), iid.data() + 1 + k, per);
+      sampler->negatives(r.epoch, k, hi - lo, row.data() + lo, seen.data() + lo, seen_cnt.data() + lo,
+                         iid.data() + lo * per + 1 + k, per);
+  };
+  if (pool) {
+    pool->run(n, samples);
+    if (host_negatives) pool->run(n, negatives);
+  } else {
+    samples(0, n, 0);
+    if (host_negatives) negatives(0, n, 0);
+  }
   b.epoch = r.epoch;
   b.step = step;
   b.n = n;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/rng.h"
+#include "base/thread_pool.h"
 #include "core/model.h"
 #include "core/sampler.h"
 #include "core/step_engine.h"
@@ -83,8 +84,10 @@ struct HostBatch {
   std::vector<int64_t> seen_cnt;
   StepBatch b;
   // sampler null: the draw slots are left to the device (only slot 0 of each sample is set).
+  // pool: threads that split the samples (the same batch for any number).
   void build(const PhaseRun& r, int64_t step, std::span<const LocalSample> s, int64_t global_n,
-             const io::UserSlice& tr, const uint8_t* labels, const Sampler* sampler, DrawKind kind, int rank);
+             const io::UserSlice& tr, const uint8_t* labels, const Sampler* sampler, DrawKind kind, int rank,
+             ThreadPool* pool = nullptr);
 };
 
 }  // namespace shardrec

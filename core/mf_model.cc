@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "base/math.h"
 #include "base/rng.h"
+#include "base/thread_pool.h"
 #include "core/evaluator.h"
 #include "core/gpu_backend.h"
 #include "core/model_kind.h"
@@ -104,53 +105,70 @@ void MFModel::pass(const StepBatch& bt, const PassArgs& a) {
   const float scale = a.scale;
   const float inv = scale / static_cast<float>(bt.global_n * (bpr_ ? negs : per));
   const float reg = scale * l2_ / static_cast<float>(bt.global_n);
-  float scratch[1];
-  for (size_t i = 0; i < n; ++i) {
-    double loss = 0;  // this sample's terms; samples are summed exactly (any grouping)
-    const float* u = &U[i * dq];
-    const float* ip = &Qp[i * per * dq];
-    float* gu = a.gU ? &a.gU[i * dq] : scratch;
-    float* gip = a.gU ? &gQ[i * per * dq] : scratch;
-    if (a.gU) {
-      std::fill(gu, gu + dq, 0.0f);
-      std::fill(gip, gip + per * dq, 0.0f);
-    }
-    const float sp = MFModel::score(u, ip, dq);
-    if (bpr_) {
-      for (int k = 0; k < negs; ++k) {
-        const float* jn = ip + (1 + k) * dq;
-        const float x = sp - MFModel::score(u, jn, dq);
-        loss += hd::softplus(-static_cast<double>(x));
-        if (!a.gU) continue;
-        const float c = -hd::sigmoid(-x) * inv;  // d loss / d x, averaged over the batch
-        kernels::bpr_backward(c, u, ip, jn, gu, gip, gip + (1 + k) * dq, dq);
-      }
-    } else {
-      for (int k = 0; k < per; ++k) {
-        const float* it = ip + k * dq;
-        const float y = k == 0 ? sp : MFModel::score(u, it, dq);
-        const float t = k == 0 ? 1.0f : 0.0f;
-        loss += hd::softplus(static_cast<double>(y)) - t * y;
-        if (!a.gU) continue;
-        const float c = (hd::sigmoid(y) - t) * inv;
-        kernels::axpy(c, it, gu, dq);
-        kernels::axpy(c, u, gip + k * dq, dq);
-      }
-    }
-    if (l2_ > 0) {  // on the embedding rows (the first de floats of each q)
-      double r = kernels::sum_squares(u, dq);
-      for (int k = 0; k < per; ++k) r += kernels::sum_squares(ip + k * dq, de);
-      loss += 0.5 * l2_ * r * (bpr_ ? negs : per);  // per loss term, like the data loss
+  // The samples are independent (their gradient rows are their own, their losses sum exactly), so
+  // threads may split them (VBPR's q vectors before and projection sums after stay on one).
+  auto samples = [&](size_t lo, size_t hi, dist::ExactSums* loss_sum) {
+    float scratch[1];
+    for (size_t i = lo; i < hi; ++i) {
+      double loss = 0;  // this sample's terms; samples are summed exactly (any grouping)
+      const float* u = &U[i * dq];
+      const float* ip = &Qp[i * per * dq];
+      float* gu = a.gU ? &a.gU[i * dq] : scratch;
+      float* gip = a.gU ? &gQ[i * per * dq] : scratch;
       if (a.gU) {
-        kernels::axpy(reg, u, gu, dq);
-        for (int k = 0; k < per; ++k) kernels::axpy(reg, ip + k * dq, gip + k * dq, de);
+        std::fill(gu, gu + dq, 0.0f);
+        std::fill(gip, gip + per * dq, 0.0f);
       }
+      const float sp = MFModel::score(u, ip, dq);
+      if (bpr_) {
+        for (int k = 0; k < negs; ++k) {
+          const float* jn = ip + (1 + k) * dq;
+          const float x = sp - MFModel::score(u, jn, dq);
+          loss += hd::softplus(-static_cast<double>(x));
+          if (!a.gU) continue;
+          const float c = -hd::sigmoid(-x) * inv;  // d loss / d x, averaged over the batch
+          kernels::bpr_backward(c, u, ip, jn, gu, gip, gip + (1 + k) * dq, dq);
+        }
+      } else {
+        for (int k = 0; k < per; ++k) {
+          const float* it = ip + k * dq;
+          const float y = k == 0 ? sp : MFModel::score(u, it, dq);
+          const float t = k == 0 ? 1.0f : 0.0f;
+          loss += hd::softplus(static_cast<double>(y)) - t * y;
+          if (!a.gU) continue;
+          const float c = (hd::sigmoid(y) - t) * inv;
+          kernels::axpy(c, it, gu, dq);
+          kernels::axpy(c, u, gip + k * dq, dq);
+        }
+      }
+      if (l2_ > 0) {  // on the embedding rows (the first de floats of each q)
+        double r = kernels::sum_squares(u, dq);
+        for (int k = 0; k < per; ++k) r += kernels::sum_squares(ip + k * dq, de);
+        loss += 0.5 * l2_ * r * (bpr_ ? negs : per);  // per loss term, like the data loss
+        if (a.gU) {
+          kernels::axpy(reg, u, gu, dq);
+          for (int k = 0; k < per; ++k) kernels::axpy(reg, ip + k * dq, gip + k * dq, de);
+        }
+      }
+      if (!std::isfinite(loss))
+        fail("training diverged: the loss of dataset row " + std::to_string(bt.row[i]) + " is " +
+             std::to_string(loss) + " at epoch " + std::to_string(bt.epoch) + " step " + std::to_string(bt.step) +
+             " on rank " + std::to_string(bt.rank) + " (lower the learning rate?)");
+      if (loss_sum) loss_sum->add(a.slot_own, loss);
     }
-    if (!std::isfinite(loss))
-      fail("training diverged: the loss of dataset row " + std::to_string(bt.row[i]) + " is " +
-           std::to_string(loss) + " at epoch " + std::to_string(bt.epoch) + " step " + std::to_string(bt.step) +
-           " on rank " + std::to_string(bt.rank) + " (lower the learning rate?)");
-    if (a.loss) a.loss->add(a.slot_own, loss);
+  };
+  if (a.pool && a.pool->size() > 1) {
+    std::vector<dist::ExactSums> part;
+    if (a.loss)
+      for (int t = 0; t < a.pool->size(); ++t) {
+        part.push_back(*a.loss);
+        for (size_t k = 0; k < part.back().size(); ++k) part.back().set_raw(k, 0);
+      }
+    a.pool->run(n, [&](size_t lo, size_t hi, int t) { samples(lo, hi, a.loss ? &part[t] : nullptr); });
+    for (const auto& p : part)
+      for (size_t k = 0; k < p.size(); ++k) a.loss->set_raw(k, a.loss->raw(k) + p.raw(k));
+  } else {
+    samples(0, n, a.loss);
   }
   if (!a.gU) return;
   if (vb) {

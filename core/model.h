@@ -23,6 +23,7 @@ namespace shardrec {
 
 struct TrainConfig;
 class StepEngine;
+class ThreadPool;
 
 // One step's samples on this rank (built by the step engine from the epoch order).
 struct StepBatch {
@@ -54,6 +55,7 @@ struct PassArgs {
   float* gU = nullptr;
   float* gI = nullptr;
   int grad = 0;
+  ThreadPool* pool = nullptr;  // threads that may split the samples (a model may ignore them)
 };
 
 // How a sample's draw slots are filled: uniform over the items not in the user's training items,

@@ -6,10 +6,8 @@ namespace shardrec {
 
 void Sampler::negatives(int epoch, int k, size_t n, const int64_t* row, const int32_t* const* seen,
                         const int64_t* cnt, int64_t* out, size_t stride) const {
-  if (epoch != neg_epoch_) {
-    neg_epoch_ = epoch;
-    neg_base_ = sampling::negative_base(seed_, epoch);
-  }
+  // No cached state: threads draw disjoint samples at once.
+  const uint64_t neg_base = sampling::negative_base(seed_, epoch);
   // sampling::contains's halving search for G candidates at once: each round takes one step of
   // every search and prefetches its next probe, so G misses are in flight instead of one.
   constexpr size_t G = 16;
@@ -20,7 +18,7 @@ void Sampler::negatives(int epoch, int k, size_t n, const int64_t* row, const in
     const size_t m = std::min(G, n - g0);
     for (size_t q = 0; q < m; ++q) {
       const size_t i = g0 + q;
-      x[q] = static_cast<int32_t>(sampling::negative_first(neg_base_, row[i], k, num_items_));
+      x[q] = static_cast<int32_t>(sampling::negative_first(neg_base, row[i], k, num_items_));
       base[q] = seen[i];
       len[q] = cnt[i];
       if (len[q] > 1) __builtin_prefetch(base[q] + len[q] / 2);
@@ -42,7 +40,13 @@ void Sampler::negatives(int epoch, int k, size_t n, const int64_t* row, const in
       const size_t i = g0 + q;
       const bool seen_it = cnt[i] > 0 && *base[q] == x[q];
       // A seen first candidate: the sampler's own loop, which rejects it again and draws on.
-      out[i * stride] = seen_it ? negative(epoch, row[i], k, {seen[i], static_cast<size_t>(cnt[i])}) : x[q];
+      if (!seen_it) {
+        out[i * stride] = x[q];
+        continue;
+      }
+      bool failed = false;
+      out[i * stride] = sampling::negative(neg_base, row[i], k, seen[i], cnt[i], num_items_, &failed);
+      if (failed) no_negative(row[i]);
     }
   }
 }

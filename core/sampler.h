@@ -26,14 +26,16 @@ class Sampler {
     bool failed = false;
     const int64_t j = sampling::negative(neg_base_, row, k, seen.data(), static_cast<int64_t>(seen.size()),
                                          num_items_, &failed);
-    if (failed)
-      fail("dataset " + dataset_ + ": a user of training row " + std::to_string(row) +
-           " interacted with every item, so no negative item exists");
+    if (failed) no_negative(row);
     return j;
+  }
+  [[noreturn]] void no_negative(int64_t row) const {
+    fail("dataset " + dataset_ + ": a user of training row " + std::to_string(row) +
+         " interacted with every item, so no negative item exists");
   }
   // Slot k's negatives of n samples (dataset rows row[i], users' sorted items seen[i] of cnt[i])
   // into out[i * stride], the same draws as negative(). The first candidates are tested in
-  // groups with interleaved searches, so that their cache misses overlap.
+  // groups with interleaved searches, so that their cache misses overlap. Thread-safe.
   void negatives(int epoch, int k, size_t n, const int64_t* row, const int32_t* const* seen, const int64_t* cnt,
                  int64_t* out, size_t stride) const;
   // The k-th unlabeled item of dataset row `row` in `epoch` (another stream, same distribution).

@@ -129,13 +129,18 @@ void ShardedEmbedding::gather(Comm& comm, const Routing& r, float* out) const {
     for (int64_t l : r.serve[k]) { std::memcpy(p, local_row(l), rb); p += dim_; }
   }
   if (!r.local_only) comm.alltoallv(send, sb.data(), sd.data(), recv, recvb.data(), rd.data());
-  for (size_t i = 0; i < r.num_ids; ++i) {
-    const int o = r.owner[i];
-    const float* src = o == me ? local_row(r.local[i])
-                               : recv + (rd[o] / sizeof(float)) +
-                                     r.slot[i] * static_cast<size_t>(dim_);
-    std::memcpy(out + i * dim_, src, rb);
-  }
+  auto copy = [&](size_t lo, size_t hi, int) {
+    for (size_t i = lo; i < hi; ++i) {
+      const int o = r.owner[i];
+      const float* src = o == me ? local_row(r.local[i])
+                                 : recv + (rd[o] / sizeof(float)) + r.slot[i] * static_cast<size_t>(dim_);
+      std::memcpy(out + i * dim_, src, rb);
+    }
+  };
+  if (pool_)
+    pool_->run(r.num_ids, copy);
+  else
+    copy(0, r.num_ids, 0);
 }
 
 namespace {
@@ -265,18 +270,30 @@ void ShardedEmbedding::apply_groups() {
   // key first) and update the row. The result does not depend on how samples met ranks.
   opt_.begin_step();
   const bool dense = opt_.config().dense();
-  // One gradient row per group (dense optimizers need them all at the end).
-  float* group_grad = group_grad_.get((dense ? ng : 1) * static_cast<size_t>(dim_));
-  for (size_t g = 0; g < ng; ++g) {
-    float* out = dense ? group_grad + g * dim_ : group_grad;
-    sum_group(g, out);
-    if (!dense) opt_.update(group_row[g], local_row(group_row[g]), out);
-  }
+  // One gradient row per group (dense optimizers need them all at the end), else one per thread.
+  const int threads = pool_ ? pool_->size() : 1;
+  float* group_grad = group_grad_.get((dense ? ng : static_cast<size_t>(threads)) * static_cast<size_t>(dim_));
+  // Groups are rows: each is summed and updated by one thread, whichever it is.
+  auto groups = [&](size_t lo, size_t hi, int t) {
+    for (size_t g = lo; g < hi; ++g) {
+      float* out = dense ? group_grad + g * dim_ : group_grad + static_cast<size_t>(t) * dim_;
+      sum_group(g, out);
+      if (!dense) opt_.update(group_row[g], local_row(group_row[g]), out);
+    }
+  };
   // Dense optimizers move every row of the shard, the untouched ones with a zero gradient.
-  if (dense)
-    for (int64_t row = 0; row < local_rows_; ++row)
+  auto sweep = [&](size_t lo, size_t hi, int) {
+    for (int64_t row = static_cast<int64_t>(lo); row < static_cast<int64_t>(hi); ++row)
       opt_.update(row, local_row(row),
                   row_gen_[row] == gen ? group_grad + row_group_[row] * static_cast<size_t>(dim_) : nullptr);
+  };
+  if (pool_) {
+    pool_->run(ng, groups);
+    if (dense) pool_->run(static_cast<size_t>(local_rows_), sweep);
+  } else {
+    groups(0, ng, 0);
+    if (dense) sweep(0, static_cast<size_t>(local_rows_), 0);
+  }
 }
 
 }  // namespace shardrec::dist

@@ -16,6 +16,7 @@
 
 #include "kernels/row_optimizer.h"
 #include "base/scratch.h"
+#include "base/thread_pool.h"
 #include "dist/comm.h"
 #include "dist/sharding.h"
 
@@ -62,6 +63,9 @@ class ShardedEmbedding {
   // Forgets the optimizer state (a fresh optimizer, step 0): the Inverse Learning reference
   // re-creates its Adam, see core/inverse_gradient.h.
   void reset_optimizer() { opt_ = RowOptimizer(opt_.config(), local_rows_, dim_); }
+  // Threads that split gather's copies and the owner's reduce-and-update by rows (null: none).
+  // Each row is computed by the same operations on any thread: the same bits for any number.
+  void set_pool(ThreadPool* pool) { pool_ = pool; }
 
   const std::string& name() const { return name_; }
   int dim() const { return dim_; }
@@ -91,6 +95,7 @@ class ShardedEmbedding {
   void apply_groups();
   void sum_group(size_t g, float* out);  // a row's contributions summed in key order
   mutable Scratch<char> send_, recv_;
+  ThreadPool* pool_ = nullptr;
   struct GradRef {
     int64_t row;
     uint64_t key;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Train on N ranks of this machine or of a hostfile:
 #   NP=4 [HOSTFILE=hosts] launch/mpirun-train.sh --data DATA.h5 --run-dir runs/x [train options]
-# One rank per core is the usual layout: each rank is single-threaded.
+# One rank per core is the usual layout; fewer ranks with train --threads T each (the same
+# results) use the cores too, and --bind-to none then lets a rank's threads spread.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 np=${NP:-2}

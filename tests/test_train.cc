@@ -7,8 +7,10 @@
 #include <cstring>
 #include <limits>
 #include <map>
+#include <mutex>
 
 #include "base/error.h"
+#include "base/thread_pool.h"
 #include "kernels/embedding_ops.h"
 #include "core/mf_model.h"
 #include "core/epoch_order.h"
@@ -88,15 +90,83 @@ TEST_P(WorldInvariance, ParametersAreBitwiseIdenticalFor1To4Ranks) {
   TrainConfig c0 = c;
   c0.epochs = 0;
   EXPECT_NE(train_on(1, c0, d).item, ref.item);
-  for (int world = 2; world <= 4; ++world) {
-    const RunOut got = train_on(world, c, d);
+  // Ranks, and threads inside each rank (--threads): 2-4 ranks of 1 thread, 1-3 ranks of 2 and 3.
+  std::vector<std::pair<int, int>> layouts = {{2, 1}, {3, 1}, {4, 1}};
+  for (int threads : {2, 3})
+    for (int world = 1; world <= 3; ++world) layouts.push_back({world, threads});
+  for (const auto& [world, threads] : layouts) {
+    TrainConfig ct = c;
+    ct.threads = threads;
+    const RunOut got = train_on(world, ct, d);
     ASSERT_EQ(got.user.size(), ref.user.size());
     EXPECT_EQ(0, std::memcmp(got.user.data(), ref.user.data(), ref.user.size() * sizeof(float)))
-        << v.name << " user table differs with " << world << " ranks";
+        << v.name << " user table differs with " << world << " ranks x " << threads << " threads";
     EXPECT_EQ(0, std::memcmp(got.item.data(), ref.item.data(), ref.item.size() * sizeof(float)))
-        << v.name << " item table differs with " << world << " ranks";
-    EXPECT_EQ(got.losses, ref.losses) << world << " ranks";
-    EXPECT_EQ(got.test.values, ref.test.values) << world << " ranks";
+        << v.name << " item table differs with " << world << " ranks x " << threads << " threads";
+    EXPECT_EQ(got.losses, ref.losses) << world << " ranks x " << threads << " threads";
+    EXPECT_EQ(got.test.values, ref.test.values) << world << " ranks x " << threads << " threads";
+  }
+}
+
+// Threads at a size where their ranges overlap in time (steps of thousands of samples): every
+// optimizer and strategy gives the bits of one thread.
+TEST(Threads, ParametersAreBitwiseIdenticalFor1To3ThreadsAtScale) {
+  auto d = testing::planted_dataset(600, 300, 4, 40);
+  for (const auto& [kind, strategy] : {std::pair{OptimizerConfig::Kind::kSgd, "plain"},
+                                        std::pair{OptimizerConfig::Kind::kAdam, "mirror"},
+                                        std::pair{OptimizerConfig::Kind::kAdamDense, "plain"}}) {
+    TrainConfig c = small_config();
+    c.dim = 48;
+    c.batch = 4000;
+    c.epochs = 2;
+    c.negatives = 2;
+    c.opt.kind = kind;
+    c.strategy = strategy;
+    c.mg_beta = 2;
+    const RunOut ref = train_on(1, c, d);
+    for (const auto& [world, threads] : {std::pair{1, 2}, std::pair{1, 3}, std::pair{2, 2}}) {
+      TrainConfig ct = c;
+      ct.threads = threads;
+      const RunOut got = train_on(world, ct, d);
+      EXPECT_EQ(0, std::memcmp(got.user.data(), ref.user.data(), ref.user.size() * sizeof(float)))
+          << strategy << " " << world << " ranks x " << threads << " threads";
+      EXPECT_EQ(0, std::memcmp(got.item.data(), ref.item.data(), ref.item.size() * sizeof(float)))
+          << strategy << " " << world << " ranks x " << threads << " threads";
+      EXPECT_EQ(got.losses, ref.losses);
+    }
+  }
+}
+
+// The pool itself: every index exactly once, each thread one contiguous range (the split by
+// index; short loops on the caller alone), and an exception in any range reaches the caller
+// after all ranges ended.
+TEST(ThreadPool, SplitsByIndexAndPassesErrorsOn) {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    for (size_t n : {0, 1, 7, 40, 1000}) {
+      std::vector<int> visits(n, 0);
+      std::vector<std::pair<size_t, size_t>> range(threads, {0, 0});
+      pool.run(n, [&](size_t lo, size_t hi, int t) {
+        range[t] = {lo, hi};
+        for (size_t i = lo; i < hi; ++i) ++visits[i];
+      }, 1);
+      for (size_t i = 0; i < n; ++i) EXPECT_EQ(visits[i], 1) << threads << " " << n << " " << i;
+      if (n >= static_cast<size_t>(threads)) {
+        for (int t = 0; t < threads; ++t) {
+          EXPECT_EQ(range[t], std::make_pair(ThreadPool::begin(n, t, threads), ThreadPool::begin(n, t + 1, threads)));
+        }
+      }
+    }
+    EXPECT_THROW(pool.run(100, [&](size_t lo, size_t, int) {
+      if (lo >= 50 || threads == 1) fail("range starting at " + std::to_string(lo));
+    }, 1), Error);
+    int sum = 0;  // still usable afterwards
+    std::mutex mu;
+    pool.run(100, [&](size_t lo, size_t hi, int) {
+      std::lock_guard<std::mutex> lock(mu);
+      sum += static_cast<int>(hi - lo);
+    }, 1);
+    EXPECT_EQ(sum, 100);
   }
 }
 
