@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/rng.h"
+#include "base/thread_pool.h"
 #include "core/gpu_pointwise.h"
 #include "core/idl_loss.h"
 #include "core/labeled_metrics.h"
@@ -132,25 +133,51 @@ void NcfModel::pass(const StepBatch& b, const PassArgs& a) {
     std::fill(a.gI, a.gI + n * per * R, 0.0f);
     gd_[a.grad].clear();
   }
-  float* act = act_.get(act_size_);
-  for (size_t i = 0; i < n; ++i) {
-    const float* u = a.U + i * R;
-    for (int k = 0; k < per; ++k) {
-      const bool own = k == 0;
-      const double c = own ? c_lab : c_unl;
-      if (c == 0) continue;
-      const size_t o = i * per + k;
-      const float* it = a.I + o * R;
-      const float y = forward(u, it, w, act);
-      double dy = 0;
-      const double l = own ? idl::bce(y, b.label[i], &dy) : (draws_negative_ ? idl::bce(y, 0.0, &dy) : idl::dual(y, &dy));
-      if (a.gU && !std::isfinite(l))
-        fail("training diverged: a loss term is " + std::to_string(l) + " on rank " + std::to_string(b.rank) +
-             " (lower the learning rate?)");
-      if (a.loss) a.loss->add(own ? a.slot_own : a.slot_draw, l);
-      if (a.gU) backward(static_cast<float>(dy * c), u, it, w, act, a.gU + i * R, a.gI + o * R, gd_[a.grad]);
+  // Rows are independent; their losses and dense gradients sum exactly, so threads may split them.
+  auto rows = [&](size_t lo, size_t hi, float* act, dist::ExactSums* loss, DenseGradAccum& gd) {
+    for (size_t i = lo; i < hi; ++i) {
+      const float* u = a.U + i * R;
+      for (int k = 0; k < per; ++k) {
+        const bool own = k == 0;
+        const double c = own ? c_lab : c_unl;
+        if (c == 0) continue;
+        const size_t o = i * per + k;
+        const float* it = a.I + o * R;
+        const float y = forward(u, it, w, act);
+        double dy = 0;
+        const double l =
+            own ? idl::bce(y, b.label[i], &dy) : (draws_negative_ ? idl::bce(y, 0.0, &dy) : idl::dual(y, &dy));
+        if (a.gU && !std::isfinite(l))
+          fail("training diverged: a loss term is " + std::to_string(l) + " on rank " + std::to_string(b.rank) +
+               " (lower the learning rate?)");
+        if (loss) loss->add(own ? a.slot_own : a.slot_draw, l);
+        if (a.gU) backward(static_cast<float>(dy * c), u, it, w, act, a.gU + i * R, a.gI + o * R, gd);
+      }
     }
+  };
+  const int T = a.pool ? a.pool->size() : 1;
+  if (T == 1) {
+    rows(0, n, act_.get(act_size_), a.loss, gd_[a.grad]);
+    return;
   }
+  float* acts = act_.get(static_cast<size_t>(act_size_) * T);
+  std::vector<dist::ExactSums> part;
+  if (a.loss)
+    for (int t = 0; t < T; ++t) {
+      part.push_back(*a.loss);
+      for (size_t k = 0; k < part.back().size(); ++k) part.back().set_raw(k, 0);
+    }
+  if (a.gU) {
+    gd_part_.resize(T);
+    for (auto& g : gd_part_) g.resize(dense.size());
+  }
+  a.pool->run(n, [&](size_t lo, size_t hi, int t) {
+    rows(lo, hi, acts + static_cast<size_t>(t) * act_size_, a.loss ? &part[t] : nullptr, a.gU ? gd_part_[t] : gd_[a.grad]);
+  });
+  for (const auto& p : part)
+    for (size_t k = 0; k < p.size(); ++k) a.loss->set_raw(k, a.loss->raw(k) + p.raw(k));
+  if (a.gU)
+    for (const auto& g : gd_part_) gd_[a.grad].add_from(g);
 }
 
 void NcfModel::apply_dense(dist::Comm& comm) {

@@ -41,6 +41,10 @@ class DenseGradAccum {
   // acc[off + i] += fixed(v[i]);  acc[off + r*nx + c] += fixed(a[r] * x[c]).
   void add(size_t off, const float* v, int n);
   void add_outer(size_t off, const float* a, int na, const float* x, int nx);
+  // acc += o.acc (a thread's part: integer sums, so the order does not matter).
+  void add_from(const DenseGradAccum& o) {
+    for (size_t i = 0; i < acc_.size(); ++i) acc_[i] += o.acc_[i];
+  }
   // Sums over ranks and writes the float totals (identical on every rank). Clears nothing.
   void allreduce(dist::Comm& comm, float* out);
 
@@ -127,6 +131,7 @@ class NcfModel final : public Model {
   std::unique_ptr<RowOptimizer> opt_;
   bool draws_negative_ = false;  // loss bce-neg: draws are negatives
   DenseGradAccum gd_[2];         // the dense gradients of pass(), by PassArgs::grad
+  std::vector<DenseGradAccum> gd_part_;  // threads' parts of one pass
   std::vector<float> gdense_;
   Scratch<float> act_;
 };

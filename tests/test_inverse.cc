@@ -253,6 +253,33 @@ TEST(InverseGradient, FullRunIsBitwiseIdenticalFor1To4Ranks) {
       }
 }
 
+// Threads inside a rank at a size where their ranges overlap: GMF/NeuMF with IDL and Inverse
+// Gradient give the bits of one thread (the dense gradients' per-thread parts sum exactly).
+TEST(InverseGradient, ThreadsGiveTheBitsOfOneThread) {
+  const auto d = labeled_dataset(500, 200, 4, 7);
+  for (const char* model : {"gmf", "neumf"})
+    for (const char* strategy : {"plain", "ig"}) {
+      TrainConfig c = il_config(model);
+      c.strategy = strategy;
+      c.dim = 16;
+      c.batch = 1500;
+      c.il_unlabeled = 2;
+      const Out base = run(1, c, d);
+      for (const auto& [world, threads] : {std::pair{1, 2}, std::pair{1, 3}, std::pair{2, 2}}) {
+        TrainConfig ct = c;
+        ct.threads = threads;
+        const Out got = run(world, ct, d);
+        const std::string what = std::string(model) + " " + strategy + " " + std::to_string(world) + " ranks x " +
+                                 std::to_string(threads) + " threads";
+        EXPECT_EQ(got.user, base.user) << what;
+        EXPECT_EQ(got.item, base.item) << what;
+        EXPECT_EQ(got.dense, base.dense) << what;
+        EXPECT_EQ(got.ig.decisions, base.ig.decisions) << what;
+        EXPECT_EQ(got.test.values, base.test.values) << what;
+      }
+    }
+}
+
 TEST(InverseGradient, ReferenceQuirksChangeTheResult) {
   const auto d = labeled_dataset(40, 30, 3, 6);
   TrainConfig c = il_config("gmf");
