@@ -101,4 +101,12 @@ class ThreadPool {
   bool stop_ = false;
 };
 
+// fn over [0, n) on the pool's threads, or on the caller when there is no pool.
+inline void parallel(ThreadPool* pool, size_t n, const std::function<void(size_t, size_t, int)>& fn) {
+  if (pool)
+    pool->run(n, fn);
+  else
+    fn(0, n, 0);
+}
+
 }  // namespace shardrec

@@ -42,20 +42,16 @@ class MfCudaEngine final : public StepEngine {
 // unlabeled items and runs the passes and moves.
 class NcfCudaEngine final : public StepEngine {
  public:
-  NcfCudaEngine(const TrainConfig& cfg, NcfModel& m, const io::DataShard& data, dist::Comm& comm)
-      : m_(m), data_(data), comm_(comm), gpu_(GpuPointwise::create(cfg, m, data, comm)) {
-    const io::UserSlice& tr = data.train();
-    const double threshold = label_threshold(cfg, data.info);
-    labels_.resize(tr.rows());
-    for (int64_t r = 0; r < tr.rows(); ++r) labels_[r] = tr.rating[r] > threshold ? 1 : 0;
-  }
+  NcfCudaEngine(const TrainConfig& cfg, NcfModel& m, const io::DataShard& data, dist::Comm& comm,
+                const uint8_t* labels)
+      : m_(m), data_(data), comm_(comm), labels_(labels), gpu_(GpuPointwise::create(cfg, m, data, comm)) {}
 
   bool run_phase(const PhaseRun& r) override {
     if (r.dataset_order)
       fail("training_loss (loss landscapes) runs on the CPU backend only; use --device cpu");
     const io::UserSlice& tr = data_.train();
     return run_steps(r, tr, [&](int64_t s, std::span<const LocalSample> samples, int64_t global_n) {
-      hb_.build(r, s, samples, global_n, tr, labels_.data(), /*sampler=*/nullptr, DrawKind::kUnlabeled, comm_.rank());
+      hb_.build(r, s, samples, global_n, tr, labels_, /*sampler=*/nullptr, DrawKind::kUnlabeled, comm_.rank());
       gpu_->begin_step(r.epoch, hb_.uid, hb_.ukey, hb_.iid, hb_.ikey, hb_.lab, hb_.row, hb_.ulocal, hb_.b.per);
       const auto [c_lab, c_unl] = NcfModel::weights(hb_.b);
       MetaStepOps& ops = gpu_->ops(c_lab, c_unl, r.loss);
@@ -73,8 +69,8 @@ class NcfCudaEngine final : public StepEngine {
   NcfModel& m_;
   const io::DataShard& data_;
   dist::Comm& comm_;
+  const uint8_t* labels_;
   std::unique_ptr<GpuPointwise> gpu_;
-  std::vector<uint8_t> labels_;
   HostBatch hb_;
 };
 
@@ -86,8 +82,8 @@ std::unique_ptr<StepEngine> make_mf_cuda_engine(const TrainConfig& cfg, MFModel&
 }
 
 std::unique_ptr<StepEngine> make_ncf_cuda_engine(const TrainConfig& cfg, NcfModel& model, const io::DataShard& data,
-                                                 dist::Comm& comm) {
-  return std::make_unique<NcfCudaEngine>(cfg, model, data, comm);
+                                                 dist::Comm& comm, const uint8_t* labels) {
+  return std::make_unique<NcfCudaEngine>(cfg, model, data, comm, labels);
 }
 
 }  // namespace shardrec

@@ -117,13 +117,8 @@ void HostBatch::build(const PhaseRun& r, int64_t step, std::span<const LocalSamp
       sampler->negatives(r.epoch, k, hi - lo, row.data() + lo, seen.data() + lo, seen_cnt.data() + lo,
                          iid.data() + lo * per + 1 + k, per);
   };
-  if (pool) {
-    pool->run(n, samples);
-    if (host_negatives) pool->run(n, negatives);
-  } else {
-    samples(0, n, 0);
-    if (host_negatives) negatives(0, n, 0);
-  }
+  parallel(pool, n, samples);
+  if (host_negatives) parallel(pool, n, negatives);
   b.epoch = r.epoch;
   b.step = step;
   b.n = n;

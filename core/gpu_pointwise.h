@@ -54,7 +54,8 @@ class GpuPointwise {
 };
 
 // GMF/NeuMF's CUDA step engine (core/step_engine.h) over GpuPointwise; core/cuda_engines.cc.
+// labels: the training rows' labels (borrowed).
 std::unique_ptr<StepEngine> make_ncf_cuda_engine(const TrainConfig& cfg, NcfModel& model, const io::DataShard& data,
-                                                 dist::Comm& comm);
+                                                 dist::Comm& comm, const uint8_t* labels);
 
 }  // namespace shardrec

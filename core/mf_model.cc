@@ -158,15 +158,10 @@ void MFModel::pass(const StepBatch& bt, const PassArgs& a) {
     }
   };
   if (a.pool && a.pool->size() > 1) {
-    std::vector<dist::ExactSums> part;
-    if (a.loss)
-      for (int t = 0; t < a.pool->size(); ++t) {
-        part.push_back(*a.loss);
-        for (size_t k = 0; k < part.back().size(); ++k) part.back().set_raw(k, 0);
-      }
+    std::vector<dist::ExactSums> part(a.loss ? a.pool->size() : 0, a.loss ? *a.loss : dist::ExactSums(0));
+    for (auto& p : part) p.clear();
     a.pool->run(n, [&](size_t lo, size_t hi, int t) { samples(lo, hi, a.loss ? &part[t] : nullptr); });
-    for (const auto& p : part)
-      for (size_t k = 0; k < p.size(); ++k) a.loss->set_raw(k, a.loss->raw(k) + p.raw(k));
+    for (const auto& p : part) a.loss->merge(p);
   } else {
     samples(0, n, a.loss);
   }
@@ -203,7 +198,7 @@ void MFModel::pass(const StepBatch& bt, const PassArgs& a) {
 }
 
 std::unique_ptr<StepEngine> MFModel::cuda_engine(const TrainConfig& cfg, const io::DataShard& data,
-                                                 dist::Comm& comm) {
+                                                 dist::Comm& comm, const uint8_t*) {
   return make_mf_cuda_engine(cfg, *this, data, comm);
 }
 

@@ -67,8 +67,8 @@ class MFModel final : public Model {
   std::vector<std::pair<std::string, std::string>> export_attrs(const TrainConfig& cfg) const override {
     return {{"model", cfg.model}, {"features", cfg.features}};
   }
-  std::unique_ptr<StepEngine> cuda_engine(const TrainConfig& cfg, const io::DataShard& data,
-                                          dist::Comm& comm) override;
+  std::unique_ptr<StepEngine> cuda_engine(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm,
+                                          const uint8_t* labels) override;
 
   // The tables and VBPR's projection (W: d x F, b: d; b's optimizer state is one row of d).
   ModelState state() override {

@@ -101,9 +101,10 @@ class Model {
   // What params.h5 holds besides the tables: dense parameters and root attributes.
   virtual std::vector<io::DenseParam> exported_dense() { return {}; }
   virtual std::vector<std::pair<std::string, std::string>> export_attrs(const TrainConfig& cfg) const = 0;
-  // The GPU step engine of this model (CUDA builds; others fail with the reason).
+  // The GPU step engine of this model (CUDA builds; others fail with the reason). labels: the
+  // training rows' labels for labeled models (the trainer's, borrowed), else null.
   virtual std::unique_ptr<StepEngine> cuda_engine(const TrainConfig& cfg, const io::DataShard& data,
-                                                  dist::Comm& comm) = 0;
+                                                  dist::Comm& comm, const uint8_t* labels) = 0;
 
  protected:
   Model(dist::ShardedEmbedding u, dist::ShardedEmbedding i) : user(std::move(u)), item(std::move(i)) {}

@@ -161,12 +161,8 @@ void NcfModel::pass(const StepBatch& b, const PassArgs& a) {
     return;
   }
   float* acts = act_.get(static_cast<size_t>(act_size_) * T);
-  std::vector<dist::ExactSums> part;
-  if (a.loss)
-    for (int t = 0; t < T; ++t) {
-      part.push_back(*a.loss);
-      for (size_t k = 0; k < part.back().size(); ++k) part.back().set_raw(k, 0);
-    }
+  std::vector<dist::ExactSums> part(a.loss ? T : 0, a.loss ? *a.loss : dist::ExactSums(0));
+  for (auto& p : part) p.clear();
   if (a.gU) {
     gd_part_.resize(T);
     for (auto& g : gd_part_) g.resize(dense.size());
@@ -174,8 +170,7 @@ void NcfModel::pass(const StepBatch& b, const PassArgs& a) {
   a.pool->run(n, [&](size_t lo, size_t hi, int t) {
     rows(lo, hi, acts + static_cast<size_t>(t) * act_size_, a.loss ? &part[t] : nullptr, a.gU ? gd_part_[t] : gd_[a.grad]);
   });
-  for (const auto& p : part)
-    for (size_t k = 0; k < p.size(); ++k) a.loss->set_raw(k, a.loss->raw(k) + p.raw(k));
+  for (const auto& p : part) a.loss->merge(p);
   if (a.gU)
     for (const auto& g : gd_part_) gd_[a.grad].add_from(g);
 }
@@ -237,8 +232,8 @@ EvalResult NcfModel::evaluate(const io::DataShard& data, int split, const TrainC
 }
 
 std::unique_ptr<StepEngine> NcfModel::cuda_engine(const TrainConfig& cfg, const io::DataShard& data,
-                                                  dist::Comm& comm) {
-  return make_ncf_cuda_engine(cfg, *this, data, comm);
+                                                  dist::Comm& comm, const uint8_t* labels) {
+  return make_ncf_cuda_engine(cfg, *this, data, comm, labels);
 }
 
 void NcfModel::reset_dense_optimizer() {

@@ -110,8 +110,8 @@ class NcfModel final : public Model {
     return {{"model", cfg.model}, {"features", ""}, {"dim", std::to_string(cfg.dim)},
             {"mlp_layers", std::to_string(cfg.mlp_layers)}};
   }
-  std::unique_ptr<StepEngine> cuda_engine(const TrainConfig& cfg, const io::DataShard& data,
-                                          dist::Comm& comm) override;
+  std::unique_ptr<StepEngine> cuda_engine(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm,
+                                          const uint8_t* labels) override;
 
   // The tables and the dense vector (one row of dense.size()).
   ModelState state() override {

@@ -29,22 +29,22 @@ Trainer::Trainer(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& 
   if (data.train().rows() >= (int64_t{1} << 32)) fail("a rank holds more than 2^32 training rows; use more ranks");
   if (cfg_.batch >= (int64_t{1} << 32)) fail("option --batch: must be below 2^32");
   if (model_->labeled()) {
-    const double threshold = label_threshold(cfg_, data.info);
-    for (int s = 0; s < 3; ++s) {
-      const io::UserSlice& sl = data.split[s];
+    // Every split needs ratings (evaluation labels its rows too); training reads its labels here.
+    for (int s = 0; s < 3; ++s)
       if (data.info.rows[s] > 0 && !data.info.has_rating[s])
         fail("dataset " + data.info.path + ": the " + io::kSplitNames[s] + " split has no ratings, but model " +
              cfg_.model + " trains on labeled rows (label = rating > threshold); prepare the data with "
              "shardrec prep --label-threshold and a rating column");
-      labels_[s].resize(sl.rows());
-      for (int64_t r = 0; r < sl.rows(); ++r) labels_[s][r] = sl.rating[r] > threshold ? 1 : 0;
-    }
+    const double threshold = label_threshold(cfg_, data.info);
+    const io::UserSlice& tr = data.train();
+    train_labels_.resize(tr.rows());
+    for (int64_t r = 0; r < tr.rows(); ++r) train_labels_[r] = tr.rating[r] > threshold ? 1 : 0;
   }
   n_tt_ = static_cast<int64_t>(std::floor(static_cast<double>(num_train_) * cfg_.ig_train_ratio));
   strategy_ = cfg_.strategy == "ig" ? std::make_unique<PlainStrategy>() : make_strategy(cfg_);
-  engine_ = resolve_device(cfg_.device) == "cuda"
-                ? model_->cuda_engine(cfg_, data_, comm_)
-                : make_cpu_engine(cfg_, *model_, data_, comm_, sampler_, model_->labeled() ? labels_[0].data() : nullptr);
+  const uint8_t* labels = model_->labeled() ? train_labels_.data() : nullptr;
+  engine_ = resolve_device(cfg_.device) == "cuda" ? model_->cuda_engine(cfg_, data_, comm_, labels)
+                                                  : make_cpu_engine(cfg_, *model_, data_, comm_, sampler_, labels);
   prog_.best = higher_is_better(cfg_.valid_metric) ? -INFINITY : INFINITY;
 }
 
@@ -91,13 +91,13 @@ bool Trainer::run_phase(int epoch, int phase, std::span<const uint32_t> rows, st
   r.on_decision = [&](int decision, const dist::ExactSums& L) { record_decision(decision, L); };
   // Named by a collective that times out (dist::Comm::set_context).
   const std::string where = "epoch " + std::to_string(epoch) + (meta ? ", meta phase" : "");
-  comm_.set_context(where + ", step " + std::to_string(p.step + 1));
+  comm_.set_context(where, p.step + 1);
   const double t0 = now();
   double last = t0;
   const int64_t first = p.step, S = phase_steps(phase);
   r.after_step = [&](int64_t s) {
     p.step = s + 1;
-    comm_.set_context(where + ", step " + std::to_string(s + 2));
+    comm_.set_step(s + 2);
     if (progress_ && progress_every_ > 0 && p.step < S && now() - last >= progress_every_) {
       last = now();
       StepProgress sp;

@@ -149,9 +149,8 @@ class Trainer {
   void sync_state_to_host() { engine_->state_to_host(); }
   void sync_state_to_device() { engine_->state_from_host(); }
 
-  // The draws (core/sampler.h) and labels the batches use.
+  // The draws the batches use (core/sampler.h).
   const Sampler& sampler() const { return sampler_; }
-  bool label(int split, int64_t local_row) const { return labels_[split][local_row] != 0; }
 
  private:
   // Rows of a phase, globally: training-train and training-test for ig, all rows otherwise.
@@ -164,7 +163,7 @@ class Trainer {
   dist::Comm& comm_;
   std::unique_ptr<Model> model_;
   Sampler sampler_;
-  std::vector<uint8_t> labels_[3];  // labeled models: rating > threshold, per split's local row
+  std::vector<uint8_t> train_labels_;  // labeled models: rating > threshold, per local training row
   int64_t num_train_ = 0;
   int64_t n_tt_ = 0;  // ig: training-train rows
   std::unique_ptr<Strategy> strategy_;  // the epoch's (phase 0's) steps

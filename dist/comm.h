@@ -2,6 +2,7 @@
 // Backends: MPI (dist/mpi_comm.h), in-process threads (dist/inproc_comm.h, for tests), and NCCL later.
 // No backend handle appears here, so models and strategies never see MPI_Comm or ncclComm_t.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -75,8 +76,16 @@ class Comm {
   void set_timeout(double seconds) { timeout_ = seconds; }
   double timeout() const { return timeout_; }
   // What the ranks are doing ("epoch 2, after step 17"), named when a collective times out.
-  void set_context(std::string what) { context_ = std::move(what); }
-  const std::string& context() const { return context_; }
+  // The step is kept as a number (set_step every step costs no string) and named only then.
+  void set_context(std::string what, int64_t step = -1) {
+    context_ = std::move(what);
+    step_ = step;
+  }
+  void set_step(int64_t step) { step_ = step; }
+  std::string context() const {
+    const int64_t s = step_;
+    return s < 0 ? context_ : context_ + ", step " + std::to_string(s);
+  }
   // A stretch in which this rank waits on the others outside these collectives (parallel HDF5's
   // MPI-IO): a backend with a timeout ends the process (kExitCommTimeout, a message naming
   // `what`) when it lasts longer. Use BlockingRegion.
@@ -86,6 +95,7 @@ class Comm {
  protected:
   double timeout_ = 0;
   std::string context_;
+  std::atomic<int64_t> step_{-1};  // read by a backend's watchdog thread
   // The transport. `mem` is kDevice only when handles_device_memory().
   virtual void do_alltoallv(const void* send, const size_t* send_bytes, const size_t* send_displs, void* recv,
                             const size_t* recv_bytes, const size_t* recv_displs, Memory mem) = 0;

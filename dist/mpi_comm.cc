@@ -64,7 +64,7 @@ void MpiComm::finish(void* request, const char* what) {
       std::snprintf(secs, sizeof secs, "%g", timeout_);
       throw CommTimeout(std::string("MPI ") + what + " did not complete within " + secs + " s on rank " +
                         std::to_string(rank_) + " of " + std::to_string(size_) +
-                        (context_.empty() ? "" : " (" + context_ + ")") +
+                        (context().empty() ? "" : " (" + context() + ")") +
                         ": a rank stopped or the network between the ranks is down; the job ends here "
                         "(resume from the last checkpoint; --comm-timeout sets the limit)");
     }
@@ -121,7 +121,7 @@ void MpiComm::watch() {
                  "the network between the ranks is down; the job ends here (resume from the last checkpoint; "
                  "--comm-timeout sets the limit)\n",
                  rank_, size_, region_.c_str(), timeout_, rank_, size_,
-                 context_.empty() ? "" : (" (" + context_ + ")").c_str());
+                 context().empty() ? "" : (" (" + context() + ")").c_str());
     std::fflush(nullptr);
     std::_Exit(kExitCommTimeout);
   }

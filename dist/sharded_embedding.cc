@@ -137,10 +137,7 @@ void ShardedEmbedding::gather(Comm& comm, const Routing& r, float* out) const {
       std::memcpy(out + i * dim_, src, rb);
     }
   };
-  if (pool_)
-    pool_->run(r.num_ids, copy);
-  else
-    copy(0, r.num_ids, 0);
+  parallel(pool_, r.num_ids, copy);
 }
 
 namespace {
@@ -287,13 +284,8 @@ void ShardedEmbedding::apply_groups() {
       opt_.update(row, local_row(row),
                   row_gen_[row] == gen ? group_grad + row_group_[row] * static_cast<size_t>(dim_) : nullptr);
   };
-  if (pool_) {
-    pool_->run(ng, groups);
-    if (dense) pool_->run(static_cast<size_t>(local_rows_), sweep);
-  } else {
-    groups(0, ng, 0);
-    if (dense) sweep(0, static_cast<size_t>(local_rows_), 0);
-  }
+  parallel(pool_, ng, groups);
+  if (dense) parallel(pool_, static_cast<size_t>(local_rows_), sweep);
 }
 
 }  // namespace shardrec::dist
