@@ -59,6 +59,7 @@ std::string TrainConfig::to_ini() const {
     << "mg-beta = " << mg_beta << "\n"
     << "device = " << device << "\n"
     << "gpu-comm = " << gpu_comm << "\n";
+  if (graph_model()) o << "graph-layers = " << graph_layers << "\n";
   if (pointwise_model())
     o << "mlp-layers = " << mlp_layers << "\n"
       << "label-threshold = " << label_threshold << "\n"
@@ -71,6 +72,7 @@ std::string TrainConfig::to_ini() const {
 }
 
 bool TrainConfig::pointwise_model() const { return model_kind(model).pointwise; }
+bool TrainConfig::graph_model() const { return model_kind(model).graph; }
 
 void TrainConfig::validate() const {
   auto need = [](bool ok, const std::string& field, const std::string& what) {

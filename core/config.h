@@ -52,6 +52,7 @@ struct TrainConfig {
   std::string gpu_comm = "auto";
   // Inverse Learning (models gmf / neumf; core/trainer.h, core/inverse_gradient.h).
   // Their losses are bce and idl, their strategies plain and ig; defaults are the reference's.
+  int graph_layers = 3;  // lightgcn: propagation layers K
   int mlp_layers = 3;            // neumf: MLP depth (MLP embeddings dim * 2^(layers-1) wide)
   double label_threshold = 2.0;  // label = rating > this, for datasets without their own
   int il_unlabeled = 1;          // unlabeled rows drawn per labeled training row each epoch
@@ -60,6 +61,8 @@ struct TrainConfig {
   bool il_reference = false;     // ig: reproduce the reference code's optimizer quirks
   // The model trains on labeled rows (core/model_kind.h).
   bool pointwise_model() const;
+  // The model propagates over the user-item graph (graph-layers applies).
+  bool graph_model() const;
 
   std::string to_ini() const;
   void validate() const;     // throws Error naming the bad field

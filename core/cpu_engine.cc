@@ -20,15 +20,9 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
   CpuEngine(const TrainConfig& cfg, Model& m, const io::DataShard& data, dist::Comm& comm, const Sampler& sampler,
             const uint8_t* labels)
       : cfg_(cfg), m_(m), data_(data), comm_(comm), sampler_(sampler), labels_(labels), pool_(threads(cfg)) {
-    m_.user.set_pool(&pool_);
-    m_.item.set_pool(&pool_);
-    if (dist::ShardedEmbedding* f = m_.item_features()) f->set_pool(&pool_);
+    m_.set_threads(&pool_);
   }
-  ~CpuEngine() override {
-    m_.user.set_pool(nullptr);
-    m_.item.set_pool(nullptr);
-    if (dist::ShardedEmbedding* f = m_.item_features()) f->set_pool(nullptr);
-  }
+  ~CpuEngine() override { m_.set_threads(nullptr); }
 
   // --threads 0: the cores this process may run on (what the launcher bound it to).
   static int threads(const TrainConfig& cfg) {
@@ -62,8 +56,7 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
     main_pass(nullptr, scale, Terms::kAll, record ? loss_ : nullptr, 0, 1);
   }
   void apply() override {
-    m_.user.apply(comm_, ur_, hb_.ukey, gU_);
-    m_.item.apply(comm_, ir_, hb_.ikey, gI_);
+    m_.apply_rows(comm_, ur_, hb_.ukey, gU_, ir_, hb_.ikey, gI_);
     m_.apply_dense(comm_);
   }
 
@@ -168,8 +161,9 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
   void gather() {
     U_ = Us_.get(nu_);
     I_ = Is_.get(ni_);
-    m_.user.gather(comm_, ur_, U_);
-    m_.item.gather(comm_, ir_, I_);
+    m_.refresh_rows(comm_);
+    m_.rows_user().gather(comm_, ur_, U_);
+    m_.rows_item().gather(comm_, ir_, I_);
     // Feature rows never change: one transfer per step, through the item routing.
     if (dist::ShardedEmbedding* f = m_.item_features(); f && !features_here_) {
       F_ = Fs_.get(hb_.b.n * hb_.b.per * f->dim());

@@ -50,13 +50,21 @@ void set_point(std::vector<float>& w, const std::vector<float>& base, const std:
   }
 }
 
+// The landscape moves the tables that score (MF and VBPR); a graph model's params.h5 holds its
+// propagated rows, not the tables its loss is a function of.
+MFModel& scoring_model(Trainer& t) {
+  auto* m = dynamic_cast<MFModel*>(&t.model());
+  if (!m) fail("landscape: model " + t.config().model + " is not supported yet (mf and vbpr are)");
+  return *m;
+}
+
 }  // namespace
 
 std::vector<LandscapePoint> loss_surface(Trainer& t, int dims, int steps, double radius,
                                          uint64_t seed) {
   if (dims != 1 && dims != 2) fail("landscape: --dims must be 1 or 2");
   if (steps < 2) fail("landscape: --steps must be at least 2");
-  MFModel& m = t.model_as<MFModel>();
+  MFModel& m = scoring_model(t);
   const auto base_u = m.user.local_data(), base_i = m.item.local_data();
   const Direction d1 = make_direction(m, seed, 1), d2 = make_direction(m, seed, 2);
   std::vector<LandscapePoint> out;
@@ -76,7 +84,7 @@ std::vector<LandscapePoint> loss_surface(Trainer& t, int dims, int steps, double
 
 Sharpness sharpness(Trainer& t, int directions, double radius, uint64_t seed) {
   if (directions < 1) fail("landscape: --sharpness-dirs must be positive");
-  MFModel& m = t.model_as<MFModel>();
+  MFModel& m = scoring_model(t);
   const auto base_u = m.user.local_data(), base_i = m.item.local_data();
   Sharpness s;
   s.base_loss = t.training_loss();

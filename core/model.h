@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -88,6 +89,19 @@ class Model {
 
   // The step's maths over gathered rows.
   virtual void pass(const StepBatch& b, const PassArgs& a) = 0;
+  // Where a step's rows come from and where their gradients go. Most models score with their
+  // table rows: the defaults gather those and apply the gradients to the tables. A graph model
+  // scores with rows that are a function of every table row (propagation): refresh_rows()
+  // recomputes them before each gather (collective), rows_user()/rows_item() hold them, and
+  // apply_rows() takes their gradients back through the propagation to the tables (collective;
+  // it advances the tables' optimizer step like ShardedEmbedding::apply).
+  virtual void refresh_rows(dist::Comm& /*comm*/) {}
+  virtual const dist::ShardedEmbedding& rows_user() const { return user; }
+  virtual const dist::ShardedEmbedding& rows_item() const { return item; }
+  virtual void apply_rows(dist::Comm& comm, const dist::Routing& ur, std::span<const uint64_t> ukey, const float* gU,
+                          const dist::Routing& ir, std::span<const uint64_t> ikey, const float* gI);
+  // Threads of the step engine for the tables' work (null: none).
+  virtual void set_threads(ThreadPool* pool);
   // One optimizer step on the dense parameters from accumulator 0 (summed over ranks; collective).
   virtual void apply_dense(dist::Comm& comm) = 0;
   // Inverse Gradient's moves on the dense parameters: one flat vector (null: the model has none),
@@ -100,6 +114,9 @@ class Model {
   virtual EvalResult evaluate(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) = 0;
   // What params.h5 holds besides the tables: dense parameters and root attributes.
   virtual std::vector<io::DenseParam> exported_dense() { return {}; }
+  // The tables params.h5 holds (kinds "user", "item"): the scoring rows, which for a graph model
+  // are the propagated ones (collective).
+  virtual std::vector<const dist::ShardedEmbedding*> exported_tables(dist::Comm& /*comm*/) { return {&user, &item}; }
   virtual std::vector<std::pair<std::string, std::string>> export_attrs(const TrainConfig& cfg) const = 0;
   // The GPU step engine of this model (CUDA builds; others fail with the reason). labels: the
   // training rows' labels for labeled models (the trainer's, borrowed), else null.

@@ -32,6 +32,7 @@ struct ModelKind {
   std::string summary;            // one line for --help and docs
   bool pointwise = false;         // labeled rows and labeled metrics, else ranking with negatives
   bool item_features = false;     // needs the dataset's item modalities (--features)
+  bool graph = false;             // propagates over the user-item graph (--graph-layers)
   std::vector<std::string> losses;      // the first is the default
   std::vector<std::string> strategies;  // the first is the default
   std::function<void(const TrainConfig&, const Need&)> validate;  // checks beyond the shared ones
@@ -52,5 +53,6 @@ ModelKind mf_kind();
 ModelKind vbpr_kind();
 ModelKind gmf_kind();
 ModelKind neumf_kind();
+ModelKind lightgcn_kind();
 
 }  // namespace shardrec

@@ -164,6 +164,17 @@ void ShardedEmbedding::reduce(Comm& comm, const Routing& r, std::span<const uint
   }
 }
 
+void ShardedEmbedding::reduce_counted(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
+                                      const float* grads,
+                                      const std::function<void(int64_t, const float*, uint32_t)>& visit) {
+  group_contributions(comm, r, keys, grads);
+  float* sum = group_grad_.get(static_cast<size_t>(dim_));
+  for (size_t g = 0; g + 1 < group_start_.size(); ++g) {
+    sum_group(g, sum);
+    visit(group_row_[g], sum, group_start_[g + 1] - group_start_[g]);
+  }
+}
+
 void ShardedEmbedding::sum_group(size_t g, float* out) {
   GradRef* b = grouped_.data() + group_start_[g];
   GradRef* e = grouped_.data() + group_start_[g + 1];

@@ -60,6 +60,9 @@ class ShardedEmbedding {
   // tentative updates (Inverse Gradient's candidates) and stateless steps.
   void reduce(Comm& comm, const Routing& r, std::span<const uint64_t> keys, const float* grads,
               const std::function<void(int64_t, const float*)>& visit);
+  // reduce() that also tells each row's number of contributions (occurrences in the step).
+  void reduce_counted(Comm& comm, const Routing& r, std::span<const uint64_t> keys, const float* grads,
+                      const std::function<void(int64_t, const float*, uint32_t)>& visit);
   // Forgets the optimizer state (a fresh optimizer, step 0): the Inverse Learning reference
   // re-creates its Adam, see core/inverse_gradient.h.
   void reset_optimizer() { opt_ = RowOptimizer(opt_.config(), local_rows_, dim_); }

@@ -243,7 +243,7 @@ int cmd_train(int argc, char** argv) {
   // keep the path as the user gave it.
   const std::string data_given = c.data;
   if (!c.data.empty()) c.data = std::filesystem::absolute(c.data).lexically_normal().string();
-  r.ini = ini_text(opts, c.pointwise_model());
+  r.ini = ini_text(opts, c);
   c.data = data_given;
   // Checkpoints work on the GPU backend too (the trainer copies the device state for them).
   return train(c, r, argc, argv);

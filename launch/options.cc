@@ -260,10 +260,12 @@ Args parse(int argc, char** argv, const std::string& usage, const Options& optio
   return args;
 }
 
-std::string ini_text(const Options& options, bool pointwise_model) {
+std::string ini_text(const Options& options, const TrainConfig& c) {
   std::string s;
   for (const auto& o : options)
-    if (o.record == Ini::kYes || (o.record == Ini::kPointwise && pointwise_model)) s += o.name + " = " + o.value() + "\n";
+    if (o.record == Ini::kYes || (o.record == Ini::kPointwise && c.pointwise_model()) ||
+        (o.record == Ini::kGraph && c.graph_model()))
+      s += o.name + " = " + o.value() + "\n";
   return s;
 }
 
@@ -379,6 +381,8 @@ Options config_options(TrainConfig& c) {
       Option("gpu-comm", c.gpu_comm,
              "GPU exchange: auto (NCCL when every rank has its own GPU), nccl, or host (staged through MPI)")
           .choices({"auto", "nccl", "host"}).in(kTrain).group(dev).ini(Ini::kYes),
+      Option("graph-layers", c.graph_layers, "lightgcn: propagation layers K (the scoring rows are the mean of 0..K)")
+          .range(0, 16).in(model).group(t).ini(Ini::kGraph),
       Option("mlp-layers", c.mlp_layers, "neumf: MLP layers (widths 2*dim*2^(L-1) -> ... -> dim)")
           .range(1, 8).in(model).group(il).ini(Ini::kPointwise),
       Option("label-threshold", c.label_threshold, "label = rating > this when the dataset records no threshold")

@@ -23,7 +23,7 @@ namespace shardrec::cli {
 enum Command : unsigned { kTrain = 1, kEval = 2, kLandscape = 4, kPlan = 8, kExport = 16 };
 
 // Whether a training's config.ini records the option.
-enum class Ini { kNo, kYes, kPointwise /* only in gmf/neumf runs */ };
+enum class Ini { kNo, kYes, kPointwise /* only in gmf/neumf runs */, kGraph /* only in graph-model runs */ };
 
 struct Option {
   using Setter = std::function<void(const Option&, const std::vector<std::string>&)>;
@@ -112,7 +112,7 @@ struct Args {
 Args parse(int argc, char** argv, const std::string& usage, const Options& options);
 
 // "name = value" per option that config.ini records, in declaration order.
-std::string ini_text(const Options& options, bool pointwise_model);
+std::string ini_text(const Options& options, const TrainConfig& c);
 
 // The shared table: every TrainConfig option (model, optimizer, training, evaluation, ...) bound to
 // `c`, for the commands named in each (option.commands). for_command keeps those of `cmd`, required

@@ -6,7 +6,7 @@
 namespace shardrec::cli {
 
 void save_params(const std::string& path, const TrainConfig& c, Model& m, dist::Comm& comm) {
-  io::export_tables(path, {&m.user, &m.item}, {"user", "item"}, c.data, comm, 1 << 16, m.exported_dense(),
+  io::export_tables(path, m.exported_tables(comm), {"user", "item"}, c.data, comm, 1 << 16, m.exported_dense(),
                     m.export_attrs(c));
 }
 

@@ -81,6 +81,28 @@ cmp mg1/params.h5 mg2/params.h5
 ! cmp -s mg1/params.h5 run1/params.h5   # and it is not plain training
 grep -q '^strategy = mirror$' mg1/config.ini
 
+# LightGCN (graph propagation over the sharded user-item graph) with Mirror Gradient: the same
+# bits on 1 and 3 ranks; params.h5 holds the propagated rows, so eval on 2 ranks gives the
+# training's test metrics, and the landscape refuses it with the reason.
+run 1 "$bin" train --data data.h5 --config train.ini --model lightgcn --graph-layers 2 --strategy mirror \
+  --l2 1e-4 --run-dir gcn1 --quiet
+run 3 "$bin" train --data data.h5 --config train.ini --model lightgcn --graph-layers 2 --strategy mirror \
+  --l2 1e-4 --run-dir gcn3 --quiet
+cmp gcn1/params.h5 gcn3/params.h5
+! cmp -s gcn1/params.h5 mg1/params.h5
+grep -q '^graph-layers = 2$' gcn1/config.ini
+! grep -q '^graph-layers' run1/config.ini   # only graph models record it
+run 2 "$bin" eval --data data.h5 --params gcn1/params.h5 --ks 5,10 --out gcn_eval.json >/dev/null
+python3 - gcn_eval.json gcn1/result.json <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))["test"]
+for k in ("recall@10", "ndcg@10"):
+    assert abs(e[k] - t[k]) < 1e-12, (k, e[k], t[k])
+PY
+if "$bin" landscape --data data.h5 --params gcn1/params.h5 --out gland.csv 2>gland.err; then exit 1; fi
+grep -q "lightgcn is not supported" gland.err
+test ! -e gland.csv
+
 # VBPR from item features given as CSV (raw item id, then values), 1 vs 2 ranks, and the
 # robustness evaluation.
 awk 'BEGIN { for (i = 1; i <= 150; i++) printf "%d,%d,%d,%.3f\n", i, (i % 5 == 0), (i % 5 == 1), (i % 7) / 7 }' > feat.csv

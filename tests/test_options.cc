@@ -41,7 +41,7 @@ Args parse_train(TrainConfig& c, std::vector<std::string> words, Options* keep =
 
 // config.ini of c as the table writes it, read back through --config: the same config.
 void expect_round_trip(TrainConfig& c) {
-  const std::string ini = ini_text(for_command(config_options(c), kTrain), c.pointwise_model());
+  const std::string ini = ini_text(for_command(config_options(c), kTrain), c);
   const auto table = keys_of(ini), core = keys_of(c.to_ini());
   std::vector<std::string> table_keys, core_keys;
   for (const auto& [k, v] : table) table_keys.push_back(k);
@@ -53,7 +53,7 @@ void expect_round_trip(TrainConfig& c) {
   Options opts;
   parse_train(back, {"--config", path}, &opts);
   EXPECT_EQ(back.to_ini(), c.to_ini());
-  EXPECT_EQ(ini_text(opts, back.pointwise_model()), ini);
+  EXPECT_EQ(ini_text(opts, back), ini);
 }
 
 TEST(Options, ConfigIniMatchesToIniAndReadsBack) {
@@ -82,7 +82,7 @@ TEST(Options, ConfigIniMatchesToIniAndReadsBack) {
 TEST(Options, ValuesPrintAsWritten) {
   TrainConfig c;
   c.data = "d.h5";
-  const auto kv = keys_of(ini_text(for_command(config_options(c), kTrain), false));
+  const auto kv = keys_of(ini_text(for_command(config_options(c), kTrain), c));
   EXPECT_EQ(kv.at("lr"), "0.001");
   EXPECT_EQ(kv.at("beta2"), "0.999");
   EXPECT_EQ(kv.at("mg-alpha2"), "0.2");

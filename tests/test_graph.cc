@@ -1,0 +1,363 @@
+// Graph models: the sharded propagation (dist/graph.h) against a dense reference, bitwise the same
+// on 1-4 ranks; LightGCN's backward against finite differences; LightGCN training bitwise
+// world-size (and thread) invariant, plain and with Mirror Gradient; equal to MF with K = 0;
+// learning on planted data; resumed from a checkpoint on another number of ranks.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "base/error.h"
+#include "base/rng.h"
+#include "core/checkpoint_state.h"
+#include "core/lightgcn_model.h"
+#include "core/mf_model.h"
+#include "core/trainer.h"
+#include "dist/graph.h"
+#include "dist/inproc_comm.h"
+#include "fixtures.h"
+
+namespace shardrec {
+namespace {
+
+using testing::full_table;
+
+// A value for row `id` of table `t`, column k, from the seed alone.
+float value(uint64_t seed, int t, int64_t id, int k) {
+  CounterRng r(seed, static_cast<uint64_t>(t), static_cast<uint64_t>(id), static_cast<uint64_t>(k));
+  return static_cast<float>(r.uniform() * 2 - 1);
+}
+
+// The dense A = D^-1/2 [[0,R],[R^T,0]] D^-1/2 of the training split, over users then items.
+struct Dense {
+  int64_t U, I;
+  std::vector<std::set<int64_t>> nbr;  // of each node (items offset by U)
+  explicit Dense(const io::PreparedDataset& d) : U(d.user_raw.size()), I(d.item_raw.size()), nbr(U + I) {
+    for (size_t r = 0; r < d.train.size(); ++r) {
+      nbr[d.train.user[r]].insert(U + d.train.item[r]);
+      nbr[U + d.train.item[r]].insert(d.train.user[r]);
+    }
+  }
+  std::vector<double> multiply(const std::vector<double>& x, int dim) const {
+    std::vector<double> y(x.size(), 0.0);
+    for (int64_t a = 0; a < U + I; ++a)
+      for (int64_t b : nbr[a]) {
+        const double w = 1.0 / std::sqrt(static_cast<double>(nbr[a].size()) * static_cast<double>(nbr[b].size()));
+        for (int k = 0; k < dim; ++k) y[a * dim + k] += w * x[b * dim + k];
+      }
+    return y;
+  }
+};
+
+// Rows of a table sharded by s (this rank's, local order) as the whole table in id order.
+std::vector<float> whole(const dist::Sharding& s, int dim, const std::vector<float>& local, dist::Comm& comm) {
+  OptimizerConfig sgd;
+  sgd.kind = OptimizerConfig::Kind::kSgd;
+  dist::ShardedEmbedding t("t", 0, s.rows(), dim, s, comm.rank(), 1, {}, sgd);
+  t.local_data() = local;
+  return full_table(t, comm);
+}
+
+// One multiply on `world` ranks of the rows value(seed, ...): the result in id order (users, then items).
+std::vector<float> multiply_on(int world, const io::PreparedDataset& d, int dim, const std::string& item_sharding,
+                               int threads = 1) {
+  std::vector<float> out;
+  dist::run_ranks(world, [&](dist::Comm& comm) {
+    auto shard = io::shard_from_memory(d, comm);
+    const auto items = dist::Sharding::parse(item_sharding, shard.info.num_items, world);
+    dist::BipartiteGraph g(comm, shard.users, items, shard.train().ptr, shard.train().item);
+    const int64_t L = shard.users.local_rows(comm.rank()), M = items.local_rows(comm.rank());
+    std::vector<float> xu(L * dim), xi(M * dim), ou(L * dim), oi(M * dim);
+    for (int64_t l = 0; l < L; ++l)
+      for (int k = 0; k < dim; ++k) xu[l * dim + k] = value(7, 0, shard.users.global_id(comm.rank(), l), k);
+    for (int64_t l = 0; l < M; ++l)
+      for (int k = 0; k < dim; ++k) xi[l * dim + k] = value(7, 1, items.global_id(comm.rank(), l), k);
+    ThreadPool pool(threads);
+    g.multiply(comm, xu.data(), xi.data(), ou.data(), oi.data(), dim, threads > 1 ? &pool : nullptr);
+    auto fu = whole(shard.users, dim, ou, comm), fi = whole(items, dim, oi, comm);
+    if (comm.rank() == 0) {
+      out = fu;
+      out.insert(out.end(), fi.begin(), fi.end());
+    }
+  });
+  return out;
+}
+
+TEST(Graph, MultiplyMatchesDenseReferenceAndIsBitwiseTheSameFor1To4Ranks) {
+  const auto d = testing::planted_dataset(41, 23, 3, 11);
+  const int dim = 5;
+  const Dense A(d);
+  std::vector<double> x((A.U + A.I) * dim);
+  for (int64_t u = 0; u < A.U; ++u)
+    for (int k = 0; k < dim; ++k) x[u * dim + k] = value(7, 0, u, k);
+  for (int64_t i = 0; i < A.I; ++i)
+    for (int k = 0; k < dim; ++k) x[(A.U + i) * dim + k] = value(7, 1, i, k);
+  const auto want = A.multiply(x, dim);
+  const auto ref = multiply_on(1, d, dim, "mod");
+  ASSERT_EQ(ref.size(), want.size());
+  double worst = 0;
+  for (size_t k = 0; k < want.size(); ++k) worst = std::max(worst, std::abs(ref[k] - want[k]));
+  EXPECT_LT(worst, 1e-5);
+  // Not trivially zero: every node of the planted set has edges.
+  double norm = 0;
+  for (double v : want) norm += v * v;
+  EXPECT_GT(norm, 1.0);
+  for (const char* sharding : {"mod", "range", "table:0"})
+    for (int world = 1; world <= 4; ++world)
+      for (int threads : {1, 3}) {
+        const auto got = multiply_on(world, d, dim, sharding, threads);
+        ASSERT_EQ(got.size(), ref.size());
+        EXPECT_EQ(0, std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)))
+            << world << " ranks, items " << sharding << ", " << threads << " threads";
+      }
+}
+
+TEST(Graph, DuplicateEdgesCountOnceAndIsolatedRowsStayZero) {
+  // One rank: users 0..2, items 0..3; user 0 lists item 1 twice, user 2 and item 3 have no edges.
+  dist::run_ranks(1, [&](dist::Comm& comm) {
+    const auto users = dist::Sharding::range({0, 3});
+    const auto items = dist::Sharding::modulo(4, 1);
+    const std::vector<int64_t> ptr = {0, 3, 5, 5};
+    const std::vector<int32_t> item = {1, 0, 1, 2, 1};
+    dist::BipartiteGraph g(comm, users, items, ptr, item);
+    EXPECT_EQ(g.local_edges(), 2 * 4);
+    std::vector<float> xu = {1, 2, 3}, xi = {10, 20, 30, 40}, ou(3), oi(4);
+    g.multiply(comm, xu.data(), xi.data(), ou.data(), oi.data(), 1);
+    // deg: u0 2, u1 2, u2 0; i0 1, i1 2, i2 1, i3 0.
+    EXPECT_NEAR(ou[0], 10 / std::sqrt(2.0) + 20 / std::sqrt(4.0), 1e-5);
+    EXPECT_NEAR(ou[1], 20 / std::sqrt(4.0) + 30 / std::sqrt(2.0), 1e-5);
+    EXPECT_EQ(ou[2], 0.0f);
+    EXPECT_NEAR(oi[1], 1 / std::sqrt(4.0) + 2 / std::sqrt(4.0), 1e-5);
+    EXPECT_EQ(oi[3], 0.0f);
+  });
+}
+
+TrainConfig gcn_config() {
+  TrainConfig c;
+  c.data = "<memory>";
+  c.model = "lightgcn";
+  c.dim = 8;
+  c.batch = 50;  // does not divide the rows: the last step is partial
+  c.epochs = 3;
+  c.eval_every = 0;
+  c.opt.lr = 0.01f;
+  c.eval.ks = {5, 10};
+  c.graph_layers = 3;
+  return c;
+}
+
+// LightGCN's forward and backward: E = mean_k A^k E0 against the dense reference, and
+// f(E0) = <C, E(E0)> differentiated by backward() against central differences.
+TEST(LightGcn, PropagationAndBackwardMatchReferenceAndFiniteDifferences) {
+  const auto d = testing::planted_dataset(30, 17, 3, 4);
+  const Dense A(d);
+  TrainConfig c = gcn_config();
+  const int dim = c.dim, K = c.graph_layers;
+  for (int world : {1, 3}) {
+    dist::run_ranks(world, [&](dist::Comm& comm) {
+      auto shard = io::shard_from_memory(d, comm);
+      LightGcnModel m(c, shard, comm.rank());
+      // Forward against sum_k A^k E0 / (K+1) in double.
+      const auto u0 = full_table(m.user, comm), i0 = full_table(m.item, comm);
+      std::vector<double> x(u0.begin(), u0.end());
+      x.insert(x.end(), i0.begin(), i0.end());
+      std::vector<double> acc = x, cur = x;
+      for (int k = 0; k < K; ++k) {
+        cur = A.multiply(cur, dim);
+        for (size_t j = 0; j < acc.size(); ++j) acc[j] += cur[j];
+      }
+      m.propagate(comm);
+      auto eu = full_table(m.rows_user(), comm), ei = full_table(m.rows_item(), comm);
+      eu.insert(eu.end(), ei.begin(), ei.end());
+      double worst = 0;
+      for (size_t j = 0; j < acc.size(); ++j) worst = std::max(worst, std::abs(eu[j] - acc[j] / (K + 1)));
+      EXPECT_LT(worst, 1e-5) << world << " ranks";
+      // Backward: G = C on this rank's rows; the result is d<C, E>/dE0.
+      const int64_t L = m.user.local_rows(), M = m.item.local_rows();
+      std::vector<float> gu(L * dim), gi(M * dim);
+      for (int64_t l = 0; l < L; ++l)
+        for (int k = 0; k < dim; ++k) gu[l * dim + k] = value(3, 0, m.user.sharding().global_id(comm.rank(), l), k);
+      for (int64_t l = 0; l < M; ++l)
+        for (int k = 0; k < dim; ++k) gi[l * dim + k] = value(3, 1, m.item.sharding().global_id(comm.rank(), l), k);
+      auto f = [&]() {  // <C, E> over all ranks (double, exact enough for differences of 1e-2)
+        m.propagate(comm);
+        double s = 0;
+        for (int64_t l = 0; l < L * dim; ++l)
+          s += static_cast<double>(gu[l]) * m.rows_user().local_data()[l];
+        for (int64_t l = 0; l < M * dim; ++l)
+          s += static_cast<double>(gi[l]) * m.rows_item().local_data()[l];
+        int64_t fixed = std::llround(s * 1e12);
+        comm.allreduce_sum(&fixed, 1);
+        return static_cast<double>(fixed) * 1e-12;
+      };
+      std::vector<float> bu = gu, bi = gi;
+      m.backward(comm, bu.data(), bi.data());
+      const auto grad_u = whole(m.user.sharding(), dim, bu, comm);
+      const auto grad_i = whole(m.item.sharding(), dim, bi, comm);
+      // A few coordinates of each table, on their owners (every rank takes part in f()).
+      const float h = 1e-2f;
+      for (int64_t id : {0L, 7L, 16L}) {
+        for (int which = 0; which < 2; ++which) {
+          dist::ShardedEmbedding& t = which == 0 ? m.user : m.item;
+          const int owner = t.sharding().owner(id);
+          const int64_t l = t.sharding().local_index(id);
+          const int k = static_cast<int>(id % dim);
+          float saved = 0;
+          if (comm.rank() == owner) saved = t.local_row(l)[k];
+          if (comm.rank() == owner) t.local_row(l)[k] = saved + h;
+          const double fp = f();
+          if (comm.rank() == owner) t.local_row(l)[k] = saved - h;
+          const double fm = f();
+          if (comm.rank() == owner) t.local_row(l)[k] = saved;
+          const double fd = (fp - fm) / (2.0 * h);
+          const double an = (which == 0 ? grad_u : grad_i)[id * dim + k];
+          EXPECT_NEAR(an, fd, 2e-3 * std::max(1.0, std::abs(fd))) << (which ? "item " : "user ") << id;
+          EXPECT_GT(std::abs(an), 1e-6) << "a zero gradient would pass trivially";
+        }
+      }
+    });
+  }
+}
+
+struct RunOut {
+  std::vector<float> user, item;
+  std::vector<double> losses;
+  EvalResult test;
+};
+
+RunOut train_on(int world, const TrainConfig& cfg, const io::PreparedDataset& d, const std::string& load = "",
+                int64_t stop_at = 0, const std::string& save = "") {
+  RunOut out;
+  dist::run_ranks(world, [&](dist::Comm& comm) {
+    auto shard = io::shard_from_memory(d, comm);
+    Trainer t(cfg, shard, comm);
+    testing::checkpoint_and_resume(t, cfg, shard.info, comm, load, stop_at, save);
+    auto fit = t.fit();
+    auto u = full_table(t.model().user, comm);
+    auto i = full_table(t.model().item, comm);
+    auto test = t.evaluate(2);
+    if (comm.rank() == 0) {
+      out.user = u;
+      out.item = i;
+      for (auto& e : fit.epochs) out.losses.push_back(e.loss);
+      out.test = test;
+    }
+  });
+  return out;
+}
+
+void expect_same(const RunOut& got, const RunOut& ref, const std::string& what) {
+  ASSERT_EQ(got.user.size(), ref.user.size()) << what;
+  EXPECT_EQ(0, std::memcmp(got.user.data(), ref.user.data(), ref.user.size() * sizeof(float))) << what << ": user";
+  EXPECT_EQ(0, std::memcmp(got.item.data(), ref.item.data(), ref.item.size() * sizeof(float))) << what << ": item";
+  EXPECT_EQ(got.losses, ref.losses) << what;
+  EXPECT_EQ(got.test.values, ref.test.values) << what;
+}
+
+TEST(LightGcn, TrainingIsBitwiseIdenticalFor1To4RanksAndThreads) {
+  const auto d = testing::planted_dataset(37, 29, 4, 5);
+  struct V {
+    const char* name;
+    OptimizerConfig::Kind opt;
+    const char* strategy;
+    float l2;
+    const char* items;
+  };
+  for (const V v : {V{"adam_dense", OptimizerConfig::Kind::kAdamDense, "plain", 1e-3f, "mod"},
+                    V{"sgd_mirror", OptimizerConfig::Kind::kSgd, "mirror", 1e-2f, "mod"},
+                    V{"adam_lazy_range", OptimizerConfig::Kind::kAdam, "plain", 0.0f, "range"}}) {
+    TrainConfig c = gcn_config();
+    c.opt.kind = v.opt;
+    c.strategy = v.strategy;
+    c.mg_beta = 2;
+    c.l2 = v.l2;
+    c.item_sharding = v.items;
+    const RunOut ref = train_on(1, c, d);
+    TrainConfig c0 = c;
+    c0.epochs = 0;
+    EXPECT_NE(train_on(1, c0, d).item, ref.item) << v.name << ": training moved nothing";
+    for (const auto& [world, threads] : {std::pair{2, 1}, {3, 1}, {4, 1}, {1, 2}, {3, 2}}) {
+      TrainConfig ct = c;
+      ct.threads = threads;
+      expect_same(train_on(world, ct, d), ref,
+                  std::string(v.name) + " on " + std::to_string(world) + " ranks x " + std::to_string(threads));
+    }
+  }
+}
+
+TEST(LightGcn, WithNoLayersTrainsExactlyAsMf) {
+  const auto d = testing::planted_dataset(37, 29, 4, 5);
+  for (auto kind : {OptimizerConfig::Kind::kSgd, OptimizerConfig::Kind::kAdamDense, OptimizerConfig::Kind::kAdam}) {
+    TrainConfig c = gcn_config();
+    c.graph_layers = 0;
+    c.opt.kind = kind;
+    TrainConfig mf = c;
+    mf.model = "mf";
+    const RunOut a = train_on(2, c, d), b = train_on(2, mf, d);
+    expect_same(a, b, "optimizer " + OptimizerConfig::kind_name(kind));
+    // With layers the model is another one.
+    TrainConfig c1 = c;
+    c1.graph_layers = 1;
+    EXPECT_NE(train_on(2, c1, d).item, b.item);
+  }
+  // L2 is on the layer-0 rows, once per occurrence, as MF's: the same steps up to rounding (MF
+  // adds it to each occurrence's gradient before the sum, LightGCN once per row after).
+  TrainConfig c = gcn_config();
+  c.graph_layers = 0;
+  c.opt.kind = OptimizerConfig::Kind::kSgd;
+  c.opt.lr = 0.05f;
+  c.l2 = 0.5f;
+  TrainConfig mf = c;
+  mf.model = "mf";
+  TrainConfig no_l2 = c;
+  no_l2.l2 = 0;
+  const RunOut a = train_on(1, c, d), b = train_on(1, mf, d), z = train_on(1, no_l2, d);
+  double diff = 0, moved = 0;
+  for (size_t k = 0; k < a.item.size(); ++k) {
+    diff = std::max(diff, static_cast<double>(std::abs(a.item[k] - b.item[k])));
+    moved = std::max(moved, static_cast<double>(std::abs(a.item[k] - z.item[k])));
+  }
+  EXPECT_LT(diff, 1e-5);
+  EXPECT_GT(moved, 1e-3) << "L2 must change the result for the comparison to mean something";
+}
+
+TEST(LightGcn, LearnsThePlantedGroupsAndPropagationHelpsOnSparseUsers) {
+  const auto d = testing::planted_dataset(300, 120, 4, 21, 4);
+  TrainConfig c = gcn_config();
+  c.dim = 16;
+  c.batch = 128;
+  c.epochs = 15;
+  c.opt.lr = 0.01f;
+  c.l2 = 1e-4f;
+  TrainConfig c0 = c;
+  c0.epochs = 0;
+  const double before = train_on(2, c0, d).test.get("recall@10");
+  const double after = train_on(2, c, d).test.get("recall@10");
+  TrainConfig flat = c;
+  flat.graph_layers = 0;
+  const double mf = train_on(2, flat, d).test.get("recall@10");
+  std::printf("recall@10: initial %.4f, K=0 %.4f, K=3 %.4f\n", before, mf, after);
+  EXPECT_GT(after, before + 0.1);
+  EXPECT_GT(after, mf);
+}
+
+TEST(LightGcn, ResumesBitwiseOnAnotherNumberOfRanks) {
+  const auto d = testing::planted_dataset(37, 29, 4, 5);
+  TrainConfig c = gcn_config();
+  c.strategy = "mirror";
+  c.mg_beta = 2;
+  c.l2 = 1e-3f;
+  const RunOut ref = train_on(2, c, d);
+  const std::string ck = testing::fresh_path("lightgcn", "ck.h5");
+  const RunOut stopped = train_on(2, c, d, "", 7, ck);
+  EXPECT_NE(stopped.item, ref.item);
+  RunOut resumed = train_on(3, c, d, ck);
+  EXPECT_EQ(resumed.losses.size(), 2u) << "the resumed run starts in epoch 2";
+  resumed.losses = ref.losses;  // the epochs before the stop were the first run's
+  expect_same(resumed, ref, "resumed on 3 ranks");
+}
+
+}  // namespace
+}  // namespace shardrec
