@@ -181,7 +181,9 @@ ModelKind lightgcn_kind() {
   };
   k.shape = [](const PlanInput& in) {
     const double d = in.dim;
-    return ModelShape{d, d, 0, 1.0 + in.negatives, 0};
+    ModelShape sh{d, d, 0, 1.0 + in.negatives, 0};
+    sh.graph_layers = in.graph_layers;
+    return sh;
   };
   return k;
 }

@@ -61,7 +61,20 @@ Plan make_plan(const PlanInput& in) {
                    + 2 * remote * rec                      // gradient records out and in
                    + 2 * remote * 4 * (d + sh.feat_w)      // rows out and in
                    + in.score_budget * 4.0;                // full-ranking scores
-  p.rank.total = p.rank.tables + p.rank.optimizer + p.rank.data + p.rank.buffers + p.rank.dense;
+  // Graph models (dist/graph.h): a rank's edges at both ends (8 B offsets per row, 4 B per edge
+  // end), and per product the rows its edges need, own and remote, in a send and a receive
+  // buffer; distinct rows touched by E random edges over R rows: R (1 - exp(-E / R)).
+  const int K = sh.graph_layers;
+  const double edges = trows;  // at the users' owner; about as many at the items' owners
+  auto touched = [](double rows, double e) { return rows * (1.0 - std::exp(-e / rows)); };
+  const double nbr_rows = K > 0 ? touched(static_cast<double>(in.items), edges) +
+                                      touched(static_cast<double>(in.users), ceil_div(in.train_rows, N))
+                                : 0.0;
+  const double halo_rows = nbr_rows * (N - 1) / N;
+  if (K > 0)
+    p.rank.graph = (urows + irows) * (8 + 4) + 2 * edges * 4 + nbr_rows * 8 + 2 * nbr_rows * d * 4 +
+                   4 * (urows + irows) * d * 4;  // scoring rows, two layers, the row gradients
+  p.rank.total = p.rank.tables + p.rank.optimizer + p.rank.data + p.rank.buffers + p.rank.dense + p.rank.graph;
 
   // IG: a share of the epoch's steps are meta-steps, which gather and send records twice.
   const double meta = in.strategy == "ig" ? 1.0 - in.ig_train_ratio : 0.0;
@@ -85,6 +98,11 @@ Plan make_plan(const PlanInput& in) {
     p.collectives.push_back({"mirror pass: rows + gradients (every beta-th step, averaged)",
                              (remote * 4 * d + remote * rec) * extra, 2});
   }
+  // Each pass propagates the whole graph: K products forward and K backward.
+  const double passes = in.strategy == "mirror" ? 1.0 + 1.0 / in.mg_beta : 1.0;
+  if (K > 0 && N > 1)
+    p.collectives.push_back({"graph halo rows (2K products per pass)", halo_rows * 4 * d * 2 * K * passes,
+                             static_cast<int>(2 * K)});
   for (const auto& c : p.collectives) p.bytes_per_step += c.bytes_per_step;
   if (in.strategy == "ig") {  // two phases, each with its own last partial batch
     const double tt = std::floor(static_cast<double>(in.train_rows) * in.ig_train_ratio);
@@ -92,8 +110,10 @@ Plan make_plan(const PlanInput& in) {
   } else {
     p.steps_per_epoch = static_cast<int64_t>(ceil_div(in.train_rows, in.batch));
   }
-  p.compute_seconds = b / in.samples_per_s * (in.strategy == "mirror" ? 1.0 + 1.0 / in.mg_beta : 1.0);
-  const double messages = (N > 1 ? N - 1 : 0) * (4 + (in.strategy == "mirror" ? 2.0 / in.mg_beta : 0));
+  p.compute_seconds = b / in.samples_per_s * passes;
+  if (K > 0) p.compute_seconds += 2.0 * K * passes * 2 * edges * d / in.graph_adds_per_s;
+  const double messages =
+      (N > 1 ? N - 1 : 0) * (4 + (in.strategy == "mirror" ? 2.0 / in.mg_beta : 0) + 2.0 * K * passes);
   p.comm_seconds = p.bytes_per_step / in.bandwidth + messages * in.latency;
   p.step_seconds = p.compute_seconds + p.comm_seconds;
   p.epoch_seconds = p.step_seconds * p.steps_per_epoch;
@@ -128,7 +148,8 @@ std::string format_plan(const PlanInput& in, const Plan& p) {
   s += buf;
   s += "memory per rank (largest): tables " + mib(p.rank.tables) + ", optimizer " + mib(p.rank.optimizer) +
        ", data " + mib(p.rank.data) + ", buffers " + mib(p.rank.buffers) +
-       (p.rank.dense > 0 ? ", dense (replicated) " + mib(p.rank.dense) : std::string()) + " = " +
+       (p.rank.dense > 0 ? ", dense (replicated) " + mib(p.rank.dense) : std::string()) +
+       (p.rank.graph > 0 ? ", graph " + mib(p.rank.graph) : std::string()) + " = " +
        mib(p.rank.total) + "\n";
   s += "bytes sent per rank per step:\n";
   for (const auto& c : p.collectives) {

@@ -32,6 +32,7 @@ struct PlanInput {
   std::string loss = "";     // gmf/neumf: bce, idl or bce-neg ("" = bce)
   int feature_dim = 0;       // vbpr: F, the item features' width
   int mlp_layers = 3;        // neumf
+  int graph_layers = 3;      // lightgcn: propagation layers K
   int unlabeled = 1;         // gmf/neumf: unlabeled draws per labeled row (idl, bce-neg)
   double ig_train_ratio = 0.9;
   int dim = 64, negatives = 1;
@@ -45,10 +46,12 @@ struct PlanInput {
   double bandwidth = 10e9;        // bytes/s per rank into the network
   double latency = 5e-6;          // seconds per message
   double samples_per_s = 5e5;     // compute rate of one rank (measured: docs/benchmarks.md)
+  double graph_adds_per_s = 1.9e10;  // propagation: row additions (floats) per second per rank (measured)
 };
 
 struct PlanRank {
   double tables = 0, optimizer = 0, data = 0, buffers = 0, total = 0;  // bytes
+  double graph = 0;  // graph models: edges, halo and propagation buffers (in total)
   double dense = 0;  // replicated dense parameters with their optimizer state and exact sums (in total)
 };
 

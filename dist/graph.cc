@@ -7,6 +7,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "kernels/graph_ops.h"
 
 namespace shardrec::dist {
 
@@ -30,20 +31,6 @@ size_t position(const std::vector<int64_t>& sorted, int64_t id) {
   return static_cast<size_t>(std::lower_bound(sorted.begin(), sorted.end(), id) - sorted.begin());
 }
 
-// Rows of out = s * sum(rows[nbr[ptr[r]..ptr[r+1])]) for r in [lo, hi).
-void gather_sum(const float* rows, const int64_t* ptr, const uint32_t* nbr, const float* s, float* out, int dim,
-                size_t lo, size_t hi) {
-  for (size_t r = lo; r < hi; ++r) {
-    float* o = out + r * dim;
-    std::fill(o, o + dim, 0.0f);
-    for (int64_t e = ptr[r]; e < ptr[r + 1]; ++e) {
-      const float* x = rows + static_cast<size_t>(nbr[e]) * dim;
-      for (int k = 0; k < dim; ++k) o[k] += x[k];
-    }
-    const float c = s[r];
-    for (int k = 0; k < dim; ++k) o[k] *= c;
-  }
-}
 }  // namespace
 
 BipartiteGraph::BipartiteGraph(Comm& comm, const Sharding& users, const Sharding& items,
@@ -165,9 +152,9 @@ void BipartiteGraph::multiply(Comm& comm, const float* xu, const float* xi, floa
   comm.alltoallv(send, sb.data(), sd.data(), recv, rb.data(), rd.data());
   const size_t U = su_.size(), I = si_.size();
   parallel(pool, U + I, [&](size_t lo, size_t hi, int) {
-    if (lo < U) gather_sum(recv, u_ptr_.data(), u_nbr_.data(), su_.data(), ou, dim, lo, std::min(hi, U));
+    if (lo < U) kernels::csr_scaled_row_sums(recv, u_ptr_.data(), u_nbr_.data(), su_.data(), ou, dim, lo, std::min(hi, U));
     if (hi > U)
-      gather_sum(recv, i_ptr_.data(), i_nbr_.data(), si_.data(), oi, dim, std::max(lo, U) - U, hi - U);
+      kernels::csr_scaled_row_sums(recv, i_ptr_.data(), i_nbr_.data(), si_.data(), oi, dim, std::max(lo, U) - U, hi - U);
   });
 }
 

@@ -24,6 +24,7 @@ std::string plan_json(const PlanInput& in, const Plan& p) {
                   ", \"strategy\": " + json_str(in.strategy) + ", \"memory_per_rank\": {\"tables\": " +
                   num(p.rank.tables) + ", \"optimizer\": " + num(p.rank.optimizer) + ", \"data\": " + num(p.rank.data) +
                   ", \"buffers\": " + num(p.rank.buffers) + ", \"dense\": " + num(p.rank.dense) +
+                  ", \"graph\": " + num(p.rank.graph) +
                   ", \"total\": " + num(p.rank.total) + "}, \"collectives\": [";
   for (size_t k = 0; k < p.collectives.size(); ++k) {
     const auto& c = p.collectives[k];
@@ -76,6 +77,7 @@ int cmd_plan(int argc, char** argv) {
   in.strategy = c.strategy;
   in.mg_beta = c.mg_beta;
   in.mlp_layers = c.mlp_layers;
+  in.graph_layers = c.graph_layers;
   in.unlabeled = c.il_unlabeled;
   in.ig_train_ratio = std::stod(format_number(c.ig_train_ratio));  // as written, not its float rounding
   if (!c.data.empty()) {

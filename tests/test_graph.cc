@@ -18,6 +18,7 @@
 #include "dist/graph.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
+#include "kernels/graph_ops.h"
 
 namespace shardrec {
 namespace {
@@ -357,6 +358,33 @@ TEST(LightGcn, ResumesBitwiseOnAnotherNumberOfRanks) {
   EXPECT_EQ(resumed.losses.size(), 2u) << "the resumed run starts in epoch 2";
   resumed.losses = ref.losses;  // the epochs before the stop were the first run's
   expect_same(resumed, ref, "resumed on 3 ranks");
+}
+
+}  // namespace
+}  // namespace shardrec
+
+namespace shardrec {
+namespace {
+
+// The vectorised row sums give the scalar loop's bits at every width (blocks of 64, 16, 8, rest).
+TEST(GraphKernel, RowSumsAreTheScalarLoopsBitsAtEveryWidth) {
+  for (int dim : {1, 7, 8, 16, 24, 64, 75, 80, 130}) {
+    const int rows = 13;
+    std::vector<float> x(rows * dim);
+    for (size_t k = 0; k < x.size(); ++k) x[k] = value(5, 2, static_cast<int64_t>(k), dim);
+    const std::vector<int64_t> ptr = {0, 3, 3, 9, 10};
+    const std::vector<uint32_t> nbr = {4, 0, 12, 1, 2, 3, 5, 7, 11, 6};
+    const std::vector<float> s = {0.3f, 1.0f, 0.7071f, 0.11f};
+    std::vector<float> got(4 * dim, -1.0f), want(4 * dim);
+    kernels::csr_scaled_row_sums(x.data(), ptr.data(), nbr.data(), s.data(), got.data(), dim, 0, 4);
+    for (int r = 0; r < 4; ++r)
+      for (int k = 0; k < dim; ++k) {
+        float a = 0.0f;
+        for (int64_t e = ptr[r]; e < ptr[r + 1]; ++e) a += x[nbr[e] * dim + k];
+        want[r * dim + k] = a * s[r];
+      }
+    EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float))) << "dim " << dim;
+  }
 }
 
 }  // namespace

@@ -1,0 +1,54 @@
+#include "kernels/graph_ops.h"
+
+#include <cstring>
+
+namespace shardrec::kernels {
+
+namespace {
+// Eight floats as one value (GCC's vector extension: one ymm register with AVX2, two xmm without).
+typedef float v8 __attribute__((vector_size(32)));
+
+// Columns [k, k + 8V) of one output row: V vector accumulators held in registers across the
+// neighbours (a loop over a runtime width would load and store the output at every neighbour).
+template <int V>
+inline void block(const float* __restrict rows, int64_t b, int64_t e, const uint32_t* __restrict nbr, float c,
+                  float* __restrict o, int dim, int k) {
+  v8 acc[V];
+  for (int t = 0; t < V; ++t) acc[t] = v8{};
+  for (int64_t j = b; j < e; ++j) {
+    const float* x = rows + static_cast<size_t>(nbr[j]) * dim + k;
+    for (int t = 0; t < V; ++t) {
+      v8 y;
+      std::memcpy(&y, x + 8 * t, sizeof y);
+      acc[t] += y;
+    }
+  }
+  for (int t = 0; t < V; ++t) {
+    const v8 r = acc[t] * c;
+    std::memcpy(o + k + 8 * t, &r, sizeof r);
+  }
+}
+}  // namespace
+
+// Adds and one multiply only (nothing to contract into an FMA): the AVX2 clone computes the same bits.
+__attribute__((target_clones("avx2", "default"))) void csr_scaled_row_sums(const float* rows, const int64_t* ptr,
+                                                                           const uint32_t* nbr, const float* s,
+                                                                           float* out, int dim, size_t lo,
+                                                                           size_t hi) {
+  for (size_t r = lo; r < hi; ++r) {
+    float* o = out + r * dim;
+    const int64_t b = ptr[r], e = ptr[r + 1];
+    const float c = s[r];
+    int k = 0;
+    for (; k + 64 <= dim; k += 64) block<8>(rows, b, e, nbr, c, o, dim, k);
+    for (; k + 16 <= dim; k += 16) block<2>(rows, b, e, nbr, c, o, dim, k);
+    for (; k + 8 <= dim; k += 8) block<1>(rows, b, e, nbr, c, o, dim, k);
+    for (; k < dim; ++k) {
+      float a = 0.0f;
+      for (int64_t j = b; j < e; ++j) a += rows[static_cast<size_t>(nbr[j]) * dim + k];
+      o[k] = a * c;
+    }
+  }
+}
+
+}  // namespace shardrec::kernels
