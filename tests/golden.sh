@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Golden results: a matrix of small trainings (MF, VBPR, GMF, NeuMF; every optimizer; plain,
+# Golden results: a matrix of small trainings (MF, VBPR, LightGCN, GMF, NeuMF; every optimizer; plain,
 # Mirror Gradient and Inverse Gradient; 1 and 3 ranks) whose trained tables and test metrics must
-# hash to the values in tests/golden.txt, recorded before the engine refactor. A refactor that
+# hash to the values in tests/golden.txt, recorded before the engine refactor (LightGCN's when it
+# landed, with the vectorised propagation; dim 72 runs its 64- and 8-wide blocks). A refactor that
 # must not change results keeps them; a change that moves the bits on purpose re-records them
 # (GOLDEN_RECORD=1) in the same commit and says why.
 # usage: golden.sh SHARDREC WORKDIR MPIEXEC GOLDEN_FILE
@@ -28,6 +29,7 @@ awk 'BEGIN { for (i = 1; i <= 160; i++) printf "%d,%d,%d,%.3f\n", i, (i % 4 == 0
 
 # name | arguments (besides the common ones)
 mf="--data d.h5 --dim 8 --epochs 3 --batch 128 --negatives 2 --ks 5,10 --patience 2"
+gcn="--data d.h5 --model lightgcn --dim 72 --epochs 3 --batch 128 --ks 5,10 --patience 2 --l2 0.001"
 pw="--data il.h5 --dim 4 --mlp-layers 2 --epochs 2 --batch 64 --ks 5 --valid-metric auc"
 cases=(
   "mf-sgd-bpr|$mf --optimizer sgd --lr 0.1"
@@ -39,6 +41,8 @@ cases=(
   "mf-sgd-mirror-bce|$mf --optimizer sgd --lr 0.1 --loss bce --strategy mirror --mg-beta 1"
   "vbpr-adam|$mf --model vbpr --features kind --optimizer adam --lr 0.02"
   "vbpr-adagrad-mirror|$mf --model vbpr --features kind --optimizer adagrad --lr 0.1 --strategy mirror --mg-beta 2"
+  "lightgcn-adam-dense|$gcn --optimizer adam_dense --lr 0.02 --graph-layers 3"
+  "lightgcn-sgd-mirror|$gcn --optimizer sgd --lr 0.1 --graph-layers 2 --strategy mirror --mg-beta 2"
   "gmf-bce|$pw --model gmf --loss bce --lr 0.01"
   "gmf-idl-ig|$pw --model gmf --loss idl --lr 0.01 --strategy ig --ig-sample-lr 0.01"
   "neumf-bce-neg-sgd|$pw --model neumf --loss bce-neg --optimizer sgd --lr 0.05"
