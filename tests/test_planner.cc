@@ -3,6 +3,7 @@
 
 #include "base/error.h"
 #include "core/planner.h"
+#include "core/lightgcn_model.h"
 #include "core/ncf_model.h"
 #include "core/trainer.h"
 #include "dist/inproc_comm.h"
@@ -174,6 +175,54 @@ TEST(Planner, OtherModelsTrackTheCounters) {
   in.model = "gmf";
   in.strategy = "mirror";
   EXPECT_THROW(make_plan(in), Error);
+}
+
+}  // namespace
+}  // namespace shardrec
+
+namespace shardrec {
+namespace {
+
+// LightGCN: the plan's halo bytes per step track what the graph sends (2K products of its halo
+// rows), and its memory grows by the graph's share; one rank sends nothing.
+TEST(Planner, GraphHaloTracksTheGraph) {
+  auto d = testing::planted_dataset(400, 300, 5, 21);
+  TrainConfig c;
+  c.data = "<memory>";
+  c.model = "lightgcn";
+  c.dim = 8;
+  c.graph_layers = 2;
+  for (int world : {1, 2, 4}) {
+    int64_t halo_out = 0;
+    dist::run_ranks(world, [&](dist::Comm& comm) {
+      auto shard = io::shard_from_memory(d, comm);
+      LightGcnModel m(c, shard, comm.rank());
+      int64_t mine = m.graph(comm).halo_rows_out();
+      comm.allreduce_sum(&mine, 1);
+      if (comm.rank() == 0) halo_out = mine;
+    });
+    PlanInput in;
+    in.model = "lightgcn";
+    in.users = 400;
+    in.items = 300;
+    in.train_rows = static_cast<int64_t>(d.train.size());
+    in.dim = c.dim;
+    in.graph_layers = c.graph_layers;
+    in.world = world;
+    const Plan p = make_plan(in);
+    double planned = 0;
+    for (const auto& col : p.collectives)
+      if (col.name.rfind("graph halo", 0) == 0) planned = col.bytes_per_step;
+    const double measured = static_cast<double>(halo_out) / world * 4 * c.dim * 2 * c.graph_layers;
+    EXPECT_GT(p.rank.graph, 0.0);
+    if (world == 1) {
+      EXPECT_EQ(halo_out, 0);
+      EXPECT_EQ(planned, 0.0);
+      continue;
+    }
+    EXPECT_GT(measured, 0.0);
+    EXPECT_NEAR(planned / measured, 1.0, 0.35) << world << " ranks: planned " << planned << " measured " << measured;
+  }
 }
 
 }  // namespace
