@@ -51,10 +51,11 @@ int cmd_prep(int argc, char** argv) {
       Option("out", out, "output dataset (.h5)").abbrev('o').required(),
       Option("format", format,
              "auto (from the extension and content; csv when --sep or --header is given), ml-dat "
-             "(ratings.dat, '::'), ml-udata (u.data, tab), recbole (.inter), csv, adjacency, json"),
+             "(ratings.dat, '::'), ml-udata (u.data, tab), recbole (.inter), csv (.tsv: tab), adjacency, json, "
+             "jsonl (one record per line)"),
       Option("sep", sep, "csv: separator (a character, 'tab' or 'space')"),
       Option("header", o.header, "csv: the first line names the columns"),
-      Option("user-col", o.user_column, "user column (index or header name)"),
+      Option("user-col", o.user_column, "user column (index, header name or jsonl field)"),
       Option("item-col", o.item_column, "item column"),
       Option("rating-col", o.rating_column, "rating column"),
       Option("time-col", o.timestamp_column, "timestamp column"),

@@ -96,6 +96,18 @@ awk -F'\t' '{print $1 "::" $2 "::" $3 "::" $4}' u.data > ratings.dat
 expect_error "ml-dat given on u.data" "give --format ml-udata" "$bin" prep --format ml-dat --input u.data --out m.h5
 expect_error "csv with the wrong separator" "has no separator ','" "$bin" prep --header true --input <(printf 'u;i\n1;2\n') --out m.h5
 no_file m.h5
+# .tsv by name is tab-separated; JSON Lines records (compressed too) by name or by content.
+cut -f1-3 u.data > cols.tsv
+"$bin" prep --input cols.tsv --out tsv.h5 >/dev/null && "$bin" prep --format csv --sep tab --input cols.tsv --out tsv2.h5 >/dev/null \
+  && same_data tsv.h5 tsv2.h5 && echo "ok   .tsv detected as tab-separated csv" || fail ".tsv detection"
+awk -F'\t' '{printf "{\"user_id\": \"%s\", \"item_id\": %s, \"rating\": %s, \"timestamp\": %s, \"meta\": {\"a\": [1, null]}}\n", $1, $2, $3, $4}' u.data > u.jsonl
+gzip -c u.jsonl > u.jsonl.gz; cp u.jsonl records.txt
+for f in u.jsonl u.jsonl.gz records.txt; do
+  "$bin" prep --input $f --out jl.h5 >/dev/null && same_data plain.h5 jl.h5 \
+    && echo "ok   $f read as JSON Lines, the same data as u.data" || fail "$f as JSON Lines"
+done
+expect_error "JSON Lines given as json" "give --format jsonl" "$bin" prep --format json --input u.jsonl --out jl2.h5
+no_file jl2.h5
 
 # ---- presplit roles, duplicate JSON keys --------------------------------------------------------
 head -n 200 u.data > tr.tsv; tail -n +201 u.data > te.tsv
