@@ -146,14 +146,15 @@ int cmd_prep(int argc, char** argv) {
     f.write_attr_str("/", "prep_config", config_json(opts, rep));
     for (const auto& spec : features) {
       int64_t fill = 0, dim = 0, skipped = 0;
-      const auto values = io::build_modality(spec, data.item_raw, &fill, &dim, &skipped);
+      std::vector<std::string> columns;
+      const auto values = io::build_modality(spec, data.item_raw, &fill, &dim, &skipped, &columns);
       if (skipped > 0)
         std::fprintf(stderr, "warning: modality %s: skipped %lld rows whose raw item id is not in the dataset\n",
                      spec.name.c_str(), (long long)skipped);
       if (fill > 0)
         std::fprintf(stderr, "warning: modality %s: %lld of %lld items had no row and got the mean\n",
                      spec.name.c_str(), (long long)fill, (long long)data.num_items());
-      io::write_modality(f, spec.name, values, data.num_items(), dim, fill, spec.describe());
+      io::write_modality(f, spec.name, values, data.num_items(), dim, fill, spec.describe(), columns);
       std::fprintf(text_out, "modality %s: %lld x %lld from %s\n", spec.name.c_str(),
                   (long long)data.num_items(), (long long)dim, spec.describe().c_str());
     }

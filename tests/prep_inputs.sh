@@ -179,5 +179,23 @@ for split in ("train", "valid", "test"):
 assert f["train/timestamp"][:].min() >= 5000
 PY
 
+# Feature columns keep their names: a csv header's, a RecBole column's tokens (one-hot).
+python3 -c "
+print('item,action,comedy')
+for i in range(1, 41): print(f'{i},{i % 2},{(i + 1) % 2}')
+" > genre.csv
+printf 'item_id:token\tdecade:token\n' > items.item
+for i in $(seq 1 40); do printf '%d\t%ds\n' $i $((1960 + 10 * (i % 3))); done >> items.item
+"$bin" prep --format ml-udata --input u.data --out feat.h5 --features genre=genre.csv --features decade=items.item:recbole:decade \
+  >/dev/null 2>feat.err || fail "prep with features: $(cat feat.err)"
+python3 - <<'PY' && echo "ok   feature columns keep their names" || fail "feature column names"
+import h5py
+f = h5py.File("feat.h5", "r")
+names = lambda k: [x.decode() for x in f["feature_columns/" + k][:]]
+assert names("genre") == ["action", "comedy"], names("genre")
+assert names("decade") == ["1960s", "1970s", "1980s"], names("decade")
+assert sorted(f["features"].keys()) == ["decade", "genre"]
+PY
+
 if [ $fails -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi
 echo "all prep input cases ok"
