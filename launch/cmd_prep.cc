@@ -1,7 +1,9 @@
 // shardrec prep: raw interactions (and item features) into a shardrec HDF5 dataset.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <string_view>
 
 #include "base/error.h"
@@ -120,13 +122,28 @@ int cmd_prep(int argc, char** argv) {
   for (auto& spec : features) spec.unknown = unknown == "skip" ? io::UnknownIds::kSkip : io::UnknownIds::kError;
   const auto start = Clock::now();
   if (progress > 0) {
+    // The stored bytes of every input, for the time left; files are read in the order given.
+    std::vector<uint64_t> before;  // stored bytes of the inputs before input k
+    uint64_t total = 0;
+    for (const auto& path : o.inputs) {
+      before.push_back(total);
+      std::error_code ec;
+      if (!path.empty()) total += std::filesystem::file_size(path, ec) * !ec;
+    }
     auto last = start;
-    o.progress = [&, last](const std::string& file, uint64_t bytes, int64_t rows) mutable {
+    o.progress = [&, before, total, last](const std::string& file, uint64_t bytes, int64_t rows) mutable {
       if (seconds_since(last) < progress) return;
       last = Clock::now();
-      const double mb = static_cast<double>(bytes) / (1 << 20);
-      std::fprintf(stderr, "prep: %s: %lld rows, %.0f MiB read, %.1f MiB/s\n", file.c_str(), (long long)rows, mb,
-                   mb / seconds_since(start));
+      const auto k = std::find(o.inputs.begin(), o.inputs.end(), file) - o.inputs.begin();
+      const uint64_t done = (static_cast<size_t>(k) < before.size() ? before[k] : 0) + bytes;
+      const double mb = static_cast<double>(bytes) / (1 << 20), s = seconds_since(start);
+      const double rate = static_cast<double>(done) / (1 << 20) / s;  // over every input so far
+      std::string left;
+      if (total >= done && done > 0)
+        left = ", " + format_number(std::round(s * static_cast<double>(total - done) / static_cast<double>(done))) +
+               " s left reading";
+      std::fprintf(stderr, "prep: %s: %lld rows, %.0f MiB read, %.1f MiB/s%s\n", file.c_str(), (long long)rows, mb,
+                   rate, left.c_str());
     };
   }
   io::PrepReport rep;

@@ -148,7 +148,7 @@ for r in range(120000): print(f'{r % 997}\t{(r * 31) % 1511}\t{1 + r % 5}\t{5000
 " > big.data
 "$bin" prep --input big.data --out big.h5 --json --progress 0.000001 --seed 5 > summary.json 2>progress.err \
   || fail "prep --json: $(cat progress.err)"
-grep -q "prep: big.data: .* rows, .* MiB read, .* MiB/s" progress.err && echo "ok   progress lines on stderr" \
+grep -q "prep: big.data: .* rows, .* MiB read, .* MiB/s, [0-9]* s left reading" progress.err && echo "ok   progress lines on stderr" \
   || fail "no progress line: $(head -3 progress.err)"
 python3 - <<'PY' && echo "ok   prep_config, fingerprint, timestamps and --json agree with the data" || fail "provenance"
 import json, h5py, numpy as np
