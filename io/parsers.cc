@@ -378,30 +378,26 @@ class JsonParser {
                           (o.timestamp_column.empty() && k == "timestamp")));
       };
       ws();
-      if (peek() == '}') in_.skip();
-      else
-        for (;;) {
-          ws();
-          if (peek() != '"') error("a string key");
-          const std::string key = string();
-          names += (names.empty() ? "" : ", ") + key;
-          ws();
-          expect(':', "':' after the key");
-          ws();
-          if (wanted(key)) {
-            const std::string value = scalar("a string or a number");
-            if (!fields.emplace(key, value).second)
-              fail_at(source_, line, "field " + show(key) + " appears twice in the record");
-          } else {
-            skip_value(0);
-          }
-          ws();
-          if (peek() == '}') {
-            in_.skip();
-            break;
-          }
-          expect(',', "',' or '}' in the record");
+      for (bool empty = peek() == '}'; !empty;) {
+        ws();
+        if (peek() != '"') error("a string key");
+        const std::string key = string();
+        names += (names.empty() ? "" : ", ") + key;
+        ws();
+        expect(':', "':' after the key");
+        ws();
+        if (wanted(key)) {
+          const std::string value = scalar("a string or a number");
+          if (!fields.emplace(key, value).second)
+            fail_at(source_, line, "field " + show(key) + " appears twice in the record");
+        } else {
+          skip_value(0);
         }
+        ws();
+        if (peek() == '}') break;
+        expect(',', "',' or '}' in the record");
+      }
+      in_.skip();  // the closing '}'
       if (first) {  // the first record decides the optional columns, as a header would
         if (rating_key.empty() && fields.count("rating")) rating_key = "rating";
         if (time_key.empty() && fields.count("timestamp")) time_key = "timestamp";
