@@ -54,6 +54,10 @@ if "$bin" prep --format ml-udata --input two.gz --out two.h5 >/dev/null && same_
 head -c 300 u.data.gz > cut.gz
 expect_error "truncated .gz" "cut.gz: truncated gzip data" "$bin" prep --format ml-udata --input cut.gz --out cut.h5
 no_file cut.h5
+cp u.data.gz hidden.data
+expect_error "gzip under a plain name" "hidden.data: the file is gzip-compressed but its name does not end in .gz" \
+  "$bin" prep --input hidden.data --out hidden.h5
+no_file hidden.h5
 printf 'not gzip at all\n' > bad.gz
 expect_error "corrupt .gz" "bad.gz: corrupt gzip data" "$bin" prep --format ml-udata --input bad.gz --out bad.h5
 no_file bad.h5
@@ -61,6 +65,9 @@ if command -v zstd >/dev/null; then
   zstd -q -c u.data > u.data.zst
   if "$bin" prep --format ml-udata --input u.data.zst --out zst.h5 >/dev/null && same_data plain.h5 zst.h5; then
     echo "ok   .zst input gives the same data"; else fail ".zst input"; fi
+  cp u.data.zst hidden.csv
+  expect_error "zstd under a plain name" "hidden.csv: the file is zstd-compressed but its name does not end in .zst" \
+    "$bin" prep --format csv --input hidden.csv --out hidden.h5
   head -c 200 u.data.zst > cut.zst
   expect_error "truncated .zst" "cut.zst: truncated zstd data" "$bin" prep --format ml-udata --input cut.zst --out cutz.h5
   no_file cutz.h5
