@@ -814,14 +814,17 @@ RawInteractions parse(Input& in, const ParseOptions& given) {
     if (columns_set && options.format != Format::RecBole && options.format != Format::JsonLines)
       options.format = Format::Csv;
     // A .tsv is tab-separated columns by its name (tab-separated content alone could also be
-    // adjacency lists, so it is not guessed).
+    // adjacency lists, so it is not guessed); one without a tab on its first line keeps the
+    // separator, as before detection.
     const std::string name = uncompressed_name(source);
     auto ends = [&](std::string_view ext) {
       return name.size() >= ext.size() &&
              std::equal(ext.begin(), ext.end(), name.end() - ext.size(),
                         [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
     };
-    if (options.format == Format::Csv && (ends(".tsv") || ends(".tab"))) options.separator = '\t';
+    if (options.format == Format::Csv && (ends(".tsv") || ends(".tab")) &&
+        first_line(head).find('\t') != std::string_view::npos)
+      options.separator = '\t';
   }
   const Format seen = sniff(head);
   const std::string_view line = first_line(head);

@@ -43,8 +43,9 @@ char parse_separator(const std::string& text);
 // for the format's default. Setting one with another format is an error (those formats have fixed
 // columns).
 struct ParseOptions {
-  // Auto: detect_format per file; a .tsv (or .tab) detected as csv is read with a tab separator
-  // (tab-separated content under another name could be adjacency lists: --sep or --format say).
+  // Auto: detect_format per file; a .tsv (or .tab) detected as csv whose first line has a tab is
+  // read with a tab separator (tab-separated content under another name could be adjacency lists:
+  // --sep or --format say).
   // Any other format is checked against the file's first line: a
   // file that plainly is something else (a JSON document read as csv, a csv read as ml-dat, ...)
   // is an error naming the file and the format it looks like, not a dataset of nonsense.

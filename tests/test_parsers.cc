@@ -117,6 +117,8 @@ TEST(Parsers, TsvByNameIsTabSeparated) {
               AllOf(HasSubstr("log.txt: "), HasSubstr("--sep tab"), HasSubstr("--format adjacency")));
   EXPECT_THAT(error_of([&] { parse_text("1 10 2\n", "log.txt", o); }),
               AllOf(HasSubstr("--sep space"), HasSubstr("--format adjacency")));
+  // A .tsv with commas and no tab is read as before (comma), not refused.
+  EXPECT_EQ(pairs(parse_text("1,10\n2,11\n", "odd.tsv", o)), (std::vector<Row>{{"1", "10"}, {"2", "11"}}));
   // A separator given (format csv) is kept whatever the name.
   ParseOptions comma = opts(Format::Csv);
   EXPECT_EQ(pairs(parse_text("1,10\n", "odd.tsv", comma)), (std::vector<Row>{{"1", "10"}}));
