@@ -49,7 +49,7 @@ int cmd_prep(int argc, char** argv) {
   double progress = 5;
   bool json = false;
   const Options opts = {
-      Option("input", o.inputs, "input file(s); with --split presplit: train [valid [test]]").abbrev('i'),
+      Option("input", o.inputs, "input file(s), concatenated; with --split presplit: train [valid [test]], or any files with --presplit").abbrev('i'),
       Option("out", out, "output dataset (.h5)").abbrev('o').required(),
       Option("format", format,
              "auto (from the extension and content; csv when --sep or --header is given), ml-dat "
@@ -63,8 +63,8 @@ int cmd_prep(int argc, char** argv) {
       Option("time-col", o.timestamp_column, "timestamp column"),
       Option("split", split, "ratio, loo (leave-one-out by time) or presplit"),
       Option("presplit", presplit,
-             "presplit: the split of each input file in order, e.g. train,test (needed for two files; "
-             "three default to train,valid,test)"),
+             "presplit: the split of each input file in order, e.g. train,test or train,train,test (a split "
+             "named again has several files; needed for two files; three default to train,valid,test)"),
       Option("json-duplicates", json_duplicates, "json: a user key given twice is an error, or merge its lists")
           .choices({"error", "merge"}),
       Option("ratios", o.ratios, "ratio split: train,valid,test").at_least(0),

@@ -123,6 +123,15 @@ expect_error "presplit with two files and no roles" "option --presplit" \
 no_file p.h5
 out=$("$bin" prep --format ml-udata --split presplit --presplit train,test --input tr.tsv te.tsv --out p.h5 2>&1)
 if grep -q "train 200, valid 0, test 40" <<<"$out"; then echo "ok   --presplit train,test"; else fail "presplit roles: $out"; fi
+head -n 100 u.data > tr1.tsv; sed -n 101,200p u.data > tr2.tsv
+out=$("$bin" prep --format ml-udata --split presplit --presplit train,test,train --input tr1.tsv te.tsv tr2.tsv --out p2.h5 2>&1)
+if grep -q "train 200, valid 0, test 40" <<<"$out" && same_data p.h5 p2.h5; then echo "ok   --presplit train,test,train: two train files"
+else fail "two train files: $out"; fi
+python3 - <<'PY' && echo "ok   prep_config names each file's split" || fail "prep_config splits"
+import json, h5py
+cfg = json.loads(h5py.File("p2.h5", "r").attrs["prep_config"])
+assert [(i["path"], i["split"], i["rows"]) for i in cfg["inputs"]] == [("tr1.tsv", "train", 100), ("te.tsv", "test", 40), ("tr2.tsv", "train", 100)], cfg["inputs"]
+PY
 printf '{"1": [1, 2],\n "2": [3],\n "1": [4]}\n' > dup.json
 expect_error "duplicate JSON key" "dup.json:3: user key '1' appears again (first on line 1)" "$bin" prep --input dup.json --out d.h5
 no_file d.h5
