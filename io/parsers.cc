@@ -356,17 +356,23 @@ class JsonParser {
   JsonParser(Input& in, Builder& b, const std::string& source, bool merge_duplicates)
       : in_(in), b_(b), source_(source), merge_(merge_duplicates) {}
 
-  // JSON Lines: one record (object) per line; the fields named by the column options (defaults
+  // Records: JSON Lines (one object per line), or with `array` one JSON array of objects (as
+  // pandas' to_json(orient="records") writes). The fields named by the column options (defaults
   // user_id, item_id, and rating / timestamp when the first record has them) are the row, other
   // fields are skipped whatever their value.
-  void parse_records(const ParseOptions& o) {
+  void parse_records(const ParseOptions& o, bool array) {
     const std::string user_key = o.user_column.empty() ? "user_id" : o.user_column;
     const std::string item_key = o.item_column.empty() ? "item_id" : o.item_column;
     std::string rating_key = o.rating_column, time_key = o.timestamp_column;
     bool first = true;
-    for (;;) {
+    if (array) {
       ws();
-      if (peek() < 0) break;
+      expect('[', "'[' at the start of the document");
+      ws();
+    }
+    for (bool done = array && peek() == ']'; !done;) {
+      ws();
+      if (!array && peek() < 0) break;
       const int64_t line = line_;
       expect('{', "'{' starting a record (JSON Lines: one object per line)");
       std::unordered_map<std::string, std::string> fields;  // the wanted fields' values as text
@@ -415,6 +421,16 @@ class JsonParser {
       b_.add(user, field(item_key), line);
       if (!rating_key.empty()) b_.rating(number<float>(field(rating_key), "rating", source_, line));
       if (!time_key.empty()) b_.timestamp(number<double>(field(time_key), "timestamp", source_, line));
+      if (array) {
+        ws();
+        done = peek() == ']';
+        if (!done) expect(',', "',' or ']' after a record");
+      }
+    }
+    if (array) {
+      in_.skip();  // the closing ']'
+      ws();
+      if (peek() >= 0) error("the end of the document after the closing ']'");
     }
   }
 
@@ -737,9 +753,18 @@ bool whole_object(std::string_view line) {
   return false;
 }
 
+// A JSON document that is an array of objects (records), not the user -> items object.
+bool array_of_records(std::string_view head) {
+  const size_t a = head.find_first_not_of(" \t\r\n");
+  if (a == std::string_view::npos || head[a] != '[') return false;
+  const size_t b = head.find_first_not_of(" \t\r\n", a + 1);
+  return b == std::string_view::npos || head[b] == '{' || head[b] == ']';
+}
+
 // What the content looks like, from its first line.
 Format sniff(std::string_view head) {
   const size_t first = head.find_first_not_of(" \t\r\n");
+  if (array_of_records(head)) return Format::Json;
   if (first != std::string_view::npos && head[first] == '{') {
     // A whole object on the first line and another '{' starting the next: JSON Lines.
     const std::string_view rest = head.substr(first);
@@ -810,8 +835,10 @@ RawInteractions parse(Input& in, const ParseOptions& given) {
   const std::string_view head = in.head(kHead);
   if (options.format == Format::Auto) {
     options.format = detect_format(source, head);
-    // Column options are for csv, recbole and jsonl: with them, text detected as anything else is csv.
-    if (columns_set && options.format != Format::RecBole && options.format != Format::JsonLines)
+    // Column options are for csv, recbole and records (jsonl, a JSON array): with them, text
+    // detected as anything else is csv.
+    if (columns_set && options.format != Format::RecBole && options.format != Format::JsonLines &&
+        !(options.format == Format::Json && array_of_records(head)))
       options.format = Format::Csv;
     // A .tsv is tab-separated columns by its name (tab-separated content alone could also be
     // adjacency lists, so it is not guessed); one without a tab on its first line keeps the
@@ -844,9 +871,11 @@ RawInteractions parse(Input& in, const ParseOptions& given) {
          " but like " + looks_like(seen) + " (first line: " + show(line) + "); give --format " +
          format_name(seen) + ", or leave --format out to detect it");
   }
+  const bool records = options.format == Format::Json && array_of_records(head);
   if (columns_set && options.format != Format::Csv && options.format != Format::RecBole &&
-      options.format != Format::JsonLines)
-    fail(source + ": column options apply to the csv, recbole and jsonl formats only, not to " +
+      options.format != Format::JsonLines && !records)
+    fail(source + ": column options apply to the csv, recbole and jsonl formats and JSON arrays of "
+                  "records only, not to " +
          format_name(options.format) + " (its columns are fixed)");
 
   Builder b(source, options.format);
@@ -862,8 +891,13 @@ RawInteractions parse(Input& in, const ParseOptions& given) {
     case Format::RecBole: parse_recbole(in, options, b, source); break;
     case Format::Csv: parse_csv(in, options, b, source); break;
     case Format::Adjacency: parse_adjacency(in, b); break;
-    case Format::Json: JsonParser(in, b, source, options.json_merge_duplicates).parse(); break;
-    case Format::JsonLines: JsonParser(in, b, source, false).parse_records(options); break;
+    case Format::Json:
+      if (records)
+        JsonParser(in, b, source, false).parse_records(options, true);
+      else
+        JsonParser(in, b, source, options.json_merge_duplicates).parse();
+      break;
+    case Format::JsonLines: JsonParser(in, b, source, false).parse_records(options, false); break;
     case Format::Auto: break;  // resolved above
   }
   while (in.peek() >= 0) in.skip(kHead);  // the checksum covers the whole file

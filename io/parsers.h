@@ -19,7 +19,7 @@ enum class Format {
   RecBole,    // "recbole": RecBole atomic .inter, typed header `user_id:token<TAB>item_id:token...`
   Csv,        // "csv": generic delimited text, see ParseOptions
   Adjacency,  // "adjacency": `user item item ...`, one user per line, whitespace separated
-  Json,       // "json": `{"user": [item, item, ...], ...}`
+  Json,       // "json": `{"user": [item, item, ...], ...}`, or an array of records like jsonl's
   JsonLines,  // "jsonl": JSON Lines, one record per line `{"user_id": "u", "item_id": 7, ...}`
   Auto,       // "auto": detected per file, see detect_format
 };
@@ -39,8 +39,8 @@ Format detect_format(const std::string& path, std::string_view head);
 // "space", "comma", "semicolon", "pipe".
 char parse_separator(const std::string& text);
 
-// How to read one file. The column fields apply to csv, recbole and jsonl only; leave them empty
-// for the format's default. Setting one with another format is an error (those formats have fixed
+// How to read one file. The column fields apply to csv, recbole and records (jsonl, a json array)
+// only; leave them empty for the format's default. Setting one with another format is an error (those formats have fixed
 // columns).
 struct ParseOptions {
   // Auto: detect_format per file; a .tsv (or .tab) detected as csv whose first line has a tab is
@@ -61,7 +61,7 @@ struct ParseOptions {
 
   // csv: a 0-based column index, or a header name (needs header = true). Defaults: user "0",
   //      item "1", no rating, no timestamp.
-  // jsonl: a field name of the records. Defaults: "user_id", "item_id", and "rating" /
+  // jsonl, and a json array of records: a field name of the records. Defaults: "user_id", "item_id", and "rating" /
   //      "timestamp" when the first record has them. Every record needs the fields chosen (by
   //      name or by the first record); other fields are skipped, whatever their value.
   // recbole: a field name from the header (the part before ':'). Defaults: "user_id", "item_id",

@@ -54,7 +54,7 @@ int cmd_prep(int argc, char** argv) {
       Option("format", format,
              "auto (from the extension and content; csv when --sep or --header is given), ml-dat "
              "(ratings.dat, '::'), ml-udata (u.data, tab), recbole (.inter), csv (.tsv: tab), adjacency, json, "
-             "jsonl (one record per line)"),
+             "jsonl (one record per line; a json array of records reads the same)"),
       Option("sep", sep, "csv: separator (a character, 'tab' or 'space')"),
       Option("header", o.header, "csv: the first line names the columns"),
       Option("user-col", o.user_column, "user column (index, header name or jsonl field)"),

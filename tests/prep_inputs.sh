@@ -113,6 +113,13 @@ for f in u.jsonl u.jsonl.gz records.txt; do
   "$bin" prep --input $f --out jl.h5 >/dev/null && same_data plain.h5 jl.h5 \
     && echo "ok   $f read as JSON Lines, the same data as u.data" || fail "$f as JSON Lines"
 done
+python3 -c "
+import json
+rows = [l.split('\t') for l in open('u.data')]
+json.dump([{'user_id': u, 'item_id': int(i), 'rating': int(r), 'timestamp': int(t)} for u, i, r, t in rows], open('records.json', 'w'), indent=1)
+"
+"$bin" prep --input records.json --out ja.h5 >/dev/null && same_data plain.h5 ja.h5 \
+  && echo "ok   a JSON array of records, the same data as u.data" || fail "JSON array of records"
 expect_error "JSON Lines given as json" "give --format jsonl" "$bin" prep --format json --input u.jsonl --out jl2.h5
 no_file jl2.h5
 

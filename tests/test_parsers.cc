@@ -167,6 +167,32 @@ TEST(Parsers, JsonLinesRecords) {
               HasSubstr("r.jsonl:1: the rating 'good' is not a finite number"));
   EXPECT_THAT(error_of([&] { parse_text("{\"user_id\": 1, \"item_id\": null}\n", "r.jsonl", o); }),
               HasSubstr("r.jsonl:1: JSON syntax error: expected a string or a number, found 'n'"));
+  // A JSON array of records (pandas' to_json(orient="records")), pretty-printed or not.
+  const std::string array =
+      "[\n  {\"user_id\": \"u1\", \"item_id\": 10, \"extra\": [1, {}]},\n"
+      "  {\"user_id\": \"u2\", \"item_id\": 11}\n]\n";
+  for (Format given : {Format::Auto, Format::Json}) {
+    r = parse_text(array, "records.json", opts(given));
+    EXPECT_EQ(r.format, Format::Json);
+    EXPECT_EQ(pairs(r), (std::vector<Row>{{"u1", "10"}, {"u2", "11"}}));
+  }
+  ParseOptions by_name = opts(Format::Auto);
+  by_name.item_column = "extra_id";
+  EXPECT_EQ(pairs(parse_text("[{\"user_id\": 1, \"extra_id\": 5, \"item_id\": 6}]", "x.txt", by_name)),
+            (std::vector<Row>{{"1", "5"}}));
+  EXPECT_THAT(error_of([&] { parse_text("[{\"user_id\": 1, \"item_id\": 2}\n{\"user_id\": 3}]", "a.json", o); }),
+              HasSubstr("a.json:2: JSON syntax error: expected ',' or ']' after a record, found '{'"));
+  EXPECT_THAT(error_of([&] { parse_text("[{\"user_id\": 1, \"item_id\": 2}] []", "a.json", o); }),
+              HasSubstr("a.json:1: JSON syntax error: expected the end of the document after the closing ']'"));
+  EXPECT_THAT(error_of([&] { parse_text("[]", "a.json", o); }), HasSubstr("a.json: empty file"));
+  // Column options still do not apply to the user -> items object.
+  EXPECT_THAT(error_of([&] { parse_text("{\"u\": [1]}", "d.json", by_name); }),
+              HasSubstr("does not look like format csv but like a JSON document"));
+  ParseOptions dict_named = opts(Format::Json);
+  dict_named.item_column = "x";
+  EXPECT_THAT(error_of([&] { parse_text("{\"u\": [1]}", "d.json", dict_named); }),
+              HasSubstr("column options apply to"));
+
   // JSON Lines read as a JSON document (or csv) is a mismatch, not a parse error at line 2.
   const std::string two = "{\"user_id\": 1, \"item_id\": 2}\n{\"user_id\": 3, \"item_id\": 4}\n";
   for (Format given : {Format::Json, Format::Csv})
@@ -560,7 +586,7 @@ TEST(ParserErrors, ColumnOptionsOnFixedFormats) {
   ParseOptions o = opts(Format::MlDat);
   o.rating_column = "3";
   EXPECT_THAT(error_of([&] { parse_text("1::2::3::4\n", "r.dat", o); }),
-              AllOf(HasSubstr("r.dat"), HasSubstr("csv, recbole and jsonl")));
+              AllOf(HasSubstr("r.dat"), HasSubstr("csv, recbole and jsonl formats and JSON arrays of records only")));
 }
 
 TEST(ParserErrors, EmptyIds) {
