@@ -30,7 +30,8 @@ std::string format_name(Format format);
 
 // The format of a file from its name (without a .gz / .zst suffix) and first bytes: ".json" ->
 // json, ".jsonl" / ".ndjson" -> jsonl, ".inter" -> recbole; else by content: a whole object on
-// the first line and '{' starting the next -> jsonl, a document starting with '{' -> json, a typed
+// the first line and '{' starting the next -> jsonl, a document starting with '{' (or an array
+// of objects) -> json, a typed
 // RecBole header (`user_id:token<TAB>...`) -> recbole, `a::b::c::d` -> ml-dat, four
 // tab-separated numbers -> ml-udata, anything else -> csv.
 Format detect_format(const std::string& path, std::string_view head);
@@ -40,8 +41,8 @@ Format detect_format(const std::string& path, std::string_view head);
 char parse_separator(const std::string& text);
 
 // How to read one file. The column fields apply to csv, recbole and records (jsonl, a json array)
-// only; leave them empty for the format's default. Setting one with another format is an error (those formats have fixed
-// columns).
+// only; leave them empty for the format's default. Setting one with another format is an error
+// (those formats have fixed columns).
 struct ParseOptions {
   // Auto: detect_format per file; a .tsv (or .tab) detected as csv whose first line has a tab is
   // read with a tab separator (tab-separated content under another name could be adjacency lists:
