@@ -151,9 +151,11 @@ class Assembler {
 
 std::vector<float> read_delimited(const std::string& path, char sep,
                                   const std::vector<std::string>& item_raw, int64_t* fill_count,
-                                  int64_t* dim, UnknownIds unknown, int64_t* skipped) {
+                                  int64_t* dim, UnknownIds unknown, int64_t* skipped,
+                                  std::vector<std::string>* columns) {
   const std::string text = read_text(path);
   Assembler a(path, item_raw, unknown, skipped);
+  std::vector<std::string> names;  // the header's value fields
   Fields f;
   bool first = true;
   int64_t width_line = 0;
@@ -164,7 +166,10 @@ std::vector<float> read_delimited(const std::string& path, char sep,
     if (first) {
       first = false;
       // A header names the columns; data has a number after the id.
-      if (f.size() >= 2 && !parse_double(f[1], &v)) return;
+      if (f.size() >= 2 && !parse_double(f[1], &v)) {
+        for (size_t c = 1; c < f.size(); ++c) names.emplace_back(unquote(f[c]));
+        return;
+      }
     }
     if (f.size() < 2)
       fail_at(path, n, "expected a raw item id and at least one value, found " +
@@ -186,6 +191,10 @@ std::vector<float> read_delimited(const std::string& path, char sep,
     }
   });
   if (a.dim() == 0) fail(path + ": empty file (no rows after the header)");
+  if (!names.empty() && static_cast<int64_t>(names.size()) != a.dim())
+    fail_at(path, 1, "the header names " + std::to_string(names.size()) + " value columns, the rows have " +
+                         std::to_string(a.dim()));
+  if (columns) *columns = std::move(names);
   return a.finish(fill_count, dim);
 }
 
@@ -450,16 +459,18 @@ FeatureSpec parse_feature_spec(const std::string& text) {
 }
 
 std::vector<float> build_modality(const FeatureSpec& spec, const std::vector<std::string>& item_raw,
-                                  int64_t* fill_count, int64_t* dim, int64_t* skipped) {
+                                  int64_t* fill_count, int64_t* dim, int64_t* skipped,
+                                  std::vector<std::string>* columns) {
   if (item_raw.empty()) fail("modality " + spec.name + ": the dataset has no items");
   if (skipped) *skipped = 0;
+  if (columns) columns->clear();
   const UnknownIds u = spec.unknown;
-  if (spec.format == "csv") return read_delimited(spec.path, ',', item_raw, fill_count, dim, u, skipped);
-  if (spec.format == "tsv") return read_delimited(spec.path, '\t', item_raw, fill_count, dim, u, skipped);
+  if (spec.format == "csv") return read_delimited(spec.path, ',', item_raw, fill_count, dim, u, skipped, columns);
+  if (spec.format == "tsv") return read_delimited(spec.path, '\t', item_raw, fill_count, dim, u, skipped, columns);
   if (spec.format == "npy") return read_npy(spec.path, item_raw, fill_count, dim);  // rows by id: none unknown
   if (spec.format == "h5" || spec.format == "hdf5") return read_h5(spec.path, item_raw, fill_count, dim, u, skipped);
   if (spec.format == "recbole")
-    return build_multi_hot(spec.path, spec.column, item_raw, fill_count, dim, nullptr, u, skipped);
+    return build_multi_hot(spec.path, spec.column, item_raw, fill_count, dim, columns, u, skipped);
   fail("modality " + spec.name + ": unknown format " + show(spec.format));
 }
 
@@ -552,7 +563,8 @@ std::vector<float> build_multi_hot(const std::string& path, const std::string& c
 }
 
 void write_modality(H5File& f, const std::string& name, const std::vector<float>& values,
-                    int64_t rows, int64_t dim, int64_t fill_count, const std::string& source) {
+                    int64_t rows, int64_t dim, int64_t fill_count, const std::string& source,
+                    const std::vector<std::string>& columns) {
   const std::string what = f.path() + ": modality " + show(name);
   if (!valid_name(name)) fail(what + ": the name may only hold letters, digits, '_', '-' and '.'");
   if (rows <= 0 || dim <= 0 || static_cast<int64_t>(values.size()) != rows * dim)
@@ -564,10 +576,22 @@ void write_modality(H5File& f, const std::string& name, const std::vector<float>
   if (!f.exists("/features")) f.create_group("/features");
   const std::string ds = "/features/" + name;
   if (f.exists(ds)) fail(what + " is already in the file");
+  if (!columns.empty() && static_cast<int64_t>(columns.size()) != dim)
+    fail(what + ": " + std::to_string(columns.size()) + " column names for " + std::to_string(dim) + " columns");
   f.create_dataset<float>(ds, rows, dim);
   f.write_rows<float>(ds, 0, values.data(), rows);
   f.write_attr<int64_t>(ds, "fill_count", fill_count);
   f.write_attr_str(ds, "source", source);
+  // Names in their own group: /features holds only the modalities' matrices.
+  if (!columns.empty()) {
+    if (!f.exists("/feature_columns")) f.create_group("/feature_columns");
+    f.write_strings("/feature_columns/" + name, columns);
+  }
+}
+
+std::vector<std::string> modality_columns(const H5File& f, const std::string& name) {
+  const std::string ds = "/feature_columns/" + name;
+  return f.exists(ds) ? f.read_strings(ds, 0, f.shape(ds).at(0)) : std::vector<std::string>{};
 }
 
 std::vector<std::string> modality_names(const H5File& f) {

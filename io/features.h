@@ -45,8 +45,11 @@ FeatureSpec parse_feature_spec(const std::string& text);
 // how many. A row whose raw id is not an item of the dataset is an error (csv, tsv, h5, recbole),
 // as are NaN/Inf values, rows of different widths, duplicate ids and an empty file.
 // skipped (when given) receives the number of rows skipped under UnknownIds::kSkip.
+// columns (when given) receives the names of the dim columns where the input has them (a csv /
+// tsv header's value fields, a RecBole column's tokens), else stays empty.
 std::vector<float> build_modality(const FeatureSpec& spec, const std::vector<std::string>& item_raw,
-                                  int64_t* fill_count, int64_t* dim, int64_t* skipped = nullptr);
+                                  int64_t* fill_count, int64_t* dim, int64_t* skipped = nullptr,
+                                  std::vector<std::string>* columns = nullptr);
 
 // Categorical side information from a RecBole atomic .item file (tab separated, typed header such
 // as `item_id:token<TAB>class:token_seq`, ids in the `item_id` field): a token_seq column (tokens
@@ -58,9 +61,14 @@ std::vector<float> build_multi_hot(const std::string& path, const std::string& c
                                    UnknownIds unknown = UnknownIds::kError, int64_t* skipped = nullptr);
 
 // Writes /features/<name> (float32 [rows, dim]) with attributes fill_count and source, creating
-// the group when needed. When the file has a num_items root attribute, rows must equal it.
+// the group when needed, and the column names (when given: dim of them) as the strings
+// /feature_columns/<name>. When the file has a num_items root attribute, rows must equal it.
 void write_modality(H5File& f, const std::string& name, const std::vector<float>& values,
-                    int64_t rows, int64_t dim, int64_t fill_count, const std::string& source);
+                    int64_t rows, int64_t dim, int64_t fill_count, const std::string& source,
+                    const std::vector<std::string>& columns = {});
+
+// The column names of a modality (empty when the file has none for it).
+std::vector<std::string> modality_columns(const H5File& f, const std::string& name);
 
 // Names of the modalities in the file (empty when it has no /features group), in byte order.
 std::vector<std::string> modality_names(const H5File& f);

@@ -187,6 +187,21 @@ std::unique_ptr<Source> open_source(const std::string& path) {
          "Debian package libzstd-dev and rebuild (or decompress the file first)");
 #endif
   }
+  // Compressed data under a plain name would be parsed as garbage: say what the name should be.
+  // Regular files only: a pipe cannot be read twice.
+  std::error_code ec;
+  std::FILE* f = std::filesystem::is_regular_file(path, ec) ? std::fopen(path.c_str(), "rb") : nullptr;
+  if (f) {
+    unsigned char m[4] = {0, 0, 0, 0};
+    const size_t n = std::fread(m, 1, 4, f);
+    std::fclose(f);
+    const char* kind = n >= 2 && m[0] == 0x1f && m[1] == 0x8b                                   ? "gzip"
+                       : n == 4 && m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd ? "zstd"
+                                                                                                : nullptr;
+    if (kind)
+      fail(path + ": the file is " + kind + "-compressed but its name does not end in ." +
+           (kind[0] == 'g' ? "gz" : "zst") + " (compressed inputs are recognised by the extension): rename it");
+  }
   return std::make_unique<FileSource>(path);
 }
 

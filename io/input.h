@@ -38,8 +38,8 @@ class Source {
 
 // The file's bytes, decompressed by extension: ".gz" (gzip, several members allowed) and ".zst"
 // (zstd, several frames allowed). A directory, an unreadable file, corrupt or truncated compressed
-// data, or a compression this build lacks (the message names the Debian package) is an error
-// naming the file.
+// data, a compression this build lacks (the message names the Debian package), or a regular file
+// that starts with gzip / zstd magic under another name is an error naming the file.
 std::unique_ptr<Source> open_source(const std::string& path);
 
 // The path without a ".gz" / ".zst" suffix: what the content's own extension is.

@@ -356,6 +356,84 @@ class JsonParser {
   JsonParser(Input& in, Builder& b, const std::string& source, bool merge_duplicates)
       : in_(in), b_(b), source_(source), merge_(merge_duplicates) {}
 
+  // Records: JSON Lines (one object per line), or with `array` one JSON array of objects (as
+  // pandas' to_json(orient="records") writes). The fields named by the column options (defaults
+  // user_id, item_id, and rating / timestamp when the first record has them) are the row, other
+  // fields are skipped whatever their value.
+  void parse_records(const ParseOptions& o, bool array) {
+    const std::string user_key = o.user_column.empty() ? "user_id" : o.user_column;
+    const std::string item_key = o.item_column.empty() ? "item_id" : o.item_column;
+    std::string rating_key = o.rating_column, time_key = o.timestamp_column;
+    bool first = true;
+    if (array) {
+      ws();
+      expect('[', "'[' at the start of the document");
+      ws();
+    }
+    for (bool done = array && peek() == ']'; !done;) {
+      ws();
+      if (!array && peek() < 0) break;
+      const int64_t line = line_;
+      expect('{', "'{' starting a record (JSON Lines: one object per line)");
+      std::unordered_map<std::string, std::string> fields;  // the wanted fields' values as text
+      std::string names;                                     // every field, for messages
+      auto wanted = [&](const std::string& k) {
+        return k == user_key || k == item_key || (!rating_key.empty() && k == rating_key) ||
+               (!time_key.empty() && k == time_key) ||
+               (first && ((o.rating_column.empty() && k == "rating") ||
+                          (o.timestamp_column.empty() && k == "timestamp")));
+      };
+      ws();
+      for (bool empty = peek() == '}'; !empty;) {
+        ws();
+        if (peek() != '"') error("a string key");
+        const std::string key = string();
+        names += (names.empty() ? "" : ", ") + key;
+        ws();
+        expect(':', "':' after the key");
+        ws();
+        if (wanted(key)) {
+          const std::string value = scalar("a string or a number");
+          if (!fields.emplace(key, value).second)
+            fail_at(source_, line, "field " + show(key) + " appears twice in the record");
+        } else {
+          skip_value(0);
+        }
+        ws();
+        if (peek() == '}') break;
+        expect(',', "',' or '}' in the record");
+      }
+      in_.skip();  // the closing '}'
+      if (first) {  // the first record decides the optional columns, as a header would
+        if (rating_key.empty() && fields.count("rating")) rating_key = "rating";
+        if (time_key.empty() && fields.count("timestamp")) time_key = "timestamp";
+        b_.set_columns(!rating_key.empty(), !time_key.empty());
+        first = false;
+      }
+      auto field = [&](const std::string& k) -> const std::string& {
+        const auto it = fields.find(k);
+        if (it == fields.end())
+          fail_at(source_, line, "the record has no field " + show(k) + " (fields: " + names +
+                                     "); name the columns with --user-col / --item-col / --rating-col / --time-col");
+        return it->second;
+      };
+      const std::string& user = field(user_key);  // user first: the message names what is missing first
+      b_.add(user, field(item_key), line);
+      if (!rating_key.empty()) b_.rating(number<float>(field(rating_key), "rating", source_, line));
+      if (!time_key.empty()) b_.timestamp(number<double>(field(time_key), "timestamp", source_, line));
+      if (array) {
+        ws();
+        done = peek() == ']';
+        if (!done) expect(',', "',' or ']' after a record");
+      }
+    }
+    if (array) {
+      in_.skip();  // the closing ']'
+      ws();
+      if (peek() >= 0) error("the end of the document after the closing ']'");
+    }
+  }
+
   void parse() {
     ws();
     expect('{', "'{' at the start of the document");
@@ -427,10 +505,53 @@ class JsonParser {
       if (c == '\n') ++line_;
   }
 
-  std::string scalar() {
+  // Any JSON value, read and dropped (a record's other fields).
+  void skip_value(int depth) {
+    if (depth > 64) error("a value nested at most 64 deep");
+    const int c = peek();
+    if (c == '"') {
+      string();
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      number_text();
+    } else if (c == '{' || c == '[') {
+      const char close = c == '{' ? '}' : ']';
+      in_.skip();
+      ws();
+      if (peek() == close) {
+        in_.skip();
+        return;
+      }
+      for (;;) {
+        ws();
+        if (c == '{') {
+          if (peek() != '"') error("a string key");
+          string();
+          ws();
+          expect(':', "':' after the key");
+          ws();
+        }
+        skip_value(depth + 1);
+        ws();
+        if (peek() == close) {
+          in_.skip();
+          return;
+        }
+        expect(',', c == '{' ? "',' or '}' in an object" : "',' or ']' in an array");
+      }
+    } else {
+      for (const char* word : {"true", "false", "null"})
+        if (c == word[0]) {
+          for (const char* w = word; *w; ++w) expect(*w, word);
+          return;
+        }
+      error("a JSON value");
+    }
+  }
+
+  std::string scalar(const char* what = "an item id (string or number)") {
     if (peek() == '"') return string();
     if (peek() == '-' || (peek() >= '0' && peek() <= '9')) return number_text();
-    error("an item id (string or number)");
+    error(what);
   }
 
   // A JSON number, kept as its text: the raw id is what the file says.
@@ -555,7 +676,8 @@ class JsonParser {
 
 Format parse_format(const std::string& name) {
   static constexpr Format kAll[] = {Format::MlDat, Format::MlUdata,   Format::RecBole,
-                                    Format::Csv,   Format::Adjacency, Format::Json, Format::Auto};
+                                    Format::Csv,   Format::Adjacency, Format::Json,
+                                    Format::JsonLines, Format::Auto};
   std::string known;
   for (Format f : kAll) {
     if (name == format_name(f)) return f;
@@ -572,6 +694,7 @@ std::string format_name(Format format) {
     case Format::Csv: return "csv";
     case Format::Adjacency: return "adjacency";
     case Format::Json: return "json";
+    case Format::JsonLines: return "jsonl";
     case Format::Auto: return "auto";
   }
   return "?";
@@ -610,10 +733,47 @@ bool is_number(std::string_view s) {
   return !s.empty() && ec == std::errc() && end == s.data() + s.size();
 }
 
+// Whether the line holds one whole JSON object: its braces close at its end (outside strings).
+bool whole_object(std::string_view line) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      if (--depth == 0) return trim(line.substr(i + 1), 0).find_first_not_of("\r") == std::string_view::npos;
+    }
+  }
+  return false;
+}
+
+// A JSON document that is an array of objects (records), not the user -> items object.
+bool array_of_records(std::string_view head) {
+  const size_t a = head.find_first_not_of(" \t\r\n");
+  if (a == std::string_view::npos || head[a] != '[') return false;
+  const size_t b = head.find_first_not_of(" \t\r\n", a + 1);
+  return b == std::string_view::npos || head[b] == '{' || head[b] == ']';
+}
+
 // What the content looks like, from its first line.
 Format sniff(std::string_view head) {
   const size_t first = head.find_first_not_of(" \t\r\n");
-  if (first != std::string_view::npos && head[first] == '{') return Format::Json;
+  if (array_of_records(head)) return Format::Json;
+  if (first != std::string_view::npos && head[first] == '{') {
+    // A whole object on the first line and another '{' starting the next: JSON Lines.
+    const std::string_view rest = head.substr(first);
+    const size_t nl = rest.find('\n');
+    const size_t next = nl == std::string_view::npos ? nl : rest.find_first_not_of(" \t\r\n", nl);
+    if (next != std::string_view::npos && rest[next] == '{' && whole_object(rest.substr(0, nl)))
+      return Format::JsonLines;
+    return Format::Json;
+  }
   const std::string_view line = first_line(head);
   Fields f;
   split(line, "\t", f);
@@ -635,6 +795,7 @@ Format sniff(std::string_view head) {
 std::string looks_like(Format f) {
   switch (f) {
     case Format::Json: return "a JSON document (it starts with '{')";
+    case Format::JsonLines: return "JSON Lines (one object per line)";
     case Format::RecBole: return "a RecBole atomic file (typed header like user_id:token)";
     case Format::MlDat: return "MovieLens ratings.dat (fields separated by '::')";
     case Format::MlUdata: return "MovieLens u.data (four tab-separated numbers)";
@@ -648,7 +809,9 @@ std::string looks_like(Format f) {
 bool fits(Format format, Format seen, std::string_view line, char sep) {
   const bool other = seen == Format::MlDat || seen == Format::MlUdata || seen == Format::RecBole;
   if (format == Format::Json) return seen == Format::Json || (!other && trim(line, 0).substr(0, 1) == "[");
-  if (seen == Format::Json) return false;
+  // One record is a JSON document too.
+  if (format == Format::JsonLines) return seen == Format::JsonLines || seen == Format::Json;
+  if (seen == Format::Json || seen == Format::JsonLines) return false;
   switch (format) {
     case Format::RecBole:
       return seen == format || (!other && line.find_first_of("\t:") != std::string_view::npos);
@@ -672,23 +835,47 @@ RawInteractions parse(Input& in, const ParseOptions& given) {
   const std::string_view head = in.head(kHead);
   if (options.format == Format::Auto) {
     options.format = detect_format(source, head);
-    // Column options are for csv and recbole: with them, text detected as anything else is csv.
-    if (columns_set && options.format != Format::RecBole) options.format = Format::Csv;
+    // Column options are for csv, recbole and records (jsonl, a JSON array): with them, text
+    // detected as anything else is csv.
+    if (columns_set && options.format != Format::RecBole && options.format != Format::JsonLines &&
+        !(options.format == Format::Json && array_of_records(head)))
+      options.format = Format::Csv;
+    // A .tsv is tab-separated columns by its name (tab-separated content alone could also be
+    // adjacency lists, so it is not guessed); one without a tab on its first line keeps the
+    // separator, as before detection.
+    const std::string name = uncompressed_name(source);
+    auto ends = [&](std::string_view ext) {
+      return name.size() >= ext.size() &&
+             std::equal(ext.begin(), ext.end(), name.end() - ext.size(),
+                        [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
+    };
+    if (options.format == Format::Csv && (ends(".tsv") || ends(".tab")) &&
+        first_line(head).find('\t') != std::string_view::npos)
+      options.separator = '\t';
   }
   const Format seen = sniff(head);
   const std::string_view line = first_line(head);
   if (head.find_first_not_of(" \t\r\n") != std::string_view::npos &&
       !fits(options.format, seen, line, options.separator)) {
-    if (options.format == Format::Csv && seen == Format::Csv)
+    if (options.format == Format::Csv && seen == Format::Csv) {
+      const char* hint = line.find('\t') != std::string_view::npos
+                             ? "give --sep tab (columns), or --format adjacency (lines of user item item ...)"
+                         : line.find(' ') != std::string_view::npos
+                             ? "give --sep space (columns), or --format adjacency (lines of user item item ...)"
+                             : "give the right one with --sep";
       fail(source + ": the first line " + show(line) + " has no separator " +
            (options.separator == '\t' ? std::string("tab") : show(std::string(1, options.separator))) +
-           ": give the right one with --sep");
+           ": " + hint);
+    }
     fail(source + ": the content does not look like format " + format_name(options.format) +
          " but like " + looks_like(seen) + " (first line: " + show(line) + "); give --format " +
          format_name(seen) + ", or leave --format out to detect it");
   }
-  if (columns_set && options.format != Format::Csv && options.format != Format::RecBole)
-    fail(source + ": column options apply to the csv and recbole formats only, not to " +
+  const bool records = options.format == Format::Json && array_of_records(head);
+  if (columns_set && options.format != Format::Csv && options.format != Format::RecBole &&
+      options.format != Format::JsonLines && !records)
+    fail(source + ": column options apply to the csv, recbole and jsonl formats and JSON arrays of "
+                  "records only, not to " +
          format_name(options.format) + " (its columns are fixed)");
 
   Builder b(source, options.format);
@@ -704,7 +891,13 @@ RawInteractions parse(Input& in, const ParseOptions& given) {
     case Format::RecBole: parse_recbole(in, options, b, source); break;
     case Format::Csv: parse_csv(in, options, b, source); break;
     case Format::Adjacency: parse_adjacency(in, b); break;
-    case Format::Json: JsonParser(in, b, source, options.json_merge_duplicates).parse(); break;
+    case Format::Json:
+      if (records)
+        JsonParser(in, b, source, false).parse_records(options, true);
+      else
+        JsonParser(in, b, source, options.json_merge_duplicates).parse();
+      break;
+    case Format::JsonLines: JsonParser(in, b, source, false).parse_records(options, false); break;
     case Format::Auto: break;  // resolved above
   }
   while (in.peek() >= 0) in.skip(kHead);  // the checksum covers the whole file
@@ -726,6 +919,7 @@ Format detect_format(const std::string& path, std::string_view head) {
     return true;
   };
   if (has_ext(".json")) return Format::Json;
+  if (has_ext(".jsonl") || has_ext(".ndjson")) return Format::JsonLines;
   if (has_ext(".inter")) return Format::RecBole;
   return sniff(head);
 }

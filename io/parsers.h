@@ -19,7 +19,8 @@ enum class Format {
   RecBole,    // "recbole": RecBole atomic .inter, typed header `user_id:token<TAB>item_id:token...`
   Csv,        // "csv": generic delimited text, see ParseOptions
   Adjacency,  // "adjacency": `user item item ...`, one user per line, whitespace separated
-  Json,       // "json": `{"user": [item, item, ...], ...}`
+  Json,       // "json": `{"user": [item, item, ...], ...}`, or an array of records like jsonl's
+  JsonLines,  // "jsonl": JSON Lines, one record per line `{"user_id": "u", "item_id": 7, ...}`
   Auto,       // "auto": detected per file, see detect_format
 };
 
@@ -28,7 +29,9 @@ Format parse_format(const std::string& name);
 std::string format_name(Format format);
 
 // The format of a file from its name (without a .gz / .zst suffix) and first bytes: ".json" ->
-// json, ".inter" -> recbole; else by content: a document starting with '{' -> json, a typed
+// json, ".jsonl" / ".ndjson" -> jsonl, ".inter" -> recbole; else by content: a whole object on
+// the first line and '{' starting the next -> jsonl, a document starting with '{' (or an array
+// of objects) -> json, a typed
 // RecBole header (`user_id:token<TAB>...`) -> recbole, `a::b::c::d` -> ml-dat, four
 // tab-separated numbers -> ml-udata, anything else -> csv.
 Format detect_format(const std::string& path, std::string_view head);
@@ -37,10 +40,14 @@ Format detect_format(const std::string& path, std::string_view head);
 // "space", "comma", "semicolon", "pipe".
 char parse_separator(const std::string& text);
 
-// How to read one file. The column fields apply to csv and recbole only; leave them empty for the
-// format's default. Setting one with another format is an error (those formats have fixed columns).
+// How to read one file. The column fields apply to csv, recbole and records (jsonl, a json array)
+// only; leave them empty for the format's default. Setting one with another format is an error
+// (those formats have fixed columns).
 struct ParseOptions {
-  // Auto: detect_format per file. Any other format is checked against the file's first line: a
+  // Auto: detect_format per file; a .tsv (or .tab) detected as csv whose first line has a tab is
+  // read with a tab separator (tab-separated content under another name could be adjacency lists:
+  // --sep or --format say).
+  // Any other format is checked against the file's first line: a
   // file that plainly is something else (a JSON document read as csv, a csv read as ml-dat, ...)
   // is an error naming the file and the format it looks like, not a dataset of nonsense.
   Format format = Format::Csv;
@@ -55,6 +62,9 @@ struct ParseOptions {
 
   // csv: a 0-based column index, or a header name (needs header = true). Defaults: user "0",
   //      item "1", no rating, no timestamp.
+  // jsonl, and a json array of records: a field name of the records. Defaults: "user_id", "item_id", and "rating" /
+  //      "timestamp" when the first record has them. Every record needs the fields chosen (by
+  //      name or by the first record); other fields are skipped, whatever their value.
   // recbole: a field name from the header (the part before ':'). Defaults: "user_id", "item_id",
   //      and "rating" / "timestamp" when the header has them. A name given explicitly must exist.
   std::string user_column, item_column, rating_column, timestamp_column;

@@ -78,21 +78,22 @@ Groups group_by_user(const Interactions& t, int64_t num_users) {
   return g;
 }
 
-// presplit: the file of each split [train, valid, test], "" when absent.
-std::vector<std::string> presplit_files(const PrepOptions& o) {
+// Each input file with its split (0 train, 1 valid, 2 test), in the order given; ratio and loo:
+// every file is part of split 0 (the data set that is then split).
+std::vector<std::pair<std::string, int>> input_slots(const PrepOptions& o) {
   const size_t n = o.inputs.size();
-  std::vector<std::string> files = o.inputs;
-  files.resize(3);
-  if (o.presplit_roles.empty()) {
-    if (n == 2 && !o.inputs[0].empty() && !o.inputs[1].empty())
+  std::vector<std::pair<std::string, int>> files;
+  if (o.split != SplitMode::Presplit || o.presplit_roles.empty()) {
+    if (o.split == SplitMode::Presplit && n == 2 && !o.inputs[0].empty() && !o.inputs[1].empty())
       fail("option --presplit: two input files with --split presplit; say which is which: "
            "--presplit train,test or --presplit train,valid");
+    for (size_t k = 0; k < n; ++k)
+      if (!o.inputs[k].empty()) files.emplace_back(o.inputs[k], o.split == SplitMode::Presplit ? k : 0);
     return files;
   }
   SHARDREC_CHECK(o.presplit_roles.size() == n,
                  "option --presplit: " + std::to_string(o.presplit_roles.size()) +
                      " roles for " + std::to_string(n) + " input files");
-  files.assign(3, "");
   std::vector<char> seen(3, 0);
   for (size_t k = 0; k < n; ++k) {
     const std::string& role = o.presplit_roles[k];
@@ -101,9 +102,10 @@ std::vector<std::string> presplit_files(const PrepOptions& o) {
       if (role == kSplitRoles[s]) slot = s;
     SHARDREC_CHECK(slot >= 0, "option --presplit: unknown split '" + role +
                                   "' (expected train, valid or test)");
-    SHARDREC_CHECK(!seen[slot], "option --presplit: split '" + role + "' is given twice");
+    SHARDREC_CHECK(!o.inputs[k].empty(), "option --presplit: input " + std::to_string(k + 1) +
+                                             " (" + role + ") is empty: leave an absent split out");
     seen[slot] = 1;
-    files[slot] = o.inputs[k];
+    files.emplace_back(o.inputs[k], slot);  // a split named again: its files are concatenated
   }
   SHARDREC_CHECK(seen[0], "option --presplit: one of the files must be the train split");
   return files;
@@ -113,19 +115,16 @@ void validate(const PrepOptions& o) {
   const size_t n = o.inputs.size();
   SHARDREC_CHECK(o.presplit_roles.empty() || o.split == SplitMode::Presplit,
                  "option --presplit applies to --split presplit only");
-  if (o.split == SplitMode::Presplit) {
+  if (o.split == SplitMode::Presplit && o.presplit_roles.empty()) {
     SHARDREC_CHECK(n >= 1 && n <= 3 && !o.inputs[0].empty(),
                    "split mode presplit takes 1 to 3 inputs [train, valid, test] with a train "
-                   "file, got " + std::to_string(n) + (n && o.inputs[0].empty() ? " (empty train)" : ""));
-  } else if (o.split == SplitMode::Ratio) {
+                   "file, got " + std::to_string(n) + (n && o.inputs[0].empty() ? " (empty train)" : "") +
+                   "; several files per split need --presplit (e.g. train,train,test)");
+  } else if (o.split != SplitMode::Presplit) {
     bool ok = n >= 1;
     for (const auto& in : o.inputs) ok = ok && !in.empty();
-    SHARDREC_CHECK(ok, "split mode ratio takes one or more input files (concatenated), got " +
-                           std::to_string(n));
-  } else {
-    SHARDREC_CHECK(n == 1 && !o.inputs[0].empty(),
-                   "split mode " + split_mode_name(o.split) +
-                       " takes exactly one input file, got " + std::to_string(n));
+    SHARDREC_CHECK(ok, "split mode " + split_mode_name(o.split) +
+                           " takes one or more input files (concatenated), got " + std::to_string(n));
   }
   if (o.split == SplitMode::Ratio) {
     SHARDREC_CHECK(o.ratios.size() == 2 || o.ratios.size() == 3,
@@ -346,23 +345,18 @@ PreparedDataset prepare(const PrepOptions& options, PrepReport* report) {
   validate(options);
   PrepReport rep;
 
-  // 1. Parse. Slot k of `tables` is split k in presplit mode; otherwise only slot 0 is used.
+  // 1. Parse every file; then the files of one split are one table (below).
   Loader loader;
-  std::vector<Table> storage;
-  storage.reserve(3);
-  int slot_of[3] = {-1, -1, -1};
-  const std::vector<std::string> files =
-      options.split == SplitMode::Presplit ? presplit_files(options) : options.inputs;
-  for (size_t k = 0; k < files.size(); ++k) {
-    if (files[k].empty()) continue;
-    if (k < 3) slot_of[k] = static_cast<int>(storage.size());  // ratio mode may have more
-    const bool pre = options.split == SplitMode::Presplit;
-    storage.push_back(loader.load(files[k], options, pre ? kSplitRoles[k] : "all"));
+  std::vector<Table> read;
+  std::vector<int> read_slot;
+  const bool pre = options.split == SplitMode::Presplit;
+  for (const auto& [file, slot] : input_slots(options)) {
+    read.push_back(loader.load(file, options, pre ? kSplitRoles[slot] : "all"));
+    read_slot.push_back(slot);
   }
   rep.inputs = loader.files;
   std::vector<Table*> tables;
-  for (Table& t : storage) tables.push_back(&t);
-  Table& train = storage[0];
+  for (Table& t : read) tables.push_back(&t);
   bool has_rating = true, has_timestamp = true;
   for (Table* t : tables) {
     has_rating = has_rating && t->has_rating;
@@ -395,23 +389,36 @@ PreparedDataset prepare(const PrepOptions& options, PrepReport* report) {
            (t->format == Format::Csv ? " (set the timestamp column)" : ""));
   }
 
-  // Ratio mode with several inputs: one data set, the rows of each file in turn.
-  if (options.split == SplitMode::Ratio && storage.size() > 1) {
-    for (size_t k = 1; k < storage.size(); ++k) {
-      Interactions& a = storage[0].rows;
-      const Interactions& b = storage[k].rows;
+  // The files of one split (all of them in ratio / loo mode) are one table, the rows of each file
+  // in turn. storage[slot_of[k]] is split k (ratio / loo: only slot 0, the data set to split).
+  std::vector<Table> storage;
+  int slot_of[3] = {-1, -1, -1};
+  for (int k = 0; k < 3; ++k)
+    for (size_t f = 0; f < read.size(); ++f) {
+      if (read_slot[f] != k) continue;
+      if (slot_of[k] < 0) {
+        slot_of[k] = static_cast<int>(storage.size());
+        storage.push_back(std::move(read[f]));
+        continue;
+      }
+      Interactions& a = storage[slot_of[k]].rows;
+      const Interactions& b = read[f].rows;
       a.user.insert(a.user.end(), b.user.begin(), b.user.end());
       a.item.insert(a.item.end(), b.item.begin(), b.item.end());
       if (has_rating) a.rating.insert(a.rating.end(), b.rating.begin(), b.rating.end());
       if (has_timestamp) a.timestamp.insert(a.timestamp.end(), b.timestamp.begin(), b.timestamp.end());
+      storage[slot_of[k]].path += " + " + read[f].path;
     }
-    storage[0].has_rating = has_rating;
-    storage[0].has_timestamp = has_timestamp;
-    if (!has_rating) storage[0].rows.rating.clear();
-    if (!has_timestamp) storage[0].rows.timestamp.clear();
-    storage.resize(1);
-    tables.assign(1, &storage[0]);
+  read.clear();
+  tables.clear();
+  for (Table& t : storage) {
+    t.has_rating = has_rating;
+    t.has_timestamp = has_timestamp;
+    if (!has_rating) t.rows.rating.clear();
+    if (!has_timestamp) t.rows.timestamp.clear();
+    tables.push_back(&t);
   }
+  Table& train = storage[0];
 
   // 2-4. Filters.
   auto total = [&] {

@@ -3,14 +3,15 @@
 //
 // Steps, in this order:
 //  1. Parse every input (io/parsers.h). Rows keep their input order.
-//     In ratio mode several inputs are concatenated (in the given order) into one data set,
-//     e.g. the two rated files of the Inverse Learning ML-1M release.
+//     In ratio and loo mode several inputs are concatenated (in the given order) into one data
+//     set, e.g. the two rated files of the Inverse Learning ML-1M release; in presplit mode the
+//     files given the same split are concatenated into that split.
 //     With rating_range set, every rating must lie in it; with label_threshold set, every input
 //     needs a rating column and the dataset records the threshold (labels = rating > threshold).
 //  2. Rating threshold (optional): keep rows with rating >= threshold, as RecBole's
 //     `val_interval` / implicit-feedback threshold does. Needs a rating column.
 //  3. Dedup (default on): of repeated (user, item) pairs keep the first row in input order. In
-//     presplit mode each file is deduplicated on its own (a pair may appear in train and test).
+//     presplit mode each split is deduplicated on its own (a pair may appear in train and test).
 //  4. k-core (user_core / item_core, 0 = off): repeatedly drop rows whose user has fewer than
 //     user_core rows or whose item has fewer than item_core rows, until every remaining user and
 //     item passes. Counts are over all rows (all files in presplit mode), before splitting. The
@@ -33,7 +34,8 @@
 //       test and the second last to valid when the user has >= 3 rows; with 2 rows the last goes
 //       to test; a single row stays in train. Needs a timestamp column.
 //     - presplit ("presplit"): inputs are [train, valid, test]; valid and test may be "" (absent).
-//       Which file is which is said by `presplit_roles` (e.g. {"train", "test"}); without it three
+//       Which file is which is said by `presplit_roles` (e.g. {"train", "test"}, or
+//       {"train", "train", "test"}: a split named again gets several files); without it three
 //       inputs are train, valid, test, and two files are an error (train,valid or train,test?).
 //  7. Each split is sorted by user, stably: a user's rows keep input order (ratio, presplit) or
 //     chronological order (loo). Ratings / timestamps are filled when every input has them.
@@ -63,12 +65,14 @@ std::string split_mode_name(SplitMode mode);
 // All knobs of `shardrec prep`. The parsing fields (format, separator, header, *_column) come from
 // ParseOptions and apply to every input file.
 struct PrepOptions : ParseOptions {
-  // ratio / loo: exactly one file. presplit: [train] or [train, valid] or [train, valid, test];
-  // an empty string means that split is absent.
+  // ratio / loo: one or more files (concatenated). presplit without roles: [train] or
+  // [train, valid] or [train, valid, test], an empty string meaning that split is absent; with
+  // roles: any number of files, none empty.
   std::vector<std::string> inputs;
   SplitMode split = SplitMode::Ratio;
-  // presplit: the split of each input ("train", "valid" or "test", each at most once, train
-  // required), as many as inputs. Empty: by position, except that two files must say.
+  // presplit: the split of each input ("train", "valid" or "test"; train required; a split named
+  // more than once has several files), as many as inputs. Empty: by position, except that two
+  // files must say.
   std::vector<std::string> presplit_roles;
   // ratio split: {train, valid, test} or {train, test}; non-negative, normalised by their sum.
   std::vector<double> ratios{0.8, 0.1, 0.1};

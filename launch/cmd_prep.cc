@@ -1,7 +1,9 @@
 // shardrec prep: raw interactions (and item features) into a shardrec HDF5 dataset.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <string_view>
 
 #include "base/error.h"
@@ -47,21 +49,22 @@ int cmd_prep(int argc, char** argv) {
   double progress = 5;
   bool json = false;
   const Options opts = {
-      Option("input", o.inputs, "input file(s); with --split presplit: train [valid [test]]").abbrev('i'),
+      Option("input", o.inputs, "input file(s), concatenated; with --split presplit: train [valid [test]], or any files with --presplit").abbrev('i'),
       Option("out", out, "output dataset (.h5)").abbrev('o').required(),
       Option("format", format,
              "auto (from the extension and content; csv when --sep or --header is given), ml-dat "
-             "(ratings.dat, '::'), ml-udata (u.data, tab), recbole (.inter), csv, adjacency, json"),
+             "(ratings.dat, '::'), ml-udata (u.data, tab), recbole (.inter), csv (.tsv: tab), adjacency, json, "
+             "jsonl (one record per line; a json array of records reads the same)"),
       Option("sep", sep, "csv: separator (a character, 'tab' or 'space')"),
       Option("header", o.header, "csv: the first line names the columns"),
-      Option("user-col", o.user_column, "user column (index or header name)"),
+      Option("user-col", o.user_column, "user column (index, header name or jsonl field)"),
       Option("item-col", o.item_column, "item column"),
       Option("rating-col", o.rating_column, "rating column"),
       Option("time-col", o.timestamp_column, "timestamp column"),
       Option("split", split, "ratio, loo (leave-one-out by time) or presplit"),
       Option("presplit", presplit,
-             "presplit: the split of each input file in order, e.g. train,test (needed for two files; "
-             "three default to train,valid,test)"),
+             "presplit: the split of each input file in order, e.g. train,test or train,train,test (a split "
+             "named again has several files; needed for two files; three default to train,valid,test)"),
       Option("json-duplicates", json_duplicates, "json: a user key given twice is an error, or merge its lists")
           .choices({"error", "merge"}),
       Option("ratios", o.ratios, "ratio split: train,valid,test").at_least(0),
@@ -119,13 +122,28 @@ int cmd_prep(int argc, char** argv) {
   for (auto& spec : features) spec.unknown = unknown == "skip" ? io::UnknownIds::kSkip : io::UnknownIds::kError;
   const auto start = Clock::now();
   if (progress > 0) {
+    // The stored bytes of every input, for the time left; files are read in the order given.
+    std::vector<uint64_t> before;  // stored bytes of the inputs before input k
+    uint64_t total = 0;
+    for (const auto& path : o.inputs) {
+      before.push_back(total);
+      std::error_code ec;
+      if (!path.empty()) total += std::filesystem::file_size(path, ec) * !ec;
+    }
     auto last = start;
-    o.progress = [&, last](const std::string& file, uint64_t bytes, int64_t rows) mutable {
+    o.progress = [&, before, total, last](const std::string& file, uint64_t bytes, int64_t rows) mutable {
       if (seconds_since(last) < progress) return;
       last = Clock::now();
-      const double mb = static_cast<double>(bytes) / (1 << 20);
-      std::fprintf(stderr, "prep: %s: %lld rows, %.0f MiB read, %.1f MiB/s\n", file.c_str(), (long long)rows, mb,
-                   mb / seconds_since(start));
+      const auto k = std::find(o.inputs.begin(), o.inputs.end(), file) - o.inputs.begin();
+      const uint64_t done = (static_cast<size_t>(k) < before.size() ? before[k] : 0) + bytes;
+      const double mb = static_cast<double>(bytes) / (1 << 20), s = seconds_since(start);
+      const double rate = static_cast<double>(done) / (1 << 20) / s;  // over every input so far
+      std::string left;
+      if (total >= done && done > 0)
+        left = ", " + format_number(std::round(s * static_cast<double>(total - done) / static_cast<double>(done))) +
+               " s left reading";
+      std::fprintf(stderr, "prep: %s: %lld rows, %.0f MiB read, %.1f MiB/s%s\n", file.c_str(), (long long)rows, mb,
+                   rate, left.c_str());
     };
   }
   io::PrepReport rep;
@@ -145,14 +163,15 @@ int cmd_prep(int argc, char** argv) {
     f.write_attr_str("/", "prep_config", config_json(opts, rep));
     for (const auto& spec : features) {
       int64_t fill = 0, dim = 0, skipped = 0;
-      const auto values = io::build_modality(spec, data.item_raw, &fill, &dim, &skipped);
+      std::vector<std::string> columns;
+      const auto values = io::build_modality(spec, data.item_raw, &fill, &dim, &skipped, &columns);
       if (skipped > 0)
         std::fprintf(stderr, "warning: modality %s: skipped %lld rows whose raw item id is not in the dataset\n",
                      spec.name.c_str(), (long long)skipped);
       if (fill > 0)
         std::fprintf(stderr, "warning: modality %s: %lld of %lld items had no row and got the mean\n",
                      spec.name.c_str(), (long long)fill, (long long)data.num_items());
-      io::write_modality(f, spec.name, values, data.num_items(), dim, fill, spec.describe());
+      io::write_modality(f, spec.name, values, data.num_items(), dim, fill, spec.describe(), columns);
       std::fprintf(text_out, "modality %s: %lld x %lld from %s\n", spec.name.c_str(),
                   (long long)data.num_items(), (long long)dim, spec.describe().c_str());
     }

@@ -71,6 +71,15 @@ expect "prep of a missing input" nz "nothere.tsv" "$bin" prep --format ml-udata 
 absent p1.h5
 expect "prep of a directory" nz "adir" "$bin" prep --format ml-udata --input adir --out p2.h5
 absent p2.h5
+# JSON Lines: a field nested a million deep (skipped fields recurse: a limit, not a stack
+# overflow), and a last record cut off.
+python3 -c "print('{\"user_id\": 1, \"item_id\": 2, \"x\": ' + '[' * 1000000 + ']' * 1000000 + '}')" > deep.jsonl
+expect "prep of a JSON Lines field nested 1e6 deep" nz "deep.jsonl:1: JSON syntax error: expected a value nested at most 64 deep" \
+  "$bin" prep --input deep.jsonl --out p3.h5
+absent p3.h5
+printf '{"user_id": 1, "item_id": 2}\n{"user_id": 1, "item' > cut.jsonl
+expect "prep of a cut JSON Lines file" nz "cut.jsonl:2: JSON syntax error" "$bin" prep --input cut.jsonl --out p4.h5
+absent p4.h5
 expect "missing config file" nz "nope.ini" "$bin" train --data d.h5 --config nope.ini
 
 echo "== damaged parameters"

@@ -54,6 +54,10 @@ if "$bin" prep --format ml-udata --input two.gz --out two.h5 >/dev/null && same_
 head -c 300 u.data.gz > cut.gz
 expect_error "truncated .gz" "cut.gz: truncated gzip data" "$bin" prep --format ml-udata --input cut.gz --out cut.h5
 no_file cut.h5
+cp u.data.gz hidden.data
+expect_error "gzip under a plain name" "hidden.data: the file is gzip-compressed but its name does not end in .gz" \
+  "$bin" prep --input hidden.data --out hidden.h5
+no_file hidden.h5
 printf 'not gzip at all\n' > bad.gz
 expect_error "corrupt .gz" "bad.gz: corrupt gzip data" "$bin" prep --format ml-udata --input bad.gz --out bad.h5
 no_file bad.h5
@@ -61,6 +65,9 @@ if command -v zstd >/dev/null; then
   zstd -q -c u.data > u.data.zst
   if "$bin" prep --format ml-udata --input u.data.zst --out zst.h5 >/dev/null && same_data plain.h5 zst.h5; then
     echo "ok   .zst input gives the same data"; else fail ".zst input"; fi
+  cp u.data.zst hidden.csv
+  expect_error "zstd under a plain name" "hidden.csv: the file is zstd-compressed but its name does not end in .zst" \
+    "$bin" prep --format csv --input hidden.csv --out hidden.h5
   head -c 200 u.data.zst > cut.zst
   expect_error "truncated .zst" "cut.zst: truncated zstd data" "$bin" prep --format ml-udata --input cut.zst --out cutz.h5
   no_file cutz.h5
@@ -96,6 +103,25 @@ awk -F'\t' '{print $1 "::" $2 "::" $3 "::" $4}' u.data > ratings.dat
 expect_error "ml-dat given on u.data" "give --format ml-udata" "$bin" prep --format ml-dat --input u.data --out m.h5
 expect_error "csv with the wrong separator" "has no separator ','" "$bin" prep --header true --input <(printf 'u;i\n1;2\n') --out m.h5
 no_file m.h5
+# .tsv by name is tab-separated; JSON Lines records (compressed too) by name or by content.
+cut -f1-3 u.data > cols.tsv
+"$bin" prep --input cols.tsv --out tsv.h5 >/dev/null && "$bin" prep --format csv --sep tab --input cols.tsv --out tsv2.h5 >/dev/null \
+  && same_data tsv.h5 tsv2.h5 && echo "ok   .tsv detected as tab-separated csv" || fail ".tsv detection"
+awk -F'\t' '{printf "{\"user_id\": \"%s\", \"item_id\": %s, \"rating\": %s, \"timestamp\": %s, \"meta\": {\"a\": [1, null]}}\n", $1, $2, $3, $4}' u.data > u.jsonl
+gzip -c u.jsonl > u.jsonl.gz; cp u.jsonl records.txt
+for f in u.jsonl u.jsonl.gz records.txt; do
+  "$bin" prep --input $f --out jl.h5 >/dev/null && same_data plain.h5 jl.h5 \
+    && echo "ok   $f read as JSON Lines, the same data as u.data" || fail "$f as JSON Lines"
+done
+python3 -c "
+import json
+rows = [l.split('\t') for l in open('u.data')]
+json.dump([{'user_id': u, 'item_id': int(i), 'rating': int(r), 'timestamp': int(t)} for u, i, r, t in rows], open('records.json', 'w'), indent=1)
+"
+"$bin" prep --input records.json --out ja.h5 >/dev/null && same_data plain.h5 ja.h5 \
+  && echo "ok   a JSON array of records, the same data as u.data" || fail "JSON array of records"
+expect_error "JSON Lines given as json" "give --format jsonl" "$bin" prep --format json --input u.jsonl --out jl2.h5
+no_file jl2.h5
 
 # ---- presplit roles, duplicate JSON keys --------------------------------------------------------
 head -n 200 u.data > tr.tsv; tail -n +201 u.data > te.tsv
@@ -104,6 +130,15 @@ expect_error "presplit with two files and no roles" "option --presplit" \
 no_file p.h5
 out=$("$bin" prep --format ml-udata --split presplit --presplit train,test --input tr.tsv te.tsv --out p.h5 2>&1)
 if grep -q "train 200, valid 0, test 40" <<<"$out"; then echo "ok   --presplit train,test"; else fail "presplit roles: $out"; fi
+head -n 100 u.data > tr1.tsv; sed -n 101,200p u.data > tr2.tsv
+out=$("$bin" prep --format ml-udata --split presplit --presplit train,test,train --input tr1.tsv te.tsv tr2.tsv --out p2.h5 2>&1)
+if grep -q "train 200, valid 0, test 40" <<<"$out" && same_data p.h5 p2.h5; then echo "ok   --presplit train,test,train: two train files"
+else fail "two train files: $out"; fi
+python3 - <<'PY' && echo "ok   prep_config names each file's split" || fail "prep_config splits"
+import json, h5py
+cfg = json.loads(h5py.File("p2.h5", "r").attrs["prep_config"])
+assert [(i["path"], i["split"], i["rows"]) for i in cfg["inputs"]] == [("tr1.tsv", "train", 100), ("te.tsv", "test", 40), ("tr2.tsv", "train", 100)], cfg["inputs"]
+PY
 printf '{"1": [1, 2],\n "2": [3],\n "1": [4]}\n' > dup.json
 expect_error "duplicate JSON key" "dup.json:3: user key '1' appears again (first on line 1)" "$bin" prep --input dup.json --out d.h5
 no_file d.h5
@@ -136,7 +171,7 @@ for r in range(120000): print(f'{r % 997}\t{(r * 31) % 1511}\t{1 + r % 5}\t{5000
 " > big.data
 "$bin" prep --input big.data --out big.h5 --json --progress 0.000001 --seed 5 > summary.json 2>progress.err \
   || fail "prep --json: $(cat progress.err)"
-grep -q "prep: big.data: .* rows, .* MiB read, .* MiB/s" progress.err && echo "ok   progress lines on stderr" \
+grep -q "prep: big.data: .* rows, .* MiB read, .* MiB/s, [0-9]* s left reading" progress.err && echo "ok   progress lines on stderr" \
   || fail "no progress line: $(head -3 progress.err)"
 python3 - <<'PY' && echo "ok   prep_config, fingerprint, timestamps and --json agree with the data" || fail "provenance"
 import json, h5py, numpy as np
@@ -165,6 +200,24 @@ for split in ("train", "valid", "test"):
     t = f[f"{split}/timestamp"][:]
     assert t.dtype == np.float64 and t.shape == f[f"{split}/item"].shape and s[split] == t.shape[0]
 assert f["train/timestamp"][:].min() >= 5000
+PY
+
+# Feature columns keep their names: a csv header's, a RecBole column's tokens (one-hot).
+python3 -c "
+print('item,action,comedy')
+for i in range(1, 41): print(f'{i},{i % 2},{(i + 1) % 2}')
+" > genre.csv
+printf 'item_id:token\tdecade:token\n' > items.item
+for i in $(seq 1 40); do printf '%d\t%ds\n' $i $((1960 + 10 * (i % 3))); done >> items.item
+"$bin" prep --format ml-udata --input u.data --out feat.h5 --features genre=genre.csv --features decade=items.item:recbole:decade \
+  >/dev/null 2>feat.err || fail "prep with features: $(cat feat.err)"
+python3 - <<'PY' && echo "ok   feature columns keep their names" || fail "feature column names"
+import h5py
+f = h5py.File("feat.h5", "r")
+names = lambda k: [x.decode() for x in f["feature_columns/" + k][:]]
+assert names("genre") == ["action", "comedy"], names("genre")
+assert names("decade") == ["1960s", "1970s", "1980s"], names("decade")
+assert sorted(f["features"].keys()) == ["decade", "genre"]
 PY
 
 if [ $fails -ne 0 ]; then echo "$fails failure(s)"; exit 1; fi

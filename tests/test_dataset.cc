@@ -2,6 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <hdf5.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -104,6 +106,49 @@ TEST(Dataset, SchemaErrorsNameTheFileAndTheProblem) {
     EXPECT_THAT(error_of([&] { io::load_shard(bad, comm); }),
                 HasSubstr("/train/item index 4: item id 99 outside the item table of 8 rows"));
   });
+}
+
+// Replaces a root string attribute by one of the given HDF5 string type (as h5py would write it),
+// through the C API so that the test needs no Python.
+void rewrite_root_attr(const std::string& path, const char* name, const std::string& value, bool vlen,
+                       H5T_cset_t cset) {
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  ASSERT_GE(file, 0);
+  ASSERT_GE(H5Adelete(file, name), 0);
+  const hid_t type = H5Tcopy(H5T_C_S1);
+  H5Tset_size(type, vlen ? H5T_VARIABLE : value.size());
+  H5Tset_cset(type, cset);
+  if (!vlen) H5Tset_strpad(type, H5T_STR_NULLPAD);  // numpy bytes: no terminating NUL
+  const hid_t space = H5Screate(H5S_SCALAR);
+  const hid_t attr = H5Acreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+  ASSERT_GE(attr, 0);
+  const char* text = value.c_str();
+  ASSERT_GE(H5Awrite(attr, type, vlen ? static_cast<const void*>(&text) : text), 0);
+  H5Aclose(attr);
+  H5Sclose(space);
+  H5Tclose(type);
+  H5Fclose(file);
+}
+
+TEST(Dataset, StringAttributesOfEveryHdf5StringTypeAreRead) {
+  auto d = testing::planted_dataset(10, 8, 2, 1);
+  const std::string fingerprint = io::dataset_fingerprint(d);
+  struct Case { const char* file; bool vlen; H5T_cset_t cset; };
+  // h5py writes a Python str as a variable-length UTF-8 string and numpy bytes as fixed-length.
+  for (const Case c : {Case{"vlen_utf8.h5", true, H5T_CSET_UTF8}, Case{"vlen_ascii.h5", true, H5T_CSET_ASCII},
+                       Case{"fixed_nullpad.h5", false, H5T_CSET_ASCII}}) {
+    SCOPED_TRACE(c.file);
+    const std::string p = fresh(c.file);
+    io::write_dataset(d, p, "test");
+    rewrite_root_attr(p, "format", io::kDatasetFormat, c.vlen, c.cset);
+    rewrite_root_attr(p, "fingerprint", fingerprint, c.vlen, c.cset);
+    const auto info = io::read_info(io::H5File::open_read(p));
+    EXPECT_EQ(info.fingerprint, fingerprint);
+    EXPECT_EQ(info.num_users, 10);
+    rewrite_root_attr(p, "format", "something-else", c.vlen, c.cset);
+    EXPECT_THAT(error_of([&] { io::read_info(io::H5File::open_read(p)); }),
+                HasSubstr("'format' is 'something-else'"));
+  }
 }
 
 TEST(Dataset, FailedWriteLeavesNoFile) {

@@ -373,6 +373,39 @@ TEST(Features, WriteChecksShapeNameAndDuplicates) {
               HasSubstr("modality 'm' is already in the file"));
 }
 
+// Columns keep their names where the input has them: a csv header's value fields, a RecBole
+// column's tokens (one-hot / multi-hot); a csv without a header has none.
+TEST(Features, ColumnNamesAreKept) {
+  const auto named = write_text("named.csv", "item,\"red\",blue\ni1,1,0\ni2,0,1\ni3,1,1\ni4,0,0\n");
+  const auto bare = write_text("bare.csv", "i1,1,0\ni2,0,1\ni3,1,1\ni4,0,0\n");
+  const auto item = write_text("c.item", kRecBoleItem);
+  struct Case { std::string spec; std::vector<std::string> columns; };
+  const std::vector<Case> cases = {
+      {"color=" + named, {"red", "blue"}},
+      {"plain=" + bare, {}},
+      {"year=" + item + ":recbole:release_year", {"1995", "1996"}},
+  };
+  const std::string p = fresh("columns.h5");
+  auto f = io::H5File::create(p);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.spec);
+    const auto spec = io::parse_feature_spec(c.spec);
+    int64_t fill = 0, dim = 0;
+    std::vector<std::string> columns{"stale"};
+    const auto v = io::build_modality(spec, kItems, &fill, &dim, nullptr, &columns);
+    EXPECT_EQ(columns, c.columns);
+    io::write_modality(f, spec.name, v, 4, dim, fill, spec.describe(), columns);
+    EXPECT_EQ(io::modality_columns(f, spec.name), c.columns);
+  }
+  // The names live outside /features, whose members are the modalities.
+  EXPECT_EQ(io::modality_names(f), (std::vector<std::string>{"color", "plain", "year"}));
+  const std::vector<float> v(8, 0);
+  EXPECT_THAT(error_of([&] { io::write_modality(f, "m", v, 4, 2, 0, "t", {"only one"}); }),
+              HasSubstr("1 column names for 2 columns"));
+  EXPECT_THAT(error_of([&] { build("w=" + write_text("w.csv", "item,a\ni1,1,2\n"), kItems); }),
+              HasSubstr("w.csv:1: the header names 1 value columns, the rows have 2"));
+}
+
 TEST(Features, WrittenInsideTheDatasetAtomically) {
   auto d = testing::planted_dataset(20, 9, 3, 7);
   // Item features in reverse item order, two items missing.

@@ -80,7 +80,7 @@ const std::vector<float> kRatings = {4, 5, 3, 1.5f};
 const std::vector<double> kTimes = {100, 150, 200, 50};
 
 TEST(ParseFormat, NamesRoundTrip) {
-  for (const char* name : {"ml-dat", "ml-udata", "recbole", "csv", "adjacency", "json", "auto"})
+  for (const char* name : {"ml-dat", "ml-udata", "recbole", "csv", "adjacency", "json", "jsonl", "auto"})
     EXPECT_EQ(format_name(parse_format(name)), name);
   EXPECT_THAT(error_of([] { parse_format("parquet"); }),
               AllOf(HasSubstr("'parquet'"), HasSubstr("ml-dat"), HasSubstr("json")));
@@ -98,6 +98,107 @@ TEST(ParseFormat, DetectedFromNameAndContent) {
   EXPECT_EQ(detect_format("log.tsv", "a\tb\t3\t4\n"), Format::Csv);  // ids are not numbers
   EXPECT_EQ(detect_format("log.csv", "user,item\n1,2\n"), Format::Csv);
   EXPECT_EQ(detect_format("log", ""), Format::Csv);
+  // JSON Lines: by name, or one whole object on the first line and another after it.
+  EXPECT_EQ(detect_format("reviews.jsonl.gz", ""), Format::JsonLines);
+  EXPECT_EQ(detect_format("reviews.NDJSON", ""), Format::JsonLines);
+  EXPECT_EQ(detect_format("x.txt", "{\"u\": 1, \"i\": \"{\"}\r\n\n{\"u\": 2}\n"), Format::JsonLines);
+  EXPECT_EQ(detect_format("x.txt", "{\"u\": [1, 2]}\n"), Format::Json);           // one line, one document
+  EXPECT_EQ(detect_format("x.txt", "{\"u\": [1, 2],\n \"v\": [3]}\n"), Format::Json);  // pretty-printed
+  EXPECT_EQ(detect_format("x.txt", "{\n\"u\": [1]\n}\n"), Format::Json);
+}
+
+TEST(Parsers, TsvByNameIsTabSeparated) {
+  ParseOptions o = opts(Format::Auto);
+  const RawInteractions r = parse_text("1\t10\t2\n2\t11\t3\n", "log.TSV.gz", o);
+  EXPECT_EQ(r.format, Format::Csv);
+  EXPECT_EQ(pairs(r), (std::vector<Row>{{"1", "10"}, {"2", "11"}}));
+  // Under another name tab-separated text could be adjacency lists: the message says both ways.
+  EXPECT_THAT(error_of([&] { parse_text("1\t10\t2\n", "log.txt", o); }),
+              AllOf(HasSubstr("log.txt: "), HasSubstr("--sep tab"), HasSubstr("--format adjacency")));
+  EXPECT_THAT(error_of([&] { parse_text("1 10 2\n", "log.txt", o); }),
+              AllOf(HasSubstr("--sep space"), HasSubstr("--format adjacency")));
+  // A .tsv with commas and no tab is read as before (comma), not refused.
+  EXPECT_EQ(pairs(parse_text("1,10\n2,11\n", "odd.tsv", o)), (std::vector<Row>{{"1", "10"}, {"2", "11"}}));
+  // A separator given (format csv) is kept whatever the name.
+  ParseOptions comma = opts(Format::Csv);
+  EXPECT_EQ(pairs(parse_text("1,10\n", "odd.tsv", comma)), (std::vector<Row>{{"1", "10"}}));
+}
+
+TEST(Parsers, JsonLinesRecords) {
+  ParseOptions o = opts(Format::Auto);
+  // Other fields, nested or not, are skipped; fields in any order; ids as strings or numbers.
+  const std::string text =
+      "{\"user_id\": \"u1\", \"item_id\": 10, \"rating\": 4, \"timestamp\": 100,"
+      " \"review\": {\"text\": \"a, \\\"b\\\" }\", \"tags\": [1, null, true, {\"x\": []}]}}\n"
+      "{\"timestamp\": 150, \"item_id\": \"20\", \"rating\": 5, \"user_id\": \"u1\"}\n"
+      "\n"
+      "{\"user_id\": \"u2\", \"item_id\": 10, \"rating\": \"3\", \"timestamp\": 200, \"helpful\": false}\n";
+  RawInteractions r = parse_text(text, "reviews.jsonl", o);
+  EXPECT_EQ(r.format, Format::JsonLines);
+  EXPECT_EQ(pairs(r), (std::vector<Row>{{"u1", "10"}, {"u1", "20"}, {"u2", "10"}}));
+  EXPECT_EQ(r.rating, (std::vector<float>{4, 5, 3}));
+  EXPECT_EQ(r.timestamp, (std::vector<double>{100, 150, 200}));
+  // Fields named by the column options (an Amazon reviews dump), detected by content.
+  ParseOptions named = opts(Format::Auto);
+  named.user_column = "reviewerID";
+  named.item_column = "asin";
+  named.rating_column = "overall";
+  r = parse_text("{\"reviewerID\": \"A\", \"asin\": \"B1\", \"overall\": 5.0, \"rating\": 1}\n"
+                 "{\"reviewerID\": \"C\", \"asin\": \"B2\", \"overall\": 2.5}\n",
+                 "dump.txt", named);
+  EXPECT_EQ(r.format, Format::JsonLines);
+  EXPECT_EQ(pairs(r), (std::vector<Row>{{"A", "B1"}, {"C", "B2"}}));
+  EXPECT_EQ(r.rating, (std::vector<float>{5, 2.5f}));
+  EXPECT_FALSE(r.has_timestamp);
+
+  // Errors name the line.
+  EXPECT_THAT(error_of([&] { parse_text("{\"user_id\": 1, \"item_id\": 2, \"rating\": 3}\n{\"user_id\": 1, \"item_id\": 3}\n",
+                                        "r.jsonl", o); }),
+              HasSubstr("r.jsonl:2: the record has no field 'rating' (fields: user_id, item_id)"));
+  EXPECT_THAT(error_of([&] { parse_text("{\"uid\": 1, \"iid\": 2}\n", "r.jsonl", o); }),
+              AllOf(HasSubstr("r.jsonl:1: the record has no field 'user_id'"), HasSubstr("--user-col")));
+  EXPECT_THAT(error_of([&] { parse_text("{\"user_id\": 1, \"item_id\": 2}\n{\"user_id\": 1, \"user_id\": 5, \"item_id\": 2}\n",
+                                        "r.jsonl", o); }),
+              HasSubstr("r.jsonl:2: field 'user_id' appears twice in the record"));
+  EXPECT_THAT(error_of([&] { parse_text("{\"user_id\": 1, \"item_id\": 2}\n{\"user_id\": 1, \"item_id\": 2, \"x\": nul}\n",
+                                        "r.jsonl", o); }),
+              HasSubstr("r.jsonl:2: JSON syntax error"));
+  EXPECT_THAT(error_of([&] { parse_text("{\"user_id\": 1, \"item_id\": 2, \"rating\": \"good\"}\n", "r.jsonl", o); }),
+              HasSubstr("r.jsonl:1: the rating 'good' is not a finite number"));
+  EXPECT_THAT(error_of([&] { parse_text("{\"user_id\": 1, \"item_id\": null}\n", "r.jsonl", o); }),
+              HasSubstr("r.jsonl:1: JSON syntax error: expected a string or a number, found 'n'"));
+  // A JSON array of records (pandas' to_json(orient="records")), pretty-printed or not.
+  const std::string array =
+      "[\n  {\"user_id\": \"u1\", \"item_id\": 10, \"extra\": [1, {}]},\n"
+      "  {\"user_id\": \"u2\", \"item_id\": 11}\n]\n";
+  for (Format given : {Format::Auto, Format::Json}) {
+    r = parse_text(array, "records.json", opts(given));
+    EXPECT_EQ(r.format, Format::Json);
+    EXPECT_EQ(pairs(r), (std::vector<Row>{{"u1", "10"}, {"u2", "11"}}));
+  }
+  ParseOptions by_name = opts(Format::Auto);
+  by_name.item_column = "extra_id";
+  EXPECT_EQ(pairs(parse_text("[{\"user_id\": 1, \"extra_id\": 5, \"item_id\": 6}]", "x.txt", by_name)),
+            (std::vector<Row>{{"1", "5"}}));
+  EXPECT_THAT(error_of([&] { parse_text("[{\"user_id\": 1, \"item_id\": 2}\n{\"user_id\": 3}]", "a.json", o); }),
+              HasSubstr("a.json:2: JSON syntax error: expected ',' or ']' after a record, found '{'"));
+  EXPECT_THAT(error_of([&] { parse_text("[{\"user_id\": 1, \"item_id\": 2}] []", "a.json", o); }),
+              HasSubstr("a.json:1: JSON syntax error: expected the end of the document after the closing ']'"));
+  EXPECT_THAT(error_of([&] { parse_text("[]", "a.json", o); }), HasSubstr("a.json: empty file"));
+  // Column options still do not apply to the user -> items object.
+  EXPECT_THAT(error_of([&] { parse_text("{\"u\": [1]}", "d.json", by_name); }),
+              HasSubstr("does not look like format csv but like a JSON document"));
+  ParseOptions dict_named = opts(Format::Json);
+  dict_named.item_column = "x";
+  EXPECT_THAT(error_of([&] { parse_text("{\"u\": [1]}", "d.json", dict_named); }),
+              HasSubstr("column options apply to"));
+
+  // JSON Lines read as a JSON document (or csv) is a mismatch, not a parse error at line 2.
+  const std::string two = "{\"user_id\": 1, \"item_id\": 2}\n{\"user_id\": 3, \"item_id\": 4}\n";
+  for (Format given : {Format::Json, Format::Csv})
+    EXPECT_THAT(error_of([&] { parse_text(two, "r.txt", opts(given)); }),
+                AllOf(HasSubstr("r.txt: the content does not look like format " + format_name(given)),
+                      HasSubstr("--format jsonl")));
 }
 
 TEST(Parsers, AutoFormatReadsWhatItDetects) {
@@ -194,6 +295,12 @@ TEST(Parsers, EveryFormatReadsTheSameData) {
       {"adj.txt", "1 10 20\n2\t10\n3   30\n", opts(Format::Adjacency), false},
       {"lists.json", "{\"1\": [10, \"20\"],\n \"2\":[\"10\"] , \"3\" : [ 30 ]}\n",
        opts(Format::Json), false},
+      {"records.jsonl",
+       "{\"user_id\": 1, \"item_id\": 10, \"rating\": 4, \"timestamp\": 100}\n"
+       "{\"item_id\": \"20\", \"user_id\": \"1\", \"timestamp\": 150, \"rating\": 5}\n"
+       "{\"user_id\": 2, \"item_id\": 10, \"rating\": 3, \"timestamp\": 200}\n"
+       "{\"user_id\": 3, \"item_id\": 30, \"rating\": 1.5, \"timestamp\": 50}\n",
+       opts(Format::JsonLines), true},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.file);
@@ -479,7 +586,7 @@ TEST(ParserErrors, ColumnOptionsOnFixedFormats) {
   ParseOptions o = opts(Format::MlDat);
   o.rating_column = "3";
   EXPECT_THAT(error_of([&] { parse_text("1::2::3::4\n", "r.dat", o); }),
-              AllOf(HasSubstr("r.dat"), HasSubstr("csv and recbole")));
+              AllOf(HasSubstr("r.dat"), HasSubstr("csv, recbole and jsonl formats and JSON arrays of records only")));
 }
 
 TEST(ParserErrors, EmptyIds) {

@@ -351,7 +351,7 @@ TEST(Prep, PresplitRolesAreExplicit) {
   EXPECT_EQ(prepare(o).valid.size(), 1u);
   for (auto [roles, what] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"train"}, "1 roles for 2 input files"},
-           {{"train", "train"}, "'train' is given twice"},
+           {{"train", "train", "test"}, "3 roles for 2 input files"},
            {{"test", "valid"}, "must be the train split"},
            {{"train", "tset"}, "unknown split 'tset'"}}) {
     o.presplit_roles = roles;
@@ -360,6 +360,36 @@ TEST(Prep, PresplitRolesAreExplicit) {
   o = csv_options({train}, SplitMode::Ratio);
   o.presplit_roles = {"train"};
   EXPECT_THAT(error_of([&] { prepare(o); }), HasSubstr("applies to --split presplit only"));
+}
+
+// Several files per split: the files of a split are one table, the rows of each file in turn
+// (dedup and k-core over the split, as for one file); leave-one-out takes several files too.
+TEST(Prep, SeveralFilesPerSplit) {
+  TempDir dir;
+  const std::string a = dir.write("train_a.csv", "1,a,1,10\n2,b,1,20\n");
+  const std::string b = dir.write("train_b.csv", "1,c,1,30\n1,a,1,40\n");  // (1, a) again
+  const std::string t = dir.write("test.csv", "2,a,1,50\n");
+  PrepOptions o = csv_options({a, t, b}, SplitMode::Presplit);
+  o.presplit_roles = {"train", "test", "train"};
+  PreparedDataset d = prepare(o);
+  EXPECT_EQ(raw_rows(d, d.train), (std::vector<Row>{{"1", "a"}, {"1", "c"}, {"2", "b"}}));
+  EXPECT_EQ(d.train.timestamp, (std::vector<double>{10, 30, 20}));  // the first (1, a) kept
+  EXPECT_EQ(raw_rows(d, d.test), (std::vector<Row>{{"2", "a"}}));
+  EXPECT_EQ(d.valid.size(), 0u);
+  o.presplit_roles = {"train", "test", ""};
+  EXPECT_THAT(error_of([&] { prepare(o); }), HasSubstr("unknown split ''"));
+  o.inputs = {a, ""};
+  o.presplit_roles = {"train", "test"};
+  EXPECT_THAT(error_of([&] { prepare(o); }), HasSubstr("input 2 (test) is empty"));
+
+  // Leave-one-out over two files: user 1's latest row (40, in the second file) is its test row.
+  o = csv_options({a, b}, SplitMode::LeaveOneOut);
+  o.dedup = false;
+  d = prepare(o);
+  EXPECT_EQ(raw_rows(d, d.test), (std::vector<Row>{{"1", "a"}}));
+  EXPECT_EQ(d.test.timestamp, std::vector<double>{40});
+  EXPECT_EQ(raw_rows(d, d.valid), (std::vector<Row>{{"1", "c"}}));
+  EXPECT_EQ(raw_rows(d, d.train), (std::vector<Row>{{"1", "a"}, {"2", "b"}}));
 }
 
 TEST(Prep, PresplitKCoreCountsAllFiles) {
@@ -381,12 +411,13 @@ TEST(Prep, PresplitKCoreCountsAllFiles) {
 TEST(Prep, OptionErrors) {
   TempDir dir;
   const std::string f = dir.write("a.csv", "1,2,3,4\n");
-  // The ratio split concatenates several inputs (Inverse Learning's two ML-1M files); the
-  // leave-one-out split still takes exactly one.
-  PrepOptions o = csv_options({f, f}, SplitMode::LeaveOneOut);
-  EXPECT_THAT(error_of([&] { prepare(o); }), HasSubstr("exactly one input file"));
+  // Ratio and leave-one-out concatenate several inputs, but none may be "".
+  PrepOptions o = csv_options({f, ""}, SplitMode::LeaveOneOut);
+  EXPECT_THAT(error_of([&] { prepare(o); }), HasSubstr("split mode loo takes one or more input files"));
   o = csv_options({"", f}, SplitMode::Presplit);
   EXPECT_THAT(error_of([&] { prepare(o); }), HasSubstr("train"));
+  o = csv_options({f, f, f, f}, SplitMode::Presplit);  // by position at most three
+  EXPECT_THAT(error_of([&] { prepare(o); }), HasSubstr("several files per split need --presplit"));
   o = csv_options({f}, SplitMode::Ratio);
   o.ratios = {0.5, 0.2, 0.2, 0.1};
   EXPECT_THAT(error_of([&] { prepare(o); }), HasSubstr("split ratios"));

@@ -44,6 +44,7 @@ class Dataset:
     timestamps: Dict[str, np.ndarray] = field(default_factory=dict)  # per split, in CSR row order
     features: Dict[str, np.ndarray] = field(default_factory=dict)    # modality -> [num_items, dim]
     attrs: Dict[str, object] = field(default_factory=dict)           # root attributes
+    feature_columns: Dict[str, np.ndarray] = field(default_factory=dict)  # modality -> column names (str), when named
 
     @property
     def train(self) -> sp.csr_matrix:
@@ -87,9 +88,10 @@ def read_dataset(path: str) -> Dataset:
             users = np.array([str(u) for u in range(nu)], dtype=object)
             items = np.array([str(i) for i in range(ni)], dtype=object)
         feats = {k: f["features"][k][:] for k in f["features"]} if "features" in f else {}
+        columns = {k: _strings(f["feature_columns"][k]) for k in f["feature_columns"]} if "feature_columns" in f else {}
         attrs = {k: (_text(v) if isinstance(v, (bytes, str, np.bytes_)) else v.item() if hasattr(v, "item") else v)
                  for k, v in f.attrs.items()}
-    return Dataset(path, nu, ni, splits, users, items, stamps, feats, attrs)
+    return Dataset(path, nu, ni, splits, users, items, stamps, feats, attrs, feature_columns=columns)
 
 
 @dataclass
