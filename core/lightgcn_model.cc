@@ -20,6 +20,7 @@ TrainConfig scoring_config(const TrainConfig& cfg) {
   return c;
 }
 
+// Whole shards (size_t lengths; kernels::add takes a row's int width).
 void add_into(float* y, const float* x, size_t n) {
   for (size_t k = 0; k < n; ++k) y[k] += x[k];
 }

@@ -156,12 +156,7 @@ void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint6
 void ShardedEmbedding::reduce(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
                               const float* grads,
                               const std::function<void(int64_t, const float*)>& visit) {
-  group_contributions(comm, r, keys, grads);
-  float* sum = group_grad_.get(static_cast<size_t>(dim_));
-  for (size_t g = 0; g + 1 < group_start_.size(); ++g) {
-    sum_group(g, sum);
-    visit(group_row_[g], sum);
-  }
+  reduce_counted(comm, r, keys, grads, [&](int64_t row, const float* g, uint32_t) { visit(row, g); });
 }
 
 void ShardedEmbedding::reduce_counted(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
