@@ -60,6 +60,11 @@ std::string TrainConfig::to_ini() const {
     << "device = " << device << "\n"
     << "gpu-comm = " << gpu_comm << "\n";
   if (graph_model()) o << "graph-layers = " << graph_layers << "\n";
+  if (contrastive_model())
+    o << "cl-lambda = " << cl_lambda << "\n"
+      << "cl-eps = " << cl_eps << "\n"
+      << "cl-layer = " << cl_layer << "\n"
+      << "cl-tau = " << cl_tau << "\n";
   if (pointwise_model())
     o << "mlp-layers = " << mlp_layers << "\n"
       << "label-threshold = " << label_threshold << "\n"
@@ -73,6 +78,7 @@ std::string TrainConfig::to_ini() const {
 
 bool TrainConfig::pointwise_model() const { return model_kind(model).pointwise; }
 bool TrainConfig::graph_model() const { return model_kind(model).graph; }
+bool TrainConfig::contrastive_model() const { return model_kind(model).contrastive; }
 
 void TrainConfig::validate() const {
   auto need = [](bool ok, const std::string& field, const std::string& what) {

@@ -52,7 +52,11 @@ struct TrainConfig {
   std::string gpu_comm = "auto";
   // Inverse Learning (models gmf / neumf; core/trainer.h, core/inverse_gradient.h).
   // Their losses are bce and idl, their strategies plain and ig; defaults are the reference's.
-  int graph_layers = 3;  // lightgcn: propagation layers K
+  int graph_layers = 3;  // lightgcn, xsimgcl: propagation layers K
+  // xsimgcl: the contrast's weight lambda, the noise magnitude eps, the layer l* whose rows are
+  // contrasted with the final rows, and the InfoNCE temperature tau (SELFRec's defaults).
+  float cl_lambda = 0.2f, cl_eps = 0.2f, cl_tau = 0.15f;
+  int cl_layer = 1;
   int mlp_layers = 3;            // neumf: MLP depth (MLP embeddings dim * 2^(layers-1) wide)
   double label_threshold = 2.0;  // label = rating > this, for datasets without their own
   int il_unlabeled = 1;          // unlabeled rows drawn per labeled training row each epoch
@@ -63,6 +67,8 @@ struct TrainConfig {
   bool pointwise_model() const;
   // The model propagates over the user-item graph (graph-layers applies).
   bool graph_model() const;
+  // The model adds a contrastive term over noisy propagations (the cl-* options apply).
+  bool contrastive_model() const;
 
   std::string to_ini() const;
   void validate() const;     // throws Error naming the bad field

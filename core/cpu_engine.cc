@@ -161,7 +161,7 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
   void gather() {
     U_ = Us_.get(nu_);
     I_ = Is_.get(ni_);
-    m_.refresh_rows(comm_);
+    m_.refresh_rows(comm_, hb_.b);
     m_.rows_user().gather(comm_, ur_, U_);
     m_.rows_item().gather(comm_, ir_, I_);
     // Feature rows never change: one transfer per step, through the item routing.

@@ -92,10 +92,10 @@ class Model {
   // Where a step's rows come from and where their gradients go. Most models score with their
   // table rows: the defaults gather those and apply the gradients to the tables. A graph model
   // scores with rows that are a function of every table row (propagation): refresh_rows()
-  // recomputes them before each gather (collective), rows_user()/rows_item() hold them, and
+  // recomputes them before each gather of step b (collective), rows_user()/rows_item() hold them, and
   // apply_rows() takes their gradients back through the propagation to the tables (collective;
   // it advances the tables' optimizer step like ShardedEmbedding::apply).
-  virtual void refresh_rows(dist::Comm& /*comm*/) {}
+  virtual void refresh_rows(dist::Comm& /*comm*/, const StepBatch& /*b*/) {}
   virtual const dist::ShardedEmbedding& rows_user() const { return user; }
   virtual const dist::ShardedEmbedding& rows_item() const { return item; }
   virtual void apply_rows(dist::Comm& comm, const dist::Routing& ur, std::span<const uint64_t> ukey, const float* gU,

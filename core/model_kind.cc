@@ -6,7 +6,8 @@ namespace shardrec {
 
 const std::vector<ModelKind>& model_kinds() {
   // One line per model.
-  static const std::vector<ModelKind> kinds = {mf_kind(), vbpr_kind(), gmf_kind(), neumf_kind(), lightgcn_kind()};
+  static const std::vector<ModelKind> kinds = {mf_kind(), vbpr_kind(), gmf_kind(), neumf_kind(), lightgcn_kind(),
+                                                xsimgcl_kind()};
   return kinds;
 }
 

@@ -34,6 +34,7 @@ struct ModelKind {
   bool pointwise = false;         // labeled rows and labeled metrics, else ranking with negatives
   bool item_features = false;     // needs the dataset's item modalities (--features)
   bool graph = false;             // propagates over the user-item graph (--graph-layers)
+  bool contrastive = false;       // adds a contrastive term over noisy propagations (--cl-*)
   std::vector<std::string> losses;      // the first is the default
   std::vector<std::string> strategies;  // the first is the default
   std::function<void(const TrainConfig&, const Need&)> validate;  // checks beyond the shared ones
@@ -55,5 +56,6 @@ ModelKind vbpr_kind();
 ModelKind gmf_kind();
 ModelKind neumf_kind();
 ModelKind lightgcn_kind();
+ModelKind xsimgcl_kind();
 
 }  // namespace shardrec

@@ -37,6 +37,78 @@ SHARDREC_CLONES void dot4(const float* const a[4], const float* b, int n, float*
     out[k] = ((p[k][0] + p[k][4]) + (p[k][1] + p[k][5])) + ((p[k][2] + p[k][6]) + (p[k][3] + p[k][7]));
 }
 
+namespace {
+// Eight floats as one value (GCC's vector extension: one ymm register with AVX2, two xmm without).
+typedef float v8 __attribute__((vector_size(32)));
+
+inline v8 load8(const float* p) {
+  v8 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// dot()'s tail and combining tree on lanes p (R rows).
+template <int R>
+inline void finish_dots(v8 (&acc)[R], const float* const* a, const float* b, int i, int n, float* out) {
+  for (int r = 0; r < R; ++r) {
+    float p[8];
+    std::memcpy(p, &acc[r], sizeof p);
+    for (int l = 0, j = i; j < n; ++j, ++l) p[l] += a[r][j] * b[j];
+    out[r] = ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
+  }
+}
+
+template <int R>
+inline void dots(const float* const* a, const float* b, int n, float* out) {
+  v8 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = v8{};
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const v8 vb = load8(b + i);
+    for (int r = 0; r < R; ++r) acc[r] += load8(a[r] + i) * vb;
+  }
+  finish_dots<R>(acc, a, b, i, n, out);
+}
+
+// Columns [k, k + 8V) of the weighted sum, in registers across the rows.
+template <int V>
+inline void weighted_block(const float* __restrict rows, const float* __restrict w, int64_t m, int n, int k,
+                           float* __restrict out) {
+  v8 acc[V];
+  for (int t = 0; t < V; ++t) acc[t] = v8{};
+  for (int64_t r = 0; r < m; ++r) {
+    const float* x = rows + static_cast<size_t>(r) * n + k;
+    const float c = w[r];
+    for (int t = 0; t < V; ++t) acc[t] += c * load8(x + 8 * t);
+  }
+  for (int t = 0; t < V; ++t) std::memcpy(out + k + 8 * t, &acc[t], sizeof acc[t]);
+}
+}  // namespace
+
+SHARDREC_CLONES void dot_rows(const float* rows, int64_t m, const float* b, int n, float* out) {
+  int64_t k = 0;
+  for (; k + 4 <= m; k += 4) {
+    const float* a[4] = {rows + k * n, rows + (k + 1) * n, rows + (k + 2) * n, rows + (k + 3) * n};
+    dots<4>(a, b, n, out + k);
+  }
+  for (; k < m; ++k) {
+    const float* a[1] = {rows + k * n};
+    dots<1>(a, b, n, out + k);
+  }
+}
+
+SHARDREC_CLONES void weighted_rows(const float* rows, const float* w, int64_t m, int n, float* out) {
+  int k = 0;
+  for (; k + 64 <= n; k += 64) weighted_block<8>(rows, w, m, n, k, out);
+  for (; k + 16 <= n; k += 16) weighted_block<2>(rows, w, m, n, k, out);
+  for (; k + 8 <= n; k += 8) weighted_block<1>(rows, w, m, n, k, out);
+  for (; k < n; ++k) {
+    float a = 0.0f;
+    for (int64_t r = 0; r < m; ++r) a += w[r] * rows[static_cast<size_t>(r) * n + k];
+    out[k] = a;
+  }
+}
+
 SHARDREC_CLONES void axpy(float alpha, const float* __restrict x, float* __restrict y, int n) {
   for (int i = 0; i < n; ++i) y[i] += alpha * x[i];
 }

@@ -15,8 +15,16 @@ float dot(const float* a, const float* b, int n);
 // product keeps dot's own partial sums and combining tree); b is loaded once for all four.
 void dot4(const float* const a[4], const float* b, int n, float* out);
 
+// out[k] = dot(rows + k * n, b) for k < m, bit-identical to dot(): the same eight partial sums and
+// combining tree, four rows at a time with the sums in registers (a similarity matrix's row).
+void dot_rows(const float* rows, int64_t m, const float* b, int n, float* out);
+
 // y += alpha * x
 void axpy(float alpha, const float* x, float* y, int n);
+
+// out = sum_k w[k] * rows[k] (k ascending, from zero), the bits of out = 0 and axpy(w[k], rows[k],
+// out) in k order; the n-wide sum stays in registers across the rows.
+void weighted_rows(const float* rows, const float* w, int64_t m, int n, float* out);
 
 // y += x
 void add(const float* __restrict x, float* __restrict y, int n);

@@ -264,7 +264,7 @@ std::string ini_text(const Options& options, const TrainConfig& c) {
   std::string s;
   for (const auto& o : options)
     if (o.record == Ini::kYes || (o.record == Ini::kPointwise && c.pointwise_model()) ||
-        (o.record == Ini::kGraph && c.graph_model()))
+        (o.record == Ini::kGraph && c.graph_model()) || (o.record == Ini::kContrast && c.contrastive_model()))
       s += o.name + " = " + o.value() + "\n";
   return s;
 }
@@ -381,8 +381,16 @@ Options config_options(TrainConfig& c) {
       Option("gpu-comm", c.gpu_comm,
              "GPU exchange: auto (NCCL when every rank has its own GPU), nccl, or host (staged through MPI)")
           .choices({"auto", "nccl", "host"}).in(kTrain).group(dev).ini(Ini::kYes),
-      Option("graph-layers", c.graph_layers, "lightgcn: propagation layers K (the scoring rows are the mean of 0..K)")
+      Option("graph-layers", c.graph_layers,
+             "lightgcn, xsimgcl: propagation layers K (the scoring rows are the mean of layers 0..K; xsimgcl: 1..K)")
           .range(0, 16).in(model).group(t).ini(Ini::kGraph),
+      Option("cl-lambda", c.cl_lambda, "xsimgcl: weight of the cross-layer InfoNCE term")
+          .at_least(0).in(model).group(t).ini(Ini::kContrast),
+      Option("cl-eps", c.cl_eps, "xsimgcl: magnitude of the noise added to each layer's rows in training")
+          .at_least(0).in(model).group(t).ini(Ini::kContrast),
+      Option("cl-layer", c.cl_layer, "xsimgcl: the layer l* whose rows are contrasted with the final rows (1..K)")
+          .range(1, 16).in(model).group(t).ini(Ini::kContrast),
+      Option("cl-tau", c.cl_tau, "xsimgcl: InfoNCE temperature").at_least(0).in(model).group(t).ini(Ini::kContrast),
       Option("mlp-layers", c.mlp_layers, "neumf: MLP layers (widths 2*dim*2^(L-1) -> ... -> dim)")
           .range(1, 8).in(model).group(il).ini(Ini::kPointwise),
       Option("label-threshold", c.label_threshold, "label = rating > this when the dataset records no threshold")

@@ -23,7 +23,8 @@ namespace shardrec::cli {
 enum Command : unsigned { kTrain = 1, kEval = 2, kLandscape = 4, kPlan = 8, kExport = 16 };
 
 // Whether a training's config.ini records the option.
-enum class Ini { kNo, kYes, kPointwise /* only in gmf/neumf runs */, kGraph /* only in graph-model runs */ };
+enum class Ini { kNo, kYes, kPointwise /* only in gmf/neumf runs */, kGraph /* only in graph-model runs */,
+                 kContrast /* only in contrastive-model runs */ };
 
 struct Option {
   using Setter = std::function<void(const Option&, const std::vector<std::string>&)>;

@@ -4,6 +4,7 @@
 // learning on planted data; resumed from a checkpoint on another number of ranks.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -14,10 +15,12 @@
 #include "core/checkpoint_state.h"
 #include "core/lightgcn_model.h"
 #include "core/mf_model.h"
+#include "core/xsimgcl.h"
 #include "core/trainer.h"
 #include "dist/graph.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
+#include "kernels/embedding_ops.h"
 #include "kernels/graph_ops.h"
 
 namespace shardrec {
@@ -385,6 +388,384 @@ TEST(GraphKernel, RowSumsAreTheScalarLoopsBitsAtEveryWidth) {
       }
     EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float))) << "dim " << dim;
   }
+}
+
+}  // namespace
+}  // namespace shardrec
+
+// XSimGCL (core/xsimgcl.h): the kernels its contrast uses, the cross-layer InfoNCE against a double
+// reference and finite differences, bitwise the same for 1-4 ranks and 1/3 threads; the noise;
+// the noisy propagation's backward; training world-size invariant, resumed, and learning.
+namespace shardrec {
+namespace {
+
+TEST(ContrastKernels, DotRowsAndWeightedRowsAreTheBitsOfDotAndAxpy) {
+  for (int dim : {1, 5, 8, 13, 16, 24, 64, 72, 130}) {
+    for (int64_t m : {1, 3, 4, 9}) {
+      std::vector<float> rows(m * dim), b(dim), w(m);
+      for (size_t k = 0; k < rows.size(); ++k) rows[k] = value(8, 0, static_cast<int64_t>(k), dim);
+      for (int k = 0; k < dim; ++k) b[k] = value(8, 1, k, dim);
+      for (int64_t k = 0; k < m; ++k) w[k] = value(8, 2, k, dim);
+      std::vector<float> got(m), want(m);
+      kernels::dot_rows(rows.data(), m, b.data(), dim, got.data());
+      for (int64_t k = 0; k < m; ++k) want[k] = kernels::dot(rows.data() + k * dim, b.data(), dim);
+      EXPECT_EQ(0, std::memcmp(got.data(), want.data(), m * sizeof(float))) << "dot_rows dim " << dim << " m " << m;
+      std::vector<float> sum(dim, -1.0f), ref(dim, 0.0f);
+      kernels::weighted_rows(rows.data(), w.data(), m, dim, sum.data());
+      for (int64_t k = 0; k < m; ++k) kernels::axpy(w[k], rows.data() + k * dim, ref.data(), dim);
+      EXPECT_EQ(0, std::memcmp(sum.data(), ref.data(), dim * sizeof(float))) << "weighted_rows dim " << dim;
+    }
+  }
+}
+
+// SELFRec's InfoNCE in double: mean over anchors a of logsumexp_b(s_ab) - s_aa, s = cos / tau.
+double info_nce_reference(const std::vector<double>& v1, const std::vector<double>& v2, const std::vector<int64_t>& ids,
+                          int dim, double tau) {
+  const size_t N = ids.size();
+  std::vector<double> z1(N * dim), z2(N * dim);
+  for (size_t a = 0; a < N; ++a) {
+    double n1 = 0, n2 = 0;
+    for (int k = 0; k < dim; ++k) {
+      n1 += v1[ids[a] * dim + k] * v1[ids[a] * dim + k];
+      n2 += v2[ids[a] * dim + k] * v2[ids[a] * dim + k];
+    }
+    for (int k = 0; k < dim; ++k) {
+      z1[a * dim + k] = v1[ids[a] * dim + k] / std::sqrt(n1);
+      z2[a * dim + k] = v2[ids[a] * dim + k] / std::sqrt(n2);
+    }
+  }
+  double total = 0;
+  for (size_t a = 0; a < N; ++a) {
+    std::vector<double> s(N);
+    for (size_t b = 0; b < N; ++b) {
+      double d = 0;
+      for (int k = 0; k < dim; ++k) d += z1[a * dim + k] * z2[b * dim + k];
+      s[b] = d / tau;
+    }
+    const double mx = *std::max_element(s.begin(), s.end());
+    double e = 0;
+    for (double x : s) e += std::exp(x - mx);
+    total += mx + std::log(e) - s[a];
+  }
+  return total / static_cast<double>(N);
+}
+
+TEST(XSimGcl, ContrastMatchesADoubleReferenceAndIsBitwiseTheSameFor1To4RanksAndThreads) {
+  const int64_t U = 23, I = 17;
+  const float tau = 0.3f, coef = 0.7f;
+  for (int dim : {8, 13}) {
+    // Every table row's two views, from the seed; the ids each rank's samples bring overlap.
+    std::vector<double> u1(U * dim), u2(U * dim), i1(I * dim), i2(I * dim);
+    for (int64_t id = 0; id < U; ++id)
+      for (int k = 0; k < dim; ++k) {
+        u1[id * dim + k] = value(11, 0, id, k);
+        u2[id * dim + k] = value(11, 1, id, k);
+      }
+    for (int64_t id = 0; id < I; ++id)
+      for (int k = 0; k < dim; ++k) {
+        i1[id * dim + k] = value(11, 2, id, k);
+        i2[id * dim + k] = value(11, 3, id, k);
+      }
+    const std::vector<int64_t> user_ids = {0, 2, 3, 5, 8, 9, 11, 14, 15, 19, 22};
+    const std::vector<int64_t> item_ids = {1, 2, 4, 6, 7, 10, 12, 13, 16};
+    struct Out {
+      std::vector<float> gu1, gu2, gi1, gi2;
+      double loss = 0;
+    };
+    auto run = [&](int world, int threads) {
+      Out out;
+      dist::run_ranks(world, [&](dist::Comm& comm) {
+        const int me = comm.rank();
+        const dist::Sharding us = dist::Sharding::parse("range", U, world), is = dist::Sharding::modulo(I, world);
+        auto local = [&](const dist::Sharding& s, const std::vector<double>& all) {
+          std::vector<float> v;
+          for (int64_t l = 0; l < s.local_rows(me); ++l)
+            for (int k = 0; k < dim; ++k) v.push_back(static_cast<float>(all[s.global_id(me, l) * dim + k]));
+          return v;
+        };
+        std::vector<float> lu1 = local(us, u1), lu2 = local(us, u2), li1 = local(is, i1), li2 = local(is, i2);
+        std::vector<float> gu1(lu1.size(), 0.0f), gu2(lu1.size(), 0.0f), gi1(li1.size(), 0.0f), gi2(li1.size(), 0.0f);
+        ContrastSide su, si;
+        su.sharding = &us;
+        si.sharding = &is;
+        // Users: the ones this rank owns (samples run at their user's owner); items: any, repeated.
+        for (int64_t id : user_ids)
+          if (us.owner(id) == me) su.ids.push_back(id);
+        for (size_t k = 0; k < item_ids.size(); ++k)
+          if (static_cast<int>(k % world) == me || k % 3 == 0) si.ids.push_back(item_ids[k]);
+        su.v1 = lu1.data();
+        su.v2 = lu2.data();
+        si.v1 = li1.data();
+        si.v2 = li2.data();
+        su.g1 = gu1.data();
+        su.g2 = gu2.data();
+        si.g1 = gi1.data();
+        si.g2 = gi2.data();
+        dist::ExactSums loss(1);
+        ThreadPool pool(threads);
+        cross_layer_info_nce(comm, su, si, dim, tau, coef, 2.0, &loss, 0, &pool);
+        EXPECT_EQ(su.anchors, static_cast<int64_t>(user_ids.size()));
+        EXPECT_EQ(si.anchors, static_cast<int64_t>(item_ids.size()));
+        loss.allreduce(comm);
+        const auto a = whole(us, dim, gu1, comm), b = whole(us, dim, gu2, comm);
+        const auto c = whole(is, dim, gi1, comm), d = whole(is, dim, gi2, comm);
+        if (me == 0) out = Out{a, b, c, d, loss.value(0)};
+      });
+      return out;
+    };
+    const Out ref = run(1, 1);
+    // The loss and the gradients against the double reference (central differences of it).
+    const double lu = info_nce_reference(u1, u2, user_ids, dim, tau), li = info_nce_reference(i1, i2, item_ids, dim, tau);
+    EXPECT_NEAR(ref.loss, 2.0 * (lu + li), 1e-5);
+    const double h = 1e-5;
+    int checked = 0;
+    for (int view = 0; view < 4; ++view) {
+      std::vector<double>& v = view == 0 ? u1 : view == 1 ? u2 : view == 2 ? i1 : i2;
+      const std::vector<int64_t>& ids = view < 2 ? user_ids : item_ids;
+      const std::vector<float>& g = view == 0 ? ref.gu1 : view == 1 ? ref.gu2 : view == 2 ? ref.gi1 : ref.gi2;
+      auto f = [&]() {
+        return view < 2 ? info_nce_reference(u1, u2, ids, dim, tau) : info_nce_reference(i1, i2, ids, dim, tau);
+      };
+      for (int64_t id : {ids[0], ids[3], ids.back()}) {
+        const int k = static_cast<int>(id % dim);
+        const double saved = v[id * dim + k];
+        v[id * dim + k] = saved + h;
+        const double fp = f();
+        v[id * dim + k] = saved - h;
+        const double fm = f();
+        v[id * dim + k] = saved;
+        const double fd = coef * (fp - fm) / (2 * h);
+        EXPECT_NEAR(g[id * dim + k], fd, 1e-4 + 1e-3 * std::abs(fd)) << "view " << view << " id " << id;
+        EXPECT_GT(std::abs(g[id * dim + k]), 1e-6) << "a zero gradient would pass trivially";
+        ++checked;
+      }
+      // Rows that are no anchor get nothing.
+      for (int64_t id = 0; id < (view < 2 ? U : I); ++id) {
+        if (std::find(ids.begin(), ids.end(), id) != ids.end()) continue;
+        for (int k = 0; k < dim; ++k) EXPECT_EQ(g[id * dim + k], 0.0f) << "view " << view << " id " << id;
+      }
+    }
+    EXPECT_EQ(checked, 12);
+    for (const auto& [world, threads] : {std::pair{2, 1}, {3, 1}, {4, 1}, {1, 3}, {3, 2}}) {
+      const Out got = run(world, threads);
+      const std::string what = std::to_string(world) + " ranks x " + std::to_string(threads) + ", dim " +
+                               std::to_string(dim);
+      EXPECT_EQ(got.gu1, ref.gu1) << what;
+      EXPECT_EQ(got.gu2, ref.gu2) << what;
+      EXPECT_EQ(got.gi1, ref.gi1) << what;
+      EXPECT_EQ(got.gi2, ref.gi2) << what;
+      EXPECT_EQ(got.loss, ref.loss) << what;
+    }
+  }
+}
+
+TEST(XSimGcl, NoiseIsAFunctionOfRowLayerAndPassOnlyWithMagnitudeEps) {
+  const int64_t n = 19;
+  const int dim = 9;
+  const float eps = 0.2f;
+  auto draw = [&](int world, const NoiseKey& key, int layer) {
+    std::vector<float> all(n * dim);
+    dist::run_ranks(world, [&](dist::Comm& comm) {
+      const dist::Sharding s = dist::Sharding::modulo(n, world);
+      std::vector<float> rows;
+      for (int64_t l = 0; l < s.local_rows(comm.rank()); ++l)
+        for (int k = 0; k < dim; ++k) {
+          const int64_t id = s.global_id(comm.rank(), l);
+          rows.push_back(k == 2 ? 0.0f : value(4, 0, id, k));  // a zero column stays zero
+        }
+      ThreadPool pool(2);
+      add_layer_noise(key, layer, 1, s, comm.rank(), eps, rows.data(), s.local_rows(comm.rank()), dim, &pool);
+      const auto w = whole(s, dim, rows, comm);
+      if (comm.rank() == 0) all = w;
+    });
+    return all;
+  };
+  const NoiseKey key{7, 2, 5, 0};
+  const auto ref = draw(1, key, 1);
+  EXPECT_EQ(draw(3, key, 1), ref);
+  EXPECT_NE(draw(1, NoiseKey{7, 2, 5, 1}, 1), ref) << "another pass draws other noise";
+  EXPECT_NE(draw(1, key, 2), ref) << "another layer draws other noise";
+  EXPECT_NE(draw(1, NoiseKey{7, 2, 6, 0}, 1), ref) << "another step draws other noise";
+  for (int64_t id = 0; id < n; ++id) {
+    double sq = 0;
+    for (int k = 0; k < dim; ++k) {
+      const double x = value(4, 0, id, k), y = ref[id * dim + k];
+      if (k == 2) {
+        EXPECT_EQ(y, 0.0f);
+        continue;
+      }
+      EXPECT_GE((y - x) * (x > 0 ? 1 : -1), 0.0) << "the noise keeps the row's sign";
+      sq += (y - x) * (y - x);
+    }
+    // The unit noise vector has all dim entries; the zero column's share is dropped.
+    EXPECT_LE(std::sqrt(sq), eps * 1.0001) << id;
+    EXPECT_GT(std::sqrt(sq), eps * 0.5) << id;
+  }
+}
+
+TrainConfig xsim_config() {
+  TrainConfig c = gcn_config();
+  c.model = "xsimgcl";
+  c.graph_layers = 3;
+  c.cl_layer = 1;
+  c.cl_lambda = 0.2f;
+  c.cl_eps = 0.2f;
+  c.cl_tau = 0.15f;
+  return c;
+}
+
+// The scoring rows E = mean(E^(1..K)) of a noisy propagation (the noise is fixed by its key, so a
+// constant of E0), and backward() with a gradient on layer l* as well, against central
+// differences of f = <C, E> + <Cl, E^(l*)>.
+TEST(XSimGcl, NoisyPropagationsBackwardMatchesFiniteDifferences) {
+  const auto d = testing::planted_dataset(30, 17, 3, 4);
+  const Dense A(d);
+  TrainConfig c = xsim_config();
+  c.cl_layer = 2;
+  const int dim = c.dim, K = c.graph_layers;
+  for (int world : {1, 3}) {
+    dist::run_ranks(world, [&](dist::Comm& comm) {
+      auto shard = io::shard_from_memory(d, comm);
+      GraphVariant v{true, 0.2f, c.cl_layer, 0.2f, 0.15f};
+      LightGcnModel m(c, shard, comm.rank(), v);
+      // Without noise: the mean of layers 1..K against the dense reference.
+      const auto u0 = full_table(m.user, comm), i0 = full_table(m.item, comm);
+      std::vector<double> cur(u0.begin(), u0.end());
+      cur.insert(cur.end(), i0.begin(), i0.end());
+      std::vector<double> acc(cur.size(), 0.0);
+      for (int k = 0; k < K; ++k) {
+        cur = A.multiply(cur, dim);
+        for (size_t j = 0; j < acc.size(); ++j) acc[j] += cur[j];
+      }
+      m.propagate(comm);
+      auto eu = full_table(m.rows_user(), comm), ei = full_table(m.rows_item(), comm);
+      eu.insert(eu.end(), ei.begin(), ei.end());
+      double worst = 0;
+      for (size_t j = 0; j < acc.size(); ++j) worst = std::max(worst, std::abs(eu[j] - acc[j] / K));
+      EXPECT_LT(worst, 1e-5) << world << " ranks";
+      const NoiseKey key{3, 1, 4, 0};
+      const int64_t L = m.user.local_rows(), M = m.item.local_rows();
+      std::vector<float> gu(L * dim), gi(M * dim), lu(L * dim), li(M * dim);
+      for (int64_t l = 0; l < L; ++l)
+        for (int k = 0; k < dim; ++k) {
+          gu[l * dim + k] = value(3, 0, m.user.sharding().global_id(comm.rank(), l), k);
+          lu[l * dim + k] = value(3, 2, m.user.sharding().global_id(comm.rank(), l), k);
+        }
+      for (int64_t l = 0; l < M; ++l)
+        for (int k = 0; k < dim; ++k) {
+          gi[l * dim + k] = value(3, 1, m.item.sharding().global_id(comm.rank(), l), k);
+          li[l * dim + k] = value(3, 3, m.item.sharding().global_id(comm.rank(), l), k);
+        }
+      auto f = [&]() {
+        m.propagate(comm, &key);
+        double s = 0;
+        for (int64_t l = 0; l < L * dim; ++l)
+          s += static_cast<double>(gu[l]) * m.rows_user().local_data()[l] +
+               static_cast<double>(lu[l]) * m.layer_rows(0)[l];
+        for (int64_t l = 0; l < M * dim; ++l)
+          s += static_cast<double>(gi[l]) * m.rows_item().local_data()[l] +
+               static_cast<double>(li[l]) * m.layer_rows(1)[l];
+        int64_t fixed = std::llround(s * 1e12);
+        comm.allreduce_sum(&fixed, 1);
+        return static_cast<double>(fixed) * 1e-12;
+      };
+      m.propagate(comm, &key);
+      EXPECT_NE(full_table(m.rows_user(), comm), std::vector<float>(eu.begin(), eu.begin() + u0.size()))
+          << "the noisy rows differ from the clean ones";
+      std::vector<float> bu = gu, bi = gi;
+      m.backward(comm, bu.data(), bi.data(), lu.data(), li.data());
+      const auto grad_u = whole(m.user.sharding(), dim, bu, comm);
+      const auto grad_i = whole(m.item.sharding(), dim, bi, comm);
+      const float h = 1e-3f;
+      for (int64_t id : {0L, 7L, 16L}) {
+        for (int which = 0; which < 2; ++which) {
+          dist::ShardedEmbedding& t = which == 0 ? m.user : m.item;
+          const int owner = t.sharding().owner(id);
+          const int64_t l = t.sharding().local_index(id);
+          const int k = static_cast<int>(id % dim);
+          float saved = 0;
+          if (comm.rank() == owner) saved = t.local_row(l)[k];
+          if (comm.rank() == owner) t.local_row(l)[k] = saved + h;
+          const double fp = f();
+          if (comm.rank() == owner) t.local_row(l)[k] = saved - h;
+          const double fm = f();
+          if (comm.rank() == owner) t.local_row(l)[k] = saved;
+          const double fd = (fp - fm) / (2.0 * h);
+          const double an = (which == 0 ? grad_u : grad_i)[id * dim + k];
+          EXPECT_NEAR(an, fd, 3e-3 * std::max(1.0, std::abs(fd))) << (which ? "item " : "user ") << id;
+          EXPECT_GT(std::abs(an), 1e-6) << "a zero gradient would pass trivially";
+        }
+      }
+    });
+  }
+}
+
+TEST(XSimGcl, TrainingIsBitwiseIdenticalFor1To4RanksAndThreads) {
+  const auto d = testing::planted_dataset(37, 29, 4, 5);
+  struct V {
+    const char* name;
+    OptimizerConfig::Kind opt;
+    const char* strategy;
+    const char* items;
+  };
+  for (const V v : {V{"adam_dense", OptimizerConfig::Kind::kAdamDense, "plain", "mod"},
+                    V{"sgd_mirror", OptimizerConfig::Kind::kSgd, "mirror", "mod"},
+                    V{"adam_lazy_range", OptimizerConfig::Kind::kAdam, "plain", "range"}}) {
+    TrainConfig c = xsim_config();
+    c.opt.kind = v.opt;
+    c.strategy = v.strategy;
+    c.mg_beta = 2;
+    c.l2 = 1e-3f;
+    c.item_sharding = v.items;
+    const RunOut ref = train_on(1, c, d);
+    // The contrast and the noise each change the training.
+    TrainConfig quiet = c;
+    quiet.cl_lambda = 0.0f;
+    EXPECT_NE(train_on(1, quiet, d).item, ref.item) << v.name << ": the contrast did nothing";
+    TrainConfig calm = c;
+    calm.cl_eps = 0.0f;
+    EXPECT_NE(train_on(1, calm, d).item, ref.item) << v.name << ": the noise did nothing";
+    for (const auto& [world, threads] : {std::pair{2, 1}, {3, 1}, {4, 1}, {1, 2}, {3, 2}}) {
+      TrainConfig ct = c;
+      ct.threads = threads;
+      expect_same(train_on(world, ct, d), ref,
+                  std::string(v.name) + " on " + std::to_string(world) + " ranks x " + std::to_string(threads));
+    }
+  }
+}
+
+TEST(XSimGcl, ResumesBitwiseOnAnotherNumberOfRanks) {
+  const auto d = testing::planted_dataset(37, 29, 4, 5);
+  TrainConfig c = xsim_config();
+  c.strategy = "mirror";
+  c.mg_beta = 2;
+  const RunOut ref = train_on(2, c, d);
+  const std::string ck = testing::fresh_path("xsimgcl", "ck.h5");
+  const RunOut stopped = train_on(2, c, d, "", 7, ck);
+  EXPECT_NE(stopped.item, ref.item);
+  RunOut resumed = train_on(3, c, d, ck);
+  EXPECT_EQ(resumed.losses.size(), 2u) << "the resumed run starts in epoch 2";
+  resumed.losses = ref.losses;
+  expect_same(resumed, ref, "resumed on 3 ranks");
+}
+
+TEST(XSimGcl, LearnsThePlantedGroups) {
+  const auto d = testing::planted_dataset(300, 120, 4, 21, 4);
+  TrainConfig c = xsim_config();
+  c.dim = 16;
+  c.batch = 128;
+  c.epochs = 15;
+  c.opt.lr = 0.01f;
+  c.l2 = 1e-4f;
+  TrainConfig c0 = c;
+  c0.epochs = 0;
+  const double before = train_on(2, c0, d).test.get("recall@10");
+  const RunOut run = train_on(2, c, d);
+  const double after = run.test.get("recall@10");
+  std::printf("xsimgcl recall@10: initial %.4f, trained %.4f; loss %.4f -> %.4f\n", before, after,
+              run.losses.front(), run.losses.back());
+  EXPECT_GT(after, before + 0.1);
+  EXPECT_LT(run.losses.back(), run.losses.front());
 }
 
 }  // namespace

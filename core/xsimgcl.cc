@@ -1,0 +1,222 @@
+#include "core/xsimgcl.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/rng.h"
+#include "core/config.h"
+#include "core/lightgcn_model.h"
+#include "core/model_kind.h"
+#include "core/planner.h"
+#include "kernels/embedding_ops.h"
+
+namespace shardrec {
+
+namespace {
+constexpr uint64_t kNoiseSalt = 0x5c61a0;
+
+// The anchors of one table over all ranks and this rank's share of them.
+struct Anchors {
+  std::vector<int64_t> id;      // ascending, distinct
+  std::vector<int32_t> owner;   // per anchor
+  std::vector<int64_t> mine;    // indices into id of this rank's anchors
+  std::vector<float> n1, n2;    // their rows' norms (mine order)
+  std::vector<float> z1, z2;    // every anchor's normalised rows, id order (N x dim)
+  std::vector<float> lse;       // every anchor's log-sum-exp of its row of similarities
+};
+
+float norm_of(const float* v, int dim) {
+  return std::max(std::sqrt(kernels::sum_squares(v, dim)), 1e-12f);
+}
+
+// All N similarities s[k] = (z_k . b) / tau of row b against the rows of z (N x dim), id order.
+void sim_row(const float* z, int64_t N, const float* b, int dim, float tau, float* s) {
+  kernels::dot_rows(z, N, b, dim, s);
+  for (int64_t k = 0; k < N; ++k) s[k] /= tau;
+}
+
+// g (a gradient on z = v / |v|) -> the gradient on v, scaled by c.
+void through_normalise(const float* gz, const float* z, float norm, float c, float* gv, int dim) {
+  const float p = kernels::dot(gz, z, dim);
+  const float w = c / norm;
+  for (int k = 0; k < dim; ++k) gv[k] += w * (gz[k] - p * z[k]);
+}
+}  // namespace
+
+void add_layer_noise(const NoiseKey& key, int layer, int table, const dist::Sharding& sharding, int rank, float eps,
+                     float* rows, int64_t n, int dim, ThreadPool* pool) {
+  const uint64_t base = hash64(key.seed, kNoiseSalt, static_cast<uint64_t>(key.epoch), static_cast<uint64_t>(key.step),
+                               (static_cast<uint64_t>(key.pass) << 16) | (static_cast<uint64_t>(layer) << 1) |
+                                   static_cast<uint64_t>(table));
+  parallel(pool, static_cast<size_t>(n), [&](size_t lo, size_t hi, int) {
+    std::vector<float> u(static_cast<size_t>(dim));
+    for (size_t l = lo; l < hi; ++l) {
+      const uint64_t h = hash64(base, static_cast<uint64_t>(sharding.global_id(rank, static_cast<int64_t>(l))));
+      // Two 24-bit uniforms per mix.
+      for (int j = 0; j < dim; j += 2) {
+        const uint64_t x = mix64(h + static_cast<uint64_t>(j));
+        u[j] = static_cast<float>(x >> 40) * 0x1.0p-24f;
+        if (j + 1 < dim) u[j + 1] = static_cast<float>((x >> 8) & 0xffffffu) * 0x1.0p-24f;
+      }
+      const float c = eps / norm_of(u.data(), dim);
+      float* r = rows + l * static_cast<size_t>(dim);
+      for (int j = 0; j < dim; ++j) {
+        const float s = r[j] > 0.0f ? 1.0f : (r[j] < 0.0f ? -1.0f : 0.0f);
+        r[j] += s * (u[j] * c);
+      }
+    }
+  });
+}
+
+void cross_layer_info_nce(dist::Comm& comm, ContrastSide& users, ContrastSide& items, int dim, float tau, float coef,
+                          double loss_coef, dist::ExactSums* loss, int slot, ThreadPool* pool) {
+  const int world = comm.size(), me = comm.rank();
+  ContrastSide* sides[2] = {&users, &items};
+  Anchors an[2];
+  // 1. The anchors: every rank's distinct ids, merged (one gather for both tables).
+  std::vector<int64_t> mine;
+  for (int t = 0; t < 2; ++t) {
+    std::vector<int64_t>& ids = sides[t]->ids;
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    mine.push_back(static_cast<int64_t>(ids.size()));
+    mine.insert(mine.end(), ids.begin(), ids.end());
+  }
+  const std::vector<std::vector<int64_t>> all = dist::allgather(comm, mine);
+  for (int t = 0; t < 2; ++t) {
+    std::vector<int64_t>& id = an[t].id;
+    for (const auto& r : all) {
+      const size_t nu = static_cast<size_t>(r[0]);
+      if (t == 0) id.insert(id.end(), r.begin() + 1, r.begin() + 1 + nu);
+      else id.insert(id.end(), r.begin() + 2 + nu, r.end());
+    }
+    std::sort(id.begin(), id.end());
+    id.erase(std::unique(id.begin(), id.end()), id.end());
+    sides[t]->anchors = static_cast<int64_t>(id.size());
+    an[t].owner.resize(id.size());
+    for (size_t k = 0; k < id.size(); ++k) {
+      an[t].owner[k] = sides[t]->sharding->owner(id[k]);
+      if (an[t].owner[k] == me) an[t].mine.push_back(static_cast<int64_t>(k));
+    }
+  }
+  // 2. Every anchor's normalised rows, from its owner (one gather for both tables).
+  std::vector<float> rows;
+  for (int t = 0; t < 2; ++t) {
+    Anchors& a = an[t];
+    for (int64_t k : a.mine) {
+      const int64_t l = sides[t]->sharding->local_index(a.id[k]);
+      for (int v = 0; v < 2; ++v) {
+        const float* src = (v == 0 ? sides[t]->v1 : sides[t]->v2) + l * dim;
+        const float nrm = norm_of(src, dim);
+        (v == 0 ? a.n1 : a.n2).push_back(nrm);
+        for (int j = 0; j < dim; ++j) rows.push_back(src[j] / nrm);
+      }
+    }
+  }
+  const std::vector<std::vector<float>> got = dist::allgather(comm, rows);
+  std::vector<size_t> at(world, 0);
+  for (int t = 0; t < 2; ++t) {
+    Anchors& a = an[t];
+    const size_t N = a.id.size();
+    a.z1.resize(N * dim);
+    a.z2.resize(N * dim);
+    for (size_t k = 0; k < N; ++k) {
+      const float* src = got[a.owner[k]].data() + at[a.owner[k]];
+      std::copy(src, src + dim, &a.z1[k * dim]);
+      std::copy(src + dim, src + 2 * dim, &a.z2[k * dim]);
+      at[a.owner[k]] += 2 * static_cast<size_t>(dim);
+    }
+  }
+  // 3. This rank's anchors' rows: log-sum-exp (in id order), the loss, the gradient on view 1.
+  std::vector<double> terms[2];
+  std::vector<float> my_lse;
+  for (int t = 0; t < 2; ++t) {
+    Anchors& a = an[t];
+    const int64_t N = static_cast<int64_t>(a.id.size());
+    if (N == 0) continue;
+    const float c = coef / (static_cast<float>(N) * tau);
+    terms[t].resize(a.mine.size());
+    std::vector<float> lse(a.mine.size());
+    parallel(pool, a.mine.size(), [&](size_t lo, size_t hi, int) {
+      std::vector<float> s(static_cast<size_t>(N)), gz(static_cast<size_t>(dim));
+      for (size_t m = lo; m < hi; ++m) {
+        const int64_t ia = a.mine[m];
+        sim_row(a.z2.data(), N, &a.z1[ia * dim], dim, tau, s.data());
+        const float mx = *std::max_element(s.begin(), s.end());
+        double sum = 0;
+        for (int64_t b = 0; b < N; ++b) sum += std::exp(static_cast<double>(s[b] - mx));
+        const double l = static_cast<double>(mx) + std::log(sum);
+        lse[m] = static_cast<float>(l);
+        terms[t][m] = l - static_cast<double>(s[ia]);
+        for (int64_t b = 0; b < N; ++b) s[b] = std::exp(s[b] - lse[m]) - (b == ia ? 1.0f : 0.0f);
+        kernels::weighted_rows(a.z2.data(), s.data(), N, dim, gz.data());
+        const int64_t local = sides[t]->sharding->local_index(a.id[ia]);
+        through_normalise(gz.data(), &a.z1[ia * dim], a.n1[m], c, sides[t]->g1 + local * dim, dim);
+      }
+    });
+    my_lse.insert(my_lse.end(), lse.begin(), lse.end());
+  }
+  // 4. Every anchor's log-sum-exp, then this rank's anchors' columns: the gradient on view 2.
+  const std::vector<std::vector<float>> lses = dist::allgather(comm, my_lse);
+  std::fill(at.begin(), at.end(), 0);
+  for (int t = 0; t < 2; ++t) {
+    Anchors& a = an[t];
+    a.lse.resize(a.id.size());
+    for (size_t k = 0; k < a.id.size(); ++k) a.lse[k] = lses[a.owner[k]][at[a.owner[k]]++];
+  }
+  for (int t = 0; t < 2; ++t) {
+    Anchors& a = an[t];
+    const int64_t N = static_cast<int64_t>(a.id.size());
+    if (N == 0) continue;
+    const float c = coef / (static_cast<float>(N) * tau);
+    parallel(pool, a.mine.size(), [&](size_t lo, size_t hi, int) {
+      std::vector<float> s(static_cast<size_t>(N)), gz(static_cast<size_t>(dim));
+      for (size_t m = lo; m < hi; ++m) {
+        const int64_t ib = a.mine[m];
+        sim_row(a.z1.data(), N, &a.z2[ib * dim], dim, tau, s.data());
+        for (int64_t r = 0; r < N; ++r) s[r] = std::exp(s[r] - a.lse[r]) - (r == ib ? 1.0f : 0.0f);
+        kernels::weighted_rows(a.z1.data(), s.data(), N, dim, gz.data());
+        const int64_t local = sides[t]->sharding->local_index(a.id[ib]);
+        through_normalise(gz.data(), &a.z2[ib * dim], a.n2[m], c, sides[t]->g2 + local * dim, dim);
+      }
+    });
+    if (loss)
+      for (double v : terms[t]) loss->add(static_cast<size_t>(slot), loss_coef * v / static_cast<double>(N));
+  }
+}
+
+ModelKind xsimgcl_kind() {
+  ModelKind k;
+  k.name = "xsimgcl";
+  k.summary = "XSimGCL: LightGCN's scoring with noisy layers in training and a cross-layer InfoNCE term";
+  k.graph = true;
+  k.contrastive = true;
+  k.losses = {"bpr", "bce"};
+  k.strategies = {"plain", "mirror"};
+  k.validate = [](const TrainConfig& c, const Need& need) {
+    need(c.graph_layers >= 1 && c.graph_layers <= 16, "graph-layers", "must be in 1..16 for xsimgcl");
+    need(c.cl_layer >= 1 && c.cl_layer <= c.graph_layers, "cl-layer", "must be in 1..graph-layers");
+    need(c.cl_tau > 0, "cl-tau", "must be positive");
+    need(c.cl_lambda >= 0, "cl-lambda", "must not be negative");
+    need(c.cl_eps >= 0, "cl-eps", "must not be negative");
+    need(c.device != "cuda", "device", "model xsimgcl has no CUDA engine yet: use --device cpu");
+  };
+  k.make = [](const TrainConfig& c, const io::DataShard& data, int rank) -> std::unique_ptr<Model> {
+    GraphVariant v;
+    v.from_layer1 = true;
+    v.eps = c.cl_eps;
+    v.cl_layer = c.cl_layer;
+    v.cl_lambda = c.cl_lambda;
+    v.cl_tau = c.cl_tau;
+    return std::make_unique<LightGcnModel>(c, data, rank, v);
+  };
+  k.shape = [](const PlanInput& in) {
+    const double d = in.dim;
+    ModelShape sh{d, d, 0, 1.0 + in.negatives, 0};
+    sh.graph_layers = in.graph_layers;
+    return sh;
+  };
+  return k;
+}
+
+}  // namespace shardrec
