@@ -38,13 +38,27 @@ inline bool better(const Cand& a, const Cand& b) {
 
 void top_k(const MFModel& model, const io::DataShard& data, const std::vector<int64_t>& users, int K,
            bool mask_valid, const EvalConfig& cfg, dist::Comm& comm, const TopKSink& sink) {
-  const int n = comm.size(), me = comm.rank();
-  const int d = model.dim();
   // Scoring vectors of this rank's items (the rows themselves for MF; [e, W f + b] for VBPR).
   const std::vector<float> qloc = model.local_item_vectors();
-  auto qrow = [&](int64_t l) { return &qloc[static_cast<size_t>(l) * d]; };
-  const auto& items = model.item;
-  const int64_t num_items = items.rows();
+  RankInput in;
+  in.users = &model.user.sharding();
+  in.user_rows = model.user.local_data().data();
+  in.user_dim = model.dim();
+  in.items = &model.item.sharding();
+  in.item_rows = qloc.data();
+  in.item_dim = model.dim();
+  top_k(in, data, users, K, mask_valid, cfg, comm, sink);
+}
+
+void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int64_t>& users, int K,
+           bool mask_valid, const EvalConfig& cfg, dist::Comm& comm, const TopKSink& sink) {
+  const int n = comm.size(), me = comm.rank();
+  const int d = in.user_dim;  // the gathered users' width
+  SHARDREC_CHECK(in.score || in.item_dim == d, "top_k: user and item vectors of different widths");
+  const float* qloc = in.item_rows;
+  auto qrow = [&](int64_t l) { return qloc + static_cast<size_t>(l) * in.item_dim; };
+  const dist::Sharding& item_sharding = *in.items;
+  const int64_t num_items = item_sharding.rows();
 
   // Users per rank per round so that all gathered users x local items fit the score budget.
   const int64_t per_round = std::max<int64_t>(1, cfg.score_budget / std::max<int64_t>(1, num_items));
@@ -59,10 +73,13 @@ void top_k(const MFModel& model, const io::DataShard& data, const std::vector<in
     const size_t b = std::min<size_t>(users.size(), round * chunk);
     const size_t e = std::min<size_t>(users.size(), b + chunk);
     std::vector<int64_t> mine(users.begin() + b, users.begin() + e);
-    // User vectors of this round's users (looked up through the table's own routing).
-    auto ur = model.user.route(comm, mine);
+    // Vectors of this round's users (this rank's own).
     std::vector<float> uvec(mine.size() * d);
-    model.user.gather(comm, ur, uvec.data());
+    for (size_t i = 0; i < mine.size(); ++i) {
+      SHARDREC_CHECK(in.users->owner(mine[i]) == me, "top_k: a user owned by another rank");
+      std::memcpy(&uvec[i * d], in.user_rows + static_cast<size_t>(in.users->local_index(mine[i])) * d,
+                  d * sizeof(float));
+    }
     auto all_users = dist::allgather(comm, mine);
     auto all_vecs = dist::allgather(comm, uvec);
     std::vector<size_t> first(n + 1, 0);
@@ -78,7 +95,7 @@ void top_k(const MFModel& model, const io::DataShard& data, const std::vector<in
       const int64_t gu = static_cast<int64_t>(first[me] + i);
       auto add = [&](std::span<const int32_t> its) {
         for (int32_t it : its) {
-          auto& v = mask_send[items.sharding().owner(it)];
+          auto& v = mask_send[item_sharding.owner(it)];
           v.push_back(gu);
           v.push_back(it);
         }
@@ -90,10 +107,10 @@ void top_k(const MFModel& model, const io::DataShard& data, const std::vector<in
 
     // Score the local item shard for every gathered user and keep a local top-K per user, sent
     // to that user's rank (padded with item -1).
-    const int64_t L = items.local_rows();
+    const int64_t L = item_sharding.local_rows(me);
     std::vector<std::vector<Cand>> top_send(n);
     const float masked = -std::numeric_limits<float>::infinity();
-    if (cfg.device == "cuda") {
+    if (cfg.device == "cuda" && !in.score && in.offset == 0) {
       // On the GPU: the same scores (bit-identical dot products) and the same order, so the
       // same lists as the CPU path below.
       std::vector<std::vector<int64_t>> ex(g);
@@ -105,11 +122,11 @@ void top_k(const MFModel& model, const io::DataShard& data, const std::vector<in
         ex_ids.insert(ex_ids.end(), ex[u].begin(), ex[u].end());
         ex_ptr[u + 1] = static_cast<int64_t>(ex_ids.size());
       }
-      for (int64_t l = 0; l < L; ++l) local_ids[l] = items.sharding().global_id(me, l);
+      for (int64_t l = 0; l < L; ++l) local_ids[l] = item_sharding.global_id(me, l);
       std::vector<float> uflat(g * d), ts(g * K);
       std::vector<int64_t> ti(g * K);
       for (size_t u = 0; u < g; ++u) std::memcpy(&uflat[u * d], gvec[u], d * sizeof(float));
-      gpu_score_topk(uflat.data(), g, qloc.data(), local_ids.data(), static_cast<size_t>(L), d, ex_ptr, ex_ids, K,
+      gpu_score_topk(uflat.data(), g, qloc, local_ids.data(), static_cast<size_t>(L), d, ex_ptr, ex_ids, K,
                      ts.data(), ti.data());
       for (int k = 0; k < n; ++k)
         for (size_t u = first[k]; u < first[k + 1]; ++u)
@@ -117,22 +134,28 @@ void top_k(const MFModel& model, const io::DataShard& data, const std::vector<in
             top_send[k].push_back(ti[u * K + j] >= 0 ? Cand{ts[u * K + j], ti[u * K + j]} : Cand{masked, -1});
     } else {
     scores.assign(g * L, 0.0f);
-    // Four users at a time share each item row's loads (same bits as MFModel::score).
-    size_t gu = 0;
-    for (; gu + 4 <= g; gu += 4) {
-      const float* four[4] = {gvec[gu], gvec[gu + 1], gvec[gu + 2], gvec[gu + 3]};
-      float out[4];
-      for (int64_t l = 0; l < L; ++l) {
-        kernels::dot4(four, qrow(l), d, out);
-        for (int k = 0; k < 4; ++k) scores[(gu + k) * L + l] = out[k];
+    if (in.score) {
+      in.score(gvec.data(), g, qloc, static_cast<size_t>(L), scores.data());
+    } else {
+      // Four users at a time share each item row's loads (same bits as MFModel::score).
+      size_t gu = 0;
+      for (; gu + 4 <= g; gu += 4) {
+        const float* four[4] = {gvec[gu], gvec[gu + 1], gvec[gu + 2], gvec[gu + 3]};
+        float out[4];
+        for (int64_t l = 0; l < L; ++l) {
+          kernels::dot4(four, qrow(l), d, out);
+          for (int k = 0; k < 4; ++k) scores[(gu + k) * L + l] = out[k];
+        }
       }
+      for (; gu < g; ++gu)
+        for (int64_t l = 0; l < L; ++l)
+          scores[gu * L + l] = MFModel::score(gvec[gu], qrow(l), d);
+      if (in.offset != 0)
+        for (float& x : scores) x += in.offset;
     }
-    for (; gu < g; ++gu)
-      for (int64_t l = 0; l < L; ++l)
-        scores[gu * L + l] = MFModel::score(gvec[gu], qrow(l), d);
     for (auto& v : mask_recv)
       for (size_t i = 0; i + 1 < v.size(); i += 2)
-        scores[v[i] * L + items.sharding().local_index(v[i + 1])] = masked;
+        scores[v[i] * L + item_sharding.local_index(v[i + 1])] = masked;
 
     std::vector<Cand> c;
     for (int k = 0; k < n; ++k) {
@@ -140,7 +163,7 @@ void top_k(const MFModel& model, const io::DataShard& data, const std::vector<in
         c.clear();
         for (int64_t l = 0; l < L; ++l) {
           const float s = scores[gu * L + l];
-          if (s != masked) c.push_back({s, items.sharding().global_id(me, l)});
+          if (s != masked) c.push_back({s, item_sharding.global_id(me, l)});
         }
         const size_t keep = std::min<size_t>(K, c.size());
         std::partial_sort(c.begin(), c.begin() + keep, c.end(), better);

@@ -15,6 +15,7 @@
 
 #include "core/config.h"
 #include "dist/comm.h"
+#include "dist/sharding.h"
 #include "io/dataset.h"
 
 namespace shardrec {
@@ -34,6 +35,25 @@ struct EvalResult {
 // gets each of this rank's users with its items and scores, best first (fewer than K when fewer
 // items are left). Users go in rounds bounded by cfg.score_budget; cfg.device picks the scorer.
 using TopKSink = std::function<void(int64_t user, std::span<const int64_t> items, std::span<const float> scores)>;
+
+// What top_k ranks with, on each rank: the vectors of this rank's users and items (local order of
+// the shardings), and either their dot product plus a constant, or a model's own scorer.
+struct RankInput {
+  const dist::Sharding* users = nullptr;
+  const float* user_rows = nullptr;  // this rank's users, user_dim floats each
+  int user_dim = 0;
+  const dist::Sharding* items = nullptr;
+  const float* item_rows = nullptr;  // this rank's items, item_dim floats each
+  int item_dim = 0;
+  float offset = 0;  // added to every dot product before ranking (0: none)
+  // Null: score = user . item + offset (kernels::dot; the GPU kernel with cfg.device cuda when
+  // offset is 0). Else the scores of n gathered user rows U against L consecutive item rows I,
+  // out[u * L + l] (exact scoring by a model's forward pass, on the CPU).
+  std::function<void(const float* const* U, size_t n, const float* I, size_t L, float* out)> score;
+};
+void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int64_t>& users, int K,
+           bool mask_valid, const EvalConfig& cfg, dist::Comm& comm, const TopKSink& sink);
+// The same for an MF/VBPR model: its user rows and its items' scoring vectors q.
 void top_k(const MFModel& model, const io::DataShard& data, const std::vector<int64_t>& users, int K,
            bool mask_valid, const EvalConfig& cfg, dist::Comm& comm, const TopKSink& sink);
 

@@ -57,6 +57,8 @@ class LightGcnModel final : public Model {
   void set_threads(ThreadPool* pool) override;
   EvalResult evaluate(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) override;
   std::vector<const dist::ShardedEmbedding*> exported_tables(dist::Comm& comm) override;
+  // params.h5 holds the propagated rows E: they load into the scoring rows, which retrieval reads.
+  std::vector<dist::ShardedEmbedding*> params_tables() override { return {&scoring_->user, &scoring_->item}; }
   std::vector<std::pair<std::string, std::string>> export_attrs(const TrainConfig& cfg) const override {
     return {{"model", cfg.model}, {"features", ""}, {"graph_layers", std::to_string(layers_)}};
   }

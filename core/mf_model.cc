@@ -233,6 +233,15 @@ std::vector<float> MFModel::local_item_vectors() const {
   return q;
 }
 
+RetrievalVectors MFModel::retrieval_vectors() const {
+  RetrievalVectors v;
+  v.dim = dim();
+  v.user = user.local_data();
+  v.item = local_item_vectors();
+  if (vbpr()) v.note = "vbpr: the 2d scoring vectors, score = user . item";
+  return v;
+}
+
 void MFModel::apply_dense(dist::Comm& comm, dist::ExactGradientSum& gW, dist::ExactGradientSum& gb) {
   gW.allreduce(comm, gW_.data());
   gb.allreduce(comm, gb_.data());

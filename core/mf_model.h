@@ -69,6 +69,8 @@ class MFModel final : public Model {
   }
   std::unique_ptr<StepEngine> cuda_engine(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm,
                                           const uint8_t* labels) override;
+  // The user rows and the items' scoring vectors q (vbpr: [e, W f + b], 2d wide).
+  RetrievalVectors retrieval_vectors() const override;
 
   // The tables and VBPR's projection (W: d x F, b: d; b's optimizer state is one row of d).
   ModelState state() override {

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "base/error.h"
 #include "core/config.h"
 #include "core/model_kind.h"
 
@@ -22,6 +23,46 @@ void Model::set_threads(ThreadPool* pool) {
   user.set_pool(pool);
   item.set_pool(pool);
   if (dist::ShardedEmbedding* f = item_features()) f->set_pool(pool);
+}
+
+RetrievalVectors Model::retrieval_vectors() const {
+  std::string why;
+  if (!dot_form(&why)) fail("the model has no dot-product form: " + why);
+  const dist::ShardedEmbedding &u = rows_user(), &i = rows_item();
+  SHARDREC_CHECK(u.dim() == i.dim(), "retrieval_vectors: user and item rows of different widths");
+  RetrievalVectors v;
+  v.dim = u.dim();
+  v.user = u.local_data();
+  v.item = i.local_data();
+  return v;
+}
+
+void Model::score_block(const float* const*, size_t, const float*, size_t, float*) const {
+  fail("score_block: this model ranks by its retrieval vectors (it has a dot-product form)");
+}
+
+void model_top_k(const Model& m, const io::DataShard& data, const std::vector<int64_t>& users, int K,
+                 bool mask_valid, const EvalConfig& cfg, dist::Comm& comm, const TopKSink& sink) {
+  RankInput in;
+  in.users = &m.rows_user().sharding();
+  in.items = &m.rows_item().sharding();
+  RetrievalVectors v;
+  if (m.dot_form()) {
+    v = m.retrieval_vectors();
+    in.user_rows = v.user.data();
+    in.item_rows = v.item.data();
+    in.user_dim = in.item_dim = v.dim;
+    in.offset = v.offset;
+  } else {
+    in.user_rows = m.rows_user().local_data().data();
+    in.user_dim = m.rows_user().dim();
+    in.item_rows = m.rows_item().local_data().data();
+    in.item_dim = m.rows_item().dim();
+    in.score = [&m](const float* const* U, size_t n, const float* I, size_t L, float* out) {
+      m.score_block(U, n, I, L, out);
+    };
+  }
+  top_k(in, data, users, K, mask_valid, cfg, comm, sink);
 }
 
 double label_threshold(const TrainConfig& cfg, const io::DatasetInfo& info) {

@@ -59,6 +59,16 @@ struct PassArgs {
   ThreadPool* pool = nullptr;  // threads that may split the samples (a model may ignore them)
 };
 
+// What a retrieval system ranks with (shardrec recommend, similar-items, export --format
+// tsv|npy|faiss): vectors of this rank's users and items, in the local order of the user and item
+// tables, whose dot product plus a constant of the model is the model's score.
+struct RetrievalVectors {
+  int dim = 0;
+  std::vector<float> user, item;  // local rows x dim
+  float offset = 0;               // score = user . item + offset (it moves every score alike)
+  std::string note;               // what they are, for messages ("": the scoring rows themselves)
+};
+
 // How a sample's draw slots are filled: uniform over the items not in the user's training items,
 // from one of two counter-RNG streams (core/sampler.h).
 enum class DrawKind { kNegative, kUnlabeled };
@@ -118,6 +128,22 @@ class Model {
   // are the propagated ones (collective).
   virtual std::vector<const dist::ShardedEmbedding*> exported_tables(dist::Comm& /*comm*/) { return {&user, &item}; }
   virtual std::vector<std::pair<std::string, std::string>> export_attrs(const TrainConfig& cfg) const = 0;
+  // Where params.h5's tables load back: the tables exported_tables writes, without recomputing them
+  // (a graph model's propagated rows, not its layer-0 tables).
+  virtual std::vector<dist::ShardedEmbedding*> params_tables() { return {&user, &item}; }
+
+  // Retrieval, from the rows params_tables() holds (as loaded, or after exported_tables).
+  // Whether the score is a dot product of a user vector and an item vector (plus a constant); when
+  // not, *why (if given) says why, for messages, and the model ranks with score_block instead.
+  virtual bool dot_form(std::string* /*why*/ = nullptr) const { return true; }
+  // This rank's retrieval vectors. The default: the scoring rows (rows_user(), rows_item()).
+  // Fails for a model without a dot form.
+  virtual RetrievalVectors retrieval_vectors() const;
+  // The model's own score (its forward pass) of nu user rows U[u] (the user table's width) against
+  // n consecutive item rows I (the item table's width): out[u * n + l]. Models without a dot form
+  // must give it (full ranking by exact scoring); the default fails.
+  virtual void score_block(const float* const* U, size_t nu, const float* I, size_t n, float* out) const;
+
   // The GPU step engine of this model (CUDA builds; others fail with the reason). labels: the
   // training rows' labels for labeled models (the trainer's, borrowed), else null.
   virtual std::unique_ptr<StepEngine> cuda_engine(const TrainConfig& cfg, const io::DataShard& data,
@@ -129,6 +155,12 @@ class Model {
 
 // Labeled models: label = rating > this threshold (the dataset's own, else the configured one).
 double label_threshold(const TrainConfig& cfg, const io::DatasetInfo& info);
+
+// The top K items of `users` (this rank's) for any model, as core/evaluator.h's top_k: by the dot
+// products of its retrieval vectors (plus its constant) when it has a dot form, else by
+// score_block over every item (exact scoring, brute force). Collective.
+void model_top_k(const Model& m, const io::DataShard& data, const std::vector<int64_t>& users, int K,
+                 bool mask_valid, const EvalConfig& cfg, dist::Comm& comm, const TopKSink& sink);
 
 // The model `cfg.model` for this rank's shard (core/model_kind.h's registry).
 std::unique_ptr<Model> make_model(const TrainConfig& cfg, const io::DataShard& data, int rank);

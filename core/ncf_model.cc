@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "base/error.h"
@@ -234,6 +235,37 @@ EvalResult NcfModel::evaluate(const io::DataShard& data, int split, const TrainC
 std::unique_ptr<StepEngine> NcfModel::cuda_engine(const TrainConfig& cfg, const io::DataShard& data,
                                                   dist::Comm& comm, const uint8_t* labels) {
   return make_ncf_cuda_engine(cfg, *this, data, comm, labels);
+}
+
+bool NcfModel::dot_form(std::string* why) const {
+  if (neumf_ && why)
+    *why = "the MLP over [a_u, c_i] does not factor into a user vector and an item vector";
+  return !neumf_;
+}
+
+RetrievalVectors NcfModel::retrieval_vectors() const {
+  std::string why;
+  if (!dot_form(&why)) fail("neumf has no dot-product form: " + why);
+  const int d = gmf_dim_;
+  RetrievalVectors v;
+  v.dim = d;
+  v.user = user.local_data();
+  v.item = item.local_data();
+  const float* wp = dense.data() + pred_.w;
+  for (size_t at = 0; at < v.item.size(); at += d)
+    for (int k = 0; k < d; ++k) v.item[at + k] *= wp[k];
+  v.offset = dense[pred_.b];
+  char b[64];
+  std::snprintf(b, sizeof b, "%.10g", static_cast<double>(v.offset));
+  v.note = std::string("gmf: logit = user . item + ") + b;
+  return v;
+}
+
+void NcfModel::score_block(const float* const* U, size_t nu, const float* I, size_t n, float* out) const {
+  const int R = row_dim();
+  std::vector<float> act(act_size_);
+  for (size_t u = 0; u < nu; ++u)
+    for (size_t l = 0; l < n; ++l) out[u * n + l] = forward(U[u], I + l * R, dense.data(), act.data());
 }
 
 void NcfModel::reset_dense_optimizer() {

@@ -112,6 +112,12 @@ class NcfModel final : public Model {
   }
   std::unique_ptr<StepEngine> cuda_engine(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm,
                                           const uint8_t* labels) override;
+  // Retrieval. gmf: the logit is p_u . (w_p * q_i) + b_p, so the user vectors are the rows p_u, the
+  // item vectors w_p * q_i (elementwise) and the offset b_p. neumf has no dot form (its MLP over
+  // [a_u, c_i] does not factor) and ranks by score_block: the logit of forward(), GMF part and MLP.
+  bool dot_form(std::string* why = nullptr) const override;
+  RetrievalVectors retrieval_vectors() const override;
+  void score_block(const float* const* U, size_t nu, const float* I, size_t n, float* out) const override;
 
   // The tables and the dense vector (one row of dense.size()).
   ModelState state() override {

@@ -1,11 +1,15 @@
-// shardrec recommend: the top K items per user by full ranking of trained parameters, without the
-// user's training items, with raw ids in and out. Scored where the item rows live and merged at the
-// users' owners (core/evaluator.h's top_k), so the lists are the same for any number of ranks.
+// shardrec recommend: the top K items per user by full ranking of trained parameters of any model,
+// without the user's training items, with raw ids in and out. Scored where the item rows live and
+// merged at the users' owners (core/model.h's model_top_k over core/evaluator.h's top_k), so the
+// lists are the same for any number of ranks: by the model's retrieval vectors where it has a dot
+// form (the score printed is the model's, with its constant term), else by the model's own
+// forward pass over every item (exact scoring, brute force).
 #include <cstdio>
 
 #include "base/error.h"
 #include "core/config.h"
 #include "core/evaluator.h"
+#include "core/model.h"
 #include "io/dataset.h"
 #include "io/checkpoint.h"
 #include "io/hdf5_util.h"
@@ -37,11 +41,10 @@ int cmd_recommend(int argc, char** argv) {
           .help)
     return 0;
   if (out != "-") output_target(out);  // a bad target fails before the work
-  refuse_pointwise("recommend", params, "full ranking by a dot product is for mf and vbpr parameters");
   return run_mpi(
       [&](dist::Comm& comm) {
         check_inputs(comm, c.data, params);
-        auto m = load_model(c.data, params, "mod", comm);
+        auto m = load_params(c.data, params, comm);
         const io::DatasetInfo& info = m.data.info;
         const auto f = io::H5File::open_read(c.data);
         // Raw user ids: rank 0 writes them; with a --users list every rank maps it through them.
@@ -63,7 +66,7 @@ int cmd_recommend(int argc, char** argv) {
         for (int64_t u : chosen)
           if (u >= tr.user_lo && u < tr.user_hi) mine.push_back(u);
         RankedLists lists;
-        top_k(*m.model, m.data, mine, k, mask_valid, c.eval, comm, lists.sink());
+        model_top_k(*m.model, m.data, mine, k, mask_valid, c.eval, comm, lists.sink());
         // Rank 0 writes the item ids (and, without a list, the users': it alone read them).
         const auto item_raw = comm.rank() == 0 ? io::read_raw_ids(f, info, "item", 0, info.num_items)
                                                : std::vector<std::string>{};

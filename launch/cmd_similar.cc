@@ -1,6 +1,7 @@
-// shardrec similar-items: the K nearest items of each query item by the model's item scoring
-// vectors (mf: the item row; vbpr: q = [e, W f + b]), inner product or cosine, the item itself
-// left out, raw ids in and out.
+// shardrec similar-items: the K nearest items of each query item by the model's item retrieval
+// vectors (Model::retrieval_vectors: mf the item row, vbpr q = [e, W f + b], gmf w_p * q_i), inner
+// product or cosine, the item itself left out, raw ids in and out. A model without a dot-product
+// form (Model::dot_form) is refused with its reason.
 // It is recommend's problem with items as the users: an MF model whose user table holds the query
 // items' vectors (range-sharded) and whose item table holds every item's vector, with each query's
 // own item as its only "training" item. core/evaluator.h's top_k then scores where the vectors
@@ -14,6 +15,7 @@
 #include "core/config.h"
 #include "core/evaluator.h"
 #include "core/mf_model.h"
+#include "core/model.h"
 #include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "io/hdf5_util.h"
@@ -61,16 +63,21 @@ int cmd_similar_items(int argc, char** argv) {
           .help)
     return 0;
   if (out != "-") output_target(out);  // a bad target fails before the work
-  refuse_pointwise("similar-items", params,
-                   "they have no item vector whose dot product ranks items against an item (item-item similarity "
-                   "is for mf and vbpr parameters)");
   return run_mpi(
       [&](dist::Comm& comm) {
         check_inputs(comm, c.data, params);
-        auto m = load_model(c.data, params, "mod", comm);
+        auto m = load_params(c.data, params, comm);
+        io::agree(comm, [&] {  // every rank refuses alike, with one message
+          std::string why;
+          if (!m.model->dot_form(&why))
+            fail("similar-items: " + params + " holds " + m.cfg.model +
+                 " parameters, which have no item vector whose dot product ranks items against an item (" + why +
+                 "); similar-items needs a model with a dot-product form");
+        });
+        RetrievalVectors rv = m.model->retrieval_vectors();
         const io::DatasetInfo& info = m.data.info;
         const int64_t N = info.num_items;
-        const int d = m.model->dim();  // the scoring width (2 x dim for vbpr)
+        const int d = rv.dim;  // the retrieval width (2 x dim for vbpr)
         const auto f = io::H5File::open_read(c.data);
         const bool all = items == "all";
         const auto item_raw = all && comm.rank() != 0 ? std::vector<std::string>{}
@@ -93,9 +100,10 @@ int cmd_similar_items(int argc, char** argv) {
         ic.opt.kind = OptimizerConfig::Kind::kSgd;  // never stepped; SGD keeps no state
         const dist::Sharding queries = dist::Sharding::parse("range", N, comm.size());
         MFModel ii(ic, queries, N, comm.rank());
-        std::vector<float> q = m.model->local_item_vectors();
+        std::vector<float> q = std::move(rv.item);
         if (metric == "cosine") normalise_rows(q, d);
         ii.item.local_data() = std::move(q);
+        rv = {};
         m.model.reset();  // its tables are no longer needed
         // Each rank's query rows: the vectors of its id range, gathered from the items' owners.
         const int64_t lo = queries.bounds()[comm.rank()], hi = queries.bounds()[comm.rank() + 1];

@@ -26,8 +26,8 @@ const Command kCommands[] = {
     {"train", shardrec::cli::cmd_train, "train a model; run under mpirun -np N to shard it over N ranks"},
     {"eval", shardrec::cli::cmd_eval, "evaluate trained parameters on the valid or test split"},
     {"export", shardrec::cli::cmd_export, "write trained parameters (HDF5) or retrieval vectors (TSV, .npy) with raw ids"},
-    {"recommend", shardrec::cli::cmd_recommend, "top-K items per user from trained parameters (training items left out)"},
-    {"similar-items", shardrec::cli::cmd_similar_items, "nearest items by the item scoring vectors of mf/vbpr parameters"},
+    {"recommend", shardrec::cli::cmd_recommend, "top-K items per user from trained parameters of any model (training items left out)"},
+    {"similar-items", shardrec::cli::cmd_similar_items, "nearest items by the item retrieval vectors (models with a dot-product form)"},
     {"landscape", shardrec::cli::cmd_landscape, "training loss around trained parameters (1-D/2-D, CSV) and a sharpness number"},
     {"plan", shardrec::cli::cmd_plan, "memory per rank, bytes per step and step time of a configuration, before running it"},
 };

@@ -13,14 +13,23 @@ void save_params(const std::string& path, const TrainConfig& c, Model& m, dist::
 void read_model_config(const std::string& params, TrainConfig& c) {
   auto f = io::H5File::open_read(params);
   if (!f.exists("/item/embedding")) fail(params + ": no /item/embedding (not a shardrec parameters file?)");
+  auto number = [&](const char* name, int& to) {
+    if (!f.has_attr("/", name)) return;
+    const std::string v = f.read_attr_str("/", name);
+    size_t used = 0;
+    try {
+      to = std::stoi(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != v.size()) fail(params + ": attribute " + name + " '" + v + "' is not a whole number");
+  };
   c.dim = static_cast<int>(f.shape("/item/embedding").at(1));
-  c.model = "mf";
-  try {
-    c.model = f.read_attr_str("/", "model");
-    c.features = f.read_attr_str("/", "features");
-  } catch (const Error&) {
-    // files without the attributes hold MF parameters
-  }
+  c.model = f.has_attr("/", "model") ? f.read_attr_str("/", "model") : "mf";  // files without it hold MF's
+  c.features = f.has_attr("/", "features") ? f.read_attr_str("/", "features") : "";
+  number("dim", c.dim);
+  number("mlp_layers", c.mlp_layers);
+  number("graph_layers", c.graph_layers);
 }
 
 bool is_pointwise_params(const std::string& params) {
@@ -31,6 +40,27 @@ bool is_pointwise_params(const std::string& params) {
   } catch (const Error&) {
     return false;
   }
+}
+
+LoadedParams load_params(const std::string& data_path, const std::string& params, dist::Comm& comm) {
+  LoadedParams m;
+  m.data = io::load_shard(data_path, comm);
+  m.cfg.data = data_path;
+  read_model_config(params, m.cfg);
+  m.cfg.item_sharding = "mod";
+  m.cfg.opt.kind = OptimizerConfig::Kind::kSgd;  // never stepped; SGD keeps no state
+  const ModelKind* kind = nullptr;
+  for (const auto& k : model_kinds())
+    if (k.name == m.cfg.model) kind = &k;
+  if (!kind)
+    fail(params + ": parameters of model '" + m.cfg.model + "', which this build does not have (it has: " +
+         model_names() + ")");
+  kind->validate(m.cfg, [&](bool ok, const std::string& option, const std::string& message) {
+    if (!ok) fail(params + ": the parameters' " + option + " attribute: " + message);
+  });
+  m.model = kind->make(m.cfg, m.data, comm.rank());
+  io::load_tables(params, m.model->params_tables(), comm, m.model->exported_dense());
+  return m;
 }
 
 LoadedModel load_model(const std::string& data_path, const std::string& params,

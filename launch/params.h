@@ -14,12 +14,26 @@ namespace shardrec::cli {
 
 // params.h5: the model's tables, its dense parameters and the attributes that name the model.
 void save_params(const std::string& path, const TrainConfig& c, Model& m, dist::Comm& comm);
-// Model type, features and width from a parameters file (written by save_params).
+// The model's configuration from a parameters file (written by save_params): its name (files
+// without one hold MF parameters), features, dim (the "dim" attribute, else the item rows' width),
+// mlp_layers and graph_layers where the file has them.
 void read_model_config(const std::string& params, TrainConfig& c);
 // Whether the file holds the parameters of a labeled model (gmf, neumf).
 bool is_pointwise_params(const std::string& params);
 
-// A model shaped like the parameters file, sharded over this job's ranks.
+// Any model of a parameters file, built through the registry (core/model_kind.h) from the file's
+// attributes and the dataset (its shapes; vbpr's features, lightgcn's graph), sharded over this
+// job's ranks (items by mod), with the file's tables in Model::params_tables() and its dense
+// parameters. Never trained: the tables keep no optimizer state. Collective.
+struct LoadedParams {
+  TrainConfig cfg;
+  io::DataShard data;
+  std::unique_ptr<Model> model;
+};
+LoadedParams load_params(const std::string& data_path, const std::string& params, dist::Comm& comm);
+
+// An MF/VBPR model shaped like the parameters file, sharded over this job's ranks (eval's full
+// ranking and feature shifts take MFModel itself).
 struct LoadedModel {
   TrainConfig cfg;
   io::DataShard data;

@@ -7,7 +7,6 @@
 #include "base/error.h"
 #include "io/text.h"
 #include "launch/cli_util.h"
-#include "launch/params.h"
 
 namespace shardrec::cli {
 
@@ -78,13 +77,6 @@ void write_ranked_lists(dist::Comm& comm, const RankedLists& mine, const ListCol
     }
   }
   write_output(out, text);
-}
-
-void refuse_pointwise(const std::string& command, const std::string& params, const std::string& why) {
-  if (is_pointwise_params(params))
-    fail(command + ": " + params +
-         " holds gmf/neumf parameters, which score a (user, item) pair as a logit through their prediction layer "
-         "(and neumf's MLP); " + why);
 }
 
 }  // namespace shardrec::cli

@@ -37,7 +37,4 @@ void write_ranked_lists(dist::Comm& comm, const RankedLists& mine, const ListCol
                         const std::vector<std::string>& query_raw, const std::vector<std::string>& item_raw,
                         const std::string& fmt, const std::string& out);
 
-// Refuses gmf/neumf parameters for a command that ranks by dot products (recommend, similar-items).
-void refuse_pointwise(const std::string& command, const std::string& params, const std::string& why);
-
 }  // namespace shardrec::cli

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# shardrec export --format tsv|npy: the retrieval vectors reproduce the model's scores (mf, vbpr:
-# recommend's scores are user . item; gmf: the logit from params.h5 is user . item + b_p), the
+# shardrec export --format tsv|npy: the retrieval vectors reproduce the model's scores (recommend's
+# scores are user . item; for gmf they and the logit from params.h5 are user . item + b_p), the
 # files are the same on 1 and 3 ranks and are the ones printed, TSV has a header and the same
 # values as the .npy, neumf is refused with the reason, and gmf's h5 export evaluates like params.h5.
 # usage: export_vectors.sh SHARDREC WORKDIR MPIEXEC
@@ -36,9 +36,7 @@ for m in mf vbpr gmf; do
   same=1
   for f in user.npy user_ids.npy item.npy item_ids.npy; do cmp -s $m.1.$f $m.3.$f || same=0; done
   [ $same = 1 ] && ok "$m: npy byte-identical on 1 and 3 ranks" || bad "$m: npy differs between 1 and 3 ranks"
-  if [ $m != gmf ]; then
-    "$bin" recommend --data d.h5 --params $m/params.h5 --k 5 --out $m.rec.tsv >/dev/null || bad "$m: recommend"
-  fi
+  "$bin" recommend --data $data --params $m/params.h5 --k 5 --out $m.rec.tsv >/dev/null || bad "$m: recommend"
   python3 - $m $data <<'PY' && ok "$m: the exported vectors reproduce the model's scores; tsv = npy, with a header" || fails=$((fails+1))
 import sys, csv, h5py, numpy as np
 m, data = sys.argv[1], sys.argv[2]
@@ -61,11 +59,13 @@ if m == "gmf":  # logit = w_p . (p_u * q_i) + b_p from the stored parameters
     logit = (P * w[:8]) @ Q.T + w[8]
     assert np.allclose(S + w[8], logit, rtol=1e-5, atol=1e-6), abs(S + w[8] - logit).max()
     assert np.abs(S).max() > 1e-4  # not a zero model
-else:  # recommend's scores are the model's
+# recommend's scores are the model's (gmf: the logit, user . item + b_p)
+b = w[8] if m == "gmf" else 0.0
+if True:
     u = {x: k for k, x in enumerate(uid)}; i = {x: k for k, x in enumerate(iid)}
     n = 0
     for user, rank, item, score in list(csv.reader(open(m + ".rec.tsv"), delimiter="\t"))[1:]:
-        s = S[u[user], i[item]]
+        s = S[u[user], i[item]] + b
         assert abs(s - float(score)) <= 1e-5 * max(1, abs(s)), (user, item, s, score); n += 1
     assert n == 5 * len(uid), n
 PY

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # shardrec similar-items through the command line: the same lists on 1 and 3 ranks (mf cosine,
-# vbpr inner product), each list the true top K of the item scoring vectors read back from
-# params.h5 (vbpr: q = [e, W f + b]) without the item itself, ties by dense id, raw ids, an item
-# list, and refusals.
+# vbpr inner product, gmf inner product), each list the true top K of the item retrieval vectors
+# read back from params.h5 (vbpr: q = [e, W f + b]; gmf: w_p * q_i) without the item itself, ties by
+# dense id, raw ids, an item list, and refusals (neumf: no dot-product form).
 # usage: similar_items.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
 bin=$1; dir=$2; mpiexec=${3:-mpiexec}
@@ -69,10 +69,34 @@ printf 'I103\nnothing\n' > unknown.txt
 out=$("$bin" similar-items --data d.h5 --params mf/params.h5 --items unknown.txt --out x.tsv 2>&1); rc=$?
 [ $rc -ne 0 ] && grep -q "unknown.txt:2: item 'nothing' is not in the dataset" <<<"$out" && [ ! -e x.tsv ] \
   && ok "an unknown item: exit $rc, names the line, nothing written" || bad "unknown item (exit $rc): $out"
+# gmf: its item retrieval vectors w_p * q_i; neumf (no dot-product form) is refused with the reason.
 "$bin" prep --format ml-udata --input raw.tsv --out il.h5 --label-threshold 3 --rating-range 1:5 --seed 2 >/dev/null 2>&1 \
-  && "$bin" train --data il.h5 --model gmf --dim 4 --epochs 1 --run-dir gmf --quiet >/dev/null 2>&1
-out=$("$bin" similar-items --data il.h5 --params gmf/params.h5 2>&1); rc=$?
-[ $rc -ne 0 ] && grep -q "item-item similarity is for mf and vbpr" <<<"$out" && ok "gmf parameters: refused (exit $rc)" \
-  || bad "gmf parameters (exit $rc): $out"
+  && "$bin" train --data il.h5 --model gmf --dim 4 --epochs 2 --lr 0.05 --run-dir gmf --quiet >/dev/null 2>&1 \
+  && "$bin" train --data il.h5 --model neumf --dim 4 --mlp-layers 2 --epochs 1 --run-dir neumf --quiet >/dev/null 2>&1 \
+  || bad "gmf/neumf training"
+"$mpiexec" --oversubscribe -np 1 "$bin" similar-items --data il.h5 --params gmf/params.h5 --k 4 --metric ip --out gmf.1.tsv >/dev/null \
+  && "$mpiexec" --oversubscribe -np 3 "$bin" similar-items --data il.h5 --params gmf/params.h5 --k 4 --metric ip --out gmf.3.tsv >/dev/null \
+  && cmp -s gmf.1.tsv gmf.3.tsv && ok "gmf (ip): 1 and 3 ranks byte-identical" || bad "gmf (ip) on 1 and 3 ranks"
+python3 - gmf.1.tsv il.h5 gmf/params.h5 <<'PY' && ok "gmf (ip): the true top 4 of w_p * q_i, self left out, ties by id" || fails=$((fails+1))
+import sys, csv, h5py, numpy as np
+rows = list(csv.reader(open(sys.argv[1]), delimiter="\t"))
+d = h5py.File(sys.argv[2], "r"); p = h5py.File(sys.argv[3], "r")
+raw = [x.decode() for x in d["mapping/item_raw"][:]]; dense = {r: i for i, r in enumerate(raw)}
+g = int(p.attrs["dim"]); q = p["item/embedding"][:].astype(np.float64) * p["dense/ncf"][:g].astype(np.float64)
+S = q @ q.T
+by = {}
+for i, r, s, sc in rows[1:]: by.setdefault(i, []).append((int(r), s, float(sc)))
+assert sorted(by) == sorted(raw), "every item gets a list"
+for i, lst in by.items():
+    a = dense[i]; ids = [dense[s] for _, s, _ in lst]; sc = [x for _, _, x in lst]
+    assert [r for r, _, _ in lst] == [1, 2, 3, 4] and a not in ids, (i, lst)
+    kth = np.sort(np.delete(S[a], a))[::-1][3]
+    for j, x in zip(ids, sc):
+        assert abs(S[a, j] - x) < 1e-5 * max(1, abs(x)) and S[a, j] >= kth - 1e-5 * max(1, abs(kth)), (i, lst, kth)
+assert np.abs(S).max() > 1e-4
+PY
+out=$("$bin" similar-items --data il.h5 --params neumf/params.h5 --out nm.tsv 2>&1); rc=$?
+[ $rc -ne 0 ] && grep -q "neumf parameters, which have no item vector whose dot product ranks items against an item (the MLP" <<<"$out" \
+  && [ ! -e nm.tsv ] && ok "neumf parameters: refused with the reason (exit $rc)" || bad "neumf parameters (exit $rc): $out"
 [ $fails -eq 0 ] && echo "all similar-items cases ok"
 exit $fails

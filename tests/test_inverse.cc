@@ -1,17 +1,20 @@
 // Inverse Learning: the Inverse Dual Loss against hand-computed values, GMF/NeuMF gradients
 // against finite differences, the labeled-protocol metrics by hand, the Inverse Gradient meta-step
 // (zero sample rate = plain training, one decision on every rank, world-size invariance on 1-4
-// ranks), labeled datasets and their bad input.
+// ranks), GMF/NeuMF retrieval (GMF's vectors against its logit, NeuMF's exact ranking on 1 and 3
+// ranks against a brute force), labeled datasets and their bad input.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <filesystem>
 #include <fstream>
 
 #include "core/idl_loss.h"
 #include "core/labeled_metrics.h"
-#include "core/ncf_model.h"
+#include "core/model.h"
 #include "core/ncf_model.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
@@ -194,6 +197,82 @@ TEST(Ncf, GradientsMatchFiniteDifferences) {
       for (size_t k = 0; k < m.dense.size(); k += 7)
         EXPECT_NEAR(gd[k], (logit(m.dense, k, h) - logit(m.dense, k, -h)) / (2 * h), 2e-3) << model << " w " << k;
     });
+  }
+}
+
+// Retrieval: GMF's vectors reproduce its logit up to b_p; NeuMF has no dot form and ranks by its
+// forward pass, the same lists on 1 and 3 ranks and the lists of a brute force over forward().
+TEST(Ncf, RetrievalFormAndExactRanking) {
+  const auto d = labeled_dataset(30, 17, 3, 4);
+  for (const char* model : {"gmf", "neumf"}) {
+    TrainConfig c = il_config(model);
+    c.item_sharding = "mod";
+    std::map<int, std::map<int64_t, std::vector<int64_t>>> lists;  // world -> user -> list
+    for (int world : {1, 3}) {
+      std::vector<std::map<int64_t, std::vector<int64_t>>> got(world);
+      dist::run_ranks(world, [&](dist::Comm& comm) {
+        auto shard = io::shard_from_memory(d, comm);
+        auto m = make_model(c, shard, comm.rank());
+        auto& ncf = dynamic_cast<NcfModel&>(*m);
+        // Larger rows than the initial N(0, 0.01), so that the scores spread; a function of the id.
+        std::string why;
+        const int R = ncf.row_dim();
+        for (auto* t : {&m->user, &m->item})
+          for (int64_t l = 0; l < t->local_rows(); ++l)
+            for (int k = 0; k < R; ++k)
+              t->local_row(l)[k] = static_cast<float>(
+                  std::sin(1.7 * (t->sharding().global_id(comm.rank(), l) * R + k) + (t == &m->user ? 0 : 0.5)));
+        std::vector<float> act(ncf.act_size());
+        if (ncf.neumf()) {
+          EXPECT_FALSE(m->dot_form(&why));
+          EXPECT_THAT(why, HasSubstr("MLP"));
+          EXPECT_THAT(error_of([&] { m->retrieval_vectors(); }), HasSubstr("no dot-product form"));
+        } else {
+          EXPECT_TRUE(m->dot_form(&why));
+          const RetrievalVectors v = m->retrieval_vectors();
+          ASSERT_EQ(v.dim, R);
+          EXPECT_EQ(v.offset, ncf.dense.back());
+          for (int64_t u = 0; u < m->user.local_rows(); ++u)
+            for (int64_t i = 0; i < m->item.local_rows(); ++i) {
+              double dot = v.offset;
+              for (int k = 0; k < R; ++k) dot += static_cast<double>(v.user[u * R + k]) * v.item[i * R + k];
+              const float y = ncf.forward(m->user.local_row(u), m->item.local_row(i), ncf.dense.data(), act.data());
+              EXPECT_NEAR(dot, y, 1e-5 * std::max(1.0f, std::fabs(y)));
+            }
+        }
+        // score_block is forward(), bit for bit.
+        const float* U[2] = {m->user.local_row(0), m->user.local_row(1)};
+        std::vector<float> out(2 * m->item.local_rows());
+        m->score_block(U, 2, m->item.local_data().data(), m->item.local_rows(), out.data());
+        for (int u = 0; u < 2; ++u)
+          for (int64_t i = 0; i < m->item.local_rows(); ++i)
+            EXPECT_EQ(out[u * m->item.local_rows() + i],
+                      ncf.forward(U[u], m->item.local_row(i), ncf.dense.data(), act.data()));
+        std::vector<int64_t> mine;
+        for (int64_t u = shard.train().user_lo; u < shard.train().user_hi; ++u) mine.push_back(u);
+        EvalConfig ec;
+        model_top_k(*m, shard, mine, 5, false, ec, comm,
+                    [&](int64_t u, std::span<const int64_t> items, std::span<const float>) {
+                      got[comm.rank()][u].assign(items.begin(), items.end());
+                    });
+        if (world == 1 && ncf.neumf()) {  // the brute force over every item
+          for (int64_t u : mine) {
+            std::vector<std::pair<float, int64_t>> all;
+            auto train = shard.train().items_of(u);
+            for (int64_t i = 0; i < m->item.rows(); ++i)
+              if (std::find(train.begin(), train.end(), i) == train.end())
+                all.push_back({-ncf.forward(m->user.local_row(u), m->item.local_row(i), ncf.dense.data(), act.data()), i});
+            std::sort(all.begin(), all.end());
+            std::vector<int64_t> want;
+            for (size_t j = 0; j < 5 && j < all.size(); ++j) want.push_back(all[j].second);
+            EXPECT_EQ(got[0][u], want) << "user " << u;
+          }
+        }
+      });
+      for (auto& g : got) lists[world].insert(g.begin(), g.end());
+    }
+    EXPECT_EQ(lists[1].size(), 30u) << model;
+    EXPECT_EQ(lists[1], lists[3]) << model;
   }
 }
 
