@@ -22,7 +22,7 @@ struct Anchors {
   std::vector<int64_t> mine;    // indices into id of this rank's anchors
   std::vector<float> n1, n2;    // their rows' norms (mine order)
   std::vector<float> z1, z2;    // every anchor's normalised rows, id order (N x dim)
-  std::vector<float> lse;       // every anchor's log-sum-exp of its row of similarities
+  std::vector<float> mx, inv;   // every anchor's softmax shift and normaliser
 };
 
 float norm_of(const float* v, int dim) {
@@ -127,42 +127,51 @@ void cross_layer_info_nce(dist::Comm& comm, ContrastSide& users, ContrastSide& i
       at[a.owner[k]] += 2 * static_cast<size_t>(dim);
     }
   }
-  // 3. This rank's anchors' rows: log-sum-exp (in id order), the loss, the gradient on view 1.
+  // 3. This rank's anchors' rows: the softmax's shift and normaliser (a sum in id order), the
+  // loss, the gradient on view 1. p_ab = e^(s_ab - max_a) * inv_a, written so that the columns'
+  // pass below recomputes every p_ab to the same bits.
   std::vector<double> terms[2];
-  std::vector<float> my_lse;
+  std::vector<float> my_norm;  // per anchor of mine: max_a, inv_a
   for (int t = 0; t < 2; ++t) {
     Anchors& a = an[t];
     const int64_t N = static_cast<int64_t>(a.id.size());
     if (N == 0) continue;
     const float c = coef / (static_cast<float>(N) * tau);
     terms[t].resize(a.mine.size());
-    std::vector<float> lse(a.mine.size());
+    std::vector<float> norm(2 * a.mine.size());
     parallel(pool, a.mine.size(), [&](size_t lo, size_t hi, int) {
-      std::vector<float> s(static_cast<size_t>(N)), gz(static_cast<size_t>(dim));
+      std::vector<float> s(static_cast<size_t>(N)), e(static_cast<size_t>(N)), gz(static_cast<size_t>(dim));
       for (size_t m = lo; m < hi; ++m) {
         const int64_t ia = a.mine[m];
         sim_row(a.z2.data(), N, &a.z1[ia * dim], dim, tau, s.data());
         const float mx = *std::max_element(s.begin(), s.end());
+        kernels::exp_shifted(s.data(), mx, 1.0f, N, e.data());
         double sum = 0;
-        for (int64_t b = 0; b < N; ++b) sum += std::exp(static_cast<double>(s[b] - mx));
-        const double l = static_cast<double>(mx) + std::log(sum);
-        lse[m] = static_cast<float>(l);
-        terms[t][m] = l - static_cast<double>(s[ia]);
-        for (int64_t b = 0; b < N; ++b) s[b] = std::exp(s[b] - lse[m]) - (b == ia ? 1.0f : 0.0f);
-        kernels::weighted_rows(a.z2.data(), s.data(), N, dim, gz.data());
+        for (int64_t b = 0; b < N; ++b) sum += e[b];
+        const float inv = static_cast<float>(1.0 / sum);
+        norm[2 * m] = mx;
+        norm[2 * m + 1] = inv;
+        terms[t][m] = static_cast<double>(mx) + std::log(sum) - static_cast<double>(s[ia]);
+        for (int64_t b = 0; b < N; ++b) e[b] *= inv;
+        e[ia] -= 1.0f;
+        kernels::weighted_rows(a.z2.data(), e.data(), N, dim, gz.data());
         const int64_t local = sides[t]->sharding->local_index(a.id[ia]);
         through_normalise(gz.data(), &a.z1[ia * dim], a.n1[m], c, sides[t]->g1 + local * dim, dim);
       }
     });
-    my_lse.insert(my_lse.end(), lse.begin(), lse.end());
+    my_norm.insert(my_norm.end(), norm.begin(), norm.end());
   }
-  // 4. Every anchor's log-sum-exp, then this rank's anchors' columns: the gradient on view 2.
-  const std::vector<std::vector<float>> lses = dist::allgather(comm, my_lse);
+  // 4. Every anchor's shift and normaliser, then this rank's anchors' columns: the gradient on view 2.
+  const std::vector<std::vector<float>> norms = dist::allgather(comm, my_norm);
   std::fill(at.begin(), at.end(), 0);
   for (int t = 0; t < 2; ++t) {
     Anchors& a = an[t];
-    a.lse.resize(a.id.size());
-    for (size_t k = 0; k < a.id.size(); ++k) a.lse[k] = lses[a.owner[k]][at[a.owner[k]]++];
+    a.mx.resize(a.id.size());
+    a.inv.resize(a.id.size());
+    for (size_t k = 0; k < a.id.size(); ++k) {
+      a.mx[k] = norms[a.owner[k]][at[a.owner[k]]++];
+      a.inv[k] = norms[a.owner[k]][at[a.owner[k]]++];
+    }
   }
   for (int t = 0; t < 2; ++t) {
     Anchors& a = an[t];
@@ -170,12 +179,13 @@ void cross_layer_info_nce(dist::Comm& comm, ContrastSide& users, ContrastSide& i
     if (N == 0) continue;
     const float c = coef / (static_cast<float>(N) * tau);
     parallel(pool, a.mine.size(), [&](size_t lo, size_t hi, int) {
-      std::vector<float> s(static_cast<size_t>(N)), gz(static_cast<size_t>(dim));
+      std::vector<float> s(static_cast<size_t>(N)), p(static_cast<size_t>(N)), gz(static_cast<size_t>(dim));
       for (size_t m = lo; m < hi; ++m) {
         const int64_t ib = a.mine[m];
         sim_row(a.z1.data(), N, &a.z2[ib * dim], dim, tau, s.data());
-        for (int64_t r = 0; r < N; ++r) s[r] = std::exp(s[r] - a.lse[r]) - (r == ib ? 1.0f : 0.0f);
-        kernels::weighted_rows(a.z1.data(), s.data(), N, dim, gz.data());
+        kernels::exp_shifted_each(s.data(), a.mx.data(), a.inv.data(), N, p.data());
+        p[ib] -= 1.0f;
+        kernels::weighted_rows(a.z1.data(), p.data(), N, dim, gz.data());
         const int64_t local = sides[t]->sharding->local_index(a.id[ib]);
         through_normalise(gz.data(), &a.z2[ib * dim], a.n2[m], c, sides[t]->g2 + local * dim, dim);
       }

@@ -41,11 +41,8 @@ namespace {
 // Eight floats as one value (GCC's vector extension: one ymm register with AVX2, two xmm without).
 typedef float v8 __attribute__((vector_size(32)));
 
-inline v8 load8(const float* p) {
-  v8 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
+// Through a reference: returning a vector from a function changes the baseline clone's ABI.
+inline void load8(v8& v, const float* p) { std::memcpy(&v, p, sizeof v); }
 
 // dot()'s tail and combining tree on lanes p (R rows).
 template <int R>
@@ -64,8 +61,12 @@ inline void dots(const float* const* a, const float* b, int n, float* out) {
   for (int r = 0; r < R; ++r) acc[r] = v8{};
   int i = 0;
   for (; i + 8 <= n; i += 8) {
-    const v8 vb = load8(b + i);
-    for (int r = 0; r < R; ++r) acc[r] += load8(a[r] + i) * vb;
+    v8 vb, va;
+    load8(vb, b + i);
+    for (int r = 0; r < R; ++r) {
+      load8(va, a[r] + i);
+      acc[r] += va * vb;
+    }
   }
   finish_dots<R>(acc, a, b, i, n, out);
 }
@@ -79,11 +80,46 @@ inline void weighted_block(const float* __restrict rows, const float* __restrict
   for (int64_t r = 0; r < m; ++r) {
     const float* x = rows + static_cast<size_t>(r) * n + k;
     const float c = w[r];
-    for (int t = 0; t < V; ++t) acc[t] += c * load8(x + 8 * t);
+    for (int t = 0; t < V; ++t) {
+      v8 v;
+      load8(v, x + 8 * t);
+      acc[t] += c * v;
+    }
   }
   for (int t = 0; t < V; ++t) std::memcpy(out + k + 8 * t, &acc[t], sizeof acc[t]);
 }
 }  // namespace
+
+namespace {
+// e^x * w for x <= 0: x = k ln2 + r (Cody-Waite, |r| <= ln2 / 2), e^r by its Taylor polynomial
+// of degree 7 (relative error below 1e-8), 2^k from the exponent bits.
+inline float exp_times(float x, float w) {
+  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+  const float kf = (x * 1.44269504f + 12582912.0f) - 12582912.0f;  // round to nearest
+  const float r = (x - kf * 0.693359375f) - kf * -2.12194440e-4f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const int32_t bits = (static_cast<int32_t>(kf) + 127) << 23;
+  float two_k;
+  std::memcpy(&two_k, &bits, sizeof two_k);
+  return (p * two_k) * w;
+}
+}  // namespace
+
+SHARDREC_CLONES void exp_shifted(const float* __restrict x, float c, float w, int64_t n, float* __restrict out) {
+  for (int64_t k = 0; k < n; ++k) out[k] = exp_times(x[k] - c, w);
+}
+
+SHARDREC_CLONES void exp_shifted_each(const float* __restrict x, const float* __restrict c,
+                                      const float* __restrict w, int64_t n, float* __restrict out) {
+  for (int64_t k = 0; k < n; ++k) out[k] = exp_times(x[k] - c[k], w[k]);
+}
 
 SHARDREC_CLONES void dot_rows(const float* rows, int64_t m, const float* b, int n, float* out) {
   int64_t k = 0;

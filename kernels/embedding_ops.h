@@ -19,6 +19,14 @@ void dot4(const float* const a[4], const float* b, int n, float* out);
 // combining tree, four rows at a time with the sums in registers (a similarity matrix's row).
 void dot_rows(const float* rows, int64_t m, const float* b, int n, float* out);
 
+// out[k] = e^(x[k] - c) * w: a softmax's terms (x[k] - c <= 0 there; below -87 the result is the
+// value at -87, about 1.6e-38). A fixed range reduction and polynomial (within about 2 ulp of
+// expf) of adds, multiplies and bit operations only, so every clone and every call computes the
+// same bits, eight lanes at a time.
+void exp_shifted(const float* x, float c, float w, int64_t n, float* out);
+// out[k] = e^(x[k] - c[k]) * w[k], each term the bits exp_shifted(x + k, c[k], w[k], 1) gives.
+void exp_shifted_each(const float* x, const float* c, const float* w, int64_t n, float* out);
+
 // y += alpha * x
 void axpy(float alpha, const float* x, float* y, int n);
 

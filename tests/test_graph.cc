@@ -418,6 +418,26 @@ TEST(ContrastKernels, DotRowsAndWeightedRowsAreTheBitsOfDotAndAxpy) {
   }
 }
 
+TEST(ContrastKernels, ShiftedExpIsCloseToExpAndTheSameBitsElementwise) {
+  std::vector<float> x;
+  for (int k = -2000; k <= 60; ++k) x.push_back(static_cast<float>(k) * 0.0437f);
+  x.push_back(-200.0f);
+  const float c = 1.25f, w = 0.37f;
+  std::vector<float> got(x.size()), each(x.size());
+  kernels::exp_shifted(x.data(), c, w, static_cast<int64_t>(x.size()), got.data());
+  const std::vector<float> cs(x.size(), c), ws(x.size(), w);
+  kernels::exp_shifted_each(x.data(), cs.data(), ws.data(), static_cast<int64_t>(x.size()), each.data());
+  EXPECT_EQ(got, each);
+  for (size_t k = 0; k + 1 < x.size(); ++k) {
+    const float shifted = x[k] - c;  // the kernel's argument, rounded as it rounds it
+    const double want = std::exp(static_cast<double>(shifted)) * w;
+    if (x[k] - c < -87.0f) continue;
+    EXPECT_NEAR(got[k], want, 3e-7 * want) << x[k];
+  }
+  EXPECT_GE(got.back(), 0.0f);
+  EXPECT_LT(got.back(), 1e-37f) << "far below: about e^-87";
+}
+
 // SELFRec's InfoNCE in double: mean over anchors a of logsumexp_b(s_ab) - s_aa, s = cos / tau.
 double info_nce_reference(const std::vector<double>& v1, const std::vector<double>& v2, const std::vector<int64_t>& ids,
                           int dim, double tau) {
