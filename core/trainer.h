@@ -138,6 +138,7 @@ class Trainer {
     return (prog_.epoch - 1) * steps_per_epoch() + (prog_.phase == 1 ? phase_steps(0) : 0) + prog_.step;
   }
   void set_step_hook(std::function<bool(Trainer&)> hook) { step_hook_ = std::move(hook); }
+  const std::function<bool(Trainer&)>& step_hook() const { return step_hook_; }
   // Called on every rank at a step boundary once `every` seconds have passed since the phase
   // began or the last call (0: never); no collective, so what it prints is its rank's view.
   void set_progress(std::function<void(const StepProgress&)> fn, double every) {

@@ -35,6 +35,17 @@ class CommTimeout : public Error {
 // The exit code of a job that a communication timeout ended.
 constexpr int kExitCommTimeout = 124;
 
+// Another rank failed alone and said so (dist/mpi_comm.h, MpiComm::agree_failure): thrown from
+// the collective this rank waited in, and from every collective after it. Its error is that
+// rank's to print; this one stops with a one-line notice.
+class RankFailed : public Error {
+ public:
+  RankFailed(int failed, const std::string& what) : Error(what), failed_rank(failed) {}
+  int failed_rank;
+};
+// The exit code of a rank that stopped because another rank failed (RankFailed).
+constexpr int kExitRankFailed = 4;
+
 class Comm;
 
 // Where a collective's buffers live. Device buffers need a communicator that handles them

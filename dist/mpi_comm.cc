@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -22,6 +23,16 @@ void check(int rc, const char* what) {
   MPI_Error_string(rc, buf, &len);
   fail(std::string("MPI ") + what + " failed: " + std::string(buf, len));
 }
+// Tags of the side communicator on which the ranks tell each other of a failure.
+constexpr int kTagFailed = 1, kTagStopped = 2, kTagPrinted = 3;
+uint64_t digest(const std::string& s) {  // FNV-1a
+  uint64_t h = 1469598103934665603ull;
+  for (const unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
 int to_int(size_t v, const char* what) {
   if (v > static_cast<size_t>(INT_MAX))
     fail(std::string("MPI ") + what + ": a message of " + std::to_string(v) +
@@ -40,9 +51,44 @@ MpiEnv::~MpiEnv() {
   if (!finalized) MPI_Finalize();
 }
 void MpiEnv::abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+bool MpiEnv::launched() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(v)) return true;
+  return false;
+}
 
 struct MpiComm::Impl {
   MPI_Comm comm = MPI_COMM_NULL;
+  // Failure notices travel here, apart from the collectives' traffic, so a rank can tell the
+  // others while they wait in a collective it will not join.
+  MPI_Comm notice = MPI_COMM_NULL;
+  uint64_t out[4][2] = {};            // per tag: what this rank sent (alive until the sends finish)
+  std::vector<MPI_Request> sends;
+  std::vector<char> printed;          // per rank: its kTagPrinted arrived
+
+  // Sends msg to every rank in `to` (all but this one when empty), without waiting.
+  void send(int tag, uint64_t a, uint64_t b, int self, int size, const std::vector<int>& to = {}) {
+    out[tag][0] = a;
+    out[tag][1] = b;
+    std::vector<int> dest = to;
+    if (dest.empty())
+      for (int k = 0; k < size; ++k)
+        if (k != self) dest.push_back(k);
+    for (const int k : dest) {
+      MPI_Request r;
+      if (MPI_Isend(out[tag], 2, MPI_UINT64_T, k, tag, notice, &r) == MPI_SUCCESS) sends.push_back(r);
+    }
+  }
+  // Waits up to wait_s for the sends to leave (a peer that is gone must not hold us).
+  void drain(double wait_s) {
+    const auto t0 = std::chrono::steady_clock::now();
+    int done = 0;
+    while (!sends.empty() && seconds_since(t0) < wait_s) {
+      MPI_Testall(static_cast<int>(sends.size()), sends.data(), &done, MPI_STATUSES_IGNORE);
+      if (done) sends.clear();
+      else std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
 };
 
 // Without a timeout the blocking collective; with one its non-blocking form, tested until it
@@ -58,6 +104,8 @@ void MpiComm::finish(void* request, const char* what) {
     check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), what);
     if (done) return;
     if (tests < 2000) continue;
+    // Waiting already: a rank that failed alone may have said so (it will not join this one).
+    check_failure_notice();
     const double waited = std::chrono::duration<double>(clock::now() - start).count();
     if (waited > timeout_) {
       char secs[32];
@@ -75,8 +123,11 @@ void MpiComm::finish(void* request, const char* what) {
 MpiComm::MpiComm() : impl_(std::make_unique<Impl>()) {
   check(MPI_Comm_dup(MPI_COMM_WORLD, &impl_->comm), "Comm_dup");
   MPI_Comm_set_errhandler(impl_->comm, MPI_ERRORS_RETURN);
+  check(MPI_Comm_dup(MPI_COMM_WORLD, &impl_->notice), "Comm_dup");
+  MPI_Comm_set_errhandler(impl_->notice, MPI_ERRORS_RETURN);
   MPI_Comm_rank(impl_->comm, &rank_);
   MPI_Comm_size(impl_->comm, &size_);
+  impl_->printed.assign(size_, 0);
 }
 MpiComm::~MpiComm() {
   if (watchdog_.joinable()) {
@@ -90,6 +141,85 @@ MpiComm::~MpiComm() {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (impl_->comm != MPI_COMM_NULL && !finalized) MPI_Comm_free(&impl_->comm);
+  if (impl_->notice != MPI_COMM_NULL && !finalized) MPI_Comm_free(&impl_->notice);
+}
+
+void MpiComm::check_failure_notice() {
+  if (failed_rank_ < 0) {
+    int flag = 0;
+    MPI_Status st;
+    if (MPI_Iprobe(MPI_ANY_SOURCE, kTagFailed, impl_->notice, &flag, &st) != MPI_SUCCESS || !flag) return;
+    failed_rank_ = st.MPI_SOURCE;
+  }
+  throw RankFailed(failed_rank_, "rank " + std::to_string(failed_rank_) + " of " + std::to_string(size_) +
+                                     " failed; see its error");
+}
+
+FailureVerdict MpiComm::agree_failure(int code, const std::string& message, double wait_s) {
+  FailureVerdict v;
+  v.failed.push_back({rank_, code, digest(message)});
+  v.heard_all = size_ == 1;
+  if (size_ == 1) return v;
+  impl_->send(kTagFailed, static_cast<uint64_t>(code), v.failed[0].digest, rank_, size_);
+  std::vector<char> heard(size_, 0);
+  heard[rank_] = 1;
+  int left = size_ - 1;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (left > 0 && seconds_since(t0) < wait_s) {
+    int flag = 0;
+    MPI_Status st;
+    if (MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, impl_->notice, &flag, &st) != MPI_SUCCESS) break;
+    if (!flag) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      continue;
+    }
+    uint64_t in[2];
+    const int k = st.MPI_SOURCE;
+    MPI_Recv(in, 2, MPI_UINT64_T, k, st.MPI_TAG, impl_->notice, MPI_STATUS_IGNORE);
+    if (st.MPI_TAG == kTagPrinted) {  // a failed rank that heard everyone before we did
+      impl_->printed[k] = 1;
+      continue;
+    }
+    if (st.MPI_TAG == kTagFailed) v.failed.push_back({k, static_cast<int>(in[0]), in[1]});
+    if (!heard[k]) {
+      heard[k] = 1;
+      --left;
+    }
+  }
+  v.heard_all = left == 0;
+  std::sort(v.failed.begin(), v.failed.end(), [](const auto& a, const auto& b) { return a.rank < b.rank; });
+  return v;
+}
+
+void MpiComm::release_failed(const FailureVerdict& v, double wait_s) {
+  std::vector<int> others;
+  for (const auto& f : v.failed)
+    if (f.rank != rank_) others.push_back(f.rank);
+  if (others.empty()) return;
+  impl_->send(kTagPrinted, 0, 0, rank_, size_, others);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (;;) {
+    bool all = true;
+    for (const int k : others) all = all && impl_->printed[k];
+    if (all || seconds_since(t0) >= wait_s) break;
+    int flag = 0;
+    MPI_Status st;
+    if (MPI_Iprobe(MPI_ANY_SOURCE, kTagPrinted, impl_->notice, &flag, &st) != MPI_SUCCESS) break;
+    if (!flag) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      continue;
+    }
+    uint64_t in[2];
+    MPI_Recv(in, 2, MPI_UINT64_T, st.MPI_SOURCE, kTagPrinted, impl_->notice, MPI_STATUS_IGNORE);
+    impl_->printed[st.MPI_SOURCE] = 1;
+  }
+  impl_->drain(wait_s);
+}
+
+void MpiComm::announce_stopped() {
+  if (size_ == 1) return;
+  impl_->send(kTagStopped, 0, 0, rank_, size_);
+  impl_->drain(2);
 }
 
 const void* MpiComm::native_handle() const { return &impl_->comm; }
@@ -131,6 +261,7 @@ void MpiComm::watch() {
 // it. Both lambdas return an MPI error code; start gets the request to fill.
 template <class Blocking, class Start>
 void MpiComm::run(const char* what, Blocking blocking, Start start) {
+  if (failed_rank_ >= 0) check_failure_notice();  // a failed rank is in no collective any more
   if (timeout_ <= 0) {
     check(blocking(), what);
     return;

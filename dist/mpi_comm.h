@@ -3,10 +3,12 @@
 #pragma once
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "dist/comm.h"
 
@@ -20,6 +22,19 @@ class MpiEnv {
   MpiEnv& operator=(const MpiEnv&) = delete;
   // Ends every rank of the job with this exit code (after an error on one rank).
   static void abort(int code);
+  // Whether an MPI launcher (mpirun, srun with PMI/PMIx) started this process, from its
+  // environment: an error before MPI starts then still has the other ranks to agree with.
+  static bool launched();
+};
+
+// What the ranks said about a failure outside the collectives (MpiComm::agree_failure).
+struct FailureVerdict {
+  struct Failed {
+    int rank = 0, code = 0;
+    uint64_t digest = 0;  // of the message: ranks with the same error print it once
+  };
+  std::vector<Failed> failed;  // ascending by rank, this one included
+  bool heard_all = false;      // every other rank either failed too or stopped (RankFailed)
 };
 
 class MpiComm final : public Comm {
@@ -52,12 +67,27 @@ class MpiComm final : public Comm {
   // The MPI communicator as an opaque pointer, for parallel HDF5 (io/ casts it back).
   const void* native_handle() const;
 
+  // A failure outside the collectives, where the other ranks may be waiting in one. Tells every
+  // rank (on a side communicator) that this one failed with `code` and `message`, then listens up
+  // to wait_s seconds for each other rank's answer: its own failure, or that it stopped. A rank
+  // waiting in a collective hears of it while it polls (only with a timeout: the blocking
+  // collectives of --comm-timeout 0 cannot poll) and throws RankFailed there.
+  FailureVerdict agree_failure(int code, const std::string& message, double wait_s);
+  // A failed rank, after printing: tells the other failed ranks and waits (up to wait_s) until
+  // they have printed too, so that no rank's exit ends the job before every message is out.
+  void release_failed(const FailureVerdict& v, double wait_s);
+  // After RankFailed: tells every rank that this one stopped (the failed ranks wait for it).
+  void announce_stopped();
+
  private:
   // Waits for a non-blocking collective (an MPI_Request*) within timeout().
   void finish(void* request, const char* what);
   template <class Blocking, class Start>
   void run(const char* what, Blocking blocking, Start start);  // mpi_comm.cc only
   void watch();
+  // Throws RankFailed once another rank has announced a failure (sticky: every later collective).
+  void check_failure_notice();
+  int failed_rank_ = -1;
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::mutex mu_;

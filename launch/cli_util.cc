@@ -1,10 +1,12 @@
 #include "launch/cli_util.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <thread>
 #include <vector>
 
 #include "base/atomic_file.h"
@@ -139,6 +141,58 @@ double default_comm_timeout() {
   return t;
 }
 
+namespace {
+// How long a failed rank waits for the others to answer (each waits in a collective, polls it
+// and answers within milliseconds; one busy elsewhere for longer is ended by MPI_Abort).
+constexpr double kFailureWaitSeconds = 10;
+// A rank stopped by another's failure exits this much later, so that the failed rank's exit,
+// which ends the job under mpirun, comes first and its exit code is the job's.
+constexpr auto kStopGrace = std::chrono::seconds(3);
+
+// An error on this rank, which the others may not share: the ranks agree who failed with what
+// (dist::MpiComm::agree_failure), and each message is printed once, by the lowest rank that
+// has it. When every rank failed, returns the exit code (MPI can end in order); otherwise the
+// failed ranks leave with _Exit (the others' collectives are still pending) or, when a rank did
+// not answer, MPI_Abort.
+int fail_across_ranks(dist::MpiComm& comm, int code, const std::string& what) {
+  const auto v = comm.agree_failure(code, what, kFailureWaitSeconds);
+  const int n = comm.size();
+  const bool everyone = v.heard_all && static_cast<int>(v.failed.size()) == n;
+  uint64_t mine = 0;
+  for (const auto& f : v.failed)
+    if (f.rank == comm.rank()) mine = f.digest;
+  std::vector<int> same;  // the ranks that failed with this message
+  for (const auto& f : v.failed)
+    if (f.digest == mine) same.push_back(f.rank);
+  if (same.front() == comm.rank()) {
+    if (n == 1 || (everyone && static_cast<int>(same.size()) == n)) {
+      std::fprintf(stderr, "error: %s\n", what.c_str());
+    } else {
+      std::string who = same.size() == 1 ? "rank " : "ranks ";
+      for (size_t i = 0; i < same.size(); ++i) who += (i ? ", " : "") + std::to_string(same[i]);
+      std::fprintf(stderr, "error (%s of %d): %s\n", who.c_str(), n, what.c_str());
+    }
+  }
+  std::fflush(nullptr);
+  if (!v.heard_all) dist::MpiEnv::abort(code);  // a rank that cannot hear us: end them all
+  comm.release_failed(v, kFailureWaitSeconds);
+  if (everyone) return code;
+  std::_Exit(code);
+}
+}  // namespace
+
+int report_error(bool mpi_command, int code, const std::string& what, int argc, char** argv) {
+  if (!mpi_command || !dist::MpiEnv::launched()) {
+    std::fprintf(stderr, "error: %s\n", what.c_str());
+    return code;
+  }
+  // The other ranks may have passed this point (an error only this rank sees) and wait in
+  // run_mpi's first collective; they hear of it there.
+  dist::MpiEnv env(&argc, &argv);
+  dist::MpiComm comm;
+  return fail_across_ranks(comm, code, what);
+}
+
 int run_mpi(const std::function<int(dist::Comm&)>& body, int argc, char** argv, double comm_timeout) {
   if (comm_timeout < 0) comm_timeout = default_comm_timeout();
   dist::MpiEnv env(&argc, &argv);
@@ -154,25 +208,30 @@ int run_mpi(const std::function<int(dist::Comm&)>& body, int argc, char** argv, 
     std::fprintf(stderr, "error (rank %d of %d): %s\n", comm.rank(), comm.size(), e.what());
     std::fflush(nullptr);
     std::_Exit(dist::kExitCommTimeout);
+  } catch (const dist::RankFailed& e) {
+    // Another rank failed alone and prints its error; this one says why it stops, tells the
+    // failed rank it heard, and leaves after it (the collective it waited in stays pending).
+    std::fprintf(stderr, "stopped (rank %d of %d): %s\n", comm.rank(), comm.size(), e.what());
+    std::fflush(nullptr);
+    comm.announce_stopped();
+    std::this_thread::sleep_for(kStopGrace);
+    std::_Exit(dist::kExitRankFailed);
   } catch (const AgreedError& e) {
     error = e.what();
     agreed = true;
   } catch (const std::exception& e) {
     error = e.what();
   }
-  const bool single = comm.size() == 1;
-  // One copy of the message: rank 0's when every rank has it, else the failing rank's.
-  if (single || agreed) {
+  int rc = 1;
+  if (comm.size() == 1 || agreed) {
     if (comm.rank() == 0) std::fprintf(stderr, "error: %s\n", error.c_str());
+    std::fflush(nullptr);
   } else {
-    std::fprintf(stderr, "error (rank %d of %d): %s\n", comm.rank(), comm.size(), error.c_str());
+    rc = fail_across_ranks(comm, 1, error);  // returns only when every rank failed
   }
-  std::fflush(nullptr);
   // MPI_Finalize would run HDF5's cleanup, which crashes on a file whose close failed.
-  if (io::hdf5_close_failed()) std::_Exit(1);
-  // A rank that failed alone: the others may wait in a collective, so the job ends here.
-  if (!single && !agreed) dist::MpiEnv::abort(1);
-  return 1;
+  if (io::hdf5_close_failed()) std::_Exit(rc);
+  return rc;
 }
 
 }  // namespace shardrec::cli

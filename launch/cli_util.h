@@ -31,14 +31,22 @@ void write_output(const std::string& path, const std::string& text);
 void check_inputs(dist::Comm& comm, const std::string& data, const std::string& params = {});
 
 // Runs an MPI command body; an error exits 1 with its message printed once. An error the ranks
-// agreed on (AgreedError: every rank has it) is printed by rank 0 and every rank stops cleanly;
-// an error on one rank alone is printed by that rank and ends the whole job (MPI_Abort) so that
-// no rank waits forever in a collective. A collective that does not complete within
+// agreed on (AgreedError: every rank has it) is printed by rank 0 and every rank stops cleanly.
+// Any other error: the failed rank tells the others through the communicator, which hear it in
+// the collective they wait in; each message is printed once (by the lowest rank that has it,
+// naming the ranks unless all have it), a rank stopped by another's failure prints one
+// `stopped (rank R of N): ...` line and exits kExitRankFailed (4), and a rank that does not
+// answer within 10 s (busy in parallel HDF5, or --comm-timeout 0, whose blocking collectives
+// cannot poll) is ended by MPI_Abort. A collective that does not complete within
 // comm_timeout seconds (a rank or a link is gone) ends the job with exit code 124 and a message
 // naming the collective, the rank and what the ranks were doing; comm_timeout < 0 takes
 // default_comm_timeout(); 0 waits for ever.
 // SHARDREC_COMM_TIMEOUT from the environment, else 600 seconds.
 double default_comm_timeout();
 int run_mpi(const std::function<int(dist::Comm&)>& body, int argc, char** argv, double comm_timeout = -1);
+// main: an error of an MPI command before run_mpi (options, config) with exit code `code`. Under
+// an MPI launcher the ranks agree on it as in run_mpi, so that it prints once; returns the exit
+// code.
+int report_error(bool mpi_command, int code, const std::string& what, int argc, char** argv);
 
 }  // namespace shardrec::cli

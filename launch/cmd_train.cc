@@ -2,6 +2,7 @@
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "base/atomic_file.h"
@@ -109,6 +110,24 @@ std::pair<std::unique_ptr<RunDirLock>, io::DataShard> start_training(TrainConfig
   return {std::move(lock), std::move(data)};
 }
 
+// Tests only: SHARDREC_TEST_FAIL_AT=R:S makes rank R alone fail after global step S, with the
+// other ranks in the step's collectives (tests/failures.sh checks how the job ends).
+void plant_test_failure(Trainer& t, dist::Comm& comm) {
+  const char* v = std::getenv("SHARDREC_TEST_FAIL_AT");
+  if (!v || !*v) return;
+  int rank = -1;
+  long long step = -1;
+  if (std::sscanf(v, "%d:%lld", &rank, &step) != 2 || rank < 0 || step < 0)
+    fail(std::string("SHARDREC_TEST_FAIL_AT: '") + v + "': expected RANK:STEP");
+  if (rank != comm.rank()) return;
+  t.set_step_hook([inner = t.step_hook(), rank, step](Trainer& tr) {
+    if (tr.global_step() >= step)
+      fail("test failure planted on rank " + std::to_string(rank) + " after step " + std::to_string(step) +
+           " (SHARDREC_TEST_FAIL_AT)");
+    return inner && inner(tr);
+  });
+}
+
 // RUN_DIR/result.json, one schema for every model (docs/data-format.md): ig is null without
 // Inverse Gradient; seconds_per_epoch is the mean over the epochs this run trained.
 double seconds_per_epoch(const FitResult& res) {
@@ -143,6 +162,7 @@ int train(TrainConfig c, const RunOptions& r, int argc, char** argv) {
           std::printf("device %s\n", trainer.device_name().c_str());
         const auto checkpointer =
             setup_checkpoints(trainer, c, r.ckpt, r.resume, params_file_bytes(trainer.model()), r.quiet, r.ini, comm);
+        plant_test_failure(trainer, comm);
         if (root && !r.quiet)
           trainer.set_progress(
               [&](const StepProgress& p) {

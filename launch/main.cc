@@ -8,6 +8,7 @@
 
 #include "base/error.h"
 #include "io/hdf5_util.h"
+#include "launch/cli_util.h"
 #include "launch/commands.h"
 #include "launch/options.h"
 #include "launch/run_dir.h"
@@ -19,17 +20,18 @@ struct Command {
   const char* name;
   int (*fn)(int, char**);
   const char* summary;
+  bool mpi;  // runs under run_mpi (launch/cli_util.h): its ranks agree on errors
 };
 const Command kCommands[] = {
-    {"prep", shardrec::cli::cmd_prep, "turn raw interactions into a shardrec HDF5 dataset"},
-    {"synth", shardrec::cli::cmd_synth, "generate a synthetic dataset (popularity skew, planted structure)"},
-    {"train", shardrec::cli::cmd_train, "train a model; run under mpirun -np N to shard it over N ranks"},
-    {"eval", shardrec::cli::cmd_eval, "evaluate trained parameters on the valid or test split"},
-    {"export", shardrec::cli::cmd_export, "write trained parameters (HDF5) or retrieval vectors (TSV, .npy) with raw ids"},
-    {"recommend", shardrec::cli::cmd_recommend, "top-K items per user from trained parameters of any model (training items left out)"},
-    {"similar-items", shardrec::cli::cmd_similar_items, "nearest items by the item retrieval vectors (models with a dot-product form)"},
-    {"landscape", shardrec::cli::cmd_landscape, "training loss around trained parameters (1-D/2-D, CSV) and a sharpness number"},
-    {"plan", shardrec::cli::cmd_plan, "memory per rank, bytes per step and step time of a configuration, before running it"},
+    {"prep", shardrec::cli::cmd_prep, "turn raw interactions into a shardrec HDF5 dataset", false},
+    {"synth", shardrec::cli::cmd_synth, "generate a synthetic dataset (popularity skew, planted structure)", false},
+    {"train", shardrec::cli::cmd_train, "train a model; run under mpirun -np N to shard it over N ranks", true},
+    {"eval", shardrec::cli::cmd_eval, "evaluate trained parameters on the valid or test split", true},
+    {"export", shardrec::cli::cmd_export, "write trained parameters (HDF5) or retrieval vectors (TSV, .npy) with raw ids", true},
+    {"recommend", shardrec::cli::cmd_recommend, "top-K items per user from trained parameters of any model (training items left out)", true},
+    {"similar-items", shardrec::cli::cmd_similar_items, "nearest items by the item retrieval vectors (models with a dot-product form)", true},
+    {"landscape", shardrec::cli::cmd_landscape, "training loss around trained parameters (1-D/2-D, CSV) and a sharpness number", true},
+    {"plan", shardrec::cli::cmd_plan, "memory per rank, bytes per step and step time of a configuration, before running it", false},
 };
 
 std::string usage() {
@@ -75,15 +77,18 @@ int main(int argc, char** argv) {
   }
   if (cmd == "train") shardrec::cli::hold_stop_signals();  // a stop signal from now on is kept
   int rc = 1;
+  std::string error;
   try {
     rc = found->fn(argc - 1, argv + 1);
   } catch (const boost::program_options::error& e) {
-    std::fprintf(stderr, "error: %s (see shardrec %s --help)\n", e.what(), cmd.c_str());
+    error = std::string(e.what()) + " (see shardrec " + cmd + " --help)";
     rc = 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
+    error = e.what();
     rc = 1;
   }
+  // Printed once for all ranks under mpirun (the ranks agree on it), else as is.
+  if (!error.empty()) rc = shardrec::cli::report_error(found->mpi, rc, error, argc, argv);
   // HDF5's exit handler would crash on a file whose close failed (io/hdf5_util.h).
   if (shardrec::io::hdf5_close_failed()) {
     std::fflush(nullptr);

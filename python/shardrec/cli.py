@@ -14,7 +14,8 @@ class ShardrecError(RuntimeError):
     """The command failed; .returncode and .output hold its exit code and its output."""
 
     def __init__(self, cmd: List[str], returncode: int, output: str):
-        last = [l for l in output.splitlines() if l.startswith("error:")]
+        # "error: ..." or, from a rank that failed alone under mpirun, "error (rank R of N): ..."
+        last = [l for l in output.splitlines() if l.startswith(("error:", "error ("))]
         super().__init__(f"{' '.join(cmd[:3])}... exited {returncode}: {last[0] if last else output[-500:]}")
         self.returncode, self.output = returncode, output
 
