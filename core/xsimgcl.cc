@@ -23,6 +23,8 @@ struct Anchors {
   std::vector<float> n1, n2;    // their rows' norms (mine order)
   std::vector<float> z1, z2;    // every anchor's normalised rows, id order (N x dim)
   std::vector<float> mx, inv;   // every anchor's softmax shift and normaliser
+  bool keep = false;            // p's rows of mine are kept (mine x N) for the columns
+  std::vector<float> p;
 };
 
 float norm_of(const float* v, int dim) {
@@ -69,7 +71,8 @@ void add_layer_noise(const NoiseKey& key, int layer, int table, const dist::Shar
 }
 
 void cross_layer_info_nce(dist::Comm& comm, ContrastSide& users, ContrastSide& items, int dim, float tau, float coef,
-                          double loss_coef, dist::ExactSums* loss, int slot, ThreadPool* pool) {
+                          double loss_coef, dist::ExactSums* loss, int slot, ThreadPool* pool,
+                          size_t keep_floats) {
   const int world = comm.size(), me = comm.rank();
   ContrastSide* sides[2] = {&users, &items};
   Anchors an[2];
@@ -139,6 +142,9 @@ void cross_layer_info_nce(dist::Comm& comm, ContrastSide& users, ContrastSide& i
     const float c = coef / (static_cast<float>(N) * tau);
     terms[t].resize(a.mine.size());
     std::vector<float> norm(2 * a.mine.size());
+    // This rank's rows of p, kept for the columns' pass when they fit (else recomputed there).
+    a.keep = a.mine.size() * static_cast<size_t>(N) <= keep_floats;
+    if (a.keep) a.p.resize(a.mine.size() * static_cast<size_t>(N));
     parallel(pool, a.mine.size(), [&](size_t lo, size_t hi, int) {
       std::vector<float> s(static_cast<size_t>(N)), e(static_cast<size_t>(N)), gz(static_cast<size_t>(dim));
       for (size_t m = lo; m < hi; ++m) {
@@ -146,13 +152,18 @@ void cross_layer_info_nce(dist::Comm& comm, ContrastSide& users, ContrastSide& i
         sim_row(a.z2.data(), N, &a.z1[ia * dim], dim, tau, s.data());
         const float mx = *std::max_element(s.begin(), s.end());
         kernels::exp_shifted(s.data(), mx, 1.0f, N, e.data());
-        double sum = 0;
-        for (int64_t b = 0; b < N; ++b) sum += e[b];
+        double part[4] = {0, 0, 0, 0};  // four chains in a fixed order: not one long dependency
+        int64_t b = 0;
+        for (; b + 4 <= N; b += 4)
+          for (int q = 0; q < 4; ++q) part[q] += e[b + q];
+        double sum = (part[0] + part[1]) + (part[2] + part[3]);
+        for (; b < N; ++b) sum += e[b];
         const float inv = static_cast<float>(1.0 / sum);
         norm[2 * m] = mx;
         norm[2 * m + 1] = inv;
         terms[t][m] = static_cast<double>(mx) + std::log(sum) - static_cast<double>(s[ia]);
-        for (int64_t b = 0; b < N; ++b) e[b] *= inv;
+        for (int64_t j = 0; j < N; ++j) e[j] *= inv;
+        if (a.keep) std::copy(e.begin(), e.end(), a.p.begin() + static_cast<std::ptrdiff_t>(m * N));
         e[ia] -= 1.0f;
         kernels::weighted_rows(a.z2.data(), e.data(), N, dim, gz.data());
         const int64_t local = sides[t]->sharding->local_index(a.id[ia]);
@@ -178,12 +189,31 @@ void cross_layer_info_nce(dist::Comm& comm, ContrastSide& users, ContrastSide& i
     const int64_t N = static_cast<int64_t>(a.id.size());
     if (N == 0) continue;
     const float c = coef / (static_cast<float>(N) * tau);
+    // The anchors of other ranks, as runs of consecutive indices (their p is recomputed), and
+    // where each of this rank's anchors sits among its kept rows.
+    std::vector<std::pair<int64_t, int64_t>> runs;
+    std::vector<int64_t> row_of(static_cast<size_t>(N), -1);
+    for (size_t m = 0; m < a.mine.size(); ++m) row_of[a.mine[m]] = static_cast<int64_t>(m);
+    for (int64_t k = 0; k < N;) {
+      if (a.keep && row_of[k] >= 0) {
+        ++k;
+        continue;
+      }
+      int64_t e = k;
+      while (e < N && !(a.keep && row_of[e] >= 0)) ++e;
+      runs.emplace_back(k, e);
+      k = e;
+    }
     parallel(pool, a.mine.size(), [&](size_t lo, size_t hi, int) {
       std::vector<float> s(static_cast<size_t>(N)), p(static_cast<size_t>(N)), gz(static_cast<size_t>(dim));
       for (size_t m = lo; m < hi; ++m) {
         const int64_t ib = a.mine[m];
-        sim_row(a.z1.data(), N, &a.z2[ib * dim], dim, tau, s.data());
-        kernels::exp_shifted_each(s.data(), a.mx.data(), a.inv.data(), N, p.data());
+        if (a.keep)
+          for (size_t r = 0; r < a.mine.size(); ++r) p[a.mine[r]] = a.p[r * N + ib];
+        for (const auto& [r0, r1] : runs) {
+          sim_row(&a.z1[r0 * dim], r1 - r0, &a.z2[ib * dim], dim, tau, &s[r0]);
+          kernels::exp_shifted_each(&s[r0], &a.mx[r0], &a.inv[r0], r1 - r0, &p[r0]);
+        }
         p[ib] -= 1.0f;
         kernels::weighted_rows(a.z1.data(), p.data(), N, dim, gz.data());
         const int64_t local = sides[t]->sharding->local_index(a.id[ib]);

@@ -51,7 +51,10 @@ struct ContrastSide {
 // logsumexp_b(s_ab) - s_aa with s_ab = cos(view1_a, view2_b) / tau (SELFRec's InfoNCE with
 // cosine similarity). Collective. Each anchor's term, times loss_weight (unscaled by coef's scale:
 // lambda * loss_weight / anchors), is added to loss[slot] at its owner when loss is given.
+// keep_floats: the most floats of this rank's rows of the softmax kept for the columns' pass
+// (beyond it they are recomputed, to the same bits).
 void cross_layer_info_nce(dist::Comm& comm, ContrastSide& users, ContrastSide& items, int dim, float tau, float coef,
-                          double loss_coef, dist::ExactSums* loss, int slot, ThreadPool* pool);
+                          double loss_coef, dist::ExactSums* loss, int slot, ThreadPool* pool,
+                          size_t keep_floats = size_t{1} << 24);
 
 }  // namespace shardrec

@@ -92,12 +92,18 @@ inline void weighted_block(const float* __restrict rows, const float* __restrict
 
 namespace {
 // e^x * w for x <= 0: x = k ln2 + r (Cody-Waite, |r| <= ln2 / 2), e^r by its Taylor polynomial
-// of degree 7 (relative error below 1e-8), 2^k from the exponent bits.
-inline float exp_times(float x, float w) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float kf = (x * 1.44269504f + 12582912.0f) - 12582912.0f;  // round to nearest
-  const float r = (x - kf * 0.693359375f) - kf * -2.12194440e-4f;
-  float p = 1.0f / 5040.0f;
+// of degree 7 (relative error below 1e-8), 2^k from the exponent bits. Written once for any
+// lane type: F a float or eight (GCC's vector selects keep the clamps branch-free, which plain
+// float selects are not without -fno-trapping-math), I the matching integers.
+// x is replaced by the result (through references: a vector argument or return value would
+// change the baseline clone's ABI).
+template <class F, class I>
+inline void exp_times(F& x, const F& w) {
+  x = x < -87.0f ? F{} - 87.0f : x;
+  x = x > 88.0f ? F{} + 88.0f : x;
+  const F kf = (x * 1.44269504f + 12582912.0f) - 12582912.0f;  // round to nearest
+  const F r = (x - kf * 0.693359375f) - kf * -2.12194440e-4f;
+  F p = F{} + 1.0f / 5040.0f;
   p = p * r + 1.0f / 720.0f;
   p = p * r + 1.0f / 120.0f;
   p = p * r + 1.0f / 24.0f;
@@ -105,20 +111,52 @@ inline float exp_times(float x, float w) {
   p = p * r + 0.5f;
   p = p * r + 1.0f;
   p = p * r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(kf) + 127) << 23;
-  float two_k;
+  I bits;
+  if constexpr (sizeof(F) == sizeof(float)) {
+    bits = (static_cast<I>(kf) + 127) << 23;
+  } else {
+    bits = (__builtin_convertvector(kf, I) + 127) << 23;
+  }
+  F two_k;
   std::memcpy(&two_k, &bits, sizeof two_k);
-  return (p * two_k) * w;
+  x = (p * two_k) * w;
 }
+typedef int32_t v8i __attribute__((vector_size(32)));
 }  // namespace
 
 SHARDREC_CLONES void exp_shifted(const float* __restrict x, float c, float w, int64_t n, float* __restrict out) {
-  for (int64_t k = 0; k < n; ++k) out[k] = exp_times(x[k] - c, w);
+  int64_t k = 0;
+  v8 vx, vw = v8{} + w;
+  for (; k + 8 <= n; k += 8) {
+    load8(vx, x + k);
+    vx -= c;
+    exp_times<v8, v8i>(vx, vw);
+    std::memcpy(out + k, &vx, sizeof vx);
+  }
+  for (; k < n; ++k) {
+    float y = x[k] - c;
+    exp_times<float, int32_t>(y, w);
+    out[k] = y;
+  }
 }
 
 SHARDREC_CLONES void exp_shifted_each(const float* __restrict x, const float* __restrict c,
                                       const float* __restrict w, int64_t n, float* __restrict out) {
-  for (int64_t k = 0; k < n; ++k) out[k] = exp_times(x[k] - c[k], w[k]);
+  int64_t k = 0;
+  v8 vx, vc, vw;
+  for (; k + 8 <= n; k += 8) {
+    load8(vx, x + k);
+    load8(vc, c + k);
+    load8(vw, w + k);
+    vx -= vc;
+    exp_times<v8, v8i>(vx, vw);
+    std::memcpy(out + k, &vx, sizeof vx);
+  }
+  for (; k < n; ++k) {
+    float y = x[k] - c[k];
+    exp_times<float, int32_t>(y, w[k]);
+    out[k] = y;
+  }
 }
 
 SHARDREC_CLONES void dot_rows(const float* rows, int64_t m, const float* b, int n, float* out) {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "base/error.h"
 #include "base/rng.h"
@@ -492,7 +493,7 @@ TEST(XSimGcl, ContrastMatchesADoubleReferenceAndIsBitwiseTheSameFor1To4RanksAndT
       std::vector<float> gu1, gu2, gi1, gi2;
       double loss = 0;
     };
-    auto run = [&](int world, int threads) {
+    auto run = [&](int world, int threads, size_t keep = size_t{1} << 24) {
       Out out;
       dist::run_ranks(world, [&](dist::Comm& comm) {
         const int me = comm.rank();
@@ -523,7 +524,7 @@ TEST(XSimGcl, ContrastMatchesADoubleReferenceAndIsBitwiseTheSameFor1To4RanksAndT
         si.g2 = gi2.data();
         dist::ExactSums loss(1);
         ThreadPool pool(threads);
-        cross_layer_info_nce(comm, su, si, dim, tau, coef, 2.0, &loss, 0, &pool);
+        cross_layer_info_nce(comm, su, si, dim, tau, coef, 2.0, &loss, 0, &pool, keep);
         EXPECT_EQ(su.anchors, static_cast<int64_t>(user_ids.size()));
         EXPECT_EQ(si.anchors, static_cast<int64_t>(item_ids.size()));
         loss.allreduce(comm);
@@ -566,10 +567,11 @@ TEST(XSimGcl, ContrastMatchesADoubleReferenceAndIsBitwiseTheSameFor1To4RanksAndT
       }
     }
     EXPECT_EQ(checked, 12);
-    for (const auto& [world, threads] : {std::pair{2, 1}, {3, 1}, {4, 1}, {1, 3}, {3, 2}}) {
-      const Out got = run(world, threads);
+    for (const auto& [world, threads, keep] : {std::tuple{2, 1, 1 << 24}, {3, 1, 1 << 24}, {4, 1, 1 << 24},
+                                                {1, 3, 1 << 24}, {3, 2, 1 << 24}, {1, 1, 0}, {2, 2, 0}}) {
+      const Out got = run(world, threads, static_cast<size_t>(keep));
       const std::string what = std::to_string(world) + " ranks x " + std::to_string(threads) + ", dim " +
-                               std::to_string(dim);
+                               std::to_string(dim) + (keep ? "" : ", nothing kept");
       EXPECT_EQ(got.gu1, ref.gu1) << what;
       EXPECT_EQ(got.gu2, ref.gu2) << what;
       EXPECT_EQ(got.gi1, ref.gi1) << what;
