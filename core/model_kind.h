@@ -23,6 +23,7 @@ struct DataShard;
 struct ModelShape {
   double user_w = 0, item_w = 0, feat_w = 0, per = 1, dense = 0;
   int graph_layers = 0;  // graph models: products with the adjacency forward (and as many backward)
+  bool contrast = false; // xsimgcl: an InfoNCE over the batch's distinct users and items
 };
 
 // need(ok, option, message): fails with "option --<option>: <message>" when !ok.

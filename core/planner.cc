@@ -74,6 +74,14 @@ Plan make_plan(const PlanInput& in) {
   if (K > 0)
     p.rank.graph = (urows + irows) * (8 + 4) + 2 * edges * 4 + nbr_rows * 8 + 2 * nbr_rows * d * 4 +
                    4 * (urows + irows) * d * 4;  // scoring rows, two layers, the row gradients
+  // XSimGCL's contrast (core/xsimgcl.h): the step's distinct users and items over all ranks
+  // (as R (1 - exp(-B / R)): uniform draws, so an upper estimate under popularity skew), their
+  // two normalised rows everywhere, this rank's rows of the softmax kept, the layer's rows and
+  // their gradients.
+  const double au = sh.contrast ? touched(static_cast<double>(in.users), static_cast<double>(in.batch)) : 0.0;
+  const double ai = sh.contrast ? touched(static_cast<double>(in.items), static_cast<double>(in.batch)) : 0.0;
+  if (sh.contrast)
+    p.rank.graph += (au + ai) * 2 * d * 4 + (au * au + ai * ai) / N * 4 + 2 * (urows + irows) * d * 4;
   p.rank.total = p.rank.tables + p.rank.optimizer + p.rank.data + p.rank.buffers + p.rank.dense + p.rank.graph;
 
   // IG: a share of the epoch's steps are meta-steps, which gather and send records twice.
@@ -103,6 +111,13 @@ Plan make_plan(const PlanInput& in) {
   if (K > 0 && N > 1)
     p.collectives.push_back({"graph halo rows (2K products per pass)", halo_rows * 4 * d * 2 * K * passes,
                              static_cast<int>(2 * K)});
+  if (sh.contrast && N > 1) {
+    // Every rank sends its ids (users its own, items any), then its anchors' rows and softmax
+    // normalisers, to the N - 1 others.
+    const double ids = au / N + touched(static_cast<double>(in.items), b);
+    p.collectives.push_back({"contrast: anchor ids, rows, normalisers (3 gathers per pass)",
+                             ((ids * 8) + (au + ai) / N * (2 * d + 2) * 4) * (N - 1) * passes, 3});
+  }
   for (const auto& c : p.collectives) p.bytes_per_step += c.bytes_per_step;
   if (in.strategy == "ig") {  // two phases, each with its own last partial batch
     const double tt = std::floor(static_cast<double>(in.train_rows) * in.ig_train_ratio);
@@ -112,6 +127,10 @@ Plan make_plan(const PlanInput& in) {
   }
   p.compute_seconds = b / in.samples_per_s * passes;
   if (K > 0) p.compute_seconds += 2.0 * K * passes * 2 * edges * d / in.graph_adds_per_s;
+  // The contrast: similarities, then two weighted sums, for this rank's rows and columns
+  // (recomputing other ranks' similarities for its columns), at the propagation's rate.
+  if (sh.contrast)
+    p.compute_seconds += (au * au + ai * ai) / N * d * (3.0 + (N - 1.0) / N) * 2 * passes / in.graph_adds_per_s;
   const double messages =
       (N > 1 ? N - 1 : 0) * (4 + (in.strategy == "mirror" ? 2.0 / in.mg_beta : 0) + 2.0 * K * passes);
   p.comm_seconds = p.bytes_per_step / in.bandwidth + messages * in.latency;

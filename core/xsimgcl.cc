@@ -254,6 +254,7 @@ ModelKind xsimgcl_kind() {
     const double d = in.dim;
     ModelShape sh{d, d, 0, 1.0 + in.negatives, 0};
     sh.graph_layers = in.graph_layers;
+    sh.contrast = true;
     return sh;
   };
   return k;

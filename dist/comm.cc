@@ -43,6 +43,7 @@ void Comm::allreduce_max(double* data, size_t n, Memory mem) {
 void Comm::allgatherv(const void* send, size_t send_bytes, void* recv, const size_t* recv_bytes, Memory mem) {
   check_memory(mem, "allgatherv");
   ++stats_.allgather_calls;
+  stats_.allgather_bytes_sent += send_bytes * static_cast<uint64_t>(size() - 1);
   do_allgatherv(send, send_bytes, recv, recv_bytes, mem);
 }
 

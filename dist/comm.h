@@ -22,6 +22,7 @@ struct CommStats {
   uint64_t allreduce_calls = 0;
   uint64_t allreduce_bytes = 0;
   uint64_t allgather_calls = 0;  // allgatherv and allgather_u64
+  uint64_t allgather_bytes_sent = 0;  // allgatherv: this rank's part times the others
   uint64_t bcast_calls = 0;
   uint64_t barrier_calls = 0;
 };

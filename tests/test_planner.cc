@@ -225,5 +225,56 @@ TEST(Planner, GraphHaloTracksTheGraph) {
   }
 }
 
+// XSimGCL: the plan's contrast bytes per step track what the training gathers (anchor ids, rows
+// and normalisers), and its memory exceeds LightGCN's by the contrast's buffers.
+TEST(Planner, ContrastTracksTheGatheredAnchors) {
+  auto d = testing::planted_dataset(400, 300, 5, 21);
+  for (int world : {2, 3}) {
+    double per_step[2] = {0, 0};
+    int64_t steps = 0;
+    for (int k = 0; k < 2; ++k) {
+      TrainConfig c;
+      c.data = "<memory>";
+      c.model = k == 0 ? "xsimgcl" : "lightgcn";
+      c.dim = 8;
+      c.graph_layers = 2;
+      c.batch = 96;
+      c.epochs = 1;
+      c.eval_every = 0;
+      dist::run_ranks(world, [&](dist::Comm& comm) {
+        auto shard = io::shard_from_memory(d, comm);
+        Trainer t(c, shard, comm);
+        const uint64_t before = comm.stats().allgather_bytes_sent;
+        t.fit();
+        int64_t sent = static_cast<int64_t>(comm.stats().allgather_bytes_sent - before);
+        comm.allreduce_sum(&sent, 1);
+        if (comm.rank() == 0) {
+          steps = (static_cast<int64_t>(d.train.size()) + c.batch - 1) / c.batch;
+          per_step[k] = static_cast<double>(sent) / world / static_cast<double>(steps);
+        }
+      });
+    }
+    PlanInput in;
+    in.model = "xsimgcl";
+    in.users = 400;
+    in.items = 300;
+    in.train_rows = static_cast<int64_t>(d.train.size());
+    in.dim = 8;
+    in.graph_layers = 2;
+    in.batch = 96;
+    in.world = world;
+    const Plan p = make_plan(in);
+    double planned = 0;
+    for (const auto& col : p.collectives)
+      if (col.name.rfind("contrast", 0) == 0) planned = col.bytes_per_step;
+    const double measured = per_step[0] - per_step[1];  // what LightGCN does not gather
+    EXPECT_GT(measured, 0.0);
+    EXPECT_NEAR(planned / measured, 1.0, 0.1) << world << " ranks: planned " << planned << " measured " << measured;
+    PlanInput gcn = in;
+    gcn.model = "lightgcn";
+    EXPECT_GT(p.rank.graph, make_plan(gcn).rank.graph);
+  }
+}
+
 }  // namespace
 }  // namespace shardrec
