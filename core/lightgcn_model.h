@@ -56,6 +56,9 @@ class LightGcnModel final : public Model {
                   const dist::Routing& ir, std::span<const uint64_t> ikey, const float* gI) override;
   void set_threads(ThreadPool* pool) override;
   EvalResult evaluate(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) override;
+  EvalResult evaluate_params(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) override {
+    return scoring_->evaluate(data, split, cfg, comm);
+  }
   std::vector<const dist::ShardedEmbedding*> exported_tables(dist::Comm& comm) override;
   // params.h5 holds the propagated rows E: they load into the scoring rows, which retrieval reads.
   std::vector<dist::ShardedEmbedding*> params_tables() override { return {&scoring_->user, &scoring_->item}; }

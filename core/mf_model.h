@@ -52,6 +52,7 @@ class MFModel final : public Model {
   // core/model.h. The loss: BPR over (positive, negative) pairs or BCE over the positive and the
   // negatives, with L2 on the embedding rows; VBPR's projection gradient sums exactly.
   dist::ShardedEmbedding* item_features() override { return features.get(); }
+  std::vector<std::pair<std::string, int>> feature_modalities() const override { return modalities; }
   DrawKind draw_kind() const override { return DrawKind::kNegative; }
   int draws(const TrainConfig& cfg, bool) const override { return cfg.negatives; }
   double terms_per_sample(const TrainConfig& cfg) const override {

@@ -122,6 +122,13 @@ class Model {
 
   // Validation and final metrics of split 1 (valid) or 2 (test), identical on every rank.
   virtual EvalResult evaluate(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) = 0;
+  // The same for a model whose params_tables() were just loaded from params.h5 (eval): the rows
+  // as loaded, not recomputed from tables the file does not hold (a graph model's layer 0).
+  virtual EvalResult evaluate_params(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) {
+    return evaluate(data, split, cfg, comm);
+  }
+  // The modalities of item_features() (name, width), in column order (empty: none).
+  virtual std::vector<std::pair<std::string, int>> feature_modalities() const { return {}; }
   // What params.h5 holds besides the tables: dense parameters and root attributes.
   virtual std::vector<io::DenseParam> exported_dense() { return {}; }
   // The tables params.h5 holds (kinds "user", "item"): the scoring rows, which for a graph model

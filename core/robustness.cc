@@ -34,28 +34,29 @@ std::vector<Perturbation> parse_perturbations(const std::string& spec, uint64_t 
   return out;
 }
 
-void perturb_features(MFModel& m, const Perturbation& p, dist::Comm& comm) {
-  if (!m.vbpr()) fail("feature perturbations need a model with item features (vbpr)");
-  auto& f = *m.features;
+void perturb_features(Model& m, const Perturbation& p, dist::Comm& comm) {
+  if (!m.item_features()) fail("feature perturbations need a model with item features (vbpr)");
+  auto& f = *m.item_features();
+  const std::vector<std::pair<std::string, int>> modalities = m.feature_modalities();
   const int F = f.dim();
   const int64_t L = f.local_rows();
   if (p.kind == "noise") {
     // Each modality's scale: its standard deviation over every item and column.
-    dist::ExactSums sums(2 * m.modalities.size(), 24);
+    dist::ExactSums sums(2 * modalities.size(), 24);
     int col = 0;
-    for (size_t k = 0; k < m.modalities.size(); ++k) {
+    for (size_t k = 0; k < modalities.size(); ++k) {
       for (int64_t l = 0; l < L; ++l)
-        for (int c = col; c < col + m.modalities[k].second; ++c) {
+        for (int c = col; c < col + modalities[k].second; ++c) {
           const double v = f.local_row(l)[c];
           sums.add(2 * k, v);
           sums.add(2 * k + 1, v * v);
         }
-      col += m.modalities[k].second;
+      col += modalities[k].second;
     }
     sums.allreduce(comm);
     col = 0;
-    for (size_t k = 0; k < m.modalities.size(); ++k) {
-      const int w = m.modalities[k].second;
+    for (size_t k = 0; k < modalities.size(); ++k) {
+      const int w = modalities[k].second;
       const double n = static_cast<double>(f.rows()) * w;
       const double mean = sums.value(2 * k) / n;
       const double scale = std::sqrt(std::max(0.0, sums.value(2 * k + 1) / n - mean * mean));

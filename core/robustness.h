@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "core/mf_model.h"
+#include "core/model.h"
 #include "dist/comm.h"
 
 namespace shardrec {
@@ -25,6 +25,6 @@ struct Perturbation {
 std::vector<Perturbation> parse_perturbations(const std::string& spec, uint64_t seed);
 
 // Applies p to the model's local feature rows (collective: every rank calls it).
-void perturb_features(MFModel& m, const Perturbation& p, dist::Comm& comm);
+void perturb_features(Model& m, const Perturbation& p, dist::Comm& comm);
 
 }  // namespace shardrec

@@ -7,7 +7,6 @@
 #include "core/config.h"
 #include "core/evaluator.h"
 #include "core/gpu_backend.h"
-#include "core/trainer.h"
 #include "core/robustness.h"
 #include "dist/mpi_comm.h"
 #include "io/dataset.h"
@@ -22,32 +21,6 @@ namespace {
 // With --out - the JSON is standard output, so the readable tables go to standard error.
 std::FILE* table_stream(const std::string& out) { return out == "-" ? stderr : stdout; }
 
-// shardrec eval for gmf/neumf parameters: the labeled protocol.
-int eval_pointwise(TrainConfig c, const std::string& params, const std::string& split, const std::string& out,
-                   int argc, char** argv) {
-  return run_mpi(
-      [&](dist::Comm& comm) {
-        check_inputs(comm, c.data, params);
-        {
-          auto f = io::H5File::open_read(params);
-          c.model = f.read_attr_str("/", "model");
-          c.dim = std::stoi(f.read_attr_str("/", "dim"));
-          c.mlp_layers = std::stoi(f.read_attr_str("/", "mlp_layers"));
-        }
-        c.loss = "bce";
-        c.eval_every = 0;
-        const auto data = io::load_shard(c.data, comm);
-        Trainer t(c, data, comm);
-        io::load_tables(params, {&t.model().user, &t.model().item}, comm, t.model().exported_dense());
-        const auto r = t.evaluate(split == "valid" ? 1 : 2);
-        if (comm.rank() == 0) {
-          print_metrics(split.c_str(), r, table_stream(out));
-          if (!out.empty()) write_output(out, json_metrics(r) + "\n");
-        }
-        return 0;
-      },
-      argc, argv);
-}
 }  // namespace
 
 int cmd_eval(int argc, char** argv) {
@@ -72,27 +45,29 @@ int cmd_eval(int argc, char** argv) {
   for (const auto& spec : perturb)
     for (const auto& p : parse_perturbations(spec, perturb_seed)) shifts.push_back(p);
   c.eval.device = resolve_device(c.eval.device);
-  if (is_pointwise_params(params)) {
-    if (!shifts.empty()) fail("option --perturb: only for vbpr parameters");
-    return eval_pointwise(c, params, split, out, argc, argv);
-  }
   return run_mpi(
       [&](dist::Comm& comm) {
         check_inputs(comm, c.data, params);
-        auto m = load_model(c.data, params, "mod", comm);
+        // Any model, built from the file through the registry; the evaluation's own options
+        // (cutoffs, label threshold of labeled models) come from the command line.
+        auto m = load_params(c.data, params, comm);
+        m.cfg.eval = c.eval;
+        m.cfg.label_threshold = c.label_threshold;
+        if (!shifts.empty() && !m.model->item_features())
+          fail("option --perturb: only for models with item features (vbpr); " + params + " holds " + m.cfg.model);
         const int sp = split == "valid" ? 1 : 2;
-        const auto r = evaluate(*m.model, m.data, sp, c.eval, comm);
+        const auto r = m.model->evaluate_params(m.data, sp, m.cfg, comm);
         std::string json = json_metrics(r);
         if (comm.rank() == 0) print_metrics(split.c_str(), r, table_stream(out));
         if (!shifts.empty()) {
           // Each shift starts from the trained features; the drop is relative to the clean run.
-          const auto clean = m.model->features ? m.model->features->local_data() : std::vector<float>{};
+          const auto clean = m.model->item_features() ? m.model->item_features()->local_data() : std::vector<float>{};
           if (comm.rank() == 0) std::fprintf(table_stream(out), "\nfeature shift      strength  metric        value    drop\n");
           json = "{\"clean\": " + json + ", \"shifted\": [";
           for (size_t k = 0; k < shifts.size(); ++k) {
             perturb_features(*m.model, shifts[k], comm);
-            const auto q = evaluate(*m.model, m.data, sp, c.eval, comm);
-            m.model->features->local_data() = clean;
+            const auto q = m.model->evaluate_params(m.data, sp, m.cfg, comm);
+            m.model->item_features()->local_data() = clean;
             json += std::string(k ? ", " : "") + "{\"kind\": \"" + shifts[k].kind + "\", \"strength\": " +
                     json_number(shifts[k].strength) + ", \"metrics\": " + json_metrics(q) + "}";
             if (comm.rank() == 0)

@@ -32,16 +32,6 @@ void read_model_config(const std::string& params, TrainConfig& c) {
   number("graph_layers", c.graph_layers);
 }
 
-bool is_pointwise_params(const std::string& params) {
-  try {
-    auto f = io::H5File::open_read(params);
-    const std::string m = f.read_attr_str("/", "model");
-    return model_kind(m).pointwise;
-  } catch (const Error&) {
-    return false;
-  }
-}
-
 LoadedParams load_params(const std::string& data_path, const std::string& params, dist::Comm& comm) {
   LoadedParams m;
   m.data = io::load_shard(data_path, comm);
@@ -60,18 +50,6 @@ LoadedParams load_params(const std::string& data_path, const std::string& params
   });
   m.model = kind->make(m.cfg, m.data, comm.rank());
   io::load_tables(params, m.model->params_tables(), comm, m.model->exported_dense());
-  return m;
-}
-
-LoadedModel load_model(const std::string& data_path, const std::string& params,
-                       const std::string& item_sharding, dist::Comm& comm) {
-  LoadedModel m;
-  m.data = io::load_shard(data_path, comm);
-  m.cfg.data = data_path;
-  read_model_config(params, m.cfg);
-  m.cfg.item_sharding = item_sharding;
-  m.model = std::make_unique<MFModel>(m.cfg, m.data.users, m.data.info.num_items, comm.rank(), data_path);
-  io::load_tables(params, {&m.model->user, &m.model->item}, comm, m.model->exported_dense());
   return m;
 }
 

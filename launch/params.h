@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "core/config.h"
-#include "core/mf_model.h"
 #include "core/model.h"
 #include "io/dataset.h"
 #include "io/export.h"
@@ -18,8 +17,6 @@ void save_params(const std::string& path, const TrainConfig& c, Model& m, dist::
 // without one hold MF parameters), features, dim (the "dim" attribute, else the item rows' width),
 // mlp_layers and graph_layers where the file has them.
 void read_model_config(const std::string& params, TrainConfig& c);
-// Whether the file holds the parameters of a labeled model (gmf, neumf).
-bool is_pointwise_params(const std::string& params);
 
 // Any model of a parameters file, built through the registry (core/model_kind.h) from the file's
 // attributes and the dataset (its shapes; vbpr's features, lightgcn's graph), sharded over this
@@ -31,15 +28,5 @@ struct LoadedParams {
   std::unique_ptr<Model> model;
 };
 LoadedParams load_params(const std::string& data_path, const std::string& params, dist::Comm& comm);
-
-// An MF/VBPR model shaped like the parameters file, sharded over this job's ranks (eval's full
-// ranking and feature shifts take MFModel itself).
-struct LoadedModel {
-  TrainConfig cfg;
-  io::DataShard data;
-  std::unique_ptr<MFModel> model;
-};
-LoadedModel load_model(const std::string& data_path, const std::string& params, const std::string& item_sharding,
-                       dist::Comm& comm);
 
 }  // namespace shardrec::cli
