@@ -28,7 +28,44 @@ inline void block(const float* __restrict rows, int64_t b, int64_t e, const uint
     std::memcpy(o + k + 8 * t, &r, sizeof r);
   }
 }
+
+// The weighted form: acc += w[e] * row, the scalar loop's operations per lane.
+template <int V>
+inline void weighted_block(const float* __restrict rows, int64_t b, int64_t e, const uint32_t* __restrict nbr,
+                           const float* __restrict w, float* __restrict o, int dim, int k) {
+  v8 acc[V];
+  for (int t = 0; t < V; ++t) acc[t] = v8{};
+  for (int64_t j = b; j < e; ++j) {
+    const float* x = rows + static_cast<size_t>(nbr[j]) * dim + k;
+    const float c = w[j];
+    for (int t = 0; t < V; ++t) {
+      v8 y;
+      std::memcpy(&y, x + 8 * t, sizeof y);
+      acc[t] += c * y;
+    }
+  }
+  for (int t = 0; t < V; ++t) std::memcpy(o + k + 8 * t, &acc[t], sizeof acc[t]);
+}
 }  // namespace
+
+__attribute__((target_clones("avx2", "default"))) void csr_weighted_row_sums(const float* rows, const int64_t* ptr,
+                                                                             const uint32_t* nbr, const float* w,
+                                                                             float* out, int dim, size_t lo,
+                                                                             size_t hi) {
+  for (size_t r = lo; r < hi; ++r) {
+    float* o = out + r * dim;
+    const int64_t b = ptr[r], e = ptr[r + 1];
+    int k = 0;
+    for (; k + 64 <= dim; k += 64) weighted_block<8>(rows, b, e, nbr, w, o, dim, k);
+    for (; k + 16 <= dim; k += 16) weighted_block<2>(rows, b, e, nbr, w, o, dim, k);
+    for (; k + 8 <= dim; k += 8) weighted_block<1>(rows, b, e, nbr, w, o, dim, k);
+    for (; k < dim; ++k) {
+      float a = 0.0f;
+      for (int64_t j = b; j < e; ++j) a += w[j] * rows[static_cast<size_t>(nbr[j]) * dim + k];
+      o[k] = a;
+    }
+  }
+}
 
 // Adds and one multiply only (nothing to contract into an FMA): the AVX2 clone computes the same bits.
 __attribute__((target_clones("avx2", "default"))) void csr_scaled_row_sums(const float* rows, const int64_t* ptr,

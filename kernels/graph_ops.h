@@ -10,4 +10,9 @@ namespace shardrec::kernels {
 void csr_scaled_row_sums(const float* rows, const int64_t* ptr, const uint32_t* nbr, const float* s, float* out,
                          int dim, size_t lo, size_t hi);
 
+// Weighted: out[r] = sum of w[e] * rows[nbr[e]] for e in [ptr[r], ptr[r+1]), from 0 in e's order
+// (dist/item_graph.h).
+void csr_weighted_row_sums(const float* rows, const int64_t* ptr, const uint32_t* nbr, const float* w, float* out,
+                           int dim, size_t lo, size_t hi);
+
 }  // namespace shardrec::kernels

@@ -19,6 +19,7 @@
 #include "core/xsimgcl.h"
 #include "core/trainer.h"
 #include "dist/graph.h"
+#include "dist/item_graph.h"
 #include "dist/inproc_comm.h"
 #include "fixtures.h"
 #include "kernels/embedding_ops.h"
@@ -788,6 +789,179 @@ TEST(XSimGcl, LearnsThePlantedGroups) {
               run.losses.front(), run.losses.back());
   EXPECT_GT(after, before + 0.1);
   EXPECT_LT(run.losses.back(), run.losses.front());
+}
+
+}  // namespace
+}  // namespace shardrec
+
+// The item-item graph (dist/item_graph.h, FREEDOM's frozen kNN graphs): the kNN lists against a
+// brute force in double, the same on 1-4 ranks; the product and its transpose against the dense
+// matrix, bitwise the same on 1-4 ranks and 1/3 threads.
+namespace shardrec {
+namespace {
+
+// Every rank's rows of a per-item vector, as one list in id order (rank 0's copy).
+template <class T>
+std::vector<T> by_id(const dist::Sharding& s, const std::vector<T>& local, int width, dist::Comm& comm) {
+  std::vector<T> mine(local);
+  const auto got = dist::allgather(comm, mine);
+  std::vector<T> all(static_cast<size_t>(s.rows()) * width);
+  for (int q = 0; q < comm.size(); ++q)
+    for (int64_t l = 0; l < s.local_rows(q); ++l)
+      for (int c = 0; c < width; ++c) all[s.global_id(q, l) * width + c] = got[q][l * width + c];
+  return all;
+}
+
+// Item 5 has no features; items 12-19 share one row (their similarities tie exactly).
+float feature(int64_t id, int c) {
+  if (id == 5) return 0.0f;
+  return value(21, 4, id >= 12 && id <= 19 ? 12 : id, c);
+}
+
+TEST(ItemGraph, KnnMatchesABruteForceAndIsTheSameFor1To4Ranks) {
+  const int64_t I = 41;
+  const int F = 6, k = 5;
+  std::vector<int64_t> ref;
+  for (int world : {1, 2, 3, 4}) {
+    std::vector<int64_t> all;
+    dist::run_ranks(world, [&](dist::Comm& comm) {
+      const dist::Sharding s = dist::Sharding::modulo(I, world);
+      std::vector<float> f;
+      for (int64_t l = 0; l < s.local_rows(comm.rank()); ++l)
+        for (int c = 0; c < F; ++c) f.push_back(feature(s.global_id(comm.rank(), l), c));
+      ThreadPool pool(2);
+      const auto knn = dist::knn_items(comm, s, f.data(), F, k, &pool);
+      std::vector<int64_t> flat;
+      for (const auto& r : knn) {
+        ASSERT_EQ(r.size(), static_cast<size_t>(k));
+        flat.insert(flat.end(), r.begin(), r.end());
+      }
+      const auto a = by_id(s, flat, k, comm);
+      if (comm.rank() == 0) all = a;
+    });
+    if (world == 1) {
+      ref = all;
+      continue;
+    }
+    EXPECT_EQ(all, ref) << world << " ranks";
+  }
+  // Against cosine similarities in double, where the k-th and the next differ clearly.
+  int checked = 0;
+  for (int64_t i = 0; i < I; ++i) {
+    std::vector<std::pair<double, int64_t>> sims;
+    auto norm = [&](int64_t a) {
+      double q = 0;
+      for (int c = 0; c < F; ++c) q += static_cast<double>(feature(a, c)) * feature(a, c);
+      return std::sqrt(q);
+    };
+    for (int64_t j = 0; j < I; ++j) {
+      double d = 0;
+      for (int c = 0; c < F; ++c) d += static_cast<double>(feature(i, c)) * feature(j, c);
+      const double nn = norm(i) * norm(j);
+      sims.emplace_back(nn > 0 ? d / nn : 0.0, j);
+    }
+    std::sort(sims.begin(), sims.end(), [](const auto& a, const auto& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    });
+    const bool tied = i >= 12 && i <= 19;  // ties among the first k: the smallest ids
+    if (i != 5 && !tied && sims[k - 1].first - sims[k].first < 1e-5) continue;
+    std::vector<int64_t> want;
+    for (int t = 0; t < k; ++t) want.push_back(sims[t].second);
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(std::vector<int64_t>(ref.begin() + i * k, ref.begin() + (i + 1) * k), want) << "item " << i;
+    if (i != 5 && !tied) {
+      EXPECT_TRUE(std::binary_search(want.begin(), want.end(), i)) << "an item is its own neighbour";
+    }
+    ++checked;
+  }
+  EXPECT_GT(checked, 35);
+  EXPECT_EQ(std::vector<int64_t>(ref.begin() + 17 * k, ref.begin() + 18 * k),
+            (std::vector<int64_t>{12, 13, 14, 15, 16}));
+  EXPECT_EQ(std::vector<int64_t>(ref.begin() + 5 * k, ref.begin() + 6 * k), (std::vector<int64_t>{0, 1, 2, 3, 4}))
+      << "a row without features ties with every item: the smallest ids";
+}
+
+TEST(ItemGraph, ProductAndTransposeMatchTheDenseMatrixBitwiseFor1To4RanksAndThreads) {
+  const int64_t I = 29;
+  const int dim = 19;  // a 16-wide block and a scalar tail
+  // A: three terms per row, one of them twice (its weights add), and an empty row (item 7).
+  auto terms = [](int64_t i) {
+    std::vector<std::pair<int64_t, float>> r;
+    if (i == 7) return r;
+    r.emplace_back((i * 5 + 3) % I, 0.25f);
+    r.emplace_back((i * 11 + 1) % I, 0.5f);
+    r.emplace_back((i * 5 + 3) % I, 0.125f);
+    r.emplace_back(i, 0.1f);
+    return r;
+  };
+  std::vector<double> A(I * I, 0.0);
+  for (int64_t i = 0; i < I; ++i)
+    for (const auto& [j, w] : terms(i)) A[i * I + j] += w;
+  auto x = [](int64_t id, int c) { return value(9, 5, id, c); };
+  std::vector<float> ref_f, ref_t;
+  for (const auto& [world, threads] : {std::pair{1, 1}, {2, 1}, {3, 3}, {4, 1}, {1, 3}}) {
+    std::vector<float> yf, yt;
+    dist::run_ranks(world, [&](dist::Comm& comm) {
+      const dist::Sharding s = dist::Sharding::modulo(I, world);
+      const int64_t L = s.local_rows(comm.rank());
+      dist::SparseRows rows(L);
+      std::vector<float> xl;
+      for (int64_t l = 0; l < L; ++l) {
+        rows[l] = terms(s.global_id(comm.rank(), l));
+        for (int c = 0; c < dim; ++c) xl.push_back(x(s.global_id(comm.rank(), l), c));
+      }
+      dist::ItemGraph g(comm, s, rows);
+      std::vector<float> of(L * dim, -1.0f), ot(L * dim, -1.0f);
+      ThreadPool pool(threads);
+      g.multiply(comm, xl.data(), of.data(), dim, &pool);
+      g.multiply_transposed(comm, xl.data(), ot.data(), dim, &pool);
+      const auto a = by_id(s, of, dim, comm), b = by_id(s, ot, dim, comm);
+      if (comm.rank() == 0) {
+        yf = a;
+        yt = b;
+      }
+    });
+    if (ref_f.empty()) {
+      ref_f = yf;
+      ref_t = yt;
+      double worst = 0;
+      for (int64_t i = 0; i < I; ++i)
+        for (int c = 0; c < dim; ++c) {
+          double f = 0, t = 0;
+          for (int64_t j = 0; j < I; ++j) {
+            f += A[i * I + j] * x(j, c);
+            t += A[j * I + i] * x(j, c);
+          }
+          worst = std::max({worst, std::abs(f - yf[i * dim + c]), std::abs(t - yt[i * dim + c])});
+        }
+      EXPECT_LT(worst, 1e-5);
+      for (int c = 0; c < dim; ++c) EXPECT_EQ(yf[7 * dim + c], 0.0f) << "an empty row gives zero";
+      continue;
+    }
+    const std::string what = std::to_string(world) + " ranks x " + std::to_string(threads);
+    EXPECT_EQ(yf, ref_f) << what;
+    EXPECT_EQ(yt, ref_t) << what;
+  }
+}
+
+TEST(GraphKernel, WeightedRowSumsAreTheScalarLoopsBitsAtEveryWidth) {
+  for (int dim : {1, 7, 8, 16, 24, 64, 75, 80, 130}) {
+    const int rows = 13;
+    std::vector<float> x(rows * dim);
+    for (size_t k = 0; k < x.size(); ++k) x[k] = value(6, 2, static_cast<int64_t>(k), dim);
+    const std::vector<int64_t> ptr = {0, 3, 3, 9, 10};
+    const std::vector<uint32_t> nbr = {4, 0, 12, 1, 2, 3, 5, 7, 11, 6};
+    const std::vector<float> w = {0.3f, -1.0f, 0.7071f, 0.11f, 2.5f, 0.01f, -0.4f, 1.0f, 0.9f, 0.2f};
+    std::vector<float> got(4 * dim, -1.0f), want(4 * dim);
+    kernels::csr_weighted_row_sums(x.data(), ptr.data(), nbr.data(), w.data(), got.data(), dim, 0, 4);
+    for (int r = 0; r < 4; ++r)
+      for (int k = 0; k < dim; ++k) {
+        float a = 0.0f;
+        for (int64_t e = ptr[r]; e < ptr[r + 1]; ++e) a += w[e] * x[nbr[e] * dim + k];
+        want[r * dim + k] = a;
+      }
+    EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float))) << "dim " << dim;
+  }
 }
 
 }  // namespace
