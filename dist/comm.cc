@@ -63,4 +63,19 @@ void Comm::barrier() {
   do_barrier();
 }
 
+RowLayout::RowLayout(const std::vector<size_t>& rows_out, const std::vector<size_t>& rows_in, size_t row_bytes)
+    : send_bytes(rows_out.size()), send_displs(rows_out.size()), recv_bytes(rows_in.size()),
+      recv_displs(rows_in.size()) {
+  for (size_t q = 0; q < rows_out.size(); ++q) {
+    send_bytes[q] = rows_out[q] * row_bytes;
+    send_displs[q] = send_total;
+    send_total += send_bytes[q];
+  }
+  for (size_t q = 0; q < rows_in.size(); ++q) {
+    recv_bytes[q] = rows_in[q] * row_bytes;
+    recv_displs[q] = recv_total;
+    recv_total += recv_bytes[q];
+  }
+}
+
 }  // namespace shardrec::dist

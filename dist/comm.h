@@ -151,6 +151,14 @@ std::vector<std::vector<T>> all_to_all(Comm& comm, const std::vector<std::vector
   return out;
 }
 
+// Byte counts and displacements of an all-to-all-v of whole rows (a graph's halo): rows_out[q]
+// rows to rank q and rows_in[q] from it, in rank order, row_bytes each.
+struct RowLayout {
+  std::vector<size_t> send_bytes, send_displs, recv_bytes, recv_displs;
+  size_t send_total = 0, recv_total = 0;
+  RowLayout(const std::vector<size_t>& rows_out, const std::vector<size_t>& rows_in, size_t row_bytes);
+};
+
 // Typed all-gather-v: every rank's vector, in rank order.
 template <class T>
 std::vector<std::vector<T>> allgather(Comm& comm, const std::vector<T>& mine) {

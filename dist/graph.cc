@@ -120,19 +120,11 @@ BipartiteGraph::BipartiteGraph(Comm& comm, const Sharding& users, const Sharding
 void BipartiteGraph::multiply(Comm& comm, const float* xu, const float* xi, float* ou, float* oi, int dim,
                               ThreadPool* pool) {
   const int n = world_;
-  const size_t row = static_cast<size_t>(dim) * sizeof(float);
-  std::vector<size_t> sb(n), sd(n), rb(n), rd(n);
-  size_t stotal = 0, rtotal = 0;
-  for (int q = 0; q < n; ++q) {
-    sb[q] = (serve_items_[q].size() + serve_users_[q].size()) * row;
-    sd[q] = stotal;
-    stotal += sb[q];
-    rb[q] = recv_rows_[q] * row;
-    rd[q] = rtotal;
-    rtotal += rb[q];
-  }
+  std::vector<size_t> out_rows(n);
+  for (int q = 0; q < n; ++q) out_rows[q] = serve_items_[q].size() + serve_users_[q].size();
+  const RowLayout lay(out_rows, recv_rows_, static_cast<size_t>(dim) * sizeof(float));
   // What we send is our rows times their d^-1/2, so a receiver only sums.
-  float* send = send_.get(stotal / sizeof(float));
+  float* send = send_.get(lay.send_total / sizeof(float));
   float* s = send;
   for (int q = 0; q < n; ++q) {
     for (int64_t l : serve_items_[q]) {
@@ -148,8 +140,9 @@ void BipartiteGraph::multiply(Comm& comm, const float* xu, const float* xi, floa
       s += dim;
     }
   }
-  float* recv = recv_.get(rtotal / sizeof(float));
-  comm.alltoallv(send, sb.data(), sd.data(), recv, rb.data(), rd.data());
+  float* recv = recv_.get(lay.recv_total / sizeof(float));
+  comm.alltoallv(send, lay.send_bytes.data(), lay.send_displs.data(), recv, lay.recv_bytes.data(),
+                 lay.recv_displs.data());
   const size_t U = su_.size(), I = si_.size();
   parallel(pool, U + I, [&](size_t lo, size_t hi, int) {
     if (lo < U) kernels::csr_scaled_row_sums(recv, u_ptr_.data(), u_nbr_.data(), su_.data(), ou, dim, lo, std::min(hi, U));

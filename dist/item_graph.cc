@@ -133,25 +133,18 @@ void ItemGraph::Product::build(Comm& comm, const Sharding& items, const SparseRo
 void ItemGraph::Product::apply(Comm& comm, const float* x, float* out, int dim, ThreadPool* pool) {
   const int n = comm.size();
   const size_t row = static_cast<size_t>(dim) * sizeof(float);
-  std::vector<size_t> sb(n), sd(n), rb(n), rd(n);
-  size_t stotal = 0, rtotal = 0;
-  for (int q = 0; q < n; ++q) {
-    sb[q] = serve[q].size() * row;
-    sd[q] = stotal;
-    stotal += sb[q];
-    rb[q] = recv_rows[q] * row;
-    rd[q] = rtotal;
-    rtotal += rb[q];
-  }
-  float* s = send.get(stotal / sizeof(float));
+  std::vector<size_t> out_rows(n);
+  for (int q = 0; q < n; ++q) out_rows[q] = serve[q].size();
+  const RowLayout lay(out_rows, recv_rows, row);
+  float* s = send.get(lay.send_total / sizeof(float));
   float* p = s;
   for (int q = 0; q < n; ++q)
     for (int64_t l : serve[q]) {
       std::memcpy(p, x + l * dim, row);
       p += dim;
     }
-  float* r = recv.get(rtotal / sizeof(float));
-  comm.alltoallv(s, sb.data(), sd.data(), r, rb.data(), rd.data());
+  float* r = recv.get(lay.recv_total / sizeof(float));
+  comm.alltoallv(s, lay.send_bytes.data(), lay.send_displs.data(), r, lay.recv_bytes.data(), lay.recv_displs.data());
   parallel(pool, ptr.size() - 1, [&](size_t lo, size_t hi, int) {
     kernels::csr_weighted_row_sums(r, ptr.data(), nbr.data(), w.data(), out, dim, lo, hi);
   });

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <set>
 #include <tuple>
@@ -140,6 +141,33 @@ TEST(Graph, DuplicateEdgesCountOnceAndIsolatedRowsStayZero) {
   });
 }
 
+// grad_u, grad_i (whole tables, id order) against central differences of f() at a few
+// coordinates of each table, moved on their owners (every rank takes part in f()).
+void expect_finite_differences(Model& m, dist::Comm& comm, const std::function<double()>& f,
+                               const std::vector<float>& grad_u, const std::vector<float>& grad_i, float h,
+                               double tol) {
+  const int dim = m.user.dim();
+  for (int64_t id : {0L, 7L, 16L}) {
+    for (int which = 0; which < 2; ++which) {
+      dist::ShardedEmbedding& t = which == 0 ? m.user : m.item;
+      const int owner = t.sharding().owner(id);
+      const int64_t l = t.sharding().local_index(id);
+      const int k = static_cast<int>(id % dim);
+      float saved = 0;
+      if (comm.rank() == owner) saved = t.local_row(l)[k];
+      if (comm.rank() == owner) t.local_row(l)[k] = saved + h;
+      const double fp = f();
+      if (comm.rank() == owner) t.local_row(l)[k] = saved - h;
+      const double fm = f();
+      if (comm.rank() == owner) t.local_row(l)[k] = saved;
+      const double fd = (fp - fm) / (2.0 * h);
+      const double an = (which == 0 ? grad_u : grad_i)[id * dim + k];
+      EXPECT_NEAR(an, fd, tol * std::max(1.0, std::abs(fd))) << (which ? "item " : "user ") << id;
+      EXPECT_GT(std::abs(an), 1e-6) << "a zero gradient would pass trivially";
+    }
+  }
+}
+
 TrainConfig gcn_config() {
   TrainConfig c;
   c.data = "<memory>";
@@ -203,26 +231,7 @@ TEST(LightGcn, PropagationAndBackwardMatchReferenceAndFiniteDifferences) {
       const auto grad_u = whole(m.user.sharding(), dim, bu, comm);
       const auto grad_i = whole(m.item.sharding(), dim, bi, comm);
       // A few coordinates of each table, on their owners (every rank takes part in f()).
-      const float h = 1e-2f;
-      for (int64_t id : {0L, 7L, 16L}) {
-        for (int which = 0; which < 2; ++which) {
-          dist::ShardedEmbedding& t = which == 0 ? m.user : m.item;
-          const int owner = t.sharding().owner(id);
-          const int64_t l = t.sharding().local_index(id);
-          const int k = static_cast<int>(id % dim);
-          float saved = 0;
-          if (comm.rank() == owner) saved = t.local_row(l)[k];
-          if (comm.rank() == owner) t.local_row(l)[k] = saved + h;
-          const double fp = f();
-          if (comm.rank() == owner) t.local_row(l)[k] = saved - h;
-          const double fm = f();
-          if (comm.rank() == owner) t.local_row(l)[k] = saved;
-          const double fd = (fp - fm) / (2.0 * h);
-          const double an = (which == 0 ? grad_u : grad_i)[id * dim + k];
-          EXPECT_NEAR(an, fd, 2e-3 * std::max(1.0, std::abs(fd))) << (which ? "item " : "user ") << id;
-          EXPECT_GT(std::abs(an), 1e-6) << "a zero gradient would pass trivially";
-        }
-      }
+      expect_finite_differences(m, comm, f, grad_u, grad_i, 1e-2f, 2e-3);
     });
   }
 }
@@ -699,26 +708,7 @@ TEST(XSimGcl, NoisyPropagationsBackwardMatchesFiniteDifferences) {
       m.backward(comm, bu.data(), bi.data(), lu.data(), li.data());
       const auto grad_u = whole(m.user.sharding(), dim, bu, comm);
       const auto grad_i = whole(m.item.sharding(), dim, bi, comm);
-      const float h = 1e-3f;
-      for (int64_t id : {0L, 7L, 16L}) {
-        for (int which = 0; which < 2; ++which) {
-          dist::ShardedEmbedding& t = which == 0 ? m.user : m.item;
-          const int owner = t.sharding().owner(id);
-          const int64_t l = t.sharding().local_index(id);
-          const int k = static_cast<int>(id % dim);
-          float saved = 0;
-          if (comm.rank() == owner) saved = t.local_row(l)[k];
-          if (comm.rank() == owner) t.local_row(l)[k] = saved + h;
-          const double fp = f();
-          if (comm.rank() == owner) t.local_row(l)[k] = saved - h;
-          const double fm = f();
-          if (comm.rank() == owner) t.local_row(l)[k] = saved;
-          const double fd = (fp - fm) / (2.0 * h);
-          const double an = (which == 0 ? grad_u : grad_i)[id * dim + k];
-          EXPECT_NEAR(an, fd, 3e-3 * std::max(1.0, std::abs(fd))) << (which ? "item " : "user ") << id;
-          EXPECT_GT(std::abs(an), 1e-6) << "a zero gradient would pass trivially";
-        }
-      }
+      expect_finite_differences(m, comm, f, grad_u, grad_i, 1e-3f, 3e-3);
     });
   }
 }
