@@ -49,7 +49,8 @@ int cmd_eval(int argc, char** argv) {
              "modality's std) or adjust:0.1,0.3 (that fraction of items take another item's features)"),
       Option("perturb-seed", perturb_seed, "seed of the perturbations"),
   });
-  const Args args = parse(argc, argv, "usage: [mpirun -np N] shardrec eval --data DATA.h5 --params PARAMS.h5 [options]", opts);
+  const Args args =
+      parse(argc, argv, "usage: [mpirun -np N] shardrec eval --data DATA.h5 --params PARAMS.h5 [options]", opts);
   if (args.help) return 0;
   if (!out.empty() && out != "-") output_target(out);  // a bad target fails before the evaluation
   std::vector<Perturbation> shifts;

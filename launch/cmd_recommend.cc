@@ -75,7 +75,8 @@ int cmd_recommend(int argc, char** argv) {
         const auto item_raw = comm.rank() == 0 ? io::read_raw_ids(f, info, "item", 0, info.num_items)
                                                : std::vector<std::string>{};
         write_ranked_lists(comm, lists, {"user", "item", "items"}, user_raw, item_raw, fmt, out);
-        if (out != "-" && log.summary()) std::printf("wrote %s: top %d items for %zu users\n", out.c_str(), k, chosen.size());
+        if (out != "-" && log.summary())
+          std::printf("wrote %s: top %d items for %zu users\n", out.c_str(), k, chosen.size());
         return 0;
       },
       argc, argv);
