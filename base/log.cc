@@ -22,7 +22,8 @@ std::string human_rate(double r) {
   return buf;
 }
 
-void Progress::begin(int64_t total) {
+void Progress::begin(int64_t total, const char* unit) {
+  if (unit) unit_ = unit;
   total_ = total;
   printed_ = false;
   start_ = std::chrono::steady_clock::now();
@@ -32,7 +33,8 @@ void Progress::begin(int64_t total) {
 void Progress::update(int64_t done) {
   if (!to_) return;
   const bool last = done >= total_;
-  if (!(last ? printed_ : throttle_.due())) return;
+  // Period 0 (tests) prints every update; otherwise the last one only after an earlier line.
+  if (!(last ? printed_ || period_ == 0 : throttle_.due())) return;
   printed_ = true;
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double rate = static_cast<double>(done) / std::max(s, 1e-9);

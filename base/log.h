@@ -36,8 +36,8 @@ class Throttle {
 // A progress line on standard error, at most one every period seconds, in train's look:
 //   "  eval test  users 1200/5000 (24%)  2.5k users/s  15s left"
 // begin(total) starts (or restarts) the count; update(done) prints when a line is due; the line at
-// done == total prints only when an earlier one did, so a long task ends at 100% and a quick one
-// prints nothing. A disabled Progress (to == nullptr) does nothing; so do ranks other than 0.
+// done == total prints only when an earlier one did (or the period is 0), so a long task ends at
+// 100% and a quick one prints nothing. A disabled Progress (to == nullptr) does nothing; so do ranks other than 0.
 class Progress {
  public:
   Progress() = default;  // disabled
@@ -45,7 +45,9 @@ class Progress {
       : what_(std::move(what)), unit_(std::move(unit)), period_(period), to_(to) {}
   bool enabled() const { return to_ != nullptr; }
   void set_what(std::string what) { what_ = std::move(what); }
-  void begin(int64_t total);
+  // unit: what the caller counts, when it is not what the command named (labeled evaluation
+  // counts rows, not users).
+  void begin(int64_t total, const char* unit = nullptr);
   void update(int64_t done);
 
  private:

@@ -54,6 +54,15 @@ mpi similar-items --data d.h5 --params $p --score-budget 100 --k 3 --out s.tsv >
 mpi export --data d.h5 --params $p --format tsv --out x >/dev/null 2>x.err \
   && check_lines "export tsv" x.err rows $((80 + items)) && ok "export: counts up to the rows of both tables" \
   || bad "export progress: $(head -3 x.err)"
+# Labeled evaluation (gmf/neumf) counts rows, 8192 a block: one block here, its line at period 0.
+"$bin" prep --format csv --sep tab --user-col 0 --item-col 1 --rating-col 2 --time-col 3 --input raw.tsv --out dl.h5 \
+  --label-threshold 4 --seed 2 >prep.log 2>&1 || { cat prep.log; exit 1; }
+mpi train --data dl.h5 --model gmf --dim 4 --epochs 1 --batch 64 --run-dir gmf --quiet >train.log 2>&1 \
+  || { cat train.log; exit 1; }
+rows=$(python3 -c "import h5py; print(len(h5py.File('dl.h5')['test/item']))")
+mpi eval --data dl.h5 --params gmf/params.h5 --ks 5 --out l.json >/dev/null 2>l.err
+grep -qxE "  eval test  rows $rows/$rows \(100%\)  [0-9.]+[kM]? rows/s  \S+ left" l.err && [ "$(wc -l <l.err)" -eq 1 ] \
+  && ok "labeled eval: rows $rows/$rows (100%)" || bad "labeled eval progress ($rows rows): $(head -3 l.err)"
 unset SHARDREC_PROGRESS_SECONDS
 
 # At the default period (5 s) a run this short prints no line, not even the 100% one.

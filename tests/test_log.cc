@@ -34,6 +34,18 @@ TEST(Progress, PeriodZeroPrintsEveryUpdateAndEndsAtTheTotal) {
   std::fclose(f);
 }
 
+TEST(Progress, PeriodZeroPrintsEvenASingleBlockAndTheCallerNamesItsUnit) {
+  std::FILE* f = std::tmpfile();
+  Progress p("eval test", "users", 0, f);
+  p.begin(80, "rows");  // labeled evaluation counts rows
+  p.update(80);
+  const auto l = lines_of(f);
+  ASSERT_EQ(l.size(), 1u);
+  EXPECT_EQ(l[0].rfind("  eval test  rows 80/80 (100%)  ", 0), 0u) << l[0];
+  EXPECT_NE(l[0].find(" rows/s  0s left\n"), std::string::npos) << l[0];
+  std::fclose(f);
+}
+
 TEST(Progress, AQuickTaskPrintsNothingNotEvenItsLastLine) {
   std::FILE* f = std::tmpfile();
   Progress p("export", "rows", 1e9, f);
