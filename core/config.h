@@ -10,6 +10,8 @@
 
 namespace shardrec {
 
+class Progress;  // base/log.h
+
 struct EvalConfig {
   std::vector<int> ks = {10, 20};
   bool mask_valid_in_test = true;  // RecBole's protocol: rank test items among non-train, non-valid
@@ -18,6 +20,8 @@ struct EvalConfig {
   uint64_t seed = 2024;            // seed of the pointwise negatives
   std::string device = "cpu";      // where full ranking scores the item shards (cpu or cuda)
   bool gauc_impressions = false;   // labeled protocol (gmf/neumf): GAUC weighted by rows per user
+  // Not an option: the command's progress line for full ranking's blocks (top_k); null: none.
+  Progress* progress = nullptr;
 };
 
 struct TrainConfig {

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "base/error.h"
+#include "base/log.h"
 #include "core/gpu_backend.h"
 #include "core/metrics.h"
 #include "base/rng.h"
@@ -63,9 +64,17 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
   // Users per rank per round so that all gathered users x local items fit the score budget.
   const int64_t per_round = std::max<int64_t>(1, cfg.score_budget / std::max<int64_t>(1, num_items));
   const int64_t chunk = std::max<int64_t>(1, per_round / n);
-  double rounds_d = static_cast<double>((users.size() + chunk - 1) / chunk);
-  comm.allreduce_max(&rounds_d, 1);
-  const int64_t rounds = static_cast<int64_t>(rounds_d);
+  // Every rank's count of users: the rounds are the most any rank needs, and the progress line
+  // counts the users of all ranks done after each round (the rounds are collectives, so the ranks
+  // move together and rank 0's line is the global fraction).
+  std::vector<uint64_t> counts(n);
+  comm.allgather_u64(users.size(), counts.data());
+  int64_t rounds = 0, total = 0;
+  for (const uint64_t v : counts) {
+    rounds = std::max(rounds, (static_cast<int64_t>(v) + chunk - 1) / chunk);
+    total += static_cast<int64_t>(v);
+  }
+  if (cfg.progress) cfg.progress->begin(total);
 
   std::vector<float> scores;
 
@@ -193,6 +202,11 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
         topk_scores.push_back(merged[j].score);
       }
       sink(mine[i], topk, topk_scores);
+    }
+    if (cfg.progress) {
+      int64_t done = 0;
+      for (const uint64_t v : counts) done += std::min(static_cast<int64_t>(v), (round + 1) * chunk);
+      cfg.progress->update(done);
     }
   }
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "base/log.h"
 #include "base/rng.h"
 #include "base/thread_pool.h"
 #include "core/gpu_pointwise.h"
@@ -186,14 +187,22 @@ EvalResult NcfModel::evaluate(const io::DataShard& data, int split, const TrainC
   const double threshold = label_threshold(cfg, data.info);
   const int R = row_dim();
   const int64_t n = sl.rows(), chunk = 8192;
-  double chunks = static_cast<double>((n + chunk - 1) / chunk);
-  comm.allreduce_max(&chunks, 1);  // route/gather are collectives: every rank runs as many
+  // route/gather are collectives: every rank runs as many chunks as the rank with the most rows.
+  // The ranks' row counts also give the progress line the rows of all ranks done.
+  std::vector<uint64_t> counts(comm.size());
+  comm.allgather_u64(static_cast<uint64_t>(n), counts.data());
+  int64_t chunks = 0, total = 0;
+  for (const uint64_t v : counts) {
+    chunks = std::max(chunks, (static_cast<int64_t>(v) + chunk - 1) / chunk);
+    total += static_cast<int64_t>(v);
+  }
+  if (cfg.eval.progress) cfg.eval.progress->begin(total, "rows");
   metrics::LabeledRows mine;
   std::vector<int64_t> uid, iid;
   std::vector<float> U, I;
   std::vector<float> act(act_size());
   int64_t row = 0, u = 0;
-  for (int64_t c = 0; c < static_cast<int64_t>(chunks); ++c) {
+  for (int64_t c = 0; c < chunks; ++c) {
     uid.clear();
     iid.clear();
     const int64_t end = std::min(n, row + chunk);
@@ -215,6 +224,11 @@ EvalResult NcfModel::evaluate(const io::DataShard& data, int split, const TrainC
       mine.logit.push_back(forward(&U[k * R], &I[k * R], dense.data(), act.data()));
     }
     row = end;
+    if (cfg.eval.progress) {
+      int64_t done = 0;
+      for (const uint64_t v : counts) done += std::min(static_cast<int64_t>(v), (c + 1) * chunk);
+      cfg.eval.progress->update(done);
+    }
   }
   // Every rank gets all rows in rank order, which is dataset order: the metrics do not depend on
   // the number of ranks.

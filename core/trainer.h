@@ -108,6 +108,8 @@ class Trainer {
   double training_loss();
   // Metrics of split 1 (valid) or 2 (test), identical on every rank.
   EvalResult evaluate(int split) { return model_->evaluate(data_, split, cfg_, comm_); }
+  // Where evaluate's full ranking reports its blocks (base/log.h; null: nowhere).
+  void set_eval_progress(Progress* p) { cfg_.eval.progress = p; }
 
   Model& model() { return *model_; }
   template <class M>

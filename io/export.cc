@@ -44,8 +44,12 @@ void on_root(dist::Comm& comm, std::string& error, const std::function<void()>& 
 // first id, rows, data). Collective; a sink error (kept in `error`) stops the writing, not the
 // exchange, so that no rank is left in a collective.
 void gather_rows(const std::vector<const dist::ShardedEmbedding*>& tables, dist::Comm& comm, int64_t chunk_rows,
-                 std::string& error, const std::function<void(size_t, int64_t, int64_t, const float*)>& sink) {
+                 std::string& error, const std::function<void(size_t, int64_t, int64_t, const float*)>& sink,
+                 Progress* progress) {
   const int n = comm.size(), me = comm.rank();
+  int64_t total = 0, done = 0;  // rows of every table, for the progress line
+  for (const auto* tb : tables) total += tb->rows();
+  if (progress) progress->begin(total);
   for (size_t t = 0; t < tables.size(); ++t) {
     const auto* tb = tables[t];
     const int d = tb->dim();
@@ -62,12 +66,14 @@ void gather_rows(const std::vector<const dist::ShardedEmbedding*>& tables, dist:
       }
       auto ids = dist::all_to_all(comm, send_ids);
       auto rows = dist::all_to_all(comm, send);
+      done += c1 - c0;
       if (me != 0) continue;
       std::vector<float> block((c1 - c0) * d);
       for (int k = 0; k < n; ++k)
         for (size_t i = 0; i < ids[k].size(); ++i)
           std::memcpy(&block[(ids[k][i] - c0) * d], &rows[k][i * d], d * sizeof(float));
       on_root(comm, error, [&] { sink(t, c0, c1 - c0, block.data()); });
+      if (progress) progress->update(done);
     }
   }
 }
@@ -88,7 +94,7 @@ StateBlock block_of(int64_t rows, int64_t cols, int64_t first, int64_t count, co
 void export_tables(const std::string& path, const std::vector<const dist::ShardedEmbedding*>& tables,
                    const std::vector<std::string>& kinds, const std::string& dataset,
                    dist::Comm& comm, int64_t chunk_rows, const std::vector<DenseParam>& dense,
-                   const std::vector<std::pair<std::string, std::string>>& attrs) {
+                   const std::vector<std::pair<std::string, std::string>>& attrs, Progress* progress) {
   std::unique_ptr<AtomicFile> out;
   H5File file, ds;
   DatasetInfo info;
@@ -122,7 +128,7 @@ void export_tables(const std::string& path, const std::vector<const dist::Sharde
   gather_rows(tables, comm, chunk_rows, error, [&](size_t t, int64_t c0, int64_t n, const float* rows) {
     file.write_rows<float>("/" + tables[t]->name() + "/embedding", c0, rows, n);
     sums[t] ^= rows_hash(block_of(tables[t]->rows(), tables[t]->dim(), c0, n, rows));
-  });
+  }, progress);
   on_root(comm, error, [&] {
     for (size_t t = 0; t < tables.size(); ++t) {
       file.write_attr<int64_t>("/" + tables[t]->name() + "/embedding", "checksum", static_cast<int64_t>(sums[t]));
@@ -141,7 +147,7 @@ void export_tables(const std::string& path, const std::vector<const dist::Sharde
 
 void export_tsv(const std::string& prefix, const std::vector<const dist::ShardedEmbedding*>& tables,
                 const std::vector<std::string>& kinds, const std::string& dataset, dist::Comm& comm,
-                int64_t chunk_rows) {
+                int64_t chunk_rows, Progress* progress) {
   AtomicFiles files;
   std::vector<AtomicFile*> parts;
   H5File ds;
@@ -172,7 +178,7 @@ void export_tsv(const std::string& prefix, const std::vector<const dist::Sharded
       text += "\n";
     }
     parts[t]->write(text);
-  });
+  }, progress);
   on_root(comm, error, [&] { files.commit(); });
   share_root_error(comm, error);
 }
@@ -234,7 +240,7 @@ std::vector<std::string> npy_paths(const std::string& prefix, const std::vector<
 
 void export_npy(const std::string& prefix, const std::vector<const dist::ShardedEmbedding*>& tables,
                 const std::vector<std::string>& kinds, const std::string& dataset, dist::Comm& comm,
-                int64_t chunk_rows, const FaissSpec* faiss) {
+                int64_t chunk_rows, const FaissSpec* faiss, Progress* progress) {
   static_assert(std::endian::native == std::endian::little, "the .npy files are written little-endian");
   const size_t indexed = faiss ? tables.size() - 1 : tables.size();  // the table that goes to FAISS
   std::vector<float> index_rows;  // rank 0: its vectors, all of them, for the index
@@ -271,7 +277,7 @@ void export_npy(const std::string& prefix, const std::vector<const dist::Sharded
     const size_t count = static_cast<size_t>(n) * tables[t]->dim();
     if (t == indexed) index_rows.insert(index_rows.end(), rows, rows + count);
     else parts[2 * t]->write({reinterpret_cast<const char*>(rows), count * sizeof(float)});
-  });
+  }, progress);
   on_root(comm, error, [&] {
     if (faiss)  // FAISS writes the file by name: the temporary that commit() renames
       write_faiss_index(parts[2 * indexed]->tmp_path(), index_rows.data(), tables[indexed]->rows(),

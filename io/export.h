@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "base/log.h"
 #include "dist/comm.h"
 #include "dist/sharded_embedding.h"
 #include "io/faiss_index.h"
@@ -26,19 +27,21 @@ struct DenseParam {
 // dataset: the dataset file whose /mapping gives raw ids (raw id = dense id when it has none).
 // kinds[t] names the id space of tables[t] ("user" or "item"). attrs: root string attributes
 // (model, features) that tell a reader which model the parameters belong to. Collective; an
-// error on rank 0 (the writer) is thrown on every rank and leaves no file behind.
+// error on rank 0 (the writer) is thrown on every rank and leaves no file behind. progress (any
+// of the writers; may be null) counts the rows of every table as rank 0 writes them.
 void export_tables(const std::string& path, const std::vector<const dist::ShardedEmbedding*>& tables,
                    const std::vector<std::string>& kinds, const std::string& dataset,
                    dist::Comm& comm, int64_t chunk_rows = 1 << 16,
                    const std::vector<DenseParam>& dense = {},
-                   const std::vector<std::pair<std::string, std::string>>& attrs = {});
+                   const std::vector<std::pair<std::string, std::string>>& attrs = {},
+                   Progress* progress = nullptr);
 
 // The same tables as text: PREFIX.<kind>.tsv, a header (the kind, then v1..vd), then one line per
 // row (raw id, then the values). Both
 // files appear together once complete, or neither does.
 void export_tsv(const std::string& prefix, const std::vector<const dist::ShardedEmbedding*>& tables,
                 const std::vector<std::string>& kinds, const std::string& dataset, dist::Comm& comm,
-                int64_t chunk_rows = 1 << 16);
+                int64_t chunk_rows = 1 << 16, Progress* progress = nullptr);
 
 // The same tables as NumPy arrays: PREFIX.<kind>.npy (float32 [rows, dim], in id order) and
 // PREFIX.<kind>_ids.npy (the raw ids, a unicode string array '<Un' that np.load reads without
@@ -48,7 +51,7 @@ void export_tsv(const std::string& prefix, const std::vector<const dist::Sharded
 // = dense id; io/faiss_index.h), its ids still to PREFIX.<kind>_ids.npy.
 void export_npy(const std::string& prefix, const std::vector<const dist::ShardedEmbedding*>& tables,
                 const std::vector<std::string>& kinds, const std::string& dataset, dist::Comm& comm,
-                int64_t chunk_rows = 1 << 16, const FaissSpec* faiss = nullptr);
+                int64_t chunk_rows = 1 << 16, const FaissSpec* faiss = nullptr, Progress* progress = nullptr);
 std::vector<std::string> npy_paths(const std::string& prefix, const std::vector<std::string>& kinds,
                                    bool faiss = false);
 

@@ -72,22 +72,6 @@ std::string json_metrics(const EvalResult& r) {
   return s + "}";
 }
 
-std::string human_time(double s) {
-  char buf[32];
-  if (s < 60) std::snprintf(buf, sizeof buf, "%.0fs", s);
-  else if (s < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
-  else std::snprintf(buf, sizeof buf, "%dh%02dm", int(s) / 3600, int(s) % 3600 / 60);
-  return buf;
-}
-
-std::string human_rate(double r) {
-  char buf[32];
-  if (r >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", r / 1e6);
-  else if (r >= 1e3) std::snprintf(buf, sizeof buf, "%.1fk", r / 1e3);
-  else std::snprintf(buf, sizeof buf, "%.0f", r);
-  return buf;
-}
-
 void print_metrics(const char* split, const EvalResult& r, std::FILE* to) {
   if (empty_split(r)) {
     std::fprintf(to, "%s: no rows\n", split);
@@ -129,6 +113,18 @@ void check_inputs(dist::Comm& comm, const std::string& data, const std::string& 
       fail(params + ": trained on the dataset with fingerprint " + trained + ", but " + data + " has fingerprint " +
            info.fingerprint + " (another dataset, or one prepared differently)");
   });
+}
+
+void debug_partition(const Log& log, const io::DataShard& data, dist::Comm& comm) {
+  if (log.level() < LogLevel::kDebug) return;  // the same on every rank: all skip the collective
+  const auto& sl = data.split;
+  const std::vector<int64_t> mine = {sl[0].user_lo, sl[0].user_hi, sl[0].rows(), sl[1].rows(), sl[2].rows()};
+  const auto all = dist::allgather(comm, mine);
+  if (!log.debug()) return;
+  for (int k = 0; k < comm.size(); ++k)
+    std::fprintf(stderr, "debug: rank %d of %d: users [%lld, %lld), rows train %lld, valid %lld, test %lld\n", k,
+                 comm.size(), (long long)all[k][0], (long long)all[k][1], (long long)all[k][2], (long long)all[k][3],
+                 (long long)all[k][4]);
 }
 
 double default_comm_timeout() {

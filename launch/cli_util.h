@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/log.h"
 #include "core/evaluator.h"
 #include "dist/comm.h"
 
@@ -18,8 +19,7 @@ std::string json_number(double v);  // null for NaN and infinities
 std::string json_metrics(const EvalResult& r);
 // Whether the split had no rows to evaluate (no user, no defined metric).
 bool empty_split(const EvalResult& r);
-std::string human_time(double seconds);  // 42s, 3m05s, 2h10m
-std::string human_rate(double per_second);  // 950, 12.5k, 1.25M
+// human_time and human_rate: base/log.h (progress lines share them).
 // A readable table of metrics: one row per metric family, one column per cutoff; "no rows" for an
 // empty split.
 void print_metrics(const char* split, const EvalResult& r, std::FILE* to = stdout);
@@ -29,6 +29,9 @@ void write_output(const std::string& path, const std::string& text);
 // Every rank opens the input files alone and reads their headers (the dataset; the parameters file
 // when given); a missing or foreign file is then one agreed error, before any collective read.
 void check_inputs(dist::Comm& comm, const std::string& data, const std::string& params = {});
+// --log-level debug: rank 0 prints every rank's part of the data (users, rows per split).
+// Collective when log is at debug (every rank has the same level: the same command line).
+void debug_partition(const Log& log, const io::DataShard& data, dist::Comm& comm);
 
 // Runs an MPI command body; an error exits 1 with its message printed once. An error the ranks
 // agreed on (AgreedError: every rank has it) is printed by rank 0 and every rank stops cleanly.

@@ -62,8 +62,9 @@ int cmd_export(int argc, char** argv) {
       Option("hnsw-ef-search", index.ef_search, "faiss hnsw: candidates kept while searching (stored in the index)")
           .at_least(1),
   });
-  if (parse(argc, argv, "usage: [mpirun -np N] shardrec export --data DATA.h5 --params PARAMS.h5 --out FILE", opts).help)
-    return 0;
+  const Args args =
+      parse(argc, argv, "usage: [mpirun -np N] shardrec export --data DATA.h5 --params PARAMS.h5 --out FILE", opts);
+  if (args.help) return 0;
   if (out == "-") fail("option --out: export writes files; give a file name (a prefix for tsv, npy and faiss)");
   if (fmt == "faiss" && !io::have_faiss())
     fail("option --format faiss: this shardrec was built without FAISS (Debian: libfaiss-dev, which "
@@ -81,10 +82,13 @@ int cmd_export(int argc, char** argv) {
         std::string what;
         const io::FaissSpec* faiss = fmt == "faiss" ? &index : nullptr;
         auto m = load_params(data, params, comm);
+        const Log log(args.log_level, comm.rank() == 0);
+        debug_partition(log, m.data, comm);
+        Progress progress = log.progress("export " + fmt, "rows");
         std::vector<dist::ShardedEmbedding*> tables = m.model->params_tables();
         if (fmt == "h5") {
           io::export_tables(out, {tables.begin(), tables.end()}, kinds, data, comm, 1 << 16,
-                            m.model->exported_dense(), m.model->export_attrs(m.cfg));
+                            m.model->exported_dense(), m.model->export_attrs(m.cfg), &progress);
         } else {
           io::agree(comm, [&] {  // every rank refuses alike, with one message
             std::string why;
@@ -100,11 +104,11 @@ int cmd_export(int argc, char** argv) {
           u->local_data() = std::move(rv.user);
           i->local_data() = std::move(rv.item);
           m.model.reset();  // its tables are no longer needed
-          if (fmt == "tsv") io::export_tsv(out, {u.get(), i.get()}, kinds, data, comm);
-          else io::export_npy(out, {u.get(), i.get()}, kinds, data, comm, 1 << 16, faiss);
+          if (fmt == "tsv") io::export_tsv(out, {u.get(), i.get()}, kinds, data, comm, 1 << 16, &progress);
+          else io::export_npy(out, {u.get(), i.get()}, kinds, data, comm, 1 << 16, faiss, &progress);
           if (!rv.note.empty()) what = " (" + rv.note + ")";
         }
-        if (comm.rank() == 0) {
+        if (log.summary()) {
           std::string names;
           for (size_t i = 0; i < files.size(); ++i)
             names += (i == 0 ? "" : i + 1 == files.size() ? " and " : ", ") + files[i];

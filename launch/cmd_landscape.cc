@@ -35,7 +35,8 @@ int cmd_landscape(int argc, char** argv) {
       Option("sharpness-radius", sharp_radius, "radius of the sharpness number"),
   });
   const char* usage = "usage: [mpirun -np N] shardrec landscape --data DATA.h5 --params PARAMS.h5 --out SURFACE.csv [options]";
-  if (parse(argc, argv, usage, opts).help) return 0;
+  const Args args = parse(argc, argv, usage, opts);
+  if (args.help) return 0;
   if (out == "-") fail("option --out: landscape writes two files (OUT and OUT.json); give a file name");
   output_target(out);  // a bad target fails before the computation
   output_target(out + ".json");
@@ -47,6 +48,8 @@ int cmd_landscape(int argc, char** argv) {
       [&](dist::Comm& comm) {
         check_inputs(comm, c.data, params);
         const auto data = io::load_shard(c.data, comm);
+        const Log log(args.log_level, comm.rank() == 0);
+        debug_partition(log, data, comm);
         Trainer t(c, data, comm);
         io::load_tables(params, {&t.model().user, &t.model().item}, comm, t.model().exported_dense());
         const auto surface = loss_surface(t, dims, steps, radius, dir_seed);
@@ -62,7 +65,8 @@ int cmd_landscape(int argc, char** argv) {
                                       std::to_string(sharp_dirs) + "}\n";
           files.add(out + ".json").write(summary);
           files.commit();
-          std::printf("wrote %s (%zu points) and %s.json\nloss %.6f; increase at radius %g over %d directions: mean %.6f, max %.6f\n",
+          if (log.summary())  // the same numbers as OUT.json
+            std::printf("wrote %s (%zu points) and %s.json\nloss %.6f; increase at radius %g over %d directions: mean %.6f, max %.6f\n",
                       out.c_str(), surface.size(), out.c_str(), sharp.base_loss, sharp_radius, sharp_dirs,
                       sharp.mean_increase, sharp.max_increase);
         }

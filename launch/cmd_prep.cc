@@ -120,8 +120,9 @@ int cmd_prep(int argc, char** argv) {
           fail("option --features: modality '" + features.back().name + "' is given twice");
     }
   for (auto& spec : features) spec.unknown = unknown == "skip" ? io::UnknownIds::kSkip : io::UnknownIds::kError;
+  const Log log(args.log_level);
   const auto start = Clock::now();
-  if (progress > 0) {
+  if (progress > 0 && log.info()) {
     // The stored bytes of every input, for the time left; files are read in the order given.
     std::vector<uint64_t> before;  // stored bytes of the inputs before input k
     uint64_t total = 0;
@@ -130,10 +131,9 @@ int cmd_prep(int argc, char** argv) {
       std::error_code ec;
       if (!path.empty()) total += std::filesystem::file_size(path, ec) * !ec;
     }
-    auto last = start;
-    o.progress = [&, before, total, last](const std::string& file, uint64_t bytes, int64_t rows) mutable {
-      if (seconds_since(last) < progress) return;
-      last = Clock::now();
+    o.progress = [&, before, total, throttle = Throttle(progress)](const std::string& file, uint64_t bytes,
+                                                                   int64_t rows) mutable {
+      if (!throttle.due()) return;
       const auto k = std::find(o.inputs.begin(), o.inputs.end(), file) - o.inputs.begin();
       const uint64_t done = (static_cast<size_t>(k) < before.size() ? before[k] : 0) + bytes;
       const double mb = static_cast<double>(bytes) / (1 << 20), s = seconds_since(start);
@@ -165,15 +165,16 @@ int cmd_prep(int argc, char** argv) {
       int64_t fill = 0, dim = 0, skipped = 0;
       std::vector<std::string> columns;
       const auto values = io::build_modality(spec, data.item_raw, &fill, &dim, &skipped, &columns);
-      if (skipped > 0)
+      if (skipped > 0 && log.warn())
         std::fprintf(stderr, "warning: modality %s: skipped %lld rows whose raw item id is not in the dataset\n",
                      spec.name.c_str(), (long long)skipped);
-      if (fill > 0)
+      if (fill > 0 && log.warn())
         std::fprintf(stderr, "warning: modality %s: %lld of %lld items had no row and got the mean\n",
                      spec.name.c_str(), (long long)fill, (long long)data.num_items());
       io::write_modality(f, spec.name, values, data.num_items(), dim, fill, spec.describe(), columns);
-      std::fprintf(text_out, "modality %s: %lld x %lld from %s\n", spec.name.c_str(),
-                  (long long)data.num_items(), (long long)dim, spec.describe().c_str());
+      if (json ? log.info() : log.summary())
+        std::fprintf(text_out, "modality %s: %lld x %lld from %s\n", spec.name.c_str(),
+                     (long long)data.num_items(), (long long)dim, spec.describe().c_str());
     }
   });
   if (json) {
@@ -189,6 +190,7 @@ int cmd_prep(int argc, char** argv) {
     std::printf("%s\n", s.c_str());
     return 0;
   }
+  if (!log.summary()) return 0;
   std::printf("read %lld rows; after threshold %lld, dedup %lld, k-core %lld\n",
               (long long)rep.rows_read, (long long)rep.after_threshold, (long long)rep.after_dedup,
               (long long)rep.after_kcore);

@@ -37,14 +37,16 @@ int cmd_recommend(int argc, char** argv) {
           .choices({"tsv", "csv", "jsonl"}),
       Option("score-budget", c.eval.score_budget, "floats of scores held at once per rank").at_least(1),
   });
-  if (parse(argc, argv, "usage: [mpirun -np N] shardrec recommend --data DATA.h5 --params PARAMS.h5 [options]", opts)
-          .help)
-    return 0;
+  const Args args =
+      parse(argc, argv, "usage: [mpirun -np N] shardrec recommend --data DATA.h5 --params PARAMS.h5 [options]", opts);
+  if (args.help) return 0;
   if (out != "-") output_target(out);  // a bad target fails before the work
   return run_mpi(
       [&](dist::Comm& comm) {
         check_inputs(comm, c.data, params);
         auto m = load_params(c.data, params, comm);
+        const Log log(args.log_level, comm.rank() == 0);
+        debug_partition(log, m.data, comm);
         const io::DatasetInfo& info = m.data.info;
         const auto f = io::H5File::open_read(c.data);
         // Raw user ids: rank 0 writes them; with a --users list every rank maps it through them.
@@ -66,13 +68,15 @@ int cmd_recommend(int argc, char** argv) {
         for (int64_t u : chosen)
           if (u >= tr.user_lo && u < tr.user_hi) mine.push_back(u);
         RankedLists lists;
+        Progress progress = log.progress("recommend", "users");
+        c.eval.progress = &progress;
         model_top_k(*m.model, m.data, mine, k, mask_valid, c.eval, comm, lists.sink());
         // Rank 0 writes the item ids (and, without a list, the users': it alone read them).
         const auto item_raw = comm.rank() == 0 ? io::read_raw_ids(f, info, "item", 0, info.num_items)
                                                : std::vector<std::string>{};
         write_ranked_lists(comm, lists, {"user", "item", "items"}, user_raw, item_raw, fmt, out);
-        if (comm.rank() != 0) return 0;
-        if (out != "-") std::printf("wrote %s: top %d items for %zu users\n", out.c_str(), k, chosen.size());
+        if (out != "-" && log.summary())
+          std::printf("wrote %s: top %d items for %zu users\n", out.c_str(), k, chosen.size());
         return 0;
       },
       argc, argv);

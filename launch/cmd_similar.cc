@@ -58,15 +58,15 @@ int cmd_similar_items(int argc, char** argv) {
           .choices({"tsv", "csv", "jsonl"}),
       Option("score-budget", c.eval.score_budget, "floats of scores held at once per rank").at_least(1),
   });
-  if (parse(argc, argv, "usage: [mpirun -np N] shardrec similar-items --data DATA.h5 --params PARAMS.h5 [options]",
-            opts)
-          .help)
-    return 0;
+  const Args args = parse(
+      argc, argv, "usage: [mpirun -np N] shardrec similar-items --data DATA.h5 --params PARAMS.h5 [options]", opts);
+  if (args.help) return 0;
   if (out != "-") output_target(out);  // a bad target fails before the work
   return run_mpi(
       [&](dist::Comm& comm) {
         check_inputs(comm, c.data, params);
         auto m = load_params(c.data, params, comm);
+        const Log log(args.log_level, comm.rank() == 0);
         io::agree(comm, [&] {  // every rank refuses alike, with one message
           std::string why;
           if (!m.model->dot_form(&why))
@@ -127,9 +127,11 @@ int cmd_similar_items(int argc, char** argv) {
         for (int64_t i : chosen)
           if (i >= lo && i < hi) mine.push_back(i);
         RankedLists lists;
+        Progress progress = log.progress("similar-items", "items");
+        c.eval.progress = &progress;
         top_k(ii, qd, mine, k, false, c.eval, comm, lists.sink());
         write_ranked_lists(comm, lists, {"item", "similar", "similar"}, item_raw, item_raw, fmt, out);
-        if (comm.rank() == 0 && out != "-")
+        if (log.summary() && out != "-")
           std::printf("wrote %s: %d most similar items (%s) for %zu items\n", out.c_str(), k, metric.c_str(),
                       chosen.size());
         return 0;

@@ -25,13 +25,15 @@ int cmd_synth(int argc, char** argv) {
       Option("test", c.test, "test fraction per user").range(0, 1),
       Option("seed", c.seed, "seed"),
   };
-  if (parse(argc, argv, "usage: shardrec synth --out DATA.h5 [options]", opts).help) return 0;
+  const Args args = parse(argc, argv, "usage: shardrec synth --out DATA.h5 [options]", opts);
+  if (args.help) return 0;
   const auto t0 = std::chrono::steady_clock::now();
   const auto st = io::synthesize(c, out);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("wrote %s: %lld users, %lld items, train %lld, valid %lld, test %lld (%.1fs)\n",
-              out.c_str(), (long long)c.users, (long long)c.items, (long long)st.rows[0],
-              (long long)st.rows[1], (long long)st.rows[2], secs);
+  if (Log(args.log_level).summary())
+    std::printf("wrote %s: %lld users, %lld items, train %lld, valid %lld, test %lld (%.1fs)\n",
+                out.c_str(), (long long)c.users, (long long)c.items, (long long)st.rows[0],
+                (long long)st.rows[1], (long long)st.rows[2], secs);
   return 0;
 }
 

@@ -1,6 +1,8 @@
 // shardrec train: any model (core/trainer.h).
 #include <sys/resource.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -26,6 +28,7 @@ namespace {
 // Options of the run itself, not of what is trained (config.ini does not record them).
 struct RunOptions {
   bool final_eval = true, quiet = false;
+  LogLevel level = LogLevel::kInfo;  // --log-level, at most warn with --quiet
   std::string checkpoint_every, resume;
   int keep_checkpoints = 3;
   double comm_timeout = default_comm_timeout();
@@ -88,9 +91,9 @@ std::string ig_json(const IgStats& s) {
 
 // An empty validation split gives no metric to stop on: validation (and with it early stopping)
 // is turned off with one warning, instead of stopping on the metric of 0 users.
-void skip_empty_validation(TrainConfig& c, const io::DataShard& data, bool root) {
+void skip_empty_validation(TrainConfig& c, const io::DataShard& data, const Log& log) {
   if (data.info.rows[1] > 0 || c.eval_every == 0) return;
-  if (root)
+  if (log.warn())
     std::fprintf(stderr, "warning: %s has no validation rows: per-epoch validation and early stopping are off "
                  "(as with --eval-every 0); training runs all %d epochs\n", c.data.c_str(), c.epochs);
   c.eval_every = 0;
@@ -106,7 +109,9 @@ std::pair<std::unique_ptr<RunDirLock>, io::DataShard> start_training(TrainConfig
   std::unique_ptr<RunDirLock> lock;
   io::agree(comm, [&] { lock = open_run_dir(c, root, !r.resume.empty(), r.ini); });
   auto data = io::load_shard(c.data, comm);
-  skip_empty_validation(c, data, root);
+  const Log log(r.level, root);
+  debug_partition(log, data, comm);
+  skip_empty_validation(c, data, log);
   return {std::move(lock), std::move(data)};
 }
 
@@ -151,19 +156,20 @@ int train(TrainConfig c, const RunOptions& r, int argc, char** argv) {
       [&](dist::Comm& comm) {
         const bool root = comm.rank() == 0;
         const auto [lock, data] = start_training(c, r, comm);
+        const Log log(r.level, root);
         const bool ig = c.strategy == "ig";
-        if (root && !r.quiet)
+        if (log.info())
           std::printf("data %s: %lld users, %lld items, %lld %strain rows on %d rank(s); %s %s %s dim %d\n",
                       c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
                       (long long)data.info.rows[0], c.pointwise_model() ? "labeled " : "", comm.size(),
                       c.model.c_str(), c.loss.c_str(), c.strategy.c_str(), c.dim);
         Trainer trainer(c, data, comm);
-        if (root && !r.quiet && !trainer.device_name().empty())
+        if (log.info() && !trainer.device_name().empty())
           std::printf("device %s\n", trainer.device_name().c_str());
         const auto checkpointer =
-            setup_checkpoints(trainer, c, r.ckpt, r.resume, params_file_bytes(trainer.model()), r.quiet, r.ini, comm);
+            setup_checkpoints(trainer, c, r.ckpt, r.resume, params_file_bytes(trainer.model()), !log.info(), r.ini, comm);
         plant_test_failure(trainer, comm);
-        if (root && !r.quiet)
+        if (log.info())
           trainer.set_progress(
               [&](const StepProgress& p) {
                 std::printf("  epoch %d/%d%s  step %lld/%lld  %s samples/s  %s left in the %s\n", p.epoch, c.epochs,
@@ -181,7 +187,7 @@ int train(TrainConfig c, const RunOptions& r, int argc, char** argv) {
           if (ig) line += ", \"ig\": " + ig_json(trainer.ig_stats());
           if (e.validated) line += ", \"valid\": " + json_metrics(e.valid);
           append_metrics_line(c, line + "}\n");
-          if (r.quiet) return;
+          if (!log.info()) return;
           std::printf("epoch %d/%d  loss %.5f  %s samples/s  %.1fs", e.epoch, c.epochs, e.loss,
                       human_rate(e.samples_per_s).c_str(), e.seconds);
           print_valid(c, e);
@@ -194,11 +200,20 @@ int train(TrainConfig c, const RunOptions& r, int argc, char** argv) {
         if (res.interrupted) return requeue_exit(trainer, *checkpointer, root);
         EvalResult valid, test;
         if (r.final_eval) {
+          const auto t0 = std::chrono::steady_clock::now();
+          Progress progress = log.progress("final eval valid", "users");
+          trainer.set_eval_progress(&progress);  // after fit: the epochs' validation stays silent
           valid = trainer.evaluate(1);
+          progress.set_what("final eval test");
           test = trainer.evaluate(2);
+          trainer.set_eval_progress(nullptr);
+          if (log.debug())
+            std::fprintf(stderr, "debug: final evaluation (valid, test): %.3f s\n",
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         }
         const std::string memory = memory_report(trainer.model().state(), data, comm);
-        if (root) {
+        // The closing lines are the results, unless quiet and result.json holds them.
+        if (root && (log.summary() || c.run_dir.empty())) {
           char extra[64];
           std::snprintf(extra, sizeof extra, "; %.2fs per epoch", seconds_per_epoch(res));
           print_final(res.best_epoch, res.stopped_early, extra, r.final_eval, valid, test);
@@ -223,7 +238,7 @@ int cmd_train(int argc, char** argv) {
   Options opts = for_command(config_options(c), kTrain);
   opts.insert(opts.end(), {
       Option("final-eval", r.final_eval, "evaluate valid and test at the end (full ranking over all items)"),
-      Option("quiet", r.quiet, "no progress lines").flag(),
+      Option("quiet", r.quiet, "no progress lines (as --log-level warn)").flag(),
       Option("checkpoint-every", r.checkpoint_every,
              "write a checkpoint to RUN_DIR/checkpoints every N steps (e.g. 500) or minutes (e.g. 30m); "
              "SIGUSR1, SIGTERM and SIGINT also write one and stop (exit codes 75, 143, 130)"),
@@ -242,6 +257,9 @@ int cmd_train(int argc, char** argv) {
   });
   const Args args = parse(argc, argv, "usage: [mpirun -np N] shardrec train --data DATA.h5 [options]", opts);
   if (args.help) return 0;
+  // --quiet is --log-level warn (it keeps the warnings), or below when that is given too.
+  r.level = r.quiet ? std::min(args.log_level, LogLevel::kWarn) : args.log_level;
+  const bool info = r.level >= LogLevel::kInfo;
   if (!r.checkpoint_every.empty())
     io::parse_checkpoint_every(r.checkpoint_every, &r.ckpt.every_steps, &r.ckpt.every_minutes);
   r.ckpt.keep = r.keep_checkpoints;
@@ -255,9 +273,9 @@ int cmd_train(int argc, char** argv) {
   c.validate();
   const std::string asked = c.device;
   c.device = resolve_device(c.device);
-  if (asked == "auto" && c.device == "cpu" && !r.quiet)
+  if (asked == "auto" && c.device == "cpu" && info)
     std::fprintf(stderr, "note: --device auto: no GPU is visible, training on the CPU\n");
-  if (c.run_dir.empty() && !r.quiet)
+  if (c.run_dir.empty() && info)
     std::fprintf(stderr, "note: no --run-dir: the trained parameters are not saved (give --run-dir to keep them)\n");
   // config.ini names the dataset absolutely, so that it reads back from any directory; messages
   // keep the path as the user gave it.

@@ -128,6 +128,7 @@ void add_option(po::options_description& desc, const Option& o) {
 }
 
 constexpr const char* kStray = "stray-arguments";  // where boost puts positional arguments
+constexpr const char* kGeneral = "general";        // --help's heading of --help, --config, --log-level
 
 }  // namespace
 
@@ -188,11 +189,26 @@ void Option::check_range(double v) const {
   bad(want + ", not " + format_number(v));
 }
 
-Args parse(int argc, char** argv, const std::string& usage, const Options& options) {
+Args parse(int argc, char** argv, const std::string& usage, const Options& command_options) {
+  Args args;
+  // Every command's --log-level, declared here once; it is not in the command's table, so neither
+  // config.ini nor prep's recorded options see it (the outputs do not depend on it).
+  Options options = command_options;
+  options.push_back(Option::named("log-level", args.log_level,
+                                  {{"quiet", LogLevel::kQuiet},
+                                   {"error", LogLevel::kError},
+                                   {"warn", LogLevel::kWarn},
+                                   {"info", LogLevel::kInfo},
+                                   {"debug", LogLevel::kDebug}},
+                                  "what is printed besides the results: quiet (errors only; no summary lines, no "
+                                  "tables a file also holds), error (errors only on stderr), warn (and warnings), "
+                                  "info (and progress lines), debug (and each rank's part of the data, timings)")
+                        .group(kGeneral));
   // --help groups the options under their headings, in the order they first appear.
   std::vector<std::string> headings;
   for (const auto& o : options)
-    if (std::find(headings.begin(), headings.end(), o.heading) == headings.end()) headings.push_back(o.heading);
+    if (o.heading != kGeneral && std::find(headings.begin(), headings.end(), o.heading) == headings.end())
+      headings.push_back(o.heading);
   po::options_description visible, in_files;
   for (const auto& h : headings) {
     po::options_description g(h.empty() ? "options" : h);
@@ -201,9 +217,11 @@ Args parse(int argc, char** argv, const std::string& usage, const Options& optio
     visible.add(g);
   }
   for (const auto& o : options) add_option(in_files, o);
-  po::options_description general("general");
+  po::options_description general(kGeneral);
   general.add_options()("help,h", "show this help")(
       "config", po::value<std::string>(), "read options from this file (key = value per line; the command line wins)");
+  for (const auto& o : options)
+    if (o.heading == kGeneral) add_option(general, o);
   visible.add(general);
   po::options_description all;
   all.add(visible).add_options()(kStray, po::value<std::vector<std::string>>());
@@ -224,7 +242,6 @@ Args parse(int argc, char** argv, const std::string& usage, const Options& optio
   if (vm.count(kStray))
     throw po::error("unexpected argument '" + vm[kStray].as<std::vector<std::string>>().at(0) +
                     "' (every value follows its --option)");
-  Args args;
   if (vm.count("help")) {
     std::cout << usage << "\n" << visible << "\n";
     args.help = true;

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/log.h"
+
 namespace shardrec {
 struct TrainConfig;
 }
@@ -103,6 +105,7 @@ using Options = std::vector<Option>;
 // What a command line gave.
 struct Args {
   bool help = false;                // --help was printed; the command has nothing more to do
+  LogLevel log_level = LogLevel::kInfo;  // --log-level, which parse adds to every command
   std::set<std::string> given;      // names set by the command line or the config file
   bool has(const std::string& name) const { return given.count(name) > 0; }
 };
