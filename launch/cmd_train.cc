@@ -179,6 +179,9 @@ int train(TrainConfig c, const RunOptions& r, int argc, char** argv) {
                 std::fflush(stdout);
               },
               r.progress_every);
+        // Validation inside the epochs: a line only when one runs longer than the period.
+        Progress validation = log.progress("validation", "users");
+        trainer.set_eval_progress(&validation);
         auto res = trainer.fit([&](const EpochLog& e) {
           if (!root) return;
           std::string line = "{\"epoch\": " + std::to_string(e.epoch) + ", \"loss\": " + json_number(e.loss) +
@@ -197,12 +200,13 @@ int train(TrainConfig c, const RunOptions& r, int argc, char** argv) {
           std::printf("  eta %s\n", human_time(e.eta_seconds).c_str());
           std::fflush(stdout);
         });
+        trainer.set_eval_progress(nullptr);
         if (res.interrupted) return requeue_exit(trainer, *checkpointer, root);
         EvalResult valid, test;
         if (r.final_eval) {
           const auto t0 = std::chrono::steady_clock::now();
           Progress progress = log.progress("final eval valid", "users");
-          trainer.set_eval_progress(&progress);  // after fit: the epochs' validation stays silent
+          trainer.set_eval_progress(&progress);
           valid = trainer.evaluate(1);
           progress.set_what("final eval test");
           test = trainer.evaluate(2);

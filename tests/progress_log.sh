@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Progress lines and --log-level through the command line: with SHARDREC_PROGRESS_SECONDS=0 (a
-# line per block) eval, recommend, similar-items and export print lines on stderr whose counts
+# line per block) eval, recommend, similar-items, export and train's validation print lines on stderr whose counts
 # increase and end at the total (100%); a quick run at the default period prints none; quiet leaves
 # nothing but errors (and the results that have no file); a bad level is refused naming the option
 # and the choices; debug adds each rank's part of the data; the output files are byte-identical
@@ -54,6 +54,12 @@ mpi similar-items --data d.h5 --params $p --score-budget 100 --k 3 --out s.tsv >
 mpi export --data d.h5 --params $p --format tsv --out x >/dev/null 2>x.err \
   && check_lines "export tsv" x.err rows $((80 + items)) && ok "export: counts up to the rows of both tables" \
   || bad "export progress: $(head -3 x.err)"
+# Training's validation after each epoch has its own lines (2 epochs: two runs up to 80/80).
+mpi train --data d.h5 --dim 8 --epochs 2 --batch 64 --eval-every 1 --score-budget 500 --run-dir vrun >/dev/null 2>v.err \
+  && grep '^  validation  ' v.err > vv.err \
+  && [ "$(grep -c ' 80/80 (100%)' vv.err)" = 2 ] && [ "$(wc -l < vv.err)" -ge 4 ] \
+  && ok "train: each epoch's validation prints its progress, up to 80/80 twice" \
+  || bad "validation progress: $(head -3 v.err)"
 # Labeled evaluation (gmf/neumf) counts rows, 8192 a block: one block here, its line at period 0.
 "$bin" prep --format csv --sep tab --user-col 0 --item-col 1 --rating-col 2 --time-col 3 --input raw.tsv --out dl.h5 \
   --label-threshold 4 --seed 2 >prep.log 2>&1 || { cat prep.log; exit 1; }
