@@ -271,6 +271,16 @@ void expect_same(const RunOut& got, const RunOut& ref, const std::string& what) 
   EXPECT_EQ(got.test.values, ref.test.values) << what;
 }
 
+// The run `ref` (1 rank, 1 thread) again on 2-4 ranks and with 2 threads: the same bits.
+void expect_invariant(const TrainConfig& c, const io::PreparedDataset& d, const RunOut& ref, const std::string& name) {
+  for (const auto& [world, threads] : {std::pair{2, 1}, {3, 1}, {4, 1}, {1, 2}, {3, 2}}) {
+    TrainConfig ct = c;
+    ct.threads = threads;
+    expect_same(train_on(world, ct, d), ref,
+                name + " on " + std::to_string(world) + " ranks x " + std::to_string(threads));
+  }
+}
+
 TEST(LightGcn, TrainingIsBitwiseIdenticalFor1To4RanksAndThreads) {
   const auto d = testing::planted_dataset(37, 29, 4, 5);
   struct V {
@@ -293,12 +303,7 @@ TEST(LightGcn, TrainingIsBitwiseIdenticalFor1To4RanksAndThreads) {
     TrainConfig c0 = c;
     c0.epochs = 0;
     EXPECT_NE(train_on(1, c0, d).item, ref.item) << v.name << ": training moved nothing";
-    for (const auto& [world, threads] : {std::pair{2, 1}, {3, 1}, {4, 1}, {1, 2}, {3, 2}}) {
-      TrainConfig ct = c;
-      ct.threads = threads;
-      expect_same(train_on(world, ct, d), ref,
-                  std::string(v.name) + " on " + std::to_string(world) + " ranks x " + std::to_string(threads));
-    }
+    expect_invariant(c, d, ref, v.name);
   }
 }
 
@@ -738,12 +743,7 @@ TEST(XSimGcl, TrainingIsBitwiseIdenticalFor1To4RanksAndThreads) {
     TrainConfig calm = c;
     calm.cl_eps = 0.0f;
     EXPECT_NE(train_on(1, calm, d).item, ref.item) << v.name << ": the noise did nothing";
-    for (const auto& [world, threads] : {std::pair{2, 1}, {3, 1}, {4, 1}, {1, 2}, {3, 2}}) {
-      TrainConfig ct = c;
-      ct.threads = threads;
-      expect_same(train_on(world, ct, d), ref,
-                  std::string(v.name) + " on " + std::to_string(world) + " ranks x " + std::to_string(threads));
-    }
+    expect_invariant(c, d, ref, v.name);
   }
 }
 
