@@ -140,9 +140,13 @@ void BipartiteGraph::multiply(Comm& comm, const float* xu, const float* xi, floa
       s += dim;
     }
   }
-  float* recv = recv_.get(lay.recv_total / sizeof(float));
-  comm.alltoallv(send, lay.send_bytes.data(), lay.send_displs.data(), recv, lay.recv_bytes.data(),
-                 lay.recv_displs.data());
+  // One rank receives exactly what it sends, in the same order: no copy.
+  float* recv = send;
+  if (n > 1) {
+    recv = recv_.get(lay.recv_total / sizeof(float));
+    comm.alltoallv(send, lay.send_bytes.data(), lay.send_displs.data(), recv, lay.recv_bytes.data(),
+                   lay.recv_displs.data());
+  }
   const size_t U = su_.size(), I = si_.size();
   parallel(pool, U + I, [&](size_t lo, size_t hi, int) {
     if (lo < U) kernels::csr_scaled_row_sums(recv, u_ptr_.data(), u_nbr_.data(), su_.data(), ou, dim, lo, std::min(hi, U));

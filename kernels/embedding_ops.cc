@@ -9,6 +9,9 @@ namespace shardrec::kernels {
 // the same bits: every lane does the same operations in the same order (no reassociation, no FMA
 // contraction), only more lanes run at once.
 #define SHARDREC_CLONES __attribute__((target_clones("avx2", "default")))
+// Helpers of the clones, always inlined: called out of line they would be compiled once, for the
+// baseline, and the AVX2 clone would run that.
+#define SHARDREC_INLINE __attribute__((always_inline)) inline
 
 SHARDREC_CLONES float dot(const float* a, const float* b, int n) {
   float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
@@ -42,11 +45,11 @@ namespace {
 typedef float v8 __attribute__((vector_size(32)));
 
 // Through a reference: returning a vector from a function changes the baseline clone's ABI.
-inline void load8(v8& v, const float* p) { std::memcpy(&v, p, sizeof v); }
+SHARDREC_INLINE void load8(v8& v, const float* p) { std::memcpy(&v, p, sizeof v); }
 
 // dot()'s tail and combining tree on lanes p (R rows).
 template <int R>
-inline void finish_dots(v8 (&acc)[R], const float* const* a, const float* b, int i, int n, float* out) {
+SHARDREC_INLINE void finish_dots(v8 (&acc)[R], const float* const* a, const float* b, int i, int n, float* out) {
   for (int r = 0; r < R; ++r) {
     float p[8];
     std::memcpy(p, &acc[r], sizeof p);
@@ -56,7 +59,7 @@ inline void finish_dots(v8 (&acc)[R], const float* const* a, const float* b, int
 }
 
 template <int R>
-inline void dots(const float* const* a, const float* b, int n, float* out) {
+SHARDREC_INLINE void dots(const float* const* a, const float* b, int n, float* out) {
   v8 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = v8{};
   int i = 0;
@@ -73,7 +76,7 @@ inline void dots(const float* const* a, const float* b, int n, float* out) {
 
 // Columns [k, k + 8V) of the weighted sum, in registers across the rows.
 template <int V>
-inline void weighted_block(const float* __restrict rows, const float* __restrict w, int64_t m, int n, int k,
+SHARDREC_INLINE void weighted_block(const float* __restrict rows, const float* __restrict w, int64_t m, int n, int k,
                            float* __restrict out) {
   v8 acc[V];
   for (int t = 0; t < V; ++t) acc[t] = v8{};
@@ -98,7 +101,7 @@ namespace {
 // x is replaced by the result (through references: a vector argument or return value would
 // change the baseline clone's ABI).
 template <class F, class I>
-inline void exp_times(F& x, const F& w) {
+SHARDREC_INLINE void exp_times(F& x, const F& w) {
   x = x < -87.0f ? F{} - 87.0f : x;
   x = x > 88.0f ? F{} + 88.0f : x;
   const F kf = (x * 1.44269504f + 12582912.0f) - 12582912.0f;  // round to nearest

@@ -10,10 +10,13 @@ typedef float v8 __attribute__((vector_size(32)));
 
 // Columns [k, k + 8V) of one output row: V vector accumulators held in registers across the
 // neighbours (a loop over a runtime width would load and store the output at every neighbour).
-// Weighted: acc += w[e] * row, stored as is; else acc += row, stored times c.
+// Weighted: acc += w[e] * row, stored as is; else acc += row, stored times c. Always inlined:
+// called out of line, these would be compiled once for the baseline and the AVX2 clone would
+// run them (3x slower).
 template <int V, bool Weighted>
-inline void block(const float* __restrict rows, int64_t b, int64_t e, const uint32_t* __restrict nbr,
-                  const float* __restrict w, float c, float* __restrict o, int dim, int k) {
+__attribute__((always_inline)) inline void block(const float* __restrict rows, int64_t b, int64_t e,
+                                                 const uint32_t* __restrict nbr, const float* __restrict w,
+                                                 float c, float* __restrict o, int dim, int k) {
   v8 acc[V];
   for (int t = 0; t < V; ++t) acc[t] = v8{};
   for (int64_t j = b; j < e; ++j) {
@@ -36,8 +39,9 @@ inline void block(const float* __restrict rows, int64_t b, int64_t e, const uint
 
 // Rows [lo, hi): blocks of 64, 16 and 8 columns, then the scalar loop, in the same order.
 template <bool Weighted>
-inline void row_sums(const float* rows, const int64_t* ptr, const uint32_t* nbr, const float* w, const float* s,
-                     float* out, int dim, size_t lo, size_t hi) {
+__attribute__((always_inline)) inline void row_sums(const float* rows, const int64_t* ptr, const uint32_t* nbr,
+                                                    const float* w, const float* s, float* out, int dim, size_t lo,
+                                                    size_t hi) {
   for (size_t r = lo; r < hi; ++r) {
     float* o = out + r * dim;
     const int64_t b = ptr[r], e = ptr[r + 1];
