@@ -168,6 +168,36 @@ void expect_finite_differences(Model& m, dist::Comm& comm, const std::function<d
   }
 }
 
+// This rank's rows of table t as value(3, key, id, column): a gradient that depends on the row's
+// id only, not on where it lives.
+std::vector<float> seeded_rows(const dist::ShardedEmbedding& t, int key, int rank) {
+  std::vector<float> g(static_cast<size_t>(t.local_rows()) * t.dim());
+  for (int64_t l = 0; l < t.local_rows(); ++l)
+    for (int k = 0; k < t.dim(); ++k) g[l * t.dim() + k] = value(3, key, t.sharding().global_id(rank, l), k);
+  return g;
+}
+
+// The largest difference between m's clean propagation and the mean of A^k E0 over k = first..K
+// in double (LightGCN: first 0; XSimGCL: first 1).
+double propagation_error(LightGcnModel& m, const Dense& A, dist::Comm& comm, int first) {
+  const int dim = m.user.dim(), K = m.layers();
+  const auto u0 = full_table(m.user, comm), i0 = full_table(m.item, comm);
+  std::vector<double> cur(u0.begin(), u0.end());
+  cur.insert(cur.end(), i0.begin(), i0.end());
+  std::vector<double> acc(cur.size(), 0.0);
+  for (int k = 0; k <= K; ++k) {
+    if (k > 0) cur = A.multiply(cur, dim);
+    if (k >= first)
+      for (size_t j = 0; j < acc.size(); ++j) acc[j] += cur[j];
+  }
+  m.propagate(comm);
+  auto e = full_table(m.rows_user(), comm), ei = full_table(m.rows_item(), comm);
+  e.insert(e.end(), ei.begin(), ei.end());
+  double worst = 0;
+  for (size_t j = 0; j < acc.size(); ++j) worst = std::max(worst, std::abs(e[j] - acc[j] / (K + 1 - first)));
+  return worst;
+}
+
 TrainConfig gcn_config() {
   TrainConfig c;
   c.data = "<memory>";
@@ -188,33 +218,16 @@ TEST(LightGcn, PropagationAndBackwardMatchReferenceAndFiniteDifferences) {
   const auto d = testing::planted_dataset(30, 17, 3, 4);
   const Dense A(d);
   TrainConfig c = gcn_config();
-  const int dim = c.dim, K = c.graph_layers;
+  const int dim = c.dim;
   for (int world : {1, 3}) {
     dist::run_ranks(world, [&](dist::Comm& comm) {
       auto shard = io::shard_from_memory(d, comm);
       LightGcnModel m(c, shard, comm.rank());
       // Forward against sum_k A^k E0 / (K+1) in double.
-      const auto u0 = full_table(m.user, comm), i0 = full_table(m.item, comm);
-      std::vector<double> x(u0.begin(), u0.end());
-      x.insert(x.end(), i0.begin(), i0.end());
-      std::vector<double> acc = x, cur = x;
-      for (int k = 0; k < K; ++k) {
-        cur = A.multiply(cur, dim);
-        for (size_t j = 0; j < acc.size(); ++j) acc[j] += cur[j];
-      }
-      m.propagate(comm);
-      auto eu = full_table(m.rows_user(), comm), ei = full_table(m.rows_item(), comm);
-      eu.insert(eu.end(), ei.begin(), ei.end());
-      double worst = 0;
-      for (size_t j = 0; j < acc.size(); ++j) worst = std::max(worst, std::abs(eu[j] - acc[j] / (K + 1)));
-      EXPECT_LT(worst, 1e-5) << world << " ranks";
+      EXPECT_LT(propagation_error(m, A, comm, 0), 1e-5) << world << " ranks";
       // Backward: G = C on this rank's rows; the result is d<C, E>/dE0.
       const int64_t L = m.user.local_rows(), M = m.item.local_rows();
-      std::vector<float> gu(L * dim), gi(M * dim);
-      for (int64_t l = 0; l < L; ++l)
-        for (int k = 0; k < dim; ++k) gu[l * dim + k] = value(3, 0, m.user.sharding().global_id(comm.rank(), l), k);
-      for (int64_t l = 0; l < M; ++l)
-        for (int k = 0; k < dim; ++k) gi[l * dim + k] = value(3, 1, m.item.sharding().global_id(comm.rank(), l), k);
+      const std::vector<float> gu = seeded_rows(m.user, 0, comm.rank()), gi = seeded_rows(m.item, 1, comm.rank());
       auto f = [&]() {  // <C, E> over all ranks (double, exact enough for differences of 1e-2)
         m.propagate(comm);
         double s = 0;
@@ -659,40 +672,19 @@ TEST(XSimGcl, NoisyPropagationsBackwardMatchesFiniteDifferences) {
   const Dense A(d);
   TrainConfig c = xsim_config();
   c.cl_layer = 2;
-  const int dim = c.dim, K = c.graph_layers;
+  const int dim = c.dim;
   for (int world : {1, 3}) {
     dist::run_ranks(world, [&](dist::Comm& comm) {
       auto shard = io::shard_from_memory(d, comm);
       GraphVariant v{true, 0.2f, c.cl_layer, 0.2f, 0.15f};
       LightGcnModel m(c, shard, comm.rank(), v);
       // Without noise: the mean of layers 1..K against the dense reference.
-      const auto u0 = full_table(m.user, comm), i0 = full_table(m.item, comm);
-      std::vector<double> cur(u0.begin(), u0.end());
-      cur.insert(cur.end(), i0.begin(), i0.end());
-      std::vector<double> acc(cur.size(), 0.0);
-      for (int k = 0; k < K; ++k) {
-        cur = A.multiply(cur, dim);
-        for (size_t j = 0; j < acc.size(); ++j) acc[j] += cur[j];
-      }
-      m.propagate(comm);
-      auto eu = full_table(m.rows_user(), comm), ei = full_table(m.rows_item(), comm);
-      eu.insert(eu.end(), ei.begin(), ei.end());
-      double worst = 0;
-      for (size_t j = 0; j < acc.size(); ++j) worst = std::max(worst, std::abs(eu[j] - acc[j] / K));
-      EXPECT_LT(worst, 1e-5) << world << " ranks";
+      EXPECT_LT(propagation_error(m, A, comm, 1), 1e-5) << world << " ranks";
+      const auto clean = full_table(m.rows_user(), comm);
       const NoiseKey key{3, 1, 4, 0};
       const int64_t L = m.user.local_rows(), M = m.item.local_rows();
-      std::vector<float> gu(L * dim), gi(M * dim), lu(L * dim), li(M * dim);
-      for (int64_t l = 0; l < L; ++l)
-        for (int k = 0; k < dim; ++k) {
-          gu[l * dim + k] = value(3, 0, m.user.sharding().global_id(comm.rank(), l), k);
-          lu[l * dim + k] = value(3, 2, m.user.sharding().global_id(comm.rank(), l), k);
-        }
-      for (int64_t l = 0; l < M; ++l)
-        for (int k = 0; k < dim; ++k) {
-          gi[l * dim + k] = value(3, 1, m.item.sharding().global_id(comm.rank(), l), k);
-          li[l * dim + k] = value(3, 3, m.item.sharding().global_id(comm.rank(), l), k);
-        }
+      const std::vector<float> gu = seeded_rows(m.user, 0, comm.rank()), gi = seeded_rows(m.item, 1, comm.rank());
+      const std::vector<float> lu = seeded_rows(m.user, 2, comm.rank()), li = seeded_rows(m.item, 3, comm.rank());
       auto f = [&]() {
         m.propagate(comm, &key);
         double s = 0;
@@ -707,8 +699,7 @@ TEST(XSimGcl, NoisyPropagationsBackwardMatchesFiniteDifferences) {
         return static_cast<double>(fixed) * 1e-12;
       };
       m.propagate(comm, &key);
-      EXPECT_NE(full_table(m.rows_user(), comm), std::vector<float>(eu.begin(), eu.begin() + u0.size()))
-          << "the noisy rows differ from the clean ones";
+      EXPECT_NE(full_table(m.rows_user(), comm), clean) << "the noisy rows differ from the clean ones";
       std::vector<float> bu = gu, bi = gi;
       m.backward(comm, bu.data(), bi.data(), lu.data(), li.data());
       const auto grad_u = whole(m.user.sharding(), dim, bu, comm);
