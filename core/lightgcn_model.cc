@@ -270,7 +270,7 @@ ModelKind lightgcn_kind() {
   k.strategies = {"plain", "mirror"};
   k.validate = [](const TrainConfig& c, const Need& need) {
     need(c.graph_layers >= 0 && c.graph_layers <= 16, "graph-layers", "must be in 0..16");
-    need(c.device != "cuda", "device", "model lightgcn has no CUDA engine yet: use --device cpu");
+    need(c.device != "cuda", "device", "model " + c.model + " has no CUDA engine yet: use --device cpu");
   };
   k.make = [](const TrainConfig& c, const io::DataShard& data, int rank) -> std::unique_ptr<Model> {
     return std::make_unique<LightGcnModel>(c, data, rank);

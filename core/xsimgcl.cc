@@ -225,21 +225,19 @@ void cross_layer_info_nce(dist::Comm& comm, ContrastSide& users, ContrastSide& i
   }
 }
 
+// LightGCN's entry (losses, strategies, its checks, its shape) with XSimGCL's variant on top.
 ModelKind xsimgcl_kind() {
-  ModelKind k;
+  ModelKind k = lightgcn_kind();
   k.name = "xsimgcl";
   k.summary = "XSimGCL: LightGCN's scoring with noisy layers in training and a cross-layer InfoNCE term";
-  k.graph = true;
   k.contrastive = true;
-  k.losses = {"bpr", "bce"};
-  k.strategies = {"plain", "mirror"};
-  k.validate = [](const TrainConfig& c, const Need& need) {
-    need(c.graph_layers >= 1 && c.graph_layers <= 16, "graph-layers", "must be in 1..16 for xsimgcl");
+  k.validate = [gcn = k.validate](const TrainConfig& c, const Need& need) {
+    gcn(c, need);
+    need(c.graph_layers >= 1, "graph-layers", "must be in 1..16 for xsimgcl");
     need(c.cl_layer >= 1 && c.cl_layer <= c.graph_layers, "cl-layer", "must be in 1..graph-layers");
     need(c.cl_tau > 0, "cl-tau", "must be positive");
     need(c.cl_lambda >= 0, "cl-lambda", "must not be negative");
     need(c.cl_eps >= 0, "cl-eps", "must not be negative");
-    need(c.device != "cuda", "device", "model xsimgcl has no CUDA engine yet: use --device cpu");
   };
   k.make = [](const TrainConfig& c, const io::DataShard& data, int rank) -> std::unique_ptr<Model> {
     GraphVariant v;
@@ -250,10 +248,8 @@ ModelKind xsimgcl_kind() {
     v.cl_tau = c.cl_tau;
     return std::make_unique<LightGcnModel>(c, data, rank, v);
   };
-  k.shape = [](const PlanInput& in) {
-    const double d = in.dim;
-    ModelShape sh{d, d, 0, 1.0 + in.negatives, 0};
-    sh.graph_layers = in.graph_layers;
+  k.shape = [gcn = k.shape](const PlanInput& in) {
+    ModelShape sh = gcn(in);
     sh.contrast = true;
     return sh;
   };
