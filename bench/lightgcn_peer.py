@@ -26,6 +26,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from shardrec.files import read_dataset  # noqa: E402
 
 
+def normalized_adjacency(R):
+    """D^-1/2 [[0, R], [R^T, 0]] D^-1/2 over users then items, as a torch sparse CSR matrix."""
+    import torch
+
+    U, I = R.shape
+    rows = np.concatenate([R.row, R.col + U])
+    cols = np.concatenate([R.col + U, R.row])
+    deg = np.bincount(rows, minlength=U + I).astype(np.float64)
+    dinv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1)), 0.0)
+    vals = (dinv[rows] * dinv[cols]).astype(np.float32)
+    return torch.sparse_coo_tensor(np.vstack([rows, cols]), vals, (U + I, U + I)).coalesce().to_sparse_csr()
+
+
 def torch_epoch(data, dim, layers, batch, threads, seed):
     import torch
 
@@ -33,12 +46,7 @@ def torch_epoch(data, dim, layers, batch, threads, seed):
     torch.manual_seed(seed)
     R = read_dataset(data).train.tocoo()
     U, I = R.shape
-    rows = np.concatenate([R.row, R.col + U])
-    cols = np.concatenate([R.col + U, R.row])
-    deg = np.bincount(rows, minlength=U + I).astype(np.float64)
-    dinv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1)), 0.0)
-    vals = (dinv[rows] * dinv[cols]).astype(np.float32)
-    A = torch.sparse_coo_tensor(np.vstack([rows, cols]), vals, (U + I, U + I)).coalesce().to_sparse_csr()
+    A = normalized_adjacency(R)
     emb = torch.nn.Parameter(torch.randn(U + I, dim) * 0.1)
     opt = torch.optim.Adam([emb], lr=1e-3)
     users = torch.from_numpy(R.row.astype(np.int64))

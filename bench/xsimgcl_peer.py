@@ -19,6 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 from shardrec.files import read_dataset  # noqa: E402
+from lightgcn_peer import normalized_adjacency  # noqa: E402  (this folder is on the path)
 
 
 def metrics(user_emb, item_emb, train, test, k):
@@ -67,12 +68,7 @@ def main():
     d = read_dataset(a.data)
     R = d.train.tocoo()
     U, I = R.shape
-    rows = np.concatenate([R.row, R.col + U])
-    cols = np.concatenate([R.col + U, R.row])
-    deg = np.bincount(rows, minlength=U + I).astype(np.float64)
-    dinv = np.where(deg > 0, 1.0 / np.sqrt(np.maximum(deg, 1)), 0.0)
-    vals = (dinv[rows] * dinv[cols]).astype(np.float32)
-    A = torch.sparse_coo_tensor(np.vstack([rows, cols]), vals, (U + I, U + I)).coalesce().to_sparse_csr()
+    A = normalized_adjacency(R)
     ue = torch.nn.Parameter(torch.nn.init.xavier_uniform_(torch.empty(U, a.dim)))
     ie = torch.nn.Parameter(torch.nn.init.xavier_uniform_(torch.empty(I, a.dim)))
     opt = torch.optim.Adam([ue, ie], lr=a.lr)
