@@ -13,7 +13,7 @@
 namespace shardrec::io {
 namespace {
 
-constexpr const char* kSplitRoles[3] = {"train", "valid", "test"};
+using namespace prep_steps;
 constexpr uint64_t kRatioSplitTag = 0x726174696f5f7370ULL;  // keys the per-user shuffle
 
 // One input file's rows. Interactions doubles as the row table: ids are provisional (global
@@ -24,13 +24,6 @@ struct Table {
   bool has_rating = false, has_timestamp = false;
   Format format = Format::Csv;  // as read
 };
-
-std::string fmt(double v) {
-  std::string s = std::to_string(v);
-  s.erase(s.find_last_not_of('0') + 1);
-  if (!s.empty() && s.back() == '.') s.pop_back();
-  return s;
-}
 
 void keep_rows(Interactions& t, const std::vector<char>& keep) {
   size_t w = 0;
@@ -78,8 +71,17 @@ Groups group_by_user(const Interactions& t, int64_t num_users) {
   return g;
 }
 
-// Each input file with its split (0 train, 1 valid, 2 test), in the order given; ratio and loo:
-// every file is part of split 0 (the data set that is then split).
+}  // namespace
+
+namespace prep_steps {
+
+std::string fmt(double v) {
+  std::string s = std::to_string(v);
+  s.erase(s.find_last_not_of('0') + 1);
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
 std::vector<std::pair<std::string, int>> input_slots(const PrepOptions& o) {
   const size_t n = o.inputs.size();
   std::vector<std::pair<std::string, int>> files;
@@ -147,6 +149,74 @@ void validate(const PrepOptions& o) {
                                      o.rating_range->first <= o.rating_range->second),
                  "rating range must be two finite numbers lo <= hi");
 }
+
+bool parse_integer(const std::string& s, int64_t& v) {
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return !s.empty() && ec == std::errc() && end == s.data() + s.size();
+}
+
+bool RawIdLess::operator()(const std::string& a, const std::string& b) const {
+  if (numeric) {
+    int64_t x = 0, y = 0;
+    parse_integer(a, x);
+    parse_integer(b, y);
+    if (x != y) return x < y;
+  }
+  return a < b;
+}
+
+// RecBole's `_calcu_split_ids` counts for one group of n rows (ratios already normalised).
+std::vector<int64_t> split_counts(int64_t n, const std::vector<double>& ratios) {
+  const size_t m = ratios.size();
+  std::vector<int64_t> cnt(m);
+  int64_t rest = 0;
+  for (size_t k = 1; k < m; ++k) rest += cnt[k] = static_cast<int64_t>(ratios[k] * n);
+  cnt[0] = n - rest;
+  for (size_t k = m - 1; k >= 1; --k) {
+    if (cnt[0] <= 1) break;
+    const double want = ratios[k] * n;
+    if (want > 0 && want < 1) {
+      ++cnt[k];
+      --cnt[0];
+    }
+  }
+  return cnt;
+}
+
+RatioSplit::RatioSplit(const std::vector<double>& raw_ratios, uint64_t seed) : seed_(seed) {
+  double sum = 0;
+  for (double r : raw_ratios) sum += r;  // in order, like Python's sum()
+  for (double r : raw_ratios) ratios_.push_back(r / sum);
+}
+
+void RatioSplit::parts(int64_t user, int64_t n, int* part) const {
+  if (n == 0) return;
+  // Part k of the ratio list -> output split (2 ratios mean train and test).
+  const int target[3] = {0, ratios_.size() == 3 ? 1 : 2, 2};
+  const std::vector<int64_t> cnt = split_counts(n, ratios_);
+  const Permutation perm(static_cast<uint64_t>(n), hash64(seed_, kRatioSplitTag, user));
+  for (int64_t j = 0; j < n; ++j) {
+    int64_t pos = static_cast<int64_t>(perm(static_cast<uint64_t>(j)));
+    size_t k = 0;
+    while (k + 1 < cnt.size() && pos >= cnt[k]) pos -= cnt[k++];
+    part[j] = target[k];
+  }
+}
+
+void loo_parts(const double* timestamp, size_t n, std::vector<size_t>& order, int* part) {
+  order.resize(n);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return timestamp[a] < timestamp[b]; });
+  const size_t held_out = n >= 3 ? 2 : n == 2 ? 1 : 0;
+  for (size_t j = 0; j < n; ++j) {
+    const size_t from_end = n - j;  // 1 = latest
+    part[j] = j < n - held_out ? 0 : from_end == 1 ? 2 : 1;
+  }
+}
+
+}  // namespace prep_steps
+
+namespace {
 
 // Parses the inputs and puts their raw ids into one provisional id space.
 class Loader {
@@ -232,11 +302,6 @@ int kcore(std::vector<Table*>& tables, int64_t num_users, int64_t num_items, int
   }
 }
 
-bool parse_integer(const std::string& s, int64_t& v) {
-  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  return !s.empty() && ec == std::errc() && end == s.data() + s.size();
-}
-
 // Dense ids for the provisional ids marked used, ordered by raw id (see prep.h). Returns the map
 // provisional -> dense (-1 for unused) and fills dense -> raw.
 std::vector<int64_t> dense_ids(const std::vector<std::string>& raw, const std::vector<char>& used,
@@ -244,16 +309,13 @@ std::vector<int64_t> dense_ids(const std::vector<std::string>& raw, const std::v
   std::vector<int64_t> ids;
   for (size_t i = 0; i < raw.size(); ++i)
     if (used[i]) ids.push_back(static_cast<int64_t>(i));
-  std::vector<int64_t> value(raw.size(), 0);
   bool numeric = true;
-  for (int64_t i : ids) numeric = numeric && parse_integer(raw[i], value[i]);
-  if (numeric) {
-    std::sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) {
-      return value[a] != value[b] ? value[a] < value[b] : raw[a] < raw[b];
-    });
-  } else {
-    std::sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) { return raw[a] < raw[b]; });
+  for (int64_t i : ids) {
+    int64_t v = 0;
+    numeric = numeric && parse_integer(raw[i], v);
   }
+  const RawIdLess less{numeric};
+  std::sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) { return less(raw[a], raw[b]); });
   std::vector<int64_t> map(raw.size(), -1);
   dense_raw.clear();
   dense_raw.reserve(ids.size());
@@ -264,62 +326,31 @@ std::vector<int64_t> dense_ids(const std::vector<std::string>& raw, const std::v
   return map;
 }
 
-// RecBole's `_calcu_split_ids` counts for one group of n rows (ratios already normalised).
-std::vector<int64_t> split_counts(int64_t n, const std::vector<double>& ratios) {
-  const size_t m = ratios.size();
-  std::vector<int64_t> cnt(m);
-  int64_t rest = 0;
-  for (size_t k = 1; k < m; ++k) rest += cnt[k] = static_cast<int64_t>(ratios[k] * n);
-  cnt[0] = n - rest;
-  for (size_t k = m - 1; k >= 1; --k) {
-    if (cnt[0] <= 1) break;
-    const double want = ratios[k] * n;
-    if (want > 0 && want < 1) {
-      ++cnt[k];
-      --cnt[0];
-    }
-  }
-  return cnt;
-}
-
-void split_ratio(const Interactions& t, int64_t num_users, const std::vector<double>& raw_ratios,
+void split_ratio(const Interactions& t, int64_t num_users, const std::vector<double>& ratios,
                  uint64_t seed, std::vector<size_t> (&parts)[3]) {
-  double sum = 0;
-  for (double r : raw_ratios) sum += r;  // in order, like Python's sum()
-  std::vector<double> ratios;
-  for (double r : raw_ratios) ratios.push_back(r / sum);
-  // Part k of the ratio list -> output split (2 ratios mean train and test).
-  const int target[3] = {0, ratios.size() == 3 ? 1 : 2, 2};
-
+  const RatioSplit split(ratios, seed);
   const Groups g = group_by_user(t, num_users);
+  std::vector<int> part;
   for (int64_t u = 0; u < num_users; ++u) {
     const auto n = static_cast<int64_t>(g.begin[u + 1] - g.begin[u]);
-    if (n == 0) continue;
-    const std::vector<int64_t> cnt = split_counts(n, ratios);
-    const Permutation perm(static_cast<uint64_t>(n), hash64(seed, kRatioSplitTag, u));
-    for (int64_t j = 0; j < n; ++j) {
-      int64_t pos = static_cast<int64_t>(perm(static_cast<uint64_t>(j)));
-      size_t k = 0;
-      while (k + 1 < cnt.size() && pos >= cnt[k]) pos -= cnt[k++];
-      parts[target[k]].push_back(g.rows[g.begin[u] + j]);
-    }
+    part.resize(n);
+    split.parts(u, n, part.data());
+    for (int64_t j = 0; j < n; ++j) parts[part[j]].push_back(g.rows[g.begin[u] + j]);
   }
 }
 
 void split_loo(const Interactions& t, int64_t num_users, std::vector<size_t> (&parts)[3]) {
   const Groups g = group_by_user(t, num_users);
-  std::vector<size_t> rows;
+  std::vector<double> ts;
+  std::vector<size_t> order;
+  std::vector<int> part;
   for (int64_t u = 0; u < num_users; ++u) {
-    rows.assign(g.rows.begin() + g.begin[u], g.rows.begin() + g.begin[u + 1]);
-    std::stable_sort(rows.begin(), rows.end(),
-                     [&](size_t a, size_t b) { return t.timestamp[a] < t.timestamp[b]; });
-    const size_t n = rows.size();
-    const size_t held_out = n >= 3 ? 2 : n == 2 ? 1 : 0;
-    for (size_t j = 0; j < n; ++j) {
-      const size_t from_end = n - j;  // 1 = latest
-      const int part = j < n - held_out ? 0 : from_end == 1 ? 2 : 1;
-      parts[part].push_back(rows[j]);
-    }
+    const size_t b = g.begin[u], n = g.begin[u + 1] - b;
+    ts.resize(n);
+    for (size_t j = 0; j < n; ++j) ts[j] = t.timestamp[g.rows[b + j]];
+    part.resize(n);
+    loo_parts(ts.data(), n, order, part.data());
+    for (size_t j = 0; j < n; ++j) parts[part[j]].push_back(g.rows[b + order[j]]);
   }
 }
 

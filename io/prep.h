@@ -108,4 +108,37 @@ struct PrepReport {
 
 PreparedDataset prepare(const PrepOptions& options, PrepReport* report = nullptr);
 
+// The steps prepare() and the parallel prep (io/parallel_prep.h) share, so that both give the same
+// data.
+namespace prep_steps {
+constexpr const char* kSplitRoles[3] = {"train", "valid", "test"};
+// Checks the options (the messages name them).
+void validate(const PrepOptions& o);
+// Each input file with its split (0 train, 1 valid, 2 test), in the order read; ratio and loo:
+// every file is split 0, the data set that is then split.
+std::vector<std::pair<std::string, int>> input_slots(const PrepOptions& o);
+// A number as messages show it (no trailing zeros).
+std::string fmt(double v);
+bool parse_integer(const std::string& s, int64_t& v);
+// The dense-id order of raw ids: by value (ties by bytes) when every id is an integer, else bytes.
+struct RawIdLess {
+  bool numeric;
+  bool operator()(const std::string& a, const std::string& b) const;
+};
+// The ratio split's parts (0 train, 1 valid, 2 test) of a user's n rows in input order; `ratios`
+// as given (2 or 3 values).
+class RatioSplit {
+ public:
+  RatioSplit(const std::vector<double>& ratios, uint64_t seed);
+  void parts(int64_t user, int64_t n, int* part) const;
+
+ private:
+  std::vector<double> ratios_;  // normalised
+  uint64_t seed_;
+};
+// Leave-one-out: `order` gets the rows 0..n-1 by (timestamp, input order) and part[k] the part of
+// order[k].
+void loo_parts(const double* timestamp, size_t n, std::vector<size_t>& order, int* part);
+}  // namespace prep_steps
+
 }  // namespace shardrec::io
