@@ -38,13 +38,40 @@ class FileSource : public Source {
     return got;
   }
   uint64_t stored_bytes() const override { return bytes_; }
-  uint64_t stored_hash() const override { return hash_.h; }
+  uint64_t stored_hash() const override { return hash_.value(); }
 
  private:
   std::string path_;
   std::FILE* f_ = nullptr;
   uint64_t bytes_ = 0;
-  Fnv64 hash_;
+  BlockHash hash_;
+};
+
+class RangeSource : public Source {
+ public:
+  RangeSource(const std::string& path, uint64_t begin, uint64_t end) : path_(path), pos_(begin), end_(end) {
+    f_ = std::fopen(path.c_str(), "rb");
+    if (!f_) fail(path + ": cannot open file: " + std::strerror(errno));
+    if (std::fseek(f_, static_cast<long>(begin), SEEK_SET) != 0)
+      fail(path + ": cannot seek to byte " + std::to_string(begin) + ": " + std::strerror(errno));
+  }
+  ~RangeSource() override { std::fclose(f_); }
+  size_t read(char* dst, size_t n) override {
+    n = static_cast<size_t>(std::min<uint64_t>(n, end_ - pos_));
+    const size_t got = n ? std::fread(dst, 1, n, f_) : 0;
+    if (got < n && std::ferror(f_)) fail(path_ + ": read error: " + std::strerror(errno));
+    if (got < n) fail(path_ + ": the file ended at byte " + std::to_string(pos_ + got) + " (did it change while read?)");
+    pos_ += got;
+    bytes_ += got;
+    return got;
+  }
+  uint64_t stored_bytes() const override { return bytes_; }
+  uint64_t stored_hash() const override { return 0; }
+
+ private:
+  std::string path_;
+  std::FILE* f_ = nullptr;
+  uint64_t pos_, end_, bytes_ = 0;
 };
 
 class MemorySource : public Source {
@@ -58,12 +85,12 @@ class MemorySource : public Source {
     return n;
   }
   uint64_t stored_bytes() const override { return pos_; }
-  uint64_t stored_hash() const override { return hash_.h; }
+  uint64_t stored_hash() const override { return hash_.value(); }
 
  private:
   std::string_view text_;
   size_t pos_ = 0;
-  Fnv64 hash_;
+  BlockHash hash_;
 };
 
 bool ends_with(const std::string& s, const char* suffix) {
@@ -205,8 +232,49 @@ std::unique_ptr<Source> open_source(const std::string& path) {
   return std::make_unique<FileSource>(path);
 }
 
-Input::Input(std::unique_ptr<Source> source, std::string name)
-    : source_(std::move(source)), name_(std::move(name)) {}
+std::unique_ptr<Source> open_range(const std::string& path, uint64_t begin, uint64_t end) {
+  return std::make_unique<RangeSource>(path, begin, end);
+}
+
+void BlockHash::add(const void* data, size_t n) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  while (n > 0) {
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(n, kBlock - in_block_));
+    block_.add(p, take);
+    in_block_ += take;
+    p += take;
+    n -= take;
+    if (in_block_ == kBlock) {
+      const uint64_t h = block_.h;
+      combine_into(all_, &h, 1);
+      block_ = Fnv64{};
+      in_block_ = 0;
+    }
+  }
+}
+
+void BlockHash::combine_into(Fnv64& f, const uint64_t* blocks, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char b[8];
+    for (int k = 0; k < 8; ++k) b[k] = static_cast<unsigned char>(blocks[i] >> (8 * k));
+    f.add(b, 8);
+  }
+}
+
+uint64_t BlockHash::value() const {
+  Fnv64 f = all_;
+  if (in_block_ > 0) combine_into(f, &block_.h, 1);
+  return f.h;
+}
+
+uint64_t BlockHash::combine(const uint64_t* blocks, size_t n) {
+  Fnv64 f;
+  combine_into(f, blocks, n);
+  return f.h;
+}
+
+Input::Input(std::unique_ptr<Source> source, std::string name, int64_t first_line)
+    : source_(std::move(source)), name_(std::move(name)), line_(first_line - 1), started_(first_line != 1) {}
 
 Input Input::memory(std::string_view text, std::string name) {
   return Input(std::make_unique<MemorySource>(text), std::move(name));

@@ -24,6 +24,25 @@ struct Fnv64 {
   std::string hex() const;  // 16 lowercase hex digits
 };
 
+// The checksum of a stored file (prep_config's "fnv64_blocks"): Fnv64 of each 1 MiB block of the
+// bytes, then Fnv64 over those block hashes (8 bytes each, little-endian). Blocks sit at fixed
+// offsets, so ranks that read different parts of one file can each hash their blocks.
+class BlockHash {
+ public:
+  static constexpr uint64_t kBlock = 1 << 20;
+  void add(const void* data, size_t n);
+  // The hash of the bytes so far (a partial last block counts as a block).
+  uint64_t value() const;
+  // Fnv64 over given block hashes: the file's checksum from its blocks' hashes, in order.
+  static uint64_t combine(const uint64_t* blocks, size_t n);
+
+ private:
+  static void combine_into(Fnv64& f, const uint64_t* blocks, size_t n);
+  Fnv64 all_;             // over the finished blocks' hashes
+  Fnv64 block_;           // the current block
+  uint64_t in_block_ = 0;  // its bytes so far
+};
+
 // A stream of decoded bytes.
 class Source {
  public:
@@ -32,7 +51,7 @@ class Source {
   virtual size_t read(char* dst, size_t n) = 0;
   // Bytes taken from the file so far (as stored, before any decoding).
   virtual uint64_t stored_bytes() const = 0;
-  // Fnv64 of those bytes.
+  // BlockHash of those bytes.
   virtual uint64_t stored_hash() const = 0;
 };
 
@@ -42,13 +61,19 @@ class Source {
 // that starts with gzip / zstd magic under another name is an error naming the file.
 std::unique_ptr<Source> open_source(const std::string& path);
 
+// Bytes [begin, end) of a plain file, as they are (a piece of a file read by one rank of the
+// parallel prep). Its stored_hash is not the file's (the prep hashes whole blocks itself).
+std::unique_ptr<Source> open_range(const std::string& path, uint64_t begin, uint64_t end);
+
 // The path without a ".gz" / ".zst" suffix: what the content's own extension is.
 std::string uncompressed_name(const std::string& path);
 
 class Input {
  public:
   // `name` is how messages call it (the file name).
-  Input(std::unique_ptr<Source> source, std::string name);
+  // `first_line`: the number of the source's first line (a piece of a file that starts further on;
+  // it then has no byte-order mark to drop).
+  Input(std::unique_ptr<Source> source, std::string name, int64_t first_line = 1);
   static Input file(const std::string& path) { return Input(open_source(path), path); }
   static Input memory(std::string_view text, std::string name);
 

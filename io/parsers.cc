@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <unordered_map>
 
@@ -88,8 +91,8 @@ class Builder {
   int64_t rows() const { return static_cast<int64_t>(out_.size()); }
   void rating(float r) { out_.rating.push_back(r); }
   void timestamp(double t) { out_.timestamp.push_back(t); }
-  RawInteractions finish() {
-    if (out_.size() == 0) fail(out_.source + ": empty file: no interactions found");
+  RawInteractions finish(bool allow_empty = false) {
+    if (out_.size() == 0 && !allow_empty) fail(out_.source + ": empty file: no interactions found");
     return std::move(out_);
   }
 
@@ -266,7 +269,9 @@ int csv_column(const std::string& spec, const char* role, const Fields* header, 
        " is not a 0-based index, and names need a header line (header = true)");
 }
 
-void parse_csv(Input& in, const ParseOptions& o, Builder& b, const std::string& source) {
+// `use`: a piece further on in the file, whose columns the first record chose; `cap` records them.
+void parse_csv(Input& in, const ParseOptions& o, Builder& b, const std::string& source,
+               const FileLayout* use, FileLayout* cap) {
   const char sep = o.separator;
   const std::string sep_name = sep == '\t' ? "tab" : sep == ' ' ? "space" : show(std::string(1, sep));
   const std::string hint =
@@ -275,6 +280,16 @@ void parse_csv(Input& in, const ParseOptions& o, Builder& b, const std::string& 
   Fields f;
   Columns c;
   int64_t n = 0;
+  auto counted_for = [&](int64_t line) {
+    return (o.header ? " (as in the header on line " : " (as on line ") + std::to_string(line) + ")" + hint;
+  };
+  if (use) {
+    c = Columns{use->count, use->user, use->item, use->rating, use->timestamp};
+    b.set_columns(c.rating >= 0, c.timestamp >= 0);
+    const std::string counted = counted_for(use->first_record_line);
+    while (records.next(f, n)) read_columns(f, c, b, source, n, counted);
+    return;
+  }
   if (!records.next(f, n)) return;  // empty: finish() says so
   {
     c.count = f.size();
@@ -289,17 +304,29 @@ void parse_csv(Input& in, const ParseOptions& o, Builder& b, const std::string& 
     c.timestamp = column(o.timestamp_column, "", "timestamp");
     b.set_columns(c.rating >= 0, c.timestamp >= 0);
   }
-  const std::string counted = (o.header ? " (as in the header on line " : " (as on line ") +
-                              std::to_string(n) + ")" + hint;
+  if (cap) {
+    cap->count = c.count;
+    cap->user = c.user;
+    cap->item = c.item;
+    cap->rating = c.rating;
+    cap->timestamp = c.timestamp;
+    cap->first_record_line = n;
+  }
+  const std::string counted = counted_for(n);
   if (!o.header) read_columns(f, c, b, source, n, counted);
   while (records.next(f, n)) read_columns(f, c, b, source, n, counted);
 }
 
-void parse_recbole(Input& in, const ParseOptions& o, Builder& b, const std::string& source) {
+void parse_recbole(Input& in, const ParseOptions& o, Builder& b, const std::string& source,
+                   const FileLayout* use, FileLayout* cap) {
   Fields f, names;
   std::vector<std::string> name_store;
   Columns c;
-  bool first = true;
+  bool first = !use;
+  if (use) {
+    c = Columns{use->count, use->user, use->item, use->rating, use->timestamp};
+    b.set_columns(c.rating >= 0, c.timestamp >= 0);
+  }
   for_each_line(in, [&](std::string_view line, int64_t n) {
     split(line, "\t", f);
     for (auto& field : f) field = trim(field, '\t');
@@ -336,6 +363,14 @@ void parse_recbole(Input& in, const ParseOptions& o, Builder& b, const std::stri
     c.rating = column(o.rating_column, "rating", false);
     c.timestamp = column(o.timestamp_column, "timestamp", false);
     b.set_columns(c.rating >= 0, c.timestamp >= 0);
+    if (cap) {
+      cap->count = c.count;
+      cap->user = c.user;
+      cap->item = c.item;
+      cap->rating = c.rating;
+      cap->timestamp = c.timestamp;
+      cap->first_record_line = n;
+    }
   });
 }
 
@@ -827,7 +862,9 @@ bool fits(Format format, Format seen, std::string_view line, char sep) {
   }
 }
 
-RawInteractions parse(Input& in, const ParseOptions& given) {
+// The options a file is read with: the format detected (or checked against the content), the
+// separator of a .tsv; `records`: a JSON array of records.
+ParseOptions resolve(Input& in, const ParseOptions& given, bool& records) {
   const std::string& source = in.name();
   ParseOptions options = given;
   const bool columns_set = !options.user_column.empty() || !options.item_column.empty() ||
@@ -871,13 +908,19 @@ RawInteractions parse(Input& in, const ParseOptions& given) {
          " but like " + looks_like(seen) + " (first line: " + show(line) + "); give --format " +
          format_name(seen) + ", or leave --format out to detect it");
   }
-  const bool records = options.format == Format::Json && array_of_records(head);
+  records = options.format == Format::Json && array_of_records(head);
   if (columns_set && options.format != Format::Csv && options.format != Format::RecBole &&
       options.format != Format::JsonLines && !records)
     fail(source + ": column options apply to the csv, recbole and jsonl formats and JSON arrays of "
                   "records only, not to " +
          format_name(options.format) + " (its columns are fixed)");
+  return options;
+}
 
+// Reads `in` with resolved options. `use` / `cap`: see parse_csv. `allow_empty`: no rows is no error.
+RawInteractions parse_resolved(Input& in, const ParseOptions& options, bool records, const FileLayout* use,
+                               FileLayout* cap, bool allow_empty) {
+  const std::string& source = in.name();
   Builder b(source, options.format);
   if (options.progress)
     in.on_block([&](uint64_t bytes) { options.progress(source, bytes, b.rows()); });
@@ -888,8 +931,8 @@ RawInteractions parse(Input& in, const ParseOptions& given) {
     case Format::MlUdata:
       parse_movielens(in, "\t", "user<TAB>item<TAB>rating<TAB>timestamp", b, source);
       break;
-    case Format::RecBole: parse_recbole(in, options, b, source); break;
-    case Format::Csv: parse_csv(in, options, b, source); break;
+    case Format::RecBole: parse_recbole(in, options, b, source, use, cap); break;
+    case Format::Csv: parse_csv(in, options, b, source, use, cap); break;
     case Format::Adjacency: parse_adjacency(in, b); break;
     case Format::Json:
       if (records)
@@ -901,11 +944,23 @@ RawInteractions parse(Input& in, const ParseOptions& given) {
     case Format::Auto: break;  // resolved above
   }
   while (in.peek() >= 0) in.skip(kHead);  // the checksum covers the whole file
-  RawInteractions out = b.finish();
+  RawInteractions out = b.finish(allow_empty);
   out.file_bytes = in.stored_bytes();
   out.file_hash = in.stored_hash();
+  if (cap) {
+    cap->has_rating = out.has_rating;
+    cap->has_timestamp = out.has_timestamp;
+  }
   return out;
 }
+
+RawInteractions parse(Input& in, const ParseOptions& given) {
+  bool records = false;
+  const ParseOptions options = resolve(in, given, records);
+  return parse_resolved(in, options, records, nullptr, nullptr, false);
+}
+
+bool blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 }  // namespace
 
@@ -933,6 +988,64 @@ RawInteractions parse_text(std::string_view text, const std::string& source,
 RawInteractions parse_file(const std::string& path, const ParseOptions& options) {
   Input in = Input::file(path);
   return parse(in, options);
+}
+
+FileLayout file_layout(const std::string& path, const ParseOptions& given) {
+  FileLayout l;
+  l.path = path;
+  bool records = false;
+  {
+    Input in = Input::file(path);
+    l.options = resolve(in, given, records);
+  }
+  l.options.progress = given.progress;
+  std::error_code ec;
+  l.size = std::filesystem::is_regular_file(path, ec) ? std::filesystem::file_size(path, ec) : 0;
+  const Format f = l.options.format;
+  l.splittable = std::filesystem::is_regular_file(path, ec) && uncompressed_name(path) == path &&
+                 (f == Format::MlDat || f == Format::MlUdata || f == Format::RecBole || f == Format::Csv ||
+                  f == Format::Adjacency);
+  if (!l.splittable) return l;
+  // The first record: from the first byte that is not blank to the end of its line, or for csv to
+  // the first line end outside quotes.
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (!file) fail(path + ": cannot open file: " + std::strerror(errno));
+  std::vector<char> buf(1 << 16);
+  uint64_t at = 0;
+  bool started = false, quoted = false, done = false;
+  while (!done) {
+    const size_t got = std::fread(buf.data(), 1, buf.size(), file);
+    if (got == 0) break;
+    for (size_t i = 0; i < got && !done; ++i, ++at) {
+      const char c = buf[i];
+      if (!started) {
+        started = !blank(c);
+        if (!started) continue;
+      }
+      if (f == Format::Csv && c == '"') quoted = !quoted;
+      else if (c == '\n' && !quoted) done = true;
+    }
+  }
+  std::fclose(file);
+  l.first_record_end = at;
+  // Read the first record as the whole file would, keeping what it chose.
+  Input head(open_range(path, 0, at), path);
+  parse_resolved(head, l.options, records, nullptr, &l, true);
+  return l;
+}
+
+RawInteractions parse_piece(const FileLayout& layout, uint64_t begin, uint64_t end, int64_t first_line) {
+  SHARDREC_CHECK(layout.splittable, layout.path + ": this file is read whole, not in pieces");
+  Input in(open_range(layout.path, begin, end), layout.path, begin == 0 ? 1 : first_line);
+  return parse_resolved(in, layout.options, false, begin == 0 ? nullptr : &layout, nullptr, true);
+}
+
+RawInteractions parse_whole(const FileLayout& layout) {
+  Input in = Input::file(layout.path);
+  bool records = false;
+  ParseOptions given = layout.options;
+  const ParseOptions options = resolve(in, given, records);
+  return parse_resolved(in, options, records, nullptr, nullptr, true);
 }
 
 }  // namespace shardrec::io

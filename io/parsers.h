@@ -100,4 +100,37 @@ RawInteractions parse_file(const std::string& path, const ParseOptions& options)
 RawInteractions parse_text(std::string_view text, const std::string& source,
                            const ParseOptions& options);
 
+// A file read in pieces by several ranks (io/parallel_prep.h): how the whole file is read, and what
+// its first record fixes for the rest (the columns, the optional fields), so that a piece further
+// on reads as it would within the whole file.
+struct FileLayout {
+  std::string path;
+  ParseOptions options;  // the format resolved (never Auto), the separator as read
+  uint64_t size = 0;     // bytes as stored
+  // Line-oriented records (ml-dat, ml-udata, recbole, csv, adjacency) in a plain regular file:
+  // pieces may start at any record boundary. JSON and compressed files are read whole.
+  bool splittable = false;
+  // Where the first record (header, or the first row) ends: every piece but the first starts at
+  // or after it. Records are lines, or for csv lines joined while a quoted field is open.
+  uint64_t first_record_end = 0;
+  bool has_rating = false, has_timestamp = false;
+  // csv / recbole: the columns the first record chose; csv: the line it was on.
+  size_t count = 0;
+  int user = -1, item = -1, rating = -1, timestamp = -1;
+  int64_t first_record_line = 0;
+};
+
+// Reads the start of the file: the format (detected or checked as parse_file does, with the same
+// errors) and the first record. Every rank may call it.
+FileLayout file_layout(const std::string& path, const ParseOptions& options);
+
+// The rows of bytes [begin, end) of a splittable file, a piece that starts at a record boundary
+// and whose first line is line `first_line` of the file (messages name the file's lines). The
+// piece at 0 reads the first record itself. No rows is not an error here.
+RawInteractions parse_piece(const FileLayout& layout, uint64_t begin, uint64_t end, int64_t first_line);
+
+// The same for a whole file of any kind (read by one rank): parse_file, except that no rows is
+// not an error.
+RawInteractions parse_whole(const FileLayout& layout);
+
 }  // namespace shardrec::io

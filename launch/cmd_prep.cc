@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string_view>
 
@@ -10,6 +11,7 @@
 #include "io/dataset.h"
 #include "io/features.h"
 #include "io/input.h"
+#include "io/parallel_prep.h"
 #include "io/prep.h"
 #include "launch/cli_util.h"
 #include "launch/commands.h"
@@ -29,7 +31,7 @@ std::string config_json(const Options& opts, const io::PrepReport& rep) {
     const auto& in = rep.inputs[k];
     s += std::string(k ? ", " : "") + "{\"path\": " + json_str(in.path) +
          ", \"split\": " + json_str(in.split) + ", \"format\": " + json_str(io::format_name(in.format)) +
-         ", \"bytes\": " + std::to_string(in.bytes) + ", \"fnv64\": " + json_str(io::Fnv64{in.hash}.hex()) +
+         ", \"bytes\": " + std::to_string(in.bytes) + ", \"fnv64_blocks\": " + json_str(io::Fnv64{in.hash}.hex()) +
          ", \"rows\": " + std::to_string(in.rows) + "}";
   }
   return s + "]}";
@@ -120,93 +122,109 @@ int cmd_prep(int argc, char** argv) {
           fail("option --features: modality '" + features.back().name + "' is given twice");
     }
   for (auto& spec : features) spec.unknown = unknown == "skip" ? io::UnknownIds::kSkip : io::UnknownIds::kError;
-  const Log log(args.log_level);
-  const auto start = Clock::now();
-  if (progress > 0 && log.info()) {
-    // The stored bytes of every input, for the time left; files are read in the order given.
-    std::vector<uint64_t> before;  // stored bytes of the inputs before input k
-    uint64_t total = 0;
-    for (const auto& path : o.inputs) {
-      before.push_back(total);
-      std::error_code ec;
-      if (!path.empty()) total += std::filesystem::file_size(path, ec) * !ec;
-    }
-    o.progress = [&, before, total, throttle = Throttle(progress)](const std::string& file, uint64_t bytes,
-                                                                   int64_t rows) mutable {
-      if (!throttle.due()) return;
-      const auto k = std::find(o.inputs.begin(), o.inputs.end(), file) - o.inputs.begin();
-      const uint64_t done = (static_cast<size_t>(k) < before.size() ? before[k] : 0) + bytes;
-      const double mb = static_cast<double>(bytes) / (1 << 20), s = seconds_since(start);
-      const double rate = static_cast<double>(done) / (1 << 20) / s;  // over every input so far
-      std::string left;
-      if (total >= done && done > 0)
-        left = ", " + format_number(std::round(s * static_cast<double>(total - done) / static_cast<double>(done))) +
-               " s left reading";
-      std::fprintf(stderr, "prep: %s: %lld rows, %.0f MiB read, %.1f MiB/s%s\n", file.c_str(), (long long)rows, mb,
-                   rate, left.c_str());
-    };
-  }
-  io::PrepReport rep;
-  const auto data = io::prepare(o, &rep);
-  // The source line names the format as read (the detected one when --format was auto).
-  if (format == "auto" && !rep.inputs.empty()) {
-    format = io::format_name(rep.inputs[0].format);
-    for (const auto& in : rep.inputs)
-      if (io::format_name(in.format) != format) format = "auto";
-  }
-  std::string source = "shardrec prep --format " + format;
-  for (auto& f : o.inputs) source += " " + f;
-  // Modalities are built one at a time (one matrix in memory) inside the atomic write, so a bad
-  // feature file leaves no dataset behind.
-  std::FILE* text_out = json ? stderr : stdout;  // --json: stdout holds only the summary
-  io::write_dataset(data, out, source, [&](io::H5File& f) {
-    f.write_attr_str("/", "prep_config", config_json(opts, rep));
-    for (const auto& spec : features) {
-      int64_t fill = 0, dim = 0, skipped = 0;
-      std::vector<std::string> columns;
-      const auto values = io::build_modality(spec, data.item_raw, &fill, &dim, &skipped, &columns);
-      if (skipped > 0 && log.warn())
-        std::fprintf(stderr, "warning: modality %s: skipped %lld rows whose raw item id is not in the dataset\n",
-                     spec.name.c_str(), (long long)skipped);
-      if (fill > 0 && log.warn())
-        std::fprintf(stderr, "warning: modality %s: %lld of %lld items had no row and got the mean\n",
-                     spec.name.c_str(), (long long)fill, (long long)data.num_items());
-      io::write_modality(f, spec.name, values, data.num_items(), dim, fill, spec.describe(), columns);
-      if (json ? log.info() : log.summary())
-        std::fprintf(text_out, "modality %s: %lld x %lld from %s\n", spec.name.c_str(),
-                     (long long)data.num_items(), (long long)dim, spec.describe().c_str());
-    }
-  });
-  if (json) {
-    const io::Interactions* parts[3] = {&data.train, &data.valid, &data.test};
-    std::string s = "{\"out\": " + json_str(out) + ", \"users\": " + std::to_string(data.num_users()) +
-                    ", \"items\": " + std::to_string(data.num_items());
-    for (int k = 0; k < 3; ++k) s += ", \"" + std::string(io::kSplitNames[k]) + "\": " + std::to_string(parts[k]->size());
-    s += ", \"rows_read\": " + std::to_string(rep.rows_read) + ", \"after_threshold\": " +
-         std::to_string(rep.after_threshold) + ", \"after_dedup\": " + std::to_string(rep.after_dedup) +
-         ", \"after_kcore\": " + std::to_string(rep.after_kcore) + ", \"kcore_rounds\": " +
-         std::to_string(rep.kcore_rounds) + ", \"fingerprint\": " + json_str(io::dataset_fingerprint(data)) +
-         ", \"seconds\": " + format_number(seconds_since(start)) + ", \"config\": " + config_json(opts, rep) + "}";
-    std::printf("%s\n", s.c_str());
-    return 0;
-  }
-  if (!log.summary()) return 0;
-  std::printf("read %lld rows; after threshold %lld, dedup %lld, k-core %lld\n",
-              (long long)rep.rows_read, (long long)rep.after_threshold, (long long)rep.after_dedup,
-              (long long)rep.after_kcore);
-  std::printf("wrote %s: %lld users, %lld items, train %zu, valid %zu, test %zu\n", out.c_str(),
-              (long long)data.num_users(), (long long)data.num_items(), data.train.size(),
-              data.valid.size(), data.test.size());
-  if (o.label_threshold) {
-    int64_t pos[3] = {0, 0, 0};
-    const io::Interactions* parts[3] = {&data.train, &data.valid, &data.test};
-    for (int k = 0; k < 3; ++k)
-      for (float r : parts[k]->rating) pos[k] += r > *o.label_threshold;
-    std::printf("labels (rating > %g): positive train %lld/%zu, valid %lld/%zu, test %lld/%zu\n",
-                *o.label_threshold, (long long)pos[0], data.train.size(), (long long)pos[1],
-                data.valid.size(), (long long)pos[2], data.test.size());
-  }
-  return 0;
+  return run_mpi(
+      [&](dist::Comm& comm) {
+        const Log log(args.log_level, comm.rank() == 0);
+        const auto start = Clock::now();
+        if (progress > 0 && log.info()) {
+          // The stored bytes of every input, for the time left; files are read in the order given
+          // (each rank reads its share; the line is rank 0's).
+          std::vector<uint64_t> before;  // stored bytes of the inputs before input k
+          uint64_t total = 0;
+          for (const auto& path : o.inputs) {
+            before.push_back(total);
+            std::error_code ec;
+            if (!path.empty()) total += std::filesystem::file_size(path, ec) * !ec;
+          }
+          const double share = 1.0 / comm.size();
+          o.progress = [&, before, total, share, throttle = Throttle(progress)](const std::string& file, uint64_t bytes,
+                                                                                int64_t rows) mutable {
+            if (!throttle.due()) return;
+            const auto k = std::find(o.inputs.begin(), o.inputs.end(), file) - o.inputs.begin();
+            const uint64_t done = (static_cast<size_t>(k) < before.size() ? before[k] : 0) + bytes;
+            const double mb = static_cast<double>(bytes) / (1 << 20), s = seconds_since(start);
+            const double rate = static_cast<double>(done) / (1 << 20) / s;  // over every input so far
+            std::string left;
+            const double all = static_cast<double>(total) * (comm.size() > 1 ? share : 1.0);
+            if (all >= static_cast<double>(done) && done > 0)
+              left = ", " + format_number(std::round(s * (all - static_cast<double>(done)) / static_cast<double>(done))) +
+                     " s left reading";
+            std::fprintf(stderr, "prep: %s: %lld rows, %.0f MiB read, %.1f MiB/s%s\n", file.c_str(), (long long)rows,
+                         mb, rate, left.c_str());
+          };
+        }
+        io::PrepReport rep;
+        // SHARDREC_PREP_PIECE_BYTES: the least bytes of a rank's piece of a file (tests cut small
+        // files into pieces with it).
+        uint64_t piece_bytes = 4 << 20;
+        if (const char* e = std::getenv("SHARDREC_PREP_PIECE_BYTES")) piece_bytes = std::max<uint64_t>(1, std::strtoull(e, nullptr, 10));
+        const io::PreparedShard data = io::prepare_parallel(comm, o, &rep, piece_bytes);
+        // The source line names the format as read (the detected one when --format was auto).
+        if (format == "auto" && !rep.inputs.empty()) {
+          format = io::format_name(rep.inputs[0].format);
+          for (const auto& in : rep.inputs)
+            if (io::format_name(in.format) != format) format = "auto";
+        }
+        std::string source = "shardrec prep --format " + format;
+        for (auto& f : o.inputs) source += " " + f;
+        // Modalities are built one at a time (one matrix in memory) inside the atomic write, so a
+        // bad feature file leaves no dataset behind.
+        std::FILE* text_out = json ? stderr : stdout;  // --json: stdout holds only the summary
+        const std::string fingerprint = io::write_dataset_parallel(
+            comm, data, out, source, [&](io::H5File& f, const std::vector<std::string>& item_raw) {
+              f.write_attr_str("/", "prep_config", config_json(opts, rep));
+              for (const auto& spec : features) {
+                int64_t fill = 0, dim = 0, skipped = 0;
+                std::vector<std::string> columns;
+                const auto values = io::build_modality(spec, item_raw, &fill, &dim, &skipped, &columns);
+                if (skipped > 0 && log.warn())
+                  std::fprintf(stderr, "warning: modality %s: skipped %lld rows whose raw item id is not in the dataset\n",
+                               spec.name.c_str(), (long long)skipped);
+                if (fill > 0 && log.warn())
+                  std::fprintf(stderr, "warning: modality %s: %lld of %lld items had no row and got the mean\n",
+                               spec.name.c_str(), (long long)fill, (long long)data.num_items);
+                io::write_modality(f, spec.name, values, data.num_items, dim, fill, spec.describe(), columns);
+                if (json ? log.info() : log.summary())
+                  std::fprintf(text_out, "modality %s: %lld x %lld from %s\n", spec.name.c_str(),
+                               (long long)data.num_items, (long long)dim, spec.describe().c_str());
+              }
+            });
+        // Rows per split, and labeled rows per split, over every rank.
+        const io::Interactions* parts[3] = {&data.train, &data.valid, &data.test};
+        int64_t rows[6] = {0, 0, 0, 0, 0, 0};
+        for (int k = 0; k < 3; ++k) {
+          rows[k] = static_cast<int64_t>(parts[k]->size());
+          if (o.label_threshold)
+            for (float r : parts[k]->rating) rows[3 + k] += r > *o.label_threshold;
+        }
+        comm.allreduce_sum(rows, 6);
+        if (comm.rank() != 0) return 0;
+        if (json) {
+          std::string s = "{\"out\": " + json_str(out) + ", \"users\": " + std::to_string(data.num_users) +
+                          ", \"items\": " + std::to_string(data.num_items);
+          for (int k = 0; k < 3; ++k) s += ", \"" + std::string(io::kSplitNames[k]) + "\": " + std::to_string(rows[k]);
+          s += ", \"rows_read\": " + std::to_string(rep.rows_read) + ", \"after_threshold\": " +
+               std::to_string(rep.after_threshold) + ", \"after_dedup\": " + std::to_string(rep.after_dedup) +
+               ", \"after_kcore\": " + std::to_string(rep.after_kcore) + ", \"kcore_rounds\": " +
+               std::to_string(rep.kcore_rounds) + ", \"fingerprint\": " + json_str(fingerprint) +
+               ", \"ranks\": " + std::to_string(comm.size()) + ", \"seconds\": " + format_number(seconds_since(start)) +
+               ", \"config\": " + config_json(opts, rep) + "}";
+          std::printf("%s\n", s.c_str());
+          return 0;
+        }
+        if (!log.summary()) return 0;
+        std::printf("read %lld rows; after threshold %lld, dedup %lld, k-core %lld\n", (long long)rep.rows_read,
+                    (long long)rep.after_threshold, (long long)rep.after_dedup, (long long)rep.after_kcore);
+        std::printf("wrote %s: %lld users, %lld items, train %lld, valid %lld, test %lld\n", out.c_str(),
+                    (long long)data.num_users, (long long)data.num_items, (long long)rows[0], (long long)rows[1],
+                    (long long)rows[2]);
+        if (o.label_threshold)
+          std::printf("labels (rating > %g): positive train %lld/%lld, valid %lld/%lld, test %lld/%lld\n",
+                      *o.label_threshold, (long long)rows[3], (long long)rows[0], (long long)rows[4],
+                      (long long)rows[1], (long long)rows[5], (long long)rows[2]);
+        return 0;
+      },
+      argc, argv);
 }
 
 }  // namespace shardrec::cli

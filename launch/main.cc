@@ -23,7 +23,7 @@ struct Command {
   bool mpi;  // runs under run_mpi (launch/cli_util.h): its ranks agree on errors
 };
 const Command kCommands[] = {
-    {"prep", shardrec::cli::cmd_prep, "turn raw interactions into a shardrec HDF5 dataset", false},
+    {"prep", shardrec::cli::cmd_prep, "turn raw interactions into a shardrec HDF5 dataset; under mpirun -np N the ranks share the reading", true},
     {"synth", shardrec::cli::cmd_synth, "generate a synthetic dataset (popularity skew, planted structure)", false},
     {"train", shardrec::cli::cmd_train, "train a model; run under mpirun -np N to shard it over N ranks", true},
     {"eval", shardrec::cli::cmd_eval, "evaluate trained parameters on the valid or test split", true},

@@ -194,7 +194,9 @@ assert cfg["options"]["seed"] == "5" and cfg["options"]["format"] == "ml-udata" 
 assert {"threshold", "user-core", "dedup", "split", "features"} <= cfg["options"].keys()
 inp = cfg["inputs"][0]
 raw = open("big.data", "rb").read()
-assert inp["bytes"] == len(raw) and inp["fnv64"] == "%016x" % fnv(raw) and inp["format"] == "ml-udata"
+# fnv64_blocks: FNV-1a of each 1 MiB block, then FNV-1a of those hashes (8 bytes little-endian each).
+blocks = b"".join(le(fnv(raw[k:k + 2**20])) for k in range(0, len(raw), 2**20))
+assert inp["bytes"] == len(raw) and inp["fnv64_blocks"] == "%016x" % fnv(blocks) and inp["format"] == "ml-udata"
 assert inp["rows"] == 120000 == s["rows_read"]
 for split in ("train", "valid", "test"):
     t = f[f"{split}/timestamp"][:]
