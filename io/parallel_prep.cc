@@ -9,7 +9,6 @@
 #include <numeric>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "base/error.h"
 #include "io/dataset.h"
@@ -390,31 +389,62 @@ std::vector<int64_t> dense_order(dist::Comm& comm, const std::vector<const std::
 
 // ---- Rows ---------------------------------------------------------------------------------------------
 
+// One interaction on its way: 24 bytes (ids below 2^31, checked where they are made).
 struct Row {
-  int64_t user, item;
-  double timestamp;
+  int32_t user, item;
   float rating;
-  int32_t slot;
+  int32_t slot;  // the split it came in (presplit), else 0
+  double timestamp;
 };
 
-// Rows to the ranks dest(row) picks, keeping their order per source; the received rows come in
-// source-rank order.
+int32_t narrow(int64_t id, const char* what) {
+  if (id > INT32_MAX) fail(std::string("prep: more than 2^31 distinct ") + what + " is not supported");
+  return static_cast<int32_t>(id);
+}
+
+// An all-to-all of rows in which send(k, out) appends the rows for rank k in order (called twice:
+// to count, then to fill; `out` is null when counting, `count` gets the rows). Returns what the
+// ranks sent, in source-rank order. One copy each way: the send buffer, then the received one.
+template <class Fill>
+std::vector<Row> exchange_rows(dist::Comm& comm, Fill fill, std::vector<uint64_t>* from = nullptr) {
+  const int n = comm.size();
+  std::vector<uint64_t> scount(n, 0), rcount(n);
+  fill(scount.data(), nullptr, nullptr);
+  std::vector<size_t> sb(n), sd(n), rb(n), rd(n);
+  size_t stotal = 0, rtotal = 0;
+  for (int k = 0; k < n; ++k) {
+    sd[k] = stotal;
+    stotal += scount[k];
+  }
+  std::vector<Row> sbuf(stotal);
+  std::vector<size_t> at(sd);
+  fill(nullptr, sbuf.data(), at.data());
+  comm.alltoall_u64(scount.data(), rcount.data());
+  for (int k = 0; k < n; ++k) {
+    rd[k] = rtotal * sizeof(Row);
+    rb[k] = rcount[k] * sizeof(Row);
+    rtotal += rcount[k];
+    sb[k] = scount[k] * sizeof(Row);
+    sd[k] *= sizeof(Row);
+  }
+  if (from) *from = rcount;
+  if (n == 1) return sbuf;  // nothing to move
+  std::vector<Row> rbuf(rtotal);
+  comm.alltoallv(sbuf.data(), sb.data(), sd.data(), rbuf.data(), rb.data(), rd.data());
+  return rbuf;
+}
+
+// Rows to the ranks dest(row) picks, keeping their order per source.
 template <class Dest>
 std::vector<Row> move_rows(dist::Comm& comm, std::vector<Row>& rows, Dest dest) {
-  const int n = comm.size();
-  std::vector<std::vector<Row>> send(n);
-  for (const Row& r : rows) send[dest(r)].push_back(r);
+  auto out = exchange_rows(comm, [&](uint64_t* count, Row* buf, size_t* at) {
+    for (const Row& r : rows) {
+      const int d = dest(r);
+      if (count) ++count[d];
+      else buf[at[d]++] = r;
+    }
+  });
   rows = {};
-  auto got = dist::all_to_all(comm, send);
-  send.clear();
-  std::vector<Row> out;
-  size_t total = 0;
-  for (auto& v : got) total += v.size();
-  out.reserve(total);
-  for (auto& v : got) {
-    out.insert(out.end(), v.begin(), v.end());
-    v = {};
-  }
   return out;
 }
 
@@ -426,6 +456,15 @@ void group_rows(std::vector<Row>& rows, int64_t first, int64_t count) {
   std::vector<Row> out(rows.size());
   for (const Row& r : rows) out[at[r.user - first]++] = r;
   rows.swap(out);
+}
+
+// Keeps the rows keep(row) accepts, in order; keep sees the rows in order.
+template <class Keep>
+void filter_rows(std::vector<Row>& rows, Keep keep) {
+  size_t w = 0;
+  for (size_t i = 0; i < rows.size(); ++i)
+    if (keep(rows[i])) rows[w++] = rows[i];
+  rows.resize(w);
 }
 
 int64_t global_sum(dist::Comm& comm, int64_t v) {
@@ -601,53 +640,76 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
   // order would not be input order, so each rank first sends its rows tagged with their piece.
   std::vector<Row> rows;
   {
-    const int nr = comm.size();
-    std::vector<std::vector<Row>> send(nr);
-    std::vector<std::vector<uint64_t>> segs(nr);  // per destination: (piece key, rows) pairs
+    // The rank of each user, per piece and piece-local id.
+    std::vector<std::vector<int>> owner(pieces.size());
     for (size_t p = 0; p < pieces.size(); ++p) {
-      const RawInteractions& raw = pieces[p].raw;
-      const uint64_t key = error_key(pieces[p].file, pieces[p].piece);
-      std::vector<uint64_t> count(nr, 0);
-      for (size_t r = 0; r < raw.size(); ++r) {
-        const int64_t u = piece_user[p][raw.user[r]];
-        const int d = static_cast<int>(std::upper_bound(user_bases.begin(), user_bases.end(), u) - user_bases.begin()) - 1;
-        send[d].push_back({u, piece_item[p][raw.item[r]], has_timestamp ? raw.timestamp[r] : 0.0,
-                           has_rating ? raw.rating[r] : 0.0f, pieces[p].slot});
-        ++count[d];
-      }
-      for (int d = 0; d < nr; ++d)
+      owner[p].resize(piece_user[p].size());
+      for (size_t i = 0; i < owner[p].size(); ++i)
+        owner[p][i] = static_cast<int>(std::upper_bound(user_bases.begin(), user_bases.end(), piece_user[p][i]) -
+                                       user_bases.begin()) - 1;
+    }
+    // Per destination, (piece key, rows) of each piece that sends it rows: the received rows are
+    // put back in input order by these.
+    std::vector<std::vector<uint64_t>> segs(n);
+    std::vector<uint64_t> count(n);
+    for (size_t p = 0; p < pieces.size(); ++p) {
+      std::fill(count.begin(), count.end(), 0);
+      for (int64_t u : pieces[p].raw.user) ++count[owner[p][u]];
+      for (int d = 0; d < n; ++d)
         if (count[d]) {
-          segs[d].push_back(key);
+          segs[d].push_back(error_key(pieces[p].file, pieces[p].piece));
           segs[d].push_back(count[d]);
         }
-      pieces[p].raw = RawInteractions{};
     }
+    std::vector<uint64_t> from;
+    std::vector<Row> got = exchange_rows(
+        comm,
+        [&](uint64_t* cnt, Row* buf, size_t* at) {
+          for (size_t p = 0; p < pieces.size(); ++p) {
+            RawInteractions& raw = pieces[p].raw;
+            for (size_t r = 0; r < raw.size(); ++r) {
+              const int d = owner[p][raw.user[r]];
+              if (cnt) {
+                ++cnt[d];
+                continue;
+              }
+              buf[at[d]++] = {narrow(piece_user[p][raw.user[r]], "users"), narrow(piece_item[p][raw.item[r]], "items"),
+                              has_rating ? raw.rating[r] : 0.0f, pieces[p].slot,
+                              has_timestamp ? raw.timestamp[r] : 0.0};
+            }
+            if (buf) raw = RawInteractions{};  // filled: its memory goes back now
+          }
+        },
+        &from);
     pieces.clear();
     piece_user.clear();
     piece_item.clear();
-    auto got = dist::all_to_all(comm, send);
-    send.clear();
     const auto got_segs = dist::all_to_all(comm, segs);
     struct Seg {
       uint64_t key;
-      int src;
       size_t at, count;
     };
     std::vector<Seg> all;
-    for (int k = 0; k < nr; ++k) {
-      size_t at = 0;
+    size_t at = 0;
+    for (int k = 0; k < n; ++k)
       for (size_t j = 0; j < got_segs[k].size(); j += 2) {
-        all.push_back({got_segs[k][j], k, at, got_segs[k][j + 1]});
+        all.push_back({got_segs[k][j], at, got_segs[k][j + 1]});
         at += got_segs[k][j + 1];
       }
-    }
     std::sort(all.begin(), all.end(), [](const Seg& a, const Seg& b) { return a.key < b.key; });
-    size_t total = 0;
-    for (const Seg& s : all) total += s.count;
-    rows.reserve(total);
-    for (const Seg& s : all) rows.insert(rows.end(), got[s.src].begin() + static_cast<std::ptrdiff_t>(s.at),
-                                         got[s.src].begin() + static_cast<std::ptrdiff_t>(s.at + s.count));
+    bool in_order = true;
+    for (size_t j = 1; j < all.size(); ++j) in_order = in_order && all[j].at == all[j - 1].at + all[j - 1].count;
+    if (in_order) {
+      rows.swap(got);
+    } else {
+      rows.reserve(got.size());
+      for (const Seg& sg : all)
+        rows.insert(rows.end(), got.begin() + static_cast<std::ptrdiff_t>(sg.at),
+                    got.begin() + static_cast<std::ptrdiff_t>(sg.at + sg.count));
+    }
   }
+  // Each user's rows together, in input order.
+  group_rows(rows, user_base, num_owned_users);
 
   // 4. Filters, on each user's rows (this rank holds them all).
   auto count_of = [&](int slot) {
@@ -656,21 +718,21 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
     return global_sum(comm, c);
   };
   if (options.rating_threshold) {
-    std::erase_if(rows, [&](const Row& r) { return !(r.rating >= *options.rating_threshold); });
+    filter_rows(rows, [&](const Row& r) { return r.rating >= *options.rating_threshold; });
     if (count_of(0) == 0)
       throw AgreedError(table_path[0] + ": no rows left after the rating threshold (kept rating >= " +
                         fmt(*options.rating_threshold) + ")");
   }
   rep.after_threshold = global_sum(comm, static_cast<int64_t>(rows.size()));
   if (options.dedup) {
-    std::unordered_set<uint64_t> seen;
-    seen.reserve(rows.size());
-    if (num_prov_items >= (int64_t{1} << 32) || num_owned_users >= (int64_t{1} << 30))
-      fail("prep: more than 2^32 distinct items or 2^30 users on one rank is not supported");
-    std::erase_if(rows, [&](const Row& r) {
-      const uint64_t key = (static_cast<uint64_t>(r.user - user_base) << 34) | (static_cast<uint64_t>(r.item) << 2) |
-                           static_cast<uint64_t>(r.slot);
-      return !seen.insert(key).second;
+    // Per user (rows grouped), the first row of each (item, split): the user's id stamps the items
+    // it has seen.
+    std::vector<int32_t> seen(static_cast<size_t>(num_prov_items) * (pre ? 3 : 1), -1);
+    filter_rows(rows, [&](const Row& r) {
+      int32_t& stamp = seen[static_cast<size_t>(r.item) * (pre ? 3 : 1) + static_cast<size_t>(r.slot)];
+      if (stamp == r.user) return false;
+      stamp = r.user;
+      return true;
     });
   }
   rep.after_dedup = global_sum(comm, static_cast<int64_t>(rows.size()));
@@ -687,8 +749,8 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
       std::fill(user_count.begin(), user_count.end(), 0);
       for (const Row& r : rows) ++user_count[r.user - user_base];
       const size_t before = rows.size();
-      std::erase_if(rows, [&](const Row& r) {
-        return user_count[r.user - user_base] < options.user_core || item_count[r.item] < options.item_core;
+      filter_rows(rows, [&](const Row& r) {
+        return user_count[r.user - user_base] >= options.user_core && item_count[r.item] >= options.item_core;
       });
       const int64_t removed = global_sum(comm, static_cast<int64_t>(before - rows.size()));
       count_items();
@@ -738,8 +800,8 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
   }
   item_count = {};
   for (Row& r : rows) {
-    r.user = user_dense[r.user - user_base];
-    r.item = item_dense[r.item];
+    r.user = narrow(user_dense[r.user - user_base], "users");
+    r.item = narrow(item_dense[r.item], "items");
   }
   user_dense = {};
   item_dense = {};
