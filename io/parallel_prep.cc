@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <numeric>
@@ -430,7 +431,51 @@ std::vector<Row> exchange_rows(dist::Comm& comm, Fill fill, std::vector<uint64_t
   if (from) *from = rcount;
   if (n == 1) return sbuf;  // nothing to move
   std::vector<Row> rbuf(rtotal);
-  comm.alltoallv(sbuf.data(), sb.data(), sd.data(), rbuf.data(), rb.data(), rd.data());
+  // MPI counts bytes in ints: more than 1 GiB a rank goes in rounds, each a slice of every
+  // destination's rows through round buffers.
+  // (SHARDREC_PREP_ROUND_BYTES: a smaller round, for tests.)
+  double round_bytes = 1 << 30;
+  if (const char* e = std::getenv("SHARDREC_PREP_ROUND_BYTES")) round_bytes = std::max(1.0, std::atof(e));
+  double rounds = std::ceil(static_cast<double>(std::max(stotal, rtotal) * sizeof(Row)) / round_bytes);
+  comm.allreduce_max(&rounds, 1);
+  if (rounds <= 1) {
+    comm.alltoallv(sbuf.data(), sb.data(), sd.data(), rbuf.data(), rb.data(), rd.data());
+    return rbuf;
+  }
+  const auto R = static_cast<uint64_t>(rounds);
+  std::vector<Row> so, ro;
+  for (uint64_t j = 0; j < R; ++j) {
+    size_t st = 0, rt = 0;
+    for (int k = 0; k < n; ++k) {
+      const uint64_t s0 = scount[k] * j / R, s1 = scount[k] * (j + 1) / R;
+      const uint64_t r0 = rcount[k] * j / R, r1 = rcount[k] * (j + 1) / R;
+      sb[k] = (s1 - s0) * sizeof(Row);
+      sd[k] = st * sizeof(Row);
+      rb[k] = (r1 - r0) * sizeof(Row);
+      rd[k] = rt * sizeof(Row);
+      st += s1 - s0;
+      rt += r1 - r0;
+    }
+    so.resize(st);
+    ro.resize(rt);
+    size_t at_s = 0, base_s = 0;
+    for (int k = 0; k < n; ++k) {
+      const uint64_t s0 = scount[k] * j / R, s1 = scount[k] * (j + 1) / R;
+      std::copy(sbuf.begin() + static_cast<std::ptrdiff_t>(base_s + s0), sbuf.begin() + static_cast<std::ptrdiff_t>(base_s + s1),
+                so.begin() + static_cast<std::ptrdiff_t>(at_s));
+      at_s += s1 - s0;
+      base_s += scount[k];
+    }
+    comm.alltoallv(so.data(), sb.data(), sd.data(), ro.data(), rb.data(), rd.data());
+    size_t at_r = 0, base_r = 0;
+    for (int k = 0; k < n; ++k) {
+      const uint64_t r0 = rcount[k] * j / R, r1 = rcount[k] * (j + 1) / R;
+      std::copy(ro.begin() + static_cast<std::ptrdiff_t>(at_r), ro.begin() + static_cast<std::ptrdiff_t>(at_r + r1 - r0),
+                rbuf.begin() + static_cast<std::ptrdiff_t>(base_r + r0));
+      at_r += r1 - r0;
+      base_r += rcount[k];
+    }
+  }
   return rbuf;
 }
 

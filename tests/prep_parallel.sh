@@ -32,6 +32,10 @@ for np in 1 2 3; do
     --progress 0 > loo_$np.json 2>loo_$np.err || fail "loo on $np ranks: $(cat loo_$np.err)"
   mv loo.h5 loo_$np.h5 2>/dev/null
 done
+# Rows exchanged in rounds of at most 4 KiB a rank (MPI's int counts bound one round at 2 GiB).
+SHARDREC_PREP_ROUND_BYTES=4096 "$mpiexec" --oversubscribe -np 3 "$bin" prep --input log.csv "${common[@]}" --threshold 2 \
+  --user-core 3 --item-core 2 --seed 4 --out ratio.h5 --progress 0 > rounds.out 2>&1 || fail "rounds: $(cat rounds.out)"
+cmp -s ratio_1.h5 ratio.h5 && echo "ok   rows moved in rounds: the bytes of 1 rank" || fail "rounds differ from 1 rank"
 for kind in ratio pre loo; do
   for np in 2 3; do
     cmp -s ${kind}_1.h5 ${kind}_$np.h5 && echo "ok   $kind: $np ranks write the bytes of 1 rank" \
