@@ -482,15 +482,14 @@ std::vector<Row> exchange_rows(dist::Comm& comm, Fill fill, std::vector<uint64_t
 // Rows to the ranks dest(row) picks, keeping their order per source.
 template <class Dest>
 std::vector<Row> move_rows(dist::Comm& comm, std::vector<Row>& rows, Dest dest) {
-  auto out = exchange_rows(comm, [&](uint64_t* count, Row* buf, size_t* at) {
+  return exchange_rows(comm, [&](uint64_t* count, Row* buf, size_t* at) {
     for (const Row& r : rows) {
       const int d = dest(r);
       if (count) ++count[d];
       else buf[at[d]++] = r;
     }
+    if (buf) rows = {};  // copied into the send buffer: its memory goes back before the receive
   });
-  rows = {};
-  return out;
 }
 
 // Stable counting sort of rows by user - first (users in [first, first + count)).
