@@ -65,6 +65,12 @@ std::string TrainConfig::to_ini() const {
       << "cl-eps = " << cl_eps << "\n"
       << "cl-layer = " << cl_layer << "\n"
       << "cl-tau = " << cl_tau << "\n";
+  if (item_graph_model())
+    o << "freedom-prune = " << freedom_prune << "\n"
+      << "freedom-knn = " << freedom_knn << "\n"
+      << "freedom-item-layers = " << freedom_item_layers << "\n"
+      << "freedom-feature-weight = " << freedom_feature_weight << "\n"
+      << "freedom-weights = " << freedom_weights << "\n";
   if (pointwise_model())
     o << "mlp-layers = " << mlp_layers << "\n"
       << "label-threshold = " << label_threshold << "\n"
@@ -79,6 +85,7 @@ std::string TrainConfig::to_ini() const {
 bool TrainConfig::pointwise_model() const { return model_kind(model).pointwise; }
 bool TrainConfig::graph_model() const { return model_kind(model).graph; }
 bool TrainConfig::contrastive_model() const { return model_kind(model).contrastive; }
+bool TrainConfig::item_graph_model() const { return model_kind(model).item_graph; }
 
 void TrainConfig::validate() const {
   auto need = [](bool ok, const std::string& field, const std::string& what) {

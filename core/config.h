@@ -61,6 +61,15 @@ struct TrainConfig {
   // contrasted with the final rows, and the InfoNCE temperature tau (SELFRec's defaults).
   float cl_lambda = 0.2f, cl_eps = 0.2f, cl_tau = 0.15f;
   int cl_layer = 1;
+  // freedom (MMRec's defaults): the fraction of the user-item edges pruned each epoch (MMRec's
+  // dropout), the item-item kNN graphs' k, their propagation layers (n_mm_layers), the weight of
+  // the modalities' BPR terms (reg_weight), and the modalities' mixing weights ("": image 0.1 /
+  // text 0.9 for a pair named so, else equal; or one weight per --features entry).
+  double freedom_prune = 0.8;
+  int freedom_knn = 10;
+  int freedom_item_layers = 1;
+  float freedom_feature_weight = 1e-4f;
+  std::string freedom_weights;
   int mlp_layers = 3;            // neumf: MLP depth (MLP embeddings dim * 2^(layers-1) wide)
   double label_threshold = 2.0;  // label = rating > this, for datasets without their own
   int il_unlabeled = 1;          // unlabeled rows drawn per labeled training row each epoch
@@ -73,6 +82,8 @@ struct TrainConfig {
   bool graph_model() const;
   // The model adds a contrastive term over noisy propagations (the cl-* options apply).
   bool contrastive_model() const;
+  // The model builds item-item graphs from the features and prunes its graph (the freedom-* options).
+  bool item_graph_model() const;
 
   std::string to_ini() const;
   void validate() const;     // throws Error naming the bad field

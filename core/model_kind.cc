@@ -7,7 +7,7 @@ namespace shardrec {
 const std::vector<ModelKind>& model_kinds() {
   // One line per model.
   static const std::vector<ModelKind> kinds = {mf_kind(), vbpr_kind(), gmf_kind(), neumf_kind(), lightgcn_kind(),
-                                                xsimgcl_kind()};
+                                                xsimgcl_kind(), freedom_kind()};
   return kinds;
 }
 

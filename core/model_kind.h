@@ -36,6 +36,7 @@ struct ModelKind {
   bool item_features = false;     // needs the dataset's item modalities (--features)
   bool graph = false;             // propagates over the user-item graph (--graph-layers)
   bool contrastive = false;       // adds a contrastive term over noisy propagations (--cl-*)
+  bool item_graph = false;        // kNN item-item graphs of the features, a pruned user-item graph (--freedom-*)
   std::vector<std::string> losses;      // the first is the default
   std::vector<std::string> strategies;  // the first is the default
   std::function<void(const TrainConfig&, const Need&)> validate;  // checks beyond the shared ones
@@ -58,5 +59,6 @@ ModelKind gmf_kind();
 ModelKind neumf_kind();
 ModelKind lightgcn_kind();
 ModelKind xsimgcl_kind();
+ModelKind freedom_kind();
 
 }  // namespace shardrec

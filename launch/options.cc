@@ -281,7 +281,8 @@ std::string ini_text(const Options& options, const TrainConfig& c) {
   std::string s;
   for (const auto& o : options)
     if (o.record == Ini::kYes || (o.record == Ini::kPointwise && c.pointwise_model()) ||
-        (o.record == Ini::kGraph && c.graph_model()) || (o.record == Ini::kContrast && c.contrastive_model()))
+        (o.record == Ini::kGraph && c.graph_model()) || (o.record == Ini::kContrast && c.contrastive_model()) ||
+        (o.record == Ini::kItemGraph && c.item_graph_model()))
       s += o.name + " = " + o.value() + "\n";
   return s;
 }
@@ -349,7 +350,7 @@ Options config_options(TrainConfig& c) {
       Option("run-dir", c.run_dir, "directory for config.ini, metrics.jsonl, result.json and params.h5").in(kTrain),
       Option("model", c.model, model_help()).choices(model_choices()).in(model).group(m).ini(Ini::kYes),
       Option("features", c.features,
-             "vbpr: the dataset's item modalities to use, comma separated (shardrec prep --features)")
+             "vbpr, freedom: the dataset's item modalities to use, comma separated (shardrec prep --features)")
           .in(kTrain).group(m).ini(Ini::kYes),
       Option("dim", c.dim, "embedding size").range(1, 4096).in(model).group(m).ini(Ini::kYes),
       Option("loss", c.loss,
@@ -408,6 +409,23 @@ Options config_options(TrainConfig& c) {
       Option("cl-layer", c.cl_layer, "xsimgcl: the layer l* whose rows are contrasted with the final rows (1..K)")
           .range(1, 16).in(model).group(t).ini(Ini::kContrast),
       Option("cl-tau", c.cl_tau, "xsimgcl: InfoNCE temperature").at_least(0).in(model).group(t).ini(Ini::kContrast),
+      Option("freedom-prune", c.freedom_prune,
+             "freedom: fraction of the user-item edges pruned each epoch, degree-sensitively (MMRec's dropout; "
+             "0.8 keeps 20%; 0: none)")
+          .range(0, 1, false, true).in(model).group(t).ini(Ini::kItemGraph),
+      Option("freedom-knn", c.freedom_knn, "freedom: neighbours k of each item in the modalities' kNN graphs")
+          .at_least(1).in(model).group(t).ini(Ini::kItemGraph),
+      Option("freedom-item-layers", c.freedom_item_layers,
+             "freedom: propagation layers over the item-item graph (MMRec's n_mm_layers)")
+          .range(0, 8).in(model).group(t).ini(Ini::kItemGraph),
+      Option("freedom-feature-weight", c.freedom_feature_weight,
+             "freedom: weight of the modalities' BPR terms through their projections (MMRec's reg_weight)")
+          .at_least(0).in(model).group(t).ini(Ini::kItemGraph),
+      Option("freedom-weights", c.freedom_weights,
+             "freedom: mixing weights of the modalities' item graphs, one per --features entry, comma separated "
+             "(empty: 0.1 image / 0.9 text for modalities named image and text, as MMRec's mm_image_weight; "
+             "otherwise equal)")
+          .in(model).group(t).ini(Ini::kItemGraph),
       Option("mlp-layers", c.mlp_layers, "neumf: MLP layers (widths 2*dim*2^(L-1) -> ... -> dim)")
           .range(1, 8).in(model).group(il).ini(Ini::kPointwise),
       Option("label-threshold", c.label_threshold, "label = rating > this when the dataset records no threshold")

@@ -26,7 +26,7 @@ enum Command : unsigned { kTrain = 1, kEval = 2, kLandscape = 4, kPlan = 8, kExp
 
 // Whether a training's config.ini records the option.
 enum class Ini { kNo, kYes, kPointwise /* only in gmf/neumf runs */, kGraph /* only in graph-model runs */,
-                 kContrast /* only in contrastive-model runs */ };
+                 kContrast /* only in contrastive-model runs */, kItemGraph /* only in freedom runs */ };
 
 struct Option {
   using Setter = std::function<void(const Option&, const std::vector<std::string>&)>;
