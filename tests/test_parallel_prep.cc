@@ -45,7 +45,8 @@ std::string csv_log(uint64_t seed, int rows, bool string_items) {
   for (int r = 0; r < rows; ++r) {
     const uint64_t u = lcg(seed) % 40, i = lcg(seed) % 60, t = lcg(seed) % 5;
     s += std::to_string(100 + u * u % 97) + ",";
-    s += string_items ? "it" + std::to_string(i) : std::to_string(i * 3);
+    if (string_items) s += "it";
+    s += std::to_string(string_items ? i : i * 3);
     s += t == 0 ? ",\"A, comma\"" : t == 1 ? ",\"line\nbreak\"" : t == 2 ? ",\"say \"\"hi\"\"\"" : ",plain";
     s += "," + std::to_string(1 + lcg(seed) % 5) + "," + std::to_string(1000 + lcg(seed) % 50000) + "\n";
   }
@@ -128,8 +129,12 @@ TEST(ParallelPrep, SameDataAsPrepareForAnyRanks) {
     udata += std::to_string(lcg(s) % 30) + "\t" + std::to_string(lcg(s) % 50) + "\t" + std::to_string(1 + lcg(s) % 5) +
              "\t" + std::to_string(lcg(s) % 999) + "\n";
   for (uint64_t s = 4, u = 0; u < 60; ++u) {
-    adj += "u" + std::to_string(u);
-    for (uint64_t k = 0; k < 1 + lcg(s) % 9; ++k) adj += " " + std::to_string(lcg(s) % 40);
+    adj += 'u';
+    adj += std::to_string(u);
+    for (uint64_t k = 0; k < 1 + lcg(s) % 9; ++k) {
+      adj += ' ';
+      adj += std::to_string(lcg(s) % 40);
+    }
     adj += "\n";
   }
   const std::string ud = write_file("u.data", udata), ad = write_file("adj.txt", adj);
