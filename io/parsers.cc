@@ -153,6 +153,16 @@ void read_columns(const Fields& f, const Columns& c, Builder& b, const std::stri
   if (c.timestamp >= 0) b.timestamp(number<double>(f[c.timestamp], "timestamp", source, n));
 }
 
+// What a file's first record chose, for the pieces that start further on (FileLayout).
+void keep_columns(FileLayout& l, const Columns& c, int64_t line) {
+  l.count = c.count;
+  l.user = c.user;
+  l.item = c.item;
+  l.rating = c.rating;
+  l.timestamp = c.timestamp;
+  l.first_record_line = line;
+}
+
 // ---- RFC 4180 records (csv) ----------------------------------------------------------------------
 
 // Records of delimited text: fields separated by `sep` (' ' = runs of spaces and tabs), each
@@ -314,14 +324,7 @@ void parse_csv(Input& in, const ParseOptions& o, Builder& b, const std::string& 
     c.timestamp = column(o.timestamp_column, "", "timestamp");
     b.set_columns(c.rating >= 0, c.timestamp >= 0);
   }
-  if (cap) {
-    cap->count = c.count;
-    cap->user = c.user;
-    cap->item = c.item;
-    cap->rating = c.rating;
-    cap->timestamp = c.timestamp;
-    cap->first_record_line = n;
-  }
+  if (cap) keep_columns(*cap, c, n);
   const std::string counted = counted_for(n);
   if (!o.header) read_columns(f, c, b, source, n, counted);
   while (records.next(f, n)) read_columns(f, c, b, source, n, counted);
@@ -373,14 +376,7 @@ void parse_recbole(Input& in, const ParseOptions& o, Builder& b, const std::stri
     c.rating = column(o.rating_column, "rating", false);
     c.timestamp = column(o.timestamp_column, "timestamp", false);
     b.set_columns(c.rating >= 0, c.timestamp >= 0);
-    if (cap) {
-      cap->count = c.count;
-      cap->user = c.user;
-      cap->item = c.item;
-      cap->rating = c.rating;
-      cap->timestamp = c.timestamp;
-      cap->first_record_line = n;
-    }
+    if (cap) keep_columns(*cap, c, n);
   });
 }
 
