@@ -146,6 +146,29 @@ assert r["clean"] == t, "eval of the saved VBPR parameters differs from training
 assert [x["kind"] for x in r["shifted"]] == ["noise", "adjust"]
 PY
 
+# FREEDOM from two synthetic modalities named image and text (MMRec's 0.1 / 0.9 mix), 1 vs 2
+# ranks with Mirror Gradient: byte-identical parameters; config.ini records its options; eval of
+# params.h5 gives the training's test metrics; without --features it is refused naming prep.
+awk 'BEGIN { for (i = 1; i <= 150; i++) printf "%d,%.3f,%.3f,%.3f\n", i, (i % 7) / 7, (i % 11) / 11, (i % 3) / 3 }' > text.csv
+"$bin" prep --format ml-udata --input raw.tsv --out fdata.h5 --threshold 2 --user-core 3 --seed 7 \
+  --features image=feat.csv text=text.csv >/dev/null 2>fprep.err
+fr="--data fdata.h5 --config train.ini --model freedom --features image,text --graph-layers 2 --freedom-knn 5 --freedom-feature-weight 0.01 --strategy mirror --quiet"
+run 1 "$bin" train $fr --run-dir fr1
+run 2 "$bin" train $fr --run-dir fr2
+cmp fr1/params.h5 fr2/params.h5
+grep -q '^freedom-prune = 0.8$' fr1/config.ini
+grep -q '^freedom-knn = 5$' fr1/config.ini
+never grep -q '^freedom-' gcn1/config.ini
+run 2 "$bin" eval --data fdata.h5 --params fr1/params.h5 --ks 5,10 --out fr_eval.json >/dev/null
+python3 - fr_eval.json fr1/result.json <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))["test"]
+for k in ("recall@10", "ndcg@10"):
+    assert abs(e[k] - t[k]) < 1e-12, (k, e[k], t[k])
+PY
+if "$bin" train --data data.h5 --config train.ini --model freedom --run-dir frbad 2>frbad.err; then exit 1; fi
+grep -q "prep --features" frbad.err
+
 # h5py reads the dataset and the export (interop with Python users).
 if python3 -c 'import h5py' 2>/dev/null; then
   python3 - data.h5 export1.h5 <<'PY'

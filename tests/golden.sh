@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Golden results: a matrix of small trainings (MF, VBPR, LightGCN, XSimGCL, GMF, NeuMF; every optimizer; plain,
+# Golden results: a matrix of small trainings (MF, VBPR, LightGCN, XSimGCL, FREEDOM, GMF, NeuMF; every optimizer; plain,
 # Mirror Gradient and Inverse Gradient; 1 and 3 ranks) whose trained tables and test metrics must
 # hash to the values in tests/golden.txt, recorded before the engine refactor (LightGCN's and
-# XSimGCL's when each landed, with the vectorised propagation; dim 72 runs its 64- and 8-wide blocks). A refactor that
+# XSimGCL's and FREEDOM's when each landed, with the vectorised propagation; dim 72 runs its 64- and 8-wide blocks). A refactor that
 # must not change results keeps them; a change that moves the bits on purpose re-records them
 # (GOLDEN_RECORD=1) in the same commit and says why.
 # usage: golden.sh SHARDREC WORKDIR MPIEXEC GOLDEN_FILE
@@ -31,6 +31,7 @@ awk 'BEGIN { for (i = 1; i <= 160; i++) printf "%d,%d,%d,%.3f\n", i, (i % 4 == 0
 mf="--data d.h5 --dim 8 --epochs 3 --batch 128 --negatives 2 --ks 5,10 --patience 2"
 gcn="--data d.h5 --model lightgcn --dim 72 --epochs 3 --batch 128 --ks 5,10 --patience 2 --l2 0.001"
 xs="--data d.h5 --model xsimgcl --dim 72 --epochs 3 --batch 128 --ks 5,10 --patience 2 --l2 0.001"
+fr="--data d.h5 --model freedom --features kind --dim 72 --epochs 3 --batch 128 --ks 5,10 --patience 2 --l2 0.001"
 pw="--data il.h5 --dim 4 --mlp-layers 2 --epochs 2 --batch 64 --ks 5 --valid-metric auc"
 cases=(
   "mf-sgd-bpr|$mf --optimizer sgd --lr 0.1"
@@ -46,6 +47,7 @@ cases=(
   "lightgcn-sgd-mirror|$gcn --optimizer sgd --lr 0.1 --graph-layers 2 --strategy mirror --mg-beta 2"
   "xsimgcl-adam|$xs --optimizer adam --lr 0.02 --graph-layers 3 --cl-layer 2"
   "xsimgcl-sgd-mirror|$xs --optimizer sgd --lr 0.1 --graph-layers 2 --strategy mirror --mg-beta 2 --cl-eps 0.1"
+  "freedom-adam-mirror|$fr --optimizer adam --lr 0.02 --graph-layers 2 --freedom-feature-weight 0.01 --strategy mirror --mg-beta 2"
   "gmf-bce|$pw --model gmf --loss bce --lr 0.01"
   "gmf-idl-ig|$pw --model gmf --loss idl --lr 0.01 --strategy ig --ig-sample-lr 0.01"
   "neumf-bce-neg-sgd|$pw --model neumf --loss bce-neg --optimizer sgd --lr 0.05"
