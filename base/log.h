@@ -14,6 +14,8 @@ enum class LogLevel { kQuiet, kError, kWarn, kInfo, kDebug };
 
 std::string human_time(double seconds);     // 42s, 3m05s, 2h10m
 std::string human_rate(double per_second);  // 950, 12.5k, 1.25M
+// The process's peak resident memory so far (MiB): a high-water mark that never goes down.
+double peak_rss_mib();
 
 // Due at most once every `period` seconds (0: always; < 0: never): the pace of progress lines.
 class Throttle {

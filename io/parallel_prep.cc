@@ -1,6 +1,7 @@
 #include "io/parallel_prep.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include <unordered_map>
 
 #include "base/error.h"
+#include "base/log.h"
 #include "io/dataset.h"
 #include "io/input.h"
 #include "io/parsers.h"
@@ -532,6 +534,15 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
   const bool pre = options.split == SplitMode::Presplit;
   const auto slots = input_slots(options);
   PrepReport rep;
+  // Phase marks: collective (the fullest rank's peak), at points every rank passes.
+  auto mark_time = std::chrono::steady_clock::now();
+  auto phase = [&](const char* name) {
+    const auto now = std::chrono::steady_clock::now();
+    double peak = peak_rss_mib();
+    comm.allreduce_max(&peak, 1);
+    rep.phases.push_back({name, std::chrono::duration<double>(now - mark_time).count(), peak});
+    mark_time = now;
+  };
 
   // 1. Read: every rank plans every file the same way; errors are ranked by input order.
   std::vector<FileInfo> files(slots.size());
@@ -660,6 +671,8 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
   for (const FileInfo& info : files)
     table_path[info.slot] += (table_path[info.slot].empty() ? "" : " + ") + info.path;
 
+  phase("read");
+
   // 2. Provisional ids.
   std::vector<std::string> owned_users, owned_items;
   std::vector<int64_t> user_bases, item_bases;
@@ -679,6 +692,7 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
   }
   const int64_t user_base = user_bases[me], num_owned_users = static_cast<int64_t>(owned_users.size());
   const int64_t num_prov_items = item_bases[n];
+  phase("ids");
 
   // 3. Rows to their user's rank, in input order: the pieces in order, and the sources in rank
   // order would not be input order, so each rank first sends its rows tagged with their piece.
@@ -754,6 +768,7 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
   }
   // Each user's rows together, in input order.
   group_rows(rows, user_base, num_owned_users);
+  phase("exchange");
 
   // 4. Filters, on each user's rows (this rank holds them all).
   auto count_of = [&](int slot) {
@@ -806,6 +821,7 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
                         std::to_string(options.user_core) + ", item_core=" + std::to_string(options.item_core) + ")");
   }
   rep.after_kcore = global_sum(comm, static_cast<int64_t>(rows.size()));
+  phase("filter");
 
   // 5. Dense ids over the rows that remain.
   PreparedShard out;
@@ -863,6 +879,8 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
     group_rows(rows, out.user_begin, static_cast<int64_t>(out.user_raw.size()));
   }
 
+  phase("dense ids");
+
   // 6. Split, per user.
   Interactions* dest[3] = {&out.train, &out.valid, &out.test};
   if (pre) {
@@ -891,6 +909,7 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
   }
   // A split's rows grouped by user: the appends above went user by user.
   if (options.label_threshold) out.label_threshold = *options.label_threshold;
+  phase("split");
   if (report) *report = rep;
   return out;
 }

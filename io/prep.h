@@ -104,6 +104,15 @@ struct PrepReport {
     int64_t rows = 0;
   };
   std::vector<InputFile> inputs;
+  // Where the time and memory went (the parallel prep, in order; the caller may add its own):
+  // seconds of the phase, and the peak resident memory of the fullest rank at its end (a
+  // high-water mark, so the phase where it grows is the one that needs it).
+  struct Phase {
+    std::string name;
+    double seconds = 0;
+    double peak_mib = 0;
+  };
+  std::vector<Phase> phases;
 };
 
 PreparedDataset prepare(const PrepOptions& options, PrepReport* report = nullptr);

@@ -159,6 +159,7 @@ int cmd_prep(int argc, char** argv) {
         uint64_t piece_bytes = 4 << 20;
         if (const char* e = std::getenv("SHARDREC_PREP_PIECE_BYTES")) piece_bytes = std::max<uint64_t>(1, std::strtoull(e, nullptr, 10));
         const io::PreparedShard data = io::prepare_parallel(comm, o, &rep, piece_bytes);
+        const auto write_start = Clock::now();
         // The source line names the format as read (the detected one when --format was auto).
         if (format == "auto" && !rep.inputs.empty()) {
           format = io::format_name(rep.inputs[0].format);
@@ -189,6 +190,15 @@ int cmd_prep(int argc, char** argv) {
                                (long long)data.num_items, (long long)dim, spec.describe().c_str());
               }
             });
+        {
+          double peak = peak_rss_mib();
+          comm.allreduce_max(&peak, 1);
+          rep.phases.push_back({"write", seconds_since(write_start), peak});
+        }
+        if (log.debug())
+          for (const auto& ph : rep.phases)
+            std::fprintf(stderr, "prep: phase %s: %.2f s, peak memory %.0f MiB (fullest rank)\n", ph.name.c_str(),
+                         ph.seconds, ph.peak_mib);
         // Rows per split, and labeled rows per split, over every rank.
         const io::Interactions* parts[3] = {&data.train, &data.valid, &data.test};
         int64_t rows[6] = {0, 0, 0, 0, 0, 0};
@@ -208,7 +218,17 @@ int cmd_prep(int argc, char** argv) {
                ", \"after_kcore\": " + std::to_string(rep.after_kcore) + ", \"kcore_rounds\": " +
                std::to_string(rep.kcore_rounds) + ", \"fingerprint\": " + json_str(fingerprint) +
                ", \"ranks\": " + std::to_string(comm.size()) + ", \"seconds\": " + format_number(seconds_since(start)) +
-               ", \"config\": " + config_json(opts, rep) + "}";
+               ", \"phases\": [";
+          for (size_t k = 0; k < rep.phases.size(); ++k) {
+            s += k ? ", {\"name\": " : "{\"name\": ";
+            s += json_str(rep.phases[k].name);
+            s += ", \"seconds\": ";
+            s += format_number(std::round(rep.phases[k].seconds * 1000) / 1000);
+            s += ", \"peak_rss_mib\": ";
+            s += format_number(std::round(rep.phases[k].peak_mib));
+            s += "}";
+          }
+          s += "], \"config\": " + config_json(opts, rep) + "}";
           std::printf("%s\n", s.c_str());
           return 0;
         }

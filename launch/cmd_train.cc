@@ -1,5 +1,4 @@
 // shardrec train: any model (core/trainer.h).
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -9,6 +8,7 @@
 
 #include "base/atomic_file.h"
 #include "base/error.h"
+#include "base/log.h"
 #include "core/checkpoint_state.h"
 #include "core/config.h"
 #include "core/gpu_backend.h"
@@ -50,8 +50,6 @@ void print_final(int best_epoch, bool stopped_early, const std::string& extra, b
 // Per-rank memory as JSON: peak resident set, and the shares of tables, optimizer state and
 // data slices, so the overhead beyond them can be read off (docs/benchmarks.md).
 std::string memory_report(const ModelState& m, const io::DataShard& data, dist::Comm& comm) {
-  struct rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
   double tables = 0, opt = 0, slices = 0;
   for (const auto* t : m.tables) {
     tables += t->local_data().size() * sizeof(float);
@@ -60,7 +58,7 @@ std::string memory_report(const ModelState& m, const io::DataShard& data, dist::
   for (const auto& s : data.split)
     slices += s.item.size() * sizeof(int32_t) + s.ptr.size() * sizeof(int64_t) + s.rating.size() * sizeof(float);
   const double mib = 1024.0 * 1024.0;
-  std::vector<double> mine = {ru.ru_maxrss / 1024.0, tables / mib, opt / mib, slices / mib};
+  std::vector<double> mine = {peak_rss_mib(), tables / mib, opt / mib, slices / mib};
   auto all = dist::allgather(comm, mine);
   std::string s = "[";
   for (int k = 0; k < comm.size(); ++k) {

@@ -202,6 +202,11 @@ for split in ("train", "valid", "test"):
     t = f[f"{split}/timestamp"][:]
     assert t.dtype == np.float64 and t.shape == f[f"{split}/item"].shape and s[split] == t.shape[0]
 assert f["train/timestamp"][:].min() >= 5000
+# Where the time and memory went: every phase in order, peaks a high-water mark.
+ph = s["phases"]
+assert [p["name"] for p in ph] == ["read", "ids", "exchange", "filter", "dense ids", "split", "write"], ph
+assert all(p["seconds"] >= 0 for p in ph) and ph[0]["peak_rss_mib"] > 0
+assert all(a["peak_rss_mib"] <= b["peak_rss_mib"] for a, b in zip(ph, ph[1:])), ph
 PY
 
 # Feature columns keep their names: a csv header's, a RecBole column's tokens (one-hot).
