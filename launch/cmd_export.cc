@@ -55,12 +55,17 @@ int cmd_export(int argc, char** argv) {
              "retrieval vectors: score = user . item (vbpr: the 2d scoring vectors; gmf: p_u and w_p*q_i, plus a "
              "constant)")
           .choices({"h5", "tsv", "npy", "faiss"}),
-      Option("index-type", index.type, "faiss: flat (exact search) or hnsw (a graph: approximate, faster)")
-          .choices({"flat", "hnsw"}),
+      Option("index-type", index.type,
+             "faiss: flat (exact search), hnsw (a graph) or ivf (inverted lists over k-means centroids, trained on "
+             "the item vectors with a fixed seed); hnsw and ivf are approximate, faster")
+          .choices({"flat", "hnsw", "ivf"}),
       Option("hnsw-m", index.hnsw_m, "faiss hnsw: links per node").range(2, 512),
       Option("hnsw-ef-construction", index.ef_construction, "faiss hnsw: candidates kept while building").at_least(1),
       Option("hnsw-ef-search", index.ef_search, "faiss hnsw: candidates kept while searching (stored in the index)")
           .at_least(1),
+      Option("ivf-nlist", index.ivf_nlist, "faiss ivf: lists (centroids); at most the number of items").at_least(1),
+      Option("ivf-nprobe", index.ivf_nprobe, "faiss ivf: lists visited per search (stored in the index); at most "
+             "--ivf-nlist").at_least(1),
   });
   const Args args =
       parse(argc, argv, "usage: [mpirun -np N] shardrec export --data DATA.h5 --params PARAMS.h5 --out FILE", opts);
@@ -69,6 +74,14 @@ int cmd_export(int argc, char** argv) {
   if (fmt == "faiss" && !io::have_faiss())
     fail("option --format faiss: this shardrec was built without FAISS (Debian: libfaiss-dev, which "
          "launch/install-deps.sh installs; then rebuild)");
+  if (fmt == "faiss" && index.type == "ivf" && index.ivf_nprobe > index.ivf_nlist) {
+    std::string msg = "option --ivf-nprobe ";
+    msg += std::to_string(index.ivf_nprobe);
+    msg += ": at most --ivf-nlist (";
+    msg += std::to_string(index.ivf_nlist);
+    msg += "), the lists there are to visit";
+    fail(msg);
+  }
   const std::vector<std::string> kinds = {"user", "item"};
   std::vector<std::string> files;
   if (fmt == "h5") files = {out};
@@ -96,6 +109,17 @@ int cmd_export(int argc, char** argv) {
               fail("export --format " + fmt + ": " + params + " holds " + m.cfg.model +
                    " parameters, which have no dot-product form (" + why +
                    "); --format h5 exports the parameters themselves");
+            const int64_t items = tables[1]->rows();
+            if (faiss && index.type == "ivf" && index.ivf_nlist > items) {
+              std::string msg = "option --ivf-nlist ";
+              msg += std::to_string(index.ivf_nlist);
+              msg += ": more lists than the ";
+              msg += std::to_string(items);
+              msg += " items of ";
+              msg += params;
+              msg += " (an IVF index has at most one list per item)";
+              fail(msg);
+            }
           });
           // The retrieval vectors, as tables sharded like the model's.
           RetrievalVectors rv = m.model->retrieval_vectors();

@@ -4,7 +4,16 @@
 // lists are the same for any number of ranks: by the model's retrieval vectors where it has a dot
 // form (the score printed is the model's, with its constant term), else by the model's own
 // forward pass over every item (exact scoring, brute force).
+//
+// With --index FILE.faiss (export --format faiss) the candidates come from the FAISS index
+// instead, for the models with a dot form: each rank searches the index (every rank reads the
+// whole file) with the retrieval vectors of its own users, one user at a time, for K plus the
+// number of the user's masked items, drops the masked ones and keeps the first K in the same total
+// order (score desc, item id asc); the score printed is the index's inner product plus the model's
+// constant. A flat index gives exact recommend's lists; hnsw and ivf approximate them.
+#include <algorithm>
 #include <cstdio>
+#include <memory>
 
 #include "base/error.h"
 #include "core/config.h"
@@ -12,6 +21,7 @@
 #include "core/model.h"
 #include "io/dataset.h"
 #include "io/checkpoint.h"
+#include "io/faiss_index.h"
 #include "io/hdf5_util.h"
 #include "launch/cli_util.h"
 #include "launch/commands.h"
@@ -21,9 +31,90 @@
 
 namespace shardrec::cli {
 
+namespace {
+
+// The top K of this rank's users from the FAISS index at `path` (see the top of the file).
+// Collective only in its checks: every rank refuses alike.
+void index_top_k(const Model& model, const std::string& model_name, const io::DataShard& data,
+                 const std::string& params, const std::string& path,
+                 const std::vector<int64_t>& mine, int K, bool mask_valid, dist::Comm& comm, const TopKSink& sink) {
+  io::agree(comm, [&] {
+    std::string why;
+    if (!model.dot_form(&why))
+      fail("option --index: " + params + " holds " + model_name +
+           " parameters, which have no dot-product form (" + why +
+           "), so no index of item vectors ranks them; recommend without --index scores them exactly");
+  });
+  const RetrievalVectors rv = model.retrieval_vectors();
+  std::unique_ptr<io::FaissIndex> index;
+  io::agree(comm, [&] {
+    index = std::make_unique<io::FaissIndex>(path);
+    const int64_t items = data.info.num_items;
+    if (index->dim() != rv.dim || index->rows() != items) {
+      std::string msg = "option --index: ";
+      msg += path;
+      msg += " holds ";
+      msg += std::to_string(index->rows());
+      msg += " vectors of dimension ";
+      msg += std::to_string(index->dim());
+      msg += ", but the item table of ";
+      msg += params;
+      msg += " has ";
+      msg += std::to_string(items);
+      msg += " rows of retrieval dimension ";
+      msg += std::to_string(rv.dim);
+      msg += " (export --format faiss with these --data and --params writes a matching one)";
+      fail(msg);
+    }
+  });
+  const dist::Sharding& us = model.rows_user().sharding();
+  std::vector<int64_t> ids, keep_ids;
+  std::vector<float> scores, keep_scores;
+  std::vector<int32_t> masked;
+  struct Cand {
+    float score;
+    int64_t item;
+  };
+  std::vector<Cand> c;
+  for (int64_t u : mine) {
+    masked.clear();
+    const auto tr = data.split[0].items_of(u);
+    masked.insert(masked.end(), tr.begin(), tr.end());
+    if (mask_valid) {
+      const auto va = data.split[1].items_of(u);
+      masked.insert(masked.end(), va.begin(), va.end());
+    }
+    std::sort(masked.begin(), masked.end());
+    masked.erase(std::unique(masked.begin(), masked.end()), masked.end());
+    const int64_t want = std::min<int64_t>(index->rows(), static_cast<int64_t>(K) + static_cast<int64_t>(masked.size()));
+    if (want <= 0) {
+      sink(u, {}, {});
+      continue;
+    }
+    const float* q = rv.user.data() + static_cast<size_t>(us.local_index(u)) * static_cast<size_t>(rv.dim);
+    index->search(q, static_cast<int>(want), ids, scores);
+    c.clear();
+    for (size_t j = 0; j < ids.size(); ++j)
+      if (!std::binary_search(masked.begin(), masked.end(), static_cast<int32_t>(ids[j])))
+        c.push_back({scores[j] + rv.offset, ids[j]});
+    std::stable_sort(c.begin(), c.end(),
+                     [](const Cand& a, const Cand& b) { return a.score > b.score || (a.score == b.score && a.item < b.item); });
+    if (c.size() > static_cast<size_t>(K)) c.resize(static_cast<size_t>(K));
+    keep_ids.resize(c.size());
+    keep_scores.resize(c.size());
+    for (size_t j = 0; j < c.size(); ++j) {
+      keep_ids[j] = c[j].item;
+      keep_scores[j] = c[j].score;
+    }
+    sink(u, keep_ids, keep_scores);
+  }
+}
+
+}  // namespace
+
 int cmd_recommend(int argc, char** argv) {
   TrainConfig c;  // its data
-  std::string params, users = "all", out = "-", fmt = "tsv";
+  std::string params, users = "all", out = "-", fmt = "tsv", index_path;
   int k = 20;
   bool mask_valid = false;
   Options opts = for_command(config_options(c), kExport);
@@ -36,11 +127,17 @@ int cmd_recommend(int argc, char** argv) {
       Option("format", fmt, "tsv or csv (user, rank, item, score, with a header), or jsonl (one user a line)")
           .choices({"tsv", "csv", "jsonl"}),
       Option("score-budget", c.eval.score_budget, "floats of scores held at once per rank").at_least(1),
+      Option("index", index_path,
+             "a FAISS index of the item vectors (export --format faiss: OUT.item.faiss) to take the candidates "
+             "from instead of exact scoring (models with a dot-product form); flat: exact, hnsw/ivf: approximate"),
   });
   const Args args =
       parse(argc, argv, "usage: [mpirun -np N] shardrec recommend --data DATA.h5 --params PARAMS.h5 [options]", opts);
   if (args.help) return 0;
   if (out != "-") output_target(out);  // a bad target fails before the work
+  if (!index_path.empty() && !io::have_faiss())
+    fail("option --index: this shardrec was built without FAISS (Debian: libfaiss-dev, which "
+         "launch/install-deps.sh installs; then rebuild)");
   return run_mpi(
       [&](dist::Comm& comm) {
         check_inputs(comm, c.data, params);
@@ -70,7 +167,10 @@ int cmd_recommend(int argc, char** argv) {
         RankedLists lists;
         Progress progress = log.progress("recommend", "users");
         c.eval.progress = &progress;
-        model_top_k(*m.model, m.data, mine, k, mask_valid, c.eval, comm, lists.sink());
+        if (index_path.empty())
+          model_top_k(*m.model, m.data, mine, k, mask_valid, c.eval, comm, lists.sink());
+        else
+          index_top_k(*m.model, m.cfg.model, m.data, params, index_path, mine, k, mask_valid, comm, lists.sink());
         // Rank 0 writes the item ids (and, without a list, the users': it alone read them).
         const auto item_raw = comm.rank() == 0 ? io::read_raw_ids(f, info, "item", 0, info.num_items)
                                                : std::vector<std::string>{};

@@ -1,13 +1,17 @@
 // io/faiss_index.h: the index that export --format faiss writes reads back with FAISS, holds the
 // rows under their row numbers with the inner-product metric, and finds what exact search finds
-// (flat: the same top K; hnsw: nearly all of it).
+// (flat: the same top K; hnsw and ivf: nearly all of it); ivf keeps its parameters and is
+// byte-identical when written twice; FaissIndex (recommend --index) reads one back and searches it.
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
+#include <faiss/IndexIVFFlat.h>
 #include <faiss/index_io.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <numeric>
 #include <random>
@@ -98,6 +102,110 @@ TEST(Faiss, AnUnwritablePathIsAnErrorNamingIt) {
     FAIL() << "no error";
   } catch (const shardrec::Error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/dir/x.faiss"), std::string::npos) << e.what();
+  }
+}
+
+std::string bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+shardrec::io::FaissSpec ivf(int nlist, int nprobe) {
+  shardrec::io::FaissSpec spec;
+  spec.type = "ivf";
+  spec.ivf_nlist = nlist;
+  spec.ivf_nprobe = nprobe;
+  return spec;
+}
+
+TEST(Faiss, IvfIndexKeepsItsParametersAndFindsNearlyAll) {
+  const auto rows = gaussian(kRows * kDim, 6), queries = gaussian(kQueries * kDim, 7);
+  shardrec::io::write_faiss_index(tmp("ivf.faiss"), rows.data(), kRows, kDim, ivf(20, 10));
+  std::unique_ptr<faiss::Index> index(faiss::read_index(tmp("ivf.faiss").c_str()));
+  auto* v = dynamic_cast<faiss::IndexIVFFlat*>(index.get());
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(v->nlist, 20u);
+  EXPECT_EQ(v->nprobe, 10u);
+  EXPECT_TRUE(v->is_trained);
+  EXPECT_NE(dynamic_cast<faiss::IndexFlatIP*>(v->quantizer), nullptr);  // inner-product centroids
+  EXPECT_GE(recall(tmp("ivf.faiss"), rows, queries), 0.9);
+  // Every list visited: exact.
+  v->nprobe = 20;
+  faiss::write_index(v, tmp("ivf-all.faiss").c_str());
+  EXPECT_EQ(recall(tmp("ivf-all.faiss"), rows, queries), 1.0);
+}
+
+TEST(Faiss, IvfIndexIsByteIdenticalWhenWrittenTwice) {
+  const auto rows = gaussian(kRows * kDim, 8);
+  shardrec::io::write_faiss_index(tmp("ivf-a.faiss"), rows.data(), kRows, kDim, ivf(32, 4));
+  shardrec::io::write_faiss_index(tmp("ivf-b.faiss"), rows.data(), kRows, kDim, ivf(32, 4));
+  const std::string a = bytes(tmp("ivf-a.faiss")), b = bytes(tmp("ivf-b.faiss"));
+  ASSERT_GT(a.size(), static_cast<size_t>(kRows) * kDim * sizeof(float));
+  EXPECT_TRUE(a == b) << "two IVF indexes of the same rows and parameters differ";
+  // Other rows train other centroids: the comparison can see a difference.
+  const auto other = gaussian(kRows * kDim, 9);
+  shardrec::io::write_faiss_index(tmp("ivf-c.faiss"), other.data(), kRows, kDim, ivf(32, 4));
+  EXPECT_FALSE(a == bytes(tmp("ivf-c.faiss")));
+}
+
+TEST(Faiss, IvfWithMoreListsThanRowsIsRefusedNamingTheOption) {
+  const auto rows = gaussian(10 * kDim, 10);
+  for (const auto& [spec, option] : {std::pair{ivf(11, 1), "--ivf-nlist"}, std::pair{ivf(5, 6), "--ivf-nprobe"}}) {
+    try {
+      shardrec::io::write_faiss_index(tmp("ivf-bad.faiss"), rows.data(), 10, kDim, spec);
+      ADD_FAILURE() << "no error for " << option;
+    } catch (const shardrec::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(option), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(shardrec::io::write_faiss_index(tmp("ivf-10.faiss"), rows.data(), 10, kDim, ivf(10, 10)));
+}
+
+TEST(Faiss, ReadBackItSearchesOneQueryAtATime) {
+  const auto rows = gaussian(kRows * kDim, 11), queries = gaussian(kQueries * kDim, 12);
+  shardrec::io::FaissSpec flat;
+  shardrec::io::write_faiss_index(tmp("read.faiss"), rows.data(), kRows, kDim, flat);
+  const shardrec::io::FaissIndex index(tmp("read.faiss"));
+  EXPECT_EQ(index.dim(), kDim);
+  EXPECT_EQ(index.rows(), kRows);
+  EXPECT_EQ(index.type(), "flat");
+  std::vector<int64_t> ids;
+  std::vector<float> scores;
+  for (int q = 0; q < kQueries; ++q) {
+    index.search(&queries[q * kDim], kK, ids, scores);
+    EXPECT_EQ(ids, exact_top(rows, &queries[q * kDim]));
+    ASSERT_EQ(scores.size(), static_cast<size_t>(kK));
+    float want = 0;
+    for (int c = 0; c < kDim; ++c) want += rows[ids[0] * kDim + c] * queries[q * kDim + c];
+    EXPECT_NEAR(scores[0], want, 1e-4);
+    EXPECT_TRUE(std::is_sorted(scores.rbegin(), scores.rend()));
+  }
+  index.search(queries.data(), kRows + 5, ids, scores);  // more than it holds: all of them
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kRows));
+  shardrec::io::write_faiss_index(tmp("read-ivf.faiss"), rows.data(), kRows, kDim, ivf(8, 2));
+  EXPECT_EQ(shardrec::io::FaissIndex(tmp("read-ivf.faiss")).type(), "ivf");
+}
+
+TEST(Faiss, ReadingSomethingElseIsAnErrorNamingTheFile) {
+  std::ofstream(tmp("not.faiss")) << "not an index\n";
+  for (const std::string& path : {tmp("not.faiss"), tmp("absent.faiss")}) {
+    try {
+      shardrec::io::FaissIndex index(path);
+      ADD_FAILURE() << "no error for " << path;
+    } catch (const shardrec::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+  }
+  // An L2 index is refused: its scores are not the model's.
+  const auto rows = gaussian(kRows * kDim, 13);
+  faiss::IndexFlatL2 l2(kDim);
+  l2.add(kRows, rows.data());
+  faiss::write_index(&l2, tmp("l2.faiss").c_str());
+  try {
+    shardrec::io::FaissIndex index(tmp("l2.faiss"));
+    ADD_FAILURE() << "L2 index accepted";
+  } catch (const shardrec::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("inner-product"), std::string::npos) << e.what();
   }
 }
 
