@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # recall@10/@20 of recommend --index (hnsw, ivf at a few ef/nprobe values) against exact recommend,
-# MF-BPR on ml-1m-m1 (results go to docs/benchmarks.md; not yet recorded there).
+# MF-BPR on ml-1m-m1 (docs/benchmarks.md, "FAISS indexes: recall against exact recommend").
 # usage: bash bench/faiss_recall.sh SHARDREC DATA_DIR WORKDIR    (DATA_DIR: ../shared/data/ml-1m-m1)
 set -euo pipefail
 here=$(dirname "$(realpath "${BASH_SOURCE[0]}")")
