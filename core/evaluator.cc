@@ -24,19 +24,6 @@ double EvalResult::get(const std::string& name) const {
   return it->second;
 }
 
-namespace {
-
-struct Cand {
-  float score;
-  int64_t item;
-};
-// Better first: higher score, then smaller id.
-inline bool better(const Cand& a, const Cand& b) {
-  return a.score > b.score || (a.score == b.score && a.item < b.item);
-}
-
-}  // namespace
-
 void top_k(const MFModel& model, const io::DataShard& data, const std::vector<int64_t>& users, int K,
            bool mask_valid, const EvalConfig& cfg, dist::Comm& comm, const TopKSink& sink) {
   // Scoring vectors of this rank's items (the rows themselves for MF; [e, W f + b] for VBPR).
@@ -117,7 +104,7 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
     // Score the local item shard for every gathered user and keep a local top-K per user, sent
     // to that user's rank (padded with item -1).
     const int64_t L = item_sharding.local_rows(me);
-    std::vector<std::vector<Cand>> top_send(n);
+    std::vector<std::vector<ScoredItem>> top_send(n);
     const float masked = -std::numeric_limits<float>::infinity();
     if (cfg.device == "cuda" && !in.score && in.offset == 0) {
       // On the GPU: the same scores (bit-identical dot products) and the same order, so the
@@ -140,7 +127,8 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
       for (int k = 0; k < n; ++k)
         for (size_t u = first[k]; u < first[k + 1]; ++u)
           for (int j = 0; j < K; ++j)
-            top_send[k].push_back(ti[u * K + j] >= 0 ? Cand{ts[u * K + j], ti[u * K + j]} : Cand{masked, -1});
+            top_send[k].push_back(ti[u * K + j] >= 0 ? ScoredItem{ts[u * K + j], ti[u * K + j]}
+                                                     : ScoredItem{masked, -1});
     } else {
     scores.assign(g * L, 0.0f);
     if (in.score) {
@@ -166,7 +154,7 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
       for (size_t i = 0; i + 1 < v.size(); i += 2)
         scores[v[i] * L + item_sharding.local_index(v[i + 1])] = masked;
 
-    std::vector<Cand> c;
+    std::vector<ScoredItem> c;
     for (int k = 0; k < n; ++k) {
       for (size_t gu = first[k]; gu < first[k + 1]; ++gu) {
         c.clear();
@@ -175,26 +163,26 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
           if (s != masked) c.push_back({s, item_sharding.global_id(me, l)});
         }
         const size_t keep = std::min<size_t>(K, c.size());
-        std::partial_sort(c.begin(), c.begin() + keep, c.end(), better);
+        std::partial_sort(c.begin(), c.begin() + keep, c.end(), ranks_before);
         c.resize(keep);
-        c.resize(K, Cand{masked, -1});
+        c.resize(K, ScoredItem{masked, -1});
         top_send[k].insert(top_send[k].end(), c.begin(), c.end());
       }
     }
     }
     auto top_recv = dist::all_to_all(comm, top_send);
-    std::vector<Cand> merged;
+    std::vector<ScoredItem> merged;
     std::vector<int64_t> topk;
     std::vector<float> topk_scores;
     for (size_t i = 0; i < mine.size(); ++i) {
       merged.clear();
       for (int k = 0; k < n; ++k)
         for (int j = 0; j < K; ++j) {
-          const Cand& x = top_recv[k][i * K + j];
+          const ScoredItem& x = top_recv[k][i * K + j];
           if (x.item >= 0) merged.push_back(x);
         }
       const size_t keep = std::min<size_t>(K, merged.size());
-      std::partial_sort(merged.begin(), merged.begin() + keep, merged.end(), better);
+      std::partial_sort(merged.begin(), merged.begin() + keep, merged.end(), ranks_before);
       topk.clear();
       topk_scores.clear();
       for (size_t j = 0; j < keep; ++j) {

@@ -34,6 +34,16 @@ struct EvalResult {
 // the same for any number of ranks. Collective: every rank calls it (with its own users); sink
 // gets each of this rank's users with its items and scores, best first (fewer than K when fewer
 // items are left). Users go in rounds bounded by cfg.score_budget; cfg.device picks the scorer.
+// An item and its score in a ranked list; ranks_before is the lists' total order (higher score,
+// then smaller item id), the same on every rank and for every scorer.
+struct ScoredItem {
+  float score;
+  int64_t item;
+};
+inline bool ranks_before(const ScoredItem& a, const ScoredItem& b) {
+  return a.score > b.score || (a.score == b.score && a.item < b.item);
+}
+
 using TopKSink = std::function<void(int64_t user, std::span<const int64_t> items, std::span<const float> scores)>;
 
 // What top_k ranks with, on each rank: the vectors of this rank's users and items (local order of

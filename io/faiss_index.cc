@@ -28,6 +28,30 @@ namespace {
 
 bool have_faiss() { return SHARDREC_HAVE_FAISS != 0; }
 
+void check_ivf(const FaissSpec& spec, int64_t n, const std::string& what) {
+  if (spec.type != "ivf") return;
+  if (spec.ivf_nlist < 1 || spec.ivf_nlist > n) {
+    std::string msg = what;
+    msg += ": option --ivf-nlist ";
+    msg += std::to_string(spec.ivf_nlist);
+    msg += ": an IVF index of ";
+    msg += std::to_string(n);
+    msg += " rows has 1 to ";
+    msg += std::to_string(n);
+    msg += " lists (at most one a row)";
+    fail(msg);
+  }
+  if (spec.ivf_nprobe < 1 || spec.ivf_nprobe > spec.ivf_nlist) {
+    std::string msg = what;
+    msg += ": option --ivf-nprobe ";
+    msg += std::to_string(spec.ivf_nprobe);
+    msg += ": must be 1 to --ivf-nlist (";
+    msg += std::to_string(spec.ivf_nlist);
+    msg += "), the lists there are to visit";
+    fail(msg);
+  }
+}
+
 void write_faiss_index(const std::string& path, const float* rows, int64_t n, int d, const FaissSpec& spec) {
 #if SHARDREC_HAVE_FAISS
   try {
@@ -42,26 +66,7 @@ void write_faiss_index(const std::string& path, const float* rows, int64_t n, in
       index.add(n, rows);
       faiss::write_index(&index, path.c_str());
     } else if (spec.type == "ivf") {
-      if (spec.ivf_nlist < 1 || spec.ivf_nlist > n) {
-        std::string msg = path;
-        msg += ": option --ivf-nlist ";
-        msg += std::to_string(spec.ivf_nlist);
-        msg += ": an IVF index of ";
-        msg += std::to_string(n);
-        msg += " items can have 1 to ";
-        msg += std::to_string(n);
-        msg += " lists";
-        fail(msg);
-      }
-      if (spec.ivf_nprobe < 1 || spec.ivf_nprobe > spec.ivf_nlist) {
-        std::string msg = path;
-        msg += ": option --ivf-nprobe ";
-        msg += std::to_string(spec.ivf_nprobe);
-        msg += ": must be 1 to --ivf-nlist (";
-        msg += std::to_string(spec.ivf_nlist);
-        msg += ")";
-        fail(msg);
-      }
+      check_ivf(spec, n, path);
       faiss::IndexFlatIP quantizer(d);
       faiss::IndexIVFFlat index(&quantizer, d, static_cast<size_t>(spec.ivf_nlist), faiss::METRIC_INNER_PRODUCT);
       index.cp.seed = kIvfSeed;

@@ -24,6 +24,9 @@ struct FaissSpec {
 constexpr int kIvfSeed = 1234;
 
 bool have_faiss();
+// Refuses an ivf spec that cannot index n rows (of `what`, which the message names with the
+// option): --ivf-nlist 1..n, --ivf-nprobe 1..nlist. Any other type passes.
+void check_ivf(const FaissSpec& spec, int64_t n, const std::string& what);
 // Writes n rows of d floats as a FAISS index (metric: inner product) to path; errors name it (and
 // the option, for an ivf nlist above n or an nprobe above nlist).
 void write_faiss_index(const std::string& path, const float* rows, int64_t n, int d, const FaissSpec& spec);

@@ -74,14 +74,6 @@ int cmd_export(int argc, char** argv) {
   if (fmt == "faiss" && !io::have_faiss())
     fail("option --format faiss: this shardrec was built without FAISS (Debian: libfaiss-dev, which "
          "launch/install-deps.sh installs; then rebuild)");
-  if (fmt == "faiss" && index.type == "ivf" && index.ivf_nprobe > index.ivf_nlist) {
-    std::string msg = "option --ivf-nprobe ";
-    msg += std::to_string(index.ivf_nprobe);
-    msg += ": at most --ivf-nlist (";
-    msg += std::to_string(index.ivf_nlist);
-    msg += "), the lists there are to visit";
-    fail(msg);
-  }
   const std::vector<std::string> kinds = {"user", "item"};
   std::vector<std::string> files;
   if (fmt == "h5") files = {out};
@@ -109,17 +101,9 @@ int cmd_export(int argc, char** argv) {
               fail("export --format " + fmt + ": " + params + " holds " + m.cfg.model +
                    " parameters, which have no dot-product form (" + why +
                    "); --format h5 exports the parameters themselves");
-            const int64_t items = tables[1]->rows();
-            if (faiss && index.type == "ivf" && index.ivf_nlist > items) {
-              std::string msg = "option --ivf-nlist ";
-              msg += std::to_string(index.ivf_nlist);
-              msg += ": more lists than the ";
-              msg += std::to_string(items);
-              msg += " items of ";
-              msg += params;
-              msg += " (an IVF index has at most one list per item)";
-              fail(msg);
-            }
+            if (faiss)  // before any work (items first); write_faiss_index checks again, for its other callers
+              for (size_t t : {1, 0})
+                io::check_ivf(index, tables[t]->rows(), params + " (" + kinds[t] + " table)");
           });
           // The retrieval vectors, as tables sharded like the model's.
           RetrievalVectors rv = m.model->retrieval_vectors();

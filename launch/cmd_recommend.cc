@@ -71,11 +71,7 @@ void index_top_k(const Model& model, const std::string& model_name, const io::Da
   std::vector<int64_t> ids, keep_ids;
   std::vector<float> scores, keep_scores;
   std::vector<int32_t> masked;
-  struct Cand {
-    float score;
-    int64_t item;
-  };
-  std::vector<Cand> c;
+  std::vector<ScoredItem> c;
   for (int64_t u : mine) {
     masked.clear();
     const auto tr = data.split[0].items_of(u);
@@ -97,9 +93,9 @@ void index_top_k(const Model& model, const std::string& model_name, const io::Da
     for (size_t j = 0; j < ids.size(); ++j)
       if (!std::binary_search(masked.begin(), masked.end(), static_cast<int32_t>(ids[j])))
         c.push_back({scores[j] + rv.offset, ids[j]});
-    std::stable_sort(c.begin(), c.end(),
-                     [](const Cand& a, const Cand& b) { return a.score > b.score || (a.score == b.score && a.item < b.item); });
-    if (c.size() > static_cast<size_t>(K)) c.resize(static_cast<size_t>(K));
+    const size_t keep = std::min<size_t>(static_cast<size_t>(K), c.size());
+    std::partial_sort(c.begin(), c.begin() + static_cast<std::ptrdiff_t>(keep), c.end(), ranks_before);
+    c.resize(keep);
     keep_ids.resize(c.size());
     keep_scores.resize(c.size());
     for (size_t j = 0; j < c.size(); ++j) {
