@@ -527,6 +527,12 @@ void append(Interactions& t, const Row& r, bool rated, bool timed) {
 
 }  // namespace
 
+void add_phase(dist::Comm& comm, PrepReport& rep, const char* name, double seconds) {
+  double peak = peak_rss_mib();
+  comm.allreduce_max(&peak, 1);
+  rep.phases.push_back({name, seconds, peak});
+}
+
 PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, PrepReport* report,
                                uint64_t piece_bytes) {
   const int n = comm.size(), me = comm.rank();
@@ -538,9 +544,7 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
   auto mark_time = std::chrono::steady_clock::now();
   auto phase = [&](const char* name) {
     const auto now = std::chrono::steady_clock::now();
-    double peak = peak_rss_mib();
-    comm.allreduce_max(&peak, 1);
-    rep.phases.push_back({name, std::chrono::duration<double>(now - mark_time).count(), peak});
+    add_phase(comm, rep, name, std::chrono::duration<double>(now - mark_time).count());
     mark_time = now;
   };
 

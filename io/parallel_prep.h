@@ -48,6 +48,10 @@ struct PreparedShard {
 PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, PrepReport* report = nullptr,
                                uint64_t piece_bytes = 4 << 20);
 
+// Collective: appends phase `name` of `seconds` to rep.phases, with the fullest rank's peak
+// resident memory so far (prepare_parallel marks its phases so; a caller adds its own after).
+void add_phase(dist::Comm& comm, PrepReport& rep, const char* name, double seconds);
+
 // Collective: the shards as one dataset, on every rank (tests; small data).
 PreparedDataset gather_shards(dist::Comm& comm, const PreparedShard& shard);
 

@@ -190,11 +190,7 @@ int cmd_prep(int argc, char** argv) {
                                (long long)data.num_items, (long long)dim, spec.describe().c_str());
               }
             });
-        {
-          double peak = peak_rss_mib();
-          comm.allreduce_max(&peak, 1);
-          rep.phases.push_back({"write", seconds_since(write_start), peak});
-        }
+        io::add_phase(comm, rep, "write", seconds_since(write_start));
         if (log.debug())
           for (const auto& ph : rep.phases)
             std::fprintf(stderr, "prep: phase %s: %.2f s, peak memory %.0f MiB (fullest rank)\n", ph.name.c_str(),
