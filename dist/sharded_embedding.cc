@@ -149,8 +149,93 @@ struct GradHeader {
 
 void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
                              const float* grads) {
-  group_contributions(comm, r, keys, grads);
-  apply_groups();
+  // Our own contributions in rising key order (every model's keys rise with the sample) are
+  // summed straight from the gradient buffer, by slot; records are only for rows that remote
+  // ranks touched too. The sums are the same additions in the same order: the same bits.
+  const int me = comm.rank();
+  bool rising = true;
+  uint64_t last = 0;
+  bool any = false;
+  for (size_t i = 0; i < r.num_ids && rising; ++i) {
+    if (r.owner[i] != me) continue;
+    rising = !any || keys[i] > last;
+    last = keys[i];
+    any = true;
+  }
+  if (opt_.config().dense() || !rising) {
+    group_contributions(comm, r, keys, grads);
+    apply_groups();
+    return;
+  }
+  const size_t L = r.request[me].size();
+  constexpr uint32_t kNone = UINT32_MAX;
+  uint32_t* head = chain_head_.get(L);
+  uint32_t* tail = chain_tail_.get(L);
+  uint32_t* next = chain_next_.get(r.num_ids);
+  int64_t* slot_row = slot_row_.get(L);
+  uint8_t* mixed = slot_mixed_.get(L);
+  std::fill(head, head + L, kNone);
+  for (size_t i = 0; i < r.num_ids; ++i) {
+    if (r.owner[i] != me) continue;
+    const uint32_t s = r.slot[i];
+    const uint32_t k = static_cast<uint32_t>(i);
+    if (head[s] == kNone) {
+      head[s] = k;
+      slot_row[s] = r.local[i];
+    } else {
+      next[tail[s]] = k;
+    }
+    tail[s] = k;
+    next[k] = kNone;
+  }
+  std::fill(mixed, mixed + L, uint8_t{0});
+  std::vector<GradRef>& refs = refs_;
+  refs.clear();
+  const std::span<const char> recv = send_records(comm, r, keys, grads);
+  const size_t rec = sizeof(GradHeader) + dim_ * sizeof(float);
+  if (!recv.empty()) {
+    // A row that remote ranks touched takes all its contributions through the records.
+    const uint32_t gen = next_row_gen();
+    for (size_t s = 0; s < L; ++s) {
+      row_gen_[slot_row[s]] = gen;
+      row_group_[slot_row[s]] = static_cast<uint32_t>(s);
+    }
+    for (size_t off = 0; off < recv.size(); off += rec) {
+      const GradRef g = record_at(recv.data() + off);
+      if (row_gen_[g.row] == gen) mixed[row_group_[g.row]] = 1;
+    }
+    for (size_t s = 0; s < L; ++s)
+      if (mixed[s])
+        for (uint32_t k = head[s]; k != kNone; k = next[k]) refs.push_back({slot_row[s], keys[k], grads + k * static_cast<size_t>(dim_)});
+    for (size_t off = 0; off < recv.size(); off += rec) refs.push_back(record_at(recv.data() + off));
+  }
+  group_refs();
+  opt_.begin_step();
+  const int threads = pool_ ? pool_->size() : 1;
+  float* sums = group_grad_.get(static_cast<size_t>(threads) * static_cast<size_t>(dim_));
+  auto slots = [&](size_t lo, size_t hi, int t) {
+    float* out = sums + static_cast<size_t>(t) * dim_;
+    for (size_t s = lo; s < hi; ++s) {
+      if (mixed[s]) continue;
+      const uint32_t k = head[s];
+      const float* g = grads + k * static_cast<size_t>(dim_);
+      if (next[k] != kNone) {  // a sum in sample (key) order
+        std::memcpy(out, g, dim_ * sizeof(float));
+        for (uint32_t j = next[k]; j != kNone; j = next[j]) kernels::add(grads + j * static_cast<size_t>(dim_), out, dim_);
+        g = out;
+      }
+      opt_.update(slot_row[s], local_row(slot_row[s]), g);
+    }
+  };
+  auto groups = [&](size_t lo, size_t hi, int t) {
+    float* out = sums + static_cast<size_t>(t) * dim_;
+    for (size_t g = lo; g < hi; ++g) {
+      sum_group(g, out);
+      opt_.update(group_row_[g], local_row(group_row_[g]), out);
+    }
+  };
+  parallel(pool_, L, slots);
+  parallel(pool_, group_row_.size(), groups);
 }
 
 void ShardedEmbedding::reduce(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
@@ -180,11 +265,29 @@ void ShardedEmbedding::sum_group(size_t g, float* out) {
   for (GradRef* p = b + 1; p < e; ++p) kernels::add(p->g, out, dim_);
 }
 
-void ShardedEmbedding::group_contributions(Comm& comm, const Routing& r,
-                                           std::span<const uint64_t> keys, const float* grads) {
+uint32_t ShardedEmbedding::next_row_gen() {
+  if (row_gen_.size() != static_cast<size_t>(local_rows_)) {
+    row_gen_.assign(local_rows_, 0);
+    row_group_.assign(local_rows_, 0);
+  }
+  if (++row_gen_now_ == 0) {  // wrapped: clear the stamps once
+    std::fill(row_gen_.begin(), row_gen_.end(), 0u);
+    row_gen_now_ = 1;
+  }
+  return row_gen_now_;
+}
+
+ShardedEmbedding::GradRef ShardedEmbedding::record_at(const char* p) const {
+  GradHeader h;
+  std::memcpy(&h, p, sizeof h);
+  return {h.local_row, h.key, reinterpret_cast<const float*>(p + sizeof h)};
+}
+
+std::span<const char> ShardedEmbedding::send_records(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
+                                                     const float* grads) {
   const int n = comm.size(), me = comm.rank();
   const size_t rec = sizeof(GradHeader) + dim_ * sizeof(float);
-  // Remote contributions travel as (header, dim floats) records; our own rows are read in place.
+  // Remote contributions travel as (header, dim floats) records.
   std::vector<size_t> count(n, 0);
   for (size_t i = 0; i < r.num_ids; ++i) ++count[r.owner[i]];
   std::vector<size_t> sb(n), sd(n);
@@ -196,14 +299,9 @@ void ShardedEmbedding::group_contributions(Comm& comm, const Routing& r,
   }
   char* send = send_.get(total);
   std::vector<size_t> fill(sd);
-  std::vector<GradRef>& refs = refs_;
-  refs.clear();
   for (size_t i = 0; i < r.num_ids; ++i) {
     const int o = r.owner[i];
-    if (o == me) {
-      refs.push_back({r.local[i], keys[i], grads + i * dim_});
-      continue;
-    }
+    if (o == me) continue;
     GradHeader h{r.local[i], keys[i]};
     char* dst = send + fill[o];
     std::memcpy(dst, &h, sizeof h);
@@ -221,20 +319,28 @@ void ShardedEmbedding::group_contributions(Comm& comm, const Routing& r,
     if (h.local_row < 0 || h.local_row >= local_rows_)
       fail("table " + name_ + ": gradient for local row " + std::to_string(h.local_row) +
            " outside the shard");
-    refs.push_back({h.local_row, h.key, reinterpret_cast<const float*>(recv + off + sizeof h)});
   }
+  return {recv, rtotal};
+}
 
+void ShardedEmbedding::group_contributions(Comm& comm, const Routing& r,
+                                           std::span<const uint64_t> keys, const float* grads) {
+  // Our own rows are read in place, first, then the records in arrival order.
+  std::vector<GradRef>& refs = refs_;
+  refs.clear();
+  for (size_t i = 0; i < r.num_ids; ++i)
+    if (r.owner[i] == comm.rank()) refs.push_back({r.local[i], keys[i], grads + i * dim_});
+  const std::span<const char> recv = send_records(comm, r, keys, grads);
+  const size_t rec = sizeof(GradHeader) + dim_ * sizeof(float);
+  for (size_t off = 0; off < recv.size(); off += rec) refs.push_back(record_at(recv.data() + off));
+  group_refs();
+}
+
+void ShardedEmbedding::group_refs() {
+  const std::vector<GradRef>& refs = refs_;
   // Group the contributions by row, stably (arrival order: by source rank, and within a source
   // in key order, since every rank walks its samples in global order) ...
-  if (row_gen_.size() != static_cast<size_t>(local_rows_)) {
-    row_gen_.assign(local_rows_, 0);
-    row_group_.assign(local_rows_, 0);
-  }
-  if (++row_gen_now_ == 0) {
-    std::fill(row_gen_.begin(), row_gen_.end(), 0u);
-    row_gen_now_ = 1;
-  }
-  const uint32_t gen = row_gen_now_;
+  const uint32_t gen = next_row_gen();
   std::vector<int64_t>& group_row = group_row_;
   std::vector<uint32_t>& group_start = group_start_;
   std::vector<uint32_t>& ref_group = ref_group_;

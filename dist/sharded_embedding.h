@@ -93,21 +93,31 @@ class ShardedEmbedding {
   int64_t local_rows_;
   std::vector<float> data_;
   RowOptimizer opt_;
-  void group_contributions(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
-                           const float* grads);
-  void apply_groups();
-  void sum_group(size_t g, float* out);  // a row's contributions summed in key order
-  mutable Scratch<char> send_, recv_;
-  ThreadPool* pool_ = nullptr;
   struct GradRef {
     int64_t row;
     uint64_t key;
     const float* g;
   };
+  // Sends the remote contributions to their owners; the records received (checked), in rank order.
+  std::span<const char> send_records(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
+                                     const float* grads);
+  GradRef record_at(const char* p) const;
+  void group_contributions(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
+                           const float* grads);
+  void group_refs();  // refs_ grouped by row into grouped_, group_start_, group_row_
+  void apply_groups();
+  uint32_t next_row_gen();  // a fresh stamp for row_gen_
+  void sum_group(size_t g, float* out);  // a row's contributions summed in key order
+  mutable Scratch<char> send_, recv_;
+  ThreadPool* pool_ = nullptr;
   std::vector<GradRef> refs_, grouped_;
   std::vector<uint32_t> ref_group_, group_start_, fill_;
   std::vector<int64_t> group_row_;
   Scratch<float> group_grad_;
+  // apply()'s own contributions chained by slot (sample order) without records.
+  Scratch<uint32_t> chain_head_, chain_tail_, chain_next_;
+  Scratch<int64_t> slot_row_;
+  Scratch<uint8_t> slot_mixed_;
   // Requester-side de-duplication: an open-addressing map id -> slot, cleared by generation.
   struct IdSlot {
     int64_t id;
