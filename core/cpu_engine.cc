@@ -34,18 +34,41 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
 
   bool run_phase(const PhaseRun& r) override {
     const io::UserSlice& tr = data_.train();
-    return run_steps(r, tr, [&](int64_t s, std::span<const LocalSample> samples, int64_t global_n) {
-      hb_.build(r, s, samples, global_n, tr, labels_, &sampler_, m_.draw_kind(), comm_.rank(), &pool_);
+    built_ahead_ = pending_ahead_ = routed_ahead_ = false;
+    m_.item.cancel_ahead();
+    return run_steps_ahead(r, tr, [&](const StepView& v, const StepView* next) {
+      if (built_ahead_)
+        std::swap(hb_, hb_next_);  // vectors move with their buffers: hb_.b's pointers stay valid
+      else
+        hb_.build(r, v.step, v.samples, v.global_n, tr, labels_, &sampler_, m_.draw_kind(), comm_.rank(), &pool_);
       // A sample runs on its user's owner, so user rows never travel: no collective for them.
       ur_ = m_.user.route(comm_, hb_.uid, /*local_only=*/true);
-      ir_ = m_.item.route(comm_, hb_.iid);
+      if (routed_ahead_) {
+        // The counts came with the previous step's rows and the ids (as a rule) with its
+        // gradients: no exchange here.
+        ir_ = std::move(ir_next_);
+        m_.item.exchange(comm_, ir_, ahead_in_.data());
+      } else {
+        ir_ = m_.item.route(comm_, hb_.iid);
+      }
+      built_ahead_ = pending_ahead_ = routed_ahead_ = false;
+      if (next) {
+        // The next batch now, and what it will ask of each owner, to travel with this step's
+        // first gather (every rank alike: all run the same steps and passes).
+        hb_next_.build(r, next->step, next->samples, next->global_n, tr, labels_, &sampler_, m_.draw_kind(),
+                       comm_.rank(), &pool_);
+        ir_next_ = m_.item.plan(comm_, hb_next_.iid);
+        ahead_out_ = m_.item.exchange_counts(comm_, ir_next_);
+        ahead_in_.assign(ahead_out_.size(), 0);
+        built_ahead_ = pending_ahead_ = true;
+      }
       const int R = m_.user.dim();
       nu_ = hb_.b.n * R;
       ni_ = hb_.b.n * hb_.b.per * m_.item.dim();
       features_here_ = false;
       loss_ = r.loss;
       on_decision = r.on_decision;
-      r.strategy->step(s, *this);
+      r.strategy->step(v.step, *this);
     });
   }
 
@@ -163,7 +186,14 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
     I_ = Is_.get(ni_);
     m_.refresh_rows(comm_, hb_.b);
     m_.rows_user().gather(comm_, ur_, U_);
-    m_.rows_item().gather(comm_, ir_, I_);
+    if (pending_ahead_) {
+      m_.rows_item().gather(comm_, ir_, I_, ahead_out_.data(), ahead_in_.data());
+      m_.item.send_ahead(comm_, ir_next_, ahead_in_);  // with the step's first gradient exchange
+      pending_ahead_ = false;
+      routed_ahead_ = true;
+    } else {
+      m_.rows_item().gather(comm_, ir_, I_);
+    }
     // Feature rows never change: one transfer per step, through the item routing.
     if (dist::ShardedEmbedding* f = m_.item_features(); f && !features_here_) {
       F_ = Fs_.get(hb_.b.n * hb_.b.per * f->dim());
@@ -207,6 +237,13 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
   // The step in progress.
   HostBatch hb_;
   dist::Routing ur_, ir_;
+  // The next step, routed ahead: its batch (built_ahead_), its item routing's first half, and its
+  // per-owner counts, sent with this step's first gather (pending_ahead_) and received there
+  // (routed_ahead_). A step that gathers nothing leaves the next to route in full.
+  HostBatch hb_next_;
+  dist::Routing ir_next_;
+  std::vector<uint64_t> ahead_out_, ahead_in_;
+  bool built_ahead_ = false, pending_ahead_ = false, routed_ahead_ = false;
   size_t nu_ = 0, ni_ = 0;
   bool features_here_ = false;
   dist::ExactSums* loss_ = nullptr;

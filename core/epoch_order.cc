@@ -31,8 +31,27 @@ std::span<const LocalSample> EpochOrder::step(int64_t s) {
 
 bool run_steps(const PhaseRun& r, const io::UserSlice& tr,
                const std::function<void(int64_t, std::span<const LocalSample>, int64_t)>& fn) {
+  return run_steps_ahead(r, tr, [&](const StepView& v, const StepView*) { fn(v.step, v.samples, v.global_n); });
+}
+
+bool run_steps_ahead(const PhaseRun& r, const io::UserSlice& tr,
+                     const std::function<void(const StepView&, const StepView*)>& fn) {
   const int64_t B = r.batch, m = r.rows, S = (m + B - 1) / B;
   if (m <= 0) return true;
+  auto global_n = [&](int64_t s) { return std::min<int64_t>(B, m - s * B); };
+  // Steps [first, S) in order, each with the one after it.
+  auto walk = [&](const std::function<std::span<const LocalSample>(int64_t)>& step) {
+    StepView next{};
+    bool have = false;
+    for (int64_t s = std::min(r.first, S); s < S; ++s) {
+      const StepView cur = have ? next : StepView{s, step(s), global_n(s)};
+      have = s + 1 < S;
+      if (have) next = {s + 1, step(s + 1), global_n(s + 1)};
+      fn(cur, have ? &next : nullptr);
+      if (r.after_step && r.after_step(s)) return false;
+    }
+    return true;
+  };
   const bool all = r.whole_split;
   if (r.dataset_order) {
     if (!all) fail("internal: a dataset-order pass covers the whole training split");
@@ -43,25 +62,18 @@ bool run_steps(const PhaseRun& r, const io::UserSlice& tr,
       while (k >= tr.ptr[user + 1]) ++user;
       order[k] = {static_cast<uint32_t>((tr.row_lo + k) % B), static_cast<uint32_t>(k), user};
     }
+    std::vector<size_t> begin(S + 1, 0);
     size_t at = 0;
     for (int64_t s = 0; s < S; ++s) {
-      const size_t begin = at;
+      begin[s] = at;
       while (at < order.size() && (tr.row_lo + static_cast<int64_t>(at)) / B == s) ++at;
-      if (s < r.first) continue;
-      fn(s, {order.data() + begin, at - begin}, std::min<int64_t>(B, m - s * B));
-      if (r.after_step && r.after_step(s)) return false;
     }
-    return true;
+    begin[S] = at;
+    return walk([&](int64_t s) { return std::span<const LocalSample>(order.data() + begin[s], begin[s + 1] - begin[s]); });
   }
   const size_t count = all ? static_cast<size_t>(tr.rows()) : r.local.size();
   const Permutation perm(static_cast<uint64_t>(m), r.order_key);
-  auto run = [&](EpochOrder order) {
-    for (int64_t s = std::min(r.first, S); s < S; ++s) {
-      fn(s, order.step(s), std::min<int64_t>(B, m - s * B));
-      if (r.after_step && r.after_step(s)) return false;
-    }
-    return true;
-  };
+  auto run = [&](EpochOrder order) { return walk([&](int64_t s) { return order.step(s); }); };
   if (all)
     return run(EpochOrder(perm, B, tr, count, [](size_t k) { return static_cast<uint32_t>(k); },
                           [&](size_t k) { return tr.row_lo + static_cast<int64_t>(k); }));

@@ -73,6 +73,16 @@ namespace shardrec {
 bool run_steps(const PhaseRun& r, const io::UserSlice& tr,
                const std::function<void(int64_t, std::span<const LocalSample>, int64_t)>& fn);
 
+// run_steps() that also shows each step the one after it (null for the phase's last), whose
+// batch can be built and routed ahead: batches are pure functions of the phase.
+struct StepView {
+  int64_t step = 0;
+  std::span<const LocalSample> samples;
+  int64_t global_n = 0;
+};
+bool run_steps_ahead(const PhaseRun& r, const io::UserSlice& tr,
+                     const std::function<void(const StepView&, const StepView*)>& fn);
+
 // One step's batch on the host: users with order keys, item slots (own item, then the draws)
 // with keys, labels and dataset rows.
 struct HostBatch {

@@ -52,6 +52,12 @@ ShardedEmbedding::ShardedEmbedding(std::string name, uint64_t table_key, int64_t
 }
 
 Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids, bool local_only) const {
+  Routing r = plan(comm, ids, local_only);
+  if (!local_only) exchange_ids(comm, r, nullptr);
+  return r;
+}
+
+Routing ShardedEmbedding::plan(const Comm& comm, std::span<const int64_t> ids, bool local_only) const {
   const int n = comm.size();
   Routing r;
   r.local_only = local_only;
@@ -88,52 +94,113 @@ Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids, bool l
   }
   r.serve.assign(n, {});
   r.incoming.assign(n, 0);
-  if (local_only) {
+  if (local_only)
     for (int k = 0; k < n; ++k)
       if (k != comm.rank() && !r.request[k].empty())
         fail("table " + name_ + ": id " + std::to_string(r.request[k][0]) + " routed as local but owned by rank " + std::to_string(k));
-    return r;
-  }
-  // Only remote ids travel; an owner serves its own ids straight from its table. Each list ends
-  // with the number of gradient records that will follow in apply(), so apply() needs no
-  // exchange of counts.
-  std::vector<std::vector<int64_t>> remote(r.request);
-  remote[comm.rank()].clear();
-  for (auto& v : remote) v.push_back(0);
-  for (size_t i = 0; i < ids.size(); ++i)
-    if (r.owner[i] != comm.rank()) ++remote[r.owner[i]].back();
-  auto got = all_to_all(comm, remote);
-  for (int k = 0; k < n; ++k) {
-    r.incoming[k] = static_cast<uint64_t>(got[k].back());
-    got[k].pop_back();
-    r.serve[k].resize(got[k].size());
-    for (size_t i = 0; i < got[k].size(); ++i) r.serve[k][i] = sharding_.local_index(got[k][i]);
-  }
   return r;
 }
 
-void ShardedEmbedding::gather(Comm& comm, const Routing& r, float* out) const {
+std::vector<uint64_t> ShardedEmbedding::exchange_counts(const Comm& comm, const Routing& r) const {
+  // Only remote ids travel; an owner serves its own ids straight from its table. Each list ends
+  // with the number of gradient records that will follow in apply(), so apply() needs no
+  // exchange of counts.
+  std::vector<uint64_t> c(comm.size(), 0);
+  for (int k = 0; k < comm.size(); ++k)
+    if (k != comm.rank()) c[k] = r.request[k].size() + 1;
+  return c;
+}
+
+void ShardedEmbedding::exchange(Comm& comm, Routing& r, const uint64_t* counts) {
+  if (r.local_only) fail("internal: table " + name_ + ": a local-only routing has nothing to exchange");
+  if (!ahead_arrived_) {  // nothing carried them (a step without gradients): send them now
+    ahead_queued_ = false;
+    return exchange_ids(comm, r, counts);
+  }
+  // The ids came with the last step's gradients (send_ahead).
+  ahead_arrived_ = false;
+  if (!counts) fail("internal: table " + name_ + ": ids sent ahead without their counts");
+  for (int k = 0; k < comm.size(); ++k) {
+    if (ahead_recv_[k].size() != counts[k]) fail("internal: table " + name_ + ": ids sent ahead do not match their counts");
+    read_ids(r, k, ahead_recv_[k].data(), counts[k]);
+  }
+}
+
+void ShardedEmbedding::exchange_ids(Comm& comm, Routing& r, const uint64_t* counts) const {
+  const int n = comm.size(), me = comm.rank();
+  const std::vector<uint64_t> scount = exchange_counts(comm, r);
+  std::vector<uint64_t> rcount(n);
+  if (counts)
+    rcount.assign(counts, counts + n);
+  else
+    comm.alltoall_u64(scount.data(), rcount.data());
+  std::vector<size_t> sb(n), sd(n), rb(n), rd(n);
+  size_t stotal = 0, rtotal = 0;
+  for (int k = 0; k < n; ++k) {
+    sb[k] = scount[k] * sizeof(int64_t); sd[k] = stotal; stotal += sb[k];
+    rb[k] = rcount[k] * sizeof(int64_t); rd[k] = rtotal; rtotal += rb[k];
+  }
+  int64_t* send = reinterpret_cast<int64_t*>(send_.get(stotal));
+  int64_t* recv = reinterpret_cast<int64_t*>(recv_.get(rtotal));
+  std::vector<int64_t*> tail(n, nullptr);
+  for (int k = 0; k < n; ++k) {
+    if (k == me) continue;
+    int64_t* p = send + sd[k] / sizeof(int64_t);
+    std::copy(r.request[k].begin(), r.request[k].end(), p);
+    tail[k] = p + r.request[k].size();
+    *tail[k] = 0;
+  }
+  for (size_t i = 0; i < r.num_ids; ++i)
+    if (r.owner[i] != me) ++*tail[r.owner[i]];
+  comm.alltoallv(send, sb.data(), sd.data(), recv, rb.data(), rd.data());
+  for (int k = 0; k < n; ++k) read_ids(r, k, recv + rd[k] / sizeof(int64_t), rcount[k]);
+}
+
+void ShardedEmbedding::read_ids(Routing& r, int k, const int64_t* got, uint64_t count) const {
+  r.serve[k].clear();
+  r.incoming[k] = 0;
+  if (count == 0) return;  // ourselves
+  const size_t ids = count - 1;
+  r.incoming[k] = static_cast<uint64_t>(got[ids]);
+  r.serve[k].resize(ids);
+  for (size_t i = 0; i < ids; ++i) {
+    if (got[i] < 0 || got[i] >= rows_ || sharding_.owner(got[i]) != rank_)
+      fail("table " + name_ + ": rank " + std::to_string(k) + " asked for id " + std::to_string(got[i]) + ", which is not ours");
+    r.serve[k][i] = sharding_.local_index(got[i]);
+  }
+}
+
+void ShardedEmbedding::gather(Comm& comm, const Routing& r, float* out, const uint64_t* ahead_send,
+                              uint64_t* ahead_recv) const {
   const int n = comm.size(), me = comm.rank();
   const size_t rb = dim_ * sizeof(float);
+  if (ahead_send && r.local_only) fail("internal: table " + name_ + ": nothing travels with a local-only gather");
+  const size_t extra = ahead_send ? sizeof(uint64_t) : 0;  // after each rank's rows
   std::vector<size_t> sb(n), sd(n), recvb(n), rd(n);
   size_t stotal = 0, rtotal = 0;
   for (int k = 0; k < n; ++k) {
-    sb[k] = k == me ? 0 : r.serve[k].size() * rb; sd[k] = stotal; stotal += sb[k];
-    recvb[k] = k == me ? 0 : r.request[k].size() * rb; rd[k] = rtotal; rtotal += recvb[k];
+    sb[k] = k == me ? 0 : r.serve[k].size() * rb + extra; sd[k] = stotal; stotal += sb[k];
+    recvb[k] = k == me ? 0 : r.request[k].size() * rb + extra; rd[k] = rtotal; rtotal += recvb[k];
   }
-  float* send = reinterpret_cast<float*>(send_.get(stotal));
-  float* recv = reinterpret_cast<float*>(recv_.get(rtotal));
-  float* p = send;
+  char* send = send_.get(stotal);
+  char* recv = recv_.get(rtotal);
   for (int k = 0; k < n; ++k) {
     if (k == me) continue;
-    for (int64_t l : r.serve[k]) { std::memcpy(p, local_row(l), rb); p += dim_; }
+    char* p = send + sd[k];
+    for (int64_t l : r.serve[k]) { std::memcpy(p, local_row(l), rb); p += rb; }
+    if (extra) std::memcpy(p, &ahead_send[k], extra);
   }
   if (!r.local_only) comm.alltoallv(send, sb.data(), sd.data(), recv, recvb.data(), rd.data());
+  if (ahead_recv)
+    for (int k = 0; k < n; ++k) {
+      ahead_recv[k] = 0;
+      if (k != me) std::memcpy(&ahead_recv[k], recv + rd[k] + recvb[k] - extra, extra);
+    }
   auto copy = [&](size_t lo, size_t hi, int) {
     for (size_t i = lo; i < hi; ++i) {
       const int o = r.owner[i];
       const float* src = o == me ? local_row(r.local[i])
-                                 : recv + (rd[o] / sizeof(float)) + r.slot[i] * static_cast<size_t>(dim_);
+                                 : reinterpret_cast<const float*>(recv + rd[o] + r.slot[i] * rb);
       std::memcpy(out + i * dim_, src, rb);
     }
   };
@@ -191,23 +258,20 @@ void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint6
   std::fill(mixed, mixed + L, uint8_t{0});
   std::vector<GradRef>& refs = refs_;
   refs.clear();
-  const std::span<const char> recv = send_records(comm, r, keys, grads);
-  const size_t rec = sizeof(GradHeader) + dim_ * sizeof(float);
-  if (!recv.empty()) {
+  const std::span<const GradRef> got = send_records(comm, r, keys, grads);
+  if (!got.empty()) {
     // A row that remote ranks touched takes all its contributions through the records.
     const uint32_t gen = next_row_gen();
     for (size_t s = 0; s < L; ++s) {
       row_gen_[slot_row[s]] = gen;
       row_group_[slot_row[s]] = static_cast<uint32_t>(s);
     }
-    for (size_t off = 0; off < recv.size(); off += rec) {
-      const GradRef g = record_at(recv.data() + off);
+    for (const GradRef& g : got)
       if (row_gen_[g.row] == gen) mixed[row_group_[g.row]] = 1;
-    }
     for (size_t s = 0; s < L; ++s)
       if (mixed[s])
         for (uint32_t k = head[s]; k != kNone; k = next[k]) refs.push_back({slot_row[s], keys[k], grads + k * static_cast<size_t>(dim_)});
-    for (size_t off = 0; off < recv.size(); off += rec) refs.push_back(record_at(recv.data() + off));
+    refs.insert(refs.end(), got.begin(), got.end());
   }
   group_refs();
   opt_.begin_step();
@@ -277,23 +341,40 @@ uint32_t ShardedEmbedding::next_row_gen() {
   return row_gen_now_;
 }
 
-ShardedEmbedding::GradRef ShardedEmbedding::record_at(const char* p) const {
-  GradHeader h;
-  std::memcpy(&h, p, sizeof h);
-  return {h.local_row, h.key, reinterpret_cast<const float*>(p + sizeof h)};
+void ShardedEmbedding::send_ahead(const Comm& comm, const Routing& next, std::span<const uint64_t> counts) {
+  const int n = comm.size();
+  if (next.local_only) fail("internal: table " + name_ + ": a local-only routing has nothing to send ahead");
+  const std::vector<uint64_t> c = exchange_counts(comm, next);
+  ahead_send_.assign(n, {});
+  for (int k = 0; k < n; ++k) {
+    if (c[k] == 0) continue;
+    ahead_send_[k].assign(next.request[k].begin(), next.request[k].end());
+    ahead_send_[k].push_back(0);
+  }
+  for (size_t i = 0; i < next.num_ids; ++i)
+    if (next.owner[i] != comm.rank()) ++ahead_send_[next.owner[i]].back();
+  ahead_counts_.assign(counts.begin(), counts.end());
+  ahead_queued_ = true;
+  ahead_arrived_ = false;
 }
 
-std::span<const char> ShardedEmbedding::send_records(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
-                                                     const float* grads) {
+void ShardedEmbedding::cancel_ahead() { ahead_queued_ = ahead_arrived_ = false; }
+
+std::span<const ShardedEmbedding::GradRef> ShardedEmbedding::send_records(Comm& comm, const Routing& r,
+                                                                         std::span<const uint64_t> keys,
+                                                                         const float* grads) {
   const int n = comm.size(), me = comm.rank();
   const size_t rec = sizeof(GradHeader) + dim_ * sizeof(float);
-  // Remote contributions travel as (header, dim floats) records.
+  // Remote contributions travel as (header, dim floats) records, followed by the next step's ids
+  // where they were queued (send_ahead).
+  const bool ahead = ahead_queued_ && !r.local_only;
   std::vector<size_t> count(n, 0);
   for (size_t i = 0; i < r.num_ids; ++i) ++count[r.owner[i]];
   std::vector<size_t> sb(n), sd(n);
   size_t total = 0;
   for (int k = 0; k < n; ++k) {
     sb[k] = k == me ? 0 : count[k] * rec;
+    if (ahead) sb[k] += ahead_send_[k].size() * sizeof(int64_t);
     sd[k] = total;
     total += sb[k];
   }
@@ -308,19 +389,41 @@ std::span<const char> ShardedEmbedding::send_records(Comm& comm, const Routing& 
     std::memcpy(dst + sizeof h, grads + i * dim_, dim_ * sizeof(float));
     fill[o] += rec;
   }
+  if (ahead)
+    for (int k = 0; k < n; ++k)
+      if (!ahead_send_[k].empty()) std::memcpy(send + fill[k], ahead_send_[k].data(), ahead_send_[k].size() * sizeof(int64_t));
   std::vector<size_t> recvb(n), rd(n);
   size_t rtotal = 0;
-  for (int k = 0; k < n; ++k) { recvb[k] = r.incoming[k] * rec; rd[k] = rtotal; rtotal += recvb[k]; }
+  for (int k = 0; k < n; ++k) {
+    recvb[k] = r.incoming[k] * rec + (ahead ? ahead_counts_[k] * sizeof(int64_t) : 0);
+    rd[k] = rtotal;
+    rtotal += recvb[k];
+  }
   char* recv = recv_.get(rtotal);
   if (!r.local_only) comm.alltoallv(send, sb.data(), sd.data(), recv, recvb.data(), rd.data());
-  for (size_t off = 0; off < rtotal; off += rec) {
-    GradHeader h;
-    std::memcpy(&h, recv + off, sizeof h);
-    if (h.local_row < 0 || h.local_row >= local_rows_)
-      fail("table " + name_ + ": gradient for local row " + std::to_string(h.local_row) +
-           " outside the shard");
+  got_.clear();
+  for (int k = 0; k < n; ++k) {
+    const char* p = recv + rd[k];
+    for (uint64_t j = 0; j < r.incoming[k]; ++j, p += rec) {
+      GradHeader h;
+      std::memcpy(&h, p, sizeof h);
+      if (h.local_row < 0 || h.local_row >= local_rows_)
+        fail("table " + name_ + ": gradient for local row " + std::to_string(h.local_row) +
+             " outside the shard");
+      got_.push_back({h.local_row, h.key, reinterpret_cast<const float*>(p + sizeof h)});
+    }
   }
-  return {recv, rtotal};
+  if (ahead) {
+    ahead_recv_.assign(n, {});
+    for (int k = 0; k < n; ++k) {
+      const char* p = recv + rd[k] + r.incoming[k] * rec;
+      ahead_recv_[k].resize(ahead_counts_[k]);
+      if (ahead_counts_[k]) std::memcpy(ahead_recv_[k].data(), p, ahead_counts_[k] * sizeof(int64_t));
+    }
+    ahead_queued_ = false;
+    ahead_arrived_ = true;
+  }
+  return got_;
 }
 
 void ShardedEmbedding::group_contributions(Comm& comm, const Routing& r,
@@ -330,9 +433,8 @@ void ShardedEmbedding::group_contributions(Comm& comm, const Routing& r,
   refs.clear();
   for (size_t i = 0; i < r.num_ids; ++i)
     if (r.owner[i] == comm.rank()) refs.push_back({r.local[i], keys[i], grads + i * dim_});
-  const std::span<const char> recv = send_records(comm, r, keys, grads);
-  const size_t rec = sizeof(GradHeader) + dim_ * sizeof(float);
-  for (size_t off = 0; off < recv.size(); off += rec) refs.push_back(record_at(recv.data() + off));
+  const std::span<const GradRef> got = send_records(comm, r, keys, grads);
+  refs.insert(refs.end(), got.begin(), got.end());
   group_refs();
 }
 

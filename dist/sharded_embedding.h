@@ -50,8 +50,24 @@ class ShardedEmbedding {
   // partition is the data's); route, gather and apply then skip their collectives. All ranks
   // must pass the same value.
   Routing route(Comm& comm, std::span<const int64_t> ids, bool local_only = false) const;
-  // out: ids.size() x dim, rows in the order of the routed ids.
-  void gather(Comm& comm, const Routing& r, float* out) const;
+  // route() in two halves, so a step's ids can be routed ahead: plan() de-duplicates this rank's
+  // ids by owner (no collective); exchange() sends them to their owners, one all-to-all-v.
+  // counts[k]: the int64s rank k sends us (exchange_counts at rank k, announced by an earlier
+  // gather's `ahead`), or null to exchange them first (one more round).
+  Routing plan(const Comm& comm, std::span<const int64_t> ids, bool local_only = false) const;
+  void exchange(Comm& comm, Routing& r, const uint64_t* counts = nullptr);
+  std::vector<uint64_t> exchange_counts(const Comm& comm, const Routing& r) const;
+  // Routing a step ahead with no exchange of its own: after a gather that carried
+  // exchange_counts(next) (counts: what each rank sends us), the next exchange of gradient
+  // records (apply, reduce) carries next's ids too, and exchange(next, counts) only reads them.
+  // Every rank alike. cancel_ahead() drops what was queued or received (a phase that stopped).
+  void send_ahead(const Comm& comm, const Routing& next, std::span<const uint64_t> counts);
+  void cancel_ahead();
+  // out: ids.size() x dim, rows in the order of the routed ids. ahead_send[k] (one uint64 for each
+  // rank) travels to rank k with the rows and arrives in ahead_recv (both or neither; every rank
+  // alike; not with a local-only routing).
+  void gather(Comm& comm, const Routing& r, float* out, const uint64_t* ahead_send = nullptr,
+              uint64_t* ahead_recv = nullptr) const;
   // grads: ids.size() x dim, keys: ids.size() order keys (unique per row within a step).
   // Advances the optimizer's step on every rank, touched or not.
   void apply(Comm& comm, const Routing& r, std::span<const uint64_t> keys, const float* grads);
@@ -99,9 +115,15 @@ class ShardedEmbedding {
     const float* g;
   };
   // Sends the remote contributions to their owners; the records received (checked), in rank order.
-  std::span<const char> send_records(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
-                                     const float* grads);
-  GradRef record_at(const char* p) const;
+  // The ids queued by send_ahead travel after the records and are kept in ahead_recv_.
+  std::span<const GradRef> send_records(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
+                                        const float* grads);
+  void exchange_ids(Comm& comm, Routing& r, const uint64_t* counts) const;  // one round, or two without counts
+  void read_ids(Routing& r, int k, const int64_t* got, uint64_t count) const;  // rank k's requests
+  std::vector<GradRef> got_;
+  std::vector<std::vector<int64_t>> ahead_send_, ahead_recv_;
+  std::vector<uint64_t> ahead_counts_;
+  bool ahead_queued_ = false, ahead_arrived_ = false;
   void group_contributions(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
                            const float* grads);
   void group_refs();  // refs_ grouped by row into grouped_, group_start_, group_row_

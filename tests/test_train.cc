@@ -271,13 +271,32 @@ TEST(MirrorGradient, SecondPassReusesTheRoutingAndAdvancesAdamTwice) {
     c.strategy = "mirror";
     const auto mg = run_strategy(world, c, d);
     EXPECT_NE(mg.item, plain.item);
-    // Per plain step: item ids (1 all-to-all-v after 1 count exchange), rows, gradients.
-    EXPECT_EQ(plain.stats.alltoallv_calls, static_cast<uint64_t>(3 * steps));
+    // Per plain step: rows and gradients, which carry the next step's item ids (see StepRounds);
+    // the epoch's first step also exchanges its ids' counts and its ids.
+    EXPECT_EQ(plain.stats.alltoallv_calls, static_cast<uint64_t>(2 * steps + 1));
+    EXPECT_EQ(plain.stats.alltoall_calls, 1u);
     // A mirror batch adds rows and gradients again, but no id exchange and no count exchange.
     EXPECT_EQ(mg.stats.alltoallv_calls, plain.stats.alltoallv_calls + 2 * mirror_steps);
     EXPECT_EQ(mg.stats.alltoall_calls, plain.stats.alltoall_calls);
     EXPECT_EQ(plain.adam_steps, steps);
     EXPECT_EQ(mg.adam_steps, steps + mirror_steps);
+  }
+}
+
+TEST(StepRounds, APlainStepIsTwoExchangesOnAnyNumberOfRanks) {
+  // The same bits on 1 to 4 ranks, and two exchanges a step: the rows and the gradients. The
+  // next step's item ids travel with them (their counts with the rows, the ids with the
+  // gradients); only the epoch's first step routes in full (counts, then ids).
+  auto d = testing::planted_dataset(60, 40, 3, 6);
+  TrainConfig c = small_config();
+  c.batch = 24;
+  const int64_t steps = (static_cast<int64_t>(d.train.size()) + c.batch - 1) / c.batch;
+  const auto one = run_strategy(1, c, d);
+  for (int world : {2, 3, 4}) {
+    const auto r = run_strategy(world, c, d);
+    EXPECT_EQ(r.item, one.item) << world;
+    EXPECT_EQ(r.stats.alltoall_calls, 1u) << world;
+    EXPECT_EQ(r.stats.alltoallv_calls, static_cast<uint64_t>(2 * steps + 1)) << world;
   }
 }
 
