@@ -9,12 +9,9 @@
 #    auto on 3 ranks: params.h5 byte-identical to an uninterrupted run's.
 # usage: checkpoint.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpiexec}
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup "$@"
 "$bin" synth --out data.h5 --users 5000 --items 2000 --interactions 200000 >/dev/null || exit 1
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails+1)); }
 args=(--data data.h5 --epochs 4 --batch 1024 --dim 16 --eval-every 1 --patience 3 --final-eval false)
 
 "$mpiexec" --oversubscribe -np 2 "$bin" train "${args[@]}" --run-dir ref --quiet >ref.log 2>&1 || { cat ref.log; exit 1; }
@@ -155,5 +152,4 @@ else
   bad "neumf ig resume (exit $rc) differs from the uninterrupted run"; tail -5 il2.log
 fi
 
-[ $fails -eq 0 ] && echo "all checkpoint cases ok"
-exit $fails
+finish "all checkpoint cases ok"

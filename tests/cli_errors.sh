@@ -3,9 +3,8 @@
 # exit, and no output left behind.
 # usage: cli_errors.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpiexec}
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
-fails=0
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup "$@"
 # expect_error "what" "expected message part" command...
 expect_error() {
   local what=$1 want=$2; shift 2

@@ -3,11 +3,10 @@
 # line. The two trainings must produce byte-identical parameter files and equal metrics.
 # usage: e2e.sh SHARDREC WORKDIR MPIEXEC
 set -euo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpiexec}
-run() { "$mpiexec" --oversubscribe -np "$1" "${@:2}"; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # A command that must fail. (A bare "! cmd" never stops a set -e script, whatever cmd does.)
 never() { if "$@"; then echo "expected to fail: $*" >&2; exit 1; fi; }
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+setup "$@"
 
 # A u.data-style log (user, item, rating, timestamp; tabs) with planted groups, from an LCG.
 awk 'BEGIN { s = 12345; srand(1);
@@ -34,8 +33,8 @@ negatives = 2
 patience = 3
 ks = 5,10
 INI
-run 1 "$bin" train --data data.h5 --config train.ini --run-dir run1 --quiet
-run 3 "$bin" train --data data.h5 --config train.ini --run-dir run3 --quiet
+mpi 1 "$bin" train --data data.h5 --config train.ini --run-dir run1 --quiet
+mpi 3 "$bin" train --data data.h5 --config train.ini --run-dir run3 --quiet
 cmp run1/params.h5 run3/params.h5
 # throughput differs between runs; everything else in the log must not
 diff <(sed 's/"seconds": [^,]*, "samples_per_s": [^,}]*//' run1/metrics.jsonl) \
@@ -50,7 +49,7 @@ PY
 grep -q '^dim = 16$' run1/config.ini
 
 # eval on 2 ranks reproduces the test metrics that training reported.
-run 2 "$bin" eval --data data.h5 --params run3/params.h5 --split test --ks 5,10 --out eval.json
+mpi 2 "$bin" eval --data data.h5 --params run3/params.h5 --split test --ks 5,10 --out eval.json
 python3 - run1/result.json eval.json <<'PY'
 import json, sys
 res = json.load(open(sys.argv[1])); ev = json.load(open(sys.argv[2]))
@@ -58,10 +57,10 @@ assert res["test"] == ev, (res["test"], ev)
 assert ev["recall@10"] > 0.2, ev  # planted structure is learnt (random is about 0.07)
 PY
 
-run 1 "$bin" export --data data.h5 --params run1/params.h5 --out export1.h5
-run 3 "$bin" export --data data.h5 --params run3/params.h5 --out export3.h5
+mpi 1 "$bin" export --data data.h5 --params run1/params.h5 --out export1.h5
+mpi 3 "$bin" export --data data.h5 --params run3/params.h5 --out export3.h5
 cmp export1.h5 export3.h5
-run 2 "$bin" export --data data.h5 --params run3/params.h5 --out emb --format tsv
+mpi 2 "$bin" export --data data.h5 --params run3/params.h5 --out emb --format tsv
 # Into a file first: awk stops reading early, which would end h5dump with SIGPIPE (pipefail).
 h5dump -A data.h5 > data.attrs
 users=$(awk '/"num_users"/{f=1} f && /\(0\)/{print $2; exit}' data.attrs)
@@ -70,15 +69,15 @@ head -1 emb.user.tsv | grep -qP '^user\tv1\tv2\t'
 sed -n 2p emb.item.tsv | grep -qP '^\d+\t-?[0-9.e-]+\t'
 
 # The loss landscape and sharpness do not depend on the number of ranks either.
-run 1 "$bin" landscape --data data.h5 --params run1/params.h5 --out land1.csv --dims 2 --steps 5 --sharpness-dirs 2 --negatives 2
-run 2 "$bin" landscape --data data.h5 --params run1/params.h5 --out land2.csv --dims 2 --steps 5 --sharpness-dirs 2 --negatives 2
+mpi 1 "$bin" landscape --data data.h5 --params run1/params.h5 --out land1.csv --dims 2 --steps 5 --sharpness-dirs 2 --negatives 2
+mpi 2 "$bin" landscape --data data.h5 --params run1/params.h5 --out land2.csv --dims 2 --steps 5 --sharpness-dirs 2 --negatives 2
 cmp land1.csv land2.csv
 cmp land1.csv.json land2.csv.json
 test "$(wc -l < land1.csv)" -eq 26
 
 # Mirror Gradient through the command line: same bits on 1 and 2 ranks.
-run 1 "$bin" train --data data.h5 --config train.ini --strategy mirror --mg-beta 2 --run-dir mg1 --quiet --final-eval false
-run 2 "$bin" train --data data.h5 --config train.ini --strategy mirror --mg-beta 2 --run-dir mg2 --quiet --final-eval false
+mpi 1 "$bin" train --data data.h5 --config train.ini --strategy mirror --mg-beta 2 --run-dir mg1 --quiet --final-eval false
+mpi 2 "$bin" train --data data.h5 --config train.ini --strategy mirror --mg-beta 2 --run-dir mg2 --quiet --final-eval false
 cmp mg1/params.h5 mg2/params.h5
 never cmp -s mg1/params.h5 run1/params.h5   # and it is not plain training
 grep -q '^strategy = mirror$' mg1/config.ini
@@ -86,15 +85,15 @@ grep -q '^strategy = mirror$' mg1/config.ini
 # LightGCN (graph propagation over the sharded user-item graph) with Mirror Gradient: the same
 # bits on 1 and 3 ranks; params.h5 holds the propagated rows, so eval on 2 ranks gives the
 # training's test metrics, and the landscape refuses it with the reason.
-run 1 "$bin" train --data data.h5 --config train.ini --model lightgcn --graph-layers 2 --strategy mirror \
+mpi 1 "$bin" train --data data.h5 --config train.ini --model lightgcn --graph-layers 2 --strategy mirror \
   --l2 1e-4 --run-dir gcn1 --quiet
-run 3 "$bin" train --data data.h5 --config train.ini --model lightgcn --graph-layers 2 --strategy mirror \
+mpi 3 "$bin" train --data data.h5 --config train.ini --model lightgcn --graph-layers 2 --strategy mirror \
   --l2 1e-4 --run-dir gcn3 --quiet
 cmp gcn1/params.h5 gcn3/params.h5
 never cmp -s gcn1/params.h5 mg1/params.h5
 grep -q '^graph-layers = 2$' gcn1/config.ini
 never grep -q '^graph-layers' run1/config.ini   # only graph models record it
-run 2 "$bin" eval --data data.h5 --params gcn1/params.h5 --ks 5,10 --out gcn_eval.json >/dev/null
+mpi 2 "$bin" eval --data data.h5 --params gcn1/params.h5 --ks 5,10 --out gcn_eval.json >/dev/null
 python3 - gcn_eval.json gcn1/result.json <<'PY'
 import json, sys
 e = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))["test"]
@@ -108,23 +107,23 @@ test ! -e gland.csv
 # XSimGCL: the same bits on 1 and 3 ranks with Mirror Gradient; config.ini records the contrast's
 # settings (LightGCN's does not); eval of its params.h5 (the clean propagation) gives the
 # training's test metrics; recommend reads it as any model's.
-run 1 "$bin" train --data data.h5 --config train.ini --model xsimgcl --graph-layers 2 --cl-layer 2 --cl-tau 0.2 \
+mpi 1 "$bin" train --data data.h5 --config train.ini --model xsimgcl --graph-layers 2 --cl-layer 2 --cl-tau 0.2 \
   --strategy mirror --run-dir xs1 --quiet
-run 3 "$bin" train --data data.h5 --config train.ini --model xsimgcl --graph-layers 2 --cl-layer 2 --cl-tau 0.2 \
+mpi 3 "$bin" train --data data.h5 --config train.ini --model xsimgcl --graph-layers 2 --cl-layer 2 --cl-tau 0.2 \
   --strategy mirror --run-dir xs3 --quiet
 cmp xs1/params.h5 xs3/params.h5
 never cmp -s xs1/params.h5 gcn1/params.h5
 grep -q '^cl-layer = 2$' xs1/config.ini
 grep -q '^cl-tau = 0.2' xs1/config.ini
 never grep -q '^cl-' gcn1/config.ini
-run 2 "$bin" eval --data data.h5 --params xs1/params.h5 --ks 5,10 --out xs_eval.json >/dev/null
+mpi 2 "$bin" eval --data data.h5 --params xs1/params.h5 --ks 5,10 --out xs_eval.json >/dev/null
 python3 - xs_eval.json xs1/result.json <<'PY'
 import json, sys
 e = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))["test"]
 for k in ("recall@10", "ndcg@10"):
     assert abs(e[k] - t[k]) < 1e-12, (k, e[k], t[k])
 PY
-run 2 "$bin" recommend --params xs1/params.h5 --data data.h5 --k 5 --out xs_rec.tsv >/dev/null
+mpi 2 "$bin" recommend --params xs1/params.h5 --data data.h5 --k 5 --out xs_rec.tsv >/dev/null
 test "$(wc -l < xs_rec.tsv)" -gt 1
 if "$bin" train --data data.h5 --config train.ini --model xsimgcl --graph-layers 2 --cl-layer 3 --run-dir xsbad \
   2>xsbad.err; then exit 1; fi
@@ -135,10 +134,10 @@ grep -q "cl-layer" xsbad.err
 awk 'BEGIN { for (i = 1; i <= 150; i++) printf "%d,%d,%d,%.3f\n", i, (i % 5 == 0), (i % 5 == 1), (i % 7) / 7 }' > feat.csv
 "$bin" prep --format ml-udata --input raw.tsv --out vdata.h5 --threshold 2 --user-core 3 --seed 7 \
   --features kind=feat.csv >/dev/null 2>vprep.err
-run 1 "$bin" train --data vdata.h5 --config train.ini --model vbpr --features kind --run-dir vb1 --quiet
-run 2 "$bin" train --data vdata.h5 --config train.ini --model vbpr --features kind --run-dir vb2 --quiet
+mpi 1 "$bin" train --data vdata.h5 --config train.ini --model vbpr --features kind --run-dir vb1 --quiet
+mpi 2 "$bin" train --data vdata.h5 --config train.ini --model vbpr --features kind --run-dir vb2 --quiet
 cmp vb1/params.h5 vb2/params.h5
-run 2 "$bin" eval --data vdata.h5 --params vb1/params.h5 --ks 5,10 --perturb noise:0.5 adjust:0.5 --out vrob.json >/dev/null
+mpi 2 "$bin" eval --data vdata.h5 --params vb1/params.h5 --ks 5,10 --perturb noise:0.5 adjust:0.5 --out vrob.json >/dev/null
 python3 - vrob.json vb1/result.json <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))["test"]
@@ -153,13 +152,13 @@ awk 'BEGIN { for (i = 1; i <= 150; i++) printf "%d,%.3f,%.3f,%.3f\n", i, (i % 7)
 "$bin" prep --format ml-udata --input raw.tsv --out fdata.h5 --threshold 2 --user-core 3 --seed 7 \
   --features image=feat.csv text=text.csv >/dev/null 2>fprep.err
 fr="--data fdata.h5 --config train.ini --model freedom --features image,text --graph-layers 2 --freedom-knn 5 --freedom-feature-weight 0.01 --strategy mirror --quiet"
-run 1 "$bin" train $fr --run-dir fr1
-run 2 "$bin" train $fr --run-dir fr2
+mpi 1 "$bin" train $fr --run-dir fr1
+mpi 2 "$bin" train $fr --run-dir fr2
 cmp fr1/params.h5 fr2/params.h5
 grep -q '^freedom-prune = 0.8$' fr1/config.ini
 grep -q '^freedom-knn = 5$' fr1/config.ini
 never grep -q '^freedom-' gcn1/config.ini
-run 2 "$bin" eval --data fdata.h5 --params fr1/params.h5 --ks 5,10 --out fr_eval.json >/dev/null
+mpi 2 "$bin" eval --data fdata.h5 --params fr1/params.h5 --ks 5,10 --out fr_eval.json >/dev/null
 python3 - fr_eval.json fr1/result.json <<'PY'
 import json, sys
 e = json.load(open(sys.argv[1])); t = json.load(open(sys.argv[2]))["test"]
@@ -194,10 +193,10 @@ fi
   --ratios 0.6,0.2,0.2 --seed 7 | tee il_prep.log
 grep -q "labels (rating > 2)" il_prep.log
 il="--data il.h5 --model neumf --dim 4 --mlp-layers 2 --loss idl --strategy ig --ig-sample-lr 0.01 --epochs 2 --batch 64 --lr 0.01 --valid-metric logloss --ks 5 --quiet"
-run 1 "$bin" train $il --run-dir il1
-run 3 "$bin" train $il --run-dir il3
+mpi 1 "$bin" train $il --run-dir il1
+mpi 3 "$bin" train $il --run-dir il3
 cmp il1/params.h5 il3/params.h5
-run 2 "$bin" eval --data il.h5 --params il1/params.h5 --ks 5 --out il_eval.json >/dev/null
+mpi 2 "$bin" eval --data il.h5 --params il1/params.h5 --ks 5 --out il_eval.json >/dev/null
 python3 - il1/result.json il_eval.json <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); e = json.load(open(sys.argv[2]))

@@ -10,9 +10,8 @@
 #    job after 10 s, the message still printed once.
 # usage: errors_once.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpiexec}
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
-fails=0
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup "$@"
 bad() { echo "FAIL $*"; fails=$((fails+1)); }
 # run3 CMD...: runs CMD on 3 ranks; sets out, rc, took (seconds).
 run3() {
@@ -67,5 +66,4 @@ if [ "$rc" -ne 1 ] || [ "$n" -ne 1 ] || ! python3 -c "import sys; sys.exit(0 if 
   bad "--comm-timeout 0: exit $rc, message $n times, ${took}s"; echo "$out" | head -8
 else echo "ok   --comm-timeout 0 (exit $rc, ${took}s)"; fi
 
-[ $fails -eq 0 ] && echo "all errors-once cases ok"
-exit $fails
+finish "all errors-once cases ok"

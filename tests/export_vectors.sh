@@ -5,11 +5,8 @@
 # values as the .npy, neumf is refused with the reason, and gmf's h5 export evaluates like params.h5.
 # usage: export_vectors.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpiexec}
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails+1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup "$@"
 awk 'BEGIN { s = 7; for (u = 1; u <= 80; u++) for (k = 0; k < 8; k++) {
   s = (s * 1103515245 + 12345) % 2147483648; printf "U%d\tI%d\t%d\t%d\n", u, 100 + (u % 4) + 4 * (s % 20), 1 + (s % 5), 1000 * u + k } }' > raw.tsv
 awk -F'\t' '!seen[$2]++ { i = substr($2, 2) + 0; printf "%s,%d,%.3f\n", $2, i % 3, (i % 7) / 7 }' raw.tsv > feat.csv
@@ -100,5 +97,4 @@ else
   [ $rc -ne 0 ] && grep -q "built without FAISS (Debian: libfaiss-dev" <<<"$out" && ok "faiss: refused, names the package" \
     || bad "faiss without FAISS (exit $rc): $out"
 fi
-[ $fails -eq 0 ] && echo "all export cases ok"
-exit $fails
+finish "all export cases ok"

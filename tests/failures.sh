@@ -6,10 +6,9 @@
 #  - a diverging run (NaN/Inf loss): every rank stops with the epoch, step and rank named.
 # usage: failures.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpiexec}
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup "$@"
 "$bin" synth --out "$dir/failures-data.h5" --users 20000 --items 5000 --interactions 800000 >/dev/null || exit 1
-fails=0
 
 # 1. Kill one of 3 ranks after training has started; the job must end within 60 s.
 "$mpiexec" --oversubscribe -np 3 "$bin" train --data "$dir/failures-data.h5" --epochs 50 --eval-every 0 --final-eval false \
@@ -67,5 +66,4 @@ if [ $rc -ne 0 ] && grep -q "training diverged" <<<"$out" && grep -qE "epoch [0-
 else
   echo "FAIL: divergence not reported (exit $rc):"; echo "$out" | tail -5; fails=$((fails+1))
 fi
-[ $fails -eq 0 ] && echo "all failure cases ok"
-exit $fails
+finish "all failure cases ok"

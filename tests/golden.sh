@@ -7,8 +7,9 @@
 # (GOLDEN_RECORD=1) in the same commit and says why.
 # usage: golden.sh SHARDREC WORKDIR MPIEXEC GOLDEN_FILE
 set -uo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpiexec}; golden=$4
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup "$@"
+golden=$4
 
 # A u.data-style log with planted groups (an LCG, so the bytes never depend on awk's rand()),
 # and item features for VBPR.
@@ -80,7 +81,7 @@ print(h.hexdigest()[:32])
 PY
 }
 
-fails=0; out=()
+out=()
 for c in "${cases[@]}"; do
   name=${c%%|*}; args=${c#*|}
   hashes=()

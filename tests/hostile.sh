@@ -5,9 +5,9 @@
 # (no temporary anywhere, no output of a failed command).
 # usage: hostile.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpiexec}
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
-fails=0; n=0; mounts=()
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup "$@"
+n=0; mounts=()
 cleanup() { for m in "${mounts[@]}"; do umount "$m" 2>/dev/null; done; }
 trap cleanup EXIT
 bad() { echo "FAIL $*"; fails=$((fails+1)); }
@@ -226,5 +226,4 @@ kill -TERM $job; wait $job; rc=$?
   || bad "SIGTERM without a run directory (exit $rc)"
 
 echo "$n cases"
-[ $fails -eq 0 ] && echo "all hostile cases ok"
-exit $fails
+finish "all hostile cases ok"

@@ -11,9 +11,9 @@
 # Removes every namespace and link it made, by name, also on failure.
 # usage: multihost.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpirun}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 p="sr$$"  # names of this run's namespaces and links (interface names stay under 15 characters)
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
+setup "$1" "$2" "${3:-mpirun}"
 
 cleanup() {
   for i in 1 2 3; do
@@ -60,7 +60,6 @@ cluster() {
 }
 "$bin" synth --out "$dir/d.h5" --users 3000 --items 800 --interactions 120000 --seed 2 >/dev/null || exit 1
 train="train --data $dir/d.h5 --dim 16 --batch 512 --eval-every 0 --final-eval false --quiet"
-fails=0
 # The job and its ranks end within `limit` seconds after `start`; sets rc and took.
 wait_bounded() {
   local job=$1 limit=$2 start=$3
@@ -125,5 +124,4 @@ if cmp -s cut/params.h5 whole/params.h5; then
 else
   echo "FAIL: the resumed run's params differ from an uninterrupted run"; fails=$((fails+1))
 fi
-[ $fails -eq 0 ] && echo "all multi-host cases ok"
-exit $fails
+finish "all multi-host cases ok"

@@ -4,12 +4,10 @@
 # landscape plot shows the sharpness that OUT.json holds. Skipped (exit 77) without matplotlib.
 # usage: plots.sh SHARDREC WORKDIR SOURCE_DIR
 set -uo pipefail
-bin=$1; dir=$2; src=$3
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+src=$3
 python3 -c 'import matplotlib' 2>/dev/null || { echo "matplotlib not installed: plots not checked"; exit 77; }
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails+1)); }
+setup "$1" "$2"
 png() { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ]; }
 "$bin" synth --users 200 --items 100 --interactions 3000 --out d.h5 >/dev/null 2>&1 || { echo "synth failed"; exit 1; }
 # A high learning rate and patience 1: the metric stops improving and the run stops early.
@@ -34,5 +32,4 @@ grep -q "sharpness $mean " <<<"$(python3 "$src/bench/plot_landscape.py" --out l2
   && ok "the 2-D title's sharpness is OUT.json's ($mean)" || bad "sharpness $mean not shown"
 out=$(python3 "$src/bench/plot_run.py" nowhere 2>&1); rc=$?
 [ $rc -ne 0 ] && grep -q "nowhere/metrics.jsonl" <<<"$out" && ok "a missing run: exit $rc, names the file" || bad "missing run: $out"
-[ $fails -eq 0 ] && echo "all plot cases ok"
-exit $fails
+finish "all plot cases ok"

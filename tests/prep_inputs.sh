@@ -4,9 +4,8 @@
 # the file (and line or option), exits non-zero and leaves no output behind.
 # usage: prep_inputs.sh SHARDREC WORKDIR
 set -uo pipefail
-bin=$1; dir=$2
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
-fails=0
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup "$@"
 fail() { echo "FAIL $*"; fails=$((fails+1)); }
 # expect_error "what" "expected message part" command...
 expect_error() {

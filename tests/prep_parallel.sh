@@ -5,9 +5,8 @@
 # a bad row that only the last rank reads is reported once, as on one rank, with its line.
 # usage: prep_parallel.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpiexec}
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
-fails=0
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup "$@"
 fail() { echo "FAIL $*"; fails=$((fails+1)); }
 export SHARDREC_PREP_PIECE_BYTES=200
 

@@ -7,11 +7,9 @@
 # at every level.
 # usage: progress_log.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpiexec}
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails+1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup "$@"
+# Here mpi is shardrec on 2 ranks (mpi CMD ARGS...), in place of lib.sh's mpi NP CMD...
 mpi() { "$mpiexec" --oversubscribe -np 2 "$bin" "$@"; }
 awk 'BEGIN { s = 7; for (u = 1; u <= 80; u++) for (k = 0; k < 8; k++) {
   s = (s * 1103515245 + 12345) % 2147483648; printf "U%d\t%d\t%d\t%d\n", u, 100 + (u % 4) + 4 * (s % 20), 3 + k % 3, 1000 * u + k } }' > raw.tsv

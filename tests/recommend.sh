@@ -4,11 +4,8 @@
 # neumf lists against a brute-force reference from their parameters.
 # usage: recommend.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpiexec}
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails+1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup "$@"
 awk 'BEGIN { s = 7; for (u = 1; u <= 80; u++) for (k = 0; k < 8; k++) {
   s = (s * 1103515245 + 12345) % 2147483648; printf "U%d\t%d\t%d\t%d\n", u, 100 + (u % 4) + 4 * (s % 20), 3 + k % 3, 1000 * u + k } }' > raw.tsv
 "$bin" prep --format csv --sep tab --user-col 0 --item-col 1 --rating-col 2 --time-col 3 --input raw.tsv --out d.h5 --seed 2 >prep.log 2>&1 \
@@ -111,5 +108,4 @@ PY
   done
 done
 cmp -s neumf.1.tsv neumf.mv.1.tsv && bad "neumf: --mask-valid changed nothing" || ok "neumf: --mask-valid changes the lists"
-[ $fails -eq 0 ] && echo "all recommend cases ok"
-exit $fails
+finish "all recommend cases ok"

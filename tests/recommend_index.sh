@@ -8,12 +8,8 @@
 # the number of items and --ivf-nprobe above --ivf-nlist.
 # usage: recommend_index.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpiexec}
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails+1)); }
-mpi() { "$mpiexec" --oversubscribe -np "$@"; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup "$@"
 # 200 users with 15 distinct items each of 400 (a few items may go unseen by prep: it keeps those seen).
 awk 'BEGIN { s = 11; for (u = 1; u <= 200; u++) { delete seen; n = 0; while (n < 15) {
   s = (s * 1103515245 + 12345) % 2147483648; i = int(s / 65536) % 400; if (i in seen) continue; seen[i] = 1; n++
@@ -155,5 +151,4 @@ expect_error "ivf nlist above the items" --ivf-nlist "$nitems" -- \
 [ ! -e big.item.faiss ] && ok "nothing written for the refused nlist" || bad "big.item.faiss written"
 expect_error "ivf nprobe above nlist" --ivf-nprobe --ivf-nlist -- \
   "$bin" export --data d.h5 --params mf/params.h5 --format faiss --index-type ivf --ivf-nlist 4 --ivf-nprobe 5 --out p
-[ $fails -eq 0 ] && echo "all recommend --index cases ok"
-exit $fails
+finish "all recommend --index cases ok"

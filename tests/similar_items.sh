@@ -5,11 +5,8 @@
 # dense id, raw ids, an item list, and refusals (neumf: no dot-product form).
 # usage: similar_items.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
-bin=$1; dir=$2; mpiexec=${3:-mpiexec}
-rm -rf "$dir"; mkdir -p "$dir"; cd "$dir" || exit 1
-fails=0
-ok() { echo "ok   $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails+1)); }
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+setup "$@"
 awk 'BEGIN { s = 7; for (u = 1; u <= 80; u++) for (k = 0; k < 8; k++) {
   s = (s * 1103515245 + 12345) % 2147483648; printf "U%d\tI%d\t%d\t%d\n", u, 100 + (u % 4) + 4 * (s % 20), 3 + k % 3, 1000 * u + k } }' > raw.tsv
 # Features of every item the interactions name.
@@ -98,5 +95,4 @@ PY
 out=$("$bin" similar-items --data il.h5 --params neumf/params.h5 --out nm.tsv 2>&1); rc=$?
 [ $rc -ne 0 ] && grep -q "neumf parameters, which have no item vector whose dot product ranks items against an item (the MLP" <<<"$out" \
   && [ ! -e nm.tsv ] && ok "neumf parameters: refused with the reason (exit $rc)" || bad "neumf parameters (exit $rc): $out"
-[ $fails -eq 0 ] && echo "all similar-items cases ok"
-exit $fails
+finish "all similar-items cases ok"

@@ -8,6 +8,7 @@
 # Exit 77 (ctest: skipped, with the reason printed) when SLURM is not installed or will not start.
 # usage: slurm.sh SHARDREC WORKDIR MPIEXEC SOURCE_DIR
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bin=$1; dir=$2; mpiexec=${3:-mpiexec}; src=${4:-$(cd "$(dirname "$0")/.." && pwd)}
 skip() { echo "SKIP: $*"; exit 77; }
 for tool in munged slurmctld slurmd sbatch scontrol scancel; do
@@ -177,5 +178,4 @@ if [ "${SHARDREC_SLURM_TIME_LIMIT:-}" = 1 ]; then
     echo "FAIL: time-limit job $id ended as '${jstate:-?}' with ${restarts:-?}"; fails=$((fails+1)); tail -20 "$dir/job-$id.log"
   fi
 fi
-[ $fails -eq 0 ] && echo "all slurm cases ok"
-exit $fails
+finish "all slurm cases ok"
