@@ -42,14 +42,15 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
       else
         hb_.build(r, v.step, v.samples, v.global_n, tr, labels_, &sampler_, m_.draw_kind(), comm_.rank(), &pool_);
       // A sample runs on its user's owner, so user rows never travel: no collective for them.
-      ur_ = m_.user.route(comm_, hb_.uid, /*local_only=*/true);
+      m_.user.plan(comm_, hb_.uid, /*local_only=*/true, ur_);
       if (routed_ahead_) {
         // The counts came with the previous step's rows and the ids (as a rule) with its
         // gradients: no exchange here.
-        ir_ = std::move(ir_next_);
+        std::swap(ir_, ir_next_);  // (the buffers go round, not allocated each step)
         m_.item.exchange(comm_, ir_, ahead_in_.data());
       } else {
-        ir_ = m_.item.route(comm_, hb_.iid);
+        m_.item.plan(comm_, hb_.iid, false, ir_);
+        m_.item.exchange(comm_, ir_);
       }
       built_ahead_ = pending_ahead_ = routed_ahead_ = false;
       if (next) {
@@ -57,7 +58,7 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
         // first gather (every rank alike: all run the same steps and passes).
         hb_next_.build(r, next->step, next->samples, next->global_n, tr, labels_, &sampler_, m_.draw_kind(),
                        comm_.rank(), &pool_);
-        ir_next_ = m_.item.plan(comm_, hb_next_.iid);
+        m_.item.plan(comm_, hb_next_.iid, false, ir_next_);
         ahead_out_ = m_.item.exchange_counts(comm_, ir_next_);
         ahead_in_.assign(ahead_out_.size(), 0);
         built_ahead_ = pending_ahead_ = true;

@@ -58,32 +58,57 @@ Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids, bool l
 }
 
 Routing ShardedEmbedding::plan(const Comm& comm, std::span<const int64_t> ids, bool local_only) const {
-  const int n = comm.size();
   Routing r;
+  plan(comm, ids, local_only, r);
+  return r;
+}
+
+void ShardedEmbedding::plan(const Comm& comm, std::span<const int64_t> ids, bool local_only, Routing& r) const {
+  const int n = comm.size(), me = comm.rank();
   r.local_only = local_only;
   r.num_ids = ids.size();
-  r.request.assign(n, {});
+  r.request.resize(n);
+  for (auto& v : r.request) v.clear();
   r.owner.resize(ids.size());
   r.local.resize(ids.size());
   r.slot.resize(ids.size());
-  // De-duplicate with a hash map (O(ids)); a slot is an index into the owner's request list.
+  // A slot is an index into the owner's request list (first-seen order). Our own ids are
+  // de-duplicated by a stamp per local row, the others' with a hash map (O(ids) both).
+  if (own_slot_.size() != static_cast<size_t>(local_rows_)) own_slot_.assign(local_rows_, 0);
+  if (++own_gen_ == 0) {  // wrapped: clear the stamps once
+    std::fill(own_slot_.begin(), own_slot_.end(), 0);
+    own_gen_ = 1;
+  }
+  const uint64_t own_gen = static_cast<uint64_t>(own_gen_) << 32;
   size_t cap = 16;
-  while (cap < 2 * ids.size()) cap <<= 1;
-  if (dedup_.size() < cap) dedup_.assign(cap, IdSlot{0, 0, 0});
-  cap = dedup_.size();
-  if (++dedup_gen_ == 0) {  // wrapped: clear the stamps once
-    for (auto& e : dedup_) e.gen = 0;
-    dedup_gen_ = 1;
+  if (n > 1) {
+    while (cap < 2 * ids.size()) cap <<= 1;
+    if (dedup_.size() < cap) dedup_.assign(cap, IdSlot{0, 0, 0});
+    cap = dedup_.size();
+    if (++dedup_gen_ == 0) {
+      for (auto& e : dedup_) e.gen = 0;
+      dedup_gen_ = 1;
+    }
   }
   const uint32_t gen = dedup_gen_;
+  std::vector<int64_t>& mine = r.request[me];
   for (size_t i = 0; i < ids.size(); ++i) {
     const int64_t id = ids[i];
     if (id < 0 || id >= rows_)
       fail("table " + name_ + ": id " + std::to_string(id) + " outside its " +
            std::to_string(rows_) + " rows");
-    const int o = sharding_.owner(id);
+    const auto [o, l] = sharding_.locate(id);
     r.owner[i] = o;
-    r.local[i] = sharding_.local_index(id);
+    r.local[i] = l;
+    if (o == me) {
+      uint64_t& st = own_slot_[l];
+      if ((st & ~uint64_t{0xffffffff}) != own_gen) {
+        st = own_gen | mine.size();
+        mine.push_back(id);
+      }
+      r.slot[i] = static_cast<uint32_t>(st);
+      continue;
+    }
     size_t h = mix64(static_cast<uint64_t>(id)) & (cap - 1);
     while (dedup_[h].gen == gen && dedup_[h].id != id) h = (h + 1) & (cap - 1);
     if (dedup_[h].gen != gen) {
@@ -92,13 +117,13 @@ Routing ShardedEmbedding::plan(const Comm& comm, std::span<const int64_t> ids, b
     }
     r.slot[i] = dedup_[h].slot;
   }
-  r.serve.assign(n, {});
+  r.serve.resize(n);
+  for (auto& v : r.serve) v.clear();
   r.incoming.assign(n, 0);
   if (local_only)
     for (int k = 0; k < n; ++k)
-      if (k != comm.rank() && !r.request[k].empty())
+      if (k != me && !r.request[k].empty())
         fail("table " + name_ + ": id " + std::to_string(r.request[k][0]) + " routed as local but owned by rank " + std::to_string(k));
-  return r;
 }
 
 std::vector<uint64_t> ShardedEmbedding::exchange_counts(const Comm& comm, const Routing& r) const {

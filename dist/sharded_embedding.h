@@ -55,6 +55,7 @@ class ShardedEmbedding {
   // counts[k]: the int64s rank k sends us (exchange_counts at rank k, announced by an earlier
   // gather's `ahead`), or null to exchange them first (one more round).
   Routing plan(const Comm& comm, std::span<const int64_t> ids, bool local_only = false) const;
+  void plan(const Comm& comm, std::span<const int64_t> ids, bool local_only, Routing& r) const;  // reuses r's buffers
   void exchange(Comm& comm, Routing& r, const uint64_t* counts = nullptr);
   std::vector<uint64_t> exchange_counts(const Comm& comm, const Routing& r) const;
   // Routing a step ahead with no exchange of its own: after a gather that carried
@@ -147,6 +148,8 @@ class ShardedEmbedding {
   };
   mutable std::vector<IdSlot> dedup_;
   mutable uint32_t dedup_gen_ = 0;
+  mutable std::vector<uint64_t> own_slot_;  // per local row: (stamp << 32) | slot
+  mutable uint32_t own_gen_ = 0;
   // Owner-side grouping of gradient contributions by local row (generation-stamped).
   std::vector<uint32_t> row_gen_, row_group_;
   uint32_t row_gen_now_ = 0;

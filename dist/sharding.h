@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/kinds.h"
@@ -30,6 +31,22 @@ class Sharding {
   int64_t rows() const { return rows_; }
   int owner(int64_t id) const;
   int64_t local_index(int64_t id) const;
+  // owner(id) and local_index(id) at once, inline: the routing's inner loop (one division).
+  std::pair<int, int64_t> locate(int64_t id) const {
+    switch (kind_) {
+      case Kind::kModulo: {
+        if (world_ == 1) return {0, id};
+        const int64_t q = id / world_;
+        return {static_cast<int>(id - q * world_), q};
+      }
+      case Kind::kTable: return {table_owner_, id};
+      case Kind::kRange: {
+        const int o = owner(id);
+        return {o, id - bounds_[o]};
+      }
+    }
+    return {0, 0};
+  }
   int64_t global_id(int rank, int64_t local) const;
   int64_t local_rows(int rank) const;
   std::string describe() const;
