@@ -70,7 +70,7 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
       loss_ = r.loss;
       on_decision = r.on_decision;
       r.strategy->step(v.step, *this);
-    });
+    }, &pool_);
   }
 
  private:

@@ -35,7 +35,7 @@ bool run_steps(const PhaseRun& r, const io::UserSlice& tr,
 }
 
 bool run_steps_ahead(const PhaseRun& r, const io::UserSlice& tr,
-                     const std::function<void(const StepView&, const StepView*)>& fn) {
+                     const std::function<void(const StepView&, const StepView*)>& fn, ThreadPool* pool) {
   const int64_t B = r.batch, m = r.rows, S = (m + B - 1) / B;
   if (m <= 0) return true;
   auto global_n = [&](int64_t s) { return std::min<int64_t>(B, m - s * B); };
@@ -76,8 +76,9 @@ bool run_steps_ahead(const PhaseRun& r, const io::UserSlice& tr,
   auto run = [&](EpochOrder order) { return walk([&](int64_t s) { return order.step(s); }); };
   if (all)
     return run(EpochOrder(perm, B, tr, count, [](size_t k) { return static_cast<uint32_t>(k); },
-                          [&](size_t k) { return tr.row_lo + static_cast<int64_t>(k); }));
-  return run(EpochOrder(perm, B, tr, count, [&](size_t k) { return r.local[k]; }, [&](size_t k) { return r.index[k]; }));
+                          [&](size_t k) { return tr.row_lo + static_cast<int64_t>(k); }, pool));
+  return run(EpochOrder(perm, B, tr, count, [&](size_t k) { return r.local[k]; }, [&](size_t k) { return r.index[k]; },
+                        pool));
 }
 
 void HostBatch::build(const PhaseRun& r, int64_t step, std::span<const LocalSample> s, int64_t global_n,

@@ -4,6 +4,7 @@
 // holding every row's position (8 bytes a row, measured). Every epoch (and Inverse Gradient's
 // phases) comes from it, so every rank sees its part of the same global order.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <span>
@@ -29,7 +30,9 @@ class EpochOrder {
   // rows(k), index(k) for k < count: the local training row of the pass's k-th local sample (rising)
   // and its index among the pass's m rows (the permutation's argument).
   template <class Rows, class Index>
-  EpochOrder(const Permutation& perm, int64_t batch, const io::UserSlice& tr, size_t count, Rows rows, Index index);
+  // pool: threads that split the two passes (the same order for any number).
+  EpochOrder(const Permutation& perm, int64_t batch, const io::UserSlice& tr, size_t count, Rows rows, Index index,
+             ThreadPool* pool = nullptr);
 
   int64_t steps() const { return static_cast<int64_t>(start_.size()) - 1; }
   // Step s's samples, sorted by position (sorted on first use).
@@ -45,22 +48,42 @@ class EpochOrder {
 
 template <class Rows, class Index>
 EpochOrder::EpochOrder(const Permutation& perm, int64_t batch, const io::UserSlice& tr, size_t count, Rows rows,
-                       Index index) {
+                       Index index, ThreadPool* pool) {
   const uint64_t B = static_cast<uint64_t>(batch);
   batch_ = static_cast<uint32_t>(batch);
   const int64_t S = static_cast<int64_t>((perm.size() + B - 1) / B);
+  // Each thread counts, then fills, its own range of the samples; where in its step a sample
+  // lands does not matter, since step() puts a step's samples in position order.
+  const int T = pool ? pool->size() : 1;
+  std::vector<std::vector<int64_t>> cnt(T, std::vector<int64_t>(S + 1, 0));
+  parallel(pool, count, [&](size_t lo, size_t hi, int t) {
+    int64_t* c = cnt[t].data();
+    for (size_t k = lo; k < hi; ++k) ++c[perm(static_cast<uint64_t>(index(k))) / B];
+  });
   start_.assign(S + 1, 0);
-  for (size_t k = 0; k < count; ++k) ++start_[perm(static_cast<uint64_t>(index(k))) / B + 1];
-  for (int64_t s = 0; s < S; ++s) start_[s + 1] += start_[s];
-  order_.resize(count);
-  std::vector<int64_t> fill(start_.begin(), start_.end() - 1);
-  uint32_t user = 0;  // rows rise, so the user only moves forward
-  for (size_t k = 0; k < count; ++k) {
-    const uint32_t r = rows(k);
-    while (static_cast<int64_t>(r) >= tr.ptr[user + 1]) ++user;
-    const uint64_t pos = perm(static_cast<uint64_t>(index(k)));
-    order_[fill[pos / B]++] = {static_cast<uint32_t>(pos % B), r, user};
+  for (int64_t s = 0; s < S; ++s) {
+    int64_t at = start_[s];
+    for (int t = 0; t < T; ++t) {  // counts -> each thread's first slot in step s
+      const int64_t c = cnt[t][s];
+      cnt[t][s] = at;
+      at += c;
+    }
+    start_[s + 1] = at;
   }
+  order_.resize(count);
+  parallel(pool, count, [&](size_t lo, size_t hi, int t) {
+    if (lo >= hi) return;
+    int64_t* fill = cnt[t].data();
+    // rows rise, so the user only moves forward from the range's first row's user
+    uint32_t user = static_cast<uint32_t>(std::upper_bound(tr.ptr.begin(), tr.ptr.end(), static_cast<int64_t>(rows(lo))) -
+                                          tr.ptr.begin() - 1);
+    for (size_t k = lo; k < hi; ++k) {
+      const uint32_t r = rows(k);
+      while (static_cast<int64_t>(r) >= tr.ptr[user + 1]) ++user;
+      const uint64_t pos = perm(static_cast<uint64_t>(index(k)));
+      order_[fill[pos / B]++] = {static_cast<uint32_t>(pos % B), r, user};
+    }
+  });
 }
 
 }  // namespace shardrec
@@ -81,7 +104,7 @@ struct StepView {
   int64_t global_n = 0;
 };
 bool run_steps_ahead(const PhaseRun& r, const io::UserSlice& tr,
-                     const std::function<void(const StepView&, const StepView*)>& fn);
+                     const std::function<void(const StepView&, const StepView*)>& fn, ThreadPool* pool = nullptr);
 
 // One step's batch on the host: users with order keys, item slots (own item, then the draws)
 // with keys, labels and dataset rows.
