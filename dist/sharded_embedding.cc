@@ -222,7 +222,12 @@ void ShardedEmbedding::gather(Comm& comm, const Routing& r, float* out, const ui
       if (k != me) std::memcpy(&ahead_recv[k], recv + rd[k] + recvb[k] - extra, extra);
     }
   auto copy = [&](size_t lo, size_t hi, int) {
+    constexpr size_t kAhead = 6;  // our rows are scattered over the shard: ask for them early
     for (size_t i = lo; i < hi; ++i) {
+      if (i + kAhead < hi && r.owner[i + kAhead] == me) {
+        const char* w = reinterpret_cast<const char*>(local_row(r.local[i + kAhead]));
+        for (size_t b = 0; b < rb; b += 64) __builtin_prefetch(w + b);
+      }
       const int o = r.owner[i];
       const float* src = o == me ? local_row(r.local[i])
                                  : reinterpret_cast<const float*>(recv + rd[o] + r.slot[i] * rb);
@@ -302,9 +307,15 @@ void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint6
   opt_.begin_step();
   const int threads = pool_ ? pool_->size() : 1;
   float* sums = group_grad_.get(static_cast<size_t>(threads) * static_cast<size_t>(dim_));
+  constexpr size_t kAhead = 6;  // the rows are scattered over the shard: ask for them early
   auto slots = [&](size_t lo, size_t hi, int t) {
     float* out = sums + static_cast<size_t>(t) * dim_;
+    const size_t row_bytes = dim_ * sizeof(float);
     for (size_t s = lo; s < hi; ++s) {
+      if (s + kAhead < hi) {
+        const char* w = reinterpret_cast<const char*>(local_row(slot_row[s + kAhead]));
+        for (size_t b = 0; b < row_bytes; b += 64) __builtin_prefetch(w + b, 1);
+      }
       if (mixed[s]) continue;
       const uint32_t k = head[s];
       const float* g = grads + k * static_cast<size_t>(dim_);
