@@ -7,26 +7,39 @@
 namespace shardrec {
 
 std::span<const LocalSample> EpochOrder::step(int64_t s) {
-  LocalSample* b = order_.data() + start_[s];
-  LocalSample* e = order_.data() + start_[s + 1];
+  Entry* b = order_.data() + start_[s];
+  Entry* e = order_.data() + start_[s + 1];
   const size_t n = static_cast<size_t>(e - b);
+  std::vector<LocalSample>& out = taken_[s & 1];
+  out.resize(n);
+  // The user of row r: from the user of r's block of 64 rows, forward (rows rise with users).
+  auto user_of = [&](uint32_t r) {
+    uint32_t u = block_user_[r >> kBlockBits];
+    while (static_cast<int64_t>(r) >= ptr_[u + 1]) ++u;
+    return u;
+  };
   // Positions within a step are distinct and below B, so the order is total. A step holding a
   // good part of the batch (few ranks) is placed by position in one pass and read back in order;
   // a sparse one (many ranks) is sorted.
   if (n * 8 < batch_) {
-    std::sort(b, e, [](const LocalSample& x, const LocalSample& y) { return x.off < y.off; });
+    std::sort(b, e, [](const Entry& x, const Entry& y) { return x.off < y.off; });
+    for (size_t i = 0; i < n; ++i) out[i] = {b[i].off, b[i].row, user_of(b[i].row)};
   } else {
     by_off_.resize(batch_);
     here_.assign(batch_, 0);
-    for (const LocalSample* x = b; x != e; ++x) {
-      by_off_[x->off] = *x;
+    for (const Entry* x = b; x != e; ++x) {
+      by_off_[x->off] = x->row;
       here_[x->off] = 1;
     }
-    LocalSample* out = b;
+    size_t i = 0;
     for (uint32_t o = 0; o < batch_; ++o)
-      if (here_[o]) *out++ = by_off_[o];
+      if (here_[o]) {
+        out[i++] = {o, by_off_[o], 0};
+        __builtin_prefetch(&block_user_[by_off_[o] >> kBlockBits]);
+      }
+    for (LocalSample& x : out) x.user = user_of(x.row);
   }
-  return {b, n};
+  return {out.data(), n};
 }
 
 bool run_steps(const PhaseRun& r, const io::UserSlice& tr,

@@ -1,8 +1,10 @@
 // This rank's samples of one pass over m rows in a seeded order: a row's position is perm(index),
 // step s holds positions [s*B, (s+1)*B), and each step's samples come in position order. A counting
 // sort in two passes over the permutation groups them by step: evaluating it twice is cheaper than
-// holding every row's position (8 bytes a row, measured). Every epoch (and Inverse Gradient's
-// phases) comes from it, so every rank sees its part of the same global order.
+// holding every row's position (8 bytes a row, measured). The pass holds 8 bytes a row (the
+// position within its step and the row); a step's users are looked up when it is taken, from
+// the user of every 64th row. Every epoch (and Inverse Gradient's phases) comes from it, so every
+// rank sees its part of the same global order.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -35,15 +37,24 @@ class EpochOrder {
              ThreadPool* pool = nullptr);
 
   int64_t steps() const { return static_cast<int64_t>(start_.size()) - 1; }
-  // Step s's samples, sorted by position (sorted on first use).
+  // Step s's samples, sorted by position. The span stays valid until step(s + 2) is taken (two
+  // buffers in turn: a step and the one after it are held together).
   std::span<const LocalSample> step(int64_t s);
 
  private:
+  struct Entry {
+    uint32_t off;  // position in the global order, minus the step's first position
+    uint32_t row;  // index in this rank's training slice
+  };
+  static constexpr int kBlockBits = 6;
   std::vector<int64_t> start_;  // steps() + 1 bounds into order_
-  std::vector<LocalSample> order_;
+  std::vector<Entry> order_;
   uint32_t batch_ = 0;
-  std::vector<LocalSample> by_off_;  // a full step's samples placed by position (step())
+  const int64_t* ptr_ = nullptr;        // the slice's user offsets
+  std::vector<uint32_t> block_user_;    // the user of row b << kBlockBits
+  std::vector<uint32_t> by_off_;        // a full step's rows placed by position (step())
   std::vector<uint8_t> here_;
+  std::vector<LocalSample> taken_[2];   // the steps handed out, in turn
 };
 
 template <class Rows, class Index>
@@ -72,18 +83,21 @@ EpochOrder::EpochOrder(const Permutation& perm, int64_t batch, const io::UserSli
   }
   order_.resize(count);
   parallel(pool, count, [&](size_t lo, size_t hi, int t) {
-    if (lo >= hi) return;
     int64_t* fill = cnt[t].data();
-    // rows rise, so the user only moves forward from the range's first row's user
-    uint32_t user = static_cast<uint32_t>(std::upper_bound(tr.ptr.begin(), tr.ptr.end(), static_cast<int64_t>(rows(lo))) -
-                                          tr.ptr.begin() - 1);
     for (size_t k = lo; k < hi; ++k) {
-      const uint32_t r = rows(k);
-      while (static_cast<int64_t>(r) >= tr.ptr[user + 1]) ++user;
       const uint64_t pos = perm(static_cast<uint64_t>(index(k)));
-      order_[fill[pos / B]++] = {static_cast<uint32_t>(pos % B), r, user};
+      order_[fill[pos / B]++] = {static_cast<uint32_t>(pos % B), rows(k)};
     }
   });
+  ptr_ = tr.ptr.data();
+  const int64_t nrows = tr.rows();
+  block_user_.resize(static_cast<size_t>((nrows >> kBlockBits) + 1));
+  uint32_t user = 0;
+  for (size_t b = 0; b < block_user_.size(); ++b) {
+    const int64_t r = static_cast<int64_t>(b) << kBlockBits;
+    while (user + 1 < tr.ptr.size() - 1 && r >= tr.ptr[user + 1]) ++user;
+    block_user_[b] = user;
+  }
 }
 
 }  // namespace shardrec
