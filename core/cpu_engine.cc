@@ -13,24 +13,23 @@
 
 namespace shardrec {
 
+int cpu_threads(const TrainConfig& cfg) {
+  if (cfg.threads > 0) return cfg.threads;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
 namespace {
 
 class CpuEngine final : public StepEngine, public MetaStepOps {
  public:
   CpuEngine(const TrainConfig& cfg, Model& m, const io::DataShard& data, dist::Comm& comm, const Sampler& sampler,
             const uint8_t* labels)
-      : cfg_(cfg), m_(m), data_(data), comm_(comm), sampler_(sampler), labels_(labels), pool_(threads(cfg)) {
+      : cfg_(cfg), m_(m), data_(data), comm_(comm), sampler_(sampler), labels_(labels), pool_(cpu_threads(cfg)) {
     m_.set_threads(&pool_);
   }
   ~CpuEngine() override { m_.set_threads(nullptr); }
-
-  // --threads 0: the cores this process may run on (what the launcher bound it to).
-  static int threads(const TrainConfig& cfg) {
-    if (cfg.threads > 0) return cfg.threads;
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-    return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  }
 
   bool run_phase(const PhaseRun& r) override {
     const io::UserSlice& tr = data_.train();

@@ -13,6 +13,10 @@
 
 namespace shardrec {
 
+// The threads of a rank: --threads, or with 0 the cores this process may run on (what the
+// launcher bound it to: mpirun --map-by slot:PE=T, srun --cpus-per-task=T).
+int cpu_threads(const TrainConfig& cfg);
+
 // labels: the training rows' labels (labeled models; null otherwise). Everything is borrowed.
 std::unique_ptr<StepEngine> make_cpu_engine(const TrainConfig& cfg, Model& model, const io::DataShard& data,
                                             dist::Comm& comm, const Sampler& sampler, const uint8_t* labels);

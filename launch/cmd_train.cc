@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "core/checkpoint_state.h"
 #include "core/config.h"
+#include "core/cpu_engine.h"
 #include "core/gpu_backend.h"
 #include "core/trainer.h"
 #include "io/checkpoint.h"
@@ -157,10 +158,10 @@ int train(TrainConfig c, const RunOptions& r, int argc, char** argv) {
         const Log log(r.level, root);
         const bool ig = c.strategy == "ig";
         if (log.info())
-          std::printf("data %s: %lld users, %lld items, %lld %strain rows on %d rank(s); %s %s %s dim %d\n",
+          std::printf("data %s: %lld users, %lld items, %lld %strain rows on %d rank(s) x %d thread(s); %s %s %s dim %d\n",
                       c.data.c_str(), (long long)data.info.num_users, (long long)data.info.num_items,
                       (long long)data.info.rows[0], c.pointwise_model() ? "labeled " : "", comm.size(),
-                      c.model.c_str(), c.loss.c_str(), c.strategy.c_str(), c.dim);
+                      c.device == "cpu" ? cpu_threads(c) : 1, c.model.c_str(), c.loss.c_str(), c.strategy.c_str(), c.dim);
         Trainer trainer(c, data, comm);
         if (log.info() && !trainer.device_name().empty())
           std::printf("device %s\n", trainer.device_name().c_str());

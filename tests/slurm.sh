@@ -4,7 +4,8 @@
 # launch/slurm-train.sbatch with sbatch, sends the job the time-limit warning (SIGUSR1 to the
 # batch shell, what --signal=B:USR1@N delivers) once training runs, and checks that the job
 # checkpointed, requeued itself, resumed from the checkpoint and completed with a params.h5
-# byte-identical to an uninterrupted run. Stops the daemons it started, by pid.
+# byte-identical to an uninterrupted run; and that a job of one task with 2 cpus runs one rank
+# with 2 threads and the 2-rank result. Stops the daemons it started, by pid.
 # Exit 77 (ctest: skipped, with the reason printed) when SLURM is not installed or will not start.
 # usage: slurm.sh SHARDREC WORKDIR MPIEXEC SOURCE_DIR
 set -uo pipefail
@@ -156,6 +157,27 @@ if srun --mpi=list 2>&1 | grep -q pmix; then
 else
   echo "SKIP srun launcher: this SLURM has no pmix plugin for OpenMPI ranks"
 fi
+# One rank with the node's cores (--ntasks=1 --cpus-per-task=2): the script gives it as many
+# threads, and the result is the 2-rank run's.
+threaded() {
+  local launcher=$1 run=$dir/run-threads-$1 id jstate="" env="ALL,SHARDREC=$bin,SHARDREC_LAUNCHER=$1${2:+,SHARDREC_SRUN_MPI=$2}"
+  id=$(sbatch --parsable -J "shardrec-threads-$launcher" -o "$dir/job-%j.log" --ntasks=1 --cpus-per-task=2 --time=10 \
+         --export="$env" \
+         "$src/launch/slurm-train.sbatch" "${args[@]}" --run-dir "$run") \
+    || { tail -5 slurmctld.log; bad "sbatch (threads, $launcher)"; return; }
+  for _ in $(seq 900); do
+    jstate=$(scontrol show job "$id" 2>/dev/null | grep -o 'JobState=[A-Z_]*')
+    case $jstate in JobState=COMPLETED|JobState=FAILED|JobState=CANCELLED) break ;; esac
+    sleep 0.2
+  done
+  if [ "$jstate" = JobState=COMPLETED ] && grep -q "on 1 rank(s) x 2 thread(s)" "$dir/job-$id.log" && cmp -s ref/params.h5 "$run/params.h5"; then
+    ok "$launcher: 1 task x 2 cpus ran 1 rank x 2 threads, params.h5 byte-identical to 2 ranks'"
+  else
+    bad "threads job $id ($launcher) ended as '${jstate:-?}'"; grep -m1 "^data " "$dir/job-$id.log"; tail -5 "$dir/job-$id.log"
+  fi
+}
+threaded mpirun
+if srun --mpi=list 2>&1 | grep -q pmix; then threaded srun pmix; fi
 # Opt-in (a few minutes): a job that runs into real 1-minute time limits. SLURM sends SIGUSR1
 # 30 s before each (give or take its scheduling resolution); every run checkpoints and requeues
 # until training is done.
