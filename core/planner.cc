@@ -45,9 +45,9 @@ Plan make_plan(const PlanInput& in) {
   // Dense parameters: values, Adam's two moments, the gradient and its int64 exact sums.
   p.rank.dense = sh.dense * (4 + 8 + 4 + 8);
   // Data: training rows (4 B item id) and held-out rows, indptr per split (8 B per user), and the
-  // epoch's sample order (12 B per training row).
+  // epoch's sample order (8 B per training row).
   const double trows = ceil_div(in.train_rows, N), hrows = ceil_div(in.heldout_rows, N);
-  p.rank.data = (trows + hrows) * 4 + 3 * (urows + 1) * 8 + trows * 12;
+  p.rank.data = (trows + hrows) * 4 + 3 * (urows + 1) * 8 + trows * 8;
   // Step buffers: rows and gradients of the rank's samples (users and items), routing arrays,
   // gradient records out and in, and the evaluation's score block.
   const double b = ceil_div(in.batch, N);  // samples per rank per step (expected)
@@ -89,9 +89,11 @@ Plan make_plan(const PlanInput& in) {
   // Training-train steps of IG score the labeled item only.
   const double occ_scale = in.strategy == "ig" ? in.ig_train_ratio / per + meta : 1.0;
   const double r_remote = remote * occ_scale;
+  // The next step's ids travel with this step's rows (their counts) and gradient records (the
+  // ids): no call of their own.
   p.collectives = {
-      {"item ids (counts)", N > 1 ? 8 * (N - 1) : 0, 1},
-      {"item ids", r_remote * 8 + (N > 1 ? 8 * (N - 1) : 0), 1},
+      {"item ids (counts, with the rows)", N > 1 ? 8 * (N - 1) : 0, 0},
+      {"item ids (with the gradient records)", r_remote * 8 + (N > 1 ? 8 * (N - 1) : 0), 0},
       {"item rows", r_remote * 4 * d, 1},
       {"item gradient records", r_remote * rec, 1},
   };
@@ -131,8 +133,9 @@ Plan make_plan(const PlanInput& in) {
   // (recomputing other ranks' similarities for its columns), at the propagation's rate.
   if (sh.contrast)
     p.compute_seconds += (au * au + ai * ai) / N * d * (3.0 + (N - 1.0) / N) * 2 * passes / in.graph_adds_per_s;
+  // Blocking all-to-alls a step: rows and gradients (the next step's ids travel with them).
   const double messages =
-      (N > 1 ? N - 1 : 0) * (4 + (in.strategy == "mirror" ? 2.0 / in.mg_beta : 0) + 2.0 * K * passes);
+      (N > 1 ? N - 1 : 0) * (2 + (in.strategy == "mirror" ? 2.0 / in.mg_beta : 0) + 2.0 * K * passes);
   p.comm_seconds = p.bytes_per_step / in.bandwidth + messages * in.latency;
   p.step_seconds = p.compute_seconds + p.comm_seconds;
   p.epoch_seconds = p.step_seconds * p.steps_per_epoch;
