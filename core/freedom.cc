@@ -413,41 +413,12 @@ void FreedomModel::apply_dense(dist::Comm& comm) {
 void FreedomModel::apply_rows(dist::Comm& comm, const dist::Routing& ur, std::span<const uint64_t> ukey,
                               const float* gU, const dist::Routing& ir, std::span<const uint64_t> ikey,
                               const float* gI) {
-  const int d = user.dim();
-  auto reduce = [&](dist::ShardedEmbedding& t, const dist::Routing& r, std::span<const uint64_t> keys,
-                    const float* g, std::vector<float>& out, std::vector<uint32_t>& cnt) {
-    out.assign(t.local_data().size(), 0.0f);
-    cnt.assign(static_cast<size_t>(t.local_rows()), 0);
-    t.reduce_counted(comm, r, keys, g, [&](int64_t row, const float* sum, uint32_t c) {
-      std::memcpy(&out[static_cast<size_t>(row) * d], sum, d * sizeof(float));
-      cnt[row] = c;
-    });
-  };
-  reduce(user, ur, ukey, gU, gu_, cnt_u_);
-  reduce(item, ir, ikey, gI, gi_, cnt_i_);
+  // As LightGCN's (core/model.h): the rows' gradients, back through the propagation, the rows' step.
+  reduce_row_grads(comm, user, ur, ukey, gU, gu_, cnt_u_);
+  reduce_row_grads(comm, item, ir, ikey, gI, gi_, cnt_i_);
   backward(comm, gu_.data(), gi_.data());
-  // L2 on the samples' layer-0 rows (once per occurrence), then the optimizer on every row with a
-  // gradient (dense optimizers: every row), as LightGCN's.
-  auto update = [&](dist::ShardedEmbedding& t, std::vector<float>& grad, const std::vector<uint32_t>& cnt) {
-    RowOptimizer& opt = t.optimizer();
-    opt.begin_step();
-    const bool dense = opt.config().dense();
-    parallel(pool_, static_cast<size_t>(t.local_rows()), [&](size_t lo, size_t hi, int) {
-      for (size_t l = lo; l < hi; ++l) {
-        float* g = &grad[l * d];
-        float* w = t.local_row(static_cast<int64_t>(l));
-        if (cnt[l] > 0 && reg_ != 0.0f) {
-          const float c = reg_ * static_cast<float>(cnt[l]);
-          for (int k = 0; k < d; ++k) g[k] += c * w[k];
-        }
-        bool touched = cnt[l] > 0;
-        for (int k = 0; k < d && !touched; ++k) touched = g[k] != 0.0f;
-        if (touched || dense) opt.update(static_cast<int64_t>(l), w, touched ? g : nullptr);
-      }
-    });
-  };
-  update(user, gu_, cnt_u_);
-  update(item, gi_, cnt_i_);
+  update_rows(user, gu_, cnt_u_, reg_, pool_);
+  update_rows(item, gi_, cnt_i_, reg_, pool_);
 }
 
 EvalResult FreedomModel::evaluate(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) {

@@ -1,5 +1,7 @@
 #include "core/model.h"
 
+#include <cstring>
+
 #include <cmath>
 
 #include "base/error.h"
@@ -71,6 +73,39 @@ double label_threshold(const TrainConfig& cfg, const io::DatasetInfo& info) {
 
 std::unique_ptr<Model> make_model(const TrainConfig& cfg, const io::DataShard& data, int rank) {
   return model_kind(cfg.model).make(cfg, data, rank);
+}
+
+void reduce_row_grads(dist::Comm& comm, dist::ShardedEmbedding& t, const dist::Routing& r,
+                      std::span<const uint64_t> keys, const float* g, std::vector<float>& out,
+                      std::vector<uint32_t>& cnt) {
+  const int d = t.dim();
+  out.assign(t.local_data().size(), 0.0f);
+  cnt.assign(static_cast<size_t>(t.local_rows()), 0);
+  t.reduce_counted(comm, r, keys, g, [&](int64_t row, const float* sum, uint32_t c) {
+    std::memcpy(&out[static_cast<size_t>(row) * d], sum, d * sizeof(float));
+    cnt[row] = c;
+  });
+}
+
+void update_rows(dist::ShardedEmbedding& t, std::vector<float>& grad, const std::vector<uint32_t>& cnt, float reg,
+                 ThreadPool* pool) {
+  const int d = t.dim();
+  RowOptimizer& opt = t.optimizer();
+  opt.begin_step();
+  const bool dense = opt.config().dense();
+  parallel(pool, static_cast<size_t>(t.local_rows()), [&](size_t lo, size_t hi, int) {
+    for (size_t l = lo; l < hi; ++l) {
+      float* g = &grad[l * d];
+      float* w = t.local_row(static_cast<int64_t>(l));
+      if (cnt[l] > 0 && reg != 0.0f) {
+        const float c = reg * static_cast<float>(cnt[l]);
+        for (int k = 0; k < d; ++k) g[k] += c * w[k];
+      }
+      bool touched = cnt[l] > 0;
+      for (int k = 0; k < d && !touched; ++k) touched = g[k] != 0.0f;
+      if (touched || dense) opt.update(static_cast<int64_t>(l), w, touched ? g : nullptr);
+    }
+  });
 }
 
 }  // namespace shardrec

@@ -160,6 +160,18 @@ class Model {
   Model(dist::ShardedEmbedding u, dist::ShardedEmbedding i) : user(std::move(u)), item(std::move(i)) {}
 };
 
+// The graph models' row step (LightGCN, XSimGCL, FREEDOM), whose gradients reach the table rows
+// through a backward propagation rather than straight from the samples:
+// reduce_row_grads: dL/dE on the rows this rank owns, summed in key order (zero on the rows no
+// sample scored), with each row's number of contributions;
+// update_rows: L2 (reg) on the samples' layer-0 rows, once per occurrence, then the optimizer on
+// every row that has a gradient (dense optimizers: every row), as ShardedEmbedding::apply does.
+void reduce_row_grads(dist::Comm& comm, dist::ShardedEmbedding& t, const dist::Routing& r,
+                      std::span<const uint64_t> keys, const float* g, std::vector<float>& out,
+                      std::vector<uint32_t>& cnt);
+void update_rows(dist::ShardedEmbedding& t, std::vector<float>& grad, const std::vector<uint32_t>& cnt, float reg,
+                 ThreadPool* pool);
+
 // Labeled models: label = rating > this threshold (the dataset's own, else the configured one).
 double label_threshold(const TrainConfig& cfg, const io::DatasetInfo& info);
 
