@@ -1,12 +1,11 @@
 // This rank's samples of one pass over m rows in a seeded order: a row's position is perm(index),
 // step s holds positions [s*B, (s+1)*B), and each step's samples come in position order. A counting
 // sort in two passes over the permutation groups them by step: evaluating it twice is cheaper than
-// holding every row's position (8 bytes a row, measured). The pass holds 8 bytes a row (the
-// position within its step and the row); a step's users are looked up when it is taken, from
-// the user of every 64th row. Every epoch (and Inverse Gradient's phases) comes from it, so every
-// rank sees its part of the same global order.
+// holding every row's position (measured). The order holds 8 bytes a row (position within the
+// step, row); a step's users are looked up when it is taken, from the user of every 64th row.
+// Every epoch (and Inverse Gradient's phases) comes from it, so every rank sees its part of the
+// same global order.
 #pragma once
-#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <span>

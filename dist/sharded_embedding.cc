@@ -52,14 +52,9 @@ ShardedEmbedding::ShardedEmbedding(std::string name, uint64_t table_key, int64_t
 }
 
 Routing ShardedEmbedding::route(Comm& comm, std::span<const int64_t> ids, bool local_only) const {
-  Routing r = plan(comm, ids, local_only);
-  if (!local_only) exchange_ids(comm, r, nullptr);
-  return r;
-}
-
-Routing ShardedEmbedding::plan(const Comm& comm, std::span<const int64_t> ids, bool local_only) const {
   Routing r;
   plan(comm, ids, local_only, r);
+  if (!local_only) exchange_ids(comm, r, nullptr);
   return r;
 }
 
@@ -136,6 +131,20 @@ std::vector<uint64_t> ShardedEmbedding::exchange_counts(const Comm& comm, const 
   return c;
 }
 
+std::vector<std::vector<int64_t>> ShardedEmbedding::id_lists(const Comm& comm, const Routing& r) const {
+  // exchange_counts(r)[k] ids to rank k: our requests, then our number of gradient records.
+  const int me = comm.rank();
+  std::vector<std::vector<int64_t>> out(comm.size());
+  for (int k = 0; k < comm.size(); ++k) {
+    if (k == me) continue;
+    out[k].assign(r.request[k].begin(), r.request[k].end());
+    out[k].push_back(0);
+  }
+  for (size_t i = 0; i < r.num_ids; ++i)
+    if (r.owner[i] != me) ++out[r.owner[i]].back();
+  return out;
+}
+
 void ShardedEmbedding::exchange(Comm& comm, Routing& r, const uint64_t* counts) {
   if (r.local_only) fail("internal: table " + name_ + ": a local-only routing has nothing to exchange");
   if (!ahead_arrived_) {  // nothing carried them (a step without gradients): send them now
@@ -152,7 +161,7 @@ void ShardedEmbedding::exchange(Comm& comm, Routing& r, const uint64_t* counts) 
 }
 
 void ShardedEmbedding::exchange_ids(Comm& comm, Routing& r, const uint64_t* counts) const {
-  const int n = comm.size(), me = comm.rank();
+  const int n = comm.size();
   const std::vector<uint64_t> scount = exchange_counts(comm, r);
   std::vector<uint64_t> rcount(n);
   if (counts)
@@ -167,16 +176,8 @@ void ShardedEmbedding::exchange_ids(Comm& comm, Routing& r, const uint64_t* coun
   }
   int64_t* send = reinterpret_cast<int64_t*>(send_.get(stotal));
   int64_t* recv = reinterpret_cast<int64_t*>(recv_.get(rtotal));
-  std::vector<int64_t*> tail(n, nullptr);
-  for (int k = 0; k < n; ++k) {
-    if (k == me) continue;
-    int64_t* p = send + sd[k] / sizeof(int64_t);
-    std::copy(r.request[k].begin(), r.request[k].end(), p);
-    tail[k] = p + r.request[k].size();
-    *tail[k] = 0;
-  }
-  for (size_t i = 0; i < r.num_ids; ++i)
-    if (r.owner[i] != me) ++*tail[r.owner[i]];
+  const std::vector<std::vector<int64_t>> lists = id_lists(comm, r);
+  for (int k = 0; k < n; ++k) std::copy(lists[k].begin(), lists[k].end(), send + sd[k] / sizeof(int64_t));
   comm.alltoallv(send, sb.data(), sd.data(), recv, rb.data(), rd.data());
   for (int k = 0; k < n; ++k) read_ids(r, k, recv + rd[k] / sizeof(int64_t), rcount[k]);
 }
@@ -189,9 +190,10 @@ void ShardedEmbedding::read_ids(Routing& r, int k, const int64_t* got, uint64_t 
   r.incoming[k] = static_cast<uint64_t>(got[ids]);
   r.serve[k].resize(ids);
   for (size_t i = 0; i < ids; ++i) {
-    if (got[i] < 0 || got[i] >= rows_ || sharding_.owner(got[i]) != rank_)
+    const auto [o, l] = got[i] >= 0 && got[i] < rows_ ? sharding_.locate(got[i]) : std::pair<int, int64_t>{-1, 0};
+    if (o != rank_)
       fail("table " + name_ + ": rank " + std::to_string(k) + " asked for id " + std::to_string(got[i]) + ", which is not ours");
-    r.serve[k][i] = sharding_.local_index(got[i]);
+    r.serve[k][i] = l;
   }
 }
 
@@ -378,17 +380,8 @@ uint32_t ShardedEmbedding::next_row_gen() {
 }
 
 void ShardedEmbedding::send_ahead(const Comm& comm, const Routing& next, std::span<const uint64_t> counts) {
-  const int n = comm.size();
   if (next.local_only) fail("internal: table " + name_ + ": a local-only routing has nothing to send ahead");
-  const std::vector<uint64_t> c = exchange_counts(comm, next);
-  ahead_send_.assign(n, {});
-  for (int k = 0; k < n; ++k) {
-    if (c[k] == 0) continue;
-    ahead_send_[k].assign(next.request[k].begin(), next.request[k].end());
-    ahead_send_[k].push_back(0);
-  }
-  for (size_t i = 0; i < next.num_ids; ++i)
-    if (next.owner[i] != comm.rank()) ++ahead_send_[next.owner[i]].back();
+  ahead_send_ = id_lists(comm, next);
   ahead_counts_.assign(counts.begin(), counts.end());
   ahead_queued_ = true;
   ahead_arrived_ = false;

@@ -54,7 +54,6 @@ class ShardedEmbedding {
   // ids by owner (no collective); exchange() sends them to their owners, one all-to-all-v.
   // counts[k]: the int64s rank k sends us (exchange_counts at rank k, announced by an earlier
   // gather's `ahead`), or null to exchange them first (one more round).
-  Routing plan(const Comm& comm, std::span<const int64_t> ids, bool local_only = false) const;
   void plan(const Comm& comm, std::span<const int64_t> ids, bool local_only, Routing& r) const;  // reuses r's buffers
   void exchange(Comm& comm, Routing& r, const uint64_t* counts = nullptr);
   std::vector<uint64_t> exchange_counts(const Comm& comm, const Routing& r) const;
@@ -120,6 +119,7 @@ class ShardedEmbedding {
   std::span<const GradRef> send_records(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
                                         const float* grads);
   void exchange_ids(Comm& comm, Routing& r, const uint64_t* counts) const;  // one round, or two without counts
+  std::vector<std::vector<int64_t>> id_lists(const Comm& comm, const Routing& r) const;  // what exchange sends
   void read_ids(Routing& r, int k, const int64_t* got, uint64_t count) const;  // rank k's requests
   std::vector<GradRef> got_;
   std::vector<std::vector<int64_t>> ahead_send_, ahead_recv_;

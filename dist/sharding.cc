@@ -65,14 +65,7 @@ int Sharding::owner(int64_t id) const {
   return 0;
 }
 
-int64_t Sharding::local_index(int64_t id) const {
-  switch (kind_) {
-    case Kind::kModulo: return id / world_;
-    case Kind::kTable: return id;
-    case Kind::kRange: return id - bounds_[owner(id)];
-  }
-  return 0;
-}
+int64_t Sharding::local_index(int64_t id) const { return locate(id).second; }
 
 int64_t Sharding::global_id(int rank, int64_t local) const {
   switch (kind_) {
