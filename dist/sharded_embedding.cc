@@ -252,16 +252,7 @@ void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint6
   // summed straight from the gradient buffer, by slot; records are only for rows that remote
   // ranks touched too. The sums are the same additions in the same order: the same bits.
   const int me = comm.rank();
-  bool rising = true;
-  uint64_t last = 0;
-  bool any = false;
-  for (size_t i = 0; i < r.num_ids && rising; ++i) {
-    if (r.owner[i] != me) continue;
-    rising = !any || keys[i] > last;
-    last = keys[i];
-    any = true;
-  }
-  if (opt_.config().dense() || !rising) {
+  if (opt_.config().dense()) {
     group_contributions(comm, r, keys, grads);
     apply_groups();
     return;
@@ -274,8 +265,13 @@ void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint6
   int64_t* slot_row = slot_row_.get(L);
   uint8_t* mixed = slot_mixed_.get(L);
   std::fill(head, head + L, kNone);
+  bool rising = true, first = true;
+  uint64_t last = 0;
   for (size_t i = 0; i < r.num_ids; ++i) {
     if (r.owner[i] != me) continue;
+    rising &= first || keys[i] > last;
+    first = false;
+    last = keys[i];
     const uint32_t s = r.slot[i];
     const uint32_t k = static_cast<uint32_t>(i);
     if (head[s] == kNone) {
@@ -287,23 +283,28 @@ void ShardedEmbedding::apply(Comm& comm, const Routing& r, std::span<const uint6
     tail[s] = k;
     next[k] = kNone;
   }
+  if (!rising) {  // keys out of sample order: the general path, which sorts
+    group_contributions(comm, r, keys, grads);
+    apply_groups();
+    return;
+  }
   std::fill(mixed, mixed + L, uint8_t{0});
   std::vector<GradRef>& refs = refs_;
   refs.clear();
-  const std::span<const GradRef> got = send_records(comm, r, keys, grads);
-  if (!got.empty()) {
-    // A row that remote ranks touched takes all its contributions through the records.
+  send_records(comm, r, keys, grads);  // the remote contributions, into refs
+  if (!refs.empty()) {
+    // A row that remote ranks touched takes all its contributions through the records (their
+    // order in refs does not matter: a row's group is summed in key order).
     const uint32_t gen = next_row_gen();
     for (size_t s = 0; s < L; ++s) {
       row_gen_[slot_row[s]] = gen;
       row_group_[slot_row[s]] = static_cast<uint32_t>(s);
     }
-    for (const GradRef& g : got)
+    for (const GradRef& g : refs)
       if (row_gen_[g.row] == gen) mixed[row_group_[g.row]] = 1;
     for (size_t s = 0; s < L; ++s)
       if (mixed[s])
         for (uint32_t k = head[s]; k != kNone; k = next[k]) refs.push_back({slot_row[s], keys[k], grads + k * static_cast<size_t>(dim_)});
-    refs.insert(refs.end(), got.begin(), got.end());
   }
   group_refs();
   opt_.begin_step();
@@ -389,9 +390,8 @@ void ShardedEmbedding::send_ahead(const Comm& comm, const Routing& next, std::sp
 
 void ShardedEmbedding::cancel_ahead() { ahead_queued_ = ahead_arrived_ = false; }
 
-std::span<const ShardedEmbedding::GradRef> ShardedEmbedding::send_records(Comm& comm, const Routing& r,
-                                                                         std::span<const uint64_t> keys,
-                                                                         const float* grads) {
+void ShardedEmbedding::send_records(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
+                                    const float* grads) {
   const int n = comm.size(), me = comm.rank();
   const size_t rec = sizeof(GradHeader) + dim_ * sizeof(float);
   // Remote contributions travel as (header, dim floats) records, followed by the next step's ids
@@ -430,7 +430,6 @@ std::span<const ShardedEmbedding::GradRef> ShardedEmbedding::send_records(Comm& 
   }
   char* recv = recv_.get(rtotal);
   if (!r.local_only) comm.alltoallv(send, sb.data(), sd.data(), recv, recvb.data(), rd.data());
-  got_.clear();
   for (int k = 0; k < n; ++k) {
     const char* p = recv + rd[k];
     for (uint64_t j = 0; j < r.incoming[k]; ++j, p += rec) {
@@ -439,7 +438,7 @@ std::span<const ShardedEmbedding::GradRef> ShardedEmbedding::send_records(Comm& 
       if (h.local_row < 0 || h.local_row >= local_rows_)
         fail("table " + name_ + ": gradient for local row " + std::to_string(h.local_row) +
              " outside the shard");
-      got_.push_back({h.local_row, h.key, reinterpret_cast<const float*>(p + sizeof h)});
+      refs_.push_back({h.local_row, h.key, reinterpret_cast<const float*>(p + sizeof h)});
     }
   }
   if (ahead) {
@@ -452,7 +451,6 @@ std::span<const ShardedEmbedding::GradRef> ShardedEmbedding::send_records(Comm& 
     ahead_queued_ = false;
     ahead_arrived_ = true;
   }
-  return got_;
 }
 
 void ShardedEmbedding::group_contributions(Comm& comm, const Routing& r,
@@ -462,8 +460,7 @@ void ShardedEmbedding::group_contributions(Comm& comm, const Routing& r,
   refs.clear();
   for (size_t i = 0; i < r.num_ids; ++i)
     if (r.owner[i] == comm.rank()) refs.push_back({r.local[i], keys[i], grads + i * dim_});
-  const std::span<const GradRef> got = send_records(comm, r, keys, grads);
-  refs.insert(refs.end(), got.begin(), got.end());
+  send_records(comm, r, keys, grads);
   group_refs();
 }
 

@@ -114,14 +114,13 @@ class ShardedEmbedding {
     uint64_t key;
     const float* g;
   };
-  // Sends the remote contributions to their owners; the records received (checked), in rank order.
-  // The ids queued by send_ahead travel after the records and are kept in ahead_recv_.
-  std::span<const GradRef> send_records(Comm& comm, const Routing& r, std::span<const uint64_t> keys,
-                                        const float* grads);
+  // Sends the remote contributions to their owners and appends the records received (checked)
+  // to refs_, in rank order. The ids queued by send_ahead travel after the records and are kept
+  // in ahead_recv_.
+  void send_records(Comm& comm, const Routing& r, std::span<const uint64_t> keys, const float* grads);
   void exchange_ids(Comm& comm, Routing& r, const uint64_t* counts) const;  // one round, or two without counts
   std::vector<std::vector<int64_t>> id_lists(const Comm& comm, const Routing& r) const;  // what exchange sends
   void read_ids(Routing& r, int k, const int64_t* got, uint64_t count) const;  // rank k's requests
-  std::vector<GradRef> got_;
   std::vector<std::vector<int64_t>> ahead_send_, ahead_recv_;
   std::vector<uint64_t> ahead_counts_;
   bool ahead_queued_ = false, ahead_arrived_ = false;
