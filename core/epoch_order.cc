@@ -37,7 +37,11 @@ std::span<const LocalSample> EpochOrder::step(int64_t s) {
         out[i++] = {o, by_off_[o], 0};
         __builtin_prefetch(&block_user_[by_off_[o] >> kBlockBits]);
       }
-    for (LocalSample& x : out) x.user = user_of(x.row);
+    constexpr size_t kAhead = 8;  // the user offsets are read at random too
+    for (size_t k = 0; k < n; ++k) {
+      if (k + kAhead < n) __builtin_prefetch(&ptr_[block_user_[out[k + kAhead].row >> kBlockBits] + 1]);
+      out[k].user = user_of(out[k].row);
+    }
   }
   return {out.data(), n};
 }

@@ -1,6 +1,7 @@
 #include "core/mf_model.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <sstream>
 
@@ -157,13 +158,27 @@ void MFModel::pass(const StepBatch& bt, const PassArgs& a) {
       if (loss_sum) loss_sum->add(a.slot_own, loss);
     }
   };
-  if (a.pool && a.pool->size() > 1) {
-    std::vector<dist::ExactSums> part(a.loss ? a.pool->size() : 0, a.loss ? *a.loss : dist::ExactSums(0));
+  // A NaN or Inf gradient would spread through the optimizer state silently: each range checks
+  // the gradients it wrote (they are still in cache), and the first bad value in sample order is
+  // reported below, with the tensor named.
+  const int T = a.pool && a.pool->size() > 1 ? a.pool->size() : 1;
+  std::vector<size_t> bad_u(T, SIZE_MAX), bad_i(T, SIZE_MAX);
+  auto checked = [&](size_t lo, size_t hi, int t, dist::ExactSums* loss_sum) {
+    samples(lo, hi, loss_sum);
+    if (!a.gU || hi == lo) return;
+    const size_t at_u = kernels::first_nonfinite(a.gU + lo * dq, (hi - lo) * dq);
+    if (at_u != (hi - lo) * dq) bad_u[t] = lo * dq + at_u;
+    if (vb) return;  // VBPR's q gradients are checked whole below, after the projection
+    const size_t w = static_cast<size_t>(per) * dq, at_i = kernels::first_nonfinite(gI + lo * w, (hi - lo) * w);
+    if (at_i != (hi - lo) * w) bad_i[t] = lo * w + at_i;
+  };
+  if (T > 1) {
+    std::vector<dist::ExactSums> part(a.loss ? T : 0, a.loss ? *a.loss : dist::ExactSums(0));
     for (auto& p : part) p.clear();
-    a.pool->run(n, [&](size_t lo, size_t hi, int t) { samples(lo, hi, a.loss ? &part[t] : nullptr); });
+    a.pool->run(n, [&](size_t lo, size_t hi, int t) { checked(lo, hi, t, a.loss ? &part[t] : nullptr); });
     for (const auto& p : part) a.loss->merge(p);
   } else {
-    samples(0, n, a.loss);
+    checked(0, n, 0, a.loss);
   }
   if (!a.gU) return;
   if (vb) {
@@ -183,18 +198,26 @@ void MFModel::pass(const StepBatch& bt, const PassArgs& a) {
       }
     }
   }
-  // A NaN or Inf gradient would spread through the optimizer state silently; stop here with the
-  // tensor named (one pass over the step's gradients, cheap next to computing them).
-  auto check = [&](const float* g, size_t count, size_t per_sample, const char* tensor) {
-    const size_t at = kernels::first_nonfinite(g, count);
-    if (at == count) return;
+  auto check = [&](const float* g, size_t at, size_t per_sample, const char* tensor) {
+    if (at == SIZE_MAX) return;
     fail(std::string("training diverged: the gradient of ") + tensor + " is " + (std::isnan(g[at]) ? "NaN" : "Inf") +
          " at epoch " + std::to_string(bt.epoch) + " step " + std::to_string(bt.step) + " on rank " +
          std::to_string(bt.rank) + " (dataset row " + std::to_string(bt.row[at / per_sample]) +
          "; lower the learning rate?)");
   };
-  check(a.gU, n * dq, dq, "user.embedding");
-  check(vb ? gQ : gI, n * per * dq, per * dq, vb ? "item.q (item.embedding, vbpr.W, vbpr.b)" : "item.embedding");
+  // Ranges are contiguous and in order: the first thread with a bad value has the first one.
+  auto first = [](const std::vector<size_t>& v) {
+    for (size_t at : v)
+      if (at != SIZE_MAX) return at;
+    return SIZE_MAX;
+  };
+  check(a.gU, first(bad_u), dq, "user.embedding");
+  if (vb) {
+    const size_t count = n * per * dq, at = kernels::first_nonfinite(gQ, count);
+    check(gQ, at == count ? SIZE_MAX : at, per * dq, "item.q (item.embedding, vbpr.W, vbpr.b)");
+  } else {
+    check(gI, first(bad_i), per * dq, "item.embedding");
+  }
 }
 
 std::unique_ptr<StepEngine> MFModel::cuda_engine(const TrainConfig& cfg, const io::DataShard& data,

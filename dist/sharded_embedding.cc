@@ -87,6 +87,8 @@ void ShardedEmbedding::plan(const Comm& comm, std::span<const int64_t> ids, bool
   }
   const uint32_t gen = dedup_gen_;
   std::vector<int64_t>& mine = r.request[me];
+  // Owners first, in a pass of their own, so the stamps can be asked for ahead: the stamp's
+  // load is a cache miss (a row's stamp is touched about once a step) and was 90% of plan().
   for (size_t i = 0; i < ids.size(); ++i) {
     const int64_t id = ids[i];
     if (id < 0 || id >= rows_)
@@ -95,6 +97,18 @@ void ShardedEmbedding::plan(const Comm& comm, std::span<const int64_t> ids, bool
     const auto [o, l] = sharding_.locate(id);
     r.owner[i] = o;
     r.local[i] = l;
+  }
+  constexpr size_t kAhead = 16;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i + kAhead < ids.size()) {
+      if (r.owner[i + kAhead] == me)
+        __builtin_prefetch(&own_slot_[r.local[i + kAhead]], 1);
+      else
+        __builtin_prefetch(&dedup_[mix64(static_cast<uint64_t>(ids[i + kAhead])) & (cap - 1)], 1);
+    }
+    const int64_t id = ids[i];
+    const int o = r.owner[i];
+    const int64_t l = r.local[i];
     if (o == me) {
       uint64_t& st = own_slot_[l];
       if ((st & ~uint64_t{0xffffffff}) != own_gen) {

@@ -510,6 +510,30 @@ TEST(Checkpoint, PointwiseDamagedOrIncompatibleIsRefused) {
   EXPECT_EQ(file_bytes(ck), before);
 }
 
+// The check runs inside each thread's range of samples: the message (its dataset row) must not
+// depend on how many threads split the step.
+TEST(Failures, NanGradientMessageIsTheSameForAnyThreads) {
+  const auto d = testing::planted_dataset(60, 30, 3, 8);
+  std::vector<std::string> first;
+  for (int threads : {1, 2, 3}) {
+    TrainConfig c = base_config();
+    c.eval_every = 0;
+    c.threads = threads;
+    std::vector<std::string> errs(2);
+    dist::run_ranks(2, [&](dist::Comm& comm) {
+      auto shard = io::shard_from_memory(d, comm);
+      Trainer t(c, shard, comm);
+      t.set_strategy(std::make_unique<NanAtStep>(1));
+      errs[comm.rank()] = error_of([&] { t.train_epoch(1); });
+    });
+    for (const auto& e : errs) EXPECT_NE(e.find("(dataset row "), std::string::npos) << e;
+    if (first.empty())
+      first = errs;
+    else
+      EXPECT_EQ(errs, first) << threads << " threads";
+  }
+}
+
 TEST(Failures, NanGradientStopsTrainingNamingTensorStepAndRank) {
   const auto d = testing::planted_dataset(60, 30, 3, 8);
   TrainConfig c = base_config();
