@@ -1,6 +1,8 @@
 #include "core/cpu_engine.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 
 #include <sched.h>
 
@@ -13,11 +15,36 @@
 
 namespace shardrec {
 
+namespace {
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return 0;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  return *end == '\0' && x > 0 && x < (1 << 20) ? static_cast<int>(x) : 0;
+}
+}  // namespace
+
+int auto_threads(int mask_cores, int online_cores, int local_ranks, int cpus_per_task) {
+  int t = std::max(1, mask_cores);
+  if (cpus_per_task > 0) t = std::min(t, cpus_per_task);
+  // Ranks that share the node's cores (unbound, or bound to a socket) split them rather than
+  // each taking them all.
+  if (local_ranks > 1 && static_cast<int64_t>(local_ranks) * t > online_cores)
+    t = std::min(t, std::max(1, online_cores / local_ranks));
+  return t;
+}
+
 int cpu_threads(const TrainConfig& cfg) {
   if (cfg.threads > 0) return cfg.threads;
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int hw = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int mask = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : hw;
+  // The ranks on this node, as the launcher tells them (Open MPI, PMIx, MPICH/Hydra).
+  int local = env_int("OMPI_COMM_WORLD_LOCAL_SIZE");
+  if (!local) local = env_int("PMIX_LOCAL_SIZE");
+  if (!local) local = env_int("MPI_LOCALNRANKS");
+  return auto_threads(mask, hw, local, env_int("SLURM_CPUS_PER_TASK"));
 }
 
 namespace {

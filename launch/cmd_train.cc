@@ -237,6 +237,7 @@ int train(TrainConfig c, const RunOptions& r, int argc, char** argv) {
 
 int cmd_train(int argc, char** argv) {
   TrainConfig c;
+  c.threads = 0;  // the command's default: the cores the launcher gave the rank (cpu_threads)
   RunOptions r;
   Options opts = for_command(config_options(c), kTrain);
   opts.insert(opts.end(), {

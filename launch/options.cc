@@ -390,7 +390,8 @@ Options config_options(TrainConfig& c) {
       Option("mg-alpha2", c.mg_alpha2, "Mirror Gradient: mirror (ascent) scale").in(kTrain).group(t).ini(Ini::kYes),
       Option("mg-beta", c.mg_beta, "Mirror Gradient: interval in batches").at_least(1).in(model).group(t).ini(Ini::kYes),
       Option("threads", c.threads,
-             "CPU threads per rank; the results are the same for any number (0: the cores this process may run on)")
+             "CPU threads per rank; the results are the same for any number (0: the cores the launcher gave the "
+             "rank, shared out among the node's ranks when they are not bound to cores of their own)")
           .at_least(0).in(kTrain).group(dev).ini(Ini::kNo),
       Option("device", c.device,
              "cpu (the reference), cuda (one GPU per rank: the node-local rank picks it), or auto (cuda when a GPU "

@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "kernels/embedding_ops.h"
+#include "core/cpu_engine.h"
 #include "core/mf_model.h"
 #include "core/epoch_order.h"
 #include "core/landscape.h"
@@ -168,6 +169,25 @@ TEST(ThreadPool, SplitsByIndexAndPassesErrorsOn) {
     }, 1);
     EXPECT_EQ(sum, 100);
   }
+}
+
+// --threads 0: the cores the launcher gave the rank, shared out among ranks that are not bound to
+// cores of their own.
+TEST(Threads, DefaultIsTheCoresTheLauncherGaveTheRank) {
+  EXPECT_EQ(auto_threads(2, 2, 0, 0), 2);    // no launcher: every core of the process
+  EXPECT_EQ(auto_threads(2, 2, 1, 0), 2);    // mpirun -np 1 --map-by slot:PE=2
+  EXPECT_EQ(auto_threads(1, 2, 2, 0), 1);    // mpirun -np 2 --bind-to core
+  EXPECT_EQ(auto_threads(2, 2, 2, 0), 1);    // mpirun -np 2 --bind-to none: one core each
+  EXPECT_EQ(auto_threads(2, 2, 3, 0), 1);    // -np 3 bound to one socket of 2 cores: no more than 1
+  EXPECT_EQ(auto_threads(8, 16, 2, 0), 8);   // one rank per socket of 8
+  EXPECT_EQ(auto_threads(16, 16, 2, 0), 8);  // two unbound ranks on 16 cores
+  EXPECT_EQ(auto_threads(16, 16, 1, 4), 4);  // srun --cpus-per-task=4 in a wider cpuset
+  EXPECT_EQ(auto_threads(0, 4, 0, 0), 1);    // nothing known: one thread
+  TrainConfig c;
+  c.threads = 3;
+  EXPECT_EQ(cpu_threads(c), 3);  // given: as given
+  c.threads = 0;
+  EXPECT_GE(cpu_threads(c), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(
