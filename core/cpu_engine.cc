@@ -68,7 +68,10 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
       else
         hb_.build(r, v.step, v.samples, v.global_n, tr, labels_, &sampler_, m_.draw_kind(), comm_.rank(), &pool_);
       // A sample runs on its user's owner, so user rows never travel: no collective for them.
-      m_.user.plan(comm_, hb_.uid, /*local_only=*/true, ur_);
+      if (built_ahead_)
+        std::swap(ur_, ur_next_);  // planned with the batch, a step ahead
+      else
+        m_.user.plan(comm_, hb_.uid, /*local_only=*/true, ur_);
       if (routed_ahead_) {
         // The counts came with the previous step's rows and the ids (as a rule) with its
         // gradients: no exchange here.
@@ -84,7 +87,15 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
         // first gather (every rank alike: all run the same steps and passes).
         hb_next_.build(r, next->step, next->samples, next->global_n, tr, labels_, &sampler_, m_.draw_kind(),
                        comm_.rank(), &pool_);
-        m_.item.plan(comm_, hb_next_.iid, false, ir_next_);
+        // The two tables' plans are independent (each its own scratch, no collective): one
+        // thread each.
+        pool_.run(2, [&](size_t lo, size_t hi, int) {
+          for (size_t k = lo; k < hi; ++k)
+            if (k == 0)
+              m_.user.plan(comm_, hb_next_.uid, /*local_only=*/true, ur_next_);
+            else
+              m_.item.plan(comm_, hb_next_.iid, false, ir_next_);
+        }, 1);
         ahead_out_ = m_.item.exchange_counts(comm_, ir_next_);
         ahead_in_.assign(ahead_out_.size(), 0);
         built_ahead_ = pending_ahead_ = true;
@@ -268,7 +279,7 @@ class CpuEngine final : public StepEngine, public MetaStepOps {
   // per-owner counts, sent with this step's first gather (pending_ahead_) and received there
   // (routed_ahead_). A step that gathers nothing leaves the next to route in full.
   HostBatch hb_next_;
-  dist::Routing ir_next_;
+  dist::Routing ir_next_, ur_next_;
   std::vector<uint64_t> ahead_out_, ahead_in_;
   bool built_ahead_ = false, pending_ahead_ = false, routed_ahead_ = false;
   size_t nu_ = 0, ni_ = 0;
