@@ -91,9 +91,11 @@ Plan make_plan(const PlanInput& in) {
   const double r_remote = remote * occ_scale;
   // The next step's ids travel with this step's rows (their counts) and gradient records (the
   // ids): no call of their own.
+  const int own_call = in.routes_ahead ? 0 : 1;
   p.collectives = {
-      {"item ids (counts, with the rows)", N > 1 ? 8 * (N - 1) : 0, 0},
-      {"item ids (with the gradient records)", r_remote * 8 + (N > 1 ? 8 * (N - 1) : 0), 0},
+      {in.routes_ahead ? "item ids (counts, with the rows)" : "item id counts", N > 1 ? 8 * (N - 1) : 0, own_call},
+      {in.routes_ahead ? "item ids (with the gradient records)" : "item ids",
+       r_remote * 8 + (N > 1 ? 8 * (N - 1) : 0), own_call},
       {"item rows", r_remote * 4 * d, 1},
       {"item gradient records", r_remote * rec, 1},
   };
@@ -133,9 +135,10 @@ Plan make_plan(const PlanInput& in) {
   // (recomputing other ranks' similarities for its columns), at the propagation's rate.
   if (sh.contrast)
     p.compute_seconds += (au * au + ai * ai) / N * d * (3.0 + (N - 1.0) / N) * 2 * passes / in.graph_adds_per_s;
-  // Blocking all-to-alls a step: rows and gradients (the next step's ids travel with them).
-  const double messages =
-      (N > 1 ? N - 1 : 0) * (2 + (in.strategy == "mirror" ? 2.0 / in.mg_beta : 0) + 2.0 * K * passes);
+  // Blocking all-to-alls a step: rows and gradients (the next step's ids travel with them, or
+  // take two of their own).
+  const double messages = (N > 1 ? N - 1 : 0) * (2 + 2 * own_call + (in.strategy == "mirror" ? 2.0 / in.mg_beta : 0) +
+                                                 2.0 * K * passes);
   p.comm_seconds = p.bytes_per_step / in.bandwidth + messages * in.latency;
   p.step_seconds = p.compute_seconds + p.comm_seconds;
   p.epoch_seconds = p.step_seconds * p.steps_per_epoch;

@@ -47,6 +47,9 @@ struct PlanInput {
   double latency = 5e-6;          // seconds per message
   double samples_per_s = 5e5;     // compute rate of one rank (measured: docs/benchmarks.md)
   double graph_adds_per_s = 1.9e10;  // propagation: row additions (floats) per second per rank (measured)
+  // The CPU engine sends the next step's ids with this step's rows and gradients; the CUDA
+  // backend routes each step in full (two more all-to-alls).
+  bool routes_ahead = true;
 };
 
 struct PlanRank {

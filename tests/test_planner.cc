@@ -61,6 +61,26 @@ TEST(Planner, BytesPerStepBoundAndTrackTheCounters) {
   }
 }
 
+// The CUDA backend routes each step in full: the same bytes, in two more all-to-alls a step.
+TEST(Planner, RoutingAheadSavesTwoMessagesAStep) {
+  PlanInput in;
+  in.users = 1000;
+  in.items = 500;
+  in.train_rows = 20000;
+  in.world = 4;
+  in.optimizer = "sgd";
+  const Plan ahead = make_plan(in);
+  in.routes_ahead = false;
+  const Plan full = make_plan(in);
+  EXPECT_DOUBLE_EQ(full.bytes_per_step, ahead.bytes_per_step);
+  int calls_ahead = 0, calls_full = 0;
+  for (const auto& c : ahead.collectives) calls_ahead += c.calls_per_step;
+  for (const auto& c : full.collectives) calls_full += c.calls_per_step;
+  EXPECT_EQ(calls_ahead, 2);
+  EXPECT_EQ(calls_full, 4);
+  EXPECT_NEAR(full.comm_seconds - ahead.comm_seconds, 2 * (in.world - 1) * in.latency, 1e-12);
+}
+
 TEST(Planner, MemoryAndRefusalWithAdvice) {
   PlanInput in;
   in.users = 100000000;
