@@ -21,18 +21,6 @@ namespace {
 constexpr uint64_t kPruneSalt = 0xf7eed0;
 constexpr int kFracBits = 44;  // W's gradient sums, as VBPR's projection
 
-TrainConfig scoring_config(const TrainConfig& cfg) {
-  TrainConfig c = cfg;
-  c.model = "mf";
-  c.l2 = 0.0f;
-  c.opt.kind = OptimizerConfig::Kind::kSgd;
-  return c;
-}
-
-void add_into(float* y, const float* x, size_t n) {
-  for (size_t k = 0; k < n; ++k) y[k] += x[k];
-}
-
 std::vector<std::string> split_names(const std::string& s) {
   std::vector<std::string> v;
   std::stringstream ss(s);
@@ -159,23 +147,13 @@ std::vector<double> freedom_modality_weights(const std::vector<std::string>& nam
 }
 
 FreedomModel::FreedomModel(const TrainConfig& cfg, const io::DataShard& data, int rank)
-    : Model(dist::ShardedEmbedding("user", 0, data.users.rows(), cfg.dim, data.users, rank, cfg.seed, cfg.init,
-                                   cfg.opt),
-            dist::ShardedEmbedding("item", 1, data.info.num_items, cfg.dim,
-                                   dist::Sharding::parse(cfg.item_sharding, data.info.num_items, data.users.world()),
-                                   rank, cfg.seed, cfg.init, cfg.opt)),
-      layers_(cfg.graph_layers),
+    : GraphModel(cfg, data, rank),
       item_layers_(cfg.freedom_item_layers),
       knn_(cfg.freedom_knn),
-      l2_(cfg.l2),
       feat_w_(cfg.freedom_feature_weight),
       prune_(cfg.freedom_prune),
       seed_(cfg.seed),
       num_items_(data.info.num_items) {
-  const io::UserSlice& tr = data.train();
-  ptr_ = tr.ptr;
-  edges_ = tr.item;
-  scoring_ = std::make_unique<MFModel>(scoring_config(cfg), data.users, data.info.num_items, rank);
   if (cfg.features.empty())
     fail("option --features: freedom needs item modalities (make them with shardrec prep --features NAME=PATH, "
          "then train with --features NAME)");
@@ -238,11 +216,6 @@ std::vector<io::DenseParam> FreedomModel::exported_dense() {
   return v;
 }
 
-dist::BipartiteGraph& FreedomModel::graph(dist::Comm& comm) {
-  if (!graph_) graph_ = std::make_unique<dist::BipartiteGraph>(comm, user.sharding(), item.sharding(), ptr_, edges_);
-  return *graph_;
-}
-
 dist::ItemGraph& FreedomModel::item_graph(dist::Comm& comm) {
   if (item_graph_) return *item_graph_;
   if (knn_ > num_items_)
@@ -275,39 +248,14 @@ dist::BipartiteGraph& FreedomModel::train_graph(dist::Comm& comm, int epoch) {
   return *pruned_;
 }
 
-void FreedomModel::set_threads(ThreadPool* pool) {
-  Model::set_threads(pool);
-  scoring_->set_threads(pool);
-  pool_ = pool;
-}
-
 void FreedomModel::propagate(dist::Comm& comm, dist::BipartiteGraph& g) {
   used_ = &g;
-  const int d = user.dim();
-  const size_t nu = user.local_data().size(), ni = item.local_data().size();
-  float* Eu = scoring_->user.local_data().data();
-  float* Ei = scoring_->item.local_data().data();
-  const float* E0u = user.local_data().data();
-  const float* E0i = item.local_data().data();
-  std::memcpy(Eu, E0u, nu * sizeof(float));
-  std::memcpy(Ei, E0i, ni * sizeof(float));
-  // LightGCN's mean of layers 0..K, summed in layer order.
-  cur_u_.assign(E0u, E0u + nu);
-  cur_i_.assign(E0i, E0i + ni);
-  nxt_u_.resize(nu);
-  nxt_i_.resize(ni);
-  for (int k = 1; k <= layers_; ++k) {
-    g.multiply(comm, cur_u_.data(), cur_i_.data(), nxt_u_.data(), nxt_i_.data(), d, pool_);
-    add_into(Eu, nxt_u_.data(), nu);
-    add_into(Ei, nxt_i_.data(), ni);
-    cur_u_.swap(nxt_u_);
-    cur_i_.swap(nxt_i_);
-  }
-  const float w = 1.0f / static_cast<float>(layers_ + 1);
-  for (size_t k = 0; k < nu; ++k) Eu[k] *= w;
-  for (size_t k = 0; k < ni; ++k) Ei[k] *= w;
+  mean_forward(comm, g, false);  // LightGCN's mean of layers 0..K
   // The item side: S^L E0 added to the items' rows.
   if (item_layers_ == 0) return;
+  const int d = user.dim();
+  const size_t ni = item.local_data().size();
+  const float* E0i = item.local_data().data();
   dist::ItemGraph& S = item_graph(comm);
   h_.assign(E0i, E0i + ni);
   h2_.resize(ni);
@@ -315,13 +263,13 @@ void FreedomModel::propagate(dist::Comm& comm, dist::BipartiteGraph& g) {
     S.multiply(comm, h_.data(), h2_.data(), d, pool_);
     h_.swap(h2_);
   }
-  add_into(Ei, h_.data(), ni);
+  add_into(scoring_->item.local_data().data(), h_.data(), ni);
 }
 
 void FreedomModel::backward(dist::Comm& comm, float* gu, float* gi) {
   dist::BipartiteGraph& g = used_ ? *used_ : graph(comm);
   const int d = user.dim();
-  const size_t nu = user.local_data().size(), ni = item.local_data().size();
+  const size_t ni = item.local_data().size();
   // The item side first: (S^T)^L G_i.
   if (item_layers_ > 0) {
     dist::ItemGraph& S = item_graph(comm);
@@ -332,31 +280,14 @@ void FreedomModel::backward(dist::Comm& comm, float* gu, float* gi) {
       h_.swap(h2_);
     }
   }
-  // LightGCN's by Horner: h = G; K times h = A h + G; then h / (K+1).
-  if (layers_ > 0) {
-    cur_u_.assign(gu, gu + nu);
-    cur_i_.assign(gi, gi + ni);
-    nxt_u_.resize(nu);
-    nxt_i_.resize(ni);
-    for (int k = 0; k < layers_; ++k) {
-      g.multiply(comm, cur_u_.data(), cur_i_.data(), nxt_u_.data(), nxt_i_.data(), d, pool_);
-      add_into(nxt_u_.data(), gu, nu);
-      add_into(nxt_i_.data(), gi, ni);
-      cur_u_.swap(nxt_u_);
-      cur_i_.swap(nxt_i_);
-    }
-    const float w = 1.0f / static_cast<float>(layers_ + 1);
-    for (size_t k = 0; k < nu; ++k) gu[k] = cur_u_[k] * w;
-    for (size_t k = 0; k < ni; ++k) gi[k] = cur_i_[k] * w;
-  }
+  mean_backward(comm, g, gu, gi);  // LightGCN's
   if (item_layers_ > 0) add_into(gi, h_.data(), ni);
 }
 
 void FreedomModel::refresh_rows(dist::Comm& comm, const StepBatch& b) { propagate(comm, train_graph(comm, b.epoch)); }
 
 void FreedomModel::pass(const StepBatch& bt, const PassArgs& a) {
-  scoring_->pass(bt, a);
-  if (a.gU && a.grad == 0) reg_ = a.scale * l2_ / static_cast<float>(bt.global_n);
+  GraphModel::pass(bt, a);
   if (feat_w_ == 0.0f || W_.empty()) return;
   // The modalities' BPR terms: feat_w * softplus(-(<u, W f_pos> - <u, W f_neg>)) per pair.
   const size_t n = bt.n;
@@ -410,31 +341,7 @@ void FreedomModel::apply_dense(dist::Comm& comm) {
   }
 }
 
-void FreedomModel::apply_rows(dist::Comm& comm, const dist::Routing& ur, std::span<const uint64_t> ukey,
-                              const float* gU, const dist::Routing& ir, std::span<const uint64_t> ikey,
-                              const float* gI) {
-  // As LightGCN's (core/model.h): the rows' gradients, back through the propagation, the rows' step.
-  reduce_row_grads(comm, user, ur, ukey, gU, gu_, cnt_u_);
-  reduce_row_grads(comm, item, ir, ikey, gI, gi_, cnt_i_);
-  backward(comm, gu_.data(), gi_.data());
-  update_rows(user, gu_, cnt_u_, reg_, pool_);
-  update_rows(item, gi_, cnt_i_, reg_, pool_);
-}
-
-EvalResult FreedomModel::evaluate(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) {
-  propagate(comm, graph(comm));
-  return scoring_->evaluate(data, split, cfg, comm);
-}
-
-std::vector<const dist::ShardedEmbedding*> FreedomModel::exported_tables(dist::Comm& comm) {
-  propagate(comm, graph(comm));
-  return {&scoring_->user, &scoring_->item};
-}
-
-std::unique_ptr<StepEngine> FreedomModel::cuda_engine(const TrainConfig& cfg, const io::DataShard&, dist::Comm&,
-                                                      const uint8_t*) {
-  fail("model " + cfg.model + " has no CUDA engine yet (its graph propagation runs on the CPU backend): use --device cpu");
-}
+void FreedomModel::backward_rows(dist::Comm& comm, const dist::Routing&) { backward(comm, gu_.data(), gi_.data()); }
 
 ModelKind freedom_kind() {
   ModelKind k = lightgcn_kind();

@@ -28,8 +28,7 @@
 #include <vector>
 
 #include "core/config.h"
-#include "core/mf_model.h"
-#include "core/model.h"
+#include "core/graph_model.h"
 #include "dist/dense_allreduce.h"
 #include "dist/graph.h"
 #include "dist/item_graph.h"
@@ -58,15 +57,13 @@ KeptEdges freedom_prune_edges(dist::Comm& comm, const dist::Sharding& users, int
 // mm_image_weight for a pair named image and text (0.1 image, 0.9 text), else equal (1/M).
 std::vector<double> freedom_modality_weights(const std::vector<std::string>& names, const std::string& given);
 
-class FreedomModel final : public Model {
+class FreedomModel final : public GraphModel {
  public:
   FreedomModel(const TrainConfig& cfg, const io::DataShard& data, int rank);
 
-  int layers() const { return layers_; }
   int item_layers() const { return item_layers_; }
-  // The full (unpruned) graph, the item-item graph S (built on first use: collective), and the
-  // training graph of `epoch` (pruned; the full graph without pruning).
-  dist::BipartiteGraph& graph(dist::Comm& comm);
+  // The item-item graph S (built on first use: collective) and the training graph of `epoch`
+  // (pruned; without pruning, the full graph()).
   dist::ItemGraph& item_graph(dist::Comm& comm);
   dist::BipartiteGraph& train_graph(dist::Comm& comm, int epoch);
   // The scoring rows from the tables over graph g (collective); backward() takes dL/d(scoring
@@ -80,44 +77,24 @@ class FreedomModel final : public Model {
   ModelState state() override;
   dist::ShardedEmbedding* item_features() override { return features_.get(); }
   std::vector<std::pair<std::string, int>> feature_modalities() const override { return modalities_; }
-  DrawKind draw_kind() const override { return DrawKind::kNegative; }
-  int draws(const TrainConfig& cfg, bool) const override { return cfg.negatives; }
-  double terms_per_sample(const TrainConfig& cfg) const override { return scoring_->terms_per_sample(cfg); }
-  uint64_t order_salt() const override { return 0xe90c; }
   void pass(const StepBatch& b, const PassArgs& a) override;
   void apply_dense(dist::Comm& comm) override;
   void refresh_rows(dist::Comm& comm, const StepBatch& b) override;
-  const dist::ShardedEmbedding& rows_user() const override { return scoring_->user; }
-  const dist::ShardedEmbedding& rows_item() const override { return scoring_->item; }
-  void apply_rows(dist::Comm& comm, const dist::Routing& ur, std::span<const uint64_t> ukey, const float* gU,
-                  const dist::Routing& ir, std::span<const uint64_t> ikey, const float* gI) override;
-  void set_threads(ThreadPool* pool) override;
-  EvalResult evaluate(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) override;
-  EvalResult evaluate_params(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) override {
-    return scoring_->evaluate(data, split, cfg, comm);
-  }
   std::vector<io::DenseParam> exported_dense() override;
-  std::vector<const dist::ShardedEmbedding*> exported_tables(dist::Comm& comm) override;
-  std::vector<dist::ShardedEmbedding*> params_tables() override { return {&scoring_->user, &scoring_->item}; }
-  std::vector<std::pair<std::string, std::string>> export_attrs(const TrainConfig& cfg) const override {
-    return {{"model", cfg.model}, {"features", cfg.features}, {"graph_layers", std::to_string(layers_)}};
-  }
-  std::unique_ptr<StepEngine> cuda_engine(const TrainConfig& cfg, const io::DataShard& data, dist::Comm& comm,
-                                          const uint8_t* labels) override;
 
  private:
-  int layers_, item_layers_, knn_;
-  float l2_, feat_w_;
+  void propagate_eval(dist::Comm& comm) override { propagate(comm, graph(comm)); }
+  void backward_rows(dist::Comm&, const dist::Routing&) override;
+
+  int item_layers_, knn_;
+  float feat_w_;
   double prune_;
   uint64_t seed_;
   int64_t num_items_;
-  std::vector<int64_t> ptr_;   // this rank's users' training edges
-  std::vector<int32_t> edges_;
-  std::unique_ptr<dist::BipartiteGraph> graph_, pruned_;
+  std::unique_ptr<dist::BipartiteGraph> pruned_;
   int pruned_epoch_ = -1;
   dist::BipartiteGraph* used_ = nullptr;  // the graph of the last propagation
   std::unique_ptr<dist::ItemGraph> item_graph_;
-  std::unique_ptr<MFModel> scoring_;  // the scoring rows, as an MF model without optimizer state
   std::unique_ptr<dist::ShardedEmbedding> features_;
   std::vector<std::pair<std::string, int>> modalities_;
   std::vector<int> offsets_;  // each modality's first column in the feature rows
@@ -125,10 +102,7 @@ class FreedomModel final : public Model {
   std::vector<std::vector<float>> W_, gW_;
   std::vector<std::unique_ptr<RowOptimizer>> opt_W_;
   std::vector<std::unique_ptr<dist::ExactGradientSum>> gW_sum_;
-  ThreadPool* pool_ = nullptr;
-  float reg_ = 0;
-  std::vector<float> gu_, gi_, cur_u_, cur_i_, nxt_u_, nxt_i_, h_, h2_;
-  std::vector<uint32_t> cnt_u_, cnt_i_;
+  std::vector<float> h_, h2_;
 };
 
 }  // namespace shardrec

@@ -1,75 +1,19 @@
 #include "core/lightgcn_model.h"
 
-#include <algorithm>
-#include <cstring>
+#include <memory>
 
-#include "base/error.h"
 #include "core/model_kind.h"
 #include "core/planner.h"
 
 namespace shardrec {
 
-namespace {
-// The scoring rows live in an MF model of the same shape whose tables keep no optimizer state
-// and no L2 (the L2 term is on the layer-0 rows, added at their owners).
-TrainConfig scoring_config(const TrainConfig& cfg) {
-  TrainConfig c = cfg;
-  c.model = "mf";
-  c.l2 = 0.0f;
-  c.opt.kind = OptimizerConfig::Kind::kSgd;
-  return c;
-}
-
-// Whole shards (size_t lengths; kernels::add takes a row's int width).
-void add_into(float* y, const float* x, size_t n) {
-  for (size_t k = 0; k < n; ++k) y[k] += x[k];
-}
-void scale_into(float* y, float c, size_t n) {
-  for (size_t k = 0; k < n; ++k) y[k] *= c;
-}
-}  // namespace
-
 LightGcnModel::LightGcnModel(const TrainConfig& cfg, const io::DataShard& data, int rank, GraphVariant v)
-    : Model(dist::ShardedEmbedding("user", 0, data.users.rows(), cfg.dim, data.users, rank, cfg.seed, cfg.init,
-                                   cfg.opt),
-            dist::ShardedEmbedding("item", 1, data.info.num_items, cfg.dim,
-                                   dist::Sharding::parse(cfg.item_sharding, data.info.num_items, data.users.world()),
-                                   rank, cfg.seed, cfg.init, cfg.opt)),
-      layers_(cfg.graph_layers),
-      l2_(cfg.l2),
-      v_(v),
-      seed_(cfg.seed) {
-  const io::UserSlice& tr = data.train();
-  ptr_ = tr.ptr;
-  edges_ = tr.item;
-  scoring_ = std::make_unique<MFModel>(scoring_config(cfg), data.users, data.info.num_items, rank);
+    : GraphModel(cfg, data, rank), v_(v), seed_(cfg.seed) {
   terms_ = scoring_->terms_per_sample(cfg);
 }
 
-dist::BipartiteGraph& LightGcnModel::graph(dist::Comm& comm) {
-  if (!graph_) graph_ = std::make_unique<dist::BipartiteGraph>(comm, user.sharding(), item.sharding(), ptr_, edges_);
-  return *graph_;
-}
-
-void LightGcnModel::set_threads(ThreadPool* pool) {
-  Model::set_threads(pool);
-  scoring_->set_threads(pool);
-  pool_ = pool;
-}
-
 void LightGcnModel::propagate(dist::Comm& comm, const NoiseKey* noise) {
-  dist::BipartiteGraph& g = graph(comm);
   const int d = user.dim();
-  const size_t nu = user.local_data().size(), ni = item.local_data().size();
-  float* Eu = scoring_->user.local_data().data();
-  float* Ei = scoring_->item.local_data().data();
-  std::memcpy(Eu, user.local_data().data(), nu * sizeof(float));
-  std::memcpy(Ei, item.local_data().data(), ni * sizeof(float));
-  if (layers_ == 0) return;
-  cur_u_.resize(nu);
-  cur_i_.resize(ni);
-  nxt_u_.resize(nu);
-  nxt_i_.resize(ni);
   const bool contrast = noise && v_.cl_layer > 0;
   // A layer's rows after the product: the training noise, and a copy of layer l*'s.
   auto finish = [&](int k, float* xu, float* xi) {
@@ -78,31 +22,11 @@ void LightGcnModel::propagate(dist::Comm& comm, const NoiseKey* noise) {
       add_layer_noise(*noise, k, 1, item.sharding(), item.rank(), v_.eps, xi, item.local_rows(), d, pool_);
     }
     if (contrast && k == v_.cl_layer) {
-      lay_u_.assign(xu, xu + nu);
-      lay_i_.assign(xi, xi + ni);
+      lay_u_.assign(xu, xu + user.local_data().size());
+      lay_i_.assign(xi, xi + item.local_data().size());
     }
   };
-  // E^(1) from the tables themselves, then each layer from the last; the sum in layer order.
-  g.multiply(comm, user.local_data().data(), item.local_data().data(), cur_u_.data(), cur_i_.data(), d, pool_);
-  finish(1, cur_u_.data(), cur_i_.data());
-  if (v_.from_layer1) {
-    std::memcpy(Eu, cur_u_.data(), nu * sizeof(float));
-    std::memcpy(Ei, cur_i_.data(), ni * sizeof(float));
-  } else {
-    add_into(Eu, cur_u_.data(), nu);
-    add_into(Ei, cur_i_.data(), ni);
-  }
-  for (int k = 2; k <= layers_; ++k) {
-    g.multiply(comm, cur_u_.data(), cur_i_.data(), nxt_u_.data(), nxt_i_.data(), d, pool_);
-    finish(k, nxt_u_.data(), nxt_i_.data());
-    add_into(Eu, nxt_u_.data(), nu);
-    add_into(Ei, nxt_i_.data(), ni);
-    cur_u_.swap(nxt_u_);
-    cur_i_.swap(nxt_i_);
-  }
-  const float w = 1.0f / static_cast<float>(v_.from_layer1 ? layers_ : layers_ + 1);
-  scale_into(Eu, w, nu);
-  scale_into(Ei, w, ni);
+  mean_forward(comm, graph(comm), v_.from_layer1, finish);
 }
 
 void LightGcnModel::refresh_rows(dist::Comm& comm, const StepBatch& b) {
@@ -119,26 +43,11 @@ void LightGcnModel::refresh_rows(dist::Comm& comm, const StepBatch& b) {
 void LightGcnModel::backward(dist::Comm& comm, float* gu, float* gi, const float* lu, const float* li) {
   if (layers_ == 0) return;  // E = E^(0)
   dist::BipartiteGraph& g = graph(comm);
+  if (!v_.from_layer1) return mean_backward(comm, g, gu, gi);
   const int d = user.dim();
   const size_t nu = user.local_data().size(), ni = item.local_data().size();
   nxt_u_.resize(nu);
   nxt_i_.resize(ni);
-  if (!v_.from_layer1) {
-    // Horner: h = G; K times h = A h + G; dL/dE^(0) = h / (K+1), which is 1/(K+1) sum_k A^k G.
-    cur_u_.assign(gu, gu + nu);
-    cur_i_.assign(gi, gi + ni);
-    for (int k = 0; k < layers_; ++k) {
-      g.multiply(comm, cur_u_.data(), cur_i_.data(), nxt_u_.data(), nxt_i_.data(), d, pool_);
-      add_into(nxt_u_.data(), gu, nu);
-      add_into(nxt_i_.data(), gi, ni);
-      cur_u_.swap(nxt_u_);
-      cur_i_.swap(nxt_i_);
-    }
-    const float w = 1.0f / static_cast<float>(layers_ + 1);
-    for (size_t k = 0; k < nu; ++k) gu[k] = cur_u_[k] * w;
-    for (size_t k = 0; k < ni; ++k) gi[k] = cur_i_[k] * w;
-    return;
-  }
   // E = 1/K sum_{k=1..K} E^(k) (the noise is a constant of each layer): the gradient on layer k
   // is dk = G/K + [k = l*] Gl + A d(k+1), down to dL/dE^(0) = A d1.
   const float w = 1.0f / static_cast<float>(layers_);
@@ -163,9 +72,8 @@ void LightGcnModel::backward(dist::Comm& comm, float* gu, float* gi, const float
 }
 
 void LightGcnModel::pass(const StepBatch& b, const PassArgs& a) {
-  scoring_->pass(b, a);
+  GraphModel::pass(b, a);
   if (a.gU && a.grad == 0) {
-    reg_ = a.scale * l2_ / static_cast<float>(b.global_n);
     scale_ = a.scale;
     loss_ = a.loss;
     loss_slot_ = a.slot_own;
@@ -174,21 +82,13 @@ void LightGcnModel::pass(const StepBatch& b, const PassArgs& a) {
   }
 }
 
-void LightGcnModel::apply_rows(dist::Comm& comm, const dist::Routing& ur, std::span<const uint64_t> ukey,
-                               const float* gU, const dist::Routing& ir, std::span<const uint64_t> ikey,
-                               const float* gI) {
-  // dL/dE on the rows this rank owns, then back through the propagation, then the rows' step
-  // (core/model.h).
-  reduce_row_grads(comm, user, ur, ukey, gU, gu_, cnt_u_);
-  reduce_row_grads(comm, item, ir, ikey, gI, gi_, cnt_i_);
+void LightGcnModel::backward_rows(dist::Comm& comm, const dist::Routing& ir) {
   if (v_.cl_layer > 0) {
     contrast(comm, ir);
     backward(comm, gu_.data(), gi_.data(), glu_.data(), gli_.data());
   } else {
     backward(comm, gu_.data(), gi_.data());
   }
-  update_rows(user, gu_, cnt_u_, reg_, pool_);
-  update_rows(item, gi_, cnt_i_, reg_, pool_);
 }
 
 void LightGcnModel::contrast(dist::Comm& comm, const dist::Routing& ir) {
@@ -215,21 +115,6 @@ void LightGcnModel::contrast(dist::Comm& comm, const dist::Routing& ir) {
   // sample term, so the logged loss is the mean of BPR + lambda * InfoNCE.
   const double loss_coef = static_cast<double>(v_.cl_lambda) * static_cast<double>(global_n_) * terms_;
   cross_layer_info_nce(comm, us, is, d, v_.cl_tau, scale_ * v_.cl_lambda, loss_coef, loss_, loss_slot_, pool_);
-}
-
-EvalResult LightGcnModel::evaluate(const io::DataShard& data, int split, const TrainConfig& cfg, dist::Comm& comm) {
-  propagate(comm);
-  return scoring_->evaluate(data, split, cfg, comm);
-}
-
-std::vector<const dist::ShardedEmbedding*> LightGcnModel::exported_tables(dist::Comm& comm) {
-  propagate(comm);
-  return {&scoring_->user, &scoring_->item};
-}
-
-std::unique_ptr<StepEngine> LightGcnModel::cuda_engine(const TrainConfig& cfg, const io::DataShard&, dist::Comm&,
-                                                       const uint8_t*) {
-  fail("model " + cfg.model + " has no CUDA engine yet (its graph propagation runs on the CPU backend): use --device cpu");
 }
 
 ModelKind lightgcn_kind() {

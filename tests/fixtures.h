@@ -1,6 +1,9 @@
 // Small generated datasets for tests (no test depends on files outside the project).
 #pragma once
+#include <gtest/gtest.h>
+
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <stdexcept>
@@ -79,6 +82,64 @@ inline std::vector<float> full_table(const dist::ShardedEmbedding& t, dist::Comm
   return out;
 }
 
+// Rows of a table sharded by s (this rank's, local order) as the whole table in id order.
+inline std::vector<float> whole(const dist::Sharding& s, int dim, const std::vector<float>& local, dist::Comm& comm) {
+  OptimizerConfig sgd;
+  sgd.kind = OptimizerConfig::Kind::kSgd;
+  dist::ShardedEmbedding t("t", 0, s.rows(), dim, s, comm.rank(), 1, {}, sgd);
+  t.local_data() = local;
+  return full_table(t, comm);
+}
+
+// A value for row `id` of table `t`, column k, from the seed alone.
+inline float value(uint64_t seed, int t, int64_t id, int k) {
+  CounterRng r(seed, static_cast<uint64_t>(t), static_cast<uint64_t>(id), static_cast<uint64_t>(k));
+  return static_cast<float>(r.uniform() * 2 - 1);
+}
+
+// This rank's rows of table t as value(3, key, id, column): a gradient that depends on the row's
+// id only, not on where it lives.
+inline std::vector<float> seeded_rows(const dist::ShardedEmbedding& t, int key, int rank) {
+  std::vector<float> g(static_cast<size_t>(t.local_rows()) * t.dim());
+  for (int64_t l = 0; l < t.local_rows(); ++l)
+    for (int k = 0; k < t.dim(); ++k) g[l * t.dim() + k] = value(3, key, t.sharding().global_id(rank, l), k);
+  return g;
+}
+
+// An exact sum over ranks of a double (fixed point at 1e-12: exact enough for differences of 1e-2).
+inline double sum_over(dist::Comm& comm, double s) {
+  int64_t fixed = std::llround(s * 1e12);
+  comm.allreduce_sum(&fixed, 1);
+  return static_cast<double>(fixed) * 1e-12;
+}
+
+// grad_u, grad_i (whole tables, id order) against central differences of f() at a few
+// coordinates of each table, moved on their owners (every rank takes part in f()).
+inline void expect_finite_differences(Model& m, dist::Comm& comm, const std::function<double()>& f,
+                                      const std::vector<float>& grad_u, const std::vector<float>& grad_i, float h,
+                                      double tol) {
+  const int dim = m.user.dim();
+  for (int64_t id : {0L, 7L, 16L}) {
+    for (int which = 0; which < 2; ++which) {
+      dist::ShardedEmbedding& t = which == 0 ? m.user : m.item;
+      const int owner = t.sharding().owner(id);
+      const int64_t l = t.sharding().local_index(id);
+      const int k = static_cast<int>(id % dim);
+      float saved = 0;
+      if (comm.rank() == owner) saved = t.local_row(l)[k];
+      if (comm.rank() == owner) t.local_row(l)[k] = saved + h;
+      const double fp = f();
+      if (comm.rank() == owner) t.local_row(l)[k] = saved - h;
+      const double fm = f();
+      if (comm.rank() == owner) t.local_row(l)[k] = saved;
+      const double fd = (fp - fm) / (2.0 * h);
+      const double an = (which == 0 ? grad_u : grad_i)[id * dim + k];
+      EXPECT_NEAR(an, fd, tol * std::max(1.0, std::abs(fd))) << (which ? "item " : "user ") << id;
+      EXPECT_GT(std::abs(an), 1e-6) << "a zero gradient would pass trivially";
+    }
+  }
+}
+
 // A path in the tests' temporary folder `dir`, with no file left there from an earlier run.
 std::string temp_dir(const std::string& name);
 inline std::string fresh_path(const std::string& dir, const std::string& name) {
@@ -112,10 +173,7 @@ inline std::string temp_dir(const std::string& name) {
 // noise) written to HDF5.
 inline std::string vbpr_dataset(const std::string& name, int users, int items, int groups, uint64_t seed) {
   auto d = testing::planted_dataset(users, items, groups, seed);
-  const std::string dir = testing::temp_dir("vbpr");
-  std::filesystem::create_directories(dir);
-  const std::string path = dir + "/" + name + ".h5";
-  std::filesystem::remove(path);
+  const std::string path = fresh_path("vbpr", name + ".h5");
   const int64_t F = groups + 3;
   std::vector<float> feat(items * F, 0.0f);
   CounterRng r(seed, 9);
@@ -140,6 +198,44 @@ void checkpoint_and_resume(Trainer& t, const TrainConfig& c, const io::DatasetIn
       save_checkpoint(save, tr, comm);
       return true;
     });
+}
+
+// What tests compare of a training on thread ranks (rank 0's copy; tables in id order).
+struct TrainRun {
+  std::vector<float> user, item;
+  std::vector<double> losses;  // of the epochs this run completed
+  EvalResult test;             // split 2, after training
+};
+
+// Trains c on `world` thread ranks into out: on d (null: the dataset file c.data), through
+// checkpoint_and_resume; keep (when given) reads what else a test compares from rank 0's trainer.
+inline void train_ranks(TrainRun& out, int world, const TrainConfig& c, const io::PreparedDataset* d = nullptr,
+                        const std::function<void(Trainer&)>& keep = {}, const std::string& load = "",
+                        int64_t stop_at = 0, const std::string& save = "") {
+  dist::run_ranks(world, [&](dist::Comm& comm) {
+    auto shard = d ? io::shard_from_memory(*d, comm) : io::load_shard(c.data, comm);
+    Trainer t(c, shard, comm);
+    checkpoint_and_resume(t, c, shard.info, comm, load, stop_at, save);
+    auto fit = t.fit();
+    auto u = full_table(t.model().user, comm);
+    auto i = full_table(t.model().item, comm);
+    auto test = t.evaluate(2);
+    if (comm.rank() != 0) return;
+    out.user = u;
+    out.item = i;
+    for (auto& e : fit.epochs) out.losses.push_back(e.loss);
+    out.test = test;
+    if (keep) keep(t);
+  });
+}
+
+// The same bits of two trainings' tables, losses and test metrics.
+inline void expect_same_run(const TrainRun& got, const TrainRun& ref, const std::string& what) {
+  ASSERT_EQ(got.user.size(), ref.user.size()) << what;
+  EXPECT_EQ(0, std::memcmp(got.user.data(), ref.user.data(), ref.user.size() * sizeof(float))) << what << ": user";
+  EXPECT_EQ(0, std::memcmp(got.item.data(), ref.item.data(), ref.item.size() * sizeof(float))) << what << ": item";
+  EXPECT_EQ(got.losses, ref.losses) << what;
+  EXPECT_EQ(got.test.values, ref.test.values) << what;
 }
 
 // A GMF/NeuMF training on `world` thread ranks through checkpoint_and_resume, and what tests

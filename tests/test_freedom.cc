@@ -7,8 +7,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
 #include <map>
 #include <set>
 
@@ -24,16 +22,19 @@
 namespace shardrec {
 namespace {
 
+using testing::expect_finite_differences;
+using testing::expect_same_run;
 using testing::full_table;
+using testing::seeded_rows;
+using testing::sum_over;
+using testing::value;
+using testing::whole;
 
 // A planted dataset with two modalities: "image" (the item's group one-hot plus noise, 5 wide) and
 // "text" (noise, 4 wide).
 std::string freedom_dataset(const std::string& name, int users, int items, int groups, uint64_t seed) {
   auto d = testing::planted_dataset(users, items, groups, seed);
-  const std::string dir = testing::temp_dir("freedom");
-  std::filesystem::create_directories(dir);
-  const std::string path = dir + "/" + name + ".h5";
-  std::filesystem::remove(path);
+  const std::string path = testing::fresh_path("freedom", name + ".h5");
   const int64_t Fi = groups + 2, Ft = 4;
   std::vector<float> img(items * Fi, 0.0f), txt(items * Ft);
   CounterRng r(seed, 11);
@@ -210,34 +211,6 @@ struct DenseFreedom {
   }
 };
 
-// The value of row id of table t, column k, from the seed alone.
-float value(uint64_t seed, int t, int64_t id, int k) {
-  CounterRng r(seed, static_cast<uint64_t>(t), static_cast<uint64_t>(id), static_cast<uint64_t>(k));
-  return static_cast<float>(r.uniform() * 2 - 1);
-}
-
-std::vector<float> seeded_rows(const dist::ShardedEmbedding& t, int key, int rank) {
-  std::vector<float> g(static_cast<size_t>(t.local_rows()) * t.dim());
-  for (int64_t l = 0; l < t.local_rows(); ++l)
-    for (int k = 0; k < t.dim(); ++k) g[l * t.dim() + k] = value(3, key, t.sharding().global_id(rank, l), k);
-  return g;
-}
-
-std::vector<float> whole(const dist::Sharding& s, int dim, const std::vector<float>& local, dist::Comm& comm) {
-  OptimizerConfig sgd;
-  sgd.kind = OptimizerConfig::Kind::kSgd;
-  dist::ShardedEmbedding t("t", 0, s.rows(), dim, s, comm.rank(), 1, {}, sgd);
-  t.local_data() = local;
-  return full_table(t, comm);
-}
-
-// An exact sum over ranks of a double (fixed point at 1e-12).
-double sum_over(dist::Comm& comm, double s) {
-  int64_t fixed = std::llround(s * 1e12);
-  comm.allreduce_sum(&fixed, 1);
-  return static_cast<double>(fixed) * 1e-12;
-}
-
 TEST(Freedom, PropagationMatchesADenseReferenceAndItsBackwardFiniteDifferences) {
   const auto d = testing::planted_dataset(30, 19, 3, 4);
   const std::string path = freedom_dataset("propagation", 30, 19, 3, 4);
@@ -277,25 +250,7 @@ TEST(Freedom, PropagationMatchesADenseReferenceAndItsBackwardFiniteDifferences) 
         std::vector<float> bu = cu, bi = ci;
         m.backward(comm, bu.data(), bi.data());
         const auto grad_u = whole(m.user.sharding(), dim, bu, comm), grad_i = whole(m.item.sharding(), dim, bi, comm);
-        const float h = 1e-2f;
-        for (int64_t id : {0L, 7L, 16L}) {
-          for (int which = 0; which < 2; ++which) {
-            dist::ShardedEmbedding& t = which == 0 ? m.user : m.item;
-            const int owner = t.sharding().owner(id);
-            const int64_t l = t.sharding().local_index(id);
-            const int k = static_cast<int>(id % dim);
-            float saved = 0;
-            if (comm.rank() == owner) saved = t.local_row(l)[k], t.local_row(l)[k] = saved + h;
-            const double fp = f();
-            if (comm.rank() == owner) t.local_row(l)[k] = saved - h;
-            const double fm = f();
-            if (comm.rank() == owner) t.local_row(l)[k] = saved;
-            const double fd = (fp - fm) / (2.0 * h);
-            const double an = (which == 0 ? grad_u : grad_i)[id * dim + k];
-            EXPECT_NEAR(an, fd, 2e-3 * std::max(1.0, std::abs(fd))) << (which ? "item " : "user ") << id;
-            EXPECT_GT(std::abs(an), 1e-6);
-          }
-        }
+        expect_finite_differences(m, comm, f, grad_u, grad_i, 1e-2f, 2e-3);
       }
     });
   }
@@ -381,29 +336,13 @@ TEST(Freedom, FeatureTermsGradientsMatchFiniteDifferences) {
   });
 }
 
-struct Out {
-  std::vector<float> user, item;
+struct Out : testing::TrainRun {
   std::vector<std::vector<float>> W;
-  std::vector<double> losses;
-  EvalResult test;
 };
 
 Out train(int world, const TrainConfig& c) {
   Out out;
-  dist::run_ranks(world, [&](dist::Comm& comm) {
-    auto shard = io::load_shard(c.data, comm);
-    Trainer t(c, shard, comm);
-    auto fit = t.fit();
-    auto u = full_table(t.model().user, comm), i = full_table(t.model().item, comm);
-    auto test = t.evaluate(2);
-    if (comm.rank() == 0) {
-      out.user = u;
-      out.item = i;
-      out.W = t.model_as<FreedomModel>().projections();
-      for (auto& e : fit.epochs) out.losses.push_back(e.loss);
-      out.test = test;
-    }
-  });
+  testing::train_ranks(out, world, c, nullptr, [&out](Trainer& t) { out.W = t.model_as<FreedomModel>().projections(); });
   return out;
 }
 
@@ -426,11 +365,8 @@ TEST(Freedom, TrainingIsBitwiseIdenticalFor1To4RanksAndThreads) {
       ct.threads = threads;
       const Out got = train(world, ct);
       const std::string what = std::string(strategy) + " on " + std::to_string(world) + " x " + std::to_string(threads);
-      EXPECT_EQ(0, std::memcmp(got.user.data(), ref.user.data(), ref.user.size() * sizeof(float))) << what;
-      EXPECT_EQ(0, std::memcmp(got.item.data(), ref.item.data(), ref.item.size() * sizeof(float))) << what;
+      expect_same_run(got, ref, what);
       EXPECT_EQ(got.W, ref.W) << what;
-      EXPECT_EQ(got.losses, ref.losses) << what;
-      EXPECT_EQ(got.test.values, ref.test.values) << what;
     }
   }
 }

@@ -29,13 +29,12 @@
 namespace shardrec {
 namespace {
 
+using testing::expect_finite_differences;
+using testing::expect_same_run;
 using testing::full_table;
-
-// A value for row `id` of table `t`, column k, from the seed alone.
-float value(uint64_t seed, int t, int64_t id, int k) {
-  CounterRng r(seed, static_cast<uint64_t>(t), static_cast<uint64_t>(id), static_cast<uint64_t>(k));
-  return static_cast<float>(r.uniform() * 2 - 1);
-}
+using testing::seeded_rows;
+using testing::value;
+using testing::whole;
 
 // The dense A = D^-1/2 [[0,R],[R^T,0]] D^-1/2 of the training split, over users then items.
 struct Dense {
@@ -57,15 +56,6 @@ struct Dense {
     return y;
   }
 };
-
-// Rows of a table sharded by s (this rank's, local order) as the whole table in id order.
-std::vector<float> whole(const dist::Sharding& s, int dim, const std::vector<float>& local, dist::Comm& comm) {
-  OptimizerConfig sgd;
-  sgd.kind = OptimizerConfig::Kind::kSgd;
-  dist::ShardedEmbedding t("t", 0, s.rows(), dim, s, comm.rank(), 1, {}, sgd);
-  t.local_data() = local;
-  return full_table(t, comm);
-}
 
 // One multiply on `world` ranks of the rows value(seed, ...): the result in id order (users, then items).
 std::vector<float> multiply_on(int world, const io::PreparedDataset& d, int dim, const std::string& item_sharding,
@@ -141,42 +131,6 @@ TEST(Graph, DuplicateEdgesCountOnceAndIsolatedRowsStayZero) {
   });
 }
 
-// grad_u, grad_i (whole tables, id order) against central differences of f() at a few
-// coordinates of each table, moved on their owners (every rank takes part in f()).
-void expect_finite_differences(Model& m, dist::Comm& comm, const std::function<double()>& f,
-                               const std::vector<float>& grad_u, const std::vector<float>& grad_i, float h,
-                               double tol) {
-  const int dim = m.user.dim();
-  for (int64_t id : {0L, 7L, 16L}) {
-    for (int which = 0; which < 2; ++which) {
-      dist::ShardedEmbedding& t = which == 0 ? m.user : m.item;
-      const int owner = t.sharding().owner(id);
-      const int64_t l = t.sharding().local_index(id);
-      const int k = static_cast<int>(id % dim);
-      float saved = 0;
-      if (comm.rank() == owner) saved = t.local_row(l)[k];
-      if (comm.rank() == owner) t.local_row(l)[k] = saved + h;
-      const double fp = f();
-      if (comm.rank() == owner) t.local_row(l)[k] = saved - h;
-      const double fm = f();
-      if (comm.rank() == owner) t.local_row(l)[k] = saved;
-      const double fd = (fp - fm) / (2.0 * h);
-      const double an = (which == 0 ? grad_u : grad_i)[id * dim + k];
-      EXPECT_NEAR(an, fd, tol * std::max(1.0, std::abs(fd))) << (which ? "item " : "user ") << id;
-      EXPECT_GT(std::abs(an), 1e-6) << "a zero gradient would pass trivially";
-    }
-  }
-}
-
-// This rank's rows of table t as value(3, key, id, column): a gradient that depends on the row's
-// id only, not on where it lives.
-std::vector<float> seeded_rows(const dist::ShardedEmbedding& t, int key, int rank) {
-  std::vector<float> g(static_cast<size_t>(t.local_rows()) * t.dim());
-  for (int64_t l = 0; l < t.local_rows(); ++l)
-    for (int k = 0; k < t.dim(); ++k) g[l * t.dim() + k] = value(3, key, t.sharding().global_id(rank, l), k);
-  return g;
-}
-
 // The largest difference between m's clean propagation and the mean of A^k E0 over k = first..K
 // in double (LightGCN: first 0; XSimGCL: first 1).
 double propagation_error(LightGcnModel& m, const Dense& A, dist::Comm& comm, int first) {
@@ -228,16 +182,14 @@ TEST(LightGcn, PropagationAndBackwardMatchReferenceAndFiniteDifferences) {
       // Backward: G = C on this rank's rows; the result is d<C, E>/dE0.
       const int64_t L = m.user.local_rows(), M = m.item.local_rows();
       const std::vector<float> gu = seeded_rows(m.user, 0, comm.rank()), gi = seeded_rows(m.item, 1, comm.rank());
-      auto f = [&]() {  // <C, E> over all ranks (double, exact enough for differences of 1e-2)
+      auto f = [&]() {  // <C, E> over all ranks
         m.propagate(comm);
         double s = 0;
         for (int64_t l = 0; l < L * dim; ++l)
           s += static_cast<double>(gu[l]) * m.rows_user().local_data()[l];
         for (int64_t l = 0; l < M * dim; ++l)
           s += static_cast<double>(gi[l]) * m.rows_item().local_data()[l];
-        int64_t fixed = std::llround(s * 1e12);
-        comm.allreduce_sum(&fixed, 1);
-        return static_cast<double>(fixed) * 1e-12;
+        return testing::sum_over(comm, s);
       };
       std::vector<float> bu = gu, bi = gi;
       m.backward(comm, bu.data(), bi.data());
@@ -249,39 +201,13 @@ TEST(LightGcn, PropagationAndBackwardMatchReferenceAndFiniteDifferences) {
   }
 }
 
-struct RunOut {
-  std::vector<float> user, item;
-  std::vector<double> losses;
-  EvalResult test;
-};
+using RunOut = testing::TrainRun;
 
 RunOut train_on(int world, const TrainConfig& cfg, const io::PreparedDataset& d, const std::string& load = "",
                 int64_t stop_at = 0, const std::string& save = "") {
   RunOut out;
-  dist::run_ranks(world, [&](dist::Comm& comm) {
-    auto shard = io::shard_from_memory(d, comm);
-    Trainer t(cfg, shard, comm);
-    testing::checkpoint_and_resume(t, cfg, shard.info, comm, load, stop_at, save);
-    auto fit = t.fit();
-    auto u = full_table(t.model().user, comm);
-    auto i = full_table(t.model().item, comm);
-    auto test = t.evaluate(2);
-    if (comm.rank() == 0) {
-      out.user = u;
-      out.item = i;
-      for (auto& e : fit.epochs) out.losses.push_back(e.loss);
-      out.test = test;
-    }
-  });
+  testing::train_ranks(out, world, cfg, &d, {}, load, stop_at, save);
   return out;
-}
-
-void expect_same(const RunOut& got, const RunOut& ref, const std::string& what) {
-  ASSERT_EQ(got.user.size(), ref.user.size()) << what;
-  EXPECT_EQ(0, std::memcmp(got.user.data(), ref.user.data(), ref.user.size() * sizeof(float))) << what << ": user";
-  EXPECT_EQ(0, std::memcmp(got.item.data(), ref.item.data(), ref.item.size() * sizeof(float))) << what << ": item";
-  EXPECT_EQ(got.losses, ref.losses) << what;
-  EXPECT_EQ(got.test.values, ref.test.values) << what;
 }
 
 // The run `ref` (1 rank, 1 thread) again on 2-4 ranks and with 2 threads: the same bits.
@@ -289,7 +215,7 @@ void expect_invariant(const TrainConfig& c, const io::PreparedDataset& d, const 
   for (const auto& [world, threads] : {std::pair{2, 1}, {3, 1}, {4, 1}, {1, 2}, {3, 2}}) {
     TrainConfig ct = c;
     ct.threads = threads;
-    expect_same(train_on(world, ct, d), ref,
+    expect_same_run(train_on(world, ct, d), ref,
                 name + " on " + std::to_string(world) + " ranks x " + std::to_string(threads));
   }
 }
@@ -329,7 +255,7 @@ TEST(LightGcn, WithNoLayersTrainsExactlyAsMf) {
     TrainConfig mf = c;
     mf.model = "mf";
     const RunOut a = train_on(2, c, d), b = train_on(2, mf, d);
-    expect_same(a, b, "optimizer " + OptimizerConfig::kind_name(kind));
+    expect_same_run(a, b, "optimizer " + OptimizerConfig::kind_name(kind));
     // With layers the model is another one.
     TrainConfig c1 = c;
     c1.graph_layers = 1;
@@ -389,7 +315,7 @@ TEST(LightGcn, ResumesBitwiseOnAnotherNumberOfRanks) {
   RunOut resumed = train_on(3, c, d, ck);
   EXPECT_EQ(resumed.losses.size(), 2u) << "the resumed run starts in epoch 2";
   resumed.losses = ref.losses;  // the epochs before the stop were the first run's
-  expect_same(resumed, ref, "resumed on 3 ranks");
+  expect_same_run(resumed, ref, "resumed on 3 ranks");
 }
 
 }  // namespace
@@ -694,9 +620,7 @@ TEST(XSimGcl, NoisyPropagationsBackwardMatchesFiniteDifferences) {
         for (int64_t l = 0; l < M * dim; ++l)
           s += static_cast<double>(gi[l]) * m.rows_item().local_data()[l] +
                static_cast<double>(li[l]) * m.layer_rows(1)[l];
-        int64_t fixed = std::llround(s * 1e12);
-        comm.allreduce_sum(&fixed, 1);
-        return static_cast<double>(fixed) * 1e-12;
+        return testing::sum_over(comm, s);
       };
       m.propagate(comm, &key);
       EXPECT_NE(full_table(m.rows_user(), comm), clean) << "the noisy rows differ from the clean ones";
@@ -750,7 +674,7 @@ TEST(XSimGcl, ResumesBitwiseOnAnotherNumberOfRanks) {
   RunOut resumed = train_on(3, c, d, ck);
   EXPECT_EQ(resumed.losses.size(), 2u) << "the resumed run starts in epoch 2";
   resumed.losses = ref.losses;
-  expect_same(resumed, ref, "resumed on 3 ranks");
+  expect_same_run(resumed, ref, "resumed on 3 ranks");
 }
 
 TEST(XSimGcl, LearnsThePlantedGroups) {

@@ -5,8 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
-#include <filesystem>
 
 #include "base/error.h"
 #include "core/mf_model.h"
@@ -38,21 +36,15 @@ TrainConfig vbpr_config(const std::string& data) {
   return c;
 }
 
-struct Out {
-  std::vector<float> user, item, W, b;
-  EvalResult test;
+struct Out : testing::TrainRun {
+  std::vector<float> W, b;
 };
 
 Out run(int world, const TrainConfig& c) {
   Out out;
-  dist::run_ranks(world, [&](dist::Comm& comm) {
-    auto shard = io::load_shard(c.data, comm);
-    Trainer t(c, shard, comm);
-    t.fit();
-    auto u = full_table(t.model().user, comm);
-    auto i = full_table(t.model().item, comm);
-    auto test = evaluate(t.model_as<MFModel>(), shard, 2, c.eval, comm);
-    if (comm.rank() == 0) out = {u, i, t.model_as<MFModel>().W, t.model_as<MFModel>().b, test};
+  testing::train_ranks(out, world, c, nullptr, [&out](Trainer& t) {
+    out.W = t.model_as<MFModel>().W;
+    out.b = t.model_as<MFModel>().b;
   });
   return out;
 }
