@@ -15,28 +15,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 p="sr$$"  # names of this run's namespaces and links (interface names stay under 15 characters)
 setup "$1" "$2" "${3:-mpirun}"
 
-cleanup() {
-  for i in 1 2 3; do
-    ip netns pids "${p}h$i" 2>/dev/null | xargs -r kill -9 2>/dev/null
-    ip netns del "${p}h$i" 2>/dev/null
-    ip link del "${p}v$i" 2>/dev/null
-  done
-  ip link del "${p}b" 2>/dev/null
-  return 0
-}
+cleanup() { netns_teardown "$p" h 3; }
 trap cleanup EXIT
-if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v unshare >/dev/null ||
-   ! ip netns add "${p}h1" 2>/dev/null; then
-  echo "skipped: needs root, iproute2 and network namespaces"; exit 77
+if [ "$(id -u)" != 0 ] || ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then
+  echo "skipped: needs root, iproute2 and unshare"; exit 77
 fi
-ip link add "${p}b" type bridge && ip link set "${p}b" up || { echo "skipped: no bridge"; exit 77; }
+netns_wire "$p" h 10.77.0 3 || { echo "skipped: $netns_error"; exit 77; }
 for i in 1 2 3; do
-  [ $i = 1 ] || ip netns add "${p}h$i"
-  ip link add "${p}v$i" type veth peer name eth0 netns "${p}h$i" &&
-    ip link set "${p}v$i" master "${p}b" up &&
-    ip netns exec "${p}h$i" ip addr add "10.77.0.$i/24" dev eth0 &&
-    ip netns exec "${p}h$i" ip link set eth0 up &&
-    ip netns exec "${p}h$i" ip link set lo up || { echo "skipped: cannot wire host $i"; exit 77; }
   # mpirun's own teardown over a dead link waits for TCP to give up on unacknowledged data
   # (about 15 minutes by default); these test hosts give up after about 6 s.
   ip netns exec "${p}h$i" sysctl -qw net.ipv4.tcp_retries2=4 2>/dev/null || true

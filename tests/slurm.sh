@@ -33,27 +33,15 @@ cleanup() {
     kill -9 "$p" 2>/dev/null
   done
   if [ "$nodes" = 2 ]; then
-    for i in 1 2; do
-      ip netns pids "${ns}n$i" 2>/dev/null | xargs -r kill -9 2>/dev/null
-      ip netns del "${ns}n$i" 2>/dev/null
-      ip link del "${ns}v$i" 2>/dev/null
-    done
-    ip link del "${ns}b" 2>/dev/null
+    netns_teardown "$ns" n 2
   fi
   return 0
 }
 trap cleanup EXIT
 if [ "$nodes" = 2 ]; then
   for tool in ip nsenter unshare; do command -v "$tool" >/dev/null || skip "$tool not found (iproute2, util-linux)"; done
-  ip link add "${ns}b" type bridge 2>/dev/null && ip link set "${ns}b" up && ip addr add 10.78.0.254/24 dev "${ns}b" \
-    || skip "cannot make a bridge (network namespaces need root and a kernel that allows them)"
-  for i in 1 2; do
-    { ip netns add "${ns}n$i" && ip link add "${ns}v$i" type veth peer name eth0 netns "${ns}n$i" &&
-      ip link set "${ns}v$i" master "${ns}b" up &&
-      ip netns exec "${ns}n$i" ip addr add "10.78.0.$i/24" dev eth0 &&
-      ip netns exec "${ns}n$i" ip link set eth0 up && ip netns exec "${ns}n$i" ip link set lo up; } \
-      || skip "cannot wire node n$i"
-  done
+  netns_wire "$ns" n 10.78.0 2 || skip "$netns_error"
+  ip addr add 10.78.0.254/24 dev "${ns}b" || skip "cannot give the bridge an address"
 fi
 
 # munge with its own key and socket, so that nothing of the system's setup is used or changed.
