@@ -8,9 +8,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <numeric>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 #include "base/error.h"
 #include "base/log.h"
@@ -400,6 +402,29 @@ struct Row {
   double timestamp;
 };
 
+// Row buffers leave their pages untouched until rows are written (std::vector<Row>(n) would zero
+// them all at once): a buffer being filled is resident only as far as it is filled, so the pieces
+// freed while it fills are not resident beside a whole zeroed copy.
+template <class T>
+struct UninitAlloc : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = UninitAlloc<U>;
+  };
+  UninitAlloc() = default;
+  template <class U>
+  UninitAlloc(const UninitAlloc<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... A>
+  void construct(U* p, A&&... a) {
+    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+};
+using Rows = std::vector<Row, UninitAlloc<Row>>;
+
 int32_t narrow(int64_t id, const char* what) {
   if (id > INT32_MAX) fail(std::string("prep: more than 2^31 distinct ") + what + " is not supported");
   return static_cast<int32_t>(id);
@@ -409,7 +434,7 @@ int32_t narrow(int64_t id, const char* what) {
 // to count, then to fill; `out` is null when counting, `count` gets the rows). Returns what the
 // ranks sent, in source-rank order. One copy each way: the send buffer, then the received one.
 template <class Fill>
-std::vector<Row> exchange_rows(dist::Comm& comm, Fill fill, std::vector<uint64_t>* from = nullptr) {
+Rows exchange_rows(dist::Comm& comm, Fill fill, std::vector<uint64_t>* from = nullptr) {
   const int n = comm.size();
   std::vector<uint64_t> scount(n, 0), rcount(n);
   fill(scount.data(), nullptr, nullptr);
@@ -419,7 +444,7 @@ std::vector<Row> exchange_rows(dist::Comm& comm, Fill fill, std::vector<uint64_t
     sd[k] = stotal;
     stotal += scount[k];
   }
-  std::vector<Row> sbuf(stotal);
+  Rows sbuf(stotal);
   std::vector<size_t> at(sd);
   fill(nullptr, sbuf.data(), at.data());
   comm.alltoall_u64(scount.data(), rcount.data());
@@ -432,20 +457,21 @@ std::vector<Row> exchange_rows(dist::Comm& comm, Fill fill, std::vector<uint64_t
   }
   if (from) *from = rcount;
   if (n == 1) return sbuf;  // nothing to move
-  std::vector<Row> rbuf(rtotal);
-  // MPI counts bytes in ints: more than 1 GiB a rank goes in rounds, each a slice of every
-  // destination's rows through round buffers.
-  // (SHARDREC_PREP_ROUND_BYTES: a smaller round, for tests.)
-  double round_bytes = 1 << 30;
-  if (const char* e = std::getenv("SHARDREC_PREP_ROUND_BYTES")) round_bytes = std::max(1.0, std::atof(e));
-  double rounds = std::ceil(static_cast<double>(std::max(stotal, rtotal) * sizeof(Row)) / round_bytes);
-  comm.allreduce_max(&rounds, 1);
+  Rows rbuf(rtotal);
+  // MPI counts bytes in ints: more than 1 GiB a rank goes in rounds of 64 MiB, each a slice of
+  // every destination's rows through round buffers (small, so that they add little to the peak).
+  // (SHARDREC_PREP_ROUND_BYTES: both limits smaller, for tests.)
+  double direct_bytes = 1 << 30, round_bytes = 64 << 20;
+  if (const char* e = std::getenv("SHARDREC_PREP_ROUND_BYTES")) direct_bytes = round_bytes = std::max(1.0, std::atof(e));
+  double bytes = static_cast<double>(std::max(stotal, rtotal) * sizeof(Row));
+  comm.allreduce_max(&bytes, 1);
+  const double rounds = bytes <= direct_bytes ? 1 : std::ceil(bytes / round_bytes);
   if (rounds <= 1) {
     comm.alltoallv(sbuf.data(), sb.data(), sd.data(), rbuf.data(), rb.data(), rd.data());
     return rbuf;
   }
   const auto R = static_cast<uint64_t>(rounds);
-  std::vector<Row> so, ro;
+  Rows so, ro;
   for (uint64_t j = 0; j < R; ++j) {
     size_t st = 0, rt = 0;
     for (int k = 0; k < n; ++k) {
@@ -483,7 +509,7 @@ std::vector<Row> exchange_rows(dist::Comm& comm, Fill fill, std::vector<uint64_t
 
 // Rows to the ranks dest(row) picks, keeping their order per source.
 template <class Dest>
-std::vector<Row> move_rows(dist::Comm& comm, std::vector<Row>& rows, Dest dest) {
+Rows move_rows(dist::Comm& comm, Rows& rows, Dest dest) {
   return exchange_rows(comm, [&](uint64_t* count, Row* buf, size_t* at) {
     for (const Row& r : rows) {
       const int d = dest(r);
@@ -495,18 +521,18 @@ std::vector<Row> move_rows(dist::Comm& comm, std::vector<Row>& rows, Dest dest) 
 }
 
 // Stable counting sort of rows by user - first (users in [first, first + count)).
-void group_rows(std::vector<Row>& rows, int64_t first, int64_t count) {
+void group_rows(Rows& rows, int64_t first, int64_t count) {
   std::vector<size_t> at(count + 1, 0);
   for (const Row& r : rows) ++at[r.user - first + 1];
   std::partial_sum(at.begin(), at.end(), at.begin());
-  std::vector<Row> out(rows.size());
+  Rows out(rows.size());
   for (const Row& r : rows) out[at[r.user - first]++] = r;
   rows.swap(out);
 }
 
 // Keeps the rows keep(row) accepts, in order; keep sees the rows in order.
 template <class Keep>
-void filter_rows(std::vector<Row>& rows, Keep keep) {
+void filter_rows(Rows& rows, Keep keep) {
   size_t w = 0;
   for (size_t i = 0; i < rows.size(); ++i)
     if (keep(rows[i])) rows[w++] = rows[i];
@@ -700,7 +726,7 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
 
   // 3. Rows to their user's rank, in input order: the pieces in order, and the sources in rank
   // order would not be input order, so each rank first sends its rows tagged with their piece.
-  std::vector<Row> rows;
+  Rows rows;
   {
     // The rank of each user, per piece and piece-local id.
     std::vector<std::vector<int>> owner(pieces.size());
@@ -724,7 +750,7 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
         }
     }
     std::vector<uint64_t> from;
-    std::vector<Row> got = exchange_rows(
+    Rows got = exchange_rows(
         comm,
         [&](uint64_t* cnt, Row* buf, size_t* at) {
           for (size_t p = 0; p < pieces.size(); ++p) {
@@ -885,11 +911,14 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
 
   phase("dense ids");
 
-  // 6. Split, per user.
+  // 6. Split, per user: each row's split, counted first so that the tables are allocated once at
+  // their size (grown row by row, a table would hold up to twice its rows while it reallocates).
   Interactions* dest[3] = {&out.train, &out.valid, &out.test};
-  if (pre) {
-    for (const Row& r : rows) append(*dest[r.slot], r, has_rating, has_timestamp);
-  } else {
+  auto each_part = [&](auto&& visit) {
+    if (pre) {
+      for (const Row& r : rows) visit(r.slot, r);
+      return;
+    }
     const RatioSplit ratio(options.ratios, options.seed);
     std::vector<int> part;
     std::vector<size_t> order;
@@ -901,16 +930,28 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
       part.resize(m);
       if (options.split == SplitMode::Ratio) {
         ratio.parts(rows[i].user, static_cast<int64_t>(m), part.data());
-        for (size_t k = 0; k < m; ++k) append(*dest[part[k]], rows[i + k], has_rating, has_timestamp);
+        for (size_t k = 0; k < m; ++k) visit(part[k], rows[i + k]);
       } else {
         ts.resize(m);
         for (size_t k = 0; k < m; ++k) ts[k] = rows[i + k].timestamp;
         loo_parts(ts.data(), m, order, part.data());
-        for (size_t k = 0; k < m; ++k) append(*dest[part[k]], rows[i + order[k]], has_rating, has_timestamp);
+        for (size_t k = 0; k < m; ++k) visit(part[k], rows[i + order[k]]);
       }
       i = j;
     }
+  };
+  {
+    size_t sizes[3] = {0, 0, 0};
+    each_part([&](int part, const Row&) { ++sizes[part]; });
+    for (int k = 0; k < 3; ++k) {
+      dest[k]->user.reserve(sizes[k]);
+      dest[k]->item.reserve(sizes[k]);
+      if (has_rating) dest[k]->rating.reserve(sizes[k]);
+      if (has_timestamp) dest[k]->timestamp.reserve(sizes[k]);
+    }
   }
+  each_part([&](int part, const Row& r) { append(*dest[part], r, has_rating, has_timestamp); });
+  rows = {};
   // A split's rows grouped by user: the appends above went user by user.
   if (options.label_threshold) out.label_threshold = *options.label_threshold;
   phase("split");
