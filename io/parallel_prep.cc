@@ -19,6 +19,7 @@
 #include "io/dataset.h"
 #include "io/input.h"
 #include "io/parsers.h"
+#include "io/spill.h"
 
 namespace shardrec::io {
 namespace {
@@ -89,14 +90,6 @@ std::vector<std::vector<std::string>> exchange_strings(dist::Comm& comm,
 
 // ---- Reading the inputs in pieces -------------------------------------------------------------------
 
-struct PieceRows {
-  size_t file = 0;
-  int slot = 0;
-  uint64_t piece = 0;  // index within the file
-  int64_t row_offset = 0;  // rows of the file's earlier pieces (set after the count)
-  RawInteractions raw;
-};
-
 // What the ranks learned of one input file.
 struct FileInfo {
   std::string path;
@@ -138,35 +131,43 @@ class RawFile {
   std::vector<char> buf_;
 };
 
-// Cuts a splittable file into `pieces` (> 1) pieces at record boundaries: returns this rank's
-// [begin, end) and first line (rank >= pieces: an empty range). Collective. Also hashes this
-// rank's 1 MiB blocks (those starting in its nominal range) into `blocks`.
+// Cuts a splittable file into `pieces` pieces at record boundaries. Rank r reads the pieces
+// [first_piece(r), first_piece(r + 1)), a contiguous run (none when pieces < ranks for some).
+// Returns this rank's pieces, in order. Collective. Also hashes the 1 MiB blocks that start in
+// this rank's nominal ranges into `blocks`.
 struct Cut {
+  uint64_t piece = 0;  // index within the file
   uint64_t begin = 0, end = 0;
   int64_t first_line = 1;
 };
 
-Cut cut_file(dist::Comm& comm, const FileLayout& l, int pieces, std::vector<uint64_t>& blocks) {
+uint64_t first_piece(uint64_t pieces, int rank, int ranks) {
+  return pieces * static_cast<uint64_t>(rank) / static_cast<uint64_t>(ranks);
+}
+
+std::vector<Cut> cut_file(dist::Comm& comm, const FileLayout& l, uint64_t pieces, std::vector<uint64_t>& blocks) {
   const int n = comm.size(), r = comm.rank();
   const bool csv = l.options.format == Format::Csv;
   // Nominal starts: c[0] = 0, c[k] = first_record_end + k * (size - first_record_end) / pieces.
   std::vector<uint64_t> c(pieces + 1);
-  for (int k = 1; k < pieces; ++k)
-    c[k] = l.first_record_end + static_cast<uint64_t>(k) * (l.size - l.first_record_end) / pieces;
+  for (uint64_t k = 1; k < pieces; ++k)
+    c[k] = l.first_record_end + static_cast<uint64_t>(static_cast<unsigned __int128>(k) * (l.size - l.first_record_end) / pieces);
   c[0] = 0;
   c[pieces] = l.size;
+  const uint64_t lo = first_piece(pieces, r, n), hi = first_piece(pieces, r + 1, n);
   RawFile f(l.path);
-  uint64_t quotes = 0, newlines = 0;
-  if (r < pieces)
-    f.scan(c[r], c[r + 1], [&](const char* p, size_t m) {
-      newlines += static_cast<uint64_t>(std::count(p, p + m, '\n'));
-      if (csv) quotes += static_cast<uint64_t>(std::count(p, p + m, '"'));
+  // Quotes and newlines of each nominal range this rank holds.
+  std::vector<uint64_t> quotes(hi - lo, 0), newlines(hi - lo, 0);
+  for (uint64_t k = lo; k < hi; ++k)
+    f.scan(c[k], c[k + 1], [&](const char* p, size_t m) {
+      newlines[k - lo] += static_cast<uint64_t>(std::count(p, p + m, '\n'));
+      if (csv) quotes[k - lo] += static_cast<uint64_t>(std::count(p, p + m, '"'));
       return true;
     });
-  // The checksum's blocks: those whose start lies in [c[r], c[r + 1]).
-  if (r < pieces) {
+  // The checksum's blocks: those whose start lies in [c[lo], c[hi]).
+  if (hi > lo) {
     const uint64_t B = BlockHash::kBlock;
-    const uint64_t b0 = (c[r] + B - 1) / B, b1 = std::min((c[r + 1] + B - 1) / B, (l.size + B - 1) / B);
+    const uint64_t b0 = (c[lo] + B - 1) / B, b1 = std::min((c[hi] + B - 1) / B, (l.size + B - 1) / B);
     for (uint64_t b = b0; b < b1; ++b) {
       Fnv64 h;
       f.scan(b * B, std::min(l.size, (b + 1) * B), [&](const char* p, size_t m) {
@@ -176,101 +177,84 @@ Cut cut_file(dist::Comm& comm, const FileLayout& l, int pieces, std::vector<uint
       blocks.push_back(h.h);
     }
   }
-  std::vector<uint64_t> q(n), nl(n);
-  comm.allgather_u64(quotes, q.data());
-  comm.allgather_u64(newlines, nl.data());
-  Cut cut;
-  uint64_t start = 0;  // this rank's piece start: the first record boundary at or after c[r]
-  if (r == 0) {
-    start = 0;
-  } else if (r < pieces) {
-    bool quoted = false;
-    uint64_t before = 0;  // newlines before c[r]
-    for (int k = 0; k < r; ++k) {
-      quoted ^= (q[k] & 1) != 0;
-      before += nl[k];
+  std::vector<uint64_t> q, nl;
+  for (const auto& v : dist::allgather(comm, quotes)) q.insert(q.end(), v.begin(), v.end());
+  for (const auto& v : dist::allgather(comm, newlines)) nl.insert(nl.end(), v.begin(), v.end());
+  // Each piece's start: the first record boundary at or after c[k], and the lines before it.
+  std::vector<uint64_t> start(hi - lo, l.size);
+  std::vector<int64_t> line(hi - lo, 1);
+  bool quoted = false;
+  uint64_t before = 0;  // newlines before c[k]
+  for (uint64_t k = 0; k < lo; ++k) {
+    quoted ^= (q[k] & 1) != 0;
+    before += nl[k];
+  }
+  for (uint64_t k = lo; k < hi; ++k) {
+    if (k == 0) {
+      start[0] = 0;
+    } else {
+      bool in_quotes = quoted;
+      uint64_t at = c[k] - 1, lines = 0;
+      bool scanned_first = false;
+      f.scan(c[k] - 1, l.size, [&](const char* p, size_t m) {
+        for (size_t i = 0; i < m; ++i, ++at) {
+          const char ch = p[i];
+          if (!scanned_first) {
+            // The byte before c[k] (counted in the range before): a line end there outside quotes
+            // (a line end does not change the state) means c[k] starts a record.
+            scanned_first = true;
+            if (ch == '\n' && !in_quotes) {
+              start[k - lo] = at + 1;
+              return false;
+            }
+            continue;
+          }
+          if (csv && ch == '"') {
+            in_quotes = !in_quotes;
+          } else if (ch == '\n') {
+            ++lines;
+            if (!in_quotes) {
+              start[k - lo] = at + 1;
+              return false;
+            }
+          }
+        }
+        return true;
+      });
+      // Lines before the start: those before c[k], plus those from c[k] to the start.
+      line[k - lo] = 1 + static_cast<int64_t>(before + lines);
     }
-    start = l.size;
-    uint64_t at = c[r] - 1, lines = 0;
-    bool scanned_first = false;
-    f.scan(c[r] - 1, l.size, [&](const char* p, size_t m) {
-      for (size_t i = 0; i < m; ++i, ++at) {
-        const char ch = p[i];
-        if (!scanned_first) {
-          // The byte before c[r] (counted in the range before): a line end there outside quotes
-          // (a line end does not change the state) means c[r] starts a record.
-          scanned_first = true;
-          if (ch == '\n' && !quoted) {
-            start = at + 1;
-            return false;
-          }
-          continue;
-        }
-        if (csv && ch == '"') {
-          quoted = !quoted;
-        } else if (ch == '\n') {
-          ++lines;
-          if (!quoted) {
-            start = at + 1;
-            return false;
-          }
-        }
-      }
-      return true;
-    });
-    // Lines before start: those before c[r], plus those from c[r] to start.
-    cut.first_line = 1 + static_cast<int64_t>(before + lines);
+    quoted ^= (q[k] & 1) != 0;
+    before += nl[k];
   }
-  std::vector<uint64_t> starts(n);
-  comm.allgather_u64(r < pieces ? start : l.size, starts.data());
-  if (r < pieces) {
-    cut.begin = starts[r];
-    cut.end = r + 1 < pieces ? std::max(starts[r], starts[r + 1]) : l.size;
-    if (r > 0 && cut.begin < l.first_record_end) cut.begin = l.first_record_end;
+  std::vector<uint64_t> starts;
+  for (const auto& v : dist::allgather(comm, start)) starts.insert(starts.end(), v.begin(), v.end());
+  std::vector<Cut> cuts;
+  for (uint64_t k = lo; k < hi; ++k) {
+    Cut cut{k, starts[k], k + 1 < pieces ? std::max(starts[k], starts[k + 1]) : l.size, line[k - lo]};
+    if (k > 0 && cut.begin < l.first_record_end) cut.begin = l.first_record_end;
     cut.end = std::max(cut.end, cut.begin);
-  } else {
-    cut.begin = cut.end = l.size;
+    cuts.push_back(cut);
   }
-  return cut;
+  return cuts;
 }
 
 // ---- Ids ----------------------------------------------------------------------------------------------
-
-// Distinct raw ids of this rank's pieces, and per piece its local ids -> rank ids.
-struct LocalIds {
-  std::vector<const std::string*> names;                 // rank id -> raw id (owned by the pieces)
-  std::vector<std::vector<int64_t>> of_piece;           // piece, piece-local id -> rank id
-};
-
-LocalIds local_ids(const std::vector<PieceRows>& pieces, bool users) {
-  LocalIds out;
-  std::unordered_map<std::string_view, int64_t> index;
-  for (const PieceRows& p : pieces) {
-    const auto& ids = users ? p.raw.user_ids : p.raw.item_ids;
-    auto& map = out.of_piece.emplace_back(ids.size());
-    for (size_t i = 0; i < ids.size(); ++i) {
-      auto [it, added] = index.try_emplace(std::string_view(ids[i]), static_cast<int64_t>(out.names.size()));
-      if (added) out.names.push_back(&ids[i]);
-      map[i] = it->second;
-    }
-  }
-  return out;
-}
 
 // Provisional ids: each distinct raw id is numbered by the rank its hash picks, in the order the
 // ranks send them. Returns rank id -> provisional id; `owned` gets the raw ids this rank numbered
 // (provisional ids [bases[rank], bases[rank] + owned.size())), `bases` every rank's base (and the
 // total last).
-std::vector<int64_t> provisional_ids(dist::Comm& comm, const LocalIds& local, std::vector<std::string>& owned,
-                                     std::vector<int64_t>& bases) {
+std::vector<int64_t> provisional_ids(dist::Comm& comm, const std::vector<const std::string*>& names,
+                                     std::vector<std::string>& owned, std::vector<int64_t>& bases) {
   const int n = comm.size();
   std::vector<std::vector<const std::string*>> send(n);
-  std::vector<int> dest(local.names.size());
-  for (size_t i = 0; i < local.names.size(); ++i) {
+  std::vector<int> dest(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
     Fnv64 h;
-    h.add(local.names[i]->data(), local.names[i]->size());
+    h.add(names[i]->data(), names[i]->size());
     dest[i] = static_cast<int>(h.h % static_cast<uint64_t>(n));
-    send[dest[i]].push_back(local.names[i]);
+    send[dest[i]].push_back(names[i]);
   }
   auto got = exchange_strings(comm, send);
   std::deque<std::string> store;  // elements stay in place: the index's views hold
@@ -295,9 +279,9 @@ std::vector<int64_t> provisional_ids(dist::Comm& comm, const LocalIds& local, st
   bases.assign(n + 1, 0);
   for (int k = 0; k < n; ++k) bases[k + 1] = bases[k] + static_cast<int64_t>(counts[k]);
   const auto back = dist::all_to_all(comm, reply);
-  std::vector<int64_t> out(local.names.size());
+  std::vector<int64_t> out(names.size());
   std::vector<size_t> next(n, 0);
-  for (size_t i = 0; i < local.names.size(); ++i) out[i] = bases[dest[i]] + back[dest[i]][next[dest[i]]++];
+  for (size_t i = 0; i < names.size(); ++i) out[i] = bases[dest[i]] + back[dest[i]][next[dest[i]]++];
   return out;
 }
 
@@ -394,17 +378,28 @@ std::vector<int64_t> dense_order(dist::Comm& comm, const std::vector<const std::
 
 // ---- Rows ---------------------------------------------------------------------------------------------
 
-// One interaction on its way: 24 bytes (ids below 2^31, checked where they are made).
-struct Row {
+// One interaction as read: rank-local ids, then provisional ones; `pos` is its place in the input
+// (the piece's ordinal over every file, then the row within the piece), which puts a user's rows
+// back in input order however they arrive. 32 bytes.
+struct Rec {
   int32_t user, item;
   float rating;
   int32_t slot;  // the split it came in (presplit), else 0
   double timestamp;
+  uint64_t pos;
+};
+constexpr int kPosBits = 40;
+
+// One interaction once grouped: 24 bytes (ids below 2^31, checked where they are made).
+struct Row {
+  int32_t user, item;
+  float rating;
+  int32_t slot;
+  double timestamp;
 };
 
-// Row buffers leave their pages untouched until rows are written (std::vector<Row>(n) would zero
-// them all at once): a buffer being filled is resident only as far as it is filled, so the pieces
-// freed while it fills are not resident beside a whole zeroed copy.
+// Exchange buffers leave their pages untouched until rows are written (std::vector<T>(n) would
+// zero them all at once).
 template <class T>
 struct UninitAlloc : std::allocator<T> {
   template <class U>
@@ -423,18 +418,19 @@ struct UninitAlloc : std::allocator<T> {
     ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
   }
 };
-using Rows = std::vector<Row, UninitAlloc<Row>>;
+template <class T>
+using Buf = std::vector<T, UninitAlloc<T>>;
 
 int32_t narrow(int64_t id, const char* what) {
   if (id > INT32_MAX) fail(std::string("prep: more than 2^31 distinct ") + what + " is not supported");
   return static_cast<int32_t>(id);
 }
 
-// An all-to-all of rows in which send(k, out) appends the rows for rank k in order (called twice:
-// to count, then to fill; `out` is null when counting, `count` gets the rows). Returns what the
-// ranks sent, in source-rank order. One copy each way: the send buffer, then the received one.
-template <class Fill>
-Rows exchange_rows(dist::Comm& comm, Fill fill, std::vector<uint64_t>* from = nullptr) {
+// An all-to-all of records in which fill(count, out, at) appends the records for rank k in order
+// (called twice: to count, then to fill; `out` is null when counting, `count` gets the records).
+// Returns what the ranks sent, in source-rank order.
+template <class T, class Fill>
+Buf<T> exchange_rows(dist::Comm& comm, Fill fill) {
   const int n = comm.size();
   std::vector<uint64_t> scount(n, 0), rcount(n);
   fill(scount.data(), nullptr, nullptr);
@@ -444,112 +440,187 @@ Rows exchange_rows(dist::Comm& comm, Fill fill, std::vector<uint64_t>* from = nu
     sd[k] = stotal;
     stotal += scount[k];
   }
-  Rows sbuf(stotal);
+  Buf<T> sbuf(stotal);
   std::vector<size_t> at(sd);
   fill(nullptr, sbuf.data(), at.data());
+  if (n == 1) return sbuf;  // nothing to move
   comm.alltoall_u64(scount.data(), rcount.data());
   for (int k = 0; k < n; ++k) {
-    rd[k] = rtotal * sizeof(Row);
-    rb[k] = rcount[k] * sizeof(Row);
+    rd[k] = rtotal * sizeof(T);
+    rb[k] = rcount[k] * sizeof(T);
     rtotal += rcount[k];
-    sb[k] = scount[k] * sizeof(Row);
-    sd[k] *= sizeof(Row);
+    sb[k] = scount[k] * sizeof(T);
+    sd[k] *= sizeof(T);
   }
-  if (from) *from = rcount;
-  if (n == 1) return sbuf;  // nothing to move
-  Rows rbuf(rtotal);
-  // MPI counts bytes in ints: more than 1 GiB a rank goes in rounds of 64 MiB, each a slice of
-  // every destination's rows through round buffers (small, so that they add little to the peak).
-  // (SHARDREC_PREP_ROUND_BYTES: both limits smaller, for tests.)
-  double direct_bytes = 1 << 30, round_bytes = 64 << 20;
-  if (const char* e = std::getenv("SHARDREC_PREP_ROUND_BYTES")) direct_bytes = round_bytes = std::max(1.0, std::atof(e));
-  double bytes = static_cast<double>(std::max(stotal, rtotal) * sizeof(Row));
-  comm.allreduce_max(&bytes, 1);
-  const double rounds = bytes <= direct_bytes ? 1 : std::ceil(bytes / round_bytes);
-  if (rounds <= 1) {
-    comm.alltoallv(sbuf.data(), sb.data(), sd.data(), rbuf.data(), rb.data(), rd.data());
-    return rbuf;
-  }
-  const auto R = static_cast<uint64_t>(rounds);
-  Rows so, ro;
-  for (uint64_t j = 0; j < R; ++j) {
-    size_t st = 0, rt = 0;
-    for (int k = 0; k < n; ++k) {
-      const uint64_t s0 = scount[k] * j / R, s1 = scount[k] * (j + 1) / R;
-      const uint64_t r0 = rcount[k] * j / R, r1 = rcount[k] * (j + 1) / R;
-      sb[k] = (s1 - s0) * sizeof(Row);
-      sd[k] = st * sizeof(Row);
-      rb[k] = (r1 - r0) * sizeof(Row);
-      rd[k] = rt * sizeof(Row);
-      st += s1 - s0;
-      rt += r1 - r0;
-    }
-    so.resize(st);
-    ro.resize(rt);
-    size_t at_s = 0, base_s = 0;
-    for (int k = 0; k < n; ++k) {
-      const uint64_t s0 = scount[k] * j / R, s1 = scount[k] * (j + 1) / R;
-      std::copy(sbuf.begin() + static_cast<std::ptrdiff_t>(base_s + s0), sbuf.begin() + static_cast<std::ptrdiff_t>(base_s + s1),
-                so.begin() + static_cast<std::ptrdiff_t>(at_s));
-      at_s += s1 - s0;
-      base_s += scount[k];
-    }
-    comm.alltoallv(so.data(), sb.data(), sd.data(), ro.data(), rb.data(), rd.data());
-    size_t at_r = 0, base_r = 0;
-    for (int k = 0; k < n; ++k) {
-      const uint64_t r0 = rcount[k] * j / R, r1 = rcount[k] * (j + 1) / R;
-      std::copy(ro.begin() + static_cast<std::ptrdiff_t>(at_r), ro.begin() + static_cast<std::ptrdiff_t>(at_r + r1 - r0),
-                rbuf.begin() + static_cast<std::ptrdiff_t>(base_r + r0));
-      at_r += r1 - r0;
-      base_r += rcount[k];
-    }
-  }
+  Buf<T> rbuf(rtotal);
+  comm.alltoallv(sbuf.data(), sb.data(), sd.data(), rbuf.data(), rb.data(), rd.data());
   return rbuf;
 }
 
-// Rows to the ranks dest(row) picks, keeping their order per source.
-template <class Dest>
-Rows move_rows(dist::Comm& comm, Rows& rows, Dest dest) {
-  return exchange_rows(comm, [&](uint64_t* count, Row* buf, size_t* at) {
-    for (const Row& r : rows) {
-      const int d = dest(r);
-      if (count) ++count[d];
-      else buf[at[d]++] = r;
+// Sizes of the streamed stages, from the memory budget (see PrepMemory).
+struct Sizes {
+  uint64_t max_piece_bytes;  // a piece of an input file parsed at once
+  size_t round_rows;         // rows a rank sends in one round of an exchange
+  size_t bucket_rows;        // rows grouped at once
+  std::string dir;           // spill files; empty: memory
+};
+
+Sizes sizes_for(const PrepMemory& mem, int ranks) {
+  Sizes s;
+  if (mem.budget_bytes == 0) {
+    s.max_piece_bytes = uint64_t{256} << 20;
+    s.round_rows = std::max<size_t>((size_t{8} << 20) / static_cast<size_t>(ranks), 1);
+    s.bucket_rows = size_t{8} << 20;
+    return s;
+  }
+  // A parsed piece takes about 1.3 bytes a byte of text, a round about 4 record copies (read,
+  // send, receive, scattered) of up to `ranks` senders, a bucket 3 copies (read, sorted, kept).
+  const uint64_t b = mem.budget_bytes;
+  s.max_piece_bytes = std::max<uint64_t>(b / 10, 1);
+  // (At most 1 GiB a rank: MPI counts bytes in ints.)
+  s.round_rows = std::clamp<size_t>(b / (sizeof(Rec) * 16 * static_cast<uint64_t>(ranks)), 1,
+                                    (size_t{1} << 30) / sizeof(Rec) / static_cast<size_t>(ranks));
+  s.bucket_rows = std::max<size_t>(b / (sizeof(Rec) * 12), 1);
+  s.dir = mem.tmp_dir.empty() ? "." : mem.tmp_dir;
+  return s;
+}
+
+// Consecutive ranges of keys holding at most `limit` rows each (a key over the limit alone), and
+// where each range's rows start in a store holding them range after range.
+struct Buckets {
+  std::vector<int64_t> key_end;  // range b: keys [key_end[b - 1], key_end[b])
+  std::vector<size_t> start;     // range b: rows [start[b], start[b + 1])
+  std::vector<size_t> cursor;    // the next row written to each range
+  Buckets(const std::vector<int64_t>& rows_of_key, size_t limit) {
+    start.push_back(0);
+    size_t in = 0;
+    for (size_t k = 0; k < rows_of_key.size(); ++k) {
+      const auto c = static_cast<size_t>(rows_of_key[k]);
+      if (in > 0 && in + c > limit) {
+        key_end.push_back(static_cast<int64_t>(k));
+        start.push_back(start.back() + in);
+        in = 0;
+      }
+      in += c;
     }
-    if (buf) rows = {};  // copied into the send buffer: its memory goes back before the receive
-  });
+    key_end.push_back(static_cast<int64_t>(rows_of_key.size()));
+    start.push_back(start.back() + in);
+    cursor.assign(start.begin(), start.end() - 1);
+  }
+  size_t count() const { return key_end.size(); }
+  size_t of(int64_t key) const {
+    return static_cast<size_t>(std::upper_bound(key_end.begin(), key_end.end(), key) - key_end.begin());
+  }
+  // Writes rows (in their order within each range) to their ranges of `store`.
+  template <class T, class Key>
+  void put(Spill<T>& store, const T* rows, size_t m, Key key, Buf<T>& scratch) {
+    if (count() == 1) {
+      store.write(cursor[0], rows, m);
+      cursor[0] += m;
+      return;
+    }
+    std::vector<size_t> at(count() + 1, 0);
+    std::vector<uint32_t> b(m);
+    for (size_t i = 0; i < m; ++i) {
+      b[i] = static_cast<uint32_t>(of(key(rows[i])));
+      ++at[b[i] + 1];
+    }
+    std::partial_sum(at.begin(), at.end(), at.begin());
+    scratch.resize(m);
+    std::vector<size_t> next(at.begin(), at.end() - 1);
+    for (size_t i = 0; i < m; ++i) scratch[next[b[i]]++] = rows[i];
+    for (size_t k = 0; k < count(); ++k)
+      if (at[k + 1] > at[k]) {
+        store.write(cursor[k], scratch.data() + at[k], at[k + 1] - at[k]);
+        cursor[k] += at[k + 1] - at[k];
+      }
+  }
+};
+
+// The rows of `src` to the ranks dest(row) picks (which may rewrite the row first), in rounds of
+// at most `round` rows a rank, every rank in every round; put(rows, m) gets each round's arrivals:
+// the sources in rank order, each source's rows in its order. src's memory goes as it is read.
+template <class T, class Dest, class Put>
+void stream_rows(dist::Comm& comm, Spill<T>& src, size_t round, Dest dest, Put put) {
+  double rounds = std::ceil(static_cast<double>(src.size()) / static_cast<double>(round));
+  comm.allreduce_max(&rounds, 1);
+  Buf<T> in;
+  std::vector<int> to;
+  for (uint64_t j = 0; j < static_cast<uint64_t>(rounds); ++j) {
+    const size_t a = std::min<size_t>(src.size(), j * round), b = std::min(src.size(), a + round);
+    in.resize(b - a);
+    src.read(a, b - a, in.data());
+    src.release_before(b);
+    to.resize(in.size());
+    for (size_t i = 0; i < in.size(); ++i) to[i] = dest(in[i]);
+    const Buf<T> got = exchange_rows<T>(comm, [&](uint64_t* count, T* buf, size_t* at) {
+      for (size_t i = 0; i < in.size(); ++i)
+        if (count) ++count[to[i]];
+        else buf[at[to[i]]++] = in[i];
+    });
+    put(got.data(), got.size());
+  }
 }
 
-// Stable counting sort of rows by user - first (users in [first, first + count)).
-void group_rows(Rows& rows, int64_t first, int64_t count) {
-  std::vector<size_t> at(count + 1, 0);
-  for (const Row& r : rows) ++at[r.user - first + 1];
+// Stable counting sort of rows by key(row) - first (keys in [first, first + count)).
+template <class T, class Key>
+void group_by(Buf<T>& rows, int64_t first, int64_t count, Key key, Buf<T>& scratch) {
+  std::vector<size_t> at(static_cast<size_t>(count) + 1, 0);
+  for (const T& r : rows) ++at[static_cast<size_t>(key(r) - first + 1)];
   std::partial_sum(at.begin(), at.end(), at.begin());
-  Rows out(rows.size());
-  for (const Row& r : rows) out[at[r.user - first]++] = r;
-  rows.swap(out);
+  scratch.resize(rows.size());
+  for (const T& r : rows) scratch[at[static_cast<size_t>(key(r) - first)]++] = r;
+  rows.swap(scratch);
 }
 
-// Keeps the rows keep(row) accepts, in order; keep sees the rows in order.
-template <class Keep>
-void filter_rows(Rows& rows, Keep keep) {
-  size_t w = 0;
-  for (size_t i = 0; i < rows.size(); ++i)
-    if (keep(rows[i])) rows[w++] = rows[i];
-  rows.resize(w);
-}
+// Appends rows to a store through a buffer of `block` rows.
+template <class T>
+struct Appender {
+  explicit Appender(Spill<T>& s) : store(s) {}
+  Spill<T>& store;
+  size_t block = size_t{1} << 16;
+  Buf<T> buf;
+  void add(const T& r) {
+    buf.push_back(r);
+    if (buf.size() >= block) flush();
+  }
+  void flush() {
+    store.append(buf.data(), buf.size());
+    buf.clear();
+  }
+};
 
 int64_t global_sum(dist::Comm& comm, int64_t v) {
   comm.allreduce_sum(&v, 1);
   return v;
 }
 
-void append(Interactions& t, const Row& r, bool rated, bool timed) {
-  t.user.push_back(r.user);
-  t.item.push_back(r.item);
-  if (rated) t.rating.push_back(r.rating);
-  if (timed) t.timestamp.push_back(r.timestamp);
-}
+// Rank-local numbering of raw ids, first seen first.
+struct Interner {
+  std::deque<std::string> names;  // elements stay in place: the index's views hold
+  std::unordered_map<std::string_view, int32_t> index;
+  std::vector<int64_t> rows;  // rows seen of each id
+  // Local ids of a piece's distinct ids.
+  std::vector<int32_t> add(std::vector<std::string>& ids) {
+    std::vector<int32_t> out(ids.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      auto it = index.find(ids[i]);
+      if (it == index.end()) {
+        names.push_back(std::move(ids[i]));
+        it = index.emplace(std::string_view(names.back()), narrow(static_cast<int64_t>(names.size()) - 1, "ids in a rank's share")).first;
+        rows.push_back(0);
+      }
+      out[i] = it->second;
+    }
+    return out;
+  }
+  std::vector<const std::string*> list() const {
+    std::vector<const std::string*> v;
+    v.reserve(names.size());
+    for (const std::string& s : names) v.push_back(&s);
+    return v;
+  }
+};
 
 }  // namespace
 
@@ -559,12 +630,36 @@ void add_phase(dist::Comm& comm, PrepReport& rep, const char* name, double secon
   rep.phases.push_back({name, seconds, peak});
 }
 
+// The split rows of a shard: in a store each, grouped by user, and every user's row count.
+struct PreparedShard::Parts {
+  explicit Parts(const std::string& dir) : rows{Spill<Row>(dir), Spill<Row>(dir), Spill<Row>(dir)} {}
+  Spill<Row> rows[3];
+  std::vector<int64_t> user_rows[3];  // per user of the shard's block
+};
+
+int64_t PreparedShard::rows(int split) const { return parts ? static_cast<int64_t>(parts->rows[split].size()) : 0; }
+
+Interactions PreparedShard::split(int s) const {
+  Interactions t;
+  if (!parts) return t;
+  std::vector<Row> v;
+  parts->rows[s].read(0, parts->rows[s].size(), v);
+  for (const Row& r : v) {
+    t.user.push_back(r.user);
+    t.item.push_back(r.item);
+    if (has_rating) t.rating.push_back(r.rating);
+    if (has_timestamp) t.timestamp.push_back(r.timestamp);
+  }
+  return t;
+}
+
 PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, PrepReport* report,
-                               uint64_t piece_bytes) {
+                               uint64_t piece_bytes, const PrepMemory& memory) {
   const int n = comm.size(), me = comm.rank();
   validate(options);
   const bool pre = options.split == SplitMode::Presplit;
   const auto slots = input_slots(options);
+  const Sizes sz = sizes_for(memory, n);
   PrepReport rep;
   // Phase marks: collective (the fullest rank's peak), at points every rank passes.
   auto mark_time = std::chrono::steady_clock::now();
@@ -574,15 +669,70 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
     mark_time = now;
   };
 
-  // 1. Read: every rank plans every file the same way; errors are ranked by input order.
+  // 1. Read: every rank plans every file the same way; errors are ranked by input order. Each
+  // piece is parsed, its ids numbered on this rank and its rows stored before the next.
   std::vector<FileInfo> files(slots.size());
-  std::vector<PieceRows> pieces;
+  std::vector<uint64_t> piece_base(slots.size() + 1, 0);  // ordinal of each file's first piece
+  struct Mine {
+    size_t file;
+    uint64_t piece;
+    int64_t rows;
+    int64_t bad = -1;  // the first row outside the rating range, within the piece
+    double bad_value = 0;
+  };
+  std::vector<Mine> mine;
+  std::vector<int> piece_flags;  // per file: has rating, has timestamp (from its piece 0), where read here
+  Interner users, items;
+  Spill<Rec> read(sz.dir);
   FirstError err;
   int whole_turn = 0;
+  uint64_t done_bytes = 0;
+  int64_t done_rows = 0;
+  auto take = [&](size_t f, uint64_t piece, RawInteractions&& raw) {
+    const FileInfo& info = files[f];
+    Mine m{f, piece, static_cast<int64_t>(raw.size())};
+    const std::vector<int32_t> u = users.add(raw.user_ids), it = items.add(raw.item_ids);
+    raw.user_ids = {};
+    raw.item_ids = {};
+    const uint64_t ordinal = piece_base[f] + piece;
+    if (ordinal >= (uint64_t{1} << (64 - kPosBits)) || raw.size() >= (size_t{1} << kPosBits))
+      fail(info.path + ": too many pieces or rows in a piece for prep's row positions");
+    Appender<Rec> out{read};
+    for (size_t r = 0; r < raw.size(); ++r) {
+      const float rating = raw.has_rating ? raw.rating[r] : 0.0f;
+      if (options.rating_range && raw.has_rating && m.bad < 0) {
+        const double v = rating;
+        if (!(v >= options.rating_range->first && v <= options.rating_range->second)) {
+          m.bad = static_cast<int64_t>(r);
+          m.bad_value = v;
+        }
+      }
+      ++users.rows[u[raw.user[r]]];
+      out.add({u[raw.user[r]], it[raw.item[r]], rating, info.slot, raw.has_timestamp ? raw.timestamp[r] : 0.0,
+               (ordinal << kPosBits) | r});
+    }
+    out.flush();
+    if (piece == 0) {
+      piece_flags[2 * f] = raw.has_rating;
+      piece_flags[2 * f + 1] = raw.has_timestamp;
+    }
+    mine.push_back(m);
+  };
+  // The caller's progress line, over this rank's pieces so far.
+  auto layout_for = [&](const FileLayout& l) {
+    FileLayout c = l;
+    if (options.progress)
+      c.options.progress = [&, base_b = done_bytes, base_r = done_rows](const std::string& file, uint64_t b, int64_t r) {
+        options.progress(file, base_b + b, base_r + r);
+      };
+    return c;
+  };
+  piece_flags.assign(2 * slots.size(), 0);
   for (size_t f = 0; f < slots.size(); ++f) {
     FileInfo& info = files[f];
     info.path = slots[f].first;
     info.slot = slots[f].second;
+    piece_base[f + 1] = piece_base[f] + 1;
     try {
       info.layout = file_layout(info.path, options);
       info.layout_ok = true;
@@ -592,25 +742,35 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
     }
     const FileLayout& l = info.layout;
     const uint64_t body = l.size - std::min(l.size, l.first_record_end);
-    const int cuts = l.splittable ? static_cast<int>(std::clamp<uint64_t>(body / std::max<uint64_t>(piece_bytes, 1), 1, n)) : 1;
+    // At least piece_bytes a piece, at most one a rank, unless a piece would exceed the budget's.
+    uint64_t cuts = 1;
+    if (l.splittable) {
+      cuts = std::clamp<uint64_t>(body / std::max<uint64_t>(piece_bytes, 1), 1, static_cast<uint64_t>(n));
+      cuts = std::max(cuts, (body + sz.max_piece_bytes - 1) / sz.max_piece_bytes);
+      cuts = std::min<uint64_t>(cuts, std::max<uint64_t>(body, 1));
+    }
+    piece_base[f + 1] = piece_base[f] + cuts;
     if (cuts > 1) {
       std::vector<uint64_t> blocks;
-      Cut cut;
+      std::vector<Cut> my_cuts;
       try {
-        cut = cut_file(comm, l, cuts, blocks);
+        my_cuts = cut_file(comm, l, cuts, blocks);
       } catch (const std::exception& e) {
-        err.note(error_key(f, static_cast<uint64_t>(me)), e.what());
+        err.note(error_key(f, first_piece(cuts, me, n)), e.what());
       }
       // The checksum: every rank's blocks in order.
       const auto all = dist::allgather(comm, blocks);
       std::vector<uint64_t> flat;
       for (const auto& v : all) flat.insert(flat.end(), v.begin(), v.end());
       info.hash = BlockHash::combine(flat.data(), flat.size());
-      if (me < cuts && cut.end > cut.begin) {
+      for (const Cut& cut : my_cuts) {
+        if (cut.end <= cut.begin || error_key(f, cut.piece) > err.key) continue;  // nothing, or past an error
         try {
-          pieces.push_back({f, info.slot, static_cast<uint64_t>(me), 0, parse_piece(l, cut.begin, cut.end, cut.first_line)});
+          take(f, cut.piece, parse_piece(layout_for(l), cut.begin, cut.end, cut.first_line));
+          done_bytes += cut.end - cut.begin;
+          done_rows += mine.back().rows;
         } catch (const std::exception& e) {
-          err.note(error_key(f, static_cast<uint64_t>(me)), e.what());
+          err.note(error_key(f, cut.piece), e.what());
         }
       }
     } else {
@@ -618,8 +778,11 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
       uint64_t hash = 0;
       if (reader == me) {
         try {
-          pieces.push_back({f, info.slot, 0, 0, parse_whole(l)});
-          hash = pieces.back().raw.file_hash;
+          RawInteractions raw = parse_whole(layout_for(l));
+          hash = raw.file_hash;
+          take(f, 0, std::move(raw));
+          done_bytes += l.size;
+          done_rows += mine.back().rows;
         } catch (const std::exception& e) {
           err.note(error_key(f, 0), e.what());
         }
@@ -630,30 +793,21 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
     }
   }
   // Rows per file and piece; an empty file is an error after its pieces.
+  std::vector<int64_t> piece_rows(piece_base.back(), 0);
   {
-    std::vector<int64_t> rows(slots.size() * n, 0), flags(slots.size() * 2, 0);
-    for (const PieceRows& p : pieces) {
-      rows[p.file * n + p.piece] = static_cast<int64_t>(p.raw.size());
-      if (p.piece == 0) {
-        flags[2 * p.file] = p.raw.has_rating;
-        flags[2 * p.file + 1] = p.raw.has_timestamp;
-      }
-    }
-    comm.allreduce_sum(rows.data(), rows.size());
+    for (const Mine& m : mine) piece_rows[piece_base[m.file] + m.piece] = m.rows;
+    comm.allreduce_sum(piece_rows.data(), piece_rows.size());
+    std::vector<int64_t> flags(piece_flags.begin(), piece_flags.end());
     comm.allreduce_sum(flags.data(), flags.size());
     for (size_t f = 0; f < slots.size(); ++f) {
       FileInfo& info = files[f];
-      for (int k = 0; k < n; ++k) info.rows += rows[f * n + k];
+      for (uint64_t k = piece_base[f]; k < piece_base[f + 1]; ++k) info.rows += piece_rows[k];
       info.has_rating = flags[2 * f] != 0;
       info.has_timestamp = flags[2 * f + 1] != 0;
       if (info.layout_ok && info.rows == 0) err.note(error_key(f, kFileEnd), info.path + ": empty file: no interactions found");
     }
-    for (PieceRows& p : pieces)
-      for (uint64_t k = 0; k < p.piece; ++k) p.row_offset += rows[p.file * n + k];
   }
   agree_first(comm, err.key, err.message);
-  std::sort(pieces.begin(), pieces.end(),
-            [](const PieceRows& a, const PieceRows& b) { return error_key(a.file, a.piece) < error_key(b.file, b.piece); });
   for (const FileInfo& info : files)
     rep.inputs.push_back({info.path, pre ? kSplitRoles[info.slot] : "all", info.layout.options.format, info.layout.size,
                           info.hash, info.rows});
@@ -676,16 +830,14 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
       throw AgreedError(t.path + ": field rating: a rating range needs a rating column, but this input has none");
     if (options.rating_range) {
       FirstError bad;
-      for (const PieceRows& p : pieces) {
-        if (p.file != f) continue;
-        for (size_t r = 0; r < p.raw.size() && bad.key == kNoError; ++r) {
-          const double v = p.raw.rating[r];
-          if (!(v >= options.rating_range->first && v <= options.rating_range->second))
-            bad.note(static_cast<uint64_t>(p.row_offset) + r,
-                     t.path + ": data row " + std::to_string(p.row_offset + static_cast<int64_t>(r) + 1) +
-                         ": field rating: " + fmt(v) + " is outside the rating range [" +
-                         fmt(options.rating_range->first) + ", " + fmt(options.rating_range->second) + "]");
-        }
+      for (const Mine& m : mine) {
+        if (m.file != f || m.bad < 0 || bad.key != kNoError) continue;
+        int64_t row = m.bad;  // within the file
+        for (uint64_t k = piece_base[f]; k < piece_base[f] + m.piece; ++k) row += piece_rows[k];
+        bad.note(static_cast<uint64_t>(row), t.path + ": data row " + std::to_string(row + 1) + ": field rating: " +
+                                                 fmt(m.bad_value) + " is outside the rating range [" +
+                                                 fmt(options.rating_range->first) + ", " +
+                                                 fmt(options.rating_range->second) + "]");
       }
       agree_first(comm, bad.key, bad.message);
     }
@@ -706,181 +858,163 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
   // 2. Provisional ids.
   std::vector<std::string> owned_users, owned_items;
   std::vector<int64_t> user_bases, item_bases;
-  std::vector<std::vector<int64_t>> piece_user, piece_item;  // piece-local id -> provisional id
-  {
-    for (int kind = 0; kind < 2; ++kind) {
-      const LocalIds local = local_ids(pieces, kind == 0);
-      const auto prov = provisional_ids(comm, local, kind == 0 ? owned_users : owned_items,
-                                        kind == 0 ? user_bases : item_bases);
-      auto& out = kind == 0 ? piece_user : piece_item;
-      out.resize(pieces.size());
-      for (size_t p = 0; p < pieces.size(); ++p) {
-        out[p].resize(local.of_piece[p].size());
-        for (size_t i = 0; i < out[p].size(); ++i) out[p][i] = prov[local.of_piece[p][i]];
-      }
-    }
-  }
+  const std::vector<int64_t> prov_user = provisional_ids(comm, users.list(), owned_users, user_bases);
+  const std::vector<int64_t> prov_item = provisional_ids(comm, items.list(), owned_items, item_bases);
+  const std::vector<int64_t> local_user_rows = std::move(users.rows);
+  users = Interner{};
+  items = Interner{};
   const int64_t user_base = user_bases[me], num_owned_users = static_cast<int64_t>(owned_users.size());
   const int64_t num_prov_items = item_bases[n];
+  auto owner_of = [&](int64_t prov) {
+    return static_cast<int>(std::upper_bound(user_bases.begin(), user_bases.end(), prov) - user_bases.begin()) - 1;
+  };
   phase("ids");
 
-  // 3. Rows to their user's rank, in input order: the pieces in order, and the sources in rank
-  // order would not be input order, so each rank first sends its rows tagged with their piece.
-  Rows rows;
+  // 3. Rows to their user's rank, in buckets of users (their row counts sent ahead), each bucket
+  // then grouped by user in input order (by position), filtered by threshold and dedup.
+  std::vector<int64_t> user_count(num_owned_users, 0);  // rows of each owned user
   {
-    // The rank of each user, per piece and piece-local id.
-    std::vector<std::vector<int>> owner(pieces.size());
-    for (size_t p = 0; p < pieces.size(); ++p) {
-      owner[p].resize(piece_user[p].size());
-      for (size_t i = 0; i < owner[p].size(); ++i)
-        owner[p][i] = static_cast<int>(std::upper_bound(user_bases.begin(), user_bases.end(), piece_user[p][i]) -
-                                       user_bases.begin()) - 1;
+    std::vector<std::vector<int64_t>> send(n);
+    for (size_t u = 0; u < prov_user.size(); ++u) {
+      auto& s = send[owner_of(prov_user[u])];
+      s.push_back(prov_user[u]);
+      s.push_back(local_user_rows[u]);
     }
-    // Per destination, (piece key, rows) of each piece that sends it rows: the received rows are
-    // put back in input order by these.
-    std::vector<std::vector<uint64_t>> segs(n);
-    std::vector<uint64_t> count(n);
-    for (size_t p = 0; p < pieces.size(); ++p) {
-      std::fill(count.begin(), count.end(), 0);
-      for (int64_t u : pieces[p].raw.user) ++count[owner[p][u]];
-      for (int d = 0; d < n; ++d)
-        if (count[d]) {
-          segs[d].push_back(error_key(pieces[p].file, pieces[p].piece));
-          segs[d].push_back(count[d]);
-        }
-    }
-    std::vector<uint64_t> from;
-    Rows got = exchange_rows(
-        comm,
-        [&](uint64_t* cnt, Row* buf, size_t* at) {
-          for (size_t p = 0; p < pieces.size(); ++p) {
-            RawInteractions& raw = pieces[p].raw;
-            for (size_t r = 0; r < raw.size(); ++r) {
-              const int d = owner[p][raw.user[r]];
-              if (cnt) {
-                ++cnt[d];
-                continue;
-              }
-              buf[at[d]++] = {narrow(piece_user[p][raw.user[r]], "users"), narrow(piece_item[p][raw.item[r]], "items"),
-                              has_rating ? raw.rating[r] : 0.0f, pieces[p].slot,
-                              has_timestamp ? raw.timestamp[r] : 0.0};
-            }
-            if (buf) raw = RawInteractions{};  // filled: its memory goes back now
-          }
-        },
-        &from);
-    pieces.clear();
-    piece_user.clear();
-    piece_item.clear();
-    const auto got_segs = dist::all_to_all(comm, segs);
-    struct Seg {
-      uint64_t key;
-      size_t at, count;
-    };
-    std::vector<Seg> all;
-    size_t at = 0;
-    for (int k = 0; k < n; ++k)
-      for (size_t j = 0; j < got_segs[k].size(); j += 2) {
-        all.push_back({got_segs[k][j], at, got_segs[k][j + 1]});
-        at += got_segs[k][j + 1];
-      }
-    std::sort(all.begin(), all.end(), [](const Seg& a, const Seg& b) { return a.key < b.key; });
-    bool in_order = true;
-    for (size_t j = 1; j < all.size(); ++j) in_order = in_order && all[j].at == all[j - 1].at + all[j - 1].count;
-    if (in_order) {
-      rows.swap(got);
-    } else {
-      rows.reserve(got.size());
-      for (const Seg& sg : all)
-        rows.insert(rows.end(), got.begin() + static_cast<std::ptrdiff_t>(sg.at),
-                    got.begin() + static_cast<std::ptrdiff_t>(sg.at + sg.count));
-    }
+    for (const auto& v : dist::all_to_all(comm, send))
+      for (size_t j = 0; j < v.size(); j += 2) user_count[v[j] - user_base] += v[j + 1];
   }
-  // Each user's rows together, in input order.
-  group_rows(rows, user_base, num_owned_users);
+  Spill<Row> grouped(sz.dir);
+  std::vector<int64_t> item_count(num_prov_items, 0);
+  int64_t kept_slot0 = 0, after_threshold = 0;
+  {
+    Buckets buckets(user_count, sz.bucket_rows);
+    Spill<Rec> owned(sz.dir);
+    Buf<Rec> scratch;
+    stream_rows(
+        comm, read, sz.round_rows,
+        [&](Rec& r) {
+          r.user = narrow(prov_user[r.user], "users");
+          r.item = narrow(prov_item[r.item], "items");
+          return owner_of(r.user);
+        },
+        [&](const Rec* got, size_t m) {
+          buckets.put(owned, got, m, [&](const Rec& r) { return int64_t{r.user} - user_base; }, scratch);
+        });
+    read = Spill<Rec>();
+    std::fill(user_count.begin(), user_count.end(), 0);
+    // Per user (rows grouped), the first row of each (item, split): the user's id stamps the
+    // items it has seen.
+    std::vector<int32_t> seen(options.dedup ? static_cast<size_t>(num_prov_items) * (pre ? 3 : 1) : 0, -1);
+    Appender<Row> out{grouped};
+    Buf<Rec> rows;
+    for (size_t b = 0; b < buckets.count(); ++b) {
+      const int64_t first = b == 0 ? 0 : buckets.key_end[b - 1];
+      rows.resize(buckets.start[b + 1] - buckets.start[b]);
+      owned.read(buckets.start[b], rows.size(), rows.data());
+      owned.release_before(buckets.start[b + 1]);
+      group_by(rows, first, buckets.key_end[b] - first, [&](const Rec& r) { return int64_t{r.user} - user_base; }, scratch);
+      for (size_t i = 0; i < rows.size();) {
+        size_t j = i + 1;
+        bool ordered = true;
+        for (; j < rows.size() && rows[j].user == rows[i].user; ++j) ordered = ordered && rows[j].pos > rows[j - 1].pos;
+        if (!ordered)
+          std::sort(rows.begin() + static_cast<std::ptrdiff_t>(i), rows.begin() + static_cast<std::ptrdiff_t>(j),
+                    [](const Rec& x, const Rec& y) { return x.pos < y.pos; });
+        for (size_t k = i; k < j; ++k) {
+          const Rec& r = rows[k];
+          if (options.rating_threshold && !(r.rating >= *options.rating_threshold)) continue;
+          ++after_threshold;
+          kept_slot0 += r.slot == 0;
+          if (options.dedup) {
+            int32_t& stamp = seen[static_cast<size_t>(r.item) * (pre ? 3 : 1) + static_cast<size_t>(r.slot)];
+            if (stamp == r.user) continue;
+            stamp = r.user;
+          }
+          ++user_count[r.user - user_base];
+          ++item_count[r.item];
+          out.add({r.user, r.item, r.rating, r.slot, r.timestamp});
+        }
+        i = j;
+      }
+    }
+    out.flush();
+  }
   phase("exchange");
 
-  // 4. Filters, on each user's rows (this rank holds them all).
-  auto count_of = [&](int slot) {
-    int64_t c = 0;
-    for (const Row& r : rows) c += r.slot == slot;
-    return global_sum(comm, c);
-  };
-  if (options.rating_threshold) {
-    filter_rows(rows, [&](const Row& r) { return r.rating >= *options.rating_threshold; });
-    if (count_of(0) == 0)
-      throw AgreedError(table_path[0] + ": no rows left after the rating threshold (kept rating >= " +
-                        fmt(*options.rating_threshold) + ")");
-  }
-  rep.after_threshold = global_sum(comm, static_cast<int64_t>(rows.size()));
-  if (options.dedup) {
-    // Per user (rows grouped), the first row of each (item, split): the user's id stamps the items
-    // it has seen.
-    std::vector<int32_t> seen(static_cast<size_t>(num_prov_items) * (pre ? 3 : 1), -1);
-    filter_rows(rows, [&](const Row& r) {
-      int32_t& stamp = seen[static_cast<size_t>(r.item) * (pre ? 3 : 1) + static_cast<size_t>(r.slot)];
-      if (stamp == r.user) return false;
-      stamp = r.user;
-      return true;
-    });
-  }
-  rep.after_dedup = global_sum(comm, static_cast<int64_t>(rows.size()));
-  std::vector<int64_t> item_count(num_prov_items, 0);
-  auto count_items = [&] {
-    std::fill(item_count.begin(), item_count.end(), 0);
-    for (const Row& r : rows) ++item_count[r.item];
-    comm.allreduce_sum(item_count.data(), item_count.size());
-  };
-  count_items();
+  // 4. Filters: the threshold's and dedup's results, then k-core (item counts summed over the ranks).
+  if (options.rating_threshold && global_sum(comm, kept_slot0) == 0)
+    throw AgreedError(table_path[0] + ": no rows left after the rating threshold (kept rating >= " +
+                      fmt(*options.rating_threshold) + ")");
+  rep.after_threshold = global_sum(comm, after_threshold);
+  rep.after_dedup = global_sum(comm, static_cast<int64_t>(grouped.size()));
+  comm.allreduce_sum(item_count.data(), item_count.size());
   if (options.user_core > 1 || options.item_core > 1) {
-    std::vector<int64_t> user_count(num_owned_users);
+    std::vector<int64_t> next_users(num_owned_users), next_items(num_prov_items);
+    std::vector<Row> block;
     for (;;) {
-      std::fill(user_count.begin(), user_count.end(), 0);
-      for (const Row& r : rows) ++user_count[r.user - user_base];
-      const size_t before = rows.size();
-      filter_rows(rows, [&](const Row& r) {
-        return user_count[r.user - user_base] >= options.user_core && item_count[r.item] >= options.item_core;
-      });
-      const int64_t removed = global_sum(comm, static_cast<int64_t>(before - rows.size()));
-      count_items();
+      // In place: the kept rows are written at or before where they were read.
+      std::fill(next_users.begin(), next_users.end(), 0);
+      std::fill(next_items.begin(), next_items.end(), 0);
+      int64_t slot0 = 0;
+      size_t w = 0;
+      const size_t before = grouped.size();
+      for (size_t at = 0; at < before; at += sz.bucket_rows) {
+        grouped.read(at, std::min(sz.bucket_rows, before - at), block);
+        size_t kept = 0;
+        for (const Row& r : block)
+          if (user_count[r.user - user_base] >= options.user_core && item_count[r.item] >= options.item_core) {
+            block[kept++] = r;
+            ++next_users[r.user - user_base];
+            ++next_items[r.item];
+            slot0 += r.slot == 0;
+          }
+        grouped.write(w, block.data(), kept);
+        w += kept;
+      }
+      grouped.truncate(w);
+      user_count.swap(next_users);
+      item_count.swap(next_items);
+      comm.allreduce_sum(item_count.data(), item_count.size());
+      const int64_t removed = global_sum(comm, static_cast<int64_t>(before - w));
+      kept_slot0 = slot0;
       if (removed == 0) break;
       ++rep.kcore_rounds;
     }
-    if (count_of(0) == 0)
+    if (global_sum(comm, kept_slot0) == 0)
       throw AgreedError(table_path[0] + ": no rows left after k-core filtering (user_core=" +
                         std::to_string(options.user_core) + ", item_core=" + std::to_string(options.item_core) + ")");
   }
-  rep.after_kcore = global_sum(comm, static_cast<int64_t>(rows.size()));
+  rep.after_kcore = global_sum(comm, static_cast<int64_t>(grouped.size()));
   phase("filter");
 
   // 5. Dense ids over the rows that remain.
   PreparedShard out;
+  out.has_rating = has_rating;
+  out.has_timestamp = has_timestamp;
   std::vector<int64_t> user_dense(num_owned_users, -1);
   {
-    std::vector<char> used(num_owned_users, 0);
-    for (const Row& r : rows) used[r.user - user_base] = 1;
-    std::vector<const std::string*> mine;
+    std::vector<const std::string*> mine_ids;
     std::vector<int64_t> which;
     for (int64_t u = 0; u < num_owned_users; ++u)
-      if (used[u]) {
-        mine.push_back(&owned_users[u]);
+      if (user_count[u] > 0) {
+        mine_ids.push_back(&owned_users[u]);
         which.push_back(u);
       }
-    const auto dense = dense_order(comm, mine, out.user_raw, out.user_begin, out.num_users);
+    const auto dense = dense_order(comm, mine_ids, out.user_raw, out.user_begin, out.num_users);
     for (size_t j = 0; j < which.size(); ++j) user_dense[which[j]] = dense[j];
   }
   owned_users = {};
   std::vector<int64_t> item_dense;  // provisional -> dense, every item
   {
     const int64_t base = item_bases[me];
-    std::vector<const std::string*> mine;
+    std::vector<const std::string*> mine_ids;
     std::vector<int64_t> which;
     for (int64_t i = 0; i < static_cast<int64_t>(owned_items.size()); ++i)
       if (item_count[base + i] > 0) {
-        mine.push_back(&owned_items[i]);
+        mine_ids.push_back(&owned_items[i]);
         which.push_back(i);
       }
-    const auto dense = dense_order(comm, mine, out.item_raw, out.item_begin, out.num_items);
+    const auto dense = dense_order(comm, mine_ids, out.item_raw, out.item_begin, out.num_items);
     std::vector<int64_t> part(owned_items.size(), -1);
     for (size_t j = 0; j < which.size(); ++j) part[which[j]] = dense[j];
     owned_items = {};
@@ -889,70 +1023,96 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
     for (const auto& v : all) item_dense.insert(item_dense.end(), v.begin(), v.end());
   }
   item_count = {};
-  for (Row& r : rows) {
-    r.user = narrow(user_dense[r.user - user_base], "users");
-    r.item = narrow(item_dense[r.item], "items");
+  // Rows to the rank of their user's dense block (a user's rows come from one rank, in order),
+  // in buckets of users as before.
+  const int64_t num_block = static_cast<int64_t>(out.user_raw.size());
+  std::vector<int64_t> ends(n);
+  {
+    std::vector<uint64_t> begins(n), sizes(n);
+    comm.allgather_u64(static_cast<uint64_t>(out.user_begin), begins.data());
+    comm.allgather_u64(static_cast<uint64_t>(num_block), sizes.data());
+    for (int k = 0; k < n; ++k) ends[k] = static_cast<int64_t>(begins[k] + sizes[k]);
   }
+  auto block_of = [&](int64_t dense) {
+    return static_cast<int>(std::upper_bound(ends.begin(), ends.end(), dense) - ends.begin());
+  };
+  std::vector<int64_t> block_count(num_block, 0);
+  {
+    std::vector<std::vector<int64_t>> send(n);
+    for (int64_t u = 0; u < num_owned_users; ++u)
+      if (user_count[u] > 0) {
+        auto& s = send[block_of(user_dense[u])];
+        s.push_back(user_dense[u]);
+        s.push_back(user_count[u]);
+      }
+    for (const auto& v : dist::all_to_all(comm, send))
+      for (size_t j = 0; j < v.size(); j += 2) block_count[v[j] - out.user_begin] += v[j + 1];
+  }
+  user_count = {};
+  Buckets buckets(block_count, sz.bucket_rows);
+  Spill<Row> dense(sz.dir);
+  {
+    Buf<Row> scratch;
+    stream_rows(
+        comm, grouped, sz.round_rows,
+        [&](Row& r) {
+          r.user = narrow(user_dense[r.user - user_base], "users");
+          r.item = narrow(item_dense[r.item], "items");
+          return block_of(r.user);
+        },
+        [&](const Row* got, size_t m) {
+          buckets.put(dense, got, m, [&](const Row& r) { return int64_t{r.user} - out.user_begin; }, scratch);
+        });
+  }
+  grouped = Spill<Row>();
   user_dense = {};
   item_dense = {};
-  // Rows to the rank of their user's dense block; a user's rows come from one rank, in order.
-  {
-    std::vector<uint64_t> begins(n);
-    comm.allgather_u64(static_cast<uint64_t>(out.user_begin), begins.data());
-    std::vector<uint64_t> sizes(n);
-    comm.allgather_u64(out.user_raw.size(), sizes.data());
-    std::vector<int64_t> ends(n);
-    for (int k = 0; k < n; ++k) ends[k] = static_cast<int64_t>(begins[k] + sizes[k]);
-    rows = move_rows(comm, rows, [&](const Row& r) {
-      return static_cast<int>(std::upper_bound(ends.begin(), ends.end(), r.user) - ends.begin());
-    });
-    group_rows(rows, out.user_begin, static_cast<int64_t>(out.user_raw.size()));
-  }
-
   phase("dense ids");
 
-  // 6. Split, per user: each row's split, counted first so that the tables are allocated once at
-  // their size (grown row by row, a table would hold up to twice its rows while it reallocates).
-  Interactions* dest[3] = {&out.train, &out.valid, &out.test};
-  auto each_part = [&](auto&& visit) {
-    if (pre) {
-      for (const Row& r : rows) visit(r.slot, r);
-      return;
-    }
+  // 6. Split, per user, bucket by bucket; each split's rows go to its store in user order.
+  out.parts = std::make_shared<PreparedShard::Parts>(sz.dir);
+  for (auto& c : out.parts->user_rows) c.assign(num_block, 0);
+  {
+    Appender<Row> dest[3] = {Appender<Row>(out.parts->rows[0]), Appender<Row>(out.parts->rows[1]), Appender<Row>(out.parts->rows[2])};
+    auto visit = [&](int part, const Row& r) {
+      dest[part].add(r);
+      ++out.parts->user_rows[part][r.user - out.user_begin];
+      if (options.label_threshold && has_rating) out.positives[part] += r.rating > *options.label_threshold;
+    };
     const RatioSplit ratio(options.ratios, options.seed);
     std::vector<int> part;
     std::vector<size_t> order;
     std::vector<double> ts;
-    for (size_t i = 0; i < rows.size();) {
-      size_t j = i;
-      while (j < rows.size() && rows[j].user == rows[i].user) ++j;
-      const size_t m = j - i;
-      part.resize(m);
-      if (options.split == SplitMode::Ratio) {
-        ratio.parts(rows[i].user, static_cast<int64_t>(m), part.data());
-        for (size_t k = 0; k < m; ++k) visit(part[k], rows[i + k]);
-      } else {
-        ts.resize(m);
-        for (size_t k = 0; k < m; ++k) ts[k] = rows[i + k].timestamp;
-        loo_parts(ts.data(), m, order, part.data());
-        for (size_t k = 0; k < m; ++k) visit(part[k], rows[i + order[k]]);
+    Buf<Row> rows, scratch;
+    for (size_t b = 0; b < buckets.count(); ++b) {
+      const int64_t first = b == 0 ? 0 : buckets.key_end[b - 1];
+      rows.resize(buckets.start[b + 1] - buckets.start[b]);
+      dense.read(buckets.start[b], rows.size(), rows.data());
+      dense.release_before(buckets.start[b + 1]);
+      group_by(rows, first, buckets.key_end[b] - first, [&](const Row& r) { return int64_t{r.user} - out.user_begin; }, scratch);
+      if (pre) {
+        for (const Row& r : rows) visit(r.slot, r);
+        continue;
       }
-      i = j;
+      for (size_t i = 0; i < rows.size();) {
+        size_t j = i;
+        while (j < rows.size() && rows[j].user == rows[i].user) ++j;
+        const size_t m = j - i;
+        part.resize(m);
+        if (options.split == SplitMode::Ratio) {
+          ratio.parts(rows[i].user, static_cast<int64_t>(m), part.data());
+          for (size_t k = 0; k < m; ++k) visit(part[k], rows[i + k]);
+        } else {
+          ts.resize(m);
+          for (size_t k = 0; k < m; ++k) ts[k] = rows[i + k].timestamp;
+          loo_parts(ts.data(), m, order, part.data());
+          for (size_t k = 0; k < m; ++k) visit(part[k], rows[i + order[k]]);
+        }
+        i = j;
+      }
     }
-  };
-  {
-    size_t sizes[3] = {0, 0, 0};
-    each_part([&](int part, const Row&) { ++sizes[part]; });
-    for (int k = 0; k < 3; ++k) {
-      dest[k]->user.reserve(sizes[k]);
-      dest[k]->item.reserve(sizes[k]);
-      if (has_rating) dest[k]->rating.reserve(sizes[k]);
-      if (has_timestamp) dest[k]->timestamp.reserve(sizes[k]);
-    }
+    for (auto& d : dest) d.flush();
   }
-  each_part([&](int part, const Row& r) { append(*dest[part], r, has_rating, has_timestamp); });
-  rows = {};
-  // A split's rows grouped by user: the appends above went user by user.
   if (options.label_threshold) out.label_threshold = *options.label_threshold;
   phase("split");
   if (report) *report = rep;
@@ -961,7 +1121,6 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
 
 PreparedDataset gather_shards(dist::Comm& comm, const PreparedShard& shard) {
   PreparedDataset d;
-  const std::vector<const std::string*> none;
   for (int kind = 0; kind < 2; ++kind) {
     const auto& mine = kind == 0 ? shard.user_raw : shard.item_raw;
     std::vector<std::vector<const std::string*>> send(comm.size());
@@ -972,16 +1131,16 @@ PreparedDataset gather_shards(dist::Comm& comm, const PreparedShard& shard) {
     for (auto& v : got)
       for (auto& x : v) out.push_back(std::move(x));
   }
-  const Interactions* parts[3] = {&shard.train, &shard.valid, &shard.test};
   Interactions* dest[3] = {&d.train, &d.valid, &d.test};
   for (int s = 0; s < 3; ++s) {
+    const Interactions part = shard.split(s);
     auto cat = [&](const auto& v, auto& out) {
       for (const auto& x : dist::allgather(comm, v)) out.insert(out.end(), x.begin(), x.end());
     };
-    cat(parts[s]->user, dest[s]->user);
-    cat(parts[s]->item, dest[s]->item);
-    cat(parts[s]->rating, dest[s]->rating);
-    cat(parts[s]->timestamp, dest[s]->timestamp);
+    cat(part.user, dest[s]->user);
+    cat(part.item, dest[s]->item);
+    cat(part.rating, dest[s]->rating);
+    cat(part.timestamp, dest[s]->timestamp);
   }
   d.label_threshold = shard.label_threshold;
   return d;
@@ -1028,8 +1187,8 @@ std::string write_dataset_parallel(dist::Comm& comm, const PreparedShard& shard,
                                    const std::string& source,
                                    const std::function<void(H5File&, const std::vector<std::string>& item_raw)>& extra) {
   const int me = comm.rank();
-  // Whether the data has ratings / timestamps: the same on every rank (any rank with rows knows).
-  int64_t flags[2] = {!shard.train.rating.empty(), !shard.train.timestamp.empty()};
+  // Whether the data has ratings / timestamps, as write_dataset decides it: train has them.
+  int64_t flags[2] = {shard.rows(0) > 0 && shard.has_rating, shard.rows(0) > 0 && shard.has_timestamp};
   comm.allreduce_sum(flags, 2);
   const bool has_rating = flags[0] > 0, has_timestamp = flags[1] > 0;
   constexpr size_t kBlockRows = 1 << 20;
@@ -1050,10 +1209,14 @@ std::string write_dataset_parallel(dist::Comm& comm, const PreparedShard& shard,
   });
   hash_u64(fp, static_cast<uint64_t>(shard.num_users));
   hash_u64(fp, static_cast<uint64_t>(shard.num_items));
+  const size_t num_block = shard.user_raw.size();
+  auto user_rows = [&](int s) -> std::vector<int64_t> {
+    if (shard.parts) return shard.parts->user_rows[s];
+    return std::vector<int64_t>(num_block, 0);
+  };
   // The fingerprint's train indptr: every user's row count, in user order.
   {
-    std::vector<int64_t> counts(shard.user_raw.size(), 0);
-    for (int64_t u : shard.train.user) ++counts[u - shard.user_begin];
+    const std::vector<int64_t> counts = user_rows(0);
     int64_t at = 0;
     hash_u64(fp, 0);
     funnel<int64_t>(
@@ -1063,35 +1226,36 @@ std::string write_dataset_parallel(dist::Comm& comm, const PreparedShard& shard,
           for (int64_t c : v) hash_u64(fp, static_cast<uint64_t>(at += c));
         });
   }
-  const Interactions* parts[3] = {&shard.train, &shard.valid, &shard.test};
   struct Wire {
     int64_t user, item;
     double timestamp;
     float rating;
   };
   for (int s = 0; s < 3; ++s) {
-    const Interactions& x = *parts[s];
-    if (has_rating && x.rating.size() != x.size())
-      fail(std::string("prepared ") + kSplitNames[s] + " split has no ratings while train has");
-    if (has_timestamp && x.timestamp.size() != x.size())
-      fail(std::string("prepared ") + kSplitNames[s] + " split has no timestamps while train has");
     // Blocks end at a user's last row, so rank 0 sees whole users: cut points first.
+    std::vector<size_t> user_end;  // rows up to each user's last
+    {
+      size_t at = 0;
+      for (int64_t c : user_rows(s)) user_end.push_back(at += static_cast<size_t>(c));
+    }
+    const size_t size = static_cast<size_t>(shard.rows(s));
     std::vector<size_t> cuts{0};
-    for (size_t i = 0; i < x.size();) {
-      size_t j = std::min(x.size(), i + kBlockRows);
-      while (j < x.size() && x.user[j] == x.user[j - 1]) ++j;
+    for (size_t i = 0; i < size;) {
+      size_t j = std::min(size, i + kBlockRows);
+      if (j < size) j = *std::lower_bound(user_end.begin(), user_end.end(), j);  // the end of row j-1's user
       cuts.push_back(j);
       i = j;
     }
+    std::vector<Row> rows;
     std::vector<int32_t> items;
     std::vector<float> ratings;
     std::vector<double> times;
     funnel<Wire>(
         comm, cuts.size() - 1, 1,
         [&](uint64_t j, size_t, std::vector<Wire>& out) {
+          shard.parts->rows[s].read(cuts[j], cuts[j + 1] - cuts[j], rows);
           out.clear();
-          for (size_t r = cuts[j]; r < cuts[j + 1]; ++r)
-            out.push_back({x.user[r], x.item[r], has_timestamp ? x.timestamp[r] : 0.0, has_rating ? x.rating[r] : 0.0f});
+          for (const Row& r : rows) out.push_back({r.user, r.item, has_timestamp ? r.timestamp : 0.0, has_rating ? r.rating : 0.0f});
         },
         [&](const std::vector<Wire>& v) {
           guarded([&] {

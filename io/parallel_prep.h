@@ -16,13 +16,17 @@
 //  4. Dense ids: the raw ids that remain are sorted over the ranks (a sample sort, in prepare()'s
 //     order), so each rank holds a contiguous block of users and of items; rows move to their
 //     user's block, where the split is made per user as prepare() does.
-// Memory per rank is about its share of the rows (plus, on every rank, one integer per distinct
-// item). Not yet bounded by a budget, and the file is written by rank 0 alone (the other ranks
-// send it their blocks in turn).
+// Each stage streams: a file is cut into more pieces than ranks when a piece would exceed the
+// memory budget's share, each rank parses its pieces one at a time; exchanges go in rounds; rows
+// are grouped in buckets of users whose sizes are known beforehand (the row counts of each user
+// are sent ahead), in memory or in spill files (PrepMemory). Rows carry their input position, so
+// a user's rows are put back in input order however the rounds deliver them. The file is written
+// by rank 0 alone (the other ranks send it their blocks in turn).
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,14 +43,34 @@ struct PreparedShard {
   std::vector<std::string> user_raw;  // their raw ids
   int64_t item_begin = 0;             // a block of items: [item_begin, item_begin + item_raw.size())
   std::vector<std::string> item_raw;
-  Interactions train, valid, test;    // this rank's users' rows, grouped by user (dense ids)
+  bool has_rating = false, has_timestamp = false;  // every input has them (the same on every rank)
+  int64_t positives[3] = {0, 0, 0};   // this rank's rows of each split with rating > label_threshold
   double label_threshold = std::numeric_limits<double>::quiet_NaN();
+
+  // This rank's rows of a split (0 train, 1 valid, 2 test), grouped by user (dense ids); they
+  // live in memory or in spill files (PrepMemory). split() reads them whole (tests, small data).
+  int64_t rows(int split) const;
+  Interactions split(int split) const;
+  struct Parts;
+  std::shared_ptr<Parts> parts;
+};
+
+// How much memory prep may hold. With a budget, every stage whose size grows with the rows
+// (parsed pieces, the exchanges, the groupings, the splits) works in pieces, rounds and buckets
+// sized from it and keeps its rows in unnamed files in `tmp_dir` (removed on any exit), about 5x
+// the input's rows at 24-32 bytes each at the most at once; what grows with the distinct ids
+// (their raw strings and id maps, one integer per item on every rank) is held in memory and not
+// counted. No budget (0): the stages keep their rows in memory, in the same pieces, rounds and
+// buckets, except that those are larger. The output is the same bytes either way.
+struct PrepMemory {
+  uint64_t budget_bytes = 0;
+  std::string tmp_dir;  // with a budget; empty: the working directory
 };
 
 // Collective. `piece_bytes`: the least bytes a rank's piece of one file holds (smaller files are
 // cut into fewer pieces, or read whole). `report`: the same on every rank.
 PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, PrepReport* report = nullptr,
-                               uint64_t piece_bytes = 4 << 20);
+                               uint64_t piece_bytes = 4 << 20, const PrepMemory& memory = {});
 
 // Collective: appends phase `name` of `seconds` to rep.phases, with the fullest rank's peak
 // resident memory so far (prepare_parallel marks its phases so; a caller adds its own after).

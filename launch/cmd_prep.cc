@@ -24,8 +24,14 @@ namespace {
 // Every option as resolved (defaults included), and what each input file was: prep_config.
 std::string config_json(const Options& opts, const io::PrepReport& rep) {
   std::string s = "{\"command\": \"prep\", \"options\": {";
-  for (size_t k = 0; k < opts.size(); ++k)
-    s += (k ? ", " : "") + json_str(opts[k].name) + ": " + json_str(opts[k].value());
+  // How the run used memory is not what it made: the budget and spill directory are left out, so
+  // that the file's bytes do not depend on them.
+  bool first = true;
+  for (const auto& opt : opts) {
+    if (opt.name == "memory-budget" || opt.name == "tmp-dir") continue;
+    s += (first ? "" : ", ") + json_str(opt.name) + ": " + json_str(opt.value());
+    first = false;
+  }
   s += "}, \"inputs\": [";
   for (size_t k = 0; k < rep.inputs.size(); ++k) {
     const auto& in = rep.inputs[k];
@@ -48,7 +54,8 @@ int cmd_prep(int argc, char** argv) {
   std::string out, format = "auto", sep = ",", split = "ratio", rating_range, unknown = "error",
               presplit, json_duplicates = "error";
   std::vector<std::string> feature_specs;
-  double progress = 5;
+  double progress = 5, budget_mib = 0;
+  std::string tmp_dir;
   bool json = false;
   const Options opts = {
       Option("input", o.inputs, "input file(s), concatenated; with --split presplit: train [valid [test]], or any files with --presplit").abbrev('i'),
@@ -81,6 +88,11 @@ int cmd_prep(int argc, char** argv) {
       Option("features", feature_specs,
              "item features, repeatable: NAME=PATH (.npy, .csv, .tsv, .h5), NAME=PATH:FORMAT or "
              "NAME=PATH:recbole:COLUMN (multi-hot from a RecBole .item file)"),
+      Option("memory-budget", budget_mib,
+             "MiB a rank may hold for rows (0 = no budget: rows in memory); with a budget, rows spill to "
+             "unnamed files in --tmp-dir. Ids and their raw strings are not counted")
+          .at_least(0),
+      Option("tmp-dir", tmp_dir, "directory of the spill files with --memory-budget (default: the output's directory)"),
       Option("progress", progress, "seconds between progress lines on stderr while reading (0 = none)").at_least(0),
       Option("json", json, "print a machine-readable summary (one JSON object) on stdout instead of the text one")
           .flag(),
@@ -158,7 +170,14 @@ int cmd_prep(int argc, char** argv) {
         // files into pieces with it).
         uint64_t piece_bytes = 4 << 20;
         if (const char* e = std::getenv("SHARDREC_PREP_PIECE_BYTES")) piece_bytes = std::max<uint64_t>(1, std::strtoull(e, nullptr, 10));
-        const io::PreparedShard data = io::prepare_parallel(comm, o, &rep, piece_bytes);
+        io::PrepMemory memory;
+        memory.budget_bytes = static_cast<uint64_t>(budget_mib * 1024 * 1024);
+        memory.tmp_dir = tmp_dir;
+        if (memory.tmp_dir.empty()) {
+          memory.tmp_dir = std::filesystem::path(out).parent_path().string();
+          if (memory.tmp_dir.empty()) memory.tmp_dir = ".";
+        }
+        const io::PreparedShard data = io::prepare_parallel(comm, o, &rep, piece_bytes, memory);
         const auto write_start = Clock::now();
         // The source line names the format as read (the detected one when --format was auto).
         if (format == "auto" && !rep.inputs.empty()) {
@@ -196,12 +215,10 @@ int cmd_prep(int argc, char** argv) {
             std::fprintf(stderr, "prep: phase %s: %.2f s, peak memory %.0f MiB (fullest rank)\n", ph.name.c_str(),
                          ph.seconds, ph.peak_mib);
         // Rows per split, and labeled rows per split, over every rank.
-        const io::Interactions* parts[3] = {&data.train, &data.valid, &data.test};
         int64_t rows[6] = {0, 0, 0, 0, 0, 0};
         for (int k = 0; k < 3; ++k) {
-          rows[k] = static_cast<int64_t>(parts[k]->size());
-          if (o.label_threshold)
-            for (float r : parts[k]->rating) rows[3 + k] += r > *o.label_threshold;
+          rows[k] = data.rows(k);
+          rows[3 + k] = data.positives[k];
         }
         comm.allreduce_sum(rows, 6);
         if (comm.rank() != 0) return 0;

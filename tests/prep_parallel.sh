@@ -31,10 +31,17 @@ for np in 1 2 3; do
     --progress 0 > loo_$np.json 2>loo_$np.err || fail "loo on $np ranks: $(cat loo_$np.err)"
   mv loo.h5 loo_$np.h5 2>/dev/null
 done
-# Rows exchanged in rounds of at most 4 KiB a rank (MPI's int counts bound one round at 2 GiB).
-SHARDREC_PREP_ROUND_BYTES=4096 "$mpiexec" --oversubscribe -np 3 "$bin" prep --input log.csv "${common[@]}" --threshold 2 \
-  --user-core 3 --item-core 2 --seed 4 --out ratio.h5 --progress 0 > rounds.out 2>&1 || fail "rounds: $(cat rounds.out)"
-cmp -s ratio_1.h5 ratio.h5 && echo "ok   rows moved in rounds: the bytes of 1 rank" || fail "rounds differ from 1 rank"
+# A memory budget of 0.01 MiB: many pieces a rank, exchanges in rounds, buckets, rows in spill files
+# (in spill/, which is empty again after the run).
+mkdir -p spill
+"$mpiexec" --oversubscribe -np 3 "$bin" prep --input log.csv "${common[@]}" --threshold 2 --user-core 3 --item-core 2 \
+  --seed 4 --out ratio.h5 --progress 0 --memory-budget 0.01 --tmp-dir spill > budget.out 2>&1 || fail "budget: $(cat budget.out)"
+cmp -s ratio_1.h5 ratio.h5 && [ -z "$(ls -A spill)" ] && echo "ok   a memory budget (rows spilled): the bytes of 1 rank, no spill file left" \
+  || fail "budget differs from 1 rank or left $(ls -A spill)"
+"$mpiexec" --oversubscribe -np 2 "$bin" prep --input log.csv "${common[@]}" --out nospill.h5 --progress 0 \
+  --memory-budget 0.01 --tmp-dir no/such/dir > nospill.out 2>&1; rc=$?
+[ "$rc" -ne 0 ] && grep -q "no/such/dir" nospill.out && [ ! -e nospill.h5 ] && echo "ok   a missing --tmp-dir: named, exit $rc, no file" \
+  || fail "missing tmp dir (exit $rc): $(cat nospill.out)"
 for kind in ratio pre loo; do
   for np in 2 3; do
     cmp -s ${kind}_1.h5 ${kind}_$np.h5 && echo "ok   $kind: $np ranks write the bytes of 1 rank" \

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <mutex>
@@ -13,6 +14,7 @@
 
 #include "dist/inproc_comm.h"
 #include "io/dataset.h"
+#include "io/spill.h"
 #include "tests/fixtures.h"
 
 namespace shardrec::io {
@@ -87,14 +89,21 @@ void expect_same(const PrepReport& a, const PrepReport& b) {
 }
 
 // prepare_parallel on `world` in-process ranks, gathered; also each rank's block of users.
-PreparedDataset run_parallel(int world, const PrepOptions& o, PrepReport* rep, uint64_t piece_bytes) {
+// With `budget` bytes (0: none) the rows spill to files in a fresh directory, which is empty again after.
+PreparedDataset run_parallel(int world, const PrepOptions& o, PrepReport* rep, uint64_t piece_bytes, uint64_t budget = 0) {
   PreparedDataset out;
   std::mutex m;
+  PrepMemory memory;
+  memory.budget_bytes = budget;
+  if (budget) {
+    memory.tmp_dir = fresh_path("parallel_prep", "spill");
+    std::filesystem::create_directories(memory.tmp_dir);
+  }
   dist::run_ranks(world, [&](dist::Comm& comm) {
     PrepReport r;
-    const PreparedShard shard = prepare_parallel(comm, o, &r, piece_bytes);
-    for (const Interactions* t : {&shard.train, &shard.valid, &shard.test})
-      for (int64_t u : t->user) {
+    const PreparedShard shard = prepare_parallel(comm, o, &r, piece_bytes, memory);
+    for (int s = 0; s < 3; ++s)
+      for (int64_t u : shard.split(s).user) {
         EXPECT_GE(u, shard.user_begin);
         EXPECT_LT(u, shard.user_begin + static_cast<int64_t>(shard.user_raw.size()));
       }
@@ -105,6 +114,9 @@ PreparedDataset run_parallel(int world, const PrepOptions& o, PrepReport* rep, u
       if (rep) *rep = r;
     }
   });
+  if (budget) {
+    EXPECT_TRUE(std::filesystem::is_empty(memory.tmp_dir)) << "spill files left in " << memory.tmp_dir;
+  }
   return out;
 }
 
@@ -189,6 +201,14 @@ TEST(ParallelPrep, SameDataAsPrepareForAnyRanks) {
         expect_same(run_parallel(world, o, &rep, piece), want);
         expect_same(rep, want_rep);
       }
+    // A budget of 2 KiB: pieces of about 200 bytes (many a rank), exchanges of a few rows a round,
+    // buckets of a few users, every stage's rows in spill files.
+    for (int world : {1, 3}) {
+      SCOPED_TRACE(name + ", " + std::to_string(world) + " ranks, a budget of 2 KiB");
+      PrepReport rep;
+      expect_same(run_parallel(world, o, &rep, 64, 2048), want);
+      expect_same(rep, want_rep);
+    }
   }
 }
 
@@ -238,6 +258,8 @@ TEST(ParallelPrep, TheFirstErrorInInputOrderIsReported) {
   const std::string want = error_of([&] { prepare(o); });
   ASSERT_THAT(want, HasSubstr("data row"));
   for (int world = 1; world <= 4; ++world) EXPECT_EQ(error_of([&] { run_parallel(world, o, nullptr, 32); }), want);
+  // With a budget: many pieces a rank, the row still counted within the file.
+  for (int world : {1, 2}) EXPECT_EQ(error_of([&] { run_parallel(world, o, nullptr, 32, 1024); }), want) << world;
 }
 
 TEST(ParallelPrep, WritesTheBytesOfWriteDataset) {
@@ -259,6 +281,45 @@ TEST(ParallelPrep, WritesTheBytesOfWriteDataset) {
     EXPECT_EQ(read_bytes(out), want) << world << " ranks";
     for (const auto& fp : fps) EXPECT_EQ(fp, fp_want);
   }
+  // Spilled split rows are written the same.
+  const std::string dir = fresh_path("parallel_prep", "wspill");
+  std::filesystem::create_directories(dir);
+  const std::string out = fresh_path("parallel_prep", "out_budget.h5");
+  dist::run_ranks(2, [&](dist::Comm& comm) {
+    PrepMemory memory{4096, dir};
+    const PreparedShard shard = prepare_parallel(comm, o, nullptr, 100, memory);
+    write_dataset_parallel(comm, shard, out, "test source", nullptr);
+  });
+  EXPECT_EQ(read_bytes(out), want) << "with a budget";
+}
+
+TEST(Spill, MemoryAndFileHoldTheSameRecords) {
+  const std::string dir = fresh_path("parallel_prep", "spilltest");
+  std::filesystem::create_directories(dir);
+  for (const std::string& d : {std::string(), dir}) {
+    Spill<uint64_t> s(d);
+    EXPECT_EQ(s.on_disk(), !d.empty());
+    // Regions written out of order, across the 8 MiB memory blocks.
+    const size_t n = (size_t{3} << 20) + 5;
+    std::vector<uint64_t> a(n / 2), b(n - n / 2);
+    for (size_t i = 0; i < n; ++i) (i < a.size() ? a[i] : b[i - a.size()]) = i * 2654435761u;
+    s.write(a.size(), b.data(), b.size());
+    s.write(0, a.data(), a.size());
+    ASSERT_EQ(s.size(), n);
+    std::vector<uint64_t> got;
+    s.read(0, n, got);
+    for (size_t i = 0; i < n; i += 4099) ASSERT_EQ(got[i], i * 2654435761u) << i;
+    s.read(n - 3, 3, got);
+    EXPECT_EQ(got[2], (n - 1) * 2654435761u);
+    s.truncate(10);
+    const uint64_t x = 7;
+    s.append(&x, 1);
+    EXPECT_EQ(s.size(), 11u);
+    s.read(10, 1, got);
+    EXPECT_EQ(got[0], 7u);
+    EXPECT_TRUE(std::filesystem::is_empty(dir));  // the file has no name
+  }
+  EXPECT_THAT(error_of([&] { Spill<int> s(dir + "/missing"); }), HasSubstr("missing"));
 }
 
 }  // namespace
