@@ -4,8 +4,8 @@
 // The result is prepare()'s (io/prep.h), for any number of ranks: the same dense ids, rows,
 // splits and the same bytes in the file. How:
 //  1. Pieces. A plain csv / tsv / recbole / ml-dat / ml-udata / adjacency file of more than
-//     `piece_bytes` per rank is cut into one piece per rank at record boundaries: each rank finds
-//     the first line end after its nominal offset, outside quotes for csv (the quotes before
+//     `piece_bytes` per rank is cut into pieces at record boundaries, at least one per rank (a
+//     contiguous run each): each piece starts at the first line end after its nominal offset, outside quotes for csv (the quotes before
 //     that offset are counted by the ranks and summed, so that an RFC 4180 field with line breaks
 //     is never cut); the newlines before it give the piece's first line number. Other files
 //     (JSON, compressed, small) are read whole by one rank, taken in turn. Of the errors the
