@@ -60,6 +60,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--mpiexec", default="mpiexec")
     ap.add_argument("--ranks", default="1,2")
+    ap.add_argument("--memory-budget", default="0", help="passed to prep (MiB a rank; 0 = none)")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
     csv = os.path.join(args.dir, f"log_{args.rows}.csv")
@@ -81,7 +82,7 @@ def main():
             key = f"shardrec prep, {n} rank{'s' if n > 1 else ''}"
             cmd = [args.mpiexec, "--oversubscribe", "-np", str(n), "/usr/bin/time", "-v", args.shardrec, "prep",
                    "--input", csv, "--header", "true", "--rating-col", "rating", "--time-col", "timestamp",
-                   "--out", out, "--progress", "0"]
+                   "--out", out, "--progress", "0", "--memory-budget", args.memory_budget]
             runs.setdefault(key, []).append(timed(cmd, env))
             print(f"round {r + 1}: {key}: {runs[key][-1][0]:.1f} s", file=sys.stderr)
     print(f"{args.rows:,} rows, {size / 2**30:.2f} GiB CSV; medians of {args.rounds} interleaved rounds\n")
