@@ -597,32 +597,27 @@ int64_t global_sum(dist::Comm& comm, int64_t v) {
   return v;
 }
 
-// Rank-local numbering of raw ids, first seen first.
-struct Interner {
-  std::deque<std::string> names;  // elements stay in place: the index's views hold
-  std::unordered_map<std::string_view, int32_t> index;
-  std::vector<int64_t> rows;  // rows seen of each id
-  // Local ids of a piece's distinct ids.
-  std::vector<int32_t> add(std::vector<std::string>& ids) {
-    std::vector<int32_t> out(ids.size());
-    for (size_t i = 0; i < ids.size(); ++i) {
-      auto it = index.find(ids[i]);
-      if (it == index.end()) {
-        names.push_back(std::move(ids[i]));
-        it = index.emplace(std::string_view(names.back()), narrow(static_cast<int64_t>(names.size()) - 1, "ids in a rank's share")).first;
-        rows.push_back(0);
-      }
-      out[i] = it->second;
+// Local ids of a whole file's distinct ids in the rank's dictionary (pieces intern into it as they
+// are parsed).
+std::vector<int32_t> add_names(IdDict& d, std::vector<std::string>& ids) {
+  std::vector<int32_t> out(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto it = d.index.find(ids[i]);
+    if (it == d.index.end()) {
+      it = d.index.emplace(ids[i], static_cast<int64_t>(d.names.size())).first;
+      d.names.push_back(std::move(ids[i]));
     }
-    return out;
+    out[i] = narrow(it->second, "ids in a rank's share");
   }
-  std::vector<const std::string*> list() const {
-    std::vector<const std::string*> v;
-    v.reserve(names.size());
-    for (const std::string& s : names) v.push_back(&s);
-    return v;
-  }
-};
+  return out;
+}
+
+std::vector<const std::string*> list(const IdDict& d) {
+  std::vector<const std::string*> v;
+  v.reserve(d.names.size());
+  for (const std::string& s : d.names) v.push_back(&s);
+  return v;
+}
 
 }  // namespace
 
@@ -684,18 +679,27 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
   };
   std::vector<Mine> mine;
   std::vector<int> piece_flags;  // per file: has rating, has timestamp (from its piece 0), where read here
-  Interner users, items;
+  IdDict users, items;  // this rank's raw ids, numbered first seen first
+  std::vector<int64_t> user_rows;  // rows of each
   Spill<Rec> read(sz.dir);
   FirstError err;
   int whole_turn = 0;
   uint64_t done_bytes = 0;
   int64_t done_rows = 0;
-  auto take = [&](size_t f, uint64_t piece, RawInteractions&& raw) {
+  // own_ids: a whole file, whose ids index its own user_ids / item_ids; else a piece, whose ids
+  // are the rank's dictionaries' already.
+  auto take = [&](size_t f, uint64_t piece, RawInteractions&& raw, bool own_ids) {
     const FileInfo& info = files[f];
     Mine m{f, piece, static_cast<int64_t>(raw.size())};
-    const std::vector<int32_t> u = users.add(raw.user_ids), it = items.add(raw.item_ids);
+    std::vector<int32_t> u, it;
+    if (own_ids) {
+      u = add_names(users, raw.user_ids);
+      it = add_names(items, raw.item_ids);
+    }
     raw.user_ids = {};
     raw.item_ids = {};
+    if (users.names.size() > INT32_MAX || items.names.size() > INT32_MAX) narrow(INT64_MAX, "ids in a rank's share");
+    user_rows.resize(users.names.size(), 0);
     const uint64_t ordinal = piece_base[f] + piece;
     if (ordinal >= (uint64_t{1} << (64 - kPosBits)) || raw.size() >= (size_t{1} << kPosBits))
       fail(info.path + ": too many pieces or rows in a piece for prep's row positions");
@@ -709,9 +713,10 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
           m.bad_value = v;
         }
       }
-      ++users.rows[u[raw.user[r]]];
-      out.add({u[raw.user[r]], it[raw.item[r]], rating, info.slot, raw.has_timestamp ? raw.timestamp[r] : 0.0,
-               (ordinal << kPosBits) | r});
+      const int32_t user = own_ids ? u[raw.user[r]] : static_cast<int32_t>(raw.user[r]);
+      const int32_t item = own_ids ? it[raw.item[r]] : static_cast<int32_t>(raw.item[r]);
+      ++user_rows[user];
+      out.add({user, item, rating, info.slot, raw.has_timestamp ? raw.timestamp[r] : 0.0, (ordinal << kPosBits) | r});
     }
     out.flush();
     if (piece == 0) {
@@ -768,7 +773,7 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
       for (const Cut& cut : my_cuts) {
         if (cut.end <= cut.begin || error_key(f, cut.piece) > err.key) continue;  // nothing, or past an error
         try {
-          take(f, cut.piece, parse_piece(layout_for(l), cut.begin, cut.end, cut.first_line));
+          take(f, cut.piece, parse_piece(layout_for(l), cut.begin, cut.end, cut.first_line, &users, &items), false);
           done_bytes += cut.end - cut.begin;
           done_rows += mine.back().rows;
         } catch (const std::exception& e) {
@@ -782,7 +787,7 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
         try {
           RawInteractions raw = parse_whole(layout_for(l));
           hash = raw.file_hash;
-          take(f, 0, std::move(raw));
+          take(f, 0, std::move(raw), true);
           done_bytes += l.size;
           done_rows += mine.back().rows;
         } catch (const std::exception& e) {
@@ -860,11 +865,11 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
   // 2. Provisional ids.
   std::vector<std::string> owned_users, owned_items;
   std::vector<int64_t> user_bases, item_bases;
-  const std::vector<int64_t> prov_user = provisional_ids(comm, users.list(), owned_users, user_bases);
-  const std::vector<int64_t> prov_item = provisional_ids(comm, items.list(), owned_items, item_bases);
-  const std::vector<int64_t> local_user_rows = std::move(users.rows);
-  users = Interner{};
-  items = Interner{};
+  const std::vector<int64_t> prov_user = provisional_ids(comm, list(users), owned_users, user_bases);
+  const std::vector<int64_t> prov_item = provisional_ids(comm, list(items), owned_items, item_bases);
+  const std::vector<int64_t> local_user_rows = std::move(user_rows);
+  users = IdDict{};
+  items = IdDict{};
   const int64_t user_base = user_bases[me], num_owned_users = static_cast<int64_t>(owned_users.size());
   const int64_t num_prov_items = item_bases[n];
   auto owner_of = [&](int64_t prov) {

@@ -71,10 +71,12 @@ struct StringHash {
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
-// Accumulates rows, interning raw ids so that later stages work on integers.
+// Accumulates rows, interning raw ids so that later stages work on integers: into its own
+// dictionaries (the result's user_ids / item_ids), or into the caller's (IdDict).
 class Builder {
  public:
-  Builder(const std::string& source, Format format) {
+  Builder(const std::string& source, Format format, IdDict* users = nullptr, IdDict* items = nullptr)
+      : users_(users ? users : &own_users_), items_(items ? items : &own_items_) {
     out_.source = source;
     out_.format = format;
   }
@@ -94,28 +96,30 @@ class Builder {
   void add(std::string_view user, std::string_view item, int64_t line) {
     if (user.empty()) fail_at(out_.source, line, "empty user id");
     if (item.empty()) fail_at(out_.source, line, "empty item id");
-    out_.user.push_back(intern(user, users_, out_.user_ids));
-    out_.item.push_back(intern(item, items_, out_.item_ids));
+    out_.user.push_back(intern(user, *users_));
+    out_.item.push_back(intern(item, *items_));
   }
   int64_t rows() const { return static_cast<int64_t>(out_.size()); }
   void rating(float r) { out_.rating.push_back(r); }
   void timestamp(double t) { out_.timestamp.push_back(t); }
   RawInteractions finish(bool allow_empty = false) {
     if (out_.size() == 0 && !allow_empty) fail(out_.source + ": empty file: no interactions found");
+    out_.user_ids = std::move(own_users_.names);
+    out_.item_ids = std::move(own_items_.names);
     return std::move(out_);
   }
 
  private:
-  using Index = std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>>;
-  static int64_t intern(std::string_view s, Index& index, std::vector<std::string>& names) {
-    if (auto it = index.find(s); it != index.end()) return it->second;
-    const auto id = static_cast<int64_t>(names.size());
-    names.emplace_back(s);
-    index.emplace(names.back(), id);
+  static int64_t intern(std::string_view s, IdDict& d) {
+    if (auto it = d.index.find(s); it != d.index.end()) return it->second;
+    const auto id = static_cast<int64_t>(d.names.size());
+    d.names.emplace_back(s);
+    d.index.emplace(d.names.back(), id);
     return id;
   }
   RawInteractions out_;
-  Index users_, items_;
+  IdDict own_users_, own_items_;
+  IdDict *users_, *items_;
   size_t expect_ = 0;
 };
 
@@ -925,9 +929,10 @@ ParseOptions resolve(Input& in, const ParseOptions& given, bool& records) {
 
 // Reads `in` with resolved options. `use` / `cap`: see parse_csv. `allow_empty`: no rows is no error.
 RawInteractions parse_resolved(Input& in, const ParseOptions& options, bool records, const FileLayout* use,
-                               FileLayout* cap, bool allow_empty, size_t expect_rows = 0) {
+                               FileLayout* cap, bool allow_empty, size_t expect_rows = 0, IdDict* users = nullptr,
+                               IdDict* items = nullptr) {
   const std::string& source = in.name();
-  Builder b(source, options.format);
+  Builder b(source, options.format, users, items);
   b.expect(expect_rows);
   if (options.progress)
     in.on_block([&](uint64_t bytes) { options.progress(source, bytes, b.rows()); });
@@ -1041,7 +1046,8 @@ FileLayout file_layout(const std::string& path, const ParseOptions& given) {
   return l;
 }
 
-RawInteractions parse_piece(const FileLayout& layout, uint64_t begin, uint64_t end, int64_t first_line) {
+RawInteractions parse_piece(const FileLayout& layout, uint64_t begin, uint64_t end, int64_t first_line, IdDict* users,
+                            IdDict* items) {
   SHARDREC_CHECK(layout.splittable, layout.path + ": this file is read whole, not in pieces");
   // One row a line (all but adjacency lists): the rows from the line length of the first 64 KiB.
   size_t expect = 0;
@@ -1056,7 +1062,7 @@ RawInteractions parse_piece(const FileLayout& layout, uint64_t begin, uint64_t e
     }
   }
   Input in(open_range(layout.path, begin, end), layout.path, begin == 0 ? 1 : first_line);
-  return parse_resolved(in, layout.options, false, begin == 0 ? nullptr : &layout, nullptr, true, expect);
+  return parse_resolved(in, layout.options, false, begin == 0 ? nullptr : &layout, nullptr, true, expect, users, items);
 }
 
 RawInteractions parse_whole(const FileLayout& layout) {

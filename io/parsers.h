@@ -9,6 +9,7 @@
 #include <functional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace shardrec::io {
@@ -78,6 +79,16 @@ struct ParseOptions {
 };
 
 // The rows of one file. Raw ids are interned: `user[r]` indexes `user_ids`, in first-seen order.
+// Raw ids numbered first seen first, across parses.
+struct IdDict {
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, int64_t, Hash, std::equal_to<>> index;
+  std::vector<std::string> names;
+};
+
 struct RawInteractions {
   std::string source;                          // file name, for messages
   Format format = Format::Csv;                 // as read (never Auto)
@@ -127,7 +138,10 @@ FileLayout file_layout(const std::string& path, const ParseOptions& options);
 // The rows of bytes [begin, end) of a splittable file, a piece that starts at a record boundary
 // and whose first line is line `first_line` of the file (messages name the file's lines). The
 // piece at 0 reads the first record itself. No rows is not an error here.
-RawInteractions parse_piece(const FileLayout& layout, uint64_t begin, uint64_t end, int64_t first_line);
+// `users` / `items`: dictionaries kept across pieces (one rank's): the piece's ids are numbered in
+// them, and its user_ids / item_ids stay empty (a new piece does not intern its ids anew).
+RawInteractions parse_piece(const FileLayout& layout, uint64_t begin, uint64_t end, int64_t first_line,
+                            IdDict* users = nullptr, IdDict* items = nullptr);
 
 // The same for a whole file of any kind (read by one rank): parse_file, except that no rows is
 // not an error.

@@ -14,6 +14,7 @@
 
 #include "dist/inproc_comm.h"
 #include "io/dataset.h"
+#include "io/parsers.h"
 #include "io/spill.h"
 #include "tests/fixtures.h"
 
@@ -291,6 +292,28 @@ TEST(ParallelPrep, WritesTheBytesOfWriteDataset) {
     write_dataset_parallel(comm, shard, out, "test source", nullptr);
   });
   EXPECT_EQ(read_bytes(out), want) << "with a budget";
+}
+
+TEST(ParsePiece, OneRanksDictionariesCarryAcrossItsPieces) {
+  const std::string text = "user,item\na,x\nb,y\nb,x\nc,z\na,y\n";
+  const std::string f = write_file("pieces.csv", text);
+  PrepOptions o = csv_options({f});
+  o.rating_column = o.timestamp_column = "";
+  const FileLayout l = file_layout(f, o);
+  const uint64_t mid = text.find("b,x");
+  IdDict users, items;
+  const RawInteractions p0 = parse_piece(l, 0, mid, 1, &users, &items);
+  const RawInteractions p1 = parse_piece(l, mid, text.size(), 4, &users, &items);
+  EXPECT_TRUE(p0.user_ids.empty() && p1.user_ids.empty() && p1.item_ids.empty());  // ids live in the dictionaries
+  EXPECT_EQ(users.names, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(items.names, (std::vector<std::string>{"x", "y", "z"}));
+  EXPECT_EQ(p0.user, (std::vector<int64_t>{0, 1}));
+  EXPECT_EQ(p1.user, (std::vector<int64_t>{1, 2, 0}));  // b and a keep their numbers from the first piece
+  EXPECT_EQ(p1.item, (std::vector<int64_t>{0, 2, 1}));
+  // Without dictionaries a piece numbers its own ids.
+  const RawInteractions alone = parse_piece(l, mid, text.size(), 4);
+  EXPECT_EQ(alone.user_ids, (std::vector<std::string>{"b", "c", "a"}));
+  EXPECT_EQ(alone.user, (std::vector<int64_t>{0, 1, 2}));
 }
 
 TEST(Spill, MemoryAndFileHoldTheSameRecords) {
