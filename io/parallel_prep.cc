@@ -487,6 +487,32 @@ Sizes sizes_for(const PrepMemory& mem, int ranks) {
   return s;
 }
 
+// Stable counting sort of rows by key(row) - first (keys in [first, first + count)).
+template <class T, class Key>
+void group_by(Buf<T>& rows, int64_t first, int64_t count, Key key, Buf<T>& scratch) {
+  std::vector<size_t> at(static_cast<size_t>(count) + 1, 0);
+  for (const T& r : rows) ++at[static_cast<size_t>(key(r) - first + 1)];
+  std::partial_sum(at.begin(), at.end(), at.begin());
+  scratch.resize(rows.size());
+  for (const T& r : rows) scratch[at[static_cast<size_t>(key(r) - first)]++] = r;
+  rows.swap(scratch);
+}
+
+// Sums at each key's rank the counts the ranks hold for it; each(emit) calls emit(rank, key,
+// count). Returns this rank's sums for keys [base, base + size).
+template <class Each>
+std::vector<int64_t> sum_at_owners(dist::Comm& comm, int64_t base, int64_t size, Each each) {
+  std::vector<std::vector<int64_t>> send(comm.size());
+  each([&](int rank, int64_t key, int64_t count) {
+    send[rank].push_back(key);
+    send[rank].push_back(count);
+  });
+  std::vector<int64_t> sum(static_cast<size_t>(size), 0);
+  for (const auto& v : dist::all_to_all(comm, send))
+    for (size_t j = 0; j < v.size(); j += 2) sum[static_cast<size_t>(v[j] - base)] += v[j + 1];
+  return sum;
+}
+
 // Consecutive ranges of keys holding at most `limit` rows each (a key over the limit alone), and
 // where each range's rows start in a store holding them range after range.
 struct Buckets {
@@ -510,6 +536,16 @@ struct Buckets {
     cursor.assign(start.begin(), start.end() - 1);
   }
   size_t count() const { return key_end.size(); }
+  // Range b of `store` into rows, grouped by key(row) (its keys lie in the range), its memory
+  // then released.
+  template <class T, class Key>
+  void load(Spill<T>& store, size_t b, Key key, Buf<T>& rows, Buf<T>& scratch) const {
+    const int64_t first = b == 0 ? 0 : key_end[b - 1];
+    rows.resize(start[b + 1] - start[b]);
+    store.read(start[b], rows.size(), rows.data());
+    store.release_before(start[b + 1]);
+    group_by(rows, first, key_end[b] - first, key, scratch);
+  }
   size_t of(int64_t key) const {
     return static_cast<size_t>(std::upper_bound(key_end.begin(), key_end.end(), key) - key_end.begin());
   }
@@ -562,17 +598,6 @@ void stream_rows(dist::Comm& comm, Spill<T>& src, size_t round, Dest dest, Put p
     });
     put(got.data(), got.size());
   }
-}
-
-// Stable counting sort of rows by key(row) - first (keys in [first, first + count)).
-template <class T, class Key>
-void group_by(Buf<T>& rows, int64_t first, int64_t count, Key key, Buf<T>& scratch) {
-  std::vector<size_t> at(static_cast<size_t>(count) + 1, 0);
-  for (const T& r : rows) ++at[static_cast<size_t>(key(r) - first + 1)];
-  std::partial_sum(at.begin(), at.end(), at.begin());
-  scratch.resize(rows.size());
-  for (const T& r : rows) scratch[at[static_cast<size_t>(key(r) - first)]++] = r;
-  rows.swap(scratch);
 }
 
 // Appends rows to a store through a buffer of `block` rows.
@@ -698,7 +723,8 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
     }
     raw.user_ids = {};
     raw.item_ids = {};
-    if (users.names.size() > INT32_MAX || items.names.size() > INT32_MAX) narrow(INT64_MAX, "ids in a rank's share");
+    if (users.names.size() > INT32_MAX || items.names.size() > INT32_MAX)
+      fail("prep: more than 2^31 distinct ids in a rank's share is not supported");
     user_rows.resize(users.names.size(), 0);
     const uint64_t ordinal = piece_base[f] + piece;
     if (ordinal >= (uint64_t{1} << (64 - kPosBits)) || raw.size() >= (size_t{1} << kPosBits))
@@ -879,17 +905,10 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
 
   // 3. Rows to their user's rank, in buckets of users (their row counts sent ahead), each bucket
   // then grouped by user in input order (by position), filtered by threshold and dedup.
-  std::vector<int64_t> user_count(num_owned_users, 0);  // rows of each owned user
-  {
-    std::vector<std::vector<int64_t>> send(n);
-    for (size_t u = 0; u < prov_user.size(); ++u) {
-      auto& s = send[owner_of(prov_user[u])];
-      s.push_back(prov_user[u]);
-      s.push_back(local_user_rows[u]);
-    }
-    for (const auto& v : dist::all_to_all(comm, send))
-      for (size_t j = 0; j < v.size(); j += 2) user_count[v[j] - user_base] += v[j + 1];
-  }
+  // Rows of each owned user.
+  std::vector<int64_t> user_count = sum_at_owners(comm, user_base, num_owned_users, [&](auto emit) {
+    for (size_t u = 0; u < prov_user.size(); ++u) emit(owner_of(prov_user[u]), prov_user[u], local_user_rows[u]);
+  });
   Spill<Row> grouped(sz.dir);
   std::vector<int64_t> item_count(num_prov_items, 0);
   int64_t kept_slot0 = 0, after_threshold = 0;
@@ -915,11 +934,7 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
     Appender<Row> out{grouped};
     Buf<Rec> rows;
     for (size_t b = 0; b < buckets.count(); ++b) {
-      const int64_t first = b == 0 ? 0 : buckets.key_end[b - 1];
-      rows.resize(buckets.start[b + 1] - buckets.start[b]);
-      owned.read(buckets.start[b], rows.size(), rows.data());
-      owned.release_before(buckets.start[b + 1]);
-      group_by(rows, first, buckets.key_end[b] - first, [&](const Rec& r) { return int64_t{r.user} - user_base; }, scratch);
+      buckets.load(owned, b, [&](const Rec& r) { return int64_t{r.user} - user_base; }, rows, scratch);
       for (size_t i = 0; i < rows.size();) {
         size_t j = i + 1;
         bool ordered = true;
@@ -1043,18 +1058,10 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
   auto block_of = [&](int64_t dense) {
     return static_cast<int>(std::upper_bound(ends.begin(), ends.end(), dense) - ends.begin());
   };
-  std::vector<int64_t> block_count(num_block, 0);
-  {
-    std::vector<std::vector<int64_t>> send(n);
+  const std::vector<int64_t> block_count = sum_at_owners(comm, out.user_begin, num_block, [&](auto emit) {
     for (int64_t u = 0; u < num_owned_users; ++u)
-      if (user_count[u] > 0) {
-        auto& s = send[block_of(user_dense[u])];
-        s.push_back(user_dense[u]);
-        s.push_back(user_count[u]);
-      }
-    for (const auto& v : dist::all_to_all(comm, send))
-      for (size_t j = 0; j < v.size(); j += 2) block_count[v[j] - out.user_begin] += v[j + 1];
-  }
+      if (user_count[u] > 0) emit(block_of(user_dense[u]), user_dense[u], user_count[u]);
+  });
   user_count = {};
   Buckets buckets(block_count, sz.bucket_rows);
   Spill<Row> dense(sz.dir);
@@ -1092,11 +1099,7 @@ PreparedShard prepare_parallel(dist::Comm& comm, const PrepOptions& options, Pre
     std::vector<double> ts;
     Buf<Row> rows, scratch;
     for (size_t b = 0; b < buckets.count(); ++b) {
-      const int64_t first = b == 0 ? 0 : buckets.key_end[b - 1];
-      rows.resize(buckets.start[b + 1] - buckets.start[b]);
-      dense.read(buckets.start[b], rows.size(), rows.data());
-      dense.release_before(buckets.start[b + 1]);
-      group_by(rows, first, buckets.key_end[b] - first, [&](const Row& r) { return int64_t{r.user} - out.user_begin; }, scratch);
+      buckets.load(dense, b, [&](const Row& r) { return int64_t{r.user} - out.user_begin; }, rows, scratch);
       if (pre) {
         for (const Row& r : rows) visit(r.slot, r);
         continue;

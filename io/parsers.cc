@@ -66,11 +66,6 @@ bool is_index(std::string_view s) {
   return true;
 }
 
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
 // Accumulates rows, interning raw ids so that later stages work on integers: into its own
 // dictionaries (the result's user_ids / item_ids), or into the caller's (IdDict).
 class Builder {
