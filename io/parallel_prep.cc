@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
 #include <memory>
 #include <numeric>
 #include <string_view>
@@ -257,23 +256,13 @@ std::vector<int64_t> provisional_ids(dist::Comm& comm, const std::vector<const s
     send[dest[i]].push_back(names[i]);
   }
   auto got = exchange_strings(comm, send);
-  std::deque<std::string> store;  // elements stay in place: the index's views hold
-  std::unordered_map<std::string_view, int64_t> index;
+  IdDict index;  // numbers the raw ids in the order they arrive
   std::vector<std::vector<int64_t>> reply(n);
   for (int k = 0; k < n; ++k) {
-    for (std::string& s : got[k]) {
-      auto it = index.find(s);
-      if (it == index.end()) {
-        store.push_back(std::move(s));
-        it = index.emplace(std::string_view(store.back()), static_cast<int64_t>(store.size() - 1)).first;
-      }
-      reply[k].push_back(it->second);
-    }
+    for (const std::string& s : got[k]) reply[k].push_back(index.intern(s));
     got[k] = {};
   }
-  index.clear();
-  owned.assign(std::make_move_iterator(store.begin()), std::make_move_iterator(store.end()));
-  store.clear();
+  owned = std::move(index.names);
   std::vector<uint64_t> counts(n);
   comm.allgather_u64(owned.size(), counts.data());
   bases.assign(n + 1, 0);
@@ -624,16 +613,9 @@ int64_t global_sum(dist::Comm& comm, int64_t v) {
 
 // Local ids of a whole file's distinct ids in the rank's dictionary (pieces intern into it as they
 // are parsed).
-std::vector<int32_t> add_names(IdDict& d, std::vector<std::string>& ids) {
+std::vector<int32_t> add_names(IdDict& d, const std::vector<std::string>& ids) {
   std::vector<int32_t> out(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    auto it = d.index.find(ids[i]);
-    if (it == d.index.end()) {
-      it = d.index.emplace(ids[i], static_cast<int64_t>(d.names.size())).first;
-      d.names.push_back(std::move(ids[i]));
-    }
-    out[i] = narrow(it->second, "ids in a rank's share");
-  }
+  for (size_t i = 0; i < ids.size(); ++i) out[i] = narrow(d.intern(ids[i]), "ids in a rank's share");
   return out;
 }
 

@@ -105,13 +105,7 @@ class Builder {
   }
 
  private:
-  static int64_t intern(std::string_view s, IdDict& d) {
-    if (auto it = d.index.find(s); it != d.index.end()) return it->second;
-    const auto id = static_cast<int64_t>(d.names.size());
-    d.names.emplace_back(s);
-    d.index.emplace(d.names.back(), id);
-    return id;
-  }
+  static int64_t intern(std::string_view s, IdDict& d) { return d.intern(s); }
   RawInteractions out_;
   IdDict own_users_, own_items_;
   IdDict *users_, *items_;
@@ -1039,6 +1033,39 @@ FileLayout file_layout(const std::string& path, const ParseOptions& given) {
   Input head(open_range(path, 0, at), path);
   parse_resolved(head, l.options, records, nullptr, &l, true);
   return l;
+}
+
+namespace {
+// A multiplicative hash: the ids of a log are often consecutive, which a plain mask would cluster.
+size_t slot_of(uint64_t key, size_t mask) { return (key * 0x9E3779B97F4A7C15ull) >> 20 & mask; }
+}  // namespace
+
+int64_t IdDict::intern_value(uint64_t v, std::string_view s) {
+  if (2 * (used_ + 1) > slots_.size()) grow();
+  const uint64_t key = v + 1;
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = slot_of(key, mask);; i = (i + 1) & mask) {
+    Slot& slot = slots_[i];
+    if (slot.key == key) return slot.id;
+    if (slot.key == 0) {
+      slot = {key, static_cast<int64_t>(names.size())};
+      ++used_;
+      names.emplace_back(s);
+      return slot.id;
+    }
+  }
+}
+
+void IdDict::grow() {
+  std::vector<Slot> slots(std::max<size_t>(1024, 2 * slots_.size()), Slot{0, 0});
+  const size_t mask = slots.size() - 1;
+  for (const Slot& old : slots_) {
+    if (old.key == 0) continue;
+    size_t i = slot_of(old.key, mask);
+    while (slots[i].key != 0) i = (i + 1) & mask;
+    slots[i] = old;
+  }
+  slots_.swap(slots);
 }
 
 RawInteractions parse_piece(const FileLayout& layout, uint64_t begin, uint64_t end, int64_t first_line, IdDict* users,

@@ -78,17 +78,56 @@ struct ParseOptions {
   std::function<void(const std::string& file, uint64_t bytes, int64_t rows)> progress;
 };
 
-// The rows of one file. Raw ids are interned: `user[r]` indexes `user_ids`, in first-seen order.
-// Raw ids numbered first seen first, across parses.
-struct IdDict {
+// Raw ids numbered first seen first, across parses (one rank's pieces). An id spelled as a plain
+// decimal integer (digits only, no leading zero, below 2^63) is looked up by its value in a flat
+// table, any other by its text: logs of integer ids, the usual case, then intern without hashing
+// or comparing strings. The spelling decides which table, so "7" and "007" stay two ids.
+class IdDict {
+ public:
+  // The id of raw id s, numbered next when new.
+  int64_t intern(std::string_view s) {
+    uint64_t v;
+    if (plain_integer(s, v)) return intern_value(v, s);
+    if (auto it = text_.find(s); it != text_.end()) return it->second;
+    const auto id = static_cast<int64_t>(names.size());
+    names.emplace_back(s);
+    text_.emplace(names.back(), id);
+    return id;
+  }
+  // The distinct raw ids, in the order they were numbered.
+  std::vector<std::string> names;
+
+  // Whether s is a plain decimal integer below 2^63 (its value in v).
+  static bool plain_integer(std::string_view s, uint64_t& v) {
+    if (s.empty() || s.size() > 18 || (s[0] == '0' && s.size() > 1)) return false;
+    v = 0;
+    for (char c : s) {
+      const unsigned d = static_cast<unsigned char>(c) - '0';
+      if (d > 9) return false;
+      v = v * 10 + d;
+    }
+    return true;
+  }
+
+ private:
+  int64_t intern_value(uint64_t v, std::string_view s);
+  void grow();
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  std::unordered_map<std::string, int64_t, Hash, std::equal_to<>> index;
-  std::vector<std::string> names;
+  std::unordered_map<std::string, int64_t, Hash, std::equal_to<>> text_;
+  // Open addressing, linear probing, at most half full; a slot's key and id side by side (one
+  // cache miss a lookup).
+  struct Slot {
+    uint64_t key;  // value + 1; 0: empty
+    int64_t id;
+  };
+  std::vector<Slot> slots_;
+  size_t used_ = 0;
 };
 
+// The rows of one file. Raw ids are interned: `user[r]` indexes `user_ids`, in first-seen order.
 struct RawInteractions {
   std::string source;                          // file name, for messages
   Format format = Format::Csv;                 // as read (never Auto)

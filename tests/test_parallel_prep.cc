@@ -316,6 +316,26 @@ TEST(ParsePiece, OneRanksDictionariesCarryAcrossItsPieces) {
   EXPECT_EQ(alone.user, (std::vector<int64_t>{0, 1, 2}));
 }
 
+TEST(IdDict, IntegerAndTextIdsNumberedFirstSeenFirst) {
+  IdDict d;
+  // Plain integers go by value, anything else by text: "7" and "007" (or "+7", " 7") are
+  // different raw ids, as the text says; 19 digits are past the integer table and still ids.
+  const std::vector<std::string> seq = {"7",   "007", "x",  "0",  "7",  "+7", "00", "0",
+                                        "123456789012345678", "1234567890123456789", "x", "007"};
+  std::vector<int64_t> got;
+  for (const auto& s : seq) got.push_back(d.intern(s));
+  EXPECT_EQ(got, (std::vector<int64_t>{0, 1, 2, 3, 0, 4, 5, 3, 6, 7, 2, 1}));
+  EXPECT_EQ(d.names, (std::vector<std::string>{"7", "007", "x", "0", "+7", "00", "123456789012345678",
+                                               "1234567890123456789"}));
+  // Past the table's growth (it starts at 1024 slots): every id keeps its number.
+  IdDict big;
+  for (int round = 0; round < 2; ++round)
+    for (int64_t v = 0; v < 100000; ++v)
+      ASSERT_EQ(big.intern(std::to_string(v * 1000003 % 999983)), v) << v;
+  EXPECT_EQ(big.names.size(), 100000u);
+  EXPECT_EQ(big.names[5], std::to_string(5 * 1000003 % 999983));
+}
+
 TEST(Spill, MemoryAndFileHoldTheSameRecords) {
   const std::string dir = fresh_path("parallel_prep", "spilltest");
   std::filesystem::create_directories(dir);
