@@ -267,6 +267,30 @@ uint64_t BlockHash::value() const {
   return f.h;
 }
 
+void BlockHash::hash_blocks(const char* data, size_t n, std::vector<uint64_t>& out) {
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
+  constexpr uint64_t kPrime = 0x100000001b3ULL;
+  for (; n >= 4 * kBlock; p += 4 * kBlock, n -= 4 * kBlock) {
+    uint64_t h0 = Fnv64{}.h, h1 = h0, h2 = h0, h3 = h0;
+    const unsigned char *p0 = p, *p1 = p + kBlock, *p2 = p + 2 * kBlock, *p3 = p + 3 * kBlock;
+    for (size_t i = 0; i < kBlock; ++i) {
+      h0 = (h0 ^ p0[i]) * kPrime;
+      h1 = (h1 ^ p1[i]) * kPrime;
+      h2 = (h2 ^ p2[i]) * kPrime;
+      h3 = (h3 ^ p3[i]) * kPrime;
+    }
+    out.insert(out.end(), {h0, h1, h2, h3});
+  }
+  for (; n > 0;) {
+    const size_t m = static_cast<size_t>(std::min<uint64_t>(n, kBlock));
+    Fnv64 f;
+    f.add(p, m);
+    out.push_back(f.h);
+    p += m;
+    n -= m;
+  }
+}
+
 uint64_t BlockHash::combine(const uint64_t* blocks, size_t n) {
   Fnv64 f;
   combine_into(f, blocks, n);

@@ -109,12 +109,13 @@ class RawFile {
   RawFile(const RawFile&) = delete;
   RawFile& operator=(const RawFile&) = delete;
   // Calls f(data, n) for the bytes [begin, end) in blocks; stops early when f returns false.
+  // Every block but the last is `chunk` bytes.
   template <class F>
-  void scan(uint64_t begin, uint64_t end, F&& f) {
+  void scan(uint64_t begin, uint64_t end, F&& f, size_t chunk = size_t{1} << 20) {
     if (begin >= end) return;
     if (std::fseek(f_, static_cast<long>(begin), SEEK_SET) != 0)
       fail(path_ + ": cannot seek to byte " + std::to_string(begin) + ": " + std::strerror(errno));
-    buf_.resize(1 << 20);
+    buf_.resize(chunk);
     for (uint64_t at = begin; at < end;) {
       const size_t want = static_cast<size_t>(std::min<uint64_t>(buf_.size(), end - at));
       const size_t got = std::fread(buf_.data(), 1, want, f_);
@@ -155,26 +156,35 @@ std::vector<Cut> cut_file(dist::Comm& comm, const FileLayout& l, uint64_t pieces
   c[pieces] = l.size;
   const uint64_t lo = first_piece(pieces, r, n), hi = first_piece(pieces, r + 1, n);
   RawFile f(l.path);
-  // Quotes and newlines of each nominal range this rank holds.
+  // One pass over this rank's nominal ranges [c[lo], c[hi]) and the checksum's blocks whose start
+  // lies in them, [b0, b1): the quotes and newlines of each range, and the blocks' hashes.
   std::vector<uint64_t> quotes(hi - lo, 0), newlines(hi - lo, 0);
-  for (uint64_t k = lo; k < hi; ++k)
-    f.scan(c[k], c[k + 1], [&](const char* p, size_t m) {
-      newlines[k - lo] += static_cast<uint64_t>(std::count(p, p + m, '\n'));
-      if (csv) quotes[k - lo] += static_cast<uint64_t>(std::count(p, p + m, '"'));
-      return true;
-    });
-  // The checksum's blocks: those whose start lies in [c[lo], c[hi]).
   if (hi > lo) {
     const uint64_t B = BlockHash::kBlock;
     const uint64_t b0 = (c[lo] + B - 1) / B, b1 = std::min((c[hi] + B - 1) / B, (l.size + B - 1) / B);
-    for (uint64_t b = b0; b < b1; ++b) {
-      Fnv64 h;
-      f.scan(b * B, std::min(l.size, (b + 1) * B), [&](const char* p, size_t m) {
-        h.add(p, m);
-        return true;
-      });
-      blocks.push_back(h.h);
+    uint64_t from = c[lo], to = c[hi];
+    if (b1 > b0) {
+      from = std::min(from, b0 * B);
+      to = std::max(to, std::min(l.size, b1 * B));
     }
+    from = from / B * B;  // the scan's chunks are then whole blocks
+    uint64_t at = from, k = lo;
+    f.scan(from, to, [&](const char* p, size_t m) {
+      const uint64_t end = at + m;
+      while (k < hi && c[k + 1] <= at) ++k;
+      for (uint64_t j = k; j < hi && c[j] < end; ++j) {
+        const char* a = p + (std::max(at, c[j]) - at);
+        const char* e = p + (std::min(end, c[j + 1]) - at);
+        if (a >= e) continue;
+        newlines[j - lo] += static_cast<uint64_t>(std::count(a, e, '\n'));
+        if (csv) quotes[j - lo] += static_cast<uint64_t>(std::count(a, e, '"'));
+      }
+      const uint64_t first = std::max(at / B, b0), last = std::min((end + B - 1) / B, b1);
+      if (first < last)
+        BlockHash::hash_blocks(p + (first * B - at), static_cast<size_t>(std::min(end, last * B) - first * B), blocks);
+      at = end;
+      return true;
+    }, 4 * B);
   }
   std::vector<uint64_t> q, nl;
   for (const auto& v : dist::allgather(comm, quotes)) q.insert(q.end(), v.begin(), v.end());
