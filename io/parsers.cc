@@ -1037,18 +1037,19 @@ FileLayout file_layout(const std::string& path, const ParseOptions& given) {
 
 namespace {
 // A multiplicative hash: the ids of a log are often consecutive, which a plain mask would cluster.
-size_t slot_of(uint64_t key, size_t mask) { return (key * 0x9E3779B97F4A7C15ull) >> 20 & mask; }
+size_t slot_of(uint64_t key, size_t mask) { return (key * 0x9E3779B97F4A7C15ull) >> 24 & mask; }
 }  // namespace
 
 int64_t IdDict::intern_value(uint64_t v, std::string_view s) {
   if (2 * (used_ + 1) > slots_.size()) grow();
-  const uint64_t key = v + 1;
+  const auto key = static_cast<uint32_t>(v + 1);
   const size_t mask = slots_.size() - 1;
   for (size_t i = slot_of(key, mask);; i = (i + 1) & mask) {
     Slot& slot = slots_[i];
     if (slot.key == key) return slot.id;
     if (slot.key == 0) {
-      slot = {key, static_cast<int64_t>(names.size())};
+      if (names.size() >= 0xFFFFFFFFull) fail("more than 2^32 - 1 distinct ids in one dictionary are not supported");
+      slot = {key, static_cast<uint32_t>(names.size())};
       ++used_;
       names.emplace_back(s);
       return slot.id;

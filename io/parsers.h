@@ -79,8 +79,8 @@ struct ParseOptions {
 };
 
 // Raw ids numbered first seen first, across parses (one rank's pieces). An id spelled as a plain
-// decimal integer (digits only, no leading zero, below 2^63) is looked up by its value in a flat
-// table, any other by its text: logs of integer ids, the usual case, then intern without hashing
+// decimal integer (digits only, no leading zero, below 2^32 - 1) is looked up by its value in a
+// flat table of 8-byte slots, any other by its text: logs of integer ids, the usual case, then intern without hashing
 // or comparing strings. The spelling decides which table, so "7" and "007" stay two ids.
 class IdDict {
  public:
@@ -97,16 +97,16 @@ class IdDict {
   // The distinct raw ids, in the order they were numbered.
   std::vector<std::string> names;
 
-  // Whether s is a plain decimal integer below 2^63 (its value in v).
+  // Whether s is a plain decimal integer below 2^32 - 1 (its value in v).
   static bool plain_integer(std::string_view s, uint64_t& v) {
-    if (s.empty() || s.size() > 18 || (s[0] == '0' && s.size() > 1)) return false;
+    if (s.empty() || s.size() > 10 || (s[0] == '0' && s.size() > 1)) return false;
     v = 0;
     for (char c : s) {
       const unsigned d = static_cast<unsigned char>(c) - '0';
       if (d > 9) return false;
       v = v * 10 + d;
     }
-    return true;
+    return v < 0xFFFFFFFFull;
   }
 
  private:
@@ -118,10 +118,10 @@ class IdDict {
   };
   std::unordered_map<std::string, int64_t, Hash, std::equal_to<>> text_;
   // Open addressing, linear probing, at most half full; a slot's key and id side by side (one
-  // cache miss a lookup).
+  // cache miss a lookup), 8 bytes so that a table of millions of ids stays mostly in cache.
   struct Slot {
-    uint64_t key;  // value + 1; 0: empty
-    int64_t id;
+    uint32_t key;  // value + 1; 0: empty
+    uint32_t id;
   };
   std::vector<Slot> slots_;
   size_t used_ = 0;

@@ -319,14 +319,15 @@ TEST(ParsePiece, OneRanksDictionariesCarryAcrossItsPieces) {
 TEST(IdDict, IntegerAndTextIdsNumberedFirstSeenFirst) {
   IdDict d;
   // Plain integers go by value, anything else by text: "7" and "007" (or "+7", " 7") are
-  // different raw ids, as the text says; 19 digits are past the integer table and still ids.
+  // different raw ids, as the text says; 2^32 - 1 is past the integer table and still an id.
   const std::vector<std::string> seq = {"7",   "007", "x",  "0",  "7",  "+7", "00", "0",
-                                        "123456789012345678", "1234567890123456789", "x", "007"};
+                                        "4294967294", "4294967295", "x", "007"};
   std::vector<int64_t> got;
   for (const auto& s : seq) got.push_back(d.intern(s));
   EXPECT_EQ(got, (std::vector<int64_t>{0, 1, 2, 3, 0, 4, 5, 3, 6, 7, 2, 1}));
-  EXPECT_EQ(d.names, (std::vector<std::string>{"7", "007", "x", "0", "+7", "00", "123456789012345678",
-                                               "1234567890123456789"}));
+  EXPECT_EQ(d.names, (std::vector<std::string>{"7", "007", "x", "0", "+7", "00", "4294967294", "4294967295"}));
+  EXPECT_EQ(d.intern("4294967295"), 7);  // found again, by its text
+  EXPECT_EQ(d.intern("4294967294"), 6);  // by its value
   // Past the table's growth (it starts at 1024 slots): every id keeps its number.
   IdDict big;
   for (int round = 0; round < 2; ++round)
