@@ -1,6 +1,7 @@
 #include "io/spill.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,7 +24,8 @@ SpillBytes::~SpillBytes() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-SpillBytes::SpillBytes(SpillBytes&& o) noexcept : dir_(std::move(o.dir_)), fd_(o.fd_), blocks_(std::move(o.blocks_)) {
+SpillBytes::SpillBytes(SpillBytes&& o) noexcept
+    : dir_(std::move(o.dir_)), fd_(o.fd_), released_(o.released_), blocks_(std::move(o.blocks_)) {
   o.fd_ = -1;
 }
 
@@ -32,6 +34,7 @@ SpillBytes& SpillBytes::operator=(SpillBytes&& o) noexcept {
     if (fd_ >= 0) ::close(fd_);
     dir_ = std::move(o.dir_);
     fd_ = o.fd_;
+    released_ = o.released_;
     blocks_ = std::move(o.blocks_);
     o.fd_ = -1;
   }
@@ -88,8 +91,30 @@ void SpillBytes::read(uint64_t at, size_t n, void* out) const {
 }
 
 void SpillBytes::release_before(uint64_t at) {
+  if (fd_ >= 0) {
+    // The file's space goes back to the disk as it is read (a hole keeps the offsets); a file
+    // system without holes keeps it until the store closes.
+    const uint64_t end = at / kBlock * kBlock;
+    if (end > released_) {
+      ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(released_),
+                  static_cast<off_t>(end - released_));
+      released_ = end;
+    }
+    return;
+  }
   const size_t end = std::min(blocks_.size(), static_cast<size_t>(at / kBlock));
   for (size_t b = 0; b < end; ++b) blocks_[b].reset();
+}
+
+uint64_t SpillBytes::held_bytes() const {
+  if (fd_ >= 0) {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return 0;
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+  uint64_t n = 0;
+  for (const auto& b : blocks_) n += b ? kBlock : 0;
+  return n;
 }
 
 }  // namespace shardrec::io

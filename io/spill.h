@@ -26,14 +26,18 @@ class SpillBytes {
 
   void write(uint64_t at, const void* p, size_t n);
   void read(uint64_t at, size_t n, void* out) const;
-  // Memory: frees the blocks wholly before byte `at` (they are not read again). File: nothing.
+  // Frees the 8 MiB blocks wholly before byte `at` (they are not read again): memory, or the
+  // file's disk space (a hole punched).
   void release_before(uint64_t at);
   bool on_disk() const { return fd_ >= 0; }
+  // What the store holds now: memory blocks allocated, or the file's disk space.
+  uint64_t held_bytes() const;
 
  private:
   static constexpr size_t kBlock = size_t{8} << 20;
   std::string dir_;
   int fd_ = -1;
+  uint64_t released_ = 0;  // file: bytes before this are a hole
   std::vector<std::unique_ptr<char[]>> blocks_;
 };
 
@@ -55,6 +59,7 @@ class Spill {
   void truncate(size_t n) { n_ = n; }  // later records are dropped (their space is reused)
   void release_before(size_t at) { bytes_.release_before(at * sizeof(T)); }
   bool on_disk() const { return bytes_.on_disk(); }
+  uint64_t held_bytes() const { return bytes_.held_bytes(); }
 
  private:
   SpillBytes bytes_;

@@ -355,6 +355,13 @@ TEST(Spill, MemoryAndFileHoldTheSameRecords) {
     for (size_t i = 0; i < n; i += 4099) ASSERT_EQ(got[i], i * 2654435761u) << i;
     s.read(n - 3, 3, got);
     EXPECT_EQ(got[2], (n - 1) * 2654435761u);
+    // Released blocks give their memory or disk space back; the rest still reads.
+    const uint64_t held = s.held_bytes();
+    EXPECT_GE(held, n * sizeof(uint64_t));
+    s.release_before(size_t{2} << 20);  // the first 16 MiB: two blocks
+    EXPECT_LE(s.held_bytes(), held - (uint64_t{16} << 20)) << (d.empty() ? "memory" : "file");
+    s.read(size_t{2} << 20, 5, got);
+    EXPECT_EQ(got[4], ((size_t{2} << 20) + 4) * 2654435761u);
     s.truncate(10);
     const uint64_t x = 7;
     s.append(&x, 1);
