@@ -14,6 +14,7 @@
 
 #include "dist/inproc_comm.h"
 #include "io/dataset.h"
+#include "io/input.h"
 #include "io/parsers.h"
 #include "io/spill.h"
 #include "tests/fixtures.h"
@@ -314,6 +315,28 @@ TEST(ParsePiece, OneRanksDictionariesCarryAcrossItsPieces) {
   const RawInteractions alone = parse_piece(l, mid, text.size(), 4);
   EXPECT_EQ(alone.user_ids, (std::vector<std::string>{"b", "c", "a"}));
   EXPECT_EQ(alone.user, (std::vector<int64_t>{0, 1, 2}));
+}
+
+TEST(BlockHash, FourBlocksInStepHashAsOneAtATime) {
+  // 9 blocks and 5 bytes: two groups of four in step, a whole block and a short one alone.
+  const size_t B = BlockHash::kBlock;
+  std::string data(9 * B + 5, '\0');
+  uint64_t x = 88172645463325252ull;
+  for (char& c : data) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  std::vector<uint64_t> got;
+  BlockHash::hash_blocks(data.data(), data.size(), got);
+  ASSERT_EQ(got.size(), 10u);
+  for (size_t b = 0; b < got.size(); ++b) {
+    Fnv64 f;
+    f.add(data.data() + b * B, std::min(B, data.size() - b * B));
+    EXPECT_EQ(got[b], f.h) << b;
+  }
+  BlockHash whole;
+  whole.add(data.data(), data.size());
+  EXPECT_EQ(BlockHash::combine(got.data(), got.size()), whole.value());
 }
 
 TEST(IdDict, IntegerAndTextIdsNumberedFirstSeenFirst) {
