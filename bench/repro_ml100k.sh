@@ -27,6 +27,7 @@ print(f"\n| metric (test) | mean ± std over seeds {', '.join(seeds)} | per seed
 print("|---|---|---|")
 for m in ["recall@10", "ndcg@10", "mrr@10", "hit@10", "precision@10", "recall@20", "ndcg@20"]:
     v = [r["test"][m] for r in res]
-    print(f"| {m} | {st.mean(v):.4f} ± {st.stdev(v):.4f} | {', '.join(f'{x:.4f}' for x in v)} |")
+    sd = f"{st.stdev(v):.4f}" if len(v) > 1 else "- (one seed)"
+    print(f"| {m} | {st.mean(v):.4f} ± {sd} | {', '.join(f'{x:.4f}' for x in v)} |")
 print(f"| best epoch | | {', '.join(str(r['best_epoch']) for r in res)} |")
 PY
