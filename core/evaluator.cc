@@ -134,19 +134,25 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
     if (in.score) {
       in.score(gvec.data(), g, qloc, static_cast<size_t>(L), scores.data());
     } else {
-      // Four users at a time share each item row's loads (same bits as MFModel::score).
-      size_t gu = 0;
-      for (; gu + 4 <= g; gu += 4) {
-        const float* four[4] = {gvec[gu], gvec[gu + 1], gvec[gu + 2], gvec[gu + 3]};
-        float out[4];
-        for (int64_t l = 0; l < L; ++l) {
-          kernels::dot4(four, qrow(l), d, out);
-          for (int k = 0; k < 4; ++k) scores[(gu + k) * L + l] = out[k];
+      // Four users at a time share each item row's loads (same bits as MFModel::score), and all
+      // the round's users go over one tile of item rows while it is in cache: a large item table
+      // streams from memory once a round, not once per four users.
+      const int64_t tile = std::max<int64_t>(64, (int64_t{256} << 10) / (static_cast<int64_t>(d) * 4 + 1));
+      for (int64_t l0 = 0; l0 < L; l0 += tile) {
+        const int64_t l1 = std::min(L, l0 + tile);
+        size_t gu = 0;
+        for (; gu + 4 <= g; gu += 4) {
+          const float* four[4] = {gvec[gu], gvec[gu + 1], gvec[gu + 2], gvec[gu + 3]};
+          float out[4];
+          for (int64_t l = l0; l < l1; ++l) {
+            kernels::dot4(four, qrow(l), d, out);
+            for (int k = 0; k < 4; ++k) scores[(gu + k) * L + l] = out[k];
+          }
         }
+        for (; gu < g; ++gu)
+          for (int64_t l = l0; l < l1; ++l)
+            scores[gu * L + l] = MFModel::score(gvec[gu], qrow(l), d);
       }
-      for (; gu < g; ++gu)
-        for (int64_t l = 0; l < L; ++l)
-          scores[gu * L + l] = MFModel::score(gvec[gu], qrow(l), d);
       if (in.offset != 0)
         for (float& x : scores) x += in.offset;
     }
@@ -154,18 +160,31 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
       for (size_t i = 0; i + 1 < v.size(); i += 2)
         scores[v[i] * L + item_sharding.local_index(v[i + 1])] = masked;
 
+    // The local top K of each user: a heap of the K best so far whose top is the K-th (ranks_before
+    // is a total order over distinct items, so this is the set and order a full sort gives); most
+    // scores fall below the K-th and cost one comparison.
     std::vector<ScoredItem> c;
+    const size_t want = static_cast<size_t>(K);
     for (int k = 0; k < n; ++k) {
       for (size_t gu = first[k]; gu < first[k + 1]; ++gu) {
         c.clear();
-        for (int64_t l = 0; l < L; ++l) {
-          const float s = scores[gu * L + l];
-          if (s != masked) c.push_back({s, item_sharding.global_id(me, l)});
+        const float* row = &scores[gu * L];
+        for (int64_t l = 0; want > 0 && l < L; ++l) {
+          const float s = row[l];
+          if (s == masked) continue;
+          if (c.size() == want) {
+            if (!(s >= c.front().score)) continue;  // below the K-th (a NaN never enters)
+            const ScoredItem x{s, item_sharding.global_id(me, l)};
+            if (!ranks_before(x, c.front())) continue;
+            std::pop_heap(c.begin(), c.end(), ranks_before);
+            c.back() = x;
+          } else {
+            c.push_back({s, item_sharding.global_id(me, l)});
+          }
+          std::push_heap(c.begin(), c.end(), ranks_before);
         }
-        const size_t keep = std::min<size_t>(K, c.size());
-        std::partial_sort(c.begin(), c.begin() + keep, c.end(), ranks_before);
-        c.resize(keep);
-        c.resize(K, ScoredItem{masked, -1});
+        std::sort_heap(c.begin(), c.end(), ranks_before);
+        c.resize(want, ScoredItem{masked, -1});
         top_send[k].insert(top_send[k].end(), c.begin(), c.end());
       }
     }

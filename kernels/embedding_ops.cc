@@ -22,24 +22,6 @@ SHARDREC_CLONES float dot(const float* a, const float* b, int n) {
   return ((p[0] + p[4]) + (p[1] + p[5])) + ((p[2] + p[6]) + (p[3] + p[7]));
 }
 
-SHARDREC_CLONES void dot4(const float* const a[4], const float* b, int n, float* out) {
-  float p[4][8] = {};
-  const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) {
-      const float bl = b[i + l];
-      p[0][l] += a0[i + l] * bl;
-      p[1][l] += a1[i + l] * bl;
-      p[2][l] += a2[i + l] * bl;
-      p[3][l] += a3[i + l] * bl;
-    }
-  for (int l = 0; i < n; ++i, ++l)
-    for (int k = 0; k < 4; ++k) p[k][l] += a[k][i] * b[i];
-  for (int k = 0; k < 4; ++k)
-    out[k] = ((p[k][0] + p[k][4]) + (p[k][1] + p[k][5])) + ((p[k][2] + p[k][6]) + (p[k][3] + p[k][7]));
-}
-
 namespace {
 // Eight floats as one value (GCC's vector extension: one ymm register with AVX2, two xmm without).
 typedef float v8 __attribute__((vector_size(32)));
@@ -92,6 +74,10 @@ SHARDREC_INLINE void weighted_block(const float* __restrict rows, const float* _
   for (int t = 0; t < V; ++t) std::memcpy(out + k + 8 * t, &acc[t], sizeof acc[t]);
 }
 }  // namespace
+
+// The lanes in registers (dots<4>); written with plain float arrays GCC vectorised it into
+// shuffles and spills, about ten times slower. Same operations per lane, so the same bits.
+SHARDREC_CLONES void dot4(const float* const a[4], const float* b, int n, float* out) { dots<4>(a, b, n, out); }
 
 namespace {
 // e^x * w for x <= 0: x = k ln2 + r (Cody-Waite, |r| <= ln2 / 2), e^r by its Taylor polynomial
