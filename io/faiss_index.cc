@@ -127,6 +127,24 @@ std::string FaissIndex::type() const {
   return typeid(*i).name();
 }
 
+void FaissIndex::set_search(int ef_search, int nprobe) {
+  const std::string t = type();
+  if (ef_search != 0) {
+    auto* h = dynamic_cast<faiss::IndexHNSW*>(impl_->index.get());
+    if (!h) fail("option --ef-search: " + path_ + " is a " + t + " index; efSearch is an hnsw index's parameter");
+    if (ef_search < 1) fail("option --ef-search " + std::to_string(ef_search) + ": must be at least 1");
+    h->hnsw.efSearch = ef_search;
+  }
+  if (nprobe != 0) {
+    auto* v = dynamic_cast<faiss::IndexIVF*>(impl_->index.get());
+    if (!v) fail("option --nprobe: " + path_ + " is a " + t + " index; nprobe is an ivf index's parameter");
+    if (nprobe < 1 || static_cast<size_t>(nprobe) > v->nlist)
+      fail("option --nprobe " + std::to_string(nprobe) + ": must be 1 to the index's " + std::to_string(v->nlist) +
+           " lists (" + path_ + ")");
+    v->nprobe = static_cast<size_t>(nprobe);
+  }
+}
+
 void FaissIndex::search(const float* query, int k, std::vector<int64_t>& ids, std::vector<float>& scores) const {
   ids.assign(static_cast<size_t>(k), -1);
   scores.assign(static_cast<size_t>(k), 0);
@@ -150,6 +168,7 @@ void FaissIndex::search(const float* query, int k, std::vector<int64_t>& ids, st
 int FaissIndex::dim() const { return 0; }
 int64_t FaissIndex::rows() const { return 0; }
 std::string FaissIndex::type() const { return {}; }
+void FaissIndex::set_search(int, int) { no_faiss(path_); }
 void FaissIndex::search(const float*, int, std::vector<int64_t>&, std::vector<float>&) const { no_faiss(path_); }
 #endif
 

@@ -36,7 +36,7 @@ namespace {
 // The top K of this rank's users from the FAISS index at `path` (see the top of the file).
 // Collective only in its checks: every rank refuses alike.
 void index_top_k(const Model& model, const std::string& model_name, const io::DataShard& data,
-                 const std::string& params, const std::string& path,
+                 const std::string& params, const std::string& path, int ef_search, int nprobe,
                  const std::vector<int64_t>& mine, int K, bool mask_valid, dist::Comm& comm, const TopKSink& sink) {
   io::agree(comm, [&] {
     std::string why;
@@ -66,6 +66,7 @@ void index_top_k(const Model& model, const std::string& model_name, const io::Da
       msg += " (export --format faiss with these --data and --params writes a matching one)";
       fail(msg);
     }
+    index->set_search(ef_search, nprobe);
   });
   const dist::Sharding& us = model.rows_user().sharding();
   std::vector<int64_t> ids, keep_ids;
@@ -111,7 +112,7 @@ void index_top_k(const Model& model, const std::string& model_name, const io::Da
 int cmd_recommend(int argc, char** argv) {
   TrainConfig c;  // its data
   std::string params, users = "all", out = "-", fmt = "tsv", index_path;
-  int k = 20;
+  int k = 20, ef_search = 0, nprobe = 0;
   bool mask_valid = false;
   Options opts = for_command(config_options(c), kExport);
   opts.insert(opts.end(), {
@@ -126,6 +127,11 @@ int cmd_recommend(int argc, char** argv) {
       Option("index", index_path,
              "a FAISS index of the item vectors (export --format faiss: OUT.item.faiss) to take the candidates "
              "from instead of exact scoring (models with a dot-product form); flat: exact, hnsw/ivf: approximate"),
+      Option("ef-search", ef_search,
+             "with an hnsw --index: candidates kept while searching (0: the value stored in the index)")
+          .at_least(0),
+      Option("nprobe", nprobe, "with an ivf --index: lists visited per search (0: the value stored in the index)")
+          .at_least(0),
   });
   const Args args =
       parse(argc, argv, "usage: [mpirun -np N] shardrec recommend --data DATA.h5 --params PARAMS.h5 [options]", opts);
@@ -134,6 +140,9 @@ int cmd_recommend(int argc, char** argv) {
   if (!index_path.empty() && !io::have_faiss())
     fail("option --index: this shardrec was built without FAISS (Debian: libfaiss-dev, which "
          "launch/install-deps.sh installs; then rebuild)");
+  if (index_path.empty() && (ef_search != 0 || nprobe != 0))
+    fail(std::string("option --") + (ef_search != 0 ? "ef-search" : "nprobe") +
+         ": a search parameter of a FAISS index, so it needs --index");
   return run_mpi(
       [&](dist::Comm& comm) {
         check_inputs(comm, c.data, params);
@@ -166,7 +175,8 @@ int cmd_recommend(int argc, char** argv) {
         if (index_path.empty())
           model_top_k(*m.model, m.data, mine, k, mask_valid, c.eval, comm, lists.sink());
         else
-          index_top_k(*m.model, m.cfg.model, m.data, params, index_path, mine, k, mask_valid, comm, lists.sink());
+          index_top_k(*m.model, m.cfg.model, m.data, params, index_path, ef_search, nprobe, mine, k, mask_valid, comm,
+                      lists.sink());
         // Rank 0 writes the item ids (and, without a list, the users': it alone read them).
         const auto item_raw = comm.rank() == 0 ? io::read_raw_ids(f, info, "item", 0, info.num_items)
                                                : std::vector<std::string>{};

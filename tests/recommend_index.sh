@@ -5,7 +5,9 @@
 # ranks; hnsw and ivf indexes find most of the exact top 10; an ivf export is byte-identical when
 # repeated and on 1 and 3 ranks; refusals: neumf (no dot form), an index that does not match the
 # item table (other dimension, other row count), a file that is not an index, --ivf-nlist above
-# the number of items and --ivf-nprobe above --ivf-nlist.
+# the number of items and --ivf-nprobe above --ivf-nlist. recommend's --nprobe and --ef-search
+# override the index's stored values (--nprobe 16 over an nprobe-4 index gives the nprobe-16 index's
+# lists on 1 and 3 ranks) and are refused for the other type, above nlist, and without --index.
 # usage: recommend_index.sh SHARDREC WORKDIR MPIEXEC
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -111,6 +113,26 @@ for idx in hnsw:0.9 ivf1:0.7 ivfall:1.0; do
   python3 -c "import sys; sys.exit(not float('$r') >= $want)" && ok "$name: recall@10 $r >= $want" \
     || bad "$name: recall@10 $r < $want"
 done
+# Search parameters at query time: --nprobe 16 over the nprobe-4 index is the index stored with 16.
+for np in 1 3; do
+  mpi $np "$bin" recommend --data d.h5 --params mf/params.h5 --k 10 --index mf.ivf1.item.faiss --nprobe 16 \
+    --out mf.ivf1.np16.$np.tsv >/dev/null || bad "recommend --nprobe 16 on $np ranks"
+  cmp -s mf.ivf1.np16.$np.tsv mf.ivfall.1.tsv && ok "--nprobe 16 on $np ranks: the lists of the index stored with 16" \
+    || bad "--nprobe 16 on $np ranks differs from the index stored with nprobe 16"
+done
+"$bin" recommend --data d.h5 --params mf/params.h5 --k 10 --index mf.ivfall.item.faiss --nprobe 1 --out mf.ivf.np1.tsv \
+  >/dev/null || bad "recommend --nprobe 1"
+cmp -s mf.ivf.np1.tsv mf.ivfall.1.tsv && bad "--nprobe 1 gave nprobe 16's lists" || ok "--nprobe 1 changes the lists"
+"$bin" export --data d.h5 --params mf/params.h5 --format faiss --index-type hnsw --hnsw-m 16 --hnsw-ef-search 1 \
+  --out mf.hnsw1 >/dev/null || bad "export hnsw ef 1"
+"$bin" recommend --data d.h5 --params mf/params.h5 --k 10 --index mf.hnsw1.item.faiss --out mf.hnsw1.tsv >/dev/null \
+  || bad "recommend hnsw ef 1"
+"$bin" recommend --data d.h5 --params mf/params.h5 --k 10 --index mf.hnsw1.item.faiss --ef-search 1000 \
+  --out mf.hnsw1000.tsv >/dev/null || bad "recommend --ef-search 1000"
+r1=$(recall mf.exact.false.tsv mf.hnsw1.tsv 10); r1000=$(recall mf.exact.false.tsv mf.hnsw1000.tsv 10)
+python3 -c "import sys; sys.exit(not (float('$r1000') >= 0.99 and float('$r1000') > float('$r1')))" \
+  && ok "--ef-search 1000 over an index stored with 1: recall@10 $r1 -> $r1000" \
+  || bad "--ef-search 1000: recall@10 $r1 -> $r1000"
 python3 - <<'PY' && ok "ivf nprobe 4: ranks 1..n, scores descending, no training item" || fails=$((fails+1))
 import csv, h5py
 rows = list(csv.reader(open("mf.ivf1.1.tsv"), delimiter="\t"))
@@ -151,4 +173,12 @@ expect_error "ivf nlist above the items" --ivf-nlist "$nitems" -- \
 [ ! -e big.item.faiss ] && ok "nothing written for the refused nlist" || bad "big.item.faiss written"
 expect_error "ivf nprobe above nlist" --ivf-nprobe --ivf-nlist -- \
   "$bin" export --data d.h5 --params mf/params.h5 --format faiss --index-type ivf --ivf-nlist 4 --ivf-nprobe 5 --out p
+expect_error "--ef-search on an ivf index" --ef-search mf.ivf1.item.faiss ivf hnsw -- \
+  "$bin" recommend --data d.h5 --params mf/params.h5 --index mf.ivf1.item.faiss --ef-search 10
+expect_error "--nprobe on an hnsw index" --nprobe mf.hnsw.item.faiss hnsw ivf -- \
+  "$bin" recommend --data d.h5 --params mf/params.h5 --index mf.hnsw.item.faiss --nprobe 2
+expect_error "--nprobe above the lists" "--nprobe 17" 16 mf.ivf1.item.faiss -- \
+  mpi 2 "$bin" recommend --data d.h5 --params mf/params.h5 --index mf.ivf1.item.faiss --nprobe 17
+expect_error "--nprobe without --index" --nprobe --index -- \
+  "$bin" recommend --data d.h5 --params mf/params.h5 --nprobe 4
 finish "all recommend --index cases ok"
