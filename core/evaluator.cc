@@ -35,6 +35,7 @@ void top_k(const MFModel& model, const io::DataShard& data, const std::vector<in
   in.items = &model.item.sharding();
   in.item_rows = qloc.data();
   in.item_dim = model.dim();
+  in.pool = model.item.pool();
   top_k(in, data, users, K, mask_valid, cfg, comm, sink);
 }
 
@@ -130,7 +131,7 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
             top_send[k].push_back(ti[u * K + j] >= 0 ? ScoredItem{ts[u * K + j], ti[u * K + j]}
                                                      : ScoredItem{masked, -1});
     } else {
-    scores.assign(g * L, 0.0f);
+    scores.resize(g * L);  // every entry is written below
     if (in.score) {
       in.score(gvec.data(), g, qloc, static_cast<size_t>(L), scores.data());
     } else {
@@ -138,21 +139,34 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
       // the round's users go over one tile of item rows while it is in cache: a large item table
       // streams from memory once a round, not once per four users.
       const int64_t tile = std::max<int64_t>(64, (int64_t{256} << 10) / (static_cast<int64_t>(d) * 4 + 1));
-      for (int64_t l0 = 0; l0 < L; l0 += tile) {
-        const int64_t l1 = std::min(L, l0 + tile);
-        size_t gu = 0;
-        for (; gu + 4 <= g; gu += 4) {
-          const float* four[4] = {gvec[gu], gvec[gu + 1], gvec[gu + 2], gvec[gu + 3]};
-          float out[4];
-          for (int64_t l = l0; l < l1; ++l) {
-            kernels::dot4(four, qrow(l), d, out);
-            for (int k = 0; k < 4; ++k) scores[(gu + k) * L + l] = out[k];
+      const int64_t tiles = (L + tile - 1) / tile;
+      const size_t groups = (g + 3) / 4;  // the last one holds 1 to 4 users
+      auto score = [&](int64_t t0, int64_t t1, size_t g0, size_t g1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t l0 = t * tile, l1 = std::min(L, l0 + tile);
+          for (size_t q = g0; q < g1; ++q) {
+            const size_t gu = 4 * q;
+            if (gu + 4 <= g) {
+              const float* four[4] = {gvec[gu], gvec[gu + 1], gvec[gu + 2], gvec[gu + 3]};
+              float out[4];
+              for (int64_t l = l0; l < l1; ++l) {
+                kernels::dot4(four, qrow(l), d, out);
+                for (int k = 0; k < 4; ++k) scores[(gu + k) * L + l] = out[k];
+              }
+            } else {
+              for (size_t u = gu; u < g; ++u)
+                for (int64_t l = l0; l < l1; ++l) scores[u * L + l] = MFModel::score(gvec[u], qrow(l), d);
+            }
           }
         }
-        for (; gu < g; ++gu)
-          for (int64_t l = l0; l < l1; ++l)
-            scores[gu * L + l] = MFModel::score(gvec[gu], qrow(l), d);
-      }
+      };
+      const size_t nt = in.pool ? static_cast<size_t>(in.pool->size()) : 1;
+      if (static_cast<size_t>(tiles) >= 4 * nt)  // split the items
+        parallel(in.pool, static_cast<size_t>(tiles), [&](size_t lo, size_t hi, int) {
+          score(static_cast<int64_t>(lo), static_cast<int64_t>(hi), 0, groups);
+        });
+      else  // few tiles: split the users
+        parallel(in.pool, groups, [&](size_t lo, size_t hi, int) { score(0, tiles, lo, hi); });
       if (in.offset != 0)
         for (float& x : scores) x += in.offset;
     }
@@ -162,11 +176,13 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
 
     // The local top K of each user: a heap of the K best so far whose top is the K-th (ranks_before
     // is a total order over distinct items, so this is the set and order a full sort gives); most
-    // scores fall below the K-th and cost one comparison.
-    std::vector<ScoredItem> c;
+    // scores fall below the K-th and cost one comparison. Users split over the threads.
     const size_t want = static_cast<size_t>(K);
-    for (int k = 0; k < n; ++k) {
-      for (size_t gu = first[k]; gu < first[k + 1]; ++gu) {
+    std::vector<ScoredItem> best(g * want);
+    parallel(in.pool, g, [&](size_t lo, size_t hi, int) {
+      std::vector<ScoredItem> c;
+      c.reserve(want);
+      for (size_t gu = lo; gu < hi; ++gu) {
         c.clear();
         const float* row = &scores[gu * L];
         for (int64_t l = 0; want > 0 && l < L; ++l) {
@@ -185,9 +201,12 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
         }
         std::sort_heap(c.begin(), c.end(), ranks_before);
         c.resize(want, ScoredItem{masked, -1});
-        top_send[k].insert(top_send[k].end(), c.begin(), c.end());
+        std::copy(c.begin(), c.end(), best.begin() + static_cast<std::ptrdiff_t>(gu * want));
       }
-    }
+    });
+    for (int k = 0; k < n; ++k)
+      top_send[k].assign(best.begin() + static_cast<std::ptrdiff_t>(first[k] * want),
+                         best.begin() + static_cast<std::ptrdiff_t>(first[k + 1] * want));
     }
     auto top_recv = dist::all_to_all(comm, top_send);
     std::vector<ScoredItem> merged;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "base/thread_pool.h"
 #include "core/config.h"
 #include "dist/comm.h"
 #include "dist/sharding.h"
@@ -60,6 +61,10 @@ struct RankInput {
   // offset is 0). Else the scores of n gathered user rows U against L consecutive item rows I,
   // out[u * L + l] (exact scoring by a model's forward pass, on the CPU).
   std::function<void(const float* const* U, size_t n, const float* I, size_t L, float* out)> score;
+  // Threads for the dot products (by item tiles, or by users when the tiles are few) and each
+  // user's selection; every score and list is computed as on one thread. A `score` function runs
+  // on the caller alone (a model's scorer need not be thread-safe).
+  ThreadPool* pool = nullptr;
 };
 void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int64_t>& users, int K,
            bool mask_valid, const EvalConfig& cfg, dist::Comm& comm, const TopKSink& sink);

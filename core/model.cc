@@ -64,6 +64,7 @@ void model_top_k(const Model& m, const io::DataShard& data, const std::vector<in
       m.score_block(U, n, I, L, out);
     };
   }
+  in.pool = m.rows_item().pool();
   top_k(in, data, users, K, mask_valid, cfg, comm, sink);
 }
 

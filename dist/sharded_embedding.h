@@ -85,6 +85,7 @@ class ShardedEmbedding {
   // Threads that split gather's copies and the owner's reduce-and-update by rows (null: none).
   // Each row is computed by the same operations on any thread: the same bits for any number.
   void set_pool(ThreadPool* pool) { pool_ = pool; }
+  ThreadPool* pool() const { return pool_; }
 
   const std::string& name() const { return name_; }
   int dim() const { return dim_; }

@@ -6,6 +6,7 @@
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "core/config.h"
+#include "core/cpu_engine.h"
 #include "core/evaluator.h"
 #include "core/gpu_backend.h"
 #include "core/robustness.h"
@@ -36,6 +37,7 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 int cmd_eval(int argc, char** argv) {
   TrainConfig c;  // its data and eval options
+  c.threads = 0;  // the default: the cores the launcher gave the rank (cpu_threads)
   std::string params, split = "test", out;
   std::vector<std::string> perturb;
   uint64_t perturb_seed = 99;
@@ -62,7 +64,7 @@ int cmd_eval(int argc, char** argv) {
         check_inputs(comm, c.data, params);
         // Any model, built from the file through the registry; the evaluation's own options
         // (cutoffs, label threshold of labeled models) come from the command line.
-        auto m = load_params(c.data, params, comm);
+        auto m = load_params(c.data, params, comm, cpu_threads(c));
         const Log log(args.log_level, comm.rank() == 0);
         debug_partition(log, m.data, comm);
         Progress progress = log.progress("eval " + split, "users");

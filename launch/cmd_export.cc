@@ -15,6 +15,7 @@
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "core/config.h"
+#include "core/cpu_engine.h"
 #include "core/model.h"
 #include "io/checkpoint.h"
 #include "io/dataset.h"
@@ -42,6 +43,7 @@ std::unique_ptr<dist::ShardedEmbedding> read_only_table(const char* name, uint64
 
 int cmd_export(int argc, char** argv) {
   TrainConfig c;  // its data
+  c.threads = 0;  // the default: the cores the launcher gave the rank (cpu_threads)
   std::string params, out, fmt = "h5";
   io::FaissSpec index;
   Options opts = for_command(config_options(c), kExport);
@@ -86,7 +88,7 @@ int cmd_export(int argc, char** argv) {
         check_inputs(comm, data, params);
         std::string what;
         const io::FaissSpec* faiss = fmt == "faiss" ? &index : nullptr;
-        auto m = load_params(data, params, comm);
+        auto m = load_params(data, params, comm, cpu_threads(c));
         const Log log(args.log_level, comm.rank() == 0);
         debug_partition(log, m.data, comm);
         Progress progress = log.progress("export " + fmt, "rows");

@@ -17,6 +17,7 @@
 
 #include "base/error.h"
 #include "core/config.h"
+#include "core/cpu_engine.h"
 #include "core/evaluator.h"
 #include "core/model.h"
 #include "io/dataset.h"
@@ -111,6 +112,7 @@ void index_top_k(const Model& model, const std::string& model_name, const io::Da
 
 int cmd_recommend(int argc, char** argv) {
   TrainConfig c;  // its data
+  c.threads = 0;  // the default: the cores the launcher gave the rank (cpu_threads)
   std::string params, users = "all", out = "-", fmt = "tsv", index_path;
   int k = 20, ef_search = 0, nprobe = 0;
   bool mask_valid = false;
@@ -146,7 +148,7 @@ int cmd_recommend(int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
         check_inputs(comm, c.data, params);
-        auto m = load_params(c.data, params, comm);
+        auto m = load_params(c.data, params, comm, cpu_threads(c));
         const Log log(args.log_level, comm.rank() == 0);
         debug_partition(log, m.data, comm);
         const io::DatasetInfo& info = m.data.info;

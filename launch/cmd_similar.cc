@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "core/config.h"
+#include "core/cpu_engine.h"
 #include "core/evaluator.h"
 #include "core/mf_model.h"
 #include "core/model.h"
@@ -44,6 +45,7 @@ void normalise_rows(std::vector<float>& v, int d) {
 
 int cmd_similar_items(int argc, char** argv) {
   TrainConfig c;  // its data
+  c.threads = 0;  // the default: the cores the launcher gave the rank (cpu_threads)
   std::string params, items = "all", out = "-", fmt = "tsv", metric = "cosine";
   int k = 20;
   Options opts = for_command(config_options(c), kExport);
@@ -65,7 +67,7 @@ int cmd_similar_items(int argc, char** argv) {
   return run_mpi(
       [&](dist::Comm& comm) {
         check_inputs(comm, c.data, params);
-        auto m = load_params(c.data, params, comm);
+        auto m = load_params(c.data, params, comm, cpu_threads(c));
         const Log log(args.log_level, comm.rank() == 0);
         io::agree(comm, [&] {  // every rank refuses alike, with one message
           std::string why;

@@ -392,7 +392,7 @@ Options config_options(TrainConfig& c) {
       Option("threads", c.threads,
              "CPU threads per rank; the results are the same for any number (0: the cores the launcher gave the "
              "rank, shared out among the node's ranks when they are not bound to cores of their own)")
-          .at_least(0).in(kTrain).group(dev).ini(Ini::kNo),
+          .at_least(0).in(kTrain | kEval | kExport).group(dev).ini(Ini::kNo),
       Option("device", c.device,
              "cpu (the reference), cuda (one GPU per rank: the node-local rank picks it), or auto (cuda when a GPU "
              "is visible)")

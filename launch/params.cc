@@ -32,7 +32,8 @@ void read_model_config(const std::string& params, TrainConfig& c) {
   number("graph_layers", c.graph_layers);
 }
 
-LoadedParams load_params(const std::string& data_path, const std::string& params, dist::Comm& comm) {
+LoadedParams load_params(const std::string& data_path, const std::string& params, dist::Comm& comm,
+                         int threads) {
   LoadedParams m;
   m.data = io::load_shard(data_path, comm);
   m.cfg.data = data_path;
@@ -50,6 +51,8 @@ LoadedParams load_params(const std::string& data_path, const std::string& params
   });
   m.model = kind->make(m.cfg, m.data, comm.rank());
   io::load_tables(params, m.model->params_tables(), comm, m.model->exported_dense());
+  m.pool = std::make_unique<ThreadPool>(threads);
+  m.model->set_threads(m.pool.get());
   return m;
 }
 

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "base/thread_pool.h"
 #include "core/config.h"
 #include "core/model.h"
 #include "io/dataset.h"
@@ -21,12 +22,16 @@ void read_model_config(const std::string& params, TrainConfig& c);
 // Any model of a parameters file, built through the registry (core/model_kind.h) from the file's
 // attributes and the dataset (its shapes; vbpr's features, lightgcn's graph), sharded over this
 // job's ranks (items by mod), with the file's tables in Model::params_tables() and its dense
-// parameters. Never trained: the tables keep no optimizer state. Collective.
+// parameters. Never trained: the tables keep no optimizer state. `threads` (per rank) split the
+// scoring and selection of eval, recommend and similar-items, and a graph model's propagation;
+// the results are the same for any number. Collective.
 struct LoadedParams {
   TrainConfig cfg;
   io::DataShard data;
+  std::unique_ptr<ThreadPool> pool;  // before the model: it outlives the model's pointers to it
   std::unique_ptr<Model> model;
 };
-LoadedParams load_params(const std::string& data_path, const std::string& params, dist::Comm& comm);
+LoadedParams load_params(const std::string& data_path, const std::string& params, dist::Comm& comm,
+                         int threads = 1);
 
 }  // namespace shardrec::cli

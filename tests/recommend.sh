@@ -108,4 +108,28 @@ PY
   done
 done
 cmp -s neumf.1.tsv neumf.mv.1.tsv && bad "neumf: --mask-valid changed nothing" || ok "neumf: --mask-valid changes the lists"
+# Threads: the same lists and metrics for 1, 2 and 3 threads a rank, on 1 and 2 ranks. 90k items
+# at dim 8 are 12 tiles of item rows (split by tiles) and d.h5's few items one tile (split by users);
+# 203 users leave a last group of three.
+"$bin" synth --out big.h5 --users 203 --items 90000 --interactions 8000 --min-per-user 5 --seed 3 >/dev/null \
+  || bad "synth"
+"$bin" train --data big.h5 --dim 8 --epochs 1 --batch 256 --lr 0.05 --final-eval false --run-dir bigrun --quiet \
+  >train.log 2>&1 || { cat train.log; bad "train big"; }
+for spec in "big.h5 bigrun" "d.h5 run"; do
+  set -- $spec
+  for np in 1 2; do
+    for t in 1 2 3; do
+      mpi $np "$bin" recommend --data $1 --params $2/params.h5 --k 7 --threads $t --out $2.t$t.n$np.tsv >/dev/null \
+        || bad "$1: recommend --threads $t on $np ranks"
+      mpi $np "$bin" eval --data $1 --params $2/params.h5 --ks 5,20 --threads $t --out $2.t$t.n$np.json >/dev/null \
+        || bad "$1: eval --threads $t on $np ranks"
+    done
+  done
+  same=1
+  for f in $2.t2.n1 $2.t3.n1 $2.t1.n2 $2.t2.n2 $2.t3.n2; do
+    cmp -s $2.t1.n1.tsv $f.tsv && cmp -s $2.t1.n1.json $f.json || same=0
+  done
+  [ $same = 1 ] && [ -s $2.t1.n1.tsv ] && ok "$1: recommend and eval byte-identical for 1, 2, 3 threads on 1 and 2 ranks" \
+    || bad "$1: lists or metrics depend on --threads"
+done
 finish "all recommend cases ok"
