@@ -36,5 +36,5 @@ done
 head -1 users.txt > one.txt
 echo "one user, exact: $(t "$bin" recommend --data data.h5 --params mf/params.h5 --users one.txt --k 20 --out one.tsv) s"
 echo "one user, hnsw ef_search 64: $(t "$bin" recommend --data data.h5 --params mf/params.h5 --users one.txt --k 20 \
-  --index hnsw.item.faiss --out one.tsv) s"
+  --index hnsw.item.faiss --ef-search 64 --out one.tsv) s"
 python3 "$here/faiss_recall.py" exact.tsv "${files[@]}" --ks 10,20

@@ -15,6 +15,7 @@ const char* init_name(dist::InitSpec::Kind k) {
     case dist::InitSpec::Kind::kNormal: return "normal";
     case dist::InitSpec::Kind::kXavierNormal: return "xavier_normal";
     case dist::InitSpec::Kind::kUniform: return "uniform";
+    case dist::InitSpec::Kind::kNone: return "none";
   }
   return "?";
 }

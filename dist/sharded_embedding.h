@@ -23,7 +23,8 @@
 namespace shardrec::dist {
 
 struct InitSpec {
-  enum class Kind { kNormal, kXavierNormal, kUniform };
+  // kNone: rows left at zero, for tables whose values are loaded next (not an option).
+  enum class Kind { kNormal, kXavierNormal, kUniform, kNone };
   Kind kind = Kind::kXavierNormal;
   double scale = 0.01;  // std for kNormal, half-width for kUniform
   static Kind parse(const std::string& name);  // normal, xavier_normal, uniform

@@ -40,6 +40,7 @@ LoadedParams load_params(const std::string& data_path, const std::string& params
   read_model_config(params, m.cfg);
   m.cfg.item_sharding = "mod";
   m.cfg.opt.kind = OptimizerConfig::Kind::kSgd;  // never stepped; SGD keeps no state
+  m.cfg.init.kind = dist::InitSpec::Kind::kNone;  // the tables are loaded below: no random rows first
   const ModelKind* kind = nullptr;
   for (const auto& k : model_kinds())
     if (k.name == m.cfg.model) kind = &k;
