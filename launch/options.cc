@@ -104,6 +104,16 @@ std::string suggestion(std::string typed, const Options& options, const char* da
   std::replace(typed.begin(), typed.end(), '_', '-');
   std::vector<std::string> names = {"help", "config"}, prefixed;
   for (const auto& o : options) names.push_back(o.name);
+  // Names other trainers use for ours (PyTorch scripts, RecBole, implicit), when this command has ours.
+  static const std::pair<const char*, const char*> kSynonyms[] = {
+      {"learning-rate", "lr"},  {"batch-size", "batch"},      {"train-batch-size", "batch"},
+      {"num-epochs", "epochs"}, {"n-epochs", "epochs"},       {"iterations", "epochs"},
+      {"embedding-size", "dim"}, {"embedding-dim", "dim"},    {"factors", "dim"},
+      {"regularization", "l2"}, {"reg", "l2"},                {"num-threads", "threads"},
+      {"neg-samples", "negatives"}, {"num-negatives", "negatives"}, {"topk", "ks"}};
+  for (const auto& [other, ours] : kSynonyms)
+    if (typed == other && std::find(names.begin(), names.end(), ours) != names.end())
+      return "; did you mean " + (dashes + std::string(ours)) + "?";
   for (const auto& n : names)
     if (n.rfind(typed, 0) == 0) prefixed.push_back(dashes + n);
   if (!typed.empty() && !prefixed.empty() && prefixed.size() <= 4) return "; did you mean " + or_list(prefixed) + "?";

@@ -81,6 +81,16 @@ expect_error "option typo" "did you mean --negatives?" "$bin" train --data good.
 expect_error "option prefix" "unrecognised option '--negat'" "$bin" train --data good.h5 --negat 2
 expect_error "stray argument" "unexpected argument 'extra'" "$bin" train --data good.h5 extra
 expect_error "config typo" "did you mean patience?" "$bin" train --data good.h5 --config <(printf 'patiense = 3\n')
+expect_error "another trainer's name for an option" "unrecognised option '--learning-rate'; did you mean --lr?" \
+  "$bin" train --data good.h5 --learning-rate 0.1
+expect_error "another trainer's name in a config" "did you mean batch?" "$bin" train --data good.h5 \
+  --config <(printf 'batch_size = 64\n')
+out=$("$bin" recommend --data good.h5 --params x.h5 --learning-rate 0.1 2>&1)
+if grep -qF "unrecognised option '--learning-rate'" <<<"$out" && ! grep -qF -- "--lr?" <<<"$out"; then
+  echo "ok   recommend has no --lr, so no synonym is offered: $out"
+else
+  echo "FAIL synonym offered where the command lacks the option: $out"; fails=$((fails+1))
+fi
 expect_error "value out of range in a config file" "config file" "$bin" train --data good.h5 --config <(printf 'lr = -1\n')
 help=$("$bin" train --help)
 if grep -q -- "--lr arg (=0.001) " <<<"$help" && grep -q -- "--keep-best arg (=true)" <<<"$help"; then
