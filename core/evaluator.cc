@@ -187,9 +187,9 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
         const float* row = &scores[gu * L];
         for (int64_t l = 0; want > 0 && l < L; ++l) {
           const float s = row[l];
-          if (s == masked) continue;
+          if (!(s > masked)) continue;  // a masked item, or a NaN (never ranked)
           if (c.size() == want) {
-            if (!(s >= c.front().score)) continue;  // below the K-th (a NaN never enters)
+            if (s < c.front().score) continue;  // below the K-th
             const ScoredItem x{s, item_sharding.global_id(me, l)};
             if (!ranks_before(x, c.front())) continue;
             std::pop_heap(c.begin(), c.end(), ranks_before);
