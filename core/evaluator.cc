@@ -178,7 +178,7 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
     // is a total order over distinct items, so this is the set and order a full sort gives); most
     // scores fall below the K-th and cost one comparison. Users split over the threads.
     const size_t want = static_cast<size_t>(K);
-    std::vector<ScoredItem> best(g * want);
+    for (int k = 0; k < n; ++k) top_send[k].resize((first[k + 1] - first[k]) * want);
     parallel(in.pool, g, [&](size_t lo, size_t hi, int) {
       std::vector<ScoredItem> c;
       c.reserve(want);
@@ -201,12 +201,10 @@ void top_k(const RankInput& in, const io::DataShard& data, const std::vector<int
         }
         std::sort_heap(c.begin(), c.end(), ranks_before);
         c.resize(want, ScoredItem{masked, -1});
-        std::copy(c.begin(), c.end(), best.begin() + static_cast<std::ptrdiff_t>(gu * want));
+        const int k = static_cast<int>(std::upper_bound(first.begin(), first.end(), gu) - first.begin()) - 1;
+        std::copy(c.begin(), c.end(), top_send[k].begin() + static_cast<std::ptrdiff_t>((gu - first[k]) * want));
       }
     });
-    for (int k = 0; k < n; ++k)
-      top_send[k].assign(best.begin() + static_cast<std::ptrdiff_t>(first[k] * want),
-                         best.begin() + static_cast<std::ptrdiff_t>(first[k + 1] * want));
     }
     auto top_recv = dist::all_to_all(comm, top_send);
     std::vector<ScoredItem> merged;

@@ -31,10 +31,11 @@ ShardedEmbedding::ShardedEmbedding(std::string name, uint64_t table_key, int64_t
       opt_(opt, local_rows_, dim) {
   // Each row's initial values are a function of (seed, table, global id) only.
   // xavier_normal follows PyTorch for an (rows x dim) weight: std = sqrt(2 / (rows + dim)).
+  if (init.kind == InitSpec::Kind::kNone) return;  // zeros, about to be loaded
   const double std = init.kind == InitSpec::Kind::kXavierNormal
                          ? std::sqrt(2.0 / static_cast<double>(rows + dim))
                          : init.scale;
-  for (int64_t l = 0; init.kind != InitSpec::Kind::kNone && l < local_rows_; ++l) {
+  for (int64_t l = 0; l < local_rows_; ++l) {
     const int64_t id = sharding_.global_id(rank, l);
     CounterRng rng(seed, 0x1a17 + table_key, static_cast<uint64_t>(id));
     float* w = &data_[l * dim];

@@ -128,17 +128,15 @@ std::string FaissIndex::type() const {
 }
 
 void FaissIndex::set_search(int ef_search, int nprobe) {
-  const std::string t = type();
   if (ef_search != 0) {
     auto* h = dynamic_cast<faiss::IndexHNSW*>(impl_->index.get());
-    if (!h) fail("option --ef-search: " + path_ + " is a " + t + " index; efSearch is an hnsw index's parameter");
-    if (ef_search < 1) fail("option --ef-search " + std::to_string(ef_search) + ": must be at least 1");
+    if (!h) fail("option --ef-search: " + path_ + " is a " + type() + " index; efSearch is an hnsw index's parameter");
     h->hnsw.efSearch = ef_search;
   }
   if (nprobe != 0) {
     auto* v = dynamic_cast<faiss::IndexIVF*>(impl_->index.get());
-    if (!v) fail("option --nprobe: " + path_ + " is a " + t + " index; nprobe is an ivf index's parameter");
-    if (nprobe < 1 || static_cast<size_t>(nprobe) > v->nlist)
+    if (!v) fail("option --nprobe: " + path_ + " is a " + type() + " index; nprobe is an ivf index's parameter");
+    if (static_cast<size_t>(nprobe) > v->nlist)
       fail("option --nprobe " + std::to_string(nprobe) + ": must be 1 to the index's " + std::to_string(v->nlist) +
            " lists (" + path_ + ")");
     v->nprobe = static_cast<size_t>(nprobe);

@@ -43,8 +43,8 @@ class FaissIndex {
   int dim() const;
   int64_t rows() const;
   std::string type() const;  // flat, hnsw, ivf (or FAISS's class name for another kind)
-  // Search-time parameters over the ones stored in the file (0 keeps the stored one): an hnsw
-  // index's efSearch, an ivf index's nprobe (1..nlist). A value for another type of index is
+  // Search-time parameters over the ones stored in the file (0 keeps the stored one; others are
+  // positive, as recommend's options check): an hnsw index's efSearch, an ivf index's nprobe (up to nlist). A value for another type of index is
   // refused, naming the option and the index's type.
   void set_search(int ef_search, int nprobe);
   // The k best rows for one query (dim() floats) by inner product, best first, with their inner

